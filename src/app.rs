@@ -1,0 +1,64 @@
+//! Shared state of one gateway process: configuration, store, flows, metrics. Built once
+//! by [`crate::build`], shared by reference with every request (Pingora's proxy struct
+//! holds an `Arc<App>`); per-request state lives in the proxy's CTX instead.
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::pages::cookies::CookieNames;
+use crate::store::{DynStore, StoreResult};
+
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: DynStore,
+    pub auth: Arc<Auth>,
+    pub metrics: Arc<Metrics>,
+    pub cookies: CookieNames,
+    /// Gateway-wide key for CSRF tokens, shared by every instance through the store.
+    /// Fetched lazily so a gateway can start while its store is still down.
+    secret: OnceCell<Vec<u8>>,
+}
+
+impl App {
+    pub fn new(
+        config: Arc<Config>,
+        store: DynStore,
+        auth: Arc<Auth>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let cookies = CookieNames {
+            secure: config.secure_cookies,
+        };
+        Self {
+            config,
+            store,
+            auth,
+            metrics,
+            cookies,
+            secret: OnceCell::new(),
+        }
+    }
+
+    pub async fn secret(&self) -> StoreResult<&[u8]> {
+        self.secret
+            .get_or_try_init(|| async {
+                let mut candidate = vec![0u8; 32];
+                crate::crypto::fill_random(&mut candidate);
+                self.store.secret_get_or_init(&candidate).await
+            })
+            .await
+            .map(Vec::as_slice)
+    }
+}
+
+/// Current time in unix milliseconds: the one place the wall clock is read for flows.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,59 @@
+//! Authentication flows as plain async functions over the store: no Pingora or HTTP types
+//! here, so every flow is testable on its own and the proxy only maps outcomes to pages.
+//!
+//! This module must never log a password, a session token or a hash.
+
+mod login;
+pub mod password;
+pub mod policy;
+mod sessions;
+
+pub use login::{login, LoginInput, LoginOutcome};
+pub use sessions::{Identity, SessionCache};
+
+use std::sync::Arc;
+
+use crate::store::DynStore;
+
+/// What the flows need: the store, the hasher and the session settings.
+pub struct Auth {
+    pub store: DynStore,
+    pub hasher: password::Hasher,
+    pub cache: SessionCache,
+    pub idle_ms: i64,
+    pub absolute_ms: i64,
+}
+
+impl Auth {
+    pub fn new(
+        store: DynStore,
+        hasher: password::Hasher,
+        sessions: &crate::config::SessionsSection,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            hasher,
+            cache: SessionCache::new(),
+            idle_ms: sessions.idle_timeout.as_millis() as i64,
+            absolute_ms: sessions.absolute_timeout.as_millis() as i64,
+        })
+    }
+}
+
+/// Canonical form of an email address for lookups and uniqueness.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// A syntactic sanity check only; the activation mail is the real proof.
+pub fn plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+}

@@ -1,0 +1,127 @@
+//! Resolving a session cookie to an identity, with a short in-process cache.
+//!
+//! Every protected request needs the session; asking the store each time would put a
+//! round-trip on the hot path. Valid sessions are cached for at most
+//! [`CACHE_TTL`] (and never past their own expiry), which bounds how long a revocation
+//! made on another instance or by the CLI can go unseen: the SPEC allows one second.
+//! A local logout or revocation also evicts the local entry at once.
+
+use std::time::Duration;
+
+use pingora_memory_cache::MemoryCache;
+
+use super::Auth;
+use crate::store::{
+    DeviceId, Millis, SessionId, SessionRecord, StoreResult, TokenHash, User, UserId,
+};
+
+/// Upper bound on how stale a cached session may be (revocation delay across instances).
+pub const CACHE_TTL: Duration = Duration::from_millis(500);
+/// `last_seen` is written at most this often per session, to keep reads cheap.
+const TOUCH_EVERY_MS: Millis = 60_000;
+
+/// Who is making the request, as sent upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: UserId,
+    pub email: String,
+    pub name: String,
+    pub admin: bool,
+    pub session_id: SessionId,
+    pub device_id: DeviceId,
+    pub org: Option<String>,
+}
+
+impl Identity {
+    pub fn from_parts(user: &User, session: &SessionRecord) -> Self {
+        Self {
+            user_id: user.id.clone(),
+            email: user.email.clone(),
+            name: user.name.clone(),
+            admin: user.admin,
+            session_id: session.id.clone(),
+            device_id: session.device_id.clone(),
+            org: None,
+        }
+    }
+
+    pub fn groups(&self) -> &'static str {
+        if self.admin {
+            "member,admin"
+        } else {
+            "member"
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Cached {
+    identity: Identity,
+    expires_at: Millis,
+}
+
+pub struct SessionCache {
+    entries: MemoryCache<String, Cached>,
+}
+
+impl Default for SessionCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SessionCache {
+    pub fn new() -> Self {
+        Self {
+            entries: MemoryCache::new(100_000),
+        }
+    }
+
+    pub fn forget(&self, token_hash: &TokenHash) {
+        self.entries.remove(token_hash.as_str());
+    }
+}
+
+impl Auth {
+    /// The identity behind a session token, if the session is valid at `now`.
+    pub async fn identify(&self, token: &str, now: Millis) -> StoreResult<Option<Identity>> {
+        let hash = TokenHash::of(token);
+        if let (Some(hit), _) = self.cache.entries.get(hash.as_str()) {
+            if now < hit.expires_at {
+                return Ok(Some(hit.identity));
+            }
+        }
+        let Some(session) = self.store.session_by_token(&hash, now).await? else {
+            return Ok(None);
+        };
+        let Some(user) = self.store.user_by_id(&session.user_id).await? else {
+            return Ok(None);
+        };
+        if now - session.last_seen >= TOUCH_EVERY_MS {
+            self.store.session_touch(&session.id, now).await?;
+        }
+        let identity = Identity::from_parts(&user, &session);
+        let expires_at = session.expires_at();
+        let ttl =
+            Duration::from_millis((expires_at - now).clamp(0, CACHE_TTL.as_millis() as i64) as u64);
+        self.cache.entries.put(
+            hash.as_str(),
+            Cached {
+                identity: identity.clone(),
+                expires_at,
+            },
+            Some(ttl),
+        );
+        Ok(Some(identity))
+    }
+
+    /// Ends the session behind `token` (logout).
+    pub async fn logout(&self, token: &str, now: Millis) -> StoreResult<()> {
+        let hash = TokenHash::of(token);
+        self.cache.forget(&hash);
+        if let Some(session) = self.store.session_by_token(&hash, now).await? {
+            self.store.session_delete(&session.id).await?;
+        }
+        Ok(())
+    }
+}

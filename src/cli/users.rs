@@ -1,0 +1,163 @@
+//! `vigile user ...`: account administration from the shell.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::app::now_ms;
+use crate::auth::{normalize_email, plausible_email, policy};
+use crate::store::{AccountStatus, SessionId, User, UserId};
+use crate::Vigile;
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create an active account; the password is read from standard input.
+    Add {
+        email: String,
+        #[arg(long)]
+        admin: bool,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List accounts.
+    List,
+    /// Show one account with its sessions.
+    Show { email: String },
+    /// End sessions: every one (--all) or one (--session ID).
+    Revoke {
+        email: String,
+        #[arg(long, conflicts_with = "session", required_unless_present = "session")]
+        all: bool,
+        #[arg(long)]
+        session: Option<String>,
+    },
+}
+
+type CmdResult = Result<ExitCode, Box<dyn std::error::Error>>;
+
+fn fail(msg: impl std::fmt::Display) -> CmdResult {
+    eprintln!("vigile: {msg}");
+    Ok(ExitCode::FAILURE)
+}
+
+fn fmt_time(ms: i64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+    )
+    .to_string()
+}
+
+pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
+    v.block_on(async {
+        let store = &v.app.store;
+        match cmd {
+            UserCommand::Add { email, admin, name } => {
+                let email = normalize_email(&email);
+                if !plausible_email(&email) {
+                    return fail(format!("not an email address: {email}"));
+                }
+                let password = read_password()?;
+                let unmet = policy::check(&password, &v.app.config.file.password);
+                if !unmet.is_empty() {
+                    let t = crate::i18n::Lang::En.tr();
+                    let rules: Vec<String> = unmet.iter().map(|u| t.with(u.key(), &[("min", v.app.config.file.password.min_length.to_string())])).collect();
+                    return fail(format!("password refused: {}", rules.join("; ")));
+                }
+                let user = User {
+                    id: UserId::random(),
+                    email: email.clone(),
+                    name,
+                    password_hash: v.app.auth.hasher.hash(&password).await?,
+                    admin,
+                    status: AccountStatus::Active,
+                    lang: None,
+                    created_at: now_ms(),
+                };
+                match store.user_insert(&user).await {
+                    Ok(()) => {
+                        println!("created {} ({})", user.email, user.id);
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(crate::store::StoreError::Conflict) => fail(format!("{email} already has an account")),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            UserCommand::List => {
+                println!("{:<36} {:<24} {:<13} {:<8} CREATED", "EMAIL", "NAME", "ROLES", "STATUS");
+                for u in store.user_list().await? {
+                    println!(
+                        "{:<36} {:<24} {:<13} {:<8} {}",
+                        u.email,
+                        u.name,
+                        u.roles(),
+                        u.status.as_str(),
+                        fmt_time(u.created_at)
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            UserCommand::Show { email } => {
+                let Some(u) = store.user_by_email(&normalize_email(&email)).await? else {
+                    return fail(format!("no account for {email}"));
+                };
+                println!("id:       {}", u.id);
+                println!("email:    {}", u.email);
+                println!("name:     {}", u.name);
+                println!("roles:    {}", u.roles());
+                println!("status:   {}", u.status.as_str());
+                println!("created:  {}", fmt_time(u.created_at));
+                let sessions = store.sessions_of(&u.id, now_ms()).await?;
+                println!("sessions: {}", sessions.len());
+                for s in sessions {
+                    println!(
+                        "  {}  ip {}  last seen {}  expires {}  {}",
+                        s.id,
+                        s.ip,
+                        fmt_time(s.last_seen),
+                        fmt_time(s.expires_at()),
+                        s.user_agent
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            UserCommand::Revoke { email, all, session } => {
+                let Some(u) = store.user_by_email(&normalize_email(&email)).await? else {
+                    return fail(format!("no account for {email}"));
+                };
+                if all {
+                    let n = store.session_delete_all(&u.id).await?;
+                    println!("ended {n} session(s) of {}", u.email);
+                    tracing::info!(target: "audit", event = "sessions_revoked", user = %u.id, count = n, "admin revoked all sessions");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let Some(sid) = session else {
+                    return fail("give --all or --session ID");
+                };
+                let sid = SessionId::from_string(sid);
+                let owned = store.sessions_of(&u.id, now_ms()).await?.iter().any(|s| s.id == sid);
+                if !owned || !store.session_delete(&sid).await? {
+                    return fail(format!("{} has no session {sid}", u.email));
+                }
+                println!("ended session {sid} of {}", u.email);
+                tracing::info!(target: "audit", event = "session_revoked", user = %u.id, session = %sid, "admin revoked a session");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+/// One line from stdin (no echo control: pipe it, or type it when prompted).
+fn read_password() -> Result<String, Box<dyn std::error::Error>> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password: ");
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err("no password given on standard input".into());
+    }
+    Ok(password)
+}

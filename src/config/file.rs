@@ -1,0 +1,368 @@
+//! The configuration file as the operator writes it: one struct per TOML section, every
+//! key with its default, unknown keys rejected. Nothing here is interpreted beyond
+//! types; `super::validate` turns this into the runtime `Config`.
+//!
+//! `config/vigile.example.toml` documents every key; a test checks it parses to exactly
+//! these defaults, so the two cannot drift apart.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::Secret;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    pub upstream: UpstreamSection,
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub access: AccessSection,
+    #[serde(default)]
+    pub sessions: SessionsSection,
+    #[serde(default)]
+    pub lockout: LockoutSection,
+    #[serde(default)]
+    pub signup: SignupSection,
+    #[serde(default)]
+    pub password: PasswordSection,
+    #[serde(default)]
+    pub mail: MailSection,
+    #[serde(default)]
+    pub sms: SmsSection,
+    #[serde(default)]
+    pub i18n: I18nSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    #[serde(default)]
+    pub headers: HeadersSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address the gateway listens on.
+    pub listen: String,
+    /// PEM certificate chain; with `tls_key`, the gateway terminates TLS (HTTP/2 via ALPN).
+    pub tls_cert: Option<String>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<String>,
+    /// CIDRs of reverse proxies in front of Vigile whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// Public base URL, used in email links; `https` makes cookies `Secure` and `__Host-`.
+    pub public_url: String,
+    /// Worker threads for the proxy (0 = one per CPU).
+    pub threads: usize,
+    /// Enables developer pages such as `/_vigile/dev/mail`. Never in production.
+    pub dev_mode: bool,
+    /// Seconds a graceful shutdown waits for in-flight requests.
+    pub grace_period_seconds: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8000".into(),
+            tls_cert: None,
+            tls_key: None,
+            trusted_proxies: vec![],
+            public_url: "http://127.0.0.1:8000".into(),
+            threads: 0,
+            dev_mode: false,
+            grace_period_seconds: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// The protected application (`http://` or `https://`). Required.
+    pub url: String,
+    /// How long to wait for a TCP (and TLS) connection to upstream.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Longest wait for upstream to answer (each read).
+    #[serde(default = "default_read_timeout", with = "humantime_serde")]
+    pub read_timeout: Duration,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite://PATH` (embedded, one host) or `redis://HOST:PORT/DB` (shared by instances).
+    pub url: Secret,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("sqlite://data/vigile.db"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessSection {
+    /// Paths anyone may reach (glob; `*` within a segment, `**` across segments).
+    pub public: Vec<String>,
+    /// Paths that need a member session even if a `public` pattern also matches them.
+    pub member: Vec<String>,
+    /// Paths that need the admin role. Everything else needs a member session.
+    pub admin: Vec<String>,
+}
+
+impl Default for AccessSection {
+    fn default() -> Self {
+        Self {
+            public: vec![
+                "/".into(),
+                "/catalog/**".into(),
+                "/static/**".into(),
+                "/favicon.ico".into(),
+            ],
+            member: vec![],
+            admin: vec!["/admin/**".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnOverflow {
+    Choose,
+    EvictOldest,
+    Deny,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsSection {
+    /// Devices a member may keep signed in (0 = unlimited).
+    pub max_per_member: u32,
+    /// What a login past the cap does: choose | evict-oldest | deny.
+    pub on_overflow: OnOverflow,
+    /// A session unused this long ends.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A session ends this long after login, whatever its activity.
+    #[serde(with = "humantime_serde")]
+    pub absolute_timeout: Duration,
+}
+
+impl Default for SessionsSection {
+    fn default() -> Self {
+        Self {
+            max_per_member: 3,
+            on_overflow: OnOverflow::Choose,
+            idle_timeout: Duration::from_secs(14 * 86_400),
+            absolute_timeout: Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutSection {
+    pub account_max_failures: u32,
+    pub ip_max_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub ip_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub ip_block: Duration,
+}
+
+impl Default for LockoutSection {
+    fn default() -> Self {
+        Self {
+            account_max_failures: 6,
+            ip_max_failures: 20,
+            ip_window: Duration::from_secs(600),
+            ip_block: Duration::from_secs(900),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignupMode {
+    Open,
+    Invite,
+    Closed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignupSection {
+    pub mode: SignupMode,
+    #[serde(with = "humantime_serde")]
+    pub activation_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub pending_account_ttl: Duration,
+}
+
+impl Default for SignupSection {
+    fn default() -> Self {
+        Self {
+            mode: SignupMode::Open,
+            activation_ttl: Duration::from_secs(48 * 3600),
+            pending_account_ttl: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordSection {
+    pub min_length: usize,
+    pub require_upper: bool,
+    pub require_digit: bool,
+    pub require_symbol: bool,
+    /// Argon2id memory cost in KiB (OWASP: 19456 = 19 MiB).
+    pub argon2_memory_kib: u32,
+    /// Argon2id passes (OWASP: 2).
+    pub argon2_iterations: u32,
+    /// Argon2id lanes (OWASP: 1).
+    pub argon2_parallelism: u32,
+    /// Hashes computed at once (0 = one per CPU); bounds memory and keeps proxy threads free.
+    pub hash_concurrency: usize,
+}
+
+impl Default for PasswordSection {
+    fn default() -> Self {
+        Self {
+            min_length: 10,
+            require_upper: true,
+            require_digit: true,
+            require_symbol: true,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            hash_concurrency: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    Smtp,
+    File,
+    Log,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSection {
+    pub from: String,
+    pub transport: MailTransport,
+    /// `smtp://`, `smtps://` or `smtp://...?tls=required`; may carry credentials (redacted).
+    pub smtp_url: Secret,
+    /// Directory for the `file` transport.
+    pub file_dir: String,
+    /// Addresses told about security events (device overflow).
+    pub admin_notify: Vec<String>,
+}
+
+impl Default for MailSection {
+    fn default() -> Self {
+        Self {
+            from: "Vigile <no-reply@example.com>".into(),
+            transport: MailTransport::Smtp,
+            smtp_url: Secret::new("smtp://127.0.0.1:25"),
+            file_dir: "data/mail".into(),
+            admin_notify: vec![],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsTransport {
+    Http,
+    File,
+    Log,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsSection {
+    pub transport: SmsTransport,
+    /// Provider endpoint; may carry a token (redacted).
+    pub http_url: Secret,
+}
+
+impl Default for SmsSection {
+    fn default() -> Self {
+        Self {
+            transport: SmsTransport::Http,
+            http_url: Secret::new("http://127.0.0.1:9000/send"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct I18nSection {
+    /// Language used when neither the `vigile_lang` cookie nor `Accept-Language` decide.
+    pub default: String,
+}
+
+impl Default for I18nSection {
+    fn default() -> Self {
+        Self {
+            default: "fr".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// `/metrics`, `/healthz`, `/readyz`. Keep it off the public interface.
+    pub listen: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+/// Names of the identity headers sent upstream (Authelia-compatible defaults).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeadersSection {
+    pub user: String,
+    pub email: String,
+    pub name: String,
+    pub groups: String,
+    pub org: String,
+    pub session: String,
+}
+
+impl Default for HeadersSection {
+    fn default() -> Self {
+        Self {
+            user: "Remote-User".into(),
+            email: "Remote-Email".into(),
+            name: "Remote-Name".into(),
+            groups: "Remote-Groups".into(),
+            org: "Remote-Org".into(),
+            session: "Remote-Session".into(),
+        }
+    }
+}

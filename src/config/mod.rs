@@ -1,0 +1,310 @@
+//! Configuration: one TOML file, `VIGILE_SECTION__KEY` environment overrides, unknown keys
+//! rejected, then validated once into the runtime [`Config`] the rest of Vigile reads.
+//!
+//! Errors name the file, the key and the reason, because an operator reads them at 3 a.m.
+//! Secrets are wrapped in [`Secret`] so they can never be printed by accident.
+
+mod file;
+mod secret;
+
+use std::path::{Path, PathBuf};
+
+pub use file::*;
+pub use secret::Secret;
+
+use crate::access::AccessRules;
+use crate::i18n::Lang;
+use crate::store::StoreUrl;
+
+/// The validated configuration. Sections keep the operator's types; derived values that
+/// every request needs (compiled globs, parsed URLs) are computed here once.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: FileConfig,
+    pub source: String,
+    pub store_url: StoreUrl,
+    pub access: AccessRules,
+    pub upstream: UpstreamTarget,
+    pub public_url: url::Url,
+    /// Cookies get `Secure` and the `__Host-` prefix.
+    pub secure_cookies: bool,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub default_lang: Lang,
+}
+
+/// Where requests go, pre-computed for Pingora's `HttpPeer`.
+#[derive(Debug, Clone)]
+pub struct UpstreamTarget {
+    /// `host:port` to connect to.
+    pub address: String,
+    pub tls: bool,
+    /// SNI / certificate name when `tls`.
+    pub sni: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {reason}")]
+    Read { file: String, reason: String },
+    #[error("{file}: {reason}")]
+    Parse { file: String, reason: String },
+    #[error("{file}: key `{key}`: {reason}")]
+    Key {
+        file: String,
+        key: String,
+        reason: String,
+    },
+    #[error("environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
+}
+
+/// Reads `path`, applies environment overrides from `env`, validates.
+pub fn load(
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        file: file.clone(),
+        reason: e.to_string(),
+    })?;
+    from_str(&text, &file, env)
+}
+
+/// Parses configuration text; `source` names it in errors.
+pub fn from_str(
+    text: &str,
+    source: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Parse {
+            file: source.to_string(),
+            reason: e.to_string().trim_end().to_string(),
+        })?;
+    let overridden = apply_env(&mut table, env)?;
+    let file: FileConfig =
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            let origin = overridden
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, var)| format!(" (set by {var})"))
+                .unwrap_or_default();
+            ConfigError::Key {
+                file: source.to_string(),
+                key: if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
+                reason: format!("{}{origin}", e.into_inner()),
+            }
+        })?;
+    validate(file, source)
+}
+
+/// `VIGILE_SECTION__KEY=value` sets `[section] key`. The value is read as a TOML value
+/// when it parses as one (`5`, `true`, `["/a"]`), else as a string. Returns which keys
+/// came from the environment, so errors can say so.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut applied = vec![];
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix("VIGILE_") else {
+            continue;
+        };
+        let Some((section, key)) = rest.split_once("__") else {
+            continue; // VIGILE_CONFIG, VIGILE_LOG: not overrides
+        };
+        if section.is_empty() || key.is_empty() {
+            return Err(ConfigError::Env {
+                var,
+                reason: "expected VIGILE_SECTION__KEY".into(),
+            });
+        }
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(raw));
+        let entry = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(section_table) = entry.as_table_mut() else {
+            return Err(ConfigError::Env {
+                var,
+                reason: format!("`{section}` is not a section"),
+            });
+        };
+        section_table.insert(key.clone(), value);
+        applied.push((format!("{section}.{key}"), var));
+    }
+    Ok(applied)
+}
+
+fn key_err(file: &str, key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        file: file.into(),
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
+    let err = |key: &str, reason: String| key_err(source, key, reason);
+
+    if file.server.listen.parse::<std::net::SocketAddr>().is_err() {
+        return Err(err(
+            "server.listen",
+            "expected IP:PORT, e.g. 0.0.0.0:8000".into(),
+        ));
+    }
+    if file.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
+        return Err(err(
+            "metrics.listen",
+            "expected IP:PORT, e.g. 127.0.0.1:9464".into(),
+        ));
+    }
+    match (&file.server.tls_cert, &file.server.tls_key) {
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(err(
+                "server.tls_cert",
+                "tls_cert and tls_key must be set together".into(),
+            ))
+        }
+        (Some(cert), Some(key)) => {
+            for (k, p) in [("server.tls_cert", cert), ("server.tls_key", key)] {
+                if !Path::new(p).is_file() {
+                    return Err(err(k, format!("file not found: {p}")));
+                }
+            }
+        }
+        (None, None) => {}
+    }
+    let public_url = url::Url::parse(&file.server.public_url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| err("server.public_url", "expected an http(s) URL".into()))?;
+    let trusted_proxies = file
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|c| {
+            parse_cidr(c).ok_or_else(|| err("server.trusted_proxies", format!("not a CIDR: {c}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let upstream = parse_upstream(&file.upstream.url).map_err(|r| err("upstream.url", r))?;
+    let store_url = StoreUrl::parse(file.store.url.expose()).map_err(|r| err("store.url", r))?;
+    let access = AccessRules::new(&file.access.public, &file.access.member, &file.access.admin)
+        .map_err(|(k, r)| err(&format!("access.{k}"), r))?;
+    let default_lang = Lang::parse(&file.i18n.default)
+        .ok_or_else(|| err("i18n.default", "expected \"fr\" or \"en\"".into()))?;
+
+    let s = &file.sessions;
+    if s.idle_timeout.is_zero() || s.absolute_timeout.is_zero() {
+        return Err(err(
+            "sessions.idle_timeout",
+            "timeouts must be positive".into(),
+        ));
+    }
+    let p = &file.password;
+    if p.min_length == 0 || p.min_length > 256 {
+        return Err(err("password.min_length", "expected 1..=256".into()));
+    }
+    argon2::Params::new(
+        p.argon2_memory_kib,
+        p.argon2_iterations,
+        p.argon2_parallelism,
+        None,
+    )
+    .map_err(|e| {
+        err(
+            "password.argon2_memory_kib",
+            format!("invalid argon2 parameters: {e}"),
+        )
+    })?;
+    for h in [
+        ("headers.user", &file.headers.user),
+        ("headers.email", &file.headers.email),
+        ("headers.name", &file.headers.name),
+        ("headers.groups", &file.headers.groups),
+        ("headers.org", &file.headers.org),
+        ("headers.session", &file.headers.session),
+    ] {
+        if http::HeaderName::from_bytes(h.1.as_bytes()).is_err() {
+            return Err(err(h.0, format!("not a valid header name: {}", h.1)));
+        }
+    }
+
+    let secure_cookies = public_url.scheme() == "https" || file.server.tls_cert.is_some();
+    Ok(Config {
+        file,
+        source: source.to_string(),
+        store_url,
+        access,
+        upstream,
+        public_url,
+        secure_cookies,
+        trusted_proxies,
+        default_lang,
+    })
+}
+
+fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
+fn parse_upstream(raw: &str) -> Result<UpstreamTarget, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
+    let tls = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        s => return Err(format!("unsupported scheme `{s}` (http or https)")),
+    };
+    let host = url.host_str().ok_or("URL has no host")?.to_string();
+    let port = url.port_or_known_default().ok_or("URL has no port")?;
+    if url.path() != "/" || url.query().is_some() {
+        return Err("path prefixes are not supported; give scheme://host:port".into());
+    }
+    // IPv6 literals keep their brackets in host_str, which is what host:port needs.
+    Ok(UpstreamTarget {
+        address: format!("{host}:{port}"),
+        tls,
+        sni: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+    })
+}
+
+impl Config {
+    /// The effective configuration as TOML, secrets redacted (for `vigile check-config`).
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(&self.file).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    /// "sqlite" or "redis", for start-up logs (never the URL: it may hold a password).
+    pub fn store_url_kind(&self) -> &'static str {
+        match self.store_url {
+            StoreUrl::Sqlite(_) => "sqlite",
+            StoreUrl::Redis(_) => "redis",
+        }
+    }
+
+    /// Default config file path: `$VIGILE_CONFIG` or `config/vigile.toml`.
+    pub fn default_path() -> PathBuf {
+        std::env::var_os("VIGILE_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config/vigile.toml"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! A configuration value that may carry credentials (a Redis or SMTP URL with a password,
+//! an SMS provider token). Debug and Serialize print it redacted, so neither logs nor
+//! `vigile check-config` can leak it; only `expose()` gives the real value.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The value with any password and credential-like query parameters masked.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+const SECRET_PARAMS: &[&str] = &["password", "pass", "token", "key", "secret", "api_key"];
+
+fn redact_url(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return "<redacted>".into();
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("****"));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let masked = SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str());
+                (
+                    k.into_owned(),
+                    if masked {
+                        "****".into()
+                    } else {
+                        v.into_owned()
+                    },
+                )
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_and_tokens_are_masked() {
+        let s = Secret::new("redis://:hunter2@10.0.0.1:6379/0");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(s.redacted().contains("****"));
+        let t = Secret::new("https://sms.example/send?token=abc123&from=Vigile");
+        assert!(!t.redacted().contains("abc123"));
+        assert!(t.redacted().contains("from=Vigile"));
+        assert_eq!(s.expose(), "redis://:hunter2@10.0.0.1:6379/0");
+    }
+
+    #[test]
+    fn plain_urls_are_unchanged() {
+        assert_eq!(
+            Secret::new("redis://127.0.0.1:6379/0").redacted(),
+            "redis://127.0.0.1:6379/0"
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! Vigile: an authentication gateway for membership sites, built on Pingora.
+//!
+//! Module map:
+//! - [`config`]: TOML + environment → validated [`config::Config`].
+//! - [`access`]: `[access]` rules and path normalisation.
+//! - [`store`]: the `Store` trait and its SQLite and Redis backends.
+//! - [`auth`]: login, sessions, password hashing, as plain async flows over the store.
+//! - [`pages`]: Vigile's own pages (`/_vigile/...`), rendered with askama.
+//! - [`proxy`]: the Pingora `ProxyHttp` implementation (decide, strip, inject, forward).
+//! - [`server`]: assembling Pingora services (gateway, metrics, background tasks).
+//! - [`cli`]: the admin commands; [`demo`]: `vigile demo`.
+//! - [`i18n`], [`metrics`], [`crypto`]: catalogs, Prometheus collectors, random and HMAC.
+//!
+//! [`build`] turns a configuration into a ready [`Vigile`], so tests and `main` start the
+//! same thing.
+
+pub mod access;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod demo;
+pub mod i18n;
+pub mod metrics;
+pub mod pages;
+pub mod proxy;
+pub mod server;
+pub mod store;
+
+use std::sync::Arc;
+
+use app::App;
+use auth::{password::Hasher, Auth};
+use config::Config;
+use metrics::Metrics;
+use store::Instrumented;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot start the background runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("password hashing: {0}")]
+    Hash(#[from] auth::password::HashError),
+    #[error(transparent)]
+    Server(#[from] server::ServerError),
+}
+
+/// A built gateway: shared state plus the background runtime that owns store connections
+/// and periodic tasks (Pingora gives each service its own runtime; this one outlives them).
+pub struct Vigile {
+    pub app: Arc<App>,
+    bg: Arc<tokio::runtime::Runtime>,
+}
+
+/// Builds everything a gateway process needs from a validated configuration.
+pub fn build(config: Config) -> Result<Vigile, BuildError> {
+    // Pingora uses ring; make it the process-wide rustls provider before anything else
+    // (a dependency pulling aws-lc would otherwise make rustls refuse to pick one).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let bg = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("vigile-bg")
+            .enable_all()
+            .build()?,
+    );
+    let metrics = Arc::new(Metrics::new()?);
+    let raw = {
+        let _guard = bg.enter();
+        store::open(&config.store_url)?
+    };
+    let store: store::DynStore = Arc::new(Instrumented::new(raw, metrics.clone()));
+    let hasher = Hasher::new(&config.file.password, Some(metrics.clone()))?;
+    let auth = Auth::new(store.clone(), hasher, &config.file.sessions);
+    let app = Arc::new(App::new(Arc::new(config), store, auth, metrics));
+    Ok(Vigile { app, bg })
+}
+
+impl Vigile {
+    /// Runs a future on the background runtime (admin commands, demo set-up).
+    pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        self.bg.block_on(fut)
+    }
+
+    /// The Pingora server with the gateway and metrics services, not yet running.
+    pub fn server(&self, upgrade: bool) -> Result<pingora::server::Server, BuildError> {
+        Ok(server::assemble(
+            self.app.clone(),
+            self.bg.clone(),
+            upgrade,
+        )?)
+    }
+}

@@ -1,0 +1,151 @@
+//! Every Prometheus collector Vigile exports, registered once in one registry. Names and
+//! labels are part of the public contract (SPEC section 7): change them only with the SPEC.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// decision: proxied, login_redirect, unauthorized, forbidden, blocked, page
+    pub requests: IntCounterVec,
+    pub upstream_duration: Histogram,
+    /// result: success, bad_credentials, locked, ip_blocked, overflow, not_activated
+    pub logins: IntCounterVec,
+    pub sessions_active: IntGauge,
+    /// resolution: replaced, evicted, denied, abandoned
+    pub device_overflows: IntCounterVec,
+    pub account_lockouts: IntCounter,
+    pub ip_blocks: IntCounter,
+    /// kind, result
+    pub mail: IntCounterVec,
+    /// result
+    pub sms: IntCounterVec,
+    pub store_duration: HistogramVec,
+    pub store_errors: IntCounter,
+    pub password_hash: Histogram,
+}
+
+fn fast_buckets() -> Vec<f64> {
+    vec![
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    ]
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+            registry.register(Box::new(h.clone()))?;
+            Ok::<_, prometheus::Error>(h)
+        };
+
+        let requests = counter_vec(
+            "vigile_requests_total",
+            "Requests by gateway decision.",
+            &["decision"],
+        )?;
+        let upstream_duration = histogram(
+            "vigile_upstream_duration_seconds",
+            "Time from sending a request upstream to its response headers.",
+            fast_buckets(),
+        )?;
+        let logins = counter_vec(
+            "vigile_logins_total",
+            "Login attempts by result.",
+            &["result"],
+        )?;
+        let sessions_active = IntGauge::new("vigile_sessions_active", "Sessions currently valid.")?;
+        registry.register(Box::new(sessions_active.clone()))?;
+        let device_overflows = counter_vec(
+            "vigile_device_overflows_total",
+            "Logins past the device cap, by how they ended.",
+            &["resolution"],
+        )?;
+        let account_lockouts = counter(
+            "vigile_account_lockouts_total",
+            "Accounts locked after repeated failures.",
+        )?;
+        let ip_blocks = counter("vigile_ip_blocks_total", "Client addresses blocked.")?;
+        let mail = counter_vec(
+            "vigile_mail_total",
+            "Mails by kind and result.",
+            &["kind", "result"],
+        )?;
+        let sms = counter_vec("vigile_sms_total", "Text messages by result.", &["result"])?;
+        let store_duration = HistogramVec::new(
+            HistogramOpts::new("vigile_store_duration_seconds", "Store operation latency.")
+                .buckets(fast_buckets()),
+            &["op"],
+        )?;
+        registry.register(Box::new(store_duration.clone()))?;
+        let store_errors = counter("vigile_store_errors_total", "Store operations that failed.")?;
+        let password_hash = histogram(
+            "vigile_password_hash_seconds",
+            "Time to hash or verify one password (argon2id), queueing included.",
+            vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+        )?;
+
+        // Pre-create the documented label values so dashboards see zeros, not gaps.
+        for d in [
+            "proxied",
+            "login_redirect",
+            "unauthorized",
+            "forbidden",
+            "blocked",
+            "page",
+        ] {
+            requests.with_label_values(&[d]);
+        }
+        for r in [
+            "success",
+            "bad_credentials",
+            "locked",
+            "ip_blocked",
+            "overflow",
+            "not_activated",
+        ] {
+            logins.with_label_values(&[r]);
+        }
+        for r in ["replaced", "evicted", "denied", "abandoned"] {
+            device_overflows.with_label_values(&[r]);
+        }
+
+        Ok(Self {
+            registry,
+            requests,
+            upstream_duration,
+            logins,
+            sessions_active,
+            device_overflows,
+            account_lockouts,
+            ip_blocks,
+            mail,
+            sms,
+            store_duration,
+            store_errors,
+            password_hash,
+        })
+    }
+
+    /// Text exposition format for `/metrics`.
+    pub fn render(&self) -> Vec<u8> {
+        let mut buf = vec![];
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        buf
+    }
+}

@@ -1,0 +1,154 @@
+//! Every cookie Vigile reads or writes, built in one place with the `cookie` crate so the
+//! attributes (HttpOnly, SameSite=Lax, Path=/, Secure + `__Host-` prefix over TLS) cannot
+//! differ between pages.
+
+use std::time::Duration;
+
+use cookie::{Cookie, SameSite};
+use http::HeaderMap;
+
+pub const SESSION: &str = "vigile_session";
+pub const SESSION_SECURE: &str = "__Host-vigile_session";
+pub const DEVICE: &str = "vigile_device";
+pub const DEVICE_SECURE: &str = "__Host-vigile_device";
+pub const LANG: &str = "vigile_lang";
+
+/// Browsers cap cookie lifetimes at 400 days.
+const DEVICE_LIFETIME: Duration = Duration::from_secs(400 * 86_400);
+const LANG_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
+
+/// The cookies Vigile cares about, read from a request.
+#[derive(Debug, Default, Clone)]
+pub struct RequestCookies {
+    pub session: Option<String>,
+    pub device: Option<String>,
+    pub lang: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CookieNames {
+    pub secure: bool,
+}
+
+impl CookieNames {
+    pub fn session(self) -> &'static str {
+        if self.secure {
+            SESSION_SECURE
+        } else {
+            SESSION
+        }
+    }
+
+    pub fn device(self) -> &'static str {
+        if self.secure {
+            DEVICE_SECURE
+        } else {
+            DEVICE
+        }
+    }
+
+    pub fn read(self, headers: &HeaderMap) -> RequestCookies {
+        let mut out = RequestCookies::default();
+        for value in headers.get_all(http::header::COOKIE) {
+            let Ok(value) = value.to_str() else { continue };
+            for c in Cookie::split_parse(value).flatten() {
+                let slot = match c.name() {
+                    n if n == self.session() => &mut out.session,
+                    n if n == self.device() => &mut out.device,
+                    LANG => &mut out.lang,
+                    _ => continue,
+                };
+                if slot.is_none() && !c.value().is_empty() {
+                    *slot = Some(c.value().to_string());
+                }
+            }
+        }
+        out
+    }
+
+    fn build(self, name: &'static str, value: String, max_age: Option<Duration>) -> String {
+        let mut c = Cookie::build((name, value))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .path("/")
+            .secure(self.secure);
+        if let Some(age) = max_age {
+            c = c.max_age(cookie::time::Duration::seconds(age.as_secs() as i64));
+        }
+        c.build().to_string()
+    }
+
+    pub fn set_session(self, token: &str, lifetime: Duration) -> String {
+        self.build(self.session(), token.to_string(), Some(lifetime))
+    }
+
+    pub fn clear_session(self) -> String {
+        self.build(self.session(), String::new(), Some(Duration::ZERO))
+    }
+
+    pub fn set_device(self, id: &str) -> String {
+        self.build(self.device(), id.to_string(), Some(DEVICE_LIFETIME))
+    }
+
+    pub fn set_lang(self, code: &str) -> String {
+        self.build(LANG, code.to_string(), Some(LANG_LIFETIME))
+    }
+
+    /// The request's `Cookie` header with Vigile's session cookie taken out, so the
+    /// session secret never reaches the upstream application. `None` if nothing is left.
+    pub fn strip_session(self, header: &str) -> Option<String> {
+        let kept: Vec<&str> = header
+            .split(';')
+            .map(str::trim)
+            .filter(|pair| {
+                let name = pair.split('=').next().unwrap_or("").trim();
+                !pair.is_empty() && name != SESSION && name != SESSION_SECURE
+            })
+            .collect();
+        (!kept.is_empty()).then(|| kept.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes() {
+        let plain = CookieNames { secure: false };
+        let c = plain.set_session("tok", Duration::from_secs(60));
+        assert!(c.starts_with("vigile_session=tok"));
+        for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=60"] {
+            assert!(c.contains(attr), "{c}");
+        }
+        assert!(!c.contains("Secure"));
+        let secure = CookieNames { secure: true };
+        let c = secure.set_session("tok", Duration::from_secs(60));
+        assert!(
+            c.starts_with("__Host-vigile_session=tok") && c.contains("Secure"),
+            "{c}"
+        );
+        assert!(!c.contains("Domain"));
+    }
+
+    #[test]
+    fn read_and_strip() {
+        let names = CookieNames { secure: false };
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::COOKIE,
+            "a=1; vigile_session=s3cret; vigile_device=d; vigile_lang=fr"
+                .parse()
+                .unwrap(),
+        );
+        let c = names.read(&h);
+        assert_eq!(c.session.as_deref(), Some("s3cret"));
+        assert_eq!(c.device.as_deref(), Some("d"));
+        assert_eq!(c.lang.as_deref(), Some("fr"));
+        let stripped = names
+            .strip_session("a=1; vigile_session=s3cret; __Host-vigile_session=x; b=2")
+            .unwrap();
+        assert_eq!(stripped, "a=1; b=2");
+        assert_eq!(names.strip_session("vigile_session=x"), None);
+    }
+}

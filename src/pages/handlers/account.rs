@@ -1,0 +1,66 @@
+//! The member's own pages: account summary and `api/me` for single-page apps.
+
+use http::StatusCode;
+use serde_json::json;
+
+use super::Ctx;
+use crate::pages::render::{self, AccountPage};
+use crate::pages::{rd, Reply};
+
+fn need_login(ctx: &Ctx<'_, '_>, here: &str) -> Option<Reply> {
+    match &ctx.req.identity {
+        Ok(Some(_)) => None,
+        Ok(None) => Some(Reply::redirect(StatusCode::FOUND, &rd::login_url(here))),
+        Err(()) => Some(
+            ctx.message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable-title",
+                "unavailable-message",
+                None,
+            )
+            .with_header(http::header::RETRY_AFTER, "5".into()),
+        ),
+    }
+}
+
+pub fn get(ctx: &Ctx<'_, '_>) -> Reply {
+    if let Some(r) = need_login(ctx, "/_vigile/account") {
+        return r;
+    }
+    let Ok(Some(id)) = &ctx.req.identity else {
+        return need_login(ctx, "/_vigile/account").unwrap_or_else(|| ctx.csrf_failed());
+    };
+    let page = AccountPage {
+        c: ctx.chrome("/_vigile/account"),
+        name: id.name.clone(),
+        email: id.email.clone(),
+        groups: id.groups().to_string(),
+        session_id: id.session_id.to_string(),
+    };
+    render::page(StatusCode::OK, &page)
+}
+
+pub fn api_me(ctx: &Ctx<'_, '_>) -> Reply {
+    match &ctx.req.identity {
+        Ok(Some(id)) => Reply::json(
+            StatusCode::OK,
+            &json!({
+                "user": id.user_id.as_str(),
+                "email": id.email,
+                "name": id.name,
+                "groups": id.groups().split(',').collect::<Vec<_>>(),
+                "org": id.org,
+                "session": id.session_id.as_str(),
+            }),
+        ),
+        Ok(None) => Reply::json(
+            StatusCode::UNAUTHORIZED,
+            &json!({"error": "unauthenticated", "login_url": "/_vigile/login"}),
+        ),
+        Err(()) => Reply::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"error": "unavailable"}),
+        )
+        .with_header(http::header::RETRY_AFTER, "5".into()),
+    }
+}

@@ -1,0 +1,139 @@
+//! Login form, its POST, and logout.
+
+use http::StatusCode;
+
+use super::Ctx;
+use crate::app::now_ms;
+use crate::auth::{login as run_login, LoginInput, LoginOutcome};
+use crate::pages::render::{self, LoginPage};
+use crate::pages::{rd, Reply};
+
+/// Longest email or password we look at; anything longer is a bad credential.
+const MAX_FIELD: usize = 1024;
+
+pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
+    let rd = rd::or_home(ctx.req.query_param("rd").as_deref());
+    if let Ok(Some(_)) = ctx.req.identity {
+        return Reply::redirect(StatusCode::FOUND, &rd);
+    }
+    let notice = ctx.req.query_param("logged_out").map(|_| "logout-done");
+    form(ctx, StatusCode::OK, rd, String::new(), None, notice)
+}
+
+fn form(
+    ctx: &Ctx<'_, '_>,
+    status: StatusCode,
+    rd: String,
+    email: String,
+    error: Option<&'static str>,
+    notice: Option<&'static str>,
+) -> Reply {
+    let here = if rd == "/" {
+        "/_vigile/login".to_string()
+    } else {
+        rd::login_url(&rd)
+    };
+    let page = LoginPage {
+        c: ctx.chrome(&here),
+        rd,
+        email,
+        error,
+        notice,
+    };
+    render::page(status, &page)
+}
+
+pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
+    let f = ctx.req.form();
+    let rd = rd::or_home(Some(f.get("rd")));
+    if !ctx.csrf_ok(f.get("csrf")) {
+        return ctx.csrf_failed();
+    }
+    let (email, password) = (f.get("email"), f.get("password"));
+    let metrics = &ctx.app.metrics;
+    if email.len() > MAX_FIELD || password.len() > MAX_FIELD {
+        metrics.logins.with_label_values(&["bad_credentials"]).inc();
+        return form(
+            ctx,
+            StatusCode::UNAUTHORIZED,
+            rd,
+            String::new(),
+            Some("login-failed"),
+            None,
+        );
+    }
+    let input = LoginInput {
+        email,
+        password,
+        device: ctx.device.clone(),
+        ip: ctx.req.client_ip.to_string(),
+        user_agent: ctx.req.user_agent(),
+        previous_token: ctx.req.cookies.session.as_deref(),
+        now: now_ms(),
+    };
+    match run_login(&ctx.app.auth, input).await {
+        Ok(LoginOutcome::Success { token, user, .. }) => {
+            metrics.logins.with_label_values(&["success"]).inc();
+            tracing::info!(target: "audit", event = "login", user = %user.id, ip = %ctx.req.client_ip, "login succeeded");
+            let lifetime = ctx.app.config.file.sessions.absolute_timeout;
+            Reply::see_other(&rd).with_cookie(ctx.app.cookies.set_session(&token, lifetime))
+        }
+        Ok(LoginOutcome::BadCredentials) => {
+            metrics.logins.with_label_values(&["bad_credentials"]).inc();
+            tracing::info!(target: "audit", event = "login_failed", ip = %ctx.req.client_ip, "login failed");
+            form(
+                ctx,
+                StatusCode::UNAUTHORIZED,
+                rd,
+                email.to_string(),
+                Some("login-failed"),
+                None,
+            )
+        }
+        Ok(LoginOutcome::NotActivated) => {
+            metrics.logins.with_label_values(&["not_activated"]).inc();
+            form(
+                ctx,
+                StatusCode::FORBIDDEN,
+                rd,
+                email.to_string(),
+                Some("login-not-activated"),
+                None,
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "login could not complete");
+            ctx.message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable-title",
+                "unavailable-message",
+                None,
+            )
+            .with_header(http::header::RETRY_AFTER, "5".into())
+        }
+    }
+}
+
+pub async fn logout(ctx: &Ctx<'_, '_>) -> Reply {
+    let f = ctx.req.form();
+    if !ctx.csrf_ok(f.get("csrf")) {
+        return ctx.csrf_failed();
+    }
+    if let Some(token) = &ctx.req.cookies.session {
+        if let Err(e) = ctx.app.auth.logout(token, now_ms()).await {
+            tracing::error!(error = %e, "logout could not reach the store");
+            return ctx
+                .message(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable-title",
+                    "unavailable-message",
+                    None,
+                )
+                .with_header(http::header::RETRY_AFTER, "5".into());
+        }
+        if let Ok(Some(id)) = &ctx.req.identity {
+            tracing::info!(target: "audit", event = "logout", user = %id.user_id, ip = %ctx.req.client_ip, "logout");
+        }
+    }
+    Reply::see_other("/_vigile/login?logged_out=1").with_cookie(ctx.app.cookies.clear_session())
+}

@@ -1,0 +1,164 @@
+//! Page routing and what every page response shares: the device cookie (issued on first
+//! visit, it anchors CSRF tokens and, later, device tracking), security headers, no caching.
+
+mod account;
+mod login;
+mod misc;
+
+use http::{Method, StatusCode};
+
+use super::render::{self, Chrome};
+use super::{csrf, PageRequest, Reply};
+use crate::app::App;
+use crate::i18n::Lang;
+use crate::store::DeviceId;
+
+/// Per-request page context: the request, its device id and the CSRF key.
+pub(super) struct Ctx<'a, 'r> {
+    pub app: &'a App,
+    pub req: &'a PageRequest<'r>,
+    pub device: DeviceId,
+    pub secret: &'a [u8],
+}
+
+impl Ctx<'_, '_> {
+    pub fn lang(&self) -> Lang {
+        self.req.lang
+    }
+
+    pub fn csrf(&self) -> String {
+        csrf::token(self.secret, self.device.as_str())
+    }
+
+    /// The submitted form's CSRF field matches this browser's token.
+    pub fn csrf_ok(&self, submitted: &str) -> bool {
+        csrf::check(self.secret, self.req.cookies.device.as_deref(), submitted)
+    }
+
+    pub fn chrome(&self, here: &str) -> Chrome {
+        let user = self
+            .req
+            .identity
+            .as_ref()
+            .ok()
+            .and_then(|i| i.as_ref())
+            .map(|i| {
+                if i.name.is_empty() {
+                    i.email.clone()
+                } else {
+                    i.name.clone()
+                }
+            });
+        Chrome::new(self.lang(), here, user, self.csrf())
+    }
+
+    pub fn message(
+        &self,
+        status: StatusCode,
+        title: &str,
+        msg: &str,
+        link: Option<(&str, &str)>,
+    ) -> Reply {
+        render::message(status, self.lang(), title, msg, link)
+    }
+
+    pub fn csrf_failed(&self) -> Reply {
+        self.message(
+            StatusCode::FORBIDDEN,
+            "csrf-title",
+            "csrf-message",
+            Some(("/_vigile/login", "csrf-retry")),
+        )
+    }
+}
+
+/// A device id from the cookie is only trusted if it looks like one we issued.
+fn valid_device(value: &str) -> bool {
+    (16..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub async fn dispatch(app: &App, req: PageRequest<'_>) -> Reply {
+    let route = req.path.strip_prefix("/_vigile").unwrap_or("/");
+    // Static files and the language switch need neither the store nor a CSRF token.
+    if let Some(name) = route.strip_prefix("/static/") {
+        return finish(misc::static_file(name, req.lang), None);
+    }
+    let existing = req.cookies.device.as_deref().filter(|d| valid_device(d));
+    let new_device = existing.is_none().then(DeviceId::random);
+    let device = new_device
+        .clone()
+        .unwrap_or_else(|| DeviceId::from_string(existing.unwrap_or_default()));
+
+    let secret = match app.secret().await {
+        Ok(s) => s,
+        Err(_) => {
+            let r = render::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                req.lang,
+                "unavailable-title",
+                "unavailable-message",
+                None,
+            )
+            .with_header(http::header::RETRY_AFTER, "5".into());
+            return finish(r, None);
+        }
+    };
+    let ctx = Ctx {
+        app,
+        req: &req,
+        device,
+        secret,
+    };
+    let is_get = matches!(*req.method, Method::GET | Method::HEAD);
+    let reply = match (is_get, *req.method == Method::POST, route) {
+        (true, _, "/login") => login::get(&ctx).await,
+        (_, true, "/login") => login::post(&ctx).await,
+        (_, true, "/logout") => login::logout(&ctx).await,
+        (true, _, "/account") => account::get(&ctx),
+        (true, _, "/api/me") => account::api_me(&ctx),
+        (true, _, "/dev/mail") if app.config.file.server.dev_mode => misc::dev_mail(&ctx),
+        (true, _, r) if r.starts_with("/lang/") => misc::lang(&ctx, &r["/lang/".len()..]),
+        (false, false, _) => ctx.message(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "not-found-title",
+            "method-message",
+            None,
+        ),
+        _ => ctx.message(
+            StatusCode::NOT_FOUND,
+            "not-found-title",
+            "not-found-message",
+            Some(("/", "back-home")),
+        ),
+    };
+    finish(
+        reply,
+        new_device.map(|d| app.cookies.set_device(d.as_str())),
+    )
+}
+
+fn finish(mut reply: Reply, device_cookie: Option<String>) -> Reply {
+    if let Some(c) = device_cookie {
+        reply.headers.push((http::header::SET_COOKIE, c));
+    }
+    let has = |name: &http::HeaderName| reply.headers.iter().any(|(n, _)| n == name);
+    let mut extra = vec![];
+    if !has(&http::header::CACHE_CONTROL) {
+        extra.push((http::header::CACHE_CONTROL, "no-store".to_string()));
+    }
+    extra.extend([
+        (http::header::X_FRAME_OPTIONS, "DENY".to_string()),
+        (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        (http::header::REFERRER_POLICY, "same-origin".to_string()),
+        (
+            http::header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+                .to_string(),
+        ),
+    ]);
+    reply.headers.extend(extra);
+    reply
+}

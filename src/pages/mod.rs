@@ -1,0 +1,128 @@
+//! Vigile's own pages under `/_vigile/`: one handler per page, each taking a
+//! [`PageRequest`] (plain data, no Pingora types) and returning a [`Reply`]. The proxy
+//! writes the reply; nothing here touches a socket.
+
+pub mod cookies;
+mod csrf;
+mod handlers;
+pub mod rd;
+pub mod render;
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+
+use crate::app::App;
+use crate::auth::Identity;
+use crate::i18n::{Lang, Tr};
+use cookies::RequestCookies;
+
+/// Everything a page handler may look at.
+pub struct PageRequest<'a> {
+    pub method: &'a Method,
+    /// Normalised path, starting with `/_vigile/`.
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub cookies: &'a RequestCookies,
+    pub body: Bytes,
+    pub client_ip: IpAddr,
+    /// `Err(())` when the store could not be asked (pages needing a session answer 503).
+    pub identity: Result<Option<Identity>, ()>,
+    pub lang: Lang,
+}
+
+impl PageRequest<'_> {
+    pub fn tr(&self) -> Tr {
+        self.lang.tr()
+    }
+
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    pub fn user_agent(&self) -> String {
+        self.headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// The form fields of a urlencoded POST body.
+    pub fn form(&self) -> Form {
+        Form(
+            form_urlencoded::parse(&self.body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+}
+
+pub struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// A complete response to write downstream.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(http::HeaderName, String)>,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn new(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Self {
+        Self {
+            status,
+            headers: vec![(http::header::CONTENT_TYPE, content_type.to_string())],
+            body: body.into(),
+        }
+    }
+
+    pub fn html(status: StatusCode, body: String) -> Self {
+        Self::new(status, "text/html; charset=utf-8", body)
+    }
+
+    pub fn json(status: StatusCode, value: &serde_json::Value) -> Self {
+        Self::new(status, "application/json", value.to_string())
+    }
+
+    /// 303 See Other: after a form POST the browser GETs the target.
+    pub fn see_other(location: &str) -> Self {
+        Self::redirect(StatusCode::SEE_OTHER, location)
+    }
+
+    pub fn redirect(status: StatusCode, location: &str) -> Self {
+        let mut r = Self::new(status, "text/plain; charset=utf-8", Bytes::new());
+        r.headers
+            .push((http::header::LOCATION, location.to_string()));
+        r
+    }
+
+    pub fn with_cookie(mut self, set_cookie: String) -> Self {
+        self.headers.push((http::header::SET_COOKIE, set_cookie));
+        self
+    }
+
+    pub fn with_header(mut self, name: http::HeaderName, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// Routes a `/_vigile/...` request to its page.
+pub async fn handle(app: &App, req: PageRequest<'_>) -> Reply {
+    handlers::dispatch(app, req).await
+}

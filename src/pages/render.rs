@@ -1,0 +1,108 @@
+//! One askama struct per page and the single function that turns a template into a
+//! [`Reply`]. Templates get the catalog (`c.t`), never literal strings.
+
+use askama::Template;
+use http::StatusCode;
+
+use super::Reply;
+use crate::i18n::{Lang, Tr};
+
+/// What the shared layout needs on every page: catalog, language switch target,
+/// who is signed in (for the header and its logout button).
+pub struct Chrome {
+    pub t: Tr,
+    pub lang: &'static str,
+    /// URL-encoded path+query of this page, for the language switch's `rd`.
+    pub here: String,
+    pub user: Option<String>,
+    pub csrf: String,
+}
+
+impl Chrome {
+    pub fn new(lang: Lang, here: &str, user: Option<String>, csrf: String) -> Self {
+        Self {
+            t: lang.tr(),
+            lang: lang.code(),
+            here: form_urlencoded::byte_serialize(here.as_bytes()).collect(),
+            user,
+            csrf,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/login.html")]
+pub struct LoginPage {
+    pub c: Chrome,
+    pub rd: String,
+    pub email: String,
+    /// Catalog key of the message to show above the form, if any.
+    pub error: Option<&'static str>,
+    pub notice: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "pages/message.html")]
+pub struct MessagePage {
+    pub c: Chrome,
+    pub title: String,
+    pub message: String,
+    pub link: Option<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "pages/account.html")]
+pub struct AccountPage {
+    pub c: Chrome,
+    pub name: String,
+    pub email: String,
+    pub groups: String,
+    pub session_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/dev_mail.html")]
+pub struct DevMailPage {
+    pub c: Chrome,
+    pub mails: Vec<DevMail>,
+}
+
+pub struct DevMail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// Renders `page` as an HTML reply. A template error is a bug: logged, answered 500.
+pub fn page(status: StatusCode, page: &impl Template) -> Reply {
+    match page.render() {
+        Ok(html) => Reply::html(status, html),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            Reply::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                "internal error",
+            )
+        }
+    }
+}
+
+/// A page with a title, one message and an optional link: errors (403, 404, 502, 503)
+/// and simple confirmations. `title`/`message`/`link label` are catalog keys.
+pub fn message(
+    status: StatusCode,
+    lang: Lang,
+    title: &str,
+    message: &str,
+    link: Option<(&str, &str)>,
+) -> Reply {
+    let t = lang.tr();
+    let p = MessagePage {
+        c: Chrome::new(lang, "/", None, String::new()),
+        title: t.get(title),
+        message: t.get(message),
+        link: link.map(|(href, label)| (href.to_string(), t.get(label))),
+    };
+    page(status, &p)
+}

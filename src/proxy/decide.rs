@@ -1,0 +1,271 @@
+//! SPEC section 4, step by step: what to do with one request. Returns a [`Decision`];
+//! the caller writes the response or forwards.
+
+use std::net::IpAddr;
+
+use bytes::{Bytes, BytesMut};
+use http::{Method, StatusCode};
+use pingora::proxy::Session;
+use serde_json::json;
+
+use super::client::{client_ip, is_trusted};
+use super::headers::Forwarded;
+use super::RequestCtx;
+use crate::access::{normalize_path, Access};
+use crate::app::{now_ms, App};
+use crate::auth::Identity;
+use crate::crypto::random_token;
+use crate::i18n::Lang;
+use crate::pages::{self, rd, render, PageRequest, Reply};
+
+/// Largest request body Vigile reads for its own forms.
+const MAX_FORM_BODY: usize = 64 * 1024;
+
+pub enum Decision {
+    /// Send upstream (identity, if any, is in the ctx).
+    Forward,
+    /// Answer here; `label` is the `vigile_requests_total{decision}` value.
+    Respond { reply: Reply, label: &'static str },
+}
+
+fn respond(reply: Reply, label: &'static str) -> Decision {
+    Decision::Respond { reply, label }
+}
+
+fn unavailable(lang: Lang) -> Reply {
+    render::message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        lang,
+        "unavailable-title",
+        "unavailable-message",
+        None,
+    )
+    .with_header(http::header::RETRY_AFTER, "5".into())
+}
+
+/// A navigation by a browser (gets a redirect to the login page) rather than an API call
+/// (gets a 401 JSON body it can act on).
+fn wants_html(method: &Method, headers: &http::HeaderMap) -> bool {
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        return false;
+    }
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    if let Some(mode) = header("sec-fetch-mode") {
+        if mode != "navigate" {
+            return false;
+        }
+    }
+    if header("x-requested-with").is_some() {
+        return false;
+    }
+    header("accept").is_some_and(|accept| {
+        accept.split(',').any(|range| {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q_zero = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    == Some(0.0)
+            });
+            !q_zero && matches!(media.as_str(), "text/html" | "text/*" | "*/*")
+        })
+    })
+}
+
+pub async fn decide(
+    app: &App,
+    session: &mut Session,
+    peer: IpAddr,
+    tls: bool,
+    ctx: &mut RequestCtx,
+) -> Decision {
+    let cfg = &app.config;
+    let req = session.req_header();
+    let header = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
+    let cookies = app.cookies.read(&req.headers);
+    ctx.lang = Lang::negotiate(
+        cookies.lang.as_deref(),
+        header("accept-language"),
+        cfg.default_lang,
+    );
+
+    let xff: Vec<&str> = req
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let client = client_ip(peer, &xff, &cfg.trusted_proxies);
+    let peer_trusted = is_trusted(peer, &cfg.trusted_proxies);
+    let host = header("host")
+        .map(str::to_string)
+        .or_else(|| req.uri.authority().map(|a| a.to_string()));
+    ctx.forwarded = Some(Forwarded::new(
+        peer,
+        peer_trusted,
+        Some(xff.join(", ")).filter(|s| !s.is_empty()).as_deref(),
+        tls,
+        host.as_deref(),
+        random_token(12),
+    ));
+
+    let target = req
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    let Some(path) = normalize_path(&target) else {
+        let reply = render::message(
+            StatusCode::BAD_REQUEST,
+            ctx.lang,
+            "bad-request-title",
+            "bad-request-message",
+            Some(("/", "back-home")),
+        );
+        return respond(reply, "page");
+    };
+
+    let now = now_ms();
+    let identity: Result<Option<Identity>, ()> = match &cookies.session {
+        None => Ok(None),
+        Some(token) => app.auth.identify(token, now).await.map_err(|_| ()),
+    };
+
+    if path == "/_vigile" || path.starts_with("/_vigile/") {
+        let method = req.method.clone();
+        let headers = req.headers.clone();
+        let query = req.uri.query().unwrap_or("").to_string();
+        let body = if method == Method::POST {
+            match read_body(session).await {
+                Some(b) => b,
+                None => {
+                    let reply = Reply::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "text/plain; charset=utf-8",
+                        "request body too large",
+                    );
+                    return respond(reply, "page");
+                }
+            }
+        } else {
+            Bytes::new()
+        };
+        let page = PageRequest {
+            method: &method,
+            path: &path,
+            query: &query,
+            headers: &headers,
+            cookies: &cookies,
+            body,
+            client_ip: client,
+            identity,
+            lang: ctx.lang,
+        };
+        return respond(pages::handle(app, page).await, "page");
+    }
+
+    let access = cfg.access.classify(&path);
+    let stale_cookie = cookies.session.is_some() && matches!(identity, Ok(None));
+    match (access, identity) {
+        (Access::Public, identity) => {
+            ctx.identity = identity.ok().flatten();
+            Decision::Forward
+        }
+        (_, Err(())) => respond(unavailable(ctx.lang), "unavailable"),
+        (_, Ok(None)) => {
+            let mut reply = if wants_html(&req.method, &req.headers) {
+                Reply::redirect(StatusCode::FOUND, &rd::login_url(&target))
+            } else {
+                Reply::json(
+                    StatusCode::UNAUTHORIZED,
+                    &json!({"error": "unauthenticated", "login_url": "/_vigile/login"}),
+                )
+            };
+            if stale_cookie {
+                reply = reply.with_cookie(app.cookies.clear_session());
+            }
+            let label = if reply.status == StatusCode::FOUND {
+                "login_redirect"
+            } else {
+                "unauthorized"
+            };
+            respond(reply, label)
+        }
+        (Access::Admin, Ok(Some(id))) if !id.admin => {
+            let reply = render::message(
+                StatusCode::FORBIDDEN,
+                ctx.lang,
+                "forbidden-title",
+                "forbidden-message",
+                Some(("/", "back-home")),
+            );
+            respond(reply, "forbidden")
+        }
+        (_, Ok(Some(id))) => {
+            ctx.identity = Some(id);
+            Decision::Forward
+        }
+    }
+}
+
+/// Reads a form body, `None` if it exceeds [`MAX_FORM_BODY`].
+async fn read_body(session: &mut Session) -> Option<Bytes> {
+    let mut buf = BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > MAX_FORM_BODY {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Some(buf.freeze()),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read request body");
+                return Some(Bytes::new());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut m = http::HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn browsers_versus_api_clients() {
+        let nav = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert!(wants_html(&Method::GET, &h(&[("accept", nav)])));
+        assert!(wants_html(&Method::HEAD, &h(&[("accept", "*/*")])));
+        assert!(!wants_html(&Method::POST, &h(&[("accept", nav)])));
+        assert!(!wants_html(
+            &Method::GET,
+            &h(&[("accept", "application/json")])
+        ));
+        assert!(!wants_html(&Method::GET, &h(&[])));
+        assert!(!wants_html(
+            &Method::GET,
+            &h(&[("accept", "text/html;q=0")])
+        ));
+        assert!(!wants_html(
+            &Method::GET,
+            &h(&[("accept", nav), ("sec-fetch-mode", "cors")])
+        ));
+        assert!(!wants_html(
+            &Method::GET,
+            &h(&[("accept", "*/*"), ("x-requested-with", "XMLHttpRequest")])
+        ));
+    }
+}

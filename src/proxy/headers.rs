@@ -1,0 +1,226 @@
+//! Identity header hygiene, in one place: what the client sent is removed (whatever its
+//! case, `-` or `_` spelling), what Vigile vouches for is added, and the session cookie is
+//! taken out of the `Cookie` header so the upstream never sees the session secret.
+
+use std::net::IpAddr;
+
+use pingora::http::RequestHeader;
+
+use crate::auth::Identity;
+use crate::config::HeadersSection;
+use crate::pages::cookies::CookieNames;
+
+/// Lower-cased, `_` folded to `-`: the form in which two header names are "the same"
+/// to upstream frameworks (CGI/WSGI/PHP map both `Remote-User` and `remote_user` to one variable).
+fn fold(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+pub struct HeaderPlan {
+    /// Folded names of every identity header, plus forwarding headers Vigile sets itself.
+    strip: Vec<String>,
+    names: HeadersSection,
+}
+
+impl HeaderPlan {
+    pub fn new(names: &HeadersSection) -> Self {
+        let mut strip: Vec<String> = [
+            &names.user,
+            &names.email,
+            &names.name,
+            &names.groups,
+            &names.org,
+            &names.session,
+        ]
+        .iter()
+        .map(|n| fold(n))
+        .collect();
+        // Authelia's defaults too, in case the operator renamed ours: an app written for
+        // them must never receive a client-forged value.
+        for n in [
+            "remote-user",
+            "remote-email",
+            "remote-name",
+            "remote-groups",
+        ] {
+            strip.push(n.to_string());
+        }
+        strip.push("x-request-id".into());
+        Self {
+            strip,
+            names: names.clone(),
+        }
+    }
+
+    /// Removes every client-supplied identity header from `req`.
+    pub fn strip(&self, req: &mut RequestHeader) {
+        let doomed: Vec<String> = req
+            .headers
+            .keys()
+            .map(|k| k.as_str())
+            .filter(|k| self.strip.contains(&fold(k)))
+            .map(str::to_string)
+            .collect();
+        for name in doomed {
+            req.remove_header(&name);
+        }
+    }
+
+    /// Prepares the request for upstream: strip, then inject identity and forwarding headers.
+    pub fn apply(
+        &self,
+        req: &mut RequestHeader,
+        identity: Option<&Identity>,
+        forwarded: &Forwarded,
+        cookies: CookieNames,
+    ) -> pingora::Result<()> {
+        self.strip(req);
+        if let Some(id) = identity {
+            let n = &self.names;
+            req.insert_header(n.user.clone(), id.user_id.as_str())?;
+            req.insert_header(n.email.clone(), sanitize(&id.email))?;
+            req.insert_header(n.name.clone(), sanitize(&id.name))?;
+            req.insert_header(n.groups.clone(), id.groups())?;
+            req.insert_header(n.session.clone(), id.session_id.as_str())?;
+            if let Some(org) = &id.org {
+                req.insert_header(n.org.clone(), sanitize(org))?;
+            }
+        }
+        let cookie_header: Vec<String> = req
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        if !cookie_header.is_empty() {
+            req.remove_header(&http::header::COOKIE);
+            if let Some(kept) = cookies.strip_session(&cookie_header.join("; ")) {
+                req.insert_header(http::header::COOKIE, kept)?;
+            }
+        }
+        req.insert_header("x-forwarded-for", forwarded.for_chain.as_str())?;
+        req.insert_header("x-forwarded-proto", forwarded.proto)?;
+        if let Some(host) = &forwarded.host {
+            req.insert_header("x-forwarded-host", host.as_str())?;
+        }
+        req.insert_header("x-request-id", forwarded.request_id.as_str())?;
+        Ok(())
+    }
+}
+
+/// Header values must stay one line of visible ASCII-compatible text.
+fn sanitize(v: &str) -> String {
+    v.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// Forwarding facts computed once per request.
+pub struct Forwarded {
+    pub for_chain: String,
+    pub proto: &'static str,
+    pub host: Option<String>,
+    pub request_id: String,
+}
+
+impl Forwarded {
+    /// `X-Forwarded-For`: the chain received from a trusted proxy plus the peer, or just the
+    /// client address when the peer is not trusted (a client-sent chain is dropped).
+    pub fn new(
+        peer: IpAddr,
+        peer_trusted: bool,
+        incoming_xff: Option<&str>,
+        tls: bool,
+        host: Option<&str>,
+        request_id: String,
+    ) -> Self {
+        let for_chain = match incoming_xff {
+            Some(chain) if peer_trusted && !chain.trim().is_empty() => format!("{chain}, {peer}"),
+            _ => peer.to_string(),
+        };
+        Self {
+            for_chain,
+            proto: if tls { "https" } else { "http" },
+            host: host.map(str::to_string),
+            request_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DeviceId, SessionId, UserId};
+
+    fn req() -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/x", None).unwrap();
+        r.append_header("Remote-User", "forged").unwrap();
+        r.append_header("remote_user", "forged2").unwrap();
+        r.append_header("REMOTE-GROUPS", "admin").unwrap();
+        r.append_header("Cookie", "a=1; vigile_session=secret")
+            .unwrap();
+        r.append_header("X-Other", "kept").unwrap();
+        r
+    }
+
+    #[test]
+    fn strips_forged_and_injects_real() {
+        let plan = HeaderPlan::new(&HeadersSection::default());
+        let mut r = req();
+        let id = Identity {
+            user_id: UserId::from_string("u1"),
+            email: "a@b.c".into(),
+            name: "Ann\r\nX: y".into(),
+            admin: false,
+            session_id: SessionId::from_string("s1"),
+            device_id: DeviceId::from_string("d1"),
+            org: None,
+        };
+        let fwd = Forwarded::new(
+            "1.2.3.4".parse().unwrap(),
+            false,
+            Some("6.6.6.6"),
+            false,
+            Some("h"),
+            "rid".into(),
+        );
+        plan.apply(&mut r, Some(&id), &fwd, CookieNames { secure: false })
+            .unwrap();
+        let get = |n: &str| {
+            r.headers
+                .get_all(n)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("remote-user"), vec!["u1"]);
+        assert!(get("remote_user").is_empty());
+        assert_eq!(get("remote-groups"), vec!["member"]);
+        assert_eq!(get("remote-name"), vec!["AnnX: y"]);
+        assert_eq!(get("cookie"), vec!["a=1"]);
+        assert_eq!(get("x-other"), vec!["kept"]);
+        assert_eq!(get("x-forwarded-for"), vec!["1.2.3.4"]);
+    }
+
+    #[test]
+    fn anonymous_requests_carry_no_identity() {
+        let plan = HeaderPlan::new(&HeadersSection::default());
+        let mut r = req();
+        let fwd = Forwarded::new(
+            "1.2.3.4".parse().unwrap(),
+            true,
+            Some("5.5.5.5"),
+            true,
+            None,
+            "rid".into(),
+        );
+        plan.apply(&mut r, None, &fwd, CookieNames { secure: false })
+            .unwrap();
+        assert!(r.headers.get("remote-user").is_none());
+        assert!(r.headers.get("remote_user").is_none());
+        assert!(r.headers.get("remote-groups").is_none());
+        assert_eq!(
+            r.headers.get("x-forwarded-for").unwrap(),
+            "5.5.5.5, 1.2.3.4"
+        );
+        assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), "https");
+    }
+}

@@ -1,0 +1,186 @@
+//! The Pingora `ProxyHttp` implementation: classify the request, decide, then either
+//! answer it here (Vigile's pages, redirects, errors) or forward it with identity headers.
+//!
+//! Shared state lives in [`Gateway`] (an `Arc<App>`), per-request state in [`RequestCtx`].
+//! Every response Vigile itself produces goes through `respond::write` (one place).
+
+mod client;
+mod decide;
+mod headers;
+mod respond;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+
+use crate::app::App;
+use crate::auth::Identity;
+use crate::i18n::Lang;
+pub use decide::Decision;
+use headers::{Forwarded, HeaderPlan};
+
+pub struct Gateway {
+    app: Arc<App>,
+    plan: HeaderPlan,
+    tls: bool,
+}
+
+impl Gateway {
+    pub fn new(app: Arc<App>) -> Self {
+        let plan = HeaderPlan::new(&app.config.file.headers);
+        let tls = app.config.file.server.tls_cert.is_some();
+        Self { app, plan, tls }
+    }
+}
+
+/// Per-request state, filled by `request_filter` and read by the later phases.
+pub struct RequestCtx {
+    identity: Option<Identity>,
+    lang: Lang,
+    forwarded: Option<Forwarded>,
+    upstream_start: Option<Instant>,
+    started: Instant,
+    decision: &'static str,
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestCtx {
+            identity: None,
+            lang: self.app.config.default_lang,
+            forwarded: None,
+            upstream_start: None,
+            started: Instant::now(),
+            decision: "proxied",
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let decision = decide::decide(&self.app, session, peer, self.tls, ctx).await;
+        match decision {
+            Decision::Forward => {
+                self.app
+                    .metrics
+                    .requests
+                    .with_label_values(&["proxied"])
+                    .inc();
+                Ok(false)
+            }
+            Decision::Respond { reply, label } => {
+                ctx.decision = label;
+                self.app.metrics.requests.with_label_values(&[label]).inc();
+                respond::write(session, reply).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
+        let up = &self.app.config.upstream;
+        let mut peer = HttpPeer::new(up.address.as_str(), up.tls, up.sni.clone());
+        let file = &self.app.config.file.upstream;
+        peer.options.connection_timeout = Some(file.connect_timeout);
+        peer.options.total_connection_timeout = Some(file.connect_timeout + Duration::from_secs(1));
+        peer.options.read_timeout = Some(file.read_timeout);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        let Some(fwd) = &ctx.forwarded else {
+            // request_filter always sets it before forwarding; refuse rather than leak.
+            return Error::e_explain(ErrorType::InternalError, "forwarding facts missing");
+        };
+        self.plan.apply(
+            upstream_request,
+            ctx.identity.as_ref(),
+            fwd,
+            self.app.cookies,
+        )?;
+        ctx.upstream_start = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if let Some(start) = ctx.upstream_start.take() {
+            self.app
+                .metrics
+                .upstream_duration
+                .observe(start.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut Self::CTX,
+    ) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if code == 502 || code == 504 {
+            tracing::warn!(error = %e, "upstream unreachable");
+            let reply = respond::bad_gateway(ctx.lang);
+            if let Err(we) = respond::write(session, reply).await {
+                tracing::debug!(error = %we, "could not send the 502 page");
+            }
+        } else if code > 0 {
+            let _ = session.respond_error(code).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        tracing::debug!(
+            target: "access",
+            method = %session.req_header().method,
+            path = session.req_header().uri.path(),
+            status,
+            decision = ctx.decision,
+            request_id = ctx.forwarded.as_ref().map(|f| f.request_id.as_str()),
+            ms = ctx.started.elapsed().as_millis() as u64,
+            error = e.map(|e| e.to_string()),
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! Periodic work that must not ride on requests: sweeping expired records (SQLite has no
+//! TTLs) and refreshing the `vigile_sessions_active` gauge. Runs on the background runtime;
+//! a failing store only logs and retries at the next tick.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::{now_ms, App};
+
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+const GAUGE_EVERY: Duration = Duration::from_secs(10);
+
+pub fn spawn(bg: &tokio::runtime::Runtime, app: Arc<App>) {
+    let sweeper = app.clone();
+    bg.spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tick.tick().await;
+            match sweeper.store.sweep(now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(removed = n, "swept expired records"),
+                Err(e) => tracing::warn!(error = %e, "sweep failed"),
+            }
+        }
+    });
+    bg.spawn(async move {
+        let mut tick = tokio::time::interval(GAUGE_EVERY);
+        loop {
+            tick.tick().await;
+            if let Ok(n) = app.store.session_count(now_ms()).await {
+                app.metrics.sessions_active.set(n as i64);
+            }
+        }
+    });
+}

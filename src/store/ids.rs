@@ -1,0 +1,100 @@
+//! Typed identifiers, so a session id is never passed where a user id is expected, and
+//! token hashes are compared in constant time.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::crypto::random_token;
+
+macro_rules! string_id {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A fresh random id (128 bits, URL-safe).
+            pub fn random() -> Self {
+                Self(random_token(16))
+            }
+
+            /// Wraps an id read from the store, a cookie or the command line.
+            pub fn from_string(s: impl Into<String>) -> Self {
+                Self(s.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(UserId, "Stable account id, sent upstream as `Remote-User`.");
+string_id!(SessionId, "Public session handle (not the cookie secret).");
+string_id!(DeviceId, "Value of the long-lived `vigile_device` cookie.");
+
+/// SHA-256 of a session token, hex-encoded. The only form in which tokens are stored.
+#[derive(Clone, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TokenHash(String);
+
+impl TokenHash {
+    pub fn of(token: &str) -> Self {
+        let digest = Sha256::digest(token.as_bytes());
+        let mut hex = String::with_capacity(64);
+        for b in digest {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        Self(hex)
+    }
+
+    pub fn from_hex(hex: impl Into<String>) -> Self {
+        Self(hex.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for TokenHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    // A hash is not the secret, but it is the lookup key: keep it out of logs anyway.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenHash(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_hash_is_sha256_hex() {
+        // echo -n abc | sha256sum
+        assert_eq!(
+            TokenHash::of("abc").as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn random_ids_differ() {
+        assert_ne!(SessionId::random(), SessionId::random());
+        assert_eq!(UserId::random().as_str().len(), 22);
+    }
+}

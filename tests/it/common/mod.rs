@@ -1,0 +1,61 @@
+//! Fixtures shared by the integration tests: real processes and real sockets, every one
+//! on a free port and torn down on Drop, so tests can run in parallel in any order.
+//!
+//! - [`redis_server`]: a real `redis-server` on a free port.
+//! - [`upstream`]: a recording HTTP server standing in for the protected application.
+//! - [`gateway`]: the real `vigile` binary, configured in a temporary directory.
+//! - [`http`]: reqwest clients that behave like a browser that does not follow redirects.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod gateway;
+pub mod http;
+pub mod redis_server;
+pub mod upstream;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::time::Duration;
+
+/// Pause between two tries of [`poll_until`] / [`poll_for`].
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// Retries `check` until it returns `true`, sleeping [`POLL_INTERVAL`] between tries;
+/// panics after `max_tries`. For waiting on a process to become ready, never as a timing
+/// assertion.
+pub async fn poll_until<F, Fut>(what: &str, max_tries: u32, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    poll_for(what, max_tries, || {
+        let fut = check();
+        async move { fut.await.then_some(()) }
+    })
+    .await
+}
+
+/// Like [`poll_until`], but the check yields a value once ready, which is returned.
+pub async fn poll_for<T, F, Fut>(what: &str, max_tries: u32, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    for attempt in 0..max_tries.max(1) {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if attempt + 1 < max_tries {
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+    panic!(
+        "gave up waiting for {what} after {max_tries} tries ({:?} apart)",
+        POLL_INTERVAL
+    );
+}
