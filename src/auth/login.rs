@@ -24,8 +24,8 @@ pub enum LoginOutcome {
     /// `token` goes into the session cookie; it is stored only as a hash.
     Success {
         token: String,
-        session: SessionRecord,
-        user: User,
+        session: Box<SessionRecord>,
+        user: Box<User>,
     },
     BadCredentials,
     /// Right password, but the activation link has not been followed yet.
@@ -86,7 +86,7 @@ pub async fn login(auth: &Auth, input: LoginInput<'_>) -> Result<LoginOutcome, L
         .await?;
     Ok(LoginOutcome::Success {
         token,
-        session,
-        user,
+        session: Box::new(session),
+        user: Box::new(user),
     })
 }

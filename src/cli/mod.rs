@@ -25,7 +25,12 @@ pub struct Cli {
 #[derive(clap::Args, Debug)]
 pub struct ConfigArg {
     /// Configuration file.
-    #[arg(long, env = "VIGILE_CONFIG", default_value = "config/vigile.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "VIGILE_CONFIG",
+        default_value = "config/vigile.toml"
+    )]
     pub config: PathBuf,
 }
 
@@ -65,6 +70,7 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

@@ -44,7 +44,8 @@ fn unavailable(lang: Lang) -> Reply {
 }
 
 /// A navigation by a browser (gets a redirect to the login page) rather than an API call
-/// (gets a 401 JSON body it can act on).
+/// (gets a 401 JSON body it can act on). Browsers name `text/html` explicitly when they
+/// navigate; `*/*` alone is what curl, fetch() and HTTP libraries send, so it is an API call.
 fn wants_html(method: &Method, headers: &http::HeaderMap) -> bool {
     if !matches!(*method, Method::GET | Method::HEAD) {
         return false;
@@ -68,7 +69,7 @@ fn wants_html(method: &Method, headers: &http::HeaderMap) -> bool {
                     .and_then(|q| q.parse::<f32>().ok())
                     == Some(0.0)
             });
-            !q_zero && matches!(media.as_str(), "text/html" | "text/*" | "*/*")
+            !q_zero && matches!(media.as_str(), "text/html" | "application/xhtml+xml")
         })
     })
 }
@@ -248,7 +249,8 @@ mod tests {
     fn browsers_versus_api_clients() {
         let nav = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
         assert!(wants_html(&Method::GET, &h(&[("accept", nav)])));
-        assert!(wants_html(&Method::HEAD, &h(&[("accept", "*/*")])));
+        assert!(wants_html(&Method::HEAD, &h(&[("accept", "text/html")])));
+        assert!(!wants_html(&Method::GET, &h(&[("accept", "*/*")])));
         assert!(!wants_html(&Method::POST, &h(&[("accept", nav)])));
         assert!(!wants_html(
             &Method::GET,

@@ -43,7 +43,7 @@ string_id!(SessionId, "Public session handle (not the cookie secret).");
 string_id!(DeviceId, "Value of the long-lived `vigile_device` cookie.");
 
 /// SHA-256 of a session token, hex-encoded. The only form in which tokens are stored.
-#[derive(Clone, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TokenHash(String);
 

@@ -8,6 +8,9 @@
 
 mod ids;
 mod instrumented;
+pub mod keys;
+mod redis;
+mod sqlite;
 
 use std::sync::Arc;
 
@@ -16,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 pub use ids::{DeviceId, SessionId, TokenHash, UserId};
 pub use instrumented::Instrumented;
+pub use redis::RedisStore;
+pub use sqlite::SqliteStore;
 
 /// Unix time in milliseconds. Every expiry in the store is expressed in it.
 pub type Millis = i64;
@@ -150,7 +155,9 @@ pub trait Store: Send + Sync + 'static {
     async fn user_list(&self) -> StoreResult<Vec<User>>;
 
     /// Stores a new session. If `replaces` is given, that session is deleted in the same
-    /// atomic operation (session rotation at login).
+    /// atomic operation (session rotation at login). `StoreError::Conflict` (and nothing
+    /// deleted) if the session id or token hash is already in use; SQLite also refuses a
+    /// session whose user does not exist, with the same error.
     async fn session_insert(
         &self,
         session: &SessionRecord,
@@ -175,8 +182,9 @@ pub trait Store: Send + Sync + 'static {
     /// Number of sessions valid at `now`, all members together (for the gauge).
     async fn session_count(&self, now: Millis) -> StoreResult<u64>;
 
-    /// Deletes what has expired at `now` (SQLite needs it; Redis relies on key TTLs and
-    /// only cleans its indexes). Returns how many records were removed.
+    /// Deletes the sessions expired at `now`. Returns how many were removed. SQLite needs
+    /// it; Redis drops dead sessions by key TTL anyway, and its sweep also removes
+    /// sessions expired at a `now` ahead of Redis's clock, so both backends agree.
     async fn sweep(&self, now: Millis) -> StoreResult<u64>;
 }
 
@@ -224,7 +232,7 @@ impl StoreUrl {
 /// while Redis is down and serves 503s on protected paths until it comes back.
 pub fn open(url: &StoreUrl) -> StoreResult<DynStore> {
     match url {
-        StoreUrl::Sqlite(_path) => Err(StoreError::Corrupt(String::new())),
-        StoreUrl::Redis(_url) => Err(StoreError::Corrupt(String::new())),
+        StoreUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
+        StoreUrl::Redis(url) => Ok(Arc::new(RedisStore::connect_lazy(url)?)),
     }
 }

@@ -1,6 +1,8 @@
 //! The fixtures on their own, without the gateway: if these fail, every other
 //! integration test would fail for a reason that has nothing to do with Vigile.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use crate::common::gateway::{merge, metric_value, GatewayBuilder};
 use crate::common::http::{self, csrf_from, form_with_action, forms, hidden_inputs};
 use crate::common::upstream::Upstream;

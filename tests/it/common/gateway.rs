@@ -87,8 +87,9 @@ impl GatewayBuilder {
         self
     }
 
-    /// An environment variable for the child (e.g. `RUST_LOG`, or a `VIGILE_SECTION__KEY`
-    /// override). Inherited `VIGILE_*` variables are always removed.
+    /// An environment variable for the child (e.g. `VIGILE_LOG=debug`, or a
+    /// `VIGILE_SECTION__KEY` override). Inherited `VIGILE_*` variables other than
+    /// `VIGILE_LOG` are always removed.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
         self
@@ -273,9 +274,11 @@ impl Gateway {
         std::fs::read_to_string(&self.config_path).expect("read config")
     }
 
-    /// Runs the real binary with `args` followed by `--config <path>`, feeding `stdin` if
-    /// given, and returns its output (whatever the exit status). Blocks the calling
-    /// thread; see [`cli_async`](Self::cli_async) to keep the runtime free.
+    /// Runs the real binary with `args` and `--config <path>`, feeding `stdin` if given,
+    /// and returns its output (whatever the exit status). `--config` goes right after the
+    /// first word (`user --config P add a@b.c`), where clap accepts it whether or not the
+    /// option is global. Blocks the calling thread; see [`cli_async`](Self::cli_async) to
+    /// keep the runtime free.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
         run_cli(&self.env, &self.config_path, args, stdin)
     }
@@ -383,7 +386,7 @@ impl Gateway {
                 .and_then(|c| c.try_wait().ok().flatten())
             {
                 self.child = None;
-                self.print_logs();
+                // Drop prints the logs while this panic unwinds.
                 panic!("{} exited before getting ready: {status}", self.name);
             }
             let healthy = matches!(
@@ -401,7 +404,6 @@ impl Gateway {
                 tokio::time::sleep(super::POLL_INTERVAL).await;
             }
         }
-        self.print_logs();
         panic!(
             "{} not ready after {READY_TRIES} tries ({health})",
             self.name
@@ -432,9 +434,11 @@ impl Drop for Gateway {
 
 fn run_cli(env: &[(String, String)], config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(BIN);
-    cmd.args(args)
+    let (first, rest) = args.split_first().expect("cli needs a command");
+    cmd.arg(first)
         .arg("--config")
         .arg(config)
+        .args(rest)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -455,17 +459,18 @@ fn run_cli(env: &[(String, String)], config: &Path, args: &[&str], stdin: Option
     child.wait_with_output().expect("wait for vigile")
 }
 
-/// Environment of every child: no inherited `VIGILE_*` overrides, readable logs.
+/// Environment of every child: no inherited `VIGILE_*` variables (config overrides,
+/// `VIGILE_CONFIG`) except `VIGILE_LOG`, so a developer can still raise the log level.
 fn child_env(cmd: &mut Command, env: &[(String, String)]) {
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("VIGILE_") {
-            cmd.env_remove(key);
+        let key_str = key.to_string_lossy();
+        if key_str.starts_with("VIGILE_") && key_str != "VIGILE_LOG" {
+            cmd.env_remove(&key);
         }
     }
-    if std::env::var_os("RUST_LOG").is_none() {
-        cmd.env("RUST_LOG", "info");
-    }
     cmd.env("RUST_BACKTRACE", "1");
+    // Plain log files (tracing-subscriber writes ANSI colours unless NO_COLOR is set).
+    cmd.env("NO_COLOR", "1");
     for (key, value) in env {
         cmd.env(key, value);
     }

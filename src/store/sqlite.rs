@@ -1,0 +1,504 @@
+//! The embedded store: one SQLite file, the default for a single gateway instance.
+//!
+//! Several processes open the same file at once (the running server and the admin CLI,
+//! e.g. `vigile user revoke`), so the file is in WAL mode with a busy timeout and this
+//! module must never take an exclusive lock (`locking_mode=EXCLUSIVE`, long write
+//! transactions). Every statement runs on `spawn_blocking`, never on the async executor,
+//! and a std mutex guarding the connection pool is never held across an `.await`.
+//! Multi-step operations are one `BEGIN IMMEDIATE` transaction.
+//!
+//! Expired sessions are deleted by `sweep` (called periodically by the server) and, one
+//! at a time, by `session_by_token` when it meets one.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use tokio::sync::Semaphore;
+
+use super::*;
+
+/// Bumped whenever the schema below changes; a file written by a newer Vigile is refused.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Connections, and so operations running at once (WAL lets their reads overlap; writes
+/// are serialised by SQLite anyway). Further callers wait their turn asynchronously
+/// instead of filling the blocking thread pool.
+const POOL_SIZE: usize = 4;
+
+/// How long a statement waits for another process's write lock before giving up with
+/// `Unavailable`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    id            TEXT PRIMARY KEY,
+    email         TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    admin         INTEGER NOT NULL,
+    status        TEXT NOT NULL,
+    lang          TEXT,
+    created_at    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS secrets (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS users_email ON users(email);
+CREATE TABLE IF NOT EXISTS sessions (
+    id              TEXT PRIMARY KEY,
+    token_hash      TEXT NOT NULL UNIQUE,
+    user_id         TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    device_id       TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    last_seen       INTEGER NOT NULL,
+    idle_ms         INTEGER NOT NULL,
+    absolute_expiry INTEGER NOT NULL,
+    ip              TEXT NOT NULL,
+    user_agent      TEXT NOT NULL,
+    -- Same rule as SessionRecord::expires_at, indexed for sweep and session_count.
+    expires_at      INTEGER GENERATED ALWAYS AS (MIN(last_seen + idle_ms, absolute_expiry)) VIRTUAL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id, created_at);
+CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
+";
+
+const USER_COLUMNS: &str = "id, email, name, password_hash, admin, status, lang, created_at";
+const SESSION_COLUMNS: &str = "id, token_hash, user_id, device_id, created_at, last_seen, \
+                               idle_ms, absolute_expiry, ip, user_agent";
+
+/// The SQLite backend. Cheap to share: clone the `Arc` it sits in.
+pub struct SqliteStore {
+    pool: Arc<Pool>,
+    permits: Arc<Semaphore>,
+}
+
+struct Pool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Pool {
+    fn take(&self) -> StoreResult<Connection> {
+        // The guard is a temporary of this statement: never held while SQL runs. With a
+        // permit held, an empty pool means a connection was never opened yet (or was lost
+        // to a panic), so opening one keeps at most POOL_SIZE.
+        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match reused {
+            Some(conn) => Ok(conn),
+            None => connect(&self.path),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+    }
+}
+
+/// Opens one connection with the settings every connection needs (they are per
+/// connection in SQLite, except `journal_mode`, which is persistent in the file).
+fn connect(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "{}: cannot switch to WAL mode (got {mode})",
+            path.display()
+        )));
+    }
+    // NORMAL is the usual WAL setting: a power cut may lose the last commits (sessions),
+    // never corrupt the file.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Creates the schema if missing; refuses a file from a newer schema version.
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    // IMMEDIATE: two processes starting together create the schema one after the other.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(SCHEMA)?;
+    let found: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match found {
+        None => {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                [SCHEMA_VERSION.to_string()],
+            )?;
+        }
+        Some(v) => {
+            let v: i64 = v
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("schema_version {v:?}")))?;
+            if v > SCHEMA_VERSION {
+                return Err(StoreError::Corrupt(format!(
+                    "schema version {v} is newer than this Vigile understands ({SCHEMA_VERSION})"
+                )));
+            }
+        }
+    }
+    tx.commit().map_err(map_err)
+}
+
+// Lets `?` turn driver errors into store errors inside this module's closures.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        map_err(e)
+    }
+}
+
+fn map_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::Error as E;
+    match &e {
+        E::SqliteFailure(err, _) => match err.code {
+            ErrorCode::ConstraintViolation => StoreError::Conflict,
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
+                StoreError::Corrupt(e.to_string())
+            }
+            // Busy, locked, I/O, disk full, permissions...: the store cannot serve now.
+            _ => StoreError::Unavailable(e.to_string()),
+        },
+        E::FromSqlConversionFailure(..)
+        | E::IntegralValueOutOfRange(..)
+        | E::InvalidColumnType(..)
+        | E::Utf8Error(..) => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    let status: String = r.get(5)?;
+    let status = AccountStatus::parse(&status).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            5,
+            rusqlite::types::Type::Text,
+            format!("unknown account status {status:?}").into(),
+        )
+    })?;
+    Ok(User {
+        id: UserId::from_string(r.get::<_, String>(0)?),
+        email: r.get(1)?,
+        name: r.get(2)?,
+        password_hash: r.get(3)?,
+        admin: r.get(4)?,
+        status,
+        lang: r.get(6)?,
+        created_at: r.get(7)?,
+    })
+}
+
+fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        id: SessionId::from_string(r.get::<_, String>(0)?),
+        token_hash: TokenHash::from_hex(r.get::<_, String>(1)?),
+        user_id: UserId::from_string(r.get::<_, String>(2)?),
+        device_id: DeviceId::from_string(r.get::<_, String>(3)?),
+        created_at: r.get(4)?,
+        last_seen: r.get(5)?,
+        idle_ms: r.get(6)?,
+        absolute_expiry: r.get(7)?,
+        ip: r.get(8)?,
+        user_agent: r.get(9)?,
+    })
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and its parent directory, and brings
+    /// the schema up to date. Blocking: call it at start-up, not from a request.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let mut conn = connect(path)?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            pool: Arc::new(Pool {
+                path: path.to_path_buf(),
+                idle: Mutex::new(vec![conn]),
+            }),
+            permits: Arc::new(Semaphore::new(POOL_SIZE)),
+        })
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool.
+    async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let pool = Arc::clone(&self.pool);
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("sqlite store closed".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut conn = pool.take()?;
+            let result = f(&mut conn);
+            // A failed statement leaves the connection usable (transactions roll back on
+            // drop), so it goes back to the pool either way.
+            pool.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("sqlite task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.run(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
+            .await
+    }
+
+    async fn secret_get_or_init(&self, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        let candidate = candidate.to_vec();
+        self.run(move |c| {
+            // One statement, so the first writer wins even across processes.
+            c.execute(
+                "INSERT OR IGNORE INTO secrets (name, value) VALUES ('gateway', ?1)",
+                [candidate],
+            )?;
+            c.query_row(
+                "SELECT value FROM secrets WHERE name = 'gateway'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn user_insert(&self, user: &User) -> StoreResult<()> {
+        let u = user.clone();
+        self.run(move |c| {
+            c.execute(
+                &format!(
+                    "INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ),
+                params![
+                    u.id.as_str(),
+                    u.email,
+                    u.name,
+                    u.password_hash,
+                    u.admin,
+                    u.status.as_str(),
+                    u.lang,
+                    u.created_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let email = email.to_string();
+        self.run(move |c| {
+            c.query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"),
+                [email],
+                user_from_row,
+            )
+            .optional()
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<User>> {
+        let id = id.as_str().to_string();
+        self.run(move |c| {
+            c.query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+                [id],
+                user_from_row,
+            )
+            .optional()
+            .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn user_list(&self) -> StoreResult<Vec<User>> {
+        self.run(|c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY email"))?;
+            let rows = stmt.query_map([], user_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn session_insert(
+        &self,
+        session: &SessionRecord,
+        replaces: Option<&SessionId>,
+    ) -> StoreResult<()> {
+        let s = session.clone();
+        let replaces = replaces.map(|r| r.as_str().to_string());
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(old) = replaces {
+                tx.execute("DELETE FROM sessions WHERE id = ?1", [old])?;
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO sessions ({SESSION_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                ),
+                params![
+                    s.id.as_str(),
+                    s.token_hash.as_str(),
+                    s.user_id.as_str(),
+                    s.device_id.as_str(),
+                    s.created_at,
+                    s.last_seen,
+                    s.idle_ms,
+                    s.absolute_expiry,
+                    s.ip,
+                    s.user_agent
+                ],
+            )?;
+            tx.commit().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn session_by_token(
+        &self,
+        token_hash: &TokenHash,
+        now: Millis,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let hash = token_hash.as_str().to_string();
+        self.run(move |c| {
+            // Read first: this runs on every request and must not take the write lock.
+            let found = c
+                .query_row(
+                    &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = ?1"),
+                    [&hash],
+                    session_from_row,
+                )
+                .optional()?;
+            match found {
+                Some(s) if s.is_valid_at(now) => Ok(Some(s)),
+                Some(s) => {
+                    // The condition is repeated in SQL so a concurrent touch is not undone.
+                    c.execute(
+                        "DELETE FROM sessions WHERE id = ?1 AND expires_at <= ?2",
+                        params![s.id.as_str(), now],
+                    )?;
+                    Ok(None)
+                }
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn session_touch(&self, id: &SessionId, now: Millis) -> StoreResult<bool> {
+        let id = id.as_str().to_string();
+        self.run(move |c| {
+            // MAX: a late, out-of-order touch from a slower request never moves time back.
+            let n = c.execute(
+                "UPDATE sessions SET last_seen = MAX(last_seen, ?2) \
+                     WHERE id = ?1 AND expires_at > ?2",
+                params![id, now],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn session_delete(&self, id: &SessionId) -> StoreResult<bool> {
+        let id = id.as_str().to_string();
+        self.run(move |c| {
+            let n = c.execute("DELETE FROM sessions WHERE id = ?1", [id])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn session_delete_all(&self, user: &UserId) -> StoreResult<u64> {
+        let user = user.as_str().to_string();
+        self.run(move |c| {
+            let n = c.execute("DELETE FROM sessions WHERE user_id = ?1", [user])?;
+            Ok(count(n))
+        })
+        .await
+    }
+
+    async fn sessions_of(&self, user: &UserId, now: Millis) -> StoreResult<Vec<SessionRecord>> {
+        let user = user.as_str().to_string();
+        self.run(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions \
+                     WHERE user_id = ?1 AND expires_at > ?2 ORDER BY created_at, id"
+            ))?;
+            let rows = stmt.query_map(params![user, now], session_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn session_count(&self, now: Millis) -> StoreResult<u64> {
+        self.run(move |c| {
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM sessions WHERE expires_at > ?1",
+                [now],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn sweep(&self, now: Millis) -> StoreResult<u64> {
+        self.run(move |c| {
+            let n = c.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
+            Ok(count(n))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_creates_parent_dir_and_is_reopenable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/vigile.db");
+        drop(SqliteStore::open(&path).unwrap());
+        SqliteStore::open(&path).unwrap();
+    }
+}

@@ -1,0 +1,12 @@
+//! The integration test binary: every test talks to real processes through real sockets
+//! (the `vigile` binary, redis-server, a recording upstream). See `common/` for fixtures.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod backend;
+mod common;
+mod fixtures_smoke;
+mod ops;
+mod pages;
+mod proxy_rules;
+mod sessions;
+mod store_suite;

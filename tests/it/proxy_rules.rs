@@ -1,0 +1,272 @@
+//! SPEC section 4 through the real binary: header hygiene, redirects, 401/403, `rd`.
+
+use crate::backend::Backend;
+use crate::both_backends;
+use crate::common::http::{self, client, get, header, login_ok, login_rd};
+
+const PW: &str = "Sufficient-1 pass";
+
+async fn spoofed_identity_headers_never_reach_upstream(backend: Backend) {
+    let s = backend.stack("").await;
+    s.gw.add_user("ann@example.com", PW, false);
+    let c = client();
+    let spoof = |rb: reqwest::RequestBuilder| {
+        rb.header("Remote-User", "admin")
+            .header("remote_user", "admin")
+            .header("REMOTE-GROUPS", "member,admin")
+            .header("Remote-Email", "boss@example.com")
+            .header("remote_session", "x")
+            .header("X-Request-Id", "forged")
+    };
+    // Anonymous, on a public path: forwarded, but with none of the forged headers.
+    let r = spoof(c.get(format!("{}/", s.gw.url())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = s.upstream.last().unwrap();
+    for h in [
+        "remote-user",
+        "remote_user",
+        "remote-groups",
+        "remote-email",
+        "remote_session",
+    ] {
+        assert!(
+            !seen.has_header(h),
+            "{h} reached upstream: {:?}",
+            seen.headers
+        );
+    }
+    assert_ne!(seen.header("x-request-id"), Some("forged"));
+
+    // Signed in: the real identity replaces the forged one.
+    login_ok(&c, &s.gw.url(), "ann@example.com", PW).await;
+    let r = spoof(c.get(format!("{}/courses/1", s.gw.url())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = s.upstream.last().unwrap();
+    assert_eq!(seen.header_all("remote-user").len(), 1);
+    assert_ne!(seen.header("remote-user"), Some("admin"));
+    assert!(!seen.has_header("remote_user"));
+    assert_eq!(seen.header("remote-email"), Some("ann@example.com"));
+    assert_eq!(seen.header("remote-groups"), Some("member"));
+    assert!(!seen.has_header("remote_session"));
+}
+both_backends!(spoofed_identity_headers_never_reach_upstream);
+
+async fn identity_headers_and_cookie_hygiene(backend: Backend) {
+    let s = backend.stack("").await;
+    s.gw.add_user("ann@example.com", PW, false);
+    let (c, jar) = http::client_with_jar(http::UA_CHROME_WINDOWS);
+    login_ok(&c, &s.gw.url(), "ann@example.com", PW).await;
+    jar.add_cookie_str("app_pref=dark; Path=/", &s.gw.url().parse().unwrap());
+    let me: serde_json::Value = get(&c, &format!("{}/_vigile/api/me", s.gw.url()), false)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = c
+        .get(format!("{}/courses/1?x=1", s.gw.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "upstream saw /courses/1");
+    let seen = s.upstream.last().unwrap();
+    assert_eq!(
+        seen.path, "/courses/1?x=1",
+        "the query is forwarded untouched"
+    );
+    assert_eq!(seen.header("remote-user"), me["user"].as_str());
+    assert_eq!(seen.header("remote-session"), me["session"].as_str());
+    assert_eq!(seen.header("remote-name"), Some("ann"));
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(
+        seen.header("x-forwarded-host")
+            .map(|h| h.starts_with("127.0.0.1:")),
+        Some(true)
+    );
+    assert!(seen.header("x-request-id").is_some_and(|v| !v.is_empty()));
+    // The session secret never reaches the application; its other cookies do.
+    let names: Vec<String> = seen.cookies().into_iter().map(|(n, _)| n).collect();
+    assert!(
+        !names.iter().any(|n| n.contains("vigile_session")),
+        "{names:?}"
+    );
+    assert!(names.contains(&"app_pref".to_string()), "{names:?}");
+}
+both_backends!(identity_headers_and_cookie_hygiene);
+
+async fn unauthenticated_browsers_redirect_apis_get_401(backend: Backend) {
+    let s = backend.stack("").await;
+    let c = http::bare_client();
+    let r = get(&c, &format!("{}/courses/1?page=2", s.gw.url()), true).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        header(&r, "location").as_deref(),
+        Some("/_vigile/login?rd=%2Fcourses%2F1%3Fpage%3D2")
+    );
+    let r = get(&c, &format!("{}/courses/1", s.gw.url()), false).await;
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"error":"unauthenticated","login_url":"/_vigile/login"})
+    );
+    // A POST from a browser is not a navigation it can replay: 401 too.
+    let r = c
+        .post(format!("{}/courses/1", s.gw.url()))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(s.upstream.count(), 0, "nothing protected reached upstream");
+    // Public paths are forwarded without a session.
+    let r = get(&c, &format!("{}/catalog/rust", s.gw.url()), true).await;
+    assert_eq!(r.status(), 200);
+    // Vigile's own pages never reach upstream.
+    let r = get(&c, &format!("{}/_vigile/nope", s.gw.url()), true).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(s.upstream.count(), 1);
+}
+both_backends!(unauthenticated_browsers_redirect_apis_get_401);
+
+async fn admin_paths_need_the_admin_role(backend: Backend) {
+    let s = backend.stack("").await;
+    s.gw.add_user("ann@example.com", PW, false);
+    s.gw.add_user("boss@example.com", PW, true);
+    let member = client();
+    login_ok(&member, &s.gw.url(), "ann@example.com", PW).await;
+    let r = get(&member, &format!("{}/admin/users", s.gw.url()), true).await;
+    assert_eq!(r.status(), 403);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Access denied"), "{page}");
+    assert_eq!(s.upstream.count(), 0);
+
+    let admin = client();
+    login_ok(&admin, &s.gw.url(), "boss@example.com", PW).await;
+    let r = get(&admin, &format!("{}/admin/users", s.gw.url()), true).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        s.upstream.last().unwrap().header("remote-groups"),
+        Some("member,admin")
+    );
+}
+both_backends!(admin_paths_need_the_admin_role);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rd_never_redirects_off_site() {
+    let s = Backend::Sqlite.stack("").await;
+    s.gw.add_user("ann@example.com", PW, false);
+    for evil in [
+        "//evil.example",
+        "https://evil.example",
+        "/\\evil.example",
+        "http:/evil.example",
+        "/%2F%2Fevil.example",
+    ] {
+        let c = client();
+        let r = login_rd(&c, &s.gw.url(), "ann@example.com", PW, Some(evil)).await;
+        assert_eq!(r.status(), 303, "{evil}");
+        assert_eq!(header(&r, "location").as_deref(), Some("/"), "rd={evil}");
+        // Already signed in, the login page's redirect is checked the same way.
+        let r = get(
+            &c,
+            &format!("{}/_vigile/login?rd={}", s.gw.url(), urlencode(evil)),
+            true,
+        )
+        .await;
+        assert_eq!(
+            header(&r, "location").as_deref(),
+            Some("/"),
+            "GET rd={evil}"
+        );
+        // And the language switch too.
+        let r = get(
+            &c,
+            &format!("{}/_vigile/lang/fr?rd={}", s.gw.url(), urlencode(evil)),
+            true,
+        )
+        .await;
+        assert_eq!(
+            header(&r, "location").as_deref(),
+            Some("/"),
+            "lang rd={evil}"
+        );
+    }
+    let c = client();
+    let r = login_rd(
+        &c,
+        &s.gw.url(),
+        "ann@example.com",
+        PW,
+        Some("/courses/1?x=1"),
+    )
+    .await;
+    assert_eq!(header(&r, "location").as_deref(), Some("/courses/1?x=1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_paths_are_refused_not_guessed() {
+    let s = Backend::Sqlite
+        .stack("[access]\npublic = [\"/\", \"/catalog/**\"]\n")
+        .await;
+    let c = http::bare_client();
+    // Sent raw: an HTTP client library would normalise these before sending.
+    for path in [
+        "/catalog/../courses/1",
+        "/catalog/%2e%2e/courses/1",
+        "/catalog%2f..%2fcourses",
+        "/catalog/..%5ccourses",
+    ] {
+        assert_eq!(raw_status(s.gw.port(), path).await, 400, "{path}");
+    }
+    assert_eq!(
+        raw_status(s.gw.port(), "/catalog/x").await,
+        200,
+        "control: a public path"
+    );
+    // Double slashes are normalised before matching, so they cannot dodge a rule.
+    let r = get(&c, &format!("{}//courses/1", s.gw.url()), false).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        s.upstream.count(),
+        1,
+        "only the control request reached upstream"
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Status of a GET for `path` written byte for byte on a socket.
+async fn raw_status(port: u16, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+    );
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![];
+    sock.read_to_end(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf);
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head}"))
+}
