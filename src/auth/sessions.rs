@@ -6,6 +6,7 @@
 //! made on another instance or by the CLI can go unseen: the SPEC allows one second.
 //! A local logout or revocation also evicts the local entry at once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pingora_memory_cache::MemoryCache;
@@ -56,7 +57,8 @@ impl Identity {
 
 #[derive(Clone)]
 struct Cached {
-    identity: Identity,
+    /// Shared, so a cache hit on the hot path costs a reference count, not six strings.
+    identity: Arc<Identity>,
     expires_at: Millis,
 }
 
@@ -84,7 +86,7 @@ impl SessionCache {
 
 impl Auth {
     /// The identity behind a session token, if the session is valid at `now`.
-    pub async fn identify(&self, token: &str, now: Millis) -> StoreResult<Option<Identity>> {
+    pub async fn identify(&self, token: &str, now: Millis) -> StoreResult<Option<Arc<Identity>>> {
         let hash = TokenHash::of(token);
         if let (Some(hit), _) = self.cache.entries.get(hash.as_str()) {
             if now < hit.expires_at {
@@ -100,7 +102,7 @@ impl Auth {
         if now - session.last_seen >= TOUCH_EVERY_MS {
             self.store.session_touch(&session.id, now).await?;
         }
-        let identity = Identity::from_parts(&user, &session);
+        let identity = Arc::new(Identity::from_parts(&user, &session));
         let expires_at = session.expires_at();
         let ttl =
             Duration::from_millis((expires_at - now).clamp(0, CACHE_TTL.as_millis() as i64) as u64);

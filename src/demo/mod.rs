@@ -4,6 +4,7 @@
 
 mod site;
 
+use std::io::Write;
 use std::net::TcpListener;
 
 use pingora::services::listening::Service;
@@ -71,17 +72,23 @@ admin = ["/admin/**"]
     site.add_tcp(&format!("127.0.0.1:{site_port}"));
     server.add_service(site);
 
-    println!("Vigile demo is running.");
-    println!();
-    println!("  Site:      http://127.0.0.1:{port}/");
-    println!("  Sign in:   http://127.0.0.1:{port}/_vigile/login");
-    println!("  Email:     {}", admin.email);
-    println!("  Password:  {password}");
-    println!("  Mail:      http://127.0.0.1:{port}/_vigile/dev/mail");
-    println!("  Metrics:   http://127.0.0.1:{metrics_port}/metrics");
-    println!("  Data:      {} (deleted on exit)", dir.path().display());
-    println!();
-    println!("Press Ctrl-C to stop.");
+    // A closed stdout (piped into `head`, say) must not kill the demo: ignore write errors.
+    let banner = format!(
+        "Vigile demo is running.\n\n  \
+         Site:      http://127.0.0.1:{port}/\n  \
+         Sign in:   http://127.0.0.1:{port}/_vigile/login\n  \
+         Email:     {email}\n  \
+         Password:  {password}\n  \
+         Mail:      http://127.0.0.1:{port}/_vigile/dev/mail\n  \
+         Metrics:   http://127.0.0.1:{metrics_port}/metrics\n  \
+         Data:      {data} (deleted on exit)\n\n\
+         Press Ctrl-C to stop.\n",
+        email = admin.email,
+        data = dir.path().display(),
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    drop(out);
     // Keep the temporary directory for the life of the process.
     let _keep = dir;
     server.run_forever();

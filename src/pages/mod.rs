@@ -29,7 +29,7 @@ pub struct PageRequest<'a> {
     pub body: Bytes,
     pub client_ip: IpAddr,
     /// `Err(())` when the store could not be asked (pages needing a session answer 503).
-    pub identity: Result<Option<Identity>, ()>,
+    pub identity: Result<Option<std::sync::Arc<Identity>>, ()>,
     pub lang: Lang,
 }
 

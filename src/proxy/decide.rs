@@ -2,6 +2,7 @@
 //! the caller writes the response or forwards.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode};
@@ -14,9 +15,19 @@ use super::RequestCtx;
 use crate::access::{normalize_path, Access};
 use crate::app::{now_ms, App};
 use crate::auth::Identity;
-use crate::crypto::random_token;
 use crate::i18n::Lang;
 use crate::pages::{self, rd, render, PageRequest, Reply};
+
+/// A unique id per request for logs and `X-Request-Id`: a random per-process prefix and a
+/// counter (ids need to be unique, not secret; no syscall on the hot path).
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| crate::crypto::random_token(6));
+    format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
 
 /// Largest request body Vigile reads for its own forms.
 const MAX_FORM_BODY: usize = 64 * 1024;
@@ -108,7 +119,7 @@ pub async fn decide(
         Some(xff.join(", ")).filter(|s| !s.is_empty()).as_deref(),
         tls,
         host.as_deref(),
-        random_token(12),
+        request_id(),
     ));
 
     let target = req
@@ -128,7 +139,7 @@ pub async fn decide(
     };
 
     let now = now_ms();
-    let identity: Result<Option<Identity>, ()> = match &cookies.session {
+    let identity: Result<Option<Arc<Identity>>, ()> = match &cookies.session {
         None => Ok(None),
         Some(token) => app.auth.identify(token, now).await.map_err(|_| ()),
     };

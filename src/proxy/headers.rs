@@ -16,10 +16,34 @@ fn fold(name: &str) -> String {
     name.to_ascii_lowercase().replace('_', "-")
 }
 
+/// `name` equals the already folded `folded`, without allocating (runs for every header
+/// of every request).
+fn same_folded(name: &str, folded: &str) -> bool {
+    name.len() == folded.len()
+        && name.bytes().zip(folded.bytes()).all(|(a, b)| {
+            let a = if a == b'_' {
+                b'-'
+            } else {
+                a.to_ascii_lowercase()
+            };
+            a == b
+        })
+}
+
+/// Header names parsed once at start-up; `String` keeps the operator's casing on HTTP/1.
+struct Names {
+    user: String,
+    email: String,
+    name: String,
+    groups: String,
+    org: String,
+    session: String,
+}
+
 pub struct HeaderPlan {
     /// Folded names of every identity header, plus forwarding headers Vigile sets itself.
     strip: Vec<String>,
-    names: HeadersSection,
+    names: Names,
 }
 
 impl HeaderPlan {
@@ -48,7 +72,14 @@ impl HeaderPlan {
         strip.push("x-request-id".into());
         Self {
             strip,
-            names: names.clone(),
+            names: Names {
+                user: names.user.clone(),
+                email: names.email.clone(),
+                name: names.name.clone(),
+                groups: names.groups.clone(),
+                org: names.org.clone(),
+                session: names.session.clone(),
+            },
         }
     }
 
@@ -58,7 +89,7 @@ impl HeaderPlan {
             .headers
             .keys()
             .map(|k| k.as_str())
-            .filter(|k| self.strip.contains(&fold(k)))
+            .filter(|k| self.strip.iter().any(|s| same_folded(k, s)))
             .map(str::to_string)
             .collect();
         for name in doomed {
@@ -198,6 +229,15 @@ mod tests {
         assert_eq!(get("cookie"), vec!["a=1"]);
         assert_eq!(get("x-other"), vec!["kept"]);
         assert_eq!(get("x-forwarded-for"), vec!["1.2.3.4"]);
+    }
+
+    #[test]
+    fn folding_matches_case_and_underscore_variants() {
+        for n in ["Remote-User", "remote_user", "REMOTE_USER", "remote-user"] {
+            assert!(same_folded(n, "remote-user"), "{n}");
+        }
+        assert!(!same_folded("remote-users", "remote-user"));
+        assert!(!same_folded("remote.user", "remote-user"));
     }
 
     #[test]

@@ -40,7 +40,7 @@ impl Gateway {
 
 /// Per-request state, filled by `request_filter` and read by the later phases.
 pub struct RequestCtx {
-    identity: Option<Identity>,
+    identity: Option<Arc<Identity>>,
     lang: Lang,
     forwarded: Option<Forwarded>,
     upstream_start: Option<Instant>,
@@ -115,7 +115,7 @@ impl ProxyHttp for Gateway {
         };
         self.plan.apply(
             upstream_request,
-            ctx.identity.as_ref(),
+            ctx.identity.as_deref(),
             fwd,
             self.app.cookies,
         )?;

@@ -261,8 +261,10 @@ pub struct RedisStore {
 
 fn map_err(e: RedisError) -> StoreError {
     match e.kind() {
-        ErrorKind::Parse | ErrorKind::UnexpectedReturnType => StoreError::Corrupt(e.to_string()),
-        _ => StoreError::Unavailable(e.to_string()),
+        ErrorKind::Parse | ErrorKind::UnexpectedReturnType => {
+            StoreError::Corrupt(format!("redis: {e}"))
+        }
+        _ => StoreError::Unavailable(format!("redis: {e}")),
     }
 }
 

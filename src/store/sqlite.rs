@@ -169,16 +169,16 @@ fn map_err(e: rusqlite::Error) -> StoreError {
         E::SqliteFailure(err, _) => match err.code {
             ErrorCode::ConstraintViolation => StoreError::Conflict,
             ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
-                StoreError::Corrupt(e.to_string())
+                StoreError::Corrupt(format!("sqlite: {e}"))
             }
             // Busy, locked, I/O, disk full, permissions...: the store cannot serve now.
-            _ => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Unavailable(format!("sqlite: {e}")),
         },
         E::FromSqlConversionFailure(..)
         | E::IntegralValueOutOfRange(..)
         | E::InvalidColumnType(..)
-        | E::Utf8Error(..) => StoreError::Corrupt(e.to_string()),
-        _ => StoreError::Unavailable(e.to_string()),
+        | E::Utf8Error(..) => StoreError::Corrupt(format!("sqlite: {e}")),
+        _ => StoreError::Unavailable(format!("sqlite: {e}")),
     }
 }
 

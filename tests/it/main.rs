@@ -4,6 +4,7 @@
 
 mod backend;
 mod common;
+mod demo;
 mod fixtures_smoke;
 mod ops;
 mod pages;

@@ -231,3 +231,67 @@ fn check_config_prints_redacted_config_or_precise_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_cli_manages_accounts_while_serving() {
+    let s = Backend::Sqlite.stack("").await;
+    s.gw.add_user("ann@example.com", PW, false);
+    s.gw.add_user("boss@example.com", PW, true);
+    let list = s.gw.cli_ok(&["user", "list"], None);
+    let ann = list
+        .lines()
+        .find(|l| l.starts_with("ann@example.com"))
+        .unwrap();
+    assert!(
+        ann.contains("member") && !ann.contains("admin") && ann.contains("active"),
+        "{list}"
+    );
+    assert!(list
+        .lines()
+        .any(|l| l.starts_with("boss@example.com") && l.contains("member,admin")));
+
+    // Refusals change nothing and say why.
+    let dup = s.gw.cli(&["user", "add", "ANN@example.com"], Some(PW));
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already has an account"));
+    let weak =
+        s.gw.cli(&["user", "add", "weak@example.com"], Some("short"));
+    assert!(!weak.status.success());
+    let why = String::from_utf8_lossy(&weak.stderr);
+    assert!(
+        why.contains("At least 10 characters") && why.contains("digit"),
+        "{why}"
+    );
+    let bad = s.gw.cli(&["user", "add", "not-an-email"], Some(PW));
+    assert!(!bad.status.success());
+    let list_after = s.gw.cli_ok(&["user", "list"], None);
+    assert_eq!(list_after.lines().count(), list.lines().count());
+
+    // Revoking one session by id leaves the others.
+    let (c1, c2) = (client(), client());
+    login_ok(&c1, &s.gw.url(), "ann@example.com", PW).await;
+    login_ok(&c2, &s.gw.url(), "ann@example.com", PW).await;
+    let me: serde_json::Value = get(&c1, &format!("{}/_vigile/api/me", s.gw.url()), false)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sid = me["session"].as_str().unwrap();
+    let show = s.gw.cli_ok(&["user", "show", "ann@example.com"], None);
+    assert!(show.contains("sessions: 2") && show.contains(sid), "{show}");
+    s.gw.cli_ok(
+        &["user", "revoke", "ann@example.com", "--session", sid],
+        None,
+    );
+    let url = format!("{}/courses/1", s.gw.url());
+    crate::common::poll_until("revocation of one session", 20, || async {
+        get(&c1, &url, false).await.status() == 401
+    })
+    .await;
+    assert_eq!(get(&c2, &url, false).await.status(), 200);
+    let unknown = s.gw.cli(
+        &["user", "revoke", "ann@example.com", "--session", "nope"],
+        None,
+    );
+    assert!(!unknown.status.success());
+}

@@ -1,0 +1,82 @@
+//! `vigile demo`: one command, nothing else running, and the tour works end to end.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use crate::common::gateway::BIN;
+use crate::common::http::{self, client, get, get_page, login_ok};
+use crate::common::{free_port, poll_until};
+
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_the_whole_tour_with_nothing_installed() {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--port", &port.to_string()])
+        .env_remove("VIGILE_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Demo(child);
+    // The banner names the site, the admin login and its password.
+    let (email, password) = tokio::task::spawn_blocking(move || {
+        let mut email = None;
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(line) = lines.next() {
+            let line = line.unwrap();
+            if let Some(v) = line.trim().strip_prefix("Email:") {
+                email = Some(v.trim().to_string());
+            }
+            if let Some(v) = line.trim().strip_prefix("Password:") {
+                let found = (email.unwrap(), v.trim().to_string());
+                // Keep draining stdout so the demo never writes into a closed pipe.
+                std::thread::spawn(move || lines.for_each(drop));
+                return found;
+            }
+        }
+        panic!("demo exited without printing its admin login");
+    })
+    .await
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    poll_until("the demo to listen", 1200, || async {
+        http::bare_client()
+            .get(format!("{base}/"))
+            .send()
+            .await
+            .is_ok()
+    })
+    .await;
+
+    let c = client();
+    let home = http::decode_entities(&get_page(&c, &format!("{base}/")).await);
+    // French by default, as the demo's configuration says.
+    assert!(
+        home.contains("Aucun en-tête d'identité"),
+        "anonymous visitor: {home}"
+    );
+    assert!(!home.contains("remote-user"));
+    let r = get(&c, &format!("{base}/courses/rust"), true).await;
+    assert_eq!(r.status(), 302, "members-only course needs a login");
+
+    login_ok(&c, &base, &email, &password).await;
+    let course = get_page(&c, &format!("{base}/courses/rust")).await;
+    assert!(
+        course.contains("remote-email") && course.contains(&email),
+        "{course}"
+    );
+    let admin = get_page(&c, &format!("{base}/admin/")).await;
+    assert!(admin.contains("member,admin"), "{admin}");
+    let outbox = http::decode_entities(&get_page(&c, &format!("{base}/_vigile/dev/mail")).await);
+    assert!(outbox.contains("Boîte d'envoi"), "{outbox}");
+}
