@@ -57,6 +57,9 @@ impl Identity {
 
 #[derive(Clone)]
 struct Cached {
+    /// The cache indexes by a 64-bit hash of the key; the full hash is checked on a hit so
+    /// a collision can never hand one member's identity to another token.
+    token_hash: TokenHash,
     /// Shared, so a cache hit on the hot path costs a reference count, not six strings.
     identity: Arc<Identity>,
     expires_at: Millis,
@@ -89,7 +92,7 @@ impl Auth {
     pub async fn identify(&self, token: &str, now: Millis) -> StoreResult<Option<Arc<Identity>>> {
         let hash = TokenHash::of(token);
         if let (Some(hit), _) = self.cache.entries.get(hash.as_str()) {
-            if now < hit.expires_at {
+            if now < hit.expires_at && hit.token_hash == hash {
                 return Ok(Some(hit.identity));
             }
         }
@@ -109,6 +112,7 @@ impl Auth {
         self.cache.entries.put(
             hash.as_str(),
             Cached {
+                token_hash: hash.clone(),
                 identity: identity.clone(),
                 expires_at,
             },

@@ -106,3 +106,15 @@ pub fn message(
     };
     page(status, &p)
 }
+
+/// The store cannot be reached: a 503 page with `Retry-After` (fail closed).
+pub fn unavailable(lang: Lang) -> Reply {
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        lang,
+        "unavailable-title",
+        "unavailable-message",
+        None,
+    )
+    .with_header(http::header::RETRY_AFTER, "5".into())
+}

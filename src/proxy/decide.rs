@@ -43,17 +43,6 @@ fn respond(reply: Reply, label: &'static str) -> Decision {
     Decision::Respond { reply, label }
 }
 
-fn unavailable(lang: Lang) -> Reply {
-    render::message(
-        StatusCode::SERVICE_UNAVAILABLE,
-        lang,
-        "unavailable-title",
-        "unavailable-message",
-        None,
-    )
-    .with_header(http::header::RETRY_AFTER, "5".into())
-}
-
 /// A navigation by a browser (gets a redirect to the login page) rather than an API call
 /// (gets a 401 JSON body it can act on). Browsers name `text/html` explicitly when they
 /// navigate; `*/*` alone is what curl, fetch() and HTTP libraries send, so it is an API call.
@@ -184,7 +173,7 @@ pub async fn decide(
             ctx.identity = identity.ok().flatten();
             Decision::Forward
         }
-        (_, Err(())) => respond(unavailable(ctx.lang), "unavailable"),
+        (_, Err(())) => respond(render::unavailable(ctx.lang), "unavailable"),
         (_, Ok(None)) => {
             let mut reply = if wants_html(&req.method, &req.headers) {
                 Reply::redirect(StatusCode::FOUND, &rd::login_url(&target))

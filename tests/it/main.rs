@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backend;
+mod browser;
 mod common;
 mod demo;
 mod fixtures_smoke;

@@ -11,15 +11,7 @@ fn need_login(ctx: &Ctx<'_, '_>, here: &str) -> Option<Reply> {
     match &ctx.req.identity {
         Ok(Some(_)) => None,
         Ok(None) => Some(Reply::redirect(StatusCode::FOUND, &rd::login_url(here))),
-        Err(()) => Some(
-            ctx.message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable-title",
-                "unavailable-message",
-                None,
-            )
-            .with_header(http::header::RETRY_AFTER, "5".into()),
-        ),
+        Err(()) => Some(render::unavailable(ctx.lang())),
     }
 }
 

@@ -103,13 +103,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
         }
         Err(e) => {
             tracing::error!(error = %e, "login could not complete");
-            ctx.message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable-title",
-                "unavailable-message",
-                None,
-            )
-            .with_header(http::header::RETRY_AFTER, "5".into())
+            render::unavailable(ctx.lang())
         }
     }
 }
@@ -122,14 +116,7 @@ pub async fn logout(ctx: &Ctx<'_, '_>) -> Reply {
     if let Some(token) = &ctx.req.cookies.session {
         if let Err(e) = ctx.app.auth.logout(token, now_ms()).await {
             tracing::error!(error = %e, "logout could not reach the store");
-            return ctx
-                .message(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable-title",
-                    "unavailable-message",
-                    None,
-                )
-                .with_header(http::header::RETRY_AFTER, "5".into());
+            return render::unavailable(ctx.lang());
         }
         if let Ok(Some(id)) = &ctx.req.identity {
             tracing::info!(target: "audit", event = "logout", user = %id.user_id, ip = %ctx.req.client_ip, "logout");

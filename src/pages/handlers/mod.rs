@@ -95,15 +95,7 @@ pub async fn dispatch(app: &App, req: PageRequest<'_>) -> Reply {
     let secret = match app.secret().await {
         Ok(s) => s,
         Err(_) => {
-            let r = render::message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                req.lang,
-                "unavailable-title",
-                "unavailable-message",
-                None,
-            )
-            .with_header(http::header::RETRY_AFTER, "5".into());
-            return finish(r, None);
+            return finish(render::unavailable(req.lang), None);
         }
     };
     let ctx = Ctx {

@@ -7,6 +7,7 @@
 //! - [`http`]: reqwest clients that behave like a browser that does not follow redirects.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod browser;
 pub mod gateway;
 pub mod http;
 pub mod redis_server;

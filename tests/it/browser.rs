@@ -1,0 +1,167 @@
+//! Journeys in a real Chromium through the real `vigile` binary. The reqwest tests check
+//! each answer; these check that a person with a browser gets through: the HTML forms
+//! post what the handlers expect (CSRF token, `rd`), the browser keeps and returns the
+//! cookies under the attributes Vigile sets, and redirects and links land on the right
+//! page. Failures leave a screenshot in `test-artifacts/<test>/` (see
+//! `common::browser`).
+
+use crate::backend::Backend;
+use crate::common::browser::Browser;
+
+const EMAIL: &str = "ann@example.com";
+const PASSWORD: &str = "Correct-Horse-9!";
+const LOGIN_SUBMIT: &str = "main form[action='/_vigile/login'] button[type='submit']";
+const LOGOUT_SUBMIT: &str = "main form[action='/_vigile/logout'] button[type='submit']";
+
+/// Requests for `path` that reached the upstream.
+fn upstream_hits(s: &crate::backend::Stack, path: &str) -> Vec<String> {
+    s.upstream
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .map(|r| r.header("remote-email").unwrap_or("<none>").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_login_journey() {
+    let s = Backend::Sqlite.stack("").await;
+    s.gw.add_user(EMAIL, PASSWORD, false);
+    let gw = s.gw.url();
+    let b = Browser::start("browser_login_journey").await;
+    b.run(async {
+        b.step("protected-page-asks-to-sign-in");
+        b.goto(&format!("{gw}/courses/1")).await;
+        let url = b.wait_path("/_vigile/login").await;
+        let rd: Vec<_> = url.query_pairs().filter(|(k, _)| k == "rd").collect();
+        assert_eq!(rd.len(), 1, "one rd in {url}");
+        assert_eq!(
+            rd[0].1, "/courses/1",
+            "rd carries the page asked for: {url}"
+        );
+        assert!(upstream_hits(&s, "/courses/1").is_empty(), "not forwarded");
+
+        b.step("sign-in");
+        b.fill("#email", EMAIL).await;
+        b.fill("#password", PASSWORD).await;
+        b.click(LOGIN_SUBMIT).await;
+        b.wait_path("/courses/1").await;
+        let body = b.wait_text("body", "upstream saw /courses/1").await;
+        assert_eq!(body.trim(), "upstream saw /courses/1");
+        assert_eq!(
+            upstream_hits(&s, "/courses/1"),
+            [EMAIL],
+            "identity forwarded"
+        );
+
+        b.step("account-page");
+        b.goto(&format!("{gw}/_vigile/account")).await;
+        b.wait_text("main", EMAIL).await;
+
+        b.step("sign-out");
+        b.click(LOGOUT_SUBMIT).await;
+        b.wait_path("/_vigile/login").await;
+        b.wait_text("p.notice", "You are signed out").await;
+        assert!(!b.exists("header form[action='/_vigile/logout']").await);
+
+        b.step("protected-page-after-sign-out");
+        b.goto(&format!("{gw}/courses/1")).await;
+        b.wait_path("/_vigile/login").await;
+        b.find("#password").await;
+        assert_eq!(upstream_hits(&s, "/courses/1"), [EMAIL], "no more forwards");
+    })
+    .await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_language_switch() {
+    let s = Backend::Sqlite.stack("").await;
+    s.gw.add_user(EMAIL, PASSWORD, false);
+    let gw = s.gw.url();
+    let b = Browser::start("browser_language_switch").await;
+    b.run(async {
+        b.step("login-page-in-english");
+        b.goto(&format!("{gw}/_vigile/login")).await;
+        b.find("html[lang='en']").await;
+        b.wait_text("main h1", "Sign in").await;
+
+        b.step("switch-to-french");
+        b.click("header a[hreflang='fr']").await;
+        b.find("html[lang='fr']").await;
+        b.wait_text("main h1", "Connexion").await;
+        b.wait_path("/_vigile/login").await;
+        assert!(b.exists("header a[hreflang='en']").await, "EN offered");
+        assert!(!b.exists("header a[hreflang='fr']").await, "FR is current");
+
+        b.step("reload-keeps-french");
+        b.refresh().await;
+        b.find("html[lang='fr']").await;
+        b.wait_text("main h1", "Connexion").await;
+
+        b.step("sign-in-in-french");
+        b.fill("#email", EMAIL).await;
+        b.fill("#password", PASSWORD).await;
+        b.click(LOGIN_SUBMIT).await;
+        b.wait_path("/").await;
+
+        b.step("account-page-in-french");
+        b.goto(&format!("{gw}/_vigile/account")).await;
+        b.find("html[lang='fr']").await;
+        b.wait_text("main h1", "Mon compte").await;
+        b.wait_text(LOGOUT_SUBMIT, "Se déconnecter").await;
+
+        b.step("switch-back-to-english");
+        b.click("header a[hreflang='en']").await;
+        b.find("html[lang='en']").await;
+        b.wait_text("main h1", "My account").await;
+        b.wait_path("/_vigile/account").await;
+
+        b.step("english-sticks");
+        b.refresh().await;
+        b.find("html[lang='en']").await;
+        b.wait_text("main h1", "My account").await;
+    })
+    .await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_wrong_password_then_right() {
+    let s = Backend::Sqlite.stack("").await;
+    s.gw.add_user(EMAIL, PASSWORD, false);
+    let gw = s.gw.url();
+    let b = Browser::start("browser_wrong_password_then_right").await;
+    b.run(async {
+        b.step("login-page");
+        b.goto(&format!("{gw}/courses/1")).await;
+        b.wait_path("/_vigile/login").await;
+
+        b.step("wrong-password");
+        b.fill("#email", EMAIL).await;
+        b.fill("#password", "Wrong-Horse-9!").await;
+        b.click(LOGIN_SUBMIT).await;
+        let error = b
+            .wait_text(
+                "p.error[role='alert']",
+                "Incorrect email address or password.",
+            )
+            .await;
+        assert!(error.contains("Forgot your password?"), "{error}");
+        let forgot = b.find("p.error a[href='/_vigile/password/forgot']").await;
+        assert_eq!(forgot.text().await.unwrap(), "Forgot your password?");
+        b.wait_path("/_vigile/login").await;
+        assert_eq!(b.value("#email").await, EMAIL, "the address is kept");
+        assert_eq!(b.value("#password").await, "", "the password is not");
+        assert!(upstream_hits(&s, "/courses/1").is_empty(), "not forwarded");
+
+        b.step("right-password");
+        b.fill("#password", PASSWORD).await;
+        b.click(LOGIN_SUBMIT).await;
+        b.wait_path("/courses/1").await;
+        b.wait_text("body", "upstream saw /courses/1").await;
+        assert_eq!(upstream_hits(&s, "/courses/1"), [EMAIL]);
+    })
+    .await;
+    b.close().await;
+}
