@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use pingora_memory_cache::MemoryCache;
 
 use super::Auth;
@@ -31,19 +32,68 @@ pub struct Identity {
     pub session_id: SessionId,
     pub device_id: DeviceId,
     pub org: Option<String>,
+    /// The identity header values, validated once when the identity is built rather than
+    /// on every proxied request (cloning a `HeaderValue` shares its bytes).
+    pub wire: WireIdentity,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireIdentity {
+    pub user: HeaderValue,
+    pub email: HeaderValue,
+    pub name: HeaderValue,
+    pub groups: HeaderValue,
+    pub session: HeaderValue,
+    pub org: Option<HeaderValue>,
+}
+
+/// A header value from account data: control characters (CR, LF, NUL...) dropped so a
+/// stored name can never split or forge a header.
+fn header_value(v: &str) -> HeaderValue {
+    let clean: String = v.chars().filter(|c| !c.is_control()).collect();
+    HeaderValue::from_str(&clean).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 impl Identity {
-    pub fn from_parts(user: &User, session: &SessionRecord) -> Self {
+    pub fn new(
+        user_id: UserId,
+        email: String,
+        name: String,
+        admin: bool,
+        session_id: SessionId,
+        device_id: DeviceId,
+        org: Option<String>,
+    ) -> Self {
+        let wire = WireIdentity {
+            user: header_value(user_id.as_str()),
+            email: header_value(&email),
+            name: header_value(&name),
+            groups: HeaderValue::from_static(if admin { "member,admin" } else { "member" }),
+            session: header_value(session_id.as_str()),
+            org: org.as_deref().map(header_value),
+        };
         Self {
-            user_id: user.id.clone(),
-            email: user.email.clone(),
-            name: user.name.clone(),
-            admin: user.admin,
-            session_id: session.id.clone(),
-            device_id: session.device_id.clone(),
-            org: None,
+            user_id,
+            email,
+            name,
+            admin,
+            session_id,
+            device_id,
+            org,
+            wire,
         }
+    }
+
+    pub fn from_parts(user: &User, session: &SessionRecord) -> Self {
+        Self::new(
+            user.id.clone(),
+            user.email.clone(),
+            user.name.clone(),
+            user.admin,
+            session.id.clone(),
+            session.device_id.clone(),
+            None,
+        )
     }
 
     pub fn groups(&self) -> &'static str {

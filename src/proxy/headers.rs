@@ -30,14 +30,20 @@ fn same_folded(name: &str, folded: &str) -> bool {
         })
 }
 
-/// Header names parsed once at start-up; `String` keeps the operator's casing on HTTP/1.
+/// Header names fixed at start-up, keeping the operator's casing on HTTP/1. `&'static`
+/// because Pingora's case map borrows a static name without copying it per request; the
+/// six strings are leaked once, on purpose.
 struct Names {
-    user: String,
-    email: String,
-    name: String,
-    groups: String,
-    org: String,
-    session: String,
+    user: &'static str,
+    email: &'static str,
+    name: &'static str,
+    groups: &'static str,
+    org: &'static str,
+    session: &'static str,
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_string().into_boxed_str())
 }
 
 pub struct HeaderPlan {
@@ -73,12 +79,12 @@ impl HeaderPlan {
         Self {
             strip,
             names: Names {
-                user: names.user.clone(),
-                email: names.email.clone(),
-                name: names.name.clone(),
-                groups: names.groups.clone(),
-                org: names.org.clone(),
-                session: names.session.clone(),
+                user: leak(&names.user),
+                email: leak(&names.email),
+                name: leak(&names.name),
+                groups: leak(&names.groups),
+                org: leak(&names.org),
+                session: leak(&names.session),
             },
         }
     }
@@ -107,14 +113,14 @@ impl HeaderPlan {
     ) -> pingora::Result<()> {
         self.strip(req);
         if let Some(id) = identity {
-            let n = &self.names;
-            req.insert_header(n.user.clone(), id.user_id.as_str())?;
-            req.insert_header(n.email.clone(), sanitize(&id.email))?;
-            req.insert_header(n.name.clone(), sanitize(&id.name))?;
-            req.insert_header(n.groups.clone(), id.groups())?;
-            req.insert_header(n.session.clone(), id.session_id.as_str())?;
-            if let Some(org) = &id.org {
-                req.insert_header(n.org.clone(), sanitize(org))?;
+            let (n, w) = (&self.names, &id.wire);
+            req.insert_header(n.user, w.user.clone())?;
+            req.insert_header(n.email, w.email.clone())?;
+            req.insert_header(n.name, w.name.clone())?;
+            req.insert_header(n.groups, w.groups.clone())?;
+            req.insert_header(n.session, w.session.clone())?;
+            if let Some(org) = &w.org {
+                req.insert_header(n.org, org.clone())?;
             }
         }
         let cookie_header: Vec<String> = req
@@ -137,11 +143,6 @@ impl HeaderPlan {
         req.insert_header("x-request-id", forwarded.request_id.as_str())?;
         Ok(())
     }
-}
-
-/// Header values must stay one line of visible ASCII-compatible text.
-fn sanitize(v: &str) -> String {
-    v.chars().filter(|c| !c.is_control()).collect()
 }
 
 /// Forwarding facts computed once per request.
@@ -196,15 +197,15 @@ mod tests {
     fn strips_forged_and_injects_real() {
         let plan = HeaderPlan::new(&HeadersSection::default());
         let mut r = req();
-        let id = Identity {
-            user_id: UserId::from_string("u1"),
-            email: "a@b.c".into(),
-            name: "Ann\r\nX: y".into(),
-            admin: false,
-            session_id: SessionId::from_string("s1"),
-            device_id: DeviceId::from_string("d1"),
-            org: None,
-        };
+        let id = Identity::new(
+            UserId::from_string("u1"),
+            "a@b.c".into(),
+            "Ann\r\nX: y".into(),
+            false,
+            SessionId::from_string("s1"),
+            DeviceId::from_string("d1"),
+            None,
+        );
         let fwd = Forwarded::new(
             "1.2.3.4".parse().unwrap(),
             false,
