@@ -42,11 +42,14 @@ impl AccessRules {
                 if !pattern.starts_with('/') {
                     return Err((name, format!("pattern must start with `/`: {pattern}")));
                 }
-                add(&mut set, pattern).map_err(|e| (name, e))?;
+                // Protected lists match in any case: Express, IIS and case-insensitive file
+                // systems serve `/ADMIN` as `/admin`. Public ones stay exact.
+                let nocase = access != Access::Public;
+                add(&mut set, pattern, nocase).map_err(|e| (name, e))?;
                 // `/catalog/**` also covers `/catalog` itself, as operators expect.
                 if let Some(base) = pattern.strip_suffix("/**") {
                     if !base.is_empty() {
-                        add(&mut set, base).map_err(|e| (name, e))?;
+                        add(&mut set, base, nocase).map_err(|e| (name, e))?;
                     }
                 }
             }
@@ -59,7 +62,27 @@ impl AccessRules {
     }
 
     /// Access needed for an already normalised path (see [`normalize_path`]).
+    ///
+    /// A path with `;` parameters is also classified without them (Tomcat, Jetty and
+    /// Spring route `/admin;x/users` to `/admin/users`), and the stricter answer wins.
     pub fn classify(&self, path: &str) -> Access {
+        let access = self.classify_exact(path);
+        if !path.contains(';') {
+            return access;
+        }
+        let bare: String = path
+            .split('/')
+            .map(|seg| seg.split(';').next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("/");
+        match (access, self.classify_exact(&bare)) {
+            (Access::Admin, _) | (_, Access::Admin) => Access::Admin,
+            (Access::Member, _) | (_, Access::Member) => Access::Member,
+            _ => Access::Public,
+        }
+    }
+
+    fn classify_exact(&self, path: &str) -> Access {
         self.rules
             .iter()
             .find(|(glob, _)| glob.is_match(path))
@@ -68,9 +91,10 @@ impl AccessRules {
     }
 }
 
-fn add(set: &mut GlobSetBuilder, pattern: &str) -> Result<(), String> {
+fn add(set: &mut GlobSetBuilder, pattern: &str, nocase: bool) -> Result<(), String> {
     let glob = GlobBuilder::new(pattern)
         .literal_separator(true)
+        .case_insensitive(nocase)
         .build()
         .map_err(|e| format!("invalid glob `{pattern}`: {e}"))?;
     set.add(glob);
@@ -152,6 +176,22 @@ mod tests {
         assert_eq!(r.classify("/courses/1"), Access::Member);
         assert_eq!(r.classify("/favicon.ico"), Access::Public);
         assert_eq!(r.classify("/favicon.icox"), Access::Member);
+    }
+
+    #[test]
+    fn case_and_path_params_cannot_dodge_a_protected_rule() {
+        let r = rules();
+        assert_eq!(r.classify("/ADMIN/users"), Access::Admin);
+        assert_eq!(r.classify("/Admin"), Access::Admin);
+        assert_eq!(r.classify("/catalog/PREMIUM/x"), Access::Member);
+        assert_eq!(r.classify("/admin;x/users"), Access::Admin);
+        assert_eq!(
+            r.classify("/catalog/premium;jsessionid=1/x"),
+            Access::Member
+        );
+        assert_eq!(r.classify("/catalog/a;b"), Access::Public);
+        // Public rules stay exact: `/CATALOG` is not the public `/catalog`.
+        assert_eq!(r.classify("/CATALOG/x"), Access::Member);
     }
 
     #[test]

@@ -116,7 +116,16 @@ pub async fn decide(
         .path_and_query()
         .map_or("/", |pq| pq.as_str())
         .to_string();
-    let Some(path) = normalize_path(&target) else {
+    // The upstream receives the raw request-target, so only classify targets whose path is
+    // what `uri` says: origin-form, or absolute-form http(s). Pingora leaves the URI at "/"
+    // for other forms (`GET foo:/admin`), which Go's net/http, Puma or gunicorn route to
+    // `/admin`; a lossy (non-UTF-8) target is refused for the same reason.
+    let path = if forwardable_target(req.raw_path(), req.raw_path_is_utf8()) {
+        normalize_path(&target)
+    } else {
+        None
+    };
+    let Some(path) = path else {
         let reply = render::message(
             StatusCode::BAD_REQUEST,
             ctx.lang,
@@ -210,6 +219,15 @@ pub async fn decide(
     }
 }
 
+/// A request-target whose path Pingora's URI reflects exactly: origin-form (`/...`) or
+/// absolute-form with an `http`/`https` scheme and an authority.
+fn forwardable_target(raw: &[u8], utf8: bool) -> bool {
+    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    utf8 && (raw.starts_with(b"/")
+        || lower.starts_with(b"http://")
+        || lower.starts_with(b"https://"))
+}
+
 /// Reads a form body, `None` if it exceeds [`MAX_FORM_BODY`].
 async fn read_body(session: &mut Session) -> Option<Bytes> {
     let mut buf = BytesMut::new();
@@ -243,6 +261,17 @@ mod tests {
             );
         }
         m
+    }
+
+    #[test]
+    fn only_origin_or_http_absolute_targets() {
+        for ok in [&b"/admin"[..], b"http://h/admin", b"HTTPS://h/x?y"] {
+            assert!(forwardable_target(ok, true), "{ok:?}");
+        }
+        for bad in [&b"foo:/admin"[..], b"foo://h/admin", b"mailto:x", b"*", b""] {
+            assert!(!forwardable_target(bad, true), "{bad:?}");
+        }
+        assert!(!forwardable_target(b"/a\xff", false));
     }
 
     #[test]

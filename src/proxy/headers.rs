@@ -75,7 +75,11 @@ impl HeaderPlan {
         ] {
             strip.push(n.to_string());
         }
-        strip.push("x-request-id".into());
+        // Client-address and scheme hints Vigile does not vouch for: it sets
+        // X-Forwarded-For/-Proto/-Host itself, and an app must not read a forged `Forwarded`.
+        for n in ["x-request-id", "forwarded", "x-real-ip", "x-forwarded-port"] {
+            strip.push(n.to_string());
+        }
         Self {
             strip,
             names: Names {
@@ -190,6 +194,9 @@ mod tests {
         r.append_header("Cookie", "a=1; vigile_session=secret")
             .unwrap();
         r.append_header("X-Other", "kept").unwrap();
+        r.append_header("Forwarded", "for=6.6.6.6;proto=https")
+            .unwrap();
+        r.append_header("X-Real-IP", "6.6.6.6").unwrap();
         r
     }
 
@@ -230,6 +237,7 @@ mod tests {
         assert_eq!(get("cookie"), vec!["a=1"]);
         assert_eq!(get("x-other"), vec!["kept"]);
         assert_eq!(get("x-forwarded-for"), vec!["1.2.3.4"]);
+        assert!(get("forwarded").is_empty() && get("x-real-ip").is_empty());
     }
 
     #[test]
