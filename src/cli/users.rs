@@ -29,7 +29,8 @@ pub enum UserCommand {
         email: String,
         #[arg(long, conflicts_with = "session", required_unless_present = "session")]
         all: bool,
-        #[arg(long)]
+        /// Session ids are base64url and may start with `-`.
+        #[arg(long, allow_hyphen_values = true)]
         session: Option<String>,
     },
 }
@@ -160,4 +161,27 @@ fn read_password() -> Result<String, Box<dyn std::error::Error>> {
         return Err("no password given on standard input".into());
     }
     Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn session_ids_may_start_with_a_hyphen() {
+        let cli =
+            Cli::try_parse_from(["vigile", "user", "revoke", "a@b.c", "--session", "-NnjO8Cu"])
+                .unwrap();
+        let Command::User {
+            action: super::UserCommand::Revoke { session, all, .. },
+            ..
+        } = cli.command
+        else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(session.as_deref(), Some("-NnjO8Cu"));
+        assert!(!all);
+    }
 }
