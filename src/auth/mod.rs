@@ -3,6 +3,7 @@
 //!
 //! This module must never log a password, a session token or a hash.
 
+mod hash_pool;
 mod login;
 pub mod password;
 pub mod policy;

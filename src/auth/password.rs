@@ -2,8 +2,7 @@
 //!
 //! Each hash costs ~19 MiB and tens of milliseconds by default; a burst of logins run on
 //! the proxy threads (or unbounded on the blocking pool) would stall proxied traffic and
-//! exhaust memory. So every hash waits for a semaphore permit, then runs on
-//! `spawn_blocking`. A dummy hash with the same parameters lets an unknown account cost
+//! exhaust memory. So every hash runs on a fixed, low-priority [`HashPool`]. A dummy hash with the same parameters lets an unknown account cost
 //! exactly as much as a wrong password.
 
 use std::sync::Arc;
@@ -11,7 +10,8 @@ use std::time::Instant;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+
+use super::hash_pool::HashPool;
 
 use crate::config::PasswordSection;
 use crate::metrics::Metrics;
@@ -29,7 +29,7 @@ pub enum HashError {
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
-    permits: Arc<Semaphore>,
+    pool: HashPool,
     dummy: Arc<String>,
     metrics: Option<Arc<Metrics>>,
 }
@@ -43,14 +43,16 @@ impl Hasher {
             None,
         )
         .map_err(|e| HashError::Params(e.to_string()))?;
+        // Default: leave at least one core to proxying.
         let concurrency = match cfg.hash_concurrency {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
             n => n,
         };
+        let pool = HashPool::start(concurrency).map_err(|e| HashError::Hash(e.to_string()))?;
         let dummy = hash_blocking(&params, "vigile dummy password for timing equality")?;
         Ok(Self {
             params,
-            permits: Arc::new(Semaphore::new(concurrency)),
+            pool,
             dummy: Arc::new(dummy),
             metrics,
         })
@@ -88,10 +90,7 @@ impl Hasher {
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let start = Instant::now();
-        let _permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
-        let out = tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|_| HashError::Task)?;
+        let out = self.pool.run(job).await.ok_or(HashError::Task)?;
         if let Some(m) = &self.metrics {
             m.password_hash.observe(start.elapsed().as_secs_f64());
         }

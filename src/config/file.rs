@@ -235,7 +235,8 @@ pub struct PasswordSection {
     pub argon2_iterations: u32,
     /// Argon2id lanes (OWASP: 1).
     pub argon2_parallelism: u32,
-    /// Hashes computed at once (0 = one per CPU); bounds memory and keeps proxy threads free.
+    /// Hashes computed at once (0 = half the CPUs, at least one), on low-priority threads;
+    /// bounds memory and keeps cores free for proxying.
     pub hash_concurrency: usize,
 }
 
