@@ -273,3 +273,51 @@ async fn store_down_fails_closed_and_recovers() {
     login_ok(&c2, &s.gw.url(), "ann@example.com", PW).await;
     assert_eq!(get(&c2, &member, true).await.status(), 200);
 }
+
+/// The store keeps only the SHA-256 of a session token, never the token itself.
+async fn store_holds_token_hashes_only(backend: Backend) {
+    let s = backend.stack("").await;
+    s.gw.add_user("ann@example.com", PW, false);
+    let (c, jar) = http::client_with_jar(http::UA_CHROME_WINDOWS);
+    login_ok(&c, &s.gw.url(), "ann@example.com", PW).await;
+    let token = http::jar_cookie(&jar, &s.gw.url(), "vigile_session").unwrap();
+    let hash = TokenHash::of(&token);
+    let stored: Vec<u8> = match &s.redis {
+        Some(redis) => {
+            let client = redis::Client::open(redis.url()).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg("*")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let mut all = vec![];
+            for k in keys {
+                all.extend_from_slice(k.as_bytes());
+                let dump: Vec<u8> = redis::cmd("DUMP")
+                    .arg(&k)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                all.extend(dump);
+            }
+            all
+        }
+        None => {
+            let db = s.gw.store_url().trim_start_matches("sqlite://").to_string();
+            let mut all = std::fs::read(&db).unwrap();
+            all.extend(std::fs::read(format!("{db}-wal")).unwrap_or_default());
+            all
+        }
+    };
+    let contains = |needle: &[u8]| stored.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        contains(hash.as_str().as_bytes()),
+        "the session is stored under its hash"
+    );
+    assert!(
+        !contains(token.as_bytes()),
+        "the raw token must never be stored"
+    );
+}
+both_backends!(store_holds_token_hashes_only);
