@@ -78,15 +78,10 @@ mod tests {
     #[tokio::test]
     async fn runs_jobs_and_returns_results() {
         let pool = HashPool::start(2).unwrap();
-        let results = futures_like_join(&pool).await;
-        assert_eq!(results, vec![0, 2, 4, 6, 8]);
-    }
-
-    async fn futures_like_join(pool: &HashPool) -> Vec<i32> {
-        let mut out = vec![];
+        let mut results = vec![];
         for i in 0..5 {
-            out.push(pool.run(move || i * 2).await.unwrap());
+            results.push(pool.run(move || i * 2).await.unwrap());
         }
-        out
+        assert_eq!(results, vec![0, 2, 4, 6, 8]);
     }
 }

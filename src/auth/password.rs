@@ -2,8 +2,9 @@
 //!
 //! Each hash costs ~19 MiB and tens of milliseconds by default; a burst of logins run on
 //! the proxy threads (or unbounded on the blocking pool) would stall proxied traffic and
-//! exhaust memory. So every hash runs on a fixed, low-priority [`HashPool`]. A dummy hash with the same parameters lets an unknown account cost
-//! exactly as much as a wrong password.
+//! exhaust memory. So every hash runs on a fixed, low-priority [`HashPool`]. A dummy hash
+//! with the same parameters lets an unknown account cost exactly as much as a wrong
+//! password.
 
 use std::sync::Arc;
 use std::time::Instant;

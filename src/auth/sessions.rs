@@ -14,7 +14,7 @@ use pingora_memory_cache::MemoryCache;
 
 use super::Auth;
 use crate::store::{
-    DeviceId, Millis, SessionId, SessionRecord, StoreResult, TokenHash, User, UserId,
+    roles, DeviceId, Millis, SessionId, SessionRecord, StoreResult, TokenHash, User, UserId,
 };
 
 /// Upper bound on how stale a cached session may be (revocation delay across instances).
@@ -68,7 +68,7 @@ impl Identity {
             user: header_value(user_id.as_str()),
             email: header_value(&email),
             name: header_value(&name),
-            groups: HeaderValue::from_static(if admin { "member,admin" } else { "member" }),
+            groups: HeaderValue::from_static(roles(admin)),
             session: header_value(session_id.as_str()),
             org: org.as_deref().map(header_value),
         };
@@ -97,11 +97,7 @@ impl Identity {
     }
 
     pub fn groups(&self) -> &'static str {
-        if self.admin {
-            "member,admin"
-        } else {
-            "member"
-        }
+        roles(self.admin)
     }
 }
 

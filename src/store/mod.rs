@@ -83,11 +83,16 @@ impl std::fmt::Debug for User {
 
 impl User {
     pub fn roles(&self) -> &'static str {
-        if self.admin {
-            "member,admin"
-        } else {
-            "member"
-        }
+        roles(self.admin)
+    }
+}
+
+/// The comma-separated roles of an account (`Remote-Groups`, `vigile user list`).
+pub fn roles(admin: bool) -> &'static str {
+    if admin {
+        "member,admin"
+    } else {
+        "member"
     }
 }
 

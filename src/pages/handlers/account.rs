@@ -4,23 +4,24 @@ use http::StatusCode;
 use serde_json::json;
 
 use super::Ctx;
+use crate::auth::Identity;
 use crate::pages::render::{self, AccountPage};
 use crate::pages::{rd, Reply};
 
-fn need_login(ctx: &Ctx<'_, '_>, here: &str) -> Option<Reply> {
+/// The signed-in identity, or the reply for a visitor without one (login redirect, or 503
+/// when the store cannot say).
+fn signed_in<'c>(ctx: &'c Ctx<'_, '_>, here: &str) -> Result<&'c Identity, Reply> {
     match &ctx.req.identity {
-        Ok(Some(_)) => None,
-        Ok(None) => Some(Reply::redirect(StatusCode::FOUND, &rd::login_url(here))),
-        Err(()) => Some(render::unavailable(ctx.lang())),
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(Reply::redirect(StatusCode::FOUND, &rd::login_url(here))),
+        Err(()) => Err(render::unavailable(ctx.lang())),
     }
 }
 
 pub fn get(ctx: &Ctx<'_, '_>) -> Reply {
-    if let Some(r) = need_login(ctx, "/_vigile/account") {
-        return r;
-    }
-    let Ok(Some(id)) = &ctx.req.identity else {
-        return need_login(ctx, "/_vigile/account").unwrap_or_else(|| ctx.csrf_failed());
+    let id = match signed_in(ctx, "/_vigile/account") {
+        Ok(id) => id,
+        Err(reply) => return reply,
     };
     let page = AccountPage {
         c: ctx.chrome("/_vigile/account"),
