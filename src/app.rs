@@ -18,6 +18,8 @@ pub struct App {
     pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
     pub cookies: CookieNames,
+    /// PLACEHOLDER wiring (lead) until the mail module lands.
+    pub mailer: crate::mail::Mailer,
     /// Gateway-wide key for CSRF tokens, shared by every instance through the store.
     /// Fetched lazily so a gateway can start while its store is still down.
     secret: OnceCell<Vec<u8>>,
@@ -39,6 +41,7 @@ impl App {
             auth,
             metrics,
             cookies,
+            mailer: crate::mail::Mailer,
             secret: OnceCell::new(),
         }
     }

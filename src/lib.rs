@@ -22,6 +22,7 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod i18n;
+pub mod mail;
 pub mod metrics;
 pub mod pages;
 pub mod proxy;

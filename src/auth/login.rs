@@ -2,7 +2,7 @@
 //! same work: the hasher verifies against a dummy hash for unknown accounts), and a new
 //! session token at every login (rotation: the browser's previous session is replaced).
 
-use super::{normalize_email, Auth};
+use super::{normalize_email, Auth, FlowError};
 use crate::crypto::random_token;
 use crate::store::{
     AccountStatus, DeviceId, Millis, SessionId, SessionRecord, StoreError, TokenHash, User,
@@ -32,15 +32,7 @@ pub enum LoginOutcome {
     NotActivated,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum LoginError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Hash(#[from] super::password::HashError),
-}
-
-pub async fn login(auth: &Auth, input: LoginInput<'_>) -> Result<LoginOutcome, LoginError> {
+pub async fn login(auth: &Auth, input: LoginInput<'_>) -> Result<LoginOutcome, FlowError> {
     let email = normalize_email(input.email);
     let user = auth.store.user_by_email(&email).await?;
     let ok = auth
@@ -56,7 +48,42 @@ pub async fn login(auth: &Auth, input: LoginInput<'_>) -> Result<LoginOutcome, L
     if user.status != AccountStatus::Active {
         return Ok(LoginOutcome::NotActivated);
     }
+    let (token, session) = start_session(
+        auth,
+        &user,
+        NewSession {
+            device: input.device,
+            ip: input.ip,
+            user_agent: input.user_agent,
+            previous_token: input.previous_token,
+            now: input.now,
+        },
+    )
+    .await?;
+    Ok(LoginOutcome::Success {
+        token,
+        session: Box::new(session),
+        user: Box::new(user),
+    })
+}
 
+/// The browser a session is being opened for.
+pub struct NewSession<'a> {
+    pub device: DeviceId,
+    pub ip: String,
+    pub user_agent: String,
+    /// The token of the session this browser already holds, if any (rotated away).
+    pub previous_token: Option<&'a str>,
+    pub now: Millis,
+}
+
+/// Opens a session for an account whose identity was just proven (password, or an
+/// activation link), replacing the browser's previous session. Returns the cookie token.
+pub async fn start_session(
+    auth: &Auth,
+    user: &User,
+    input: NewSession<'_>,
+) -> Result<(String, SessionRecord), StoreError> {
     let replaces = match input.previous_token {
         Some(old) => {
             let hash = TokenHash::of(old);
@@ -84,9 +111,5 @@ pub async fn login(auth: &Auth, input: LoginInput<'_>) -> Result<LoginOutcome, L
     auth.store
         .session_insert(&session, replaces.as_ref())
         .await?;
-    Ok(LoginOutcome::Success {
-        token,
-        session: Box::new(session),
-        user: Box::new(user),
-    })
+    Ok((token, session))
 }

@@ -4,17 +4,30 @@
 //! This module must never log a password, a session token or a hash.
 
 mod hash_pool;
+pub mod limits;
 mod login;
 pub mod password;
 pub mod policy;
+pub mod reset;
 mod sessions;
+pub mod signup;
 
-pub use login::{login, LoginInput, LoginOutcome};
+pub use login::{login, start_session, LoginInput, LoginOutcome, NewSession};
 pub use sessions::{Identity, SessionCache};
 
 use std::sync::Arc;
 
-use crate::store::DynStore;
+use crate::store::{DynStore, StoreError};
+
+/// Why a flow could not complete (as opposed to an outcome the member is shown): the
+/// store or the hasher failed. Pages map it to a 503; details go to the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hash(#[from] password::HashError),
+}
 
 /// What the flows need: the store, the hasher and the session settings.
 pub struct Auth {

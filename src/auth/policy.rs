@@ -6,6 +6,8 @@ use crate::config::PasswordSection;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unmet {
     TooShort(usize),
+    /// Longer than we are willing to hash.
+    TooLong(usize),
     NoUpper,
     NoDigit,
     NoSymbol,
@@ -16,11 +18,36 @@ impl Unmet {
     pub fn key(self) -> &'static str {
         match self {
             Unmet::TooShort(_) => "policy-too-short",
+            Unmet::TooLong(_) => "policy-too-long",
             Unmet::NoUpper => "policy-no-upper",
             Unmet::NoDigit => "policy-no-digit",
             Unmet::NoSymbol => "policy-no-symbol",
         }
     }
+
+    /// The rule in the reader's language.
+    pub fn text(self, t: &crate::i18n::Tr) -> String {
+        match self {
+            Unmet::TooShort(n) => t.with(self.key(), &[("min", n.to_string())]),
+            Unmet::TooLong(n) => t.with(self.key(), &[("max", n.to_string())]),
+            _ => t.get(self.key()),
+        }
+    }
+}
+
+/// Every rule `[password]` imposes, to list them beside the field.
+pub fn requirements(cfg: &PasswordSection) -> Vec<Unmet> {
+    let mut rules = vec![Unmet::TooShort(cfg.min_length)];
+    if cfg.require_upper {
+        rules.push(Unmet::NoUpper);
+    }
+    if cfg.require_digit {
+        rules.push(Unmet::NoDigit);
+    }
+    if cfg.require_symbol {
+        rules.push(Unmet::NoSymbol);
+    }
+    rules
 }
 
 pub fn check(password: &str, cfg: &PasswordSection) -> Vec<Unmet> {

@@ -24,6 +24,14 @@ pub enum UserCommand {
     List,
     /// Show one account with its sessions.
     Show { email: String },
+    /// Invite an address (lets it sign up when `signup.mode = "invite"`) and mail it a
+    /// sign-up link; the running gateway sends the mail. Inviting again renews it.
+    Invite {
+        email: String,
+        /// Language of the invitation mail (fr or en; default: `i18n.default`).
+        #[arg(long)]
+        lang: Option<String>,
+    },
     /// End sessions: every one (--all) or one (--session ID).
     Revoke {
         email: String,
@@ -53,6 +61,20 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
     v.block_on(async {
         let store = &v.app.store;
         match cmd {
+            UserCommand::Invite { email, lang } => {
+                let email = normalize_email(&email);
+                if !plausible_email(&email) {
+                    return fail(format!("not an email address: {email}"));
+                }
+                let lang = match lang.as_deref().map(crate::i18n::Lang::parse) {
+                    None => v.app.config.default_lang,
+                    Some(Some(l)) => l,
+                    Some(None) => return fail("--lang: expected fr or en"),
+                };
+                crate::auth::signup::invite(&v.app, &email, lang, now_ms()).await?;
+                println!("invited {email}; the invitation mail is queued");
+                Ok(ExitCode::SUCCESS)
+            }
             UserCommand::Add { email, admin, name } => {
                 let email = normalize_email(&email);
                 if !plausible_email(&email) {
@@ -62,7 +84,7 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 let unmet = policy::check(&password, &v.app.config.file.password);
                 if !unmet.is_empty() {
                     let t = crate::i18n::Lang::En.tr();
-                    let rules: Vec<String> = unmet.iter().map(|u| t.with(u.key(), &[("min", v.app.config.file.password.min_length.to_string())])).collect();
+                    let rules: Vec<String> = unmet.iter().map(|u| u.text(&t)).collect();
                     return fail(format!("password refused: {}", rules.join("; ")));
                 }
                 let user = User {

@@ -210,6 +210,14 @@ pub struct SignupSection {
     pub activation_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub pending_account_ttl: Duration,
+    /// How long an admin's invitation (`vigile user invite`) stays usable in invite mode.
+    #[serde(with = "humantime_serde")]
+    pub invite_ttl: Duration,
+    /// Sign-up, activation-resend and forgot-password forms accepted from one IP address
+    /// per `ip_window` (0 = no limit); beyond, a 429 page.
+    pub max_per_ip: u32,
+    #[serde(with = "humantime_serde")]
+    pub ip_window: Duration,
 }
 
 impl Default for SignupSection {
@@ -218,6 +226,9 @@ impl Default for SignupSection {
             mode: SignupMode::Open,
             activation_ttl: Duration::from_secs(48 * 3600),
             pending_account_ttl: Duration::from_secs(7 * 86_400),
+            invite_ttl: Duration::from_secs(30 * 86_400),
+            max_per_ip: 10,
+            ip_window: Duration::from_secs(3600),
         }
     }
 }
@@ -229,6 +240,9 @@ pub struct PasswordSection {
     pub require_upper: bool,
     pub require_digit: bool,
     pub require_symbol: bool,
+    /// How long an emailed password-reset link stays valid.
+    #[serde(with = "humantime_serde")]
+    pub reset_ttl: Duration,
     /// Argon2id memory cost in KiB (OWASP: 19456 = 19 MiB).
     pub argon2_memory_kib: u32,
     /// Argon2id passes (OWASP: 2).
@@ -247,6 +261,7 @@ impl Default for PasswordSection {
             require_upper: true,
             require_digit: true,
             require_symbol: true,
+            reset_ttl: Duration::from_secs(3600),
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
@@ -274,6 +289,20 @@ pub struct MailSection {
     pub file_dir: String,
     /// Addresses told about security events (device overflow).
     pub admin_notify: Vec<String>,
+    /// Bound on one SMTP exchange (connect, send, quit).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Delay before the first retry of a mail that could not be sent; doubles at each
+    /// failure up to `retry_max`. Mails wait in the store meanwhile: none is dropped.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// Mails the public forms (sign-up, resend, forgot password) may trigger to one
+    /// address per `address_window`; beyond, the form answers as usual but sends nothing.
+    pub max_per_address: u32,
+    #[serde(with = "humantime_serde")]
+    pub address_window: Duration,
 }
 
 impl Default for MailSection {
@@ -284,6 +313,11 @@ impl Default for MailSection {
             smtp_url: Secret::new("smtp://127.0.0.1:25"),
             file_dir: "data/mail".into(),
             admin_notify: vec![],
+            timeout: Duration::from_secs(10),
+            retry_initial: Duration::from_secs(10),
+            retry_max: Duration::from_secs(900),
+            max_per_address: 5,
+            address_window: Duration::from_secs(3600),
         }
     }
 }

@@ -212,6 +212,38 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
             "timeouts must be positive".into(),
         ));
     }
+    for (key, d) in [
+        ("signup.activation_ttl", file.signup.activation_ttl),
+        ("signup.pending_account_ttl", file.signup.pending_account_ttl),
+        ("signup.invite_ttl", file.signup.invite_ttl),
+        ("signup.ip_window", file.signup.ip_window),
+        ("password.reset_ttl", file.password.reset_ttl),
+        ("mail.timeout", file.mail.timeout),
+        ("mail.retry_initial", file.mail.retry_initial),
+        ("mail.address_window", file.mail.address_window),
+    ] {
+        if d.is_zero() {
+            return Err(err(key, "must be positive".into()));
+        }
+    }
+    if file.mail.retry_max < file.mail.retry_initial {
+        return Err(err(
+            "mail.retry_max",
+            "must not be shorter than mail.retry_initial".into(),
+        ));
+    }
+    file.mail
+        .from
+        .parse::<lettre::message::Mailbox>()
+        .map_err(|e| err("mail.from", format!("not a mail address: {e}")))?;
+    if file.mail.transport == MailTransport::Smtp {
+        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(file.mail.smtp_url.expose())
+            .map_err(|e| err("mail.smtp_url", format!("invalid SMTP URL: {e}")))?;
+    }
+    for a in &file.mail.admin_notify {
+        a.parse::<lettre::Address>()
+            .map_err(|e| err("mail.admin_notify", format!("{a}: {e}")))?;
+    }
     let p = &file.password;
     if p.min_length == 0 || p.min_length > 256 {
         return Err(err("password.min_length", "expected 1..=256".into()));

@@ -77,6 +77,7 @@ admin = ["/admin/**"]
         "Vigile demo is running.\n\n  \
          Site:      http://127.0.0.1:{port}/\n  \
          Sign in:   http://127.0.0.1:{port}/_vigile/login\n  \
+         Sign up:   http://127.0.0.1:{port}/_vigile/signup\n  \
          Email:     {email}\n  \
          Password:  {password}\n  \
          Mail:      http://127.0.0.1:{port}/_vigile/dev/mail\n  \

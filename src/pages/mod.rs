@@ -4,6 +4,7 @@
 
 pub mod cookies;
 mod csrf;
+pub mod forms;
 mod handlers;
 pub mod rd;
 pub mod render;

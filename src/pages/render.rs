@@ -39,6 +39,9 @@ pub struct LoginPage {
     /// Catalog key of the message to show above the form, if any.
     pub error: Option<&'static str>,
     pub notice: Option<&'static str>,
+    /// The activation-resend page for this address (offered when not activated yet).
+    pub resend_url: String,
+    pub signup_open: bool,
 }
 
 #[derive(Template)]
@@ -58,6 +61,7 @@ pub struct AccountPage {
     pub email: String,
     pub groups: String,
     pub session_id: String,
+    pub notice: Option<&'static str>,
 }
 
 #[derive(Template)]

@@ -65,6 +65,27 @@ impl Store for Instrumented {
     async fn user_list(&self) -> StoreResult<Vec<User>> {
         self.time("user_list", self.inner.user_list()).await
     }
+    async fn user_insert_pending(&self, user: &User, expires_at: Millis) -> StoreResult<()> {
+        self.time(
+            "user_insert_pending",
+            self.inner.user_insert_pending(user, expires_at),
+        )
+        .await
+    }
+    async fn user_activate(&self, id: &UserId) -> StoreResult<bool> {
+        self.time("user_activate", self.inner.user_activate(id))
+            .await
+    }
+    async fn user_set_password(&self, id: &UserId, password_hash: &str) -> StoreResult<bool> {
+        self.time(
+            "user_set_password",
+            self.inner.user_set_password(id, password_hash),
+        )
+        .await
+    }
+    async fn user_delete(&self, id: &UserId) -> StoreResult<bool> {
+        self.time("user_delete", self.inner.user_delete(id)).await
+    }
     async fn session_insert(
         &self,
         session: &SessionRecord,
@@ -109,5 +130,160 @@ impl Store for Instrumented {
     }
     async fn sweep(&self, now: Millis) -> StoreResult<u64> {
         self.time("sweep", self.inner.sweep(now)).await
+    }
+}
+
+#[async_trait]
+impl TokenStore for Instrumented {
+    async fn token_insert(&self, token: &TokenRecord) -> StoreResult<()> {
+        self.time("token_insert", self.inner.token_insert(token))
+            .await
+    }
+    async fn token_peek(
+        &self,
+        kind: TokenKind,
+        hash: &TokenHash,
+        now: Millis,
+    ) -> StoreResult<Option<TokenRecord>> {
+        self.time("token_peek", self.inner.token_peek(kind, hash, now))
+            .await
+    }
+    async fn token_take(
+        &self,
+        kind: TokenKind,
+        hash: &TokenHash,
+        now: Millis,
+    ) -> StoreResult<Option<TokenRecord>> {
+        self.time("token_take", self.inner.token_take(kind, hash, now))
+            .await
+    }
+}
+
+#[async_trait]
+impl OutboxStore for Instrumented {
+    async fn outbox_push(&self, mail: &OutboxMail) -> StoreResult<()> {
+        self.time("outbox_push", self.inner.outbox_push(mail)).await
+    }
+    async fn outbox_claim(
+        &self,
+        now: Millis,
+        lease_ms: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>> {
+        self.time(
+            "outbox_claim",
+            self.inner.outbox_claim(now, lease_ms, limit),
+        )
+        .await
+    }
+    async fn outbox_done(&self, id: &str) -> StoreResult<bool> {
+        self.time("outbox_done", self.inner.outbox_done(id)).await
+    }
+    async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str) -> StoreResult<bool> {
+        self.time(
+            "outbox_retry",
+            self.inner.outbox_retry(id, next_attempt, error),
+        )
+        .await
+    }
+    async fn outbox_list(&self) -> StoreResult<Vec<OutboxMail>> {
+        self.time("outbox_list", self.inner.outbox_list()).await
+    }
+}
+
+#[async_trait]
+impl CounterStore for Instrumented {
+    async fn counter_hit(
+        &self,
+        scope: CounterScope,
+        subject: &str,
+        window_ms: Millis,
+        now: Millis,
+    ) -> StoreResult<u64> {
+        self.time(
+            "counter_hit",
+            self.inner.counter_hit(scope, subject, window_ms, now),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_new_operation_is_timed_under_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner: DynStore = Arc::new(SqliteStore::open(&dir.path().join("v.db")).unwrap());
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let store = Instrumented::new(inner, Arc::clone(&metrics));
+
+        let user = User {
+            id: UserId::random(),
+            email: "a@example.org".into(),
+            name: "A".into(),
+            password_hash: "h".into(),
+            admin: false,
+            status: AccountStatus::Pending,
+            lang: None,
+            created_at: 0,
+        };
+        store.user_insert_pending(&user, 10).await.unwrap();
+        store.user_set_password(&user.id, "h2").await.unwrap();
+        store.user_activate(&user.id).await.unwrap();
+        store.user_delete(&user.id).await.unwrap();
+        let token = TokenRecord {
+            kind: TokenKind::Activation,
+            hash: TokenHash::of("t"),
+            subject: "s".into(),
+            bind: String::new(),
+            expires_at: 10,
+        };
+        store.token_insert(&token).await.unwrap();
+        store.token_peek(token.kind, &token.hash, 0).await.unwrap();
+        store.token_take(token.kind, &token.hash, 0).await.unwrap();
+        let mail = OutboxMail {
+            id: OutboxMail::new_id(),
+            kind: "activation".into(),
+            to: "a@example.org".into(),
+            subject: String::new(),
+            text: String::new(),
+            html: String::new(),
+            created_at: 0,
+            attempts: 0,
+            next_attempt: 0,
+            last_error: None,
+        };
+        store.outbox_push(&mail).await.unwrap();
+        store.outbox_claim(0, 10, 1).await.unwrap();
+        store.outbox_retry(&mail.id, 0, "e").await.unwrap();
+        store.outbox_list().await.unwrap();
+        store.outbox_done(&mail.id).await.unwrap();
+        store
+            .counter_hit(CounterScope::FormsPerIp, "ip", 10, 0)
+            .await
+            .unwrap();
+
+        for op in [
+            "user_insert_pending",
+            "user_set_password",
+            "user_activate",
+            "user_delete",
+            "token_insert",
+            "token_peek",
+            "token_take",
+            "outbox_push",
+            "outbox_claim",
+            "outbox_retry",
+            "outbox_list",
+            "outbox_done",
+            "counter_hit",
+        ] {
+            let timed = metrics.store_duration.with_label_values(&[op]);
+            assert_eq!(timed.get_sample_count(), 1, "{op}");
+        }
+        assert_eq!(metrics.store_errors.get(), 0);
     }
 }

@@ -18,8 +18,20 @@
 //!   their absolute expiry (the key itself expires with the last of them).
 //! - `vigile:session_expiry`: sorted set of every session id scored by its current
 //!   expiry, for an O(log n) `session_count` and for `sweep`.
+//! - `vigile:pending_users`: sorted set of the ids of `Pending` accounts, scored by the
+//!   instant they expire (their user and email keys carry the same instant as TTL);
+//!   `sweep` deletes them by it, `user_activate` removes the entry.
+//! - `vigile:token:{kind}:{token_hash}`: hash of one single-use token (`subject`,
+//!   `bind`, `expires_at`); its TTL is the token's expiry.
+//! - `vigile:outbox`: sorted set of waiting mail ids, scored by their `next_attempt`.
+//! - `vigile:outbox_mail:{id}`: hash of one waiting mail's fields (no TTL: durable).
+//! - `vigile:counter:{scope}:{window_start}:{subject}`: a fixed-window counter (an
+//!   integer); its TTL is the end of its window. The subject comes last since it may
+//!   contain `:` (IPv6).
+//! - `vigile:expiring`: sorted set of the *names* of token and counter keys, scored by
+//!   their expiry, so `sweep` removes them at a `now` ahead of Redis's clock too.
 
-use super::{SessionId, TokenHash, UserId};
+use super::{CounterScope, Millis, SessionId, TokenHash, TokenKind, UserId};
 
 /// Common prefix of every key Vigile writes.
 pub const NAMESPACE: &str = "vigile:";
@@ -33,6 +45,9 @@ pub enum Prefix {
     Session,
     SessionToken,
     UserSessions,
+    OutboxMail,
+    Token,
+    Counter,
 }
 
 impl Prefix {
@@ -43,6 +58,9 @@ impl Prefix {
             Prefix::Session => "vigile:session:",
             Prefix::SessionToken => "vigile:session_token:",
             Prefix::UserSessions => "vigile:user_sessions:",
+            Prefix::OutboxMail => "vigile:outbox_mail:",
+            Prefix::Token => "vigile:token:",
+            Prefix::Counter => "vigile:counter:",
         }
     }
 
@@ -66,6 +84,13 @@ pub enum Key<'a> {
     SessionToken(&'a TokenHash),
     UserSessions(&'a UserId),
     SessionExpiry,
+    PendingUsers,
+    Token(TokenKind, &'a TokenHash),
+    Outbox,
+    OutboxMail(&'a str),
+    /// `(scope, subject, window_start)`.
+    Counter(CounterScope, &'a str, Millis),
+    Expiring,
 }
 
 impl Key<'_> {
@@ -75,11 +100,18 @@ impl Key<'_> {
             Key::Secret => "vigile:secret".to_string(),
             Key::Users => "vigile:users".to_string(),
             Key::SessionExpiry => "vigile:session_expiry".to_string(),
+            Key::PendingUsers => "vigile:pending_users".to_string(),
+            Key::Outbox => "vigile:outbox".to_string(),
+            Key::Expiring => "vigile:expiring".to_string(),
             Key::User(id) => Prefix::User.with(id.as_str()),
             Key::UserEmail(email) => Prefix::UserEmail.with(email),
             Key::Session(id) => Prefix::Session.with(id.as_str()),
             Key::SessionToken(hash) => Prefix::SessionToken.with(hash.as_str()),
             Key::UserSessions(id) => Prefix::UserSessions.with(id.as_str()),
+            Key::OutboxMail(id) => Prefix::OutboxMail.with(id),
+            Key::Token(kind, hash) => Prefix::Token.with(&[kind.as_str(), hash.as_str()].join(":")),
+            Key::Counter(scope, subject, window_start) => Prefix::Counter
+                .with(&[scope.as_str(), &window_start.to_string(), subject].join(":")),
         }
     }
 }
@@ -97,11 +129,23 @@ mod tests {
             (Key::Secret, None),
             (Key::Users, None),
             (Key::SessionExpiry, None),
+            (Key::PendingUsers, None),
+            (Key::Outbox, None),
+            (Key::Expiring, None),
             (Key::User(&user), Some((Prefix::User, "u1"))),
             (Key::UserEmail("a@b.c"), Some((Prefix::UserEmail, "a@b.c"))),
             (Key::Session(&session), Some((Prefix::Session, "s1"))),
             (Key::SessionToken(&hash), Some((Prefix::SessionToken, "ab"))),
             (Key::UserSessions(&user), Some((Prefix::UserSessions, "u1"))),
+            (Key::OutboxMail("m1"), Some((Prefix::OutboxMail, "m1"))),
+            (
+                Key::Token(TokenKind::PasswordReset, &hash),
+                Some((Prefix::Token, "reset:ab")),
+            ),
+            (
+                Key::Counter(CounterScope::FormsPerIp, "2001:db8::1", 60_000),
+                Some((Prefix::Counter, "forms_ip:60000:2001:db8::1")),
+            ),
         ];
         for (key, prefix) in keys {
             let name = key.name();
@@ -110,5 +154,20 @@ mod tests {
                 assert_eq!(name, format!("{}{suffix}", prefix.as_str()));
             }
         }
+    }
+
+    #[test]
+    fn record_keys_of_different_kinds_never_collide() {
+        let hash = TokenHash::from_hex("ab");
+        let names: std::collections::HashSet<String> = TokenKind::ALL
+            .into_iter()
+            .map(|k| Key::Token(k, &hash).name())
+            .chain([
+                Key::Counter(CounterScope::FormsPerIp, "x", 0).name(),
+                Key::Counter(CounterScope::MailsPerAddress, "x", 0).name(),
+                Key::Counter(CounterScope::MailsPerAddress, "x", 1).name(),
+            ])
+            .collect();
+        assert_eq!(names.len(), TokenKind::ALL.len() + 3);
     }
 }

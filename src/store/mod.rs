@@ -6,18 +6,24 @@
 //! Rust. Time is always passed in (`now`, unix milliseconds) so expiry is testable without
 //! sleeping. This module must never know about HTTP or Pingora.
 
+mod counters;
 mod ids;
 mod instrumented;
 pub mod keys;
+mod outbox;
 mod redis;
 mod sqlite;
+mod tokens;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use counters::{CounterScope, CounterStore};
 pub use ids::{DeviceId, SessionId, TokenHash, UserId};
+pub use outbox::{OutboxMail, OutboxStore};
+pub use tokens::{TokenKind, TokenRecord, TokenStore};
 pub use instrumented::Instrumented;
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
@@ -140,8 +146,10 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Everything the gateway keeps. The domain-specific parts (tokens, outbox, counters)
+/// are their own traits, in their own modules, so each stays readable.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: TokenStore + OutboxStore + CounterStore + Send + Sync + 'static {
     /// Short name for logs and metrics ("sqlite" / "redis").
     fn backend(&self) -> &'static str;
 
@@ -158,6 +166,19 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<User>>;
     /// Every account, ordered by email.
     async fn user_list(&self) -> StoreResult<Vec<User>>;
+    /// Creates a `Pending` account (sign-up) that disappears at `expires_at` unless
+    /// activated before. If the email belongs to another `Pending` account, that account
+    /// is replaced (deleted, with its sessions) in the same atomic operation, so links
+    /// mailed for it lead nowhere;
+    /// `StoreError::Conflict` if it belongs to an `Active` one.
+    async fn user_insert_pending(&self, user: &User, expires_at: Millis) -> StoreResult<()>;
+    /// `Pending` → `Active`, and the account no longer expires. Returns false if there is
+    /// no such account or it was not pending.
+    async fn user_activate(&self, id: &UserId) -> StoreResult<bool>;
+    /// Replaces the password hash. Returns false if there is no such account.
+    async fn user_set_password(&self, id: &UserId, password_hash: &str) -> StoreResult<bool>;
+    /// Deletes an account, its email index and its sessions. Returns whether it existed.
+    async fn user_delete(&self, id: &UserId) -> StoreResult<bool>;
 
     /// Stores a new session. If `replaces` is given, that session is deleted in the same
     /// atomic operation (session rotation at login). `StoreError::Conflict` (and nothing
@@ -187,9 +208,10 @@ pub trait Store: Send + Sync + 'static {
     /// Number of sessions valid at `now`, all members together (for the gauge).
     async fn session_count(&self, now: Millis) -> StoreResult<u64>;
 
-    /// Deletes the sessions expired at `now`. Returns how many were removed. SQLite needs
-    /// it; Redis drops dead sessions by key TTL anyway, and its sweep also removes
-    /// sessions expired at a `now` ahead of Redis's clock, so both backends agree.
+    /// Deletes what has expired at `now`: sessions, pending accounts past their
+    /// `expires_at`, tokens, counters. Returns how many records were removed. SQLite needs
+    /// it; Redis drops dead records by key TTL anyway, and its sweep also removes
+    /// records expired at a `now` ahead of Redis's clock, so both backends agree.
     async fn sweep(&self, now: Millis) -> StoreResult<u64>;
 }
 

@@ -20,6 +20,10 @@
 //! fresh connection attempt, so once Redis is back the next calls succeed again without
 //! any restart. Scripts are sent by SHA and reloaded after a Redis restart (`NOSCRIPT`).
 //!
+//! Layout: sessions, accounts and the secret here; sign-up accounts (pending, expiring)
+//! in `redis/users.rs`; tokens, the outbox and counters each in their own file beside
+//! it; `redis/expiring.rs` sweeps the token and counter keys by the `now` it is given.
+//!
 //! Needs Redis 5 or later (multi-field `HSET`, scripts replicated by effects, which
 //! allows `TIME` before writes). Redis Cluster is not supported as is: scripts touch keys
 //! they derive, which Cluster only allows within one hash slot.
@@ -43,7 +47,7 @@ pub const RECONNECT_RETRIES: usize = 1;
 /// Overall bound on one store call, whatever the network does.
 pub const OP_DEADLINE: Duration = Duration::from_secs(3);
 
-/// Sessions deleted per `sweep` script run, so one run never blocks Redis for long.
+/// Records deleted per `sweep` script run, so one run never blocks Redis for long.
 const SWEEP_BATCH: u64 = 500;
 
 /// Shared by the session scripts. Calling convention: `KEYS[1]` is the global expiry
@@ -83,6 +87,13 @@ macro_rules! session_script {
             LazyLock::new(|| Script::new(concat!(session_prelude!(), $body)));
     };
 }
+
+// After the macros, so the submodules can use them.
+mod counters;
+mod expiring;
+mod outbox;
+mod tokens;
+mod users;
 
 // KEYS[2] session, KEYS[3] token, KEYS[4] user sessions.
 // ARGV[4] id, ARGV[5] replaced id or '', ARGV[6] expires_at, ARGV[7] absolute_expiry,
@@ -343,6 +354,17 @@ impl RedisStore {
         Ok(Self { conn })
     }
 
+    /// Runs one plain command (single-key reads only: anything else is a script).
+    async fn query<T: FromRedisValue>(&self, cmd: &::redis::Cmd) -> StoreResult<T> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(OP_DEADLINE, cmd.query_async(&mut conn)).await {
+            Ok(result) => result.map_err(map_err),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "redis did not answer within {OP_DEADLINE:?}"
+            ))),
+        }
+    }
+
     async fn call<T: FromRedisValue>(&self, inv: &ScriptInvocation<'_>) -> StoreResult<T> {
         let mut conn = self.conn.clone();
         match tokio::time::timeout(OP_DEADLINE, inv.invoke_async(&mut conn)).await {
@@ -399,14 +421,9 @@ impl Store for RedisStore {
     }
 
     async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<User>> {
-        let mut conn = self.conn.clone();
         let mut cmd = ::redis::cmd("GET");
         cmd.arg(Key::User(id).name());
-        let json: Option<String> =
-            match tokio::time::timeout(OP_DEADLINE, cmd.query_async(&mut conn)).await {
-                Ok(result) => result.map_err(map_err)?,
-                Err(_) => return Err(StoreError::Unavailable("redis GET timed out".into())),
-            };
+        let json: Option<String> = self.query(&cmd).await?;
         json.as_deref().map(user_from_json).transpose()
     }
 
@@ -420,6 +437,22 @@ impl Store for RedisStore {
             .collect::<StoreResult<Vec<_>>>()?;
         users.sort_by(|a, b| a.email.cmp(&b.email));
         Ok(users)
+    }
+
+    async fn user_insert_pending(&self, user: &User, expires_at: Millis) -> StoreResult<()> {
+        self.insert_pending(user, expires_at).await
+    }
+
+    async fn user_activate(&self, id: &UserId) -> StoreResult<bool> {
+        self.activate(id).await
+    }
+
+    async fn user_set_password(&self, id: &UserId, password_hash: &str) -> StoreResult<bool> {
+        self.set_password(id, password_hash).await
+    }
+
+    async fn user_delete(&self, id: &UserId) -> StoreResult<bool> {
+        self.delete_user(id).await
     }
 
     async fn session_insert(
@@ -505,8 +538,13 @@ impl Store for RedisStore {
             let removed: u64 = self.call(&inv).await?;
             total += removed;
             if removed < SWEEP_BATCH {
-                return Ok(total);
+                break;
             }
         }
+        // After the sessions, so a session both expired and of an expired sign-up is
+        // counted once, as SQLite does.
+        total += self.sweep_pending(now, SWEEP_BATCH).await?;
+        total += self.sweep_expiring(now, SWEEP_BATCH).await?;
+        Ok(total)
     }
 }

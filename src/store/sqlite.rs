@@ -8,7 +8,16 @@
 //! Multi-step operations are one `BEGIN IMMEDIATE` transaction.
 //!
 //! Expired sessions are deleted by `sweep` (called periodically by the server) and, one
-//! at a time, by `session_by_token` when it meets one.
+//! at a time, by `session_by_token` when it meets one; `sweep` also removes pending
+//! accounts past their `expires_at`, expired tokens and counters.
+//!
+//! Layout: the schema and its migrations in `sqlite/schema.rs`; the token, outbox and
+//! counter traits each in their own file beside it.
+
+mod counters;
+mod outbox;
+mod schema;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,12 +25,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use schema::migrate;
 use tokio::sync::Semaphore;
 
 use super::*;
-
-/// Bumped whenever the schema below changes; a file written by a newer Vigile is refused.
-const SCHEMA_VERSION: i64 = 1;
 
 /// Connections, and so operations running at once (WAL lets their reads overlap; writes
 /// are serialised by SQLite anyway). Further callers wait their turn asynchronously
@@ -31,44 +38,6 @@ const POOL_SIZE: usize = 4;
 /// How long a statement waits for another process's write lock before giving up with
 /// `Unavailable`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS users (
-    id            TEXT PRIMARY KEY,
-    email         TEXT NOT NULL,
-    name          TEXT NOT NULL,
-    password_hash TEXT NOT NULL,
-    admin         INTEGER NOT NULL,
-    status        TEXT NOT NULL,
-    lang          TEXT,
-    created_at    INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS secrets (
-    name  TEXT PRIMARY KEY,
-    value BLOB NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS users_email ON users(email);
-CREATE TABLE IF NOT EXISTS sessions (
-    id              TEXT PRIMARY KEY,
-    token_hash      TEXT NOT NULL UNIQUE,
-    user_id         TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    device_id       TEXT NOT NULL,
-    created_at      INTEGER NOT NULL,
-    last_seen       INTEGER NOT NULL,
-    idle_ms         INTEGER NOT NULL,
-    absolute_expiry INTEGER NOT NULL,
-    ip              TEXT NOT NULL,
-    user_agent      TEXT NOT NULL,
-    -- Same rule as SessionRecord::expires_at, indexed for sweep and session_count.
-    expires_at      INTEGER GENERATED ALWAYS AS (MIN(last_seen + idle_ms, absolute_expiry)) VIRTUAL
-);
-CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id, created_at);
-CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
-";
 
 const USER_COLUMNS: &str = "id, email, name, password_hash, admin, status, lang, created_at";
 const SESSION_COLUMNS: &str = "id, token_hash, user_id, device_id, created_at, last_seen, \
@@ -121,39 +90,6 @@ fn connect(path: &Path) -> StoreResult<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
-}
-
-/// Creates the schema if missing; refuses a file from a newer schema version.
-fn migrate(conn: &mut Connection) -> StoreResult<()> {
-    // IMMEDIATE: two processes starting together create the schema one after the other.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute_batch(SCHEMA)?;
-    let found: Option<String> = tx
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    match found {
-        None => {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
-                [SCHEMA_VERSION.to_string()],
-            )?;
-        }
-        Some(v) => {
-            let v: i64 = v
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("schema_version {v:?}")))?;
-            if v > SCHEMA_VERSION {
-                return Err(StoreError::Corrupt(format!(
-                    "schema version {v} is newer than this Vigile understands ({SCHEMA_VERSION})"
-                )));
-            }
-        }
-    }
-    tx.commit().map_err(map_err)
 }
 
 // Lets `?` turn driver errors into store errors inside this module's closures.
@@ -357,6 +293,88 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn user_insert_pending(&self, user: &User, expires_at: Millis) -> StoreResult<()> {
+        let u = user.clone();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let holder: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT id, status FROM users WHERE email = ?1",
+                    [&u.email],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((old, status)) = holder {
+                if status != AccountStatus::Pending.as_str() {
+                    return Err(StoreError::Conflict);
+                }
+                // Sessions go by the foreign key's cascade; said here for clarity.
+                tx.execute("DELETE FROM sessions WHERE user_id = ?1", [&old])?;
+                tx.execute("DELETE FROM users WHERE id = ?1", [&old])?;
+            }
+            // An id already used by another address is a constraint violation: Conflict,
+            // and the rollback on drop keeps the replaced account.
+            tx.execute(
+                &format!(
+                    "INSERT INTO users ({USER_COLUMNS}, expires_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ),
+                params![
+                    u.id.as_str(),
+                    u.email,
+                    u.name,
+                    u.password_hash,
+                    u.admin,
+                    AccountStatus::Pending.as_str(),
+                    u.lang,
+                    u.created_at,
+                    expires_at
+                ],
+            )?;
+            tx.commit().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn user_activate(&self, id: &UserId) -> StoreResult<bool> {
+        let id = id.as_str().to_string();
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE users SET status = ?2, expires_at = NULL WHERE id = ?1 AND status = ?3",
+                params![
+                    id,
+                    AccountStatus::Active.as_str(),
+                    AccountStatus::Pending.as_str()
+                ],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn user_set_password(&self, id: &UserId, password_hash: &str) -> StoreResult<bool> {
+        let id = id.as_str().to_string();
+        let hash = password_hash.to_string();
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+                params![id, hash],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn user_delete(&self, id: &UserId) -> StoreResult<bool> {
+        let id = id.as_str().to_string();
+        self.run(move |c| {
+            // One statement: its sessions go with it by the foreign key's cascade.
+            let n = c.execute("DELETE FROM users WHERE id = ?1", [id])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn session_insert(
         &self,
         session: &SessionRecord,
@@ -482,8 +500,23 @@ impl Store for SqliteStore {
 
     async fn sweep(&self, now: Millis) -> StoreResult<u64> {
         self.run(move |c| {
-            let n = c.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
-            Ok(count(n))
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Sessions of expired sign-ups are deleted explicitly, not by the cascade,
+            // so they are counted (as Redis counts them).
+            let statements = [
+                "DELETE FROM sessions WHERE expires_at <= ?1",
+                "DELETE FROM sessions WHERE user_id IN \
+                     (SELECT id FROM users WHERE expires_at IS NOT NULL AND expires_at <= ?1)",
+                "DELETE FROM users WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                "DELETE FROM tokens WHERE expires_at <= ?1",
+                "DELETE FROM counters WHERE expires_at <= ?1",
+            ];
+            let mut removed = 0;
+            for sql in statements {
+                removed += count(tx.execute(sql, [now])?);
+            }
+            tx.commit()?;
+            Ok(removed)
         })
         .await
     }

@@ -165,3 +165,85 @@ async fn browser_wrong_password_then_right() {
     .await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_signup_mail_activation_journey() {
+    let s = Backend::Sqlite.stack("").await;
+    let gw = s.gw.url();
+    let b = Browser::start("browser_signup_mail_activation_journey").await;
+    b.run(async {
+        b.step("login-page-offers-sign-up");
+        b.goto(&format!("{gw}/_vigile/login")).await;
+        b.click("main a[href='/_vigile/signup']").await;
+        b.wait_path("/_vigile/signup").await;
+
+        b.step("policy-named-on-the-page");
+        b.fill("#email", EMAIL).await;
+        b.fill("#password", "weak").await;
+        b.fill("#confirm", "weak").await;
+        b.click("main form[action='/_vigile/signup'] button[type='submit']").await;
+        let error = b.wait_text("div.error[role='alert']", "At least 10 characters").await;
+        assert!(error.contains("At least one digit"), "{error}");
+
+        b.step("sign-up");
+        b.fill("#password", PASSWORD).await;
+        b.fill("#confirm", PASSWORD).await;
+        b.click("main form[action='/_vigile/signup'] button[type='submit']").await;
+        b.wait_text("main h1", "Check your mailbox").await;
+
+        b.step("follow-the-mailed-link");
+        let mail = s.smtp.wait_for_to(EMAIL, "Activate your account").await;
+        let link = mail.link_containing("/_vigile/activate?token=");
+        b.goto(&link).await;
+        b.wait_path("/_vigile/account").await;
+        b.wait_text("p.notice", "Welcome").await;
+        b.wait_text("main", EMAIL).await;
+
+        b.step("member-reaches-the-site");
+        b.goto(&format!("{gw}/courses/1")).await;
+        b.wait_text("body", "upstream saw /courses/1").await;
+        assert_eq!(upstream_hits(&s, "/courses/1"), [EMAIL]);
+    })
+    .await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_forgot_password_journey() {
+    let s = Backend::Sqlite.stack("").await;
+    s.gw.add_user(EMAIL, PASSWORD, false);
+    let gw = s.gw.url();
+    let new_password = "Another-Horse-7?";
+    let b = Browser::start("browser_forgot_password_journey").await;
+    b.run(async {
+        b.step("forgot-link");
+        b.goto(&format!("{gw}/_vigile/login")).await;
+        b.click("main p.aside a[href='/_vigile/password/forgot']").await;
+        b.wait_path("/_vigile/password/forgot").await;
+
+        b.step("ask-for-a-link");
+        b.fill("#email", EMAIL).await;
+        b.click("main form button[type='submit']").await;
+        b.wait_text("main h1", "Check your mailbox").await;
+
+        b.step("choose-a-new-password");
+        let mail = s
+            .smtp
+            .wait_for("reset mail", |m| m.text.contains("/_vigile/password/reset?token="))
+            .await;
+        b.goto(&mail.link_containing("/_vigile/password/reset?token=")).await;
+        b.fill("#password", new_password).await;
+        b.fill("#confirm", new_password).await;
+        b.click("main form[action='/_vigile/password/reset'] button[type='submit']").await;
+        b.wait_path("/_vigile/login").await;
+        b.wait_text("p.notice", "Your password has been changed").await;
+
+        b.step("sign-in-with-it");
+        b.fill("#email", EMAIL).await;
+        b.fill("#password", new_password).await;
+        b.click(LOGIN_SUBMIT).await;
+        b.wait_path("/").await;
+    })
+    .await;
+    b.close().await;
+}

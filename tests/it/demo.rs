@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 
 use crate::common::gateway::BIN;
 use crate::common::http::{self, client, get, get_page, login_ok};
-use crate::common::{free_port, poll_until};
+use crate::common::{free_port, poll_for, poll_until};
 
 struct Demo(Child);
 
@@ -79,4 +79,29 @@ async fn demo_runs_the_whole_tour_with_nothing_installed() {
     assert!(admin.contains("member,admin"), "{admin}");
     let outbox = http::decode_entities(&get_page(&c, &format!("{base}/_vigile/dev/mail")).await);
     assert!(outbox.contains("Boîte d'envoi"), "{outbox}");
+
+    // A visitor signs up; the activation mail shows in the dev outbox with a clickable
+    // link, which signs them in.
+    let visitor = client();
+    let resp = crate::signup::signup(&visitor, &base, "visitor@example.com", PW, PW, "fr").await;
+    assert_eq!(resp.status(), 200);
+    let link = poll_for("the activation mail in the dev outbox", 400, || async {
+        let page = http::decode_entities(&get_page(&c, &format!("{base}/_vigile/dev/mail")).await);
+        page.contains("Veuillez activer votre compte")
+            .then(|| {
+                page.split("href=\"")
+                    .skip(1)
+                    .filter_map(|rest| rest.split('"').next())
+                    .find(|href| href.contains("/_vigile/activate?token="))
+                    .map(str::to_string)
+            })
+            .flatten()
+    })
+    .await;
+    assert!(link.starts_with(&base), "{link}");
+    assert_eq!(get(&visitor, &link, true).await.status(), 302);
+    let account = get_page(&visitor, &format!("{base}/_vigile/account")).await;
+    assert!(account.contains("visitor@example.com"), "{account}");
 }
+
+const PW: &str = crate::signup::PW;

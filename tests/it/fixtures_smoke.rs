@@ -5,6 +5,7 @@
 
 use crate::common::gateway::{merge, metric_value, GatewayBuilder};
 use crate::common::http::{self, csrf_from, form_with_action, forms, hidden_inputs};
+use crate::common::smtp::{ReceivedMail, SmtpSink};
 use crate::common::upstream::Upstream;
 use crate::common::{free_port, poll_until};
 
@@ -162,4 +163,177 @@ fn metric_values_are_read_from_exposition() {
     );
     assert_eq!(metric_value(text, "vigile_sessions_active"), Some(2.0));
     assert_eq!(metric_value(text, "vigile_missing"), None);
+}
+
+/// Sends one message to the sink with lettre, as the gateway does (plain SMTP, no TLS).
+async fn send_mail(
+    port: u16,
+    to: &str,
+    bcc: Option<&str>,
+    subject: &str,
+    text: &str,
+    html: &str,
+) -> Result<(), lettre::transport::smtp::Error> {
+    use lettre::message::{Mailbox, MultiPart};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+    let mut builder = Message::builder()
+        .from("Vigile <no-reply@example.com>".parse::<Mailbox>().unwrap())
+        .to(to.parse::<Mailbox>().unwrap())
+        .subject(subject);
+    if let Some(bcc) = bcc {
+        builder = builder.bcc(bcc.parse::<Mailbox>().unwrap());
+    }
+    let message = builder
+        .multipart(MultiPart::alternative_plain_html(
+            text.to_string(),
+            html.to_string(),
+        ))
+        .unwrap();
+    // A fresh transport each time: no pooled connection outlives a stop().
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .timeout(Some(std::time::Duration::from_secs(10)))
+        .build();
+    transport.send(message).await.map(|_| ())
+}
+
+/// Long enough for the server to fold it when it stores the message.
+const SECOND: &str = "Second message, with a deliberately long subject line that a mail server \
+    may fold when it stores it: well over seventy-eight characters";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_sink_receives_and_decodes_multipart_mail() {
+    let smtp = SmtpSink::start().await;
+    assert_eq!(smtp.url(), format!("smtp://127.0.0.1:{}", smtp.port()));
+    assert!(smtp.mails().is_empty());
+
+    let subject = "Veuillez activer votre compte — é";
+    let link = "http://127.0.0.1:8080/_vigile/activate?token=AbC-d_9";
+    let text = format!("Bonjour Zoé,\n\nCliquez : {link}.\nÀ bientôt, l'équipe\n");
+    let html = format!(
+        "<p>Bonjour Zoé,</p><p><a href=\"{}\">Activer</a></p><p>À bientôt</p>",
+        link.replace('&', "&amp;")
+    );
+    send_mail(
+        smtp.port(),
+        "Zoé <zoe@example.com>",
+        Some("audit@example.com"),
+        subject,
+        &text,
+        &html,
+    )
+    .await
+    .unwrap();
+    send_mail(
+        smtp.port(),
+        "ann@example.com",
+        None,
+        SECOND,
+        "no link here",
+        "<p>none</p>",
+    )
+    .await
+    .unwrap();
+
+    let mail = smtp
+        .wait_for_to("zoe@example.com", "activer votre compte")
+        .await;
+    assert_eq!(mail.subject, subject);
+    assert_eq!(
+        mail.to,
+        ["zoe@example.com", "audit@example.com"],
+        "envelope recipients"
+    );
+    assert_eq!(mail.from, "Vigile <no-reply@example.com>");
+    assert_eq!(
+        mail.header("x-mailfrom").as_deref(),
+        Some("no-reply@example.com")
+    );
+    assert_eq!(mail.header("SUBJECT").as_deref(), Some(subject));
+    assert_eq!(mail.header("bcc"), None, "Bcc is envelope only");
+    assert!(mail.header("To").unwrap().contains("zoe@example.com"));
+    assert_eq!(mail.text.replace("\r\n", "\n"), text);
+    assert_eq!(mail.html.trim_end(), html);
+    assert_eq!(mail.links(), [link]);
+    assert_eq!(mail.link_containing("/_vigile/activate?token="), link);
+    assert!(!mail.raw.is_empty());
+
+    let second = smtp
+        .wait_for("the second mail", |m| m.subject == SECOND)
+        .await;
+    assert!(second.links().is_empty());
+    let subjects: Vec<String> = smtp.mails().into_iter().map(|m| m.subject).collect();
+    assert_eq!(subjects, [subject, SECOND], "arrival order");
+    assert_eq!(smtp.count_to("zoe@example.com"), 1);
+    assert_eq!(smtp.count_to("audit@example.com"), 1);
+    assert_eq!(smtp.count_to("ann@example.com"), 1);
+    assert_eq!(smtp.count_to("nobody@example.com"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_sink_stops_and_starts_again_keeping_mail() {
+    let mut smtp = SmtpSink::start().await;
+    let port = smtp.port();
+    send_mail(port, "a@example.com", None, "before", "one", "<p>one</p>")
+        .await
+        .unwrap();
+    smtp.wait_for_to("a@example.com", "before").await;
+
+    smtp.stop();
+    smtp.stop(); // idempotent
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the port refuses connections once stopped"
+    );
+    let err = send_mail(port, "a@example.com", None, "down", "x", "<p>x</p>").await;
+    assert!(err.is_err(), "sending to a stopped sink fails");
+
+    smtp.start_again().await;
+    assert_eq!(smtp.port(), port, "same port");
+    send_mail(port, "a@example.com", None, "after", "two", "<p>two</p>")
+        .await
+        .unwrap();
+    smtp.wait_for_to("a@example.com", "after").await;
+    let subjects: Vec<String> = smtp.mails().into_iter().map(|m| m.subject).collect();
+    assert_eq!(
+        subjects,
+        ["before", "after"],
+        "earlier mail is kept, in order"
+    );
+    assert_eq!(smtp.count_to("a@example.com"), 2);
+}
+
+#[test]
+fn received_mail_parsing_and_links() {
+    let raw = b"From: a@example.com\nTo: b@example.com\nSubject: =?utf-8?q?Caf=C3=A9?= ok\n\
+        X-RcptTo: b@example.com,\n c@example.com\nX-MailFrom: a@example.com\n\n\
+        See https://h.example/a?b=1&c=2, (http://h.example/p_(x)) and <https://h.example/z>.\n\
+        Not http:// alone.\n"
+        .to_vec();
+    let mail = ReceivedMail::parse(raw);
+    assert_eq!(mail.subject, "Café ok");
+    assert_eq!(mail.to, ["b@example.com", "c@example.com"]);
+    assert_eq!(mail.from, "a@example.com");
+    assert_eq!(mail.html, "", "a text-only mail has no HTML part");
+    assert_eq!(
+        mail.links(),
+        [
+            "https://h.example/a?b=1&c=2",
+            "http://h.example/p_(x)",
+            "https://h.example/z"
+        ]
+    );
+    assert_eq!(mail.link_containing("/z"), "https://h.example/z");
+    assert_eq!(
+        mail.header("x-rcptto").as_deref(),
+        Some("b@example.com, c@example.com")
+    );
+}
+
+#[test]
+#[should_panic(expected = "no link containing \"/reset\"")]
+fn link_containing_panics_listing_links() {
+    let mail = ReceivedMail::parse(b"Subject: x\n\nhttps://h.example/activate\n".to_vec());
+    mail.link_containing("/reset");
 }

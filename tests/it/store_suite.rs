@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 use vigile::store::keys::{Key, NAMESPACE};
 use vigile::store::{
-    AccountStatus, DeviceId, DynStore, Millis, RedisStore, SessionId, SessionRecord, SqliteStore,
-    StoreError, TokenHash, User, UserId,
+    AccountStatus, CounterScope, DeviceId, DynStore, Millis, OutboxMail, RedisStore, SessionId,
+    SessionRecord, SqliteStore, StoreError, TokenHash, TokenKind, TokenRecord, User, UserId,
 };
 
 use crate::common::redis_server::RedisServer;
@@ -87,6 +87,18 @@ both_backends!(
     sessions_are_shared_between_instances,
     sweep_removes_what_expired,
     concurrent_writes_from_two_instances_all_succeed,
+    token_is_single_use_even_when_takes_race,
+    token_expires_at_the_now_passed_in,
+    token_peek_does_not_consume_and_kinds_are_separate,
+    outbox_claim_leases_mails_until_the_lease_ends,
+    outbox_retry_done_and_list_order,
+    outbox_two_instances_never_claim_the_same_mail,
+    counters_count_per_fixed_window,
+    pending_account_is_replaced_by_a_new_sign_up_not_over_an_active_one,
+    activation_makes_a_pending_account_permanent,
+    sweep_removes_expired_sign_ups_and_frees_their_address,
+    set_password_replaces_the_hash_and_keeps_a_sign_up_expiring,
+    user_delete_removes_the_account_its_address_and_its_sessions,
 );
 
 fn real_now() -> Millis {
@@ -417,6 +429,555 @@ async fn concurrent_writes_from_two_instances_all_succeed(b: Backend) {
     assert_eq!(a.sessions_of(&u.id, now).await.unwrap().len(), 41);
 }
 
+// ---- Tokens ---------------------------------------------------------------------------
+
+const HOUR: Millis = 60 * MINUTE;
+const DAY: Millis = 24 * HOUR;
+
+fn token(kind: TokenKind, subject: &str, expires_at: Millis) -> (TokenRecord, String) {
+    let secret = SessionId::random().as_str().to_string();
+    let record = TokenRecord {
+        kind,
+        hash: TokenHash::of(&secret),
+        subject: subject.to_string(),
+        bind: "fingerprint-é".to_string(),
+        expires_at,
+    };
+    (record, secret)
+}
+
+async fn token_is_single_use_even_when_takes_race(b: Backend) {
+    let (a, c) = (b.open(), b.open());
+    let now = real_now();
+    for round in 0..5 {
+        let (t, _) = token(TokenKind::Activation, &format!("user-{round}"), now + HOUR);
+        a.token_insert(&t).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let store = if i % 2 == 0 { a.clone() } else { c.clone() };
+            let hash = t.hash.clone();
+            tasks.spawn(async move { store.token_take(TokenKind::Activation, &hash, now).await });
+        }
+        let mut winners = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            winners.extend(joined.unwrap().unwrap());
+        }
+        assert_eq!(
+            winners,
+            vec![t.clone()],
+            "round {round}: exactly one take wins"
+        );
+        assert_eq!(
+            a.token_peek(TokenKind::Activation, &t.hash, now)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+}
+
+async fn token_expires_at_the_now_passed_in(b: Backend) {
+    let store = b.open();
+    let now = real_now();
+    let expires_at = now + 2 * DAY;
+    let (t, _) = token(TokenKind::PasswordReset, "user-1", expires_at);
+    store.token_insert(&t).await.unwrap();
+    let kind = TokenKind::PasswordReset;
+    assert_eq!(
+        store
+            .token_peek(kind, &t.hash, expires_at - 1)
+            .await
+            .unwrap(),
+        Some(t.clone())
+    );
+    assert_eq!(
+        store.token_peek(kind, &t.hash, expires_at).await.unwrap(),
+        None
+    );
+    // An expired take returns nothing and removes the token: gone even for an earlier now.
+    assert_eq!(
+        store.token_take(kind, &t.hash, expires_at).await.unwrap(),
+        None
+    );
+    assert_eq!(store.token_peek(kind, &t.hash, now).await.unwrap(), None);
+    assert_eq!(store.token_take(kind, &t.hash, now).await.unwrap(), None);
+
+    // Sweep removes expired tokens only, and counts them.
+    let (short, _) = token(kind, "user-2", now + HOUR);
+    let (long, _) = token(kind, "user-3", now + DAY);
+    store.token_insert(&short).await.unwrap();
+    store.token_insert(&long).await.unwrap();
+    assert_eq!(store.sweep(now + HOUR - 1).await.unwrap(), 0);
+    assert_eq!(store.sweep(now + HOUR).await.unwrap(), 1);
+    assert_eq!(
+        store.token_peek(kind, &short.hash, now).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.token_take(kind, &long.hash, now).await.unwrap(),
+        Some(long)
+    );
+}
+
+async fn token_peek_does_not_consume_and_kinds_are_separate(b: Backend) {
+    let store = b.open();
+    let now = real_now();
+    let (t, secret) = token(TokenKind::Invite, "guest@example.org", now + DAY);
+    store.token_insert(&t).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            store
+                .token_peek(TokenKind::Invite, &t.hash, now)
+                .await
+                .unwrap(),
+            Some(t.clone())
+        );
+    }
+    // The same secret under another kind is another token.
+    for other in [TokenKind::Activation, TokenKind::PasswordReset] {
+        assert_eq!(store.token_peek(other, &t.hash, now).await.unwrap(), None);
+        assert_eq!(store.token_take(other, &t.hash, now).await.unwrap(), None);
+    }
+    let err = store.token_insert(&t).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    let same_secret_other_kind = TokenRecord {
+        kind: TokenKind::Activation,
+        ..t.clone()
+    };
+    store.token_insert(&same_secret_other_kind).await.unwrap();
+    assert_eq!(
+        store
+            .token_take(TokenKind::Invite, &TokenHash::of(&secret), now)
+            .await
+            .unwrap(),
+        Some(t.clone())
+    );
+    assert_eq!(
+        store
+            .token_peek(TokenKind::Activation, &t.hash, now)
+            .await
+            .unwrap(),
+        Some(same_secret_other_kind)
+    );
+}
+
+// ---- Outbox ---------------------------------------------------------------------------
+
+fn mail(to: &str, now: Millis, next_attempt: Millis) -> OutboxMail {
+    OutboxMail {
+        id: OutboxMail::new_id(),
+        kind: "activation".to_string(),
+        to: to.to_string(),
+        subject: "Activez votre compte — Vigile".to_string(),
+        text: "Bonjour,\nhttps://example.org/_vigile/activate?token=abc\n".to_string(),
+        html: "<p>Bonjour, <a href=\"https://example.org/\">activer</a></p>".to_string(),
+        created_at: now,
+        attempts: 0,
+        next_attempt,
+        last_error: None,
+    }
+}
+
+async fn outbox_claim_leases_mails_until_the_lease_ends(b: Backend) {
+    let store = b.open();
+    let now = real_now();
+    let lease = 5 * MINUTE;
+    let first = mail("a@example.org", now, now - 2000);
+    let second = mail("b@example.org", now, now - 1000);
+    let later = mail("c@example.org", now, now + HOUR);
+    for m in [&later, &second, &first] {
+        store.outbox_push(m).await.unwrap();
+    }
+    let err = store.outbox_push(&first).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    assert!(store.outbox_claim(now, lease, 0).await.unwrap().is_empty());
+
+    // Earliest due first, up to the limit, with their next_attempt moved to the lease end.
+    let claimed = store.outbox_claim(now, lease, 1).await.unwrap();
+    let leased = |m: &OutboxMail, at: Millis| OutboxMail {
+        next_attempt: at + lease,
+        ..m.clone()
+    };
+    assert_eq!(claimed, vec![leased(&first, now)]);
+    let claimed = store.outbox_claim(now, lease, 10).await.unwrap();
+    assert_eq!(claimed, vec![leased(&second, now)]);
+    // Leased: nobody gets them again before the lease ends, and `later` is not due.
+    assert!(store
+        .outbox_claim(now + lease - 1, lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // A sender that died mid-send: the mails come back by themselves.
+    let again = store.outbox_claim(now + lease, lease, 10).await.unwrap();
+    let ids: Vec<&str> = again.iter().map(|m| m.id.as_str()).collect();
+    let mut expected = [first.id.as_str(), second.id.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected, "equal due instants are ordered by id");
+    assert!(again
+        .iter()
+        .all(|m| m.next_attempt == now + 2 * lease && m.attempts == 0));
+    // Sent: gone for good.
+    for m in [&first, &second] {
+        assert!(store.outbox_done(&m.id).await.unwrap());
+    }
+    let due_later = store.outbox_claim(now + HOUR, lease, 10).await.unwrap();
+    assert_eq!(due_later, vec![leased(&later, now + HOUR)]);
+}
+
+async fn outbox_retry_done_and_list_order(b: Backend) {
+    let store = b.open();
+    let now = real_now();
+    let a = mail("a@example.org", now, now);
+    let c = mail("c@example.org", now, now + 2);
+    let d = mail("d@example.org", now, now + 1);
+    for m in [&a, &c, &d] {
+        store.outbox_push(m).await.unwrap();
+    }
+    assert_eq!(
+        store.outbox_list().await.unwrap(),
+        vec![a.clone(), d.clone(), c.clone()]
+    );
+
+    let claimed = store.outbox_claim(now, MINUTE, 1).await.unwrap();
+    assert_eq!(claimed[0].id, a.id);
+    assert!(store
+        .outbox_retry(&a.id, now + 10 * MINUTE, "421 try again later")
+        .await
+        .unwrap());
+    assert!(store
+        .outbox_retry(&a.id, now + 20 * MINUTE, "connection refused")
+        .await
+        .unwrap());
+    let retried = OutboxMail {
+        attempts: 2,
+        next_attempt: now + 20 * MINUTE,
+        last_error: Some("connection refused".to_string()),
+        ..a.clone()
+    };
+    assert_eq!(
+        store.outbox_list().await.unwrap(),
+        vec![d.clone(), c.clone(), retried.clone()]
+    );
+    // Not due before its new next_attempt.
+    let due = store
+        .outbox_claim(now + 20 * MINUTE - 1, MINUTE, 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 2);
+    assert!(due.iter().all(|m| m.id != a.id));
+
+    assert!(store.outbox_done(&d.id).await.unwrap());
+    assert!(!store.outbox_done(&d.id).await.unwrap());
+    assert!(!store.outbox_retry(&d.id, now, "gone").await.unwrap());
+    assert!(store.outbox_done(&c.id).await.unwrap());
+    assert_eq!(store.outbox_list().await.unwrap(), vec![retried.clone()]);
+    // The outbox is durable: sweep never touches it.
+    store.sweep(now + 1000 * DAY).await.unwrap();
+    assert_eq!(store.outbox_list().await.unwrap(), vec![retried]);
+}
+
+async fn outbox_two_instances_never_claim_the_same_mail(b: Backend) {
+    let (a, c) = (b.open(), b.open());
+    let now = real_now();
+    let mut pushed = Vec::new();
+    for i in 0..60 {
+        let m = mail(&format!("m{i}@example.org"), now, now - 60 + i);
+        a.outbox_push(&m).await.unwrap();
+        pushed.push(m.id);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let store = if i % 2 == 0 { a.clone() } else { c.clone() };
+        tasks.spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.outbox_claim(now, HOUR, 4).await.unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|m| m.id));
+            }
+        });
+    }
+    let mut claimed = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        claimed.extend(joined.unwrap());
+    }
+    claimed.sort();
+    pushed.sort();
+    assert_eq!(claimed, pushed, "every mail claimed exactly once");
+}
+
+// ---- Counters -------------------------------------------------------------------------
+
+async fn counters_count_per_fixed_window(b: Backend) {
+    let (a, c) = (b.open(), b.open());
+    let window = 10 * MINUTE;
+    let start = real_now() / window * window + window;
+    let ip = "2001:db8::7";
+    let scope = CounterScope::FormsPerIp;
+    assert_eq!(a.counter_hit(scope, ip, window, start).await.unwrap(), 1);
+    assert_eq!(
+        c.counter_hit(scope, ip, window, start + 1).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        a.counter_hit(scope, ip, window, start + window - 1)
+            .await
+            .unwrap(),
+        3
+    );
+    // Other subjects and scopes count apart.
+    assert_eq!(
+        a.counter_hit(scope, "192.0.2.1", window, start)
+            .await
+            .unwrap(),
+        1
+    );
+    let mails = CounterScope::MailsPerAddress;
+    assert_eq!(a.counter_hit(mails, ip, window, start).await.unwrap(), 1);
+    // A new window starts from zero.
+    assert_eq!(
+        c.counter_hit(scope, ip, window, start + window)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        a.counter_hit(scope, ip, window, start + window + 5)
+            .await
+            .unwrap(),
+        2
+    );
+
+    // Concurrent hits are all counted.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 { a.clone() } else { c.clone() };
+        tasks.spawn(async move {
+            store
+                .counter_hit(scope, "burst", window, start + 3 * window)
+                .await
+                .unwrap()
+        });
+    }
+    let mut seen = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        seen.push(joined.unwrap());
+    }
+    seen.sort();
+    assert_eq!(seen, (1..=20).collect::<Vec<u64>>());
+
+    // Counters live no longer than their window: 3 counters of the first window, 1 of
+    // the second, 1 of the fourth.
+    assert_eq!(a.sweep(start + window - 1).await.unwrap(), 0);
+    assert_eq!(a.sweep(start + window).await.unwrap(), 3);
+    assert_eq!(a.sweep(start + 4 * window).await.unwrap(), 2);
+}
+
+// ---- Sign-up accounts -----------------------------------------------------------------
+
+fn pending(email: &str, now: Millis) -> User {
+    User {
+        status: AccountStatus::Pending,
+        ..user(email, now)
+    }
+}
+
+async fn pending_account_is_replaced_by_a_new_sign_up_not_over_an_active_one(b: Backend) {
+    let store = b.open();
+    let now = real_now();
+    let expires_at = now + 7 * DAY;
+    let first = pending("new@example.org", now);
+    store.user_insert_pending(&first, expires_at).await.unwrap();
+    assert_eq!(
+        store.user_by_email("new@example.org").await.unwrap(),
+        Some(first.clone())
+    );
+    let (s, _) = session(&first.id, now);
+    store.session_insert(&s, None).await.unwrap();
+
+    // Signing up again replaces the pending account, with its sessions.
+    let second = pending("new@example.org", now + 1);
+    store
+        .user_insert_pending(&second, expires_at + 1)
+        .await
+        .unwrap();
+    assert_eq!(store.user_by_id(&first.id).await.unwrap(), None);
+    assert_eq!(
+        store.user_by_email("new@example.org").await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(lookup(&store, &s, now).await, None);
+    assert_eq!(store.user_list().await.unwrap(), vec![second.clone()]);
+
+    // A new sign-up whose id is taken by another address changes nothing.
+    let mut clash = pending("new@example.org", now + 2);
+    let other = user("other@example.org", now);
+    store.user_insert(&other).await.unwrap();
+    clash.id = other.id.clone();
+    let err = store
+        .user_insert_pending(&clash, expires_at)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    assert_eq!(
+        store.user_by_email("new@example.org").await.unwrap(),
+        Some(second)
+    );
+
+    // An active account is never replaced, and plain inserts do not replace sign-ups.
+    let err = store
+        .user_insert_pending(&pending("other@example.org", now), expires_at)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    assert_eq!(
+        store.user_by_email("other@example.org").await.unwrap(),
+        Some(other)
+    );
+    let err = store
+        .user_insert(&user("new@example.org", now))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+}
+
+async fn activation_makes_a_pending_account_permanent(b: Backend) {
+    let (a, c) = (b.open(), b.open());
+    let now = real_now();
+    let expires_at = now + 7 * DAY;
+    let u = pending("new@example.org", now);
+    a.user_insert_pending(&u, expires_at).await.unwrap();
+    assert!(c.user_activate(&u.id).await.unwrap());
+    assert!(
+        !a.user_activate(&u.id).await.unwrap(),
+        "not pending any more"
+    );
+    assert!(!a.user_activate(&UserId::random()).await.unwrap());
+    let active = User {
+        status: AccountStatus::Active,
+        ..u.clone()
+    };
+    assert_eq!(a.user_by_id(&u.id).await.unwrap(), Some(active.clone()));
+
+    assert_eq!(a.sweep(expires_at + 1000 * DAY).await.unwrap(), 0);
+    assert_eq!(
+        a.user_by_email("new@example.org").await.unwrap(),
+        Some(active.clone())
+    );
+    assert_eq!(a.user_list().await.unwrap(), vec![active]);
+    // Now active: a new sign-up for the address is refused.
+    let err = a
+        .user_insert_pending(&pending("new@example.org", now), expires_at)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    // An account created active was never pending.
+    let direct = user("direct@example.org", now);
+    a.user_insert(&direct).await.unwrap();
+    assert!(!a.user_activate(&direct.id).await.unwrap());
+}
+
+async fn sweep_removes_expired_sign_ups_and_frees_their_address(b: Backend) {
+    let store = b.open();
+    let now = real_now();
+    let expires_at = now + 7 * DAY;
+    let u = pending("late@example.org", now);
+    store.user_insert_pending(&u, expires_at).await.unwrap();
+    let (s, _) = session(&u.id, now);
+    store.session_insert(&s, None).await.unwrap();
+    let member = user("member@example.org", now);
+    store.user_insert(&member).await.unwrap();
+
+    assert_eq!(store.sweep(now).await.unwrap(), 0);
+    // At expires_at: the session had died long before (1 record), then the account.
+    assert_eq!(store.sweep(expires_at - 1).await.unwrap(), 1);
+    assert!(store.user_by_id(&u.id).await.unwrap().is_some());
+    assert_eq!(store.sweep(expires_at).await.unwrap(), 1);
+    assert_eq!(store.user_by_id(&u.id).await.unwrap(), None);
+    assert_eq!(store.user_by_email("late@example.org").await.unwrap(), None);
+    assert_eq!(store.user_list().await.unwrap(), vec![member.clone()]);
+    assert_eq!(store.sweep(expires_at).await.unwrap(), 0);
+
+    // The address is free again, for a sign-up or an account created directly.
+    let again = pending("late@example.org", expires_at);
+    store
+        .user_insert_pending(&again, expires_at + 7 * DAY)
+        .await
+        .unwrap();
+    assert!(store.user_delete(&again.id).await.unwrap());
+    let direct = user("late@example.org", expires_at);
+    store.user_insert(&direct).await.unwrap();
+    assert_eq!(store.user_list().await.unwrap(), vec![direct, member]);
+
+    // A pending account's live sessions are removed with it, and counted.
+    let v = pending("vanishing@example.org", now);
+    store.user_insert_pending(&v, now + HOUR).await.unwrap();
+    let (live, _) = session(&v.id, now + HOUR - MINUTE);
+    store.session_insert(&live, None).await.unwrap();
+    assert_eq!(store.sweep(now + HOUR).await.unwrap(), 2);
+    assert_eq!(lookup(&store, &live, now + HOUR - MINUTE).await, None);
+}
+
+async fn set_password_replaces_the_hash_and_keeps_a_sign_up_expiring(b: Backend) {
+    let store = b.open();
+    let now = real_now();
+    let member = user("member@example.org", now);
+    store.user_insert(&member).await.unwrap();
+    let new_hash = "$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3aGFzaA";
+    assert!(store.user_set_password(&member.id, new_hash).await.unwrap());
+    let expected = User {
+        password_hash: new_hash.to_string(),
+        ..member.clone()
+    };
+    assert_eq!(
+        store.user_by_id(&member.id).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store.user_by_email("member@example.org").await.unwrap(),
+        Some(expected)
+    );
+    assert!(!store
+        .user_set_password(&UserId::random(), new_hash)
+        .await
+        .unwrap());
+
+    let expires_at = now + DAY;
+    let p = pending("pending@example.org", now);
+    store.user_insert_pending(&p, expires_at).await.unwrap();
+    assert!(store.user_set_password(&p.id, new_hash).await.unwrap());
+    let found = store.user_by_id(&p.id).await.unwrap().unwrap();
+    assert_eq!(found.password_hash, new_hash);
+    assert_eq!(found.status, AccountStatus::Pending);
+    assert_eq!(store.sweep(expires_at).await.unwrap(), 1);
+    assert_eq!(store.user_by_id(&p.id).await.unwrap(), None);
+}
+
+async fn user_delete_removes_the_account_its_address_and_its_sessions(b: Backend) {
+    let (store, u, s1, now) = member_with_session(&b).await;
+    let (s2, _) = session(&u.id, now + 1);
+    store.session_insert(&s2, None).await.unwrap();
+    let other = user("other@example.org", now);
+    store.user_insert(&other).await.unwrap();
+    let (theirs, _) = session(&other.id, now);
+    store.session_insert(&theirs, None).await.unwrap();
+
+    assert!(b.open().user_delete(&u.id).await.unwrap());
+    assert!(!store.user_delete(&u.id).await.unwrap());
+    assert_eq!(store.user_by_id(&u.id).await.unwrap(), None);
+    assert_eq!(store.user_by_email(&u.email).await.unwrap(), None);
+    assert_eq!(store.user_list().await.unwrap(), vec![other.clone()]);
+    assert_eq!(lookup(&store, &s1, now).await, None);
+    assert_eq!(lookup(&store, &s2, now).await, None);
+    assert!(store.sessions_of(&u.id, now).await.unwrap().is_empty());
+    assert_eq!(store.session_count(now).await.unwrap(), 1);
+    assert_eq!(lookup(&store, &theirs, now).await, Some(theirs));
+    // The address can be used again.
+    store.user_insert(&user(&u.email, now)).await.unwrap();
+}
+
 // ---- Redis only: what is specific to the shared backend -------------------------------
 
 /// Redis dying makes calls fail fast with `Unavailable`; Redis coming back is picked up
@@ -514,4 +1075,105 @@ async fn redis_keys_are_namespaced_and_sessions_expire_by_ttl() {
         index_ttl > ABSOLUTE - MINUTE && index_ttl <= ABSOLUTE,
         "PTTL {index_ttl}"
     );
+}
+
+/// A sign-up's keys carry its expiry as a TTL (so Redis drops an abandoned one by
+/// itself), activation makes them permanent; tokens and counters carry theirs; the
+/// outbox never expires. Every key stays in the namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sign_ups_tokens_and_counters_expire_by_ttl() {
+    let server = RedisServer::start().await;
+    let store: DynStore = std::sync::Arc::new(RedisStore::connect_lazy(&server.url()).unwrap());
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    let pttl = |key: String| {
+        let mut conn = conn.clone();
+        async move {
+            let ms: i64 = ::redis::cmd("PTTL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            ms
+        }
+    };
+
+    let now = real_now();
+    let u = pending("new@example.org", now);
+    store.user_insert_pending(&u, now + DAY).await.unwrap();
+    for key in [Key::User(&u.id).name(), Key::UserEmail(&u.email).name()] {
+        let ttl = pttl(key.clone()).await;
+        assert!(ttl > DAY - MINUTE && ttl <= DAY, "{key}: PTTL {ttl}");
+    }
+    // Changing the password keeps the sign-up's expiry.
+    store
+        .user_set_password(&u.id, "$argon2id$other")
+        .await
+        .unwrap();
+    assert!(pttl(Key::User(&u.id).name()).await > DAY - MINUTE);
+    assert!(store.user_activate(&u.id).await.unwrap());
+    for key in [Key::User(&u.id).name(), Key::UserEmail(&u.email).name()] {
+        assert_eq!(pttl(key.clone()).await, -1, "{key} must be permanent");
+    }
+
+    let (t, _) = token(TokenKind::Activation, u.id.as_str(), now + HOUR);
+    store.token_insert(&t).await.unwrap();
+    let ttl = pttl(Key::Token(TokenKind::Activation, &t.hash).name()).await;
+    assert!(ttl > HOUR - MINUTE && ttl <= HOUR, "token PTTL {ttl}");
+
+    let window = HOUR;
+    let start = now / window * window;
+    store
+        .counter_hit(CounterScope::MailsPerAddress, &u.email, window, now)
+        .await
+        .unwrap();
+    let key = Key::Counter(CounterScope::MailsPerAddress, &u.email, start).name();
+    let ttl = pttl(key).await;
+    assert!(ttl > 0 && ttl <= start + window - now, "counter PTTL {ttl}");
+
+    let m = mail(&u.email, now, now);
+    store.outbox_push(&m).await.unwrap();
+    assert_eq!(pttl(Key::OutboxMail(&m.id).name()).await, -1);
+
+    let mut conn = conn.clone();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.len() >= 8, "{keys:?}");
+    for key in &keys {
+        assert!(key.starts_with(NAMESPACE), "{key} is outside the namespace");
+    }
+}
+
+/// A sign-up that Redis already dropped by TTL leaves its id in the user set until the
+/// sweep: listing skips it meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_user_list_skips_sign_ups_dropped_by_ttl() {
+    let server = RedisServer::start().await;
+    let store: DynStore = std::sync::Arc::new(RedisStore::connect_lazy(&server.url()).unwrap());
+    let now = real_now();
+    let member = user("member@example.org", now);
+    store.user_insert(&member).await.unwrap();
+    // Already past by Redis's clock: PEXPIREAT drops the keys at once.
+    let gone = pending("gone@example.org", now - DAY);
+    store.user_insert_pending(&gone, now - HOUR).await.unwrap();
+    assert_eq!(store.user_by_id(&gone.id).await.unwrap(), None);
+    assert_eq!(store.user_list().await.unwrap(), vec![member.clone()]);
+    // The sweep removes what is left of it (its index entries) and counts the account.
+    assert_eq!(store.sweep(now).await.unwrap(), 1);
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let members: Vec<String> = ::redis::cmd("SMEMBERS")
+        .arg(Key::Users.name())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(members, vec![member.id.as_str().to_string()]);
+    // And the address is free for a new sign-up.
+    store
+        .user_insert_pending(&pending("gone@example.org", now), now + DAY)
+        .await
+        .unwrap();
 }

@@ -29,6 +29,7 @@ pub fn get(ctx: &Ctx<'_, '_>) -> Reply {
         email: id.email.clone(),
         groups: id.groups().to_string(),
         session_id: id.session_id.to_string(),
+        notice: ctx.req.query_param("welcome").map(|_| "account-welcome"),
     };
     render::page(StatusCode::OK, &page)
 }

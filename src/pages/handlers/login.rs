@@ -16,7 +16,11 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
     if let Ok(Some(_)) = ctx.req.identity {
         return Reply::redirect(StatusCode::FOUND, &rd);
     }
-    let notice = ctx.req.query_param("logged_out").map(|_| "logout-done");
+    let notice = if ctx.req.query_param("reset").is_some() {
+        Some("reset-done")
+    } else {
+        ctx.req.query_param("logged_out").map(|_| "logout-done")
+    };
     form(ctx, StatusCode::OK, rd, String::new(), None, notice)
 }
 
@@ -33,12 +37,18 @@ fn form(
     } else {
         rd::login_url(&rd)
     };
+    let resend_url = format!(
+        "/_vigile/activate/resend?email={}",
+        form_urlencoded::byte_serialize(email.as_bytes()).collect::<String>()
+    );
     let page = LoginPage {
         c: ctx.chrome(&here),
         rd,
         email,
         error,
         notice,
+        resend_url,
+        signup_open: ctx.app.config.file.signup.mode != crate::config::SignupMode::Closed,
     };
     render::page(status, &page)
 }

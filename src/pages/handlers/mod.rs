@@ -4,6 +4,8 @@
 mod account;
 mod login;
 mod misc;
+mod password;
+mod signup;
 
 use http::{Method, StatusCode};
 
@@ -62,6 +64,23 @@ impl Ctx<'_, '_> {
         render::message(status, self.lang(), title, msg, link)
     }
 
+    /// A rate limit refused the form: 429 with `Retry-After`.
+    pub fn too_many(&self, retry: crate::auth::limits::RetryAfter) -> Reply {
+        self.message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-title",
+            "too-many-message",
+            None,
+        )
+        .with_header(http::header::RETRY_AFTER, retry.0.to_string())
+    }
+
+    /// A flow could not complete (store or hasher down): logged, 503 page.
+    pub fn flow_failed(&self, e: &crate::auth::FlowError) -> Reply {
+        tracing::error!(error = %e, path = self.req.path, "page could not complete");
+        render::unavailable(self.lang())
+    }
+
     pub fn csrf_failed(&self) -> Reply {
         self.message(
             StatusCode::FORBIDDEN,
@@ -109,6 +128,15 @@ pub async fn dispatch(app: &App, req: PageRequest<'_>) -> Reply {
         (true, _, "/login") => login::get(&ctx).await,
         (_, true, "/login") => login::post(&ctx).await,
         (_, true, "/logout") => login::logout(&ctx).await,
+        (true, _, "/signup") => signup::get(&ctx),
+        (_, true, "/signup") => signup::post(&ctx).await,
+        (true, _, "/activate") => signup::activate(&ctx).await,
+        (true, _, "/activate/resend") => signup::resend_get(&ctx),
+        (_, true, "/activate/resend") => signup::resend_post(&ctx).await,
+        (true, _, "/password/forgot") => password::forgot_get(&ctx),
+        (_, true, "/password/forgot") => password::forgot_post(&ctx).await,
+        (true, _, "/password/reset") => password::reset_get(&ctx).await,
+        (_, true, "/password/reset") => password::reset_post(&ctx).await,
         (true, _, "/account") => account::get(&ctx),
         (true, _, "/api/me") => account::api_me(&ctx),
         (true, _, "/dev/mail") if app.config.file.server.dev_mode => misc::dev_mail(&ctx),

@@ -2,6 +2,7 @@
 //! on a free port and torn down on Drop, so tests can run in parallel in any order.
 //!
 //! - [`redis_server`]: a real `redis-server` on a free port.
+//! - [`smtp`]: a real SMTP server (aiosmtpd) that keeps and parses what it receives.
 //! - [`upstream`]: a recording HTTP server standing in for the protected application.
 //! - [`gateway`]: the real `vigile` binary, configured in a temporary directory.
 //! - [`http`]: reqwest clients that behave like a browser that does not follow redirects.
@@ -11,6 +12,7 @@ pub mod browser;
 pub mod gateway;
 pub mod http;
 pub mod redis_server;
+pub mod smtp;
 pub mod upstream;
 
 use std::future::Future;

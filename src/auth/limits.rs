@@ -1,0 +1,93 @@
+//! Rate limits of the public forms that make Vigile send mail (sign-up, activation
+//! resend, forgot password): per client IP, answered with a 429 page; and per recipient
+//! address, enforced silently (the page is the same, the mail is just not sent) so the
+//! limit itself reveals nothing about accounts. Counters live in the store, so the
+//! limits hold across gateway instances.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::store::{CounterScope, DynStore, Millis, StoreResult};
+
+/// A limit: at most `max` hits per `window` (`max == 0`: unlimited).
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+/// Refused: retry after this many seconds (the end of the current window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryAfter(pub u64);
+
+impl Limit {
+    fn window_ms(&self) -> Millis {
+        Millis::try_from(self.window.as_millis())
+            .unwrap_or(Millis::MAX)
+            .max(1)
+    }
+
+    /// Counts one hit for `subject` and says whether it is within the limit.
+    pub async fn hit(
+        &self,
+        store: &DynStore,
+        scope: CounterScope,
+        subject: &str,
+        now: Millis,
+    ) -> StoreResult<Result<(), RetryAfter>> {
+        if self.max == 0 {
+            return Ok(Ok(()));
+        }
+        let window = self.window_ms();
+        let count = store.counter_hit(scope, subject, window, now).await?;
+        if count <= u64::from(self.max) {
+            return Ok(Ok(()));
+        }
+        let window_end = (now.div_euclid(window) + 1).saturating_mul(window);
+        let secs = (window_end - now).max(0) as u64;
+        Ok(Err(RetryAfter(secs.div_ceil(1000).max(1))))
+    }
+}
+
+/// The limits of one gateway, from `[signup]` and `[mail]`.
+#[derive(Debug, Clone, Copy)]
+pub struct FormLimits {
+    pub per_ip: Limit,
+    pub per_address: Limit,
+}
+
+impl FormLimits {
+    pub fn from_config(file: &crate::config::FileConfig) -> Self {
+        Self {
+            per_ip: Limit {
+                max: file.signup.max_per_ip,
+                window: file.signup.ip_window,
+            },
+            per_address: Limit {
+                max: file.mail.max_per_address,
+                window: file.mail.address_window,
+            },
+        }
+    }
+
+    /// One public form post from `ip`.
+    pub async fn form_from(
+        &self,
+        store: &DynStore,
+        ip: IpAddr,
+        now: Millis,
+    ) -> StoreResult<Result<(), RetryAfter>> {
+        self.per_ip
+            .hit(store, CounterScope::FormsPerIp, &ip.to_string(), now)
+            .await
+    }
+
+    /// Whether a public form may mail `address` now (counts the mail).
+    pub async fn mail_to(&self, store: &DynStore, address: &str, now: Millis) -> StoreResult<bool> {
+        Ok(self
+            .per_address
+            .hit(store, CounterScope::MailsPerAddress, address, now)
+            .await?
+            .is_ok())
+    }
+}

@@ -1,0 +1,299 @@
+//! Sign-up, activation by emailed link, resending that link, and admin invitations.
+//!
+//! What the page says never depends on whether the address already has an account: a
+//! sign-up for a taken address looks like any other (same page, same status, the same
+//! password hashing work) and the owner is mailed instead. Links are single use; only
+//! their SHA-256 is stored. A later sign-up for an address still pending replaces that
+//! pending account, so only the latest activation link works.
+//!
+//! This module must never reveal account existence in an outcome, nor log a password or
+//! a link token.
+
+use std::net::IpAddr;
+
+use super::limits::{FormLimits, RetryAfter};
+use super::{normalize_email, plausible_email, policy, start_session, FlowError, NewSession};
+use crate::app::App;
+use crate::config::SignupMode;
+use crate::crypto::random_token;
+use crate::i18n::Lang;
+use crate::store::{
+    AccountStatus, DeviceId, Millis, SessionRecord, StoreError, TokenHash, TokenKind,
+    TokenRecord, User, UserId,
+};
+
+/// Longest email or password looked at; longer input is refused as invalid.
+pub const MAX_FIELD: usize = 1024;
+
+pub struct SignupInput<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub confirm: &'a str,
+    pub lang: Lang,
+    pub ip: IpAddr,
+    pub now: Millis,
+}
+
+/// A reason the form is shown again; each is a catalog key, several may apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    BadEmail,
+    Mismatch,
+    Policy(policy::Unmet),
+}
+
+impl Problem {
+    pub fn key(&self) -> &'static str {
+        match self {
+            Problem::BadEmail => "signup-bad-email",
+            Problem::Mismatch => "password-mismatch",
+            Problem::Policy(u) => u.key(),
+        }
+    }
+
+    pub fn text(&self, t: &crate::i18n::Tr) -> String {
+        match self {
+            Problem::Policy(u) => u.text(t),
+            other => t.get(other.key()),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum SignupOutcome {
+    /// "Check your mailbox": for a new address, a pending one, or an existing account.
+    CheckYourMail,
+    Invalid(Vec<Problem>),
+    /// Invite mode and this address was not invited (or its invitation expired).
+    NotInvited,
+    Closed,
+    TooMany(RetryAfter),
+}
+
+/// Checks the form fields the same way for sign-up and password reset.
+pub fn check_password(app: &App, password: &str, confirm: &str) -> Vec<Problem> {
+    let mut problems = vec![];
+    if password.len() > MAX_FIELD {
+        problems.push(Problem::Policy(policy::Unmet::TooLong(MAX_FIELD)));
+    }
+    problems.extend(
+        policy::check(password, &app.config.file.password)
+            .into_iter()
+            .map(Problem::Policy),
+    );
+    if password != confirm {
+        problems.push(Problem::Mismatch);
+    }
+    problems
+}
+
+pub async fn signup(app: &App, input: SignupInput<'_>) -> Result<SignupOutcome, FlowError> {
+    let cfg = &app.config.file.signup;
+    if cfg.mode == SignupMode::Closed {
+        return Ok(SignupOutcome::Closed);
+    }
+    let email = normalize_email(input.email);
+    let mut problems = vec![];
+    if email.len() > MAX_FIELD || !plausible_email(&email) {
+        problems.push(Problem::BadEmail);
+    }
+    problems.extend(check_password(app, input.password, input.confirm));
+    if !problems.is_empty() {
+        return Ok(SignupOutcome::Invalid(problems));
+    }
+    let limits = FormLimits::from_config(&app.config.file);
+    if let Err(retry) = limits.form_from(&app.store, input.ip, input.now).await? {
+        return Ok(SignupOutcome::TooMany(retry));
+    }
+    if cfg.mode == SignupMode::Invite
+        && app
+            .store
+            .token_peek(TokenKind::Invite, &invite_hash(&email), input.now)
+            .await?
+            .is_none()
+    {
+        return Ok(SignupOutcome::NotInvited);
+    }
+
+    // Hashed whatever happens next, so a taken address costs the same time as a new one.
+    let password_hash = app.auth.hasher.hash(input.password).await?;
+    let user = User {
+        id: UserId::random(),
+        email: email.clone(),
+        name: String::new(),
+        password_hash,
+        admin: false,
+        status: AccountStatus::Pending,
+        lang: Some(input.lang.code().to_string()),
+        created_at: input.now,
+    };
+    let expires_at = input.now.saturating_add(millis(cfg.pending_account_ttl));
+    let may_mail = limits.mail_to(&app.store, &email, input.now).await?;
+    match app.store.user_insert_pending(&user, expires_at).await {
+        Ok(()) => {
+            tracing::info!(target: "audit", event = "signup", user = %user.id, ip = %input.ip, "account created, pending activation");
+            if may_mail {
+                send_activation(app, &user, input.now).await?;
+            }
+        }
+        Err(StoreError::Conflict) => {
+            // The address belongs to an active account: its owner hears about it.
+            if let (true, Some(owner)) = (may_mail, app.store.user_by_email(&email).await?) {
+                app.mailer.signup_attempt(&owner).await?;
+            }
+            tracing::info!(target: "audit", event = "signup_existing", ip = %input.ip, "sign-up for an existing address; owner notified");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(SignupOutcome::CheckYourMail)
+}
+
+/// Issues a new activation link for a pending account and mails it.
+async fn send_activation(app: &App, user: &User, now: Millis) -> Result<(), FlowError> {
+    let token = random_token(32);
+    let ttl = millis(app.config.file.signup.activation_ttl);
+    app.store
+        .token_insert(&TokenRecord {
+            kind: TokenKind::Activation,
+            hash: TokenHash::of(&token),
+            subject: user.id.as_str().to_string(),
+            bind: String::new(),
+            expires_at: now.saturating_add(ttl),
+        })
+        .await?;
+    app.mailer.activation(user, &token).await?;
+    Ok(())
+}
+
+/// A pending account that is still within `pending_account_ttl` (the store deletes it
+/// after; until the sweeper runs, this check keeps it dead).
+fn live_pending(app: &App, user: &User, now: Millis) -> bool {
+    let ttl = millis(app.config.file.signup.pending_account_ttl);
+    user.status == AccountStatus::Pending && now < user.created_at.saturating_add(ttl)
+}
+
+pub enum ActivateOutcome {
+    /// Activated and signed in on this browser: `token` goes into the session cookie.
+    SignedIn {
+        token: String,
+        session: Box<SessionRecord>,
+        user: Box<User>,
+    },
+    /// Unknown, used or expired link.
+    Invalid,
+}
+
+pub struct ActivateInput<'a> {
+    pub token: &'a str,
+    pub device: DeviceId,
+    pub ip: String,
+    pub user_agent: String,
+    pub previous_token: Option<&'a str>,
+    pub now: Millis,
+}
+
+pub async fn activate(app: &App, input: ActivateInput<'_>) -> Result<ActivateOutcome, FlowError> {
+    if input.token.is_empty() || input.token.len() > 128 {
+        return Ok(ActivateOutcome::Invalid);
+    }
+    let store = &app.store;
+    let Some(link) = store
+        .token_take(TokenKind::Activation, &TokenHash::of(input.token), input.now)
+        .await?
+    else {
+        return Ok(ActivateOutcome::Invalid);
+    };
+    let user_id = UserId::from_string(link.subject);
+    let Some(mut user) = store.user_by_id(&user_id).await? else {
+        return Ok(ActivateOutcome::Invalid);
+    };
+    if !live_pending(app, &user, input.now) || !store.user_activate(&user.id).await? {
+        return Ok(ActivateOutcome::Invalid);
+    }
+    user.status = AccountStatus::Active;
+    // The invitation has served; it is spent at activation, not at sign-up, so a sign-up
+    // whose link expired unused can be made again.
+    store
+        .token_take(TokenKind::Invite, &invite_hash(&user.email), input.now)
+        .await?;
+    tracing::info!(target: "audit", event = "activation", user = %user.id, ip = %input.ip, "account activated");
+    let (token, session) = start_session(
+        &app.auth,
+        &user,
+        NewSession {
+            device: input.device,
+            ip: input.ip,
+            user_agent: input.user_agent,
+            previous_token: input.previous_token,
+            now: input.now,
+        },
+    )
+    .await?;
+    app.mailer.account_created(&user).await?;
+    Ok(ActivateOutcome::SignedIn {
+        token,
+        session: Box::new(session),
+        user: Box::new(user),
+    })
+}
+
+/// The same answer whatever the address: `Ok(())` means "if an account is waiting for
+/// activation there, a new link is on its way".
+pub async fn resend_activation(
+    app: &App,
+    email: &str,
+    ip: IpAddr,
+    now: Millis,
+) -> Result<Result<(), RetryAfter>, FlowError> {
+    let limits = FormLimits::from_config(&app.config.file);
+    if let Err(retry) = limits.form_from(&app.store, ip, now).await? {
+        return Ok(Err(retry));
+    }
+    let email = normalize_email(email);
+    if email.len() > MAX_FIELD {
+        return Ok(Ok(()));
+    }
+    if let Some(user) = app.store.user_by_email(&email).await? {
+        resend_for(app, &user, now).await?;
+    }
+    Ok(Ok(()))
+}
+
+/// Mails a new activation link if `user` is still waiting for one (and the address is
+/// within its mail limit); does nothing otherwise.
+pub async fn resend_for(app: &App, user: &User, now: Millis) -> Result<(), FlowError> {
+    let limits = FormLimits::from_config(&app.config.file);
+    if live_pending(app, user, now) && limits.mail_to(&app.store, &user.email, now).await? {
+        send_activation(app, user, now).await?;
+    }
+    Ok(())
+}
+
+/// Lets `email` sign up while `signup.mode = "invite"`, and mails it an invitation.
+/// Inviting again renews the invitation.
+pub async fn invite(app: &App, email: &str, lang: Lang, now: Millis) -> Result<(), FlowError> {
+    let email = normalize_email(email);
+    let hash = invite_hash(&email);
+    app.store.token_take(TokenKind::Invite, &hash, now).await?;
+    let ttl = millis(app.config.file.signup.invite_ttl);
+    app.store
+        .token_insert(&TokenRecord {
+            kind: TokenKind::Invite,
+            hash,
+            subject: email.clone(),
+            bind: String::new(),
+            expires_at: now.saturating_add(ttl),
+        })
+        .await?;
+    app.mailer.invitation(&email, lang).await?;
+    Ok(())
+}
+
+/// Invitations are keyed by address, hashed like every other token.
+fn invite_hash(email: &str) -> TokenHash {
+    TokenHash::of(email)
+}
+
+pub fn millis(d: std::time::Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}

@@ -1,0 +1,169 @@
+//! Sign-up form, activation link, activation resend.
+
+use http::StatusCode;
+
+use super::Ctx;
+use crate::app::now_ms;
+use crate::auth::policy;
+use crate::auth::signup::{
+    self as flow, ActivateInput, ActivateOutcome, Problem, SignupInput, SignupOutcome,
+};
+use crate::config::SignupMode;
+use crate::i18n::Lang;
+use crate::pages::forms::{EmailFormPage, SignupPage};
+use crate::pages::{render, Reply};
+
+/// The configured password rules, in the reader's language.
+pub(super) fn rules(ctx: &Ctx<'_, '_>) -> Vec<String> {
+    let t = ctx.lang().tr();
+    policy::requirements(&ctx.app.config.file.password)
+        .into_iter()
+        .map(|u| u.text(&t))
+        .collect()
+}
+
+pub(super) fn problems(ctx: &Ctx<'_, '_>, problems: &[Problem]) -> Vec<String> {
+    let t = ctx.lang().tr();
+    problems.iter().map(|p| p.text(&t)).collect()
+}
+
+fn closed(ctx: &Ctx<'_, '_>) -> Reply {
+    ctx.message(
+        StatusCode::FORBIDDEN,
+        "signup-closed-title",
+        "signup-closed-message",
+        Some(("/_vigile/login", "login-title")),
+    )
+}
+
+fn form(
+    ctx: &Ctx<'_, '_>,
+    status: StatusCode,
+    email: String,
+    lang: Lang,
+    problems: Vec<String>,
+) -> Reply {
+    let page = SignupPage {
+        c: ctx.chrome("/_vigile/signup"),
+        email,
+        lang: lang.code(),
+        problems,
+        rules: rules(ctx),
+        invite_only: ctx.app.config.file.signup.mode == SignupMode::Invite,
+    };
+    render::page(status, &page)
+}
+
+pub fn get(ctx: &Ctx<'_, '_>) -> Reply {
+    if let Ok(Some(_)) = ctx.req.identity {
+        return Reply::redirect(StatusCode::FOUND, "/_vigile/account");
+    }
+    if ctx.app.config.file.signup.mode == SignupMode::Closed {
+        return closed(ctx);
+    }
+    let email = ctx.req.query_param("email").unwrap_or_default();
+    form(ctx, StatusCode::OK, email, ctx.lang(), vec![])
+}
+
+pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
+    let f = ctx.req.form();
+    if !ctx.csrf_ok(f.get("csrf")) {
+        return ctx.csrf_failed();
+    }
+    let lang = Lang::parse(f.get("lang")).unwrap_or(ctx.lang());
+    let input = SignupInput {
+        email: f.get("email"),
+        password: f.get("password"),
+        confirm: f.get("confirm"),
+        lang,
+        ip: ctx.req.client_ip,
+        now: now_ms(),
+    };
+    match flow::signup(ctx.app, input).await {
+        Ok(SignupOutcome::CheckYourMail) => ctx.message(
+            StatusCode::OK,
+            "signup-sent-title",
+            "signup-sent-message",
+            Some(("/_vigile/activate/resend", "activate-resend-link")),
+        ),
+        Ok(SignupOutcome::Invalid(list)) => {
+            let email = f.get("email").chars().take(254).collect();
+            form(
+                ctx,
+                StatusCode::BAD_REQUEST,
+                email,
+                lang,
+                problems(ctx, &list),
+            )
+        }
+        Ok(SignupOutcome::NotInvited) => ctx.message(
+            StatusCode::FORBIDDEN,
+            "signup-not-invited-title",
+            "signup-not-invited-message",
+            Some(("/", "back-home")),
+        ),
+        Ok(SignupOutcome::Closed) => closed(ctx),
+        Ok(SignupOutcome::TooMany(retry)) => ctx.too_many(retry),
+        Err(e) => ctx.flow_failed(&e),
+    }
+}
+
+pub async fn activate(ctx: &Ctx<'_, '_>) -> Reply {
+    let token = ctx.req.query_param("token").unwrap_or_default();
+    let input = ActivateInput {
+        token: &token,
+        device: ctx.device.clone(),
+        ip: ctx.req.client_ip.to_string(),
+        user_agent: ctx.req.user_agent(),
+        previous_token: ctx.req.cookies.session.as_deref(),
+        now: now_ms(),
+    };
+    match flow::activate(ctx.app, input).await {
+        Ok(ActivateOutcome::SignedIn { token, .. }) => {
+            let lifetime = ctx.app.config.file.sessions.absolute_timeout;
+            ctx.app.metrics.logins.with_label_values(&["success"]).inc();
+            Reply::redirect(StatusCode::FOUND, "/_vigile/account?welcome=1")
+                .with_cookie(ctx.app.cookies.set_session(&token, lifetime))
+        }
+        Ok(ActivateOutcome::Invalid) => ctx.message(
+            StatusCode::GONE,
+            "activate-invalid-title",
+            "activate-invalid-message",
+            Some(("/_vigile/activate/resend", "activate-resend-link")),
+        ),
+        Err(e) => ctx.flow_failed(&e),
+    }
+}
+
+fn resend_form(ctx: &Ctx<'_, '_>, email: String) -> Reply {
+    let page = EmailFormPage {
+        c: ctx.chrome("/_vigile/activate/resend"),
+        title: "resend-title",
+        intro: "resend-intro",
+        submit: "resend-submit",
+        action: "/_vigile/activate/resend",
+        email,
+    };
+    render::page(StatusCode::OK, &page)
+}
+
+pub fn resend_get(ctx: &Ctx<'_, '_>) -> Reply {
+    resend_form(ctx, ctx.req.query_param("email").unwrap_or_default())
+}
+
+pub async fn resend_post(ctx: &Ctx<'_, '_>) -> Reply {
+    let f = ctx.req.form();
+    if !ctx.csrf_ok(f.get("csrf")) {
+        return ctx.csrf_failed();
+    }
+    match flow::resend_activation(ctx.app, f.get("email"), ctx.req.client_ip, now_ms()).await {
+        Ok(Ok(())) => ctx.message(
+            StatusCode::OK,
+            "resend-sent-title",
+            "resend-sent-message",
+            Some(("/_vigile/login", "back-to-login")),
+        ),
+        Ok(Err(retry)) => ctx.too_many(retry),
+        Err(e) => ctx.flow_failed(&e),
+    }
+}

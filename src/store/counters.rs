@@ -1,0 +1,61 @@
+//! Fixed-window counters for rate limits on the public forms (per IP, per address).
+//! Shared by every instance on the same store, so a limit holds across a cluster.
+
+use async_trait::async_trait;
+
+use super::{Millis, StoreResult};
+
+/// What is being counted; with the subject (an IP, an address) it names one counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CounterScope {
+    /// Public form posts (sign-up, resend, forgot password) from one IP address.
+    FormsPerIp,
+    /// Mails the public forms sent to one address.
+    MailsPerAddress,
+}
+
+impl CounterScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CounterScope::FormsPerIp => "forms_ip",
+            CounterScope::MailsPerAddress => "mails_to",
+        }
+    }
+}
+
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Adds one hit to the counter `(scope, subject)` for the window holding `now`
+    /// (windows are `window_ms` long, aligned on multiples of `window_ms` since the
+    /// epoch) and returns the window's count including this hit. A counter lives no
+    /// longer than its window.
+    async fn counter_hit(
+        &self,
+        scope: CounterScope,
+        subject: &str,
+        window_ms: Millis,
+        now: Millis,
+    ) -> StoreResult<u64>;
+}
+
+/// The window holding `now`, as `(start, end)`: what both backends count in. A
+/// non-positive `window_ms` counts as 1 ms.
+pub(super) fn window(now: Millis, window_ms: Millis) -> (Millis, Millis) {
+    let len = window_ms.max(1);
+    let start = now - now.rem_euclid(len);
+    (start, start.saturating_add(len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window;
+
+    #[test]
+    fn windows_are_aligned_on_the_epoch() {
+        assert_eq!(window(0, 60), (0, 60));
+        assert_eq!(window(59, 60), (0, 60));
+        assert_eq!(window(60, 60), (60, 120));
+        assert_eq!(window(-1, 60), (-60, 0));
+        assert_eq!(window(5, 0), (5, 6));
+    }
+}

@@ -1,0 +1,75 @@
+//! The durable mail outbox: every mail is written here before any attempt to send it,
+//! so a mail the SMTP server cannot take now (or a gateway crash) loses nothing. A sender
+//! task claims due mails, sends them, then deletes them or schedules a retry.
+//!
+//! Claiming leases a mail: it is hidden from other claimers (other instances) until the
+//! lease ends, and comes back by itself if its sender dies mid-send.
+
+use async_trait::async_trait;
+
+use super::{Millis, StoreResult};
+
+/// One mail, fully rendered (subject and both bodies in the recipient's language).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboxMail {
+    /// Random, unique (see [`OutboxMail::new_id`]).
+    pub id: String,
+    /// What the mail is (`activation`, `password_reset`...): the `kind` label of
+    /// `vigile_mail_total`, and logged instead of the content.
+    pub kind: String,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub created_at: Millis,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Not to be claimed before this instant.
+    pub next_attempt: Millis,
+    /// Why the last attempt failed (for admins; never holds the mail's content).
+    pub last_error: Option<String>,
+}
+
+impl OutboxMail {
+    pub fn new_id() -> String {
+        crate::crypto::random_token(16)
+    }
+}
+
+// The bodies carry single-use links: Debug shows who and what, never the content.
+impl std::fmt::Debug for OutboxMail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxMail")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("to", &self.to)
+            .field("created_at", &self.created_at)
+            .field("attempts", &self.attempts)
+            .field("next_attempt", &self.next_attempt)
+            .field("last_error", &self.last_error)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Adds a mail (due at its `next_attempt`). `StoreError::Conflict` if the id exists.
+    async fn outbox_push(&self, mail: &OutboxMail) -> StoreResult<()>;
+    /// Claims up to `limit` mails due at `now` (`next_attempt <= now`), earliest due
+    /// first, and leases them: their `next_attempt` becomes `now + lease_ms`, so no other
+    /// claimer gets them meanwhile. Atomic across instances.
+    async fn outbox_claim(
+        &self,
+        now: Millis,
+        lease_ms: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>>;
+    /// The mail was sent: removes it. Returns whether it was there.
+    async fn outbox_done(&self, id: &str) -> StoreResult<bool>;
+    /// The attempt failed: `attempts += 1`, `last_error = error`, due again at
+    /// `next_attempt`. Returns whether the mail was there.
+    async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str)
+        -> StoreResult<bool>;
+    /// Every mail still waiting, earliest due first (admin view, tests).
+    async fn outbox_list(&self) -> StoreResult<Vec<OutboxMail>>;
+}

@@ -1,0 +1,195 @@
+//! [`OutboxStore`] on Redis: the `Outbox` sorted set of mail ids scored by
+//! `next_attempt`, and one hash per mail (no TTL: durable until sent). Ties are ordered
+//! by id, as in SQLite. A claim is one script that picks the due ids and re-scores them
+//! to the end of the lease, so instances claiming together never get the same mail.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use ::redis::Script;
+use async_trait::async_trait;
+
+use super::RedisStore;
+use crate::store::keys::{Key, Prefix};
+use crate::store::{Millis, OutboxMail, OutboxStore, StoreError, StoreResult};
+
+// KEYS[1] mail, KEYS[2] outbox; ARGV[1] id, ARGV[2] next_attempt, ARGV[3..] field/value
+// pairs. Returns 0 if the id exists.
+static OUTBOX_PUSH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"#,
+    )
+});
+
+// KEYS[1] outbox; ARGV[1] now, ARGV[2] end of the lease, ARGV[3] limit, ARGV[4] mail
+// prefix. Returns the leased mails' hashes, earliest due first.
+static OUTBOX_CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
+  local key = ARGV[4] .. id
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('HSET', key, 'next_attempt', ARGV[2])
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    out[#out + 1] = redis.call('HGETALL', key)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+"#,
+    )
+});
+
+// KEYS[1] mail, KEYS[2] outbox; ARGV[1] id.
+static OUTBOX_DONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
+"#,
+    )
+});
+
+// KEYS[1] mail, KEYS[2] outbox; ARGV[1] id, ARGV[2] next_attempt, ARGV[3] error.
+static OUTBOX_RETRY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'next_attempt', ARGV[2], 'last_error', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"#,
+    )
+});
+
+// KEYS[1] outbox; ARGV[1] mail prefix. Returns every mail's hash, earliest due first.
+static OUTBOX_LIST: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local h = redis.call('HGETALL', ARGV[1] .. id)
+  if #h > 0 then out[#out + 1] = h end
+end
+return out
+"#,
+    )
+});
+
+fn mail_fields(m: &OutboxMail) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("id", m.id.clone()),
+        ("kind", m.kind.clone()),
+        ("to", m.to.clone()),
+        ("subject", m.subject.clone()),
+        ("text", m.text.clone()),
+        ("html", m.html.clone()),
+        ("created_at", m.created_at.to_string()),
+        ("attempts", m.attempts.to_string()),
+        ("next_attempt", m.next_attempt.to_string()),
+    ];
+    if let Some(e) = &m.last_error {
+        fields.push(("last_error", e.clone()));
+    }
+    fields
+}
+
+/// Rebuilds a mail from the flat `HGETALL` reply.
+fn mail_from_hash(flat: Vec<String>) -> StoreResult<OutboxMail> {
+    let mut map = HashMap::with_capacity(flat.len() / 2);
+    let mut it = flat.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        map.insert(k, v);
+    }
+    let mut text = |name: &str| {
+        map.remove(name)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox mail without {name}")))
+    };
+    let id = text("id")?;
+    let bad = |name: &str| StoreError::Corrupt(format!("outbox mail {id}: bad {name}"));
+    Ok(OutboxMail {
+        kind: text("kind")?,
+        to: text("to")?,
+        subject: text("subject")?,
+        text: text("text")?,
+        html: text("html")?,
+        created_at: text("created_at")?.parse().map_err(|_| bad("created_at"))?,
+        attempts: text("attempts")?.parse().map_err(|_| bad("attempts"))?,
+        next_attempt: text("next_attempt")?
+            .parse()
+            .map_err(|_| bad("next_attempt"))?,
+        last_error: text("last_error").ok(),
+        id: id.clone(),
+    })
+}
+
+#[async_trait]
+impl OutboxStore for RedisStore {
+    async fn outbox_push(&self, mail: &OutboxMail) -> StoreResult<()> {
+        let mut inv = OUTBOX_PUSH.prepare_invoke();
+        inv.key(Key::OutboxMail(&mail.id).name())
+            .key(Key::Outbox.name())
+            .arg(&mail.id)
+            .arg(mail.next_attempt);
+        for (field, value) in mail_fields(mail) {
+            inv.arg(field).arg(value);
+        }
+        match self.call::<i64>(&inv).await? {
+            1 => Ok(()),
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn outbox_claim(
+        &self,
+        now: Millis,
+        lease_ms: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>> {
+        // `LIMIT 0 0` would mean "no limit" to some Redis versions: never send it.
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut inv = OUTBOX_CLAIM.prepare_invoke();
+        inv.key(Key::Outbox.name())
+            .arg(now)
+            .arg(now.saturating_add(lease_ms))
+            .arg(u64::try_from(limit).unwrap_or(u64::MAX))
+            .arg(Prefix::OutboxMail.as_str());
+        let hashes: Vec<Vec<String>> = self.call(&inv).await?;
+        hashes.into_iter().map(mail_from_hash).collect()
+    }
+
+    async fn outbox_done(&self, id: &str) -> StoreResult<bool> {
+        let mut inv = OUTBOX_DONE.prepare_invoke();
+        inv.key(Key::OutboxMail(id).name())
+            .key(Key::Outbox.name())
+            .arg(id);
+        Ok(self.call::<i64>(&inv).await? == 1)
+    }
+
+    async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str) -> StoreResult<bool> {
+        let mut inv = OUTBOX_RETRY.prepare_invoke();
+        inv.key(Key::OutboxMail(id).name())
+            .key(Key::Outbox.name())
+            .arg(id)
+            .arg(next_attempt)
+            .arg(error);
+        Ok(self.call::<i64>(&inv).await? == 1)
+    }
+
+    async fn outbox_list(&self) -> StoreResult<Vec<OutboxMail>> {
+        let mut inv = OUTBOX_LIST.prepare_invoke();
+        inv.key(Key::Outbox.name()).arg(Prefix::OutboxMail.as_str());
+        let hashes: Vec<Vec<String>> = self.call(&inv).await?;
+        hashes.into_iter().map(mail_from_hash).collect()
+    }
+}

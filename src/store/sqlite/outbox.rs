@@ -1,0 +1,119 @@
+//! [`OutboxStore`] on SQLite: one row per waiting mail, indexed by
+//! `(next_attempt, id)`, the order of both claiming and listing. A claim selects and
+//! leases in one `BEGIN IMMEDIATE` transaction, so two processes never claim the same
+//! mail.
+
+use async_trait::async_trait;
+use rusqlite::{params, Row, TransactionBehavior};
+
+use super::{map_err, SqliteStore};
+use crate::store::{Millis, OutboxMail, OutboxStore, StoreResult};
+
+const MAIL_COLUMNS: &str = "id, kind, recipient, subject, text_body, html_body, created_at, \
+                            attempts, next_attempt, last_error";
+
+fn mail_from_row(r: &Row<'_>) -> rusqlite::Result<OutboxMail> {
+    Ok(OutboxMail {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        to: r.get(2)?,
+        subject: r.get(3)?,
+        text: r.get(4)?,
+        html: r.get(5)?,
+        created_at: r.get(6)?,
+        attempts: r.get(7)?,
+        next_attempt: r.get(8)?,
+        last_error: r.get(9)?,
+    })
+}
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn outbox_push(&self, mail: &OutboxMail) -> StoreResult<()> {
+        let m = mail.clone();
+        self.run(move |c| {
+            c.execute(
+                &format!(
+                    "INSERT INTO outbox ({MAIL_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                ),
+                params![
+                    m.id,
+                    m.kind,
+                    m.to,
+                    m.subject,
+                    m.text,
+                    m.html,
+                    m.created_at,
+                    m.attempts,
+                    m.next_attempt,
+                    m.last_error
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox_claim(
+        &self,
+        now: Millis,
+        lease_ms: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxMail>> {
+        let until = now.saturating_add(lease_ms);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut due = {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {MAIL_COLUMNS} FROM outbox WHERE next_attempt <= ?1 \
+                     ORDER BY next_attempt, id LIMIT ?2"
+                ))?;
+                let rows = stmt.query_map(params![now, limit], mail_from_row)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            for mail in &mut due {
+                tx.execute(
+                    "UPDATE outbox SET next_attempt = ?2 WHERE id = ?1",
+                    params![mail.id, until],
+                )?;
+                mail.next_attempt = until;
+            }
+            tx.commit()?;
+            Ok(due)
+        })
+        .await
+    }
+
+    async fn outbox_done(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.run(move |c| Ok(c.execute("DELETE FROM outbox WHERE id = ?1", [id])? > 0))
+            .await
+    }
+
+    async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str) -> StoreResult<bool> {
+        let id = id.to_string();
+        let error = error.to_string();
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3 \
+                 WHERE id = ?1",
+                params![id, next_attempt, error],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn outbox_list(&self) -> StoreResult<Vec<OutboxMail>> {
+        self.run(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {MAIL_COLUMNS} FROM outbox ORDER BY next_attempt, id"
+            ))?;
+            let rows = stmt.query_map([], mail_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+}

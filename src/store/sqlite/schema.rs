@@ -1,0 +1,326 @@
+//! The SQLite schema and its migrations. A new file gets [`SCHEMA`] whole; a file written
+//! by an older Vigile is brought forward one version at a time by [`MIGRATIONS`], in the
+//! same `BEGIN IMMEDIATE` transaction that reads its version, so two processes opening an
+//! old file together migrate it once. A file from a newer Vigile is refused, never
+//! touched. A test checks that a migrated file ends up exactly like a new one.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use super::map_err;
+use crate::store::{StoreError, StoreResult};
+
+/// Bumped whenever the schema below changes (with a step added to [`MIGRATIONS`]).
+pub(super) const SCHEMA_VERSION: i64 = 2;
+
+/// What version 2 added besides the `users.expires_at` column: sign-up expiry, single-use
+/// links, the mail outbox, rate-limit counters. Shared by [`SCHEMA`] and the v1→v2 step.
+macro_rules! since_v2 {
+    () => {
+        "
+CREATE INDEX IF NOT EXISTS users_pending ON users(expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS tokens (
+    kind       TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    bind       TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, hash)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tokens_expires_at ON tokens(expires_at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id           TEXT PRIMARY KEY,
+    kind         TEXT NOT NULL,
+    recipient    TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    text_body    TEXT NOT NULL,
+    html_body    TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL,
+    next_attempt INTEGER NOT NULL,
+    last_error   TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt, id);
+CREATE TABLE IF NOT EXISTS counters (
+    scope        TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    count        INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    PRIMARY KEY (scope, subject, window_start)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS counters_expires_at ON counters(expires_at);
+"
+    };
+}
+
+/// The whole current schema, for a new file.
+const SCHEMA: &str = concat!(
+    "
+CREATE TABLE IF NOT EXISTS users (
+    id            TEXT PRIMARY KEY,
+    email         TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    admin         INTEGER NOT NULL,
+    status        TEXT NOT NULL,
+    lang          TEXT,
+    created_at    INTEGER NOT NULL,
+    -- When a pending account disappears; NULL once active (and for accounts created active).
+    expires_at    INTEGER
+);
+CREATE TABLE IF NOT EXISTS secrets (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS users_email ON users(email);
+CREATE TABLE IF NOT EXISTS sessions (
+    id              TEXT PRIMARY KEY,
+    token_hash      TEXT NOT NULL UNIQUE,
+    user_id         TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    device_id       TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    last_seen       INTEGER NOT NULL,
+    idle_ms         INTEGER NOT NULL,
+    absolute_expiry INTEGER NOT NULL,
+    ip              TEXT NOT NULL,
+    user_agent      TEXT NOT NULL,
+    -- Same rule as SessionRecord::expires_at, indexed for sweep and session_count.
+    expires_at      INTEGER GENERATED ALWAYS AS (MIN(last_seen + idle_ms, absolute_expiry)) VIRTUAL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id, created_at);
+CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
+",
+    since_v2!()
+);
+
+/// `MIGRATIONS[i]` brings a file from version `i + 1` to version `i + 2`.
+const MIGRATIONS: [&str; 1] = [concat!(
+    "ALTER TABLE users ADD COLUMN expires_at INTEGER;",
+    since_v2!()
+)];
+
+const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION - 1);
+
+/// Creates the schema in a new file, migrates an older one, refuses a newer one.
+pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    // IMMEDIATE: two processes starting together create or migrate the schema one after
+    // the other; the second finds the version already current.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    )?;
+    let found: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let from = match found {
+        // Every version writes its number with its tables: no number, a new file.
+        None => {
+            tx.execute_batch(SCHEMA)?;
+            None
+        }
+        Some(v) => {
+            let v: i64 = v
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("schema_version {v:?}")))?;
+            if v > SCHEMA_VERSION {
+                return Err(StoreError::Corrupt(format!(
+                    "schema version {v} is newer than this Vigile understands ({SCHEMA_VERSION})"
+                )));
+            }
+            let first = usize::try_from(v - 1)
+                .map_err(|_| StoreError::Corrupt(format!("schema version {v}")))?;
+            for step in &MIGRATIONS[first..] {
+                tx.execute_batch(step)?;
+            }
+            Some(v)
+        }
+    };
+    if from != Some(SCHEMA_VERSION) {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) \
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [SCHEMA_VERSION.to_string()],
+        )?;
+    }
+    tx.commit().map_err(map_err)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::store::{AccountStatus, SqliteStore, Store, User, UserId};
+
+    /// The schema exactly as Vigile 1 created it (schema_version 1).
+    const V1_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    id            TEXT PRIMARY KEY,
+    email         TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    admin         INTEGER NOT NULL,
+    status        TEXT NOT NULL,
+    lang          TEXT,
+    created_at    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS secrets (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS users_email ON users(email);
+CREATE TABLE IF NOT EXISTS sessions (
+    id              TEXT PRIMARY KEY,
+    token_hash      TEXT NOT NULL UNIQUE,
+    user_id         TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    device_id       TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    last_seen       INTEGER NOT NULL,
+    idle_ms         INTEGER NOT NULL,
+    absolute_expiry INTEGER NOT NULL,
+    ip              TEXT NOT NULL,
+    user_agent      TEXT NOT NULL,
+    expires_at      INTEGER GENERATED ALWAYS AS (MIN(last_seen + idle_ms, absolute_expiry)) VIRTUAL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id, created_at);
+CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
+INSERT INTO meta (key, value) VALUES ('schema_version', '1');
+INSERT INTO users (id, email, name, password_hash, admin, status, lang, created_at)
+    VALUES ('u-old', 'old@example.org', 'Old', '$argon2id$x', 1, 'active', 'en', 1000);
+INSERT INTO secrets (name, value) VALUES ('gateway', x'0102');
+INSERT INTO sessions (id, token_hash, user_id, device_id, created_at, last_seen, idle_ms,
+                      absolute_expiry, ip, user_agent)
+    VALUES ('s-old', 'ab', 'u-old', 'd', 1000, 1000, 60000, 100000, '192.0.2.1', 'UA');
+";
+
+    fn version(path: &Path) -> String {
+        Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    /// Every table's columns and every index's definition, for comparing two files.
+    fn shape(path: &Path) -> Vec<String> {
+        let conn = Connection::open(path).unwrap();
+        let mut out = Vec::new();
+        let mut stmt = conn
+            .prepare(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master \
+                 WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+            )
+            .unwrap();
+        let objects: Vec<(String, String, String, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (kind, name, table, sql) in objects {
+            if kind == "table" {
+                // The text of an ALTERed CREATE TABLE differs: compare the columns.
+                let mut cols = conn
+                    .prepare(&format!("SELECT * FROM pragma_table_xinfo('{name}')"))
+                    .unwrap();
+                let cols: Vec<String> = cols
+                    .query_map([], |r| {
+                        Ok(format!(
+                            "{}:{}:{}:{}:{:?}:{}:{}",
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, Option<String>>(4)?,
+                            r.get::<_, i64>(5)?,
+                            r.get::<_, i64>(6)?,
+                        ))
+                    })
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                out.push(format!("table {name}: {}", cols.join(", ")));
+            } else {
+                out.push(format!("{kind} {name} on {table}: {sql:?}"));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn version_1_file_is_migrated_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("v1.db");
+        Connection::open(&old)
+            .unwrap()
+            .execute_batch(V1_SCHEMA)
+            .unwrap();
+
+        let store = SqliteStore::open(&old).unwrap();
+        assert_eq!(version(&old), SCHEMA_VERSION.to_string());
+        let kept = store
+            .user_by_email("old@example.org")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.id, UserId::from_string("u-old"));
+        assert!(kept.admin);
+        assert_eq!(kept.status, AccountStatus::Active);
+        assert_eq!(store.secret_get_or_init(b"new").await.unwrap(), vec![1, 2]);
+        let sessions = store.sessions_of(&kept.id, 2000).await.unwrap();
+        assert_eq!(sessions.len(), 1);
+        // The account is active, so sign-up expiry never removes it.
+        store.sweep(i64::MAX / 2).await.unwrap();
+        assert!(store.user_by_id(&kept.id).await.unwrap().is_some());
+
+        // The new parts work on the migrated file.
+        let pending = User {
+            id: UserId::from_string("u-new"),
+            email: "new@example.org".into(),
+            name: "New".into(),
+            password_hash: "$argon2id$y".into(),
+            admin: false,
+            status: AccountStatus::Pending,
+            lang: None,
+            created_at: 5000,
+        };
+        store.user_insert_pending(&pending, 10_000).await.unwrap();
+        assert_eq!(store.sweep(10_000).await.unwrap(), 1);
+        drop(store);
+
+        // Reopening changes nothing, and the migrated file is shaped like a new one.
+        SqliteStore::open(&old).unwrap();
+        let new = dir.path().join("new.db");
+        drop(SqliteStore::open(&new).unwrap());
+        assert_eq!(shape(&old), shape(&new));
+        assert_eq!(version(&new), SCHEMA_VERSION.to_string());
+    }
+
+    #[test]
+    fn file_from_a_newer_vigile_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("future.db");
+        drop(SqliteStore::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                [(SCHEMA_VERSION + 1).to_string()],
+            )
+            .unwrap();
+        let err = SqliteStore::open(&path).err().unwrap();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+        assert_eq!(version(&path), (SCHEMA_VERSION + 1).to_string());
+    }
+}
