@@ -22,11 +22,11 @@ use serde::{Deserialize, Serialize};
 
 pub use counters::{CounterScope, CounterStore};
 pub use ids::{DeviceId, SessionId, TokenHash, UserId};
-pub use outbox::{OutboxMail, OutboxStore};
-pub use tokens::{TokenKind, TokenRecord, TokenStore};
 pub use instrumented::Instrumented;
+pub use outbox::{OutboxMail, OutboxStore};
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
+pub use tokens::{TokenKind, TokenRecord, TokenStore};
 
 /// Unix time in milliseconds. Every expiry in the store is expressed in it.
 pub type Millis = i64;

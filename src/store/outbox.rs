@@ -68,8 +68,7 @@ pub trait OutboxStore: Send + Sync {
     async fn outbox_done(&self, id: &str) -> StoreResult<bool>;
     /// The attempt failed: `attempts += 1`, `last_error = error`, due again at
     /// `next_attempt`. Returns whether the mail was there.
-    async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str)
-        -> StoreResult<bool>;
+    async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str) -> StoreResult<bool>;
     /// Every mail still waiting, earliest due first (admin view, tests).
     async fn outbox_list(&self) -> StoreResult<Vec<OutboxMail>>;
 }
