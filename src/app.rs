@@ -18,8 +18,8 @@ pub struct App {
     pub auth: Arc<Auth>,
     pub metrics: Arc<Metrics>,
     pub cookies: CookieNames,
-    /// PLACEHOLDER wiring (lead) until the mail module lands.
-    pub mailer: crate::mail::Mailer,
+    /// Queues mails; the sender task is started by the server only.
+    pub mailer: Arc<crate::mail::Mailer>,
     /// Gateway-wide key for CSRF tokens, shared by every instance through the store.
     /// Fetched lazily so a gateway can start while its store is still down.
     secret: OnceCell<Vec<u8>>,
@@ -35,13 +35,18 @@ impl App {
         let cookies = CookieNames {
             secure: config.secure_cookies,
         };
+        let mailer = Arc::new(crate::mail::Mailer::new(
+            config.clone(),
+            store.clone(),
+            metrics.clone(),
+        ));
         Self {
             config,
             store,
             auth,
             metrics,
             cookies,
-            mailer: crate::mail::Mailer,
+            mailer,
             secret: OnceCell::new(),
         }
     }

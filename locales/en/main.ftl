@@ -91,3 +91,4 @@ reset-done = Your password has been changed and all your devices were signed out
 too-many-title = Too many requests
 too-many-message = Too many requests came from your address. Please try again later.
 account-welcome = Welcome! Your account is active.
+devmail-text = Text of the mail

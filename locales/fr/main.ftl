@@ -91,3 +91,4 @@ reset-done = Votre mot de passe a été changé et tous vos appareils ont été 
 too-many-title = Trop de demandes
 too-many-message = Trop de demandes sont venues de votre adresse. Veuillez réessayer plus tard.
 account-welcome = Bienvenue ! Votre compte est actif.
+devmail-text = Texte du message

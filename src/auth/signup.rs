@@ -18,8 +18,8 @@ use crate::config::SignupMode;
 use crate::crypto::random_token;
 use crate::i18n::Lang;
 use crate::store::{
-    AccountStatus, DeviceId, Millis, SessionRecord, StoreError, TokenHash, TokenKind,
-    TokenRecord, User, UserId,
+    AccountStatus, DeviceId, Millis, SessionRecord, StoreError, TokenHash, TokenKind, TokenRecord,
+    User, UserId,
 };
 
 /// Longest email or password looked at; longer input is refused as invalid.
@@ -198,7 +198,11 @@ pub async fn activate(app: &App, input: ActivateInput<'_>) -> Result<ActivateOut
     }
     let store = &app.store;
     let Some(link) = store
-        .token_take(TokenKind::Activation, &TokenHash::of(input.token), input.now)
+        .token_take(
+            TokenKind::Activation,
+            &TokenHash::of(input.token),
+            input.now,
+        )
         .await?
     else {
         return Ok(ActivateOutcome::Invalid);

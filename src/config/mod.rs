@@ -214,7 +214,10 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
     }
     for (key, d) in [
         ("signup.activation_ttl", file.signup.activation_ttl),
-        ("signup.pending_account_ttl", file.signup.pending_account_ttl),
+        (
+            "signup.pending_account_ttl",
+            file.signup.pending_account_ttl,
+        ),
         ("signup.invite_ttl", file.signup.invite_ttl),
         ("signup.ip_window", file.signup.ip_window),
         ("password.reset_ttl", file.password.reset_ttl),

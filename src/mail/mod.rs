@@ -1,29 +1,273 @@
-//! PLACEHOLDER (lead): lets the crate compile while the mail module is being written.
-//! The mail engineer replaces this whole file (and may reshape the App/lib wiring).
+//! Mail: one function per email, named for its purpose (after vaultwarden's mail.rs),
+//! and a durable outbox with a sender task owning the transport (after rauthy's mailer).
+//!
+//! A flow calling, say, [`Mailer::activation`] only renders the mail in the recipient's
+//! language and writes it to the store's outbox; the [`sender`] task sends it later and
+//! retries until it goes. So a mail is never lost to an SMTP outage or a restart, and a
+//! flow never waits for an SMTP server. This module must never log a mail's content.
 
+mod dev;
+mod letter;
+mod sender;
+mod transport;
+
+use std::sync::Arc;
+
+use lettre::message::Mailbox;
+use tokio::sync::Notify;
+
+pub use dev::{DevOutbox, SentMail};
+pub use sender::backoff;
+
+use crate::config::Config;
 use crate::i18n::Lang;
-use crate::store::{StoreResult, User};
+use crate::metrics::Metrics;
+use crate::store::{DynStore, Millis, OutboxMail, StoreError, StoreResult, User};
+use letter::{Letter, Link};
 
-#[derive(Default)]
-pub struct Mailer;
+pub struct Mailer {
+    store: DynStore,
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    dev: Option<Arc<DevOutbox>>,
+}
 
 impl Mailer {
-    pub async fn activation(&self, _user: &User, _token: &str) -> StoreResult<()> {
+    pub fn new(config: Arc<Config>, store: DynStore, metrics: Arc<Metrics>) -> Self {
+        let dev = config
+            .file
+            .server
+            .dev_mode
+            .then(|| Arc::new(DevOutbox::default()));
+        Self {
+            store,
+            config,
+            metrics,
+            wake: Arc::new(Notify::new()),
+            dev,
+        }
+    }
+
+    /// Starts the sender task on `rt` (`vigile serve` and the demo; admin commands only
+    /// queue, and the running gateway sends).
+    pub fn spawn_sender(&self, rt: &tokio::runtime::Runtime) -> Result<(), String> {
+        let cfg = &self.config.file.mail;
+        let from: Mailbox = cfg.from.parse().map_err(|e| format!("mail.from: {e}"))?;
+        // The SMTP pool spawns its reaper task when built: inside the runtime it lives in.
+        let transport = {
+            let _guard = rt.enter();
+            transport::Transport::from_config(cfg)?
+        };
+        let sender = sender::Sender {
+            store: self.store.clone(),
+            transport,
+            from,
+            host: self.site(),
+            timeout: cfg.timeout,
+            retry_initial: millis(cfg.retry_initial),
+            retry_max: millis(cfg.retry_max),
+            metrics: self.metrics.clone(),
+            wake: self.wake.clone(),
+            dev: self.dev.clone(),
+        };
+        rt.spawn(sender.run());
         Ok(())
     }
-    pub async fn account_created(&self, _user: &User) -> StoreResult<()> {
+
+    /// Mails handed to the transport lately, newest first (dev mode only, else empty).
+    pub fn dev_outbox(&self) -> Vec<SentMail> {
+        self.dev.as_ref().map(|d| d.list()).unwrap_or_default()
+    }
+
+    /// The site's name in mails: the host of `public_url`.
+    fn site(&self) -> String {
+        self.config
+            .public_url
+            .host_str()
+            .unwrap_or("localhost")
+            .to_string()
+    }
+
+    /// `public_url` + `path_and_query` (which starts with `/`), keeping any path prefix.
+    fn link(&self, path_and_query: &str) -> String {
+        let base = self.config.public_url.as_str().trim_end_matches('/');
+        format!("{base}{path_and_query}")
+    }
+
+    fn lang_of(&self, user: &User) -> Lang {
+        user.lang
+            .as_deref()
+            .and_then(Lang::parse)
+            .unwrap_or(self.config.default_lang)
+    }
+
+    fn letter(&self, lang: Lang, subject_key: &str) -> Letter {
+        let site = self.site();
+        let subject = lang.tr().with(subject_key, &[("site", site.clone())]);
+        Letter {
+            lang,
+            site,
+            subject,
+            paragraphs: vec![],
+            action: None,
+            links: vec![],
+            footer: lang.tr().get("mail-auto"),
+        }
+    }
+
+    fn args(&self, email: &str) -> [(&'static str, String); 2] {
+        [("site", self.site()), ("email", email.to_string())]
+    }
+
+    /// Renders and writes the mail to the outbox, then wakes the sender.
+    async fn queue(&self, kind: &str, to: &str, letter: Letter) -> StoreResult<()> {
+        let rendered = letter.render().map_err(|e| {
+            // A template error is a bug; the flow fails (503) rather than lose the mail.
+            tracing::error!(error = %e, kind, "mail template failed");
+            StoreError::Corrupt(format!("mail template {kind}: {e}"))
+        })?;
+        let now = crate::app::now_ms();
+        let mail = OutboxMail {
+            id: OutboxMail::new_id(),
+            kind: kind.to_string(),
+            to: to.to_string(),
+            subject: rendered.subject,
+            text: rendered.text,
+            html: rendered.html,
+            created_at: now,
+            attempts: 0,
+            next_attempt: now,
+            last_error: None,
+        };
+        self.store.outbox_push(&mail).await?;
+        self.wake.notify_one();
         Ok(())
     }
-    pub async fn signup_attempt(&self, _user: &User) -> StoreResult<()> {
-        Ok(())
+
+    /// "Activate your account": the single-use link of a new sign-up.
+    pub async fn activation(&self, user: &User, token: &str) -> StoreResult<()> {
+        let lang = self.lang_of(user);
+        let t = lang.tr();
+        let hours = self
+            .config
+            .file
+            .signup
+            .activation_ttl
+            .as_secs()
+            .div_ceil(3600);
+        let mut l = self.letter(lang, "mail-activation-subject");
+        l.paragraphs = vec![
+            t.with("mail-activation-intro", &self.args(&user.email)),
+            t.with("mail-activation-validity", &[("hours", hours.to_string())]),
+        ];
+        l.action = Some(Link {
+            label: t.get("mail-activation-action"),
+            url: self.link(&format!("/_vigile/activate?token={token}")),
+        });
+        l.footer = t.get("mail-ignore");
+        self.queue("activation", &user.email, l).await
     }
-    pub async fn password_reset(&self, _user: &User, _token: &str) -> StoreResult<()> {
-        Ok(())
+
+    /// Confirms the account exists, once activated.
+    pub async fn account_created(&self, user: &User) -> StoreResult<()> {
+        let lang = self.lang_of(user);
+        let t = lang.tr();
+        let mut l = self.letter(lang, "mail-created-subject");
+        l.paragraphs = vec![
+            t.with("mail-created-intro", &self.args(&user.email)),
+            t.get("mail-created-next"),
+        ];
+        l.action = Some(Link {
+            label: t.get("mail-created-action"),
+            url: self.link("/_vigile/account"),
+        });
+        self.queue("account_created", &user.email, l).await
     }
-    pub async fn password_changed(&self, _user: &User) -> StoreResult<()> {
-        Ok(())
+
+    /// Someone signed up with an address that already has an account: its owner hears.
+    pub async fn signup_attempt(&self, user: &User) -> StoreResult<()> {
+        let lang = self.lang_of(user);
+        let t = lang.tr();
+        let mut l = self.letter(lang, "mail-attempt-subject");
+        l.paragraphs = vec![
+            t.with("mail-attempt-intro", &self.args(&user.email)),
+            t.get("mail-attempt-nothing"),
+        ];
+        l.action = Some(Link {
+            label: t.get("mail-attempt-login"),
+            url: self.link("/_vigile/login"),
+        });
+        l.links = vec![Link {
+            label: t.get("mail-attempt-forgot"),
+            url: self.link("/_vigile/password/forgot"),
+        }];
+        l.footer = t.get("mail-attempt-footer");
+        self.queue("signup_attempt", &user.email, l).await
     }
-    pub async fn invitation(&self, _email: &str, _lang: Lang) -> StoreResult<()> {
-        Ok(())
+
+    /// The single-use link to choose a new password.
+    pub async fn password_reset(&self, user: &User, token: &str) -> StoreResult<()> {
+        let lang = self.lang_of(user);
+        let t = lang.tr();
+        let minutes = self.config.file.password.reset_ttl.as_secs().div_ceil(60);
+        let mut l = self.letter(lang, "mail-reset-subject");
+        l.paragraphs = vec![
+            t.with("mail-reset-intro", &self.args(&user.email)),
+            t.with("mail-reset-validity", &[("minutes", minutes.to_string())]),
+        ];
+        l.action = Some(Link {
+            label: t.get("mail-reset-action"),
+            url: self.link(&format!("/_vigile/password/reset?token={token}")),
+        });
+        l.footer = t.get("mail-ignore");
+        self.queue("password_reset", &user.email, l).await
+    }
+
+    /// Tells the member their password changed (and how to react if it was not them).
+    pub async fn password_changed(&self, user: &User) -> StoreResult<()> {
+        let lang = self.lang_of(user);
+        let t = lang.tr();
+        let mut l = self.letter(lang, "mail-changed-subject");
+        l.paragraphs = vec![
+            t.with("mail-changed-intro", &self.args(&user.email)),
+            t.get("mail-changed-signedout"),
+        ];
+        l.links = vec![Link {
+            label: t.get("mail-changed-notme"),
+            url: self.link("/_vigile/password/forgot"),
+        }];
+        self.queue("password_changed", &user.email, l).await
+    }
+
+    /// An admin invited this address (invite mode): a link to the sign-up form.
+    pub async fn invitation(&self, email: &str, lang: Lang) -> StoreResult<()> {
+        let t = lang.tr();
+        let days = self
+            .config
+            .file
+            .signup
+            .invite_ttl
+            .as_secs()
+            .div_ceil(86_400);
+        let mut l = self.letter(lang, "mail-invite-subject");
+        l.paragraphs = vec![
+            t.with("mail-invite-intro", &self.args(email)),
+            t.with("mail-invite-validity", &[("days", days.to_string())]),
+        ];
+        let encoded: String = form_urlencoded::byte_serialize(email.as_bytes()).collect();
+        l.action = Some(Link {
+            label: t.get("mail-invite-action"),
+            url: self.link(&format!("/_vigile/signup?email={encoded}")),
+        });
+        l.footer = t.get("mail-ignore");
+        self.queue("invitation", email, l).await
     }
 }
+
+fn millis(d: std::time::Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -68,13 +68,8 @@ pub struct AccountPage {
 #[template(path = "pages/dev_mail.html")]
 pub struct DevMailPage {
     pub c: Chrome,
-    pub mails: Vec<DevMail>,
-}
-
-pub struct DevMail {
-    pub to: String,
-    pub subject: String,
-    pub body: String,
+    /// Newest first.
+    pub mails: Vec<crate::mail::SentMail>,
 }
 
 /// Renders `page` as an HTML reply. A template error is a bug: logged, answered 500.

@@ -1,4 +1,4 @@
-//! Periodic work that must not ride on requests: sweeping expired records (SQLite has no
+//! Work that must not ride on requests: the mail sender, sweeping expired records (SQLite has no
 //! TTLs) and refreshing the `vigile_sessions_active` gauge. Runs on the background runtime;
 //! a failing store only logs and retries at the next tick.
 
@@ -10,7 +10,10 @@ use crate::app::{now_ms, App};
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const GAUGE_EVERY: Duration = Duration::from_secs(10);
 
-pub fn spawn(bg: &tokio::runtime::Runtime, app: Arc<App>) {
+/// Fails when the mail transport cannot be set up (an unusable `mail.file_dir`, say):
+/// better not to start than to queue mails nobody sends.
+pub fn spawn(bg: &tokio::runtime::Runtime, app: Arc<App>) -> Result<(), String> {
+    app.mailer.spawn_sender(bg)?;
     let sweeper = app.clone();
     bg.spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_EVERY);
@@ -32,4 +35,5 @@ pub fn spawn(bg: &tokio::runtime::Runtime, app: Arc<App>) {
             }
         }
     });
+    Ok(())
 }

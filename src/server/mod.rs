@@ -87,7 +87,7 @@ pub fn assemble(
     ops.add_tcp(&app.config.file.metrics.listen);
     server.add_service(ops);
 
-    background::spawn(&bg, app);
+    background::spawn(&bg, app).map_err(ServerError::Start)?;
     Ok(server)
 }
 

@@ -20,12 +20,13 @@ pub struct Stack {
     pub gw: Gateway,
 }
 
-/// Mail through `smtp`, retried quickly so an outage test does not wait for long; merged
+/// Mail through `smtp`, retried quickly so an outage test does not wait for long (and a
+/// short SMTP timeout, which bounds the lease of a mail whose sender was killed); merged
 /// before the test's own `extra`, which can override any of it.
 fn mail_config(smtp: &SmtpSink) -> String {
     format!(
         "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{}\"\n\
-         retry_initial = \"200ms\"\nretry_max = \"2s\"\n",
+         retry_initial = \"200ms\"\nretry_max = \"2s\"\ntimeout = \"2s\"\n",
         smtp.url()
     )
 }

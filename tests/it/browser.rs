@@ -181,14 +181,18 @@ async fn browser_signup_mail_activation_journey() {
         b.fill("#email", EMAIL).await;
         b.fill("#password", "weak").await;
         b.fill("#confirm", "weak").await;
-        b.click("main form[action='/_vigile/signup'] button[type='submit']").await;
-        let error = b.wait_text("div.error[role='alert']", "At least 10 characters").await;
+        b.click("main form[action='/_vigile/signup'] button[type='submit']")
+            .await;
+        let error = b
+            .wait_text("div.error[role='alert']", "At least 10 characters")
+            .await;
         assert!(error.contains("At least one digit"), "{error}");
 
         b.step("sign-up");
         b.fill("#password", PASSWORD).await;
         b.fill("#confirm", PASSWORD).await;
-        b.click("main form[action='/_vigile/signup'] button[type='submit']").await;
+        b.click("main form[action='/_vigile/signup'] button[type='submit']")
+            .await;
         b.wait_text("main h1", "Check your mailbox").await;
 
         b.step("follow-the-mailed-link");
@@ -218,7 +222,8 @@ async fn browser_forgot_password_journey() {
     b.run(async {
         b.step("forgot-link");
         b.goto(&format!("{gw}/_vigile/login")).await;
-        b.click("main p.aside a[href='/_vigile/password/forgot']").await;
+        b.click("main p.aside a[href='/_vigile/password/forgot']")
+            .await;
         b.wait_path("/_vigile/password/forgot").await;
 
         b.step("ask-for-a-link");
@@ -229,14 +234,19 @@ async fn browser_forgot_password_journey() {
         b.step("choose-a-new-password");
         let mail = s
             .smtp
-            .wait_for("reset mail", |m| m.text.contains("/_vigile/password/reset?token="))
+            .wait_for("reset mail", |m| {
+                m.text.contains("/_vigile/password/reset?token=")
+            })
             .await;
-        b.goto(&mail.link_containing("/_vigile/password/reset?token=")).await;
+        b.goto(&mail.link_containing("/_vigile/password/reset?token="))
+            .await;
         b.fill("#password", new_password).await;
         b.fill("#confirm", new_password).await;
-        b.click("main form[action='/_vigile/password/reset'] button[type='submit']").await;
+        b.click("main form[action='/_vigile/password/reset'] button[type='submit']")
+            .await;
         b.wait_path("/_vigile/login").await;
-        b.wait_text("p.notice", "Your password has been changed").await;
+        b.wait_text("p.notice", "Your password has been changed")
+            .await;
 
         b.step("sign-in-with-it");
         b.fill("#email", EMAIL).await;

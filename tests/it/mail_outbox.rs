@@ -25,8 +25,15 @@ async fn smtp_down_then_up_loses_nothing(backend: Backend) {
         let resp = signup(&client(), &gw, email, PW, PW, "en").await;
         assert_eq!(resp.status(), 200, "sign-up works while mail is down");
     }
-    poll_until("a failed send attempt", 400, || async { retries(&s.gw).await >= 2.0 }).await;
-    assert_eq!(open_store(&s).outbox_list().await.unwrap().len(), 2, "kept in the outbox");
+    poll_until("a failed send attempt", 400, || async {
+        retries(&s.gw).await >= 2.0
+    })
+    .await;
+    assert_eq!(
+        open_store(&s).outbox_list().await.unwrap().len(),
+        2,
+        "kept in the outbox"
+    );
 
     s.smtp.start_again().await;
     for email in ["a@example.com", "b@example.com"] {
@@ -45,14 +52,24 @@ async fn queued_mail_survives_a_gateway_restart(backend: Backend) {
     let mut s = backend.stack("").await;
     let gw = s.gw.url();
     s.smtp.stop();
-    assert_eq!(signup(&client(), &gw, "c@example.com", PW, PW, "en").await.status(), 200);
-    poll_until("a failed send attempt", 400, || async { retries(&s.gw).await >= 1.0 }).await;
+    assert_eq!(
+        signup(&client(), &gw, "c@example.com", PW, PW, "en")
+            .await
+            .status(),
+        200
+    );
+    poll_until("a failed send attempt", 400, || async {
+        retries(&s.gw).await >= 1.0
+    })
+    .await;
     s.gw.kill();
     s.smtp.start_again().await;
     s.gw.restart().await;
     let (_, link) = activation_mail(&s, "c@example.com", "Activate your account").await;
     assert_eq!(
-        crate::common::http::get(&client(), &link, true).await.status(),
+        crate::common::http::get(&client(), &link, true)
+            .await
+            .status(),
         302,
         "the link mailed after the restart works"
     );
@@ -65,7 +82,10 @@ async fn two_instances_send_each_mail_once(backend: Backend) {
     let emails: Vec<String> = (0..6).map(|i| format!("m{i}@example.com")).collect();
     for (i, email) in emails.iter().enumerate() {
         let gw = if i % 2 == 0 { s.gw.url() } else { second.url() };
-        assert_eq!(signup(&client(), &gw, email, PW, PW, "en").await.status(), 200);
+        assert_eq!(
+            signup(&client(), &gw, email, PW, PW, "en").await.status(),
+            200
+        );
     }
     for email in &emails {
         activation_mail(&s, email, "Activate your account").await;

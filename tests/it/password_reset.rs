@@ -35,7 +35,13 @@ async fn reset(c: &Client, gw: &str, link: &str, password: &str, confirm: &str) 
     let page = get_page(c, link).await;
     let form = form_with_action(&page, "/_vigile/password/reset")
         .unwrap_or_else(|| panic!("no reset form:\n{page}"));
-    let resp = submit(c, gw, &form, &[("password", password), ("confirm", confirm)]).await;
+    let resp = submit(
+        c,
+        gw,
+        &form,
+        &[("password", password), ("confirm", confirm)],
+    )
+    .await;
     let status = resp.status().as_u16();
     let location = http::header(&resp, "location").unwrap_or_default();
     let body = resp.text().await.unwrap();
@@ -60,7 +66,10 @@ async fn forgot_and_reset_journey(backend: Backend) {
     // A refused password names each rule and leaves the link usable.
     let (status, body) = reset(&c, &gw, &link, "short", "short").await;
     assert_eq!(status, 400);
-    assert!(body.contains("At least 10 characters") && body.contains("At least one digit"), "{body}");
+    assert!(
+        body.contains("At least 10 characters") && body.contains("At least one digit"),
+        "{body}"
+    );
     let (status, body) = reset(&c, &gw, &link, NEW_PW, "Brand-new 77 pasS").await;
     assert_eq!(status, 400);
     assert!(body.contains("do not match"), "{body}");
@@ -69,7 +78,10 @@ async fn forgot_and_reset_journey(backend: Backend) {
     assert_eq!(status, 303);
     assert_eq!(location, "/_vigile/login?reset=1");
     let notice = get_page(&c, &format!("{gw}{location}")).await;
-    assert!(notice.contains("Your password has been changed"), "{notice}");
+    assert!(
+        notice.contains("Your password has been changed"),
+        "{notice}"
+    );
 
     // Every device was signed out (on any instance: sessions live in the store).
     for device in [&laptop, &phone] {
@@ -78,7 +90,12 @@ async fn forgot_and_reset_journey(backend: Backend) {
         })
         .await;
     }
-    assert_eq!(http::login(&client(), &gw, "ann@example.com", PW).await.status(), 401);
+    assert_eq!(
+        http::login(&client(), &gw, "ann@example.com", PW)
+            .await
+            .status(),
+        401
+    );
     http::login_ok(&client(), &gw, "ann@example.com", NEW_PW).await;
 
     // The member is told, and the link cannot be used twice.
@@ -88,10 +105,16 @@ async fn forgot_and_reset_journey(backend: Backend) {
             m.to.iter().any(|t| t == "ann@example.com") && !m.text.contains("reset?token=")
         })
         .await;
-    assert!(told.link_containing("/_vigile/password/forgot").starts_with(&gw));
+    assert!(told
+        .link_containing("/_vigile/password/forgot")
+        .starts_with(&gw));
     let resp = get(&client(), &link, true).await;
     assert_eq!(resp.status(), 410);
-    assert!(resp.text().await.unwrap().contains("/_vigile/password/forgot"));
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("/_vigile/password/forgot"));
 }
 both_backends!(forgot_and_reset_journey);
 
@@ -113,11 +136,18 @@ async fn forgot_answers_the_same_for_unknown_addresses(backend: Backend) {
             (resp.status().as_u16(), resp.text().await.unwrap())
         }
     };
-    assert_eq!(resend("ann@example.com").await, resend("nobody@example.com").await);
+    assert_eq!(
+        resend("ann@example.com").await,
+        resend("nobody@example.com").await
+    );
 
     reset_link(&s, "ann@example.com").await;
     assert_eq!(s.smtp.count_to("nobody@example.com"), 0);
-    assert_eq!(s.smtp.count_to("ann@example.com"), 1, "an active account gets no activation mail");
+    assert_eq!(
+        s.smtp.count_to("ann@example.com"),
+        1,
+        "an active account gets no activation mail"
+    );
 }
 both_backends!(forgot_answers_the_same_for_unknown_addresses);
 
@@ -126,7 +156,11 @@ async fn reset_links_expire_and_die_with_the_password(backend: Backend) {
     let gw = s.gw.url();
     s.gw.add_user("ann@example.com", PW, false);
     let store = open_store(&s);
-    let user = store.user_by_email("ann@example.com").await.unwrap().unwrap();
+    let user = store
+        .user_by_email("ann@example.com")
+        .await
+        .unwrap()
+        .unwrap();
 
     // Issued an hour and a minute ago with the 1 h validity: expired.
     let token = vigile::crypto::random_token(32);
@@ -141,9 +175,18 @@ async fn reset_links_expire_and_die_with_the_password(backend: Backend) {
         })
         .await
         .unwrap();
-    let resp = get(&client(), &format!("{gw}/_vigile/password/reset?token={token}"), true).await;
+    let resp = get(
+        &client(),
+        &format!("{gw}/_vigile/password/reset?token={token}"),
+        true,
+    )
+    .await;
     assert_eq!(resp.status(), 410);
-    assert!(resp.text().await.unwrap().contains("expired or has already been used"));
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("expired or has already been used"));
 
     // Two links: using one kills the other (it was issued for the old password).
     forgot(&client(), &gw, "ann@example.com").await;

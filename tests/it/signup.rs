@@ -66,16 +66,27 @@ async fn signup_mail_click_signed_in(backend: Backend) {
     let resp = http::login(&c, &gw, "zoe@example.com", PW).await;
     let (status, body) = text(resp).await;
     assert_eq!(status, 403);
-    assert!(body.contains("not activated yet") && body.contains("spam"), "{body}");
+    assert!(
+        body.contains("not activated yet") && body.contains("spam"),
+        "{body}"
+    );
     assert!(
         body.contains("/_vigile/activate/resend?email=zoe%40example.com"),
         "{body}"
     );
 
     // The member chose French: the mail is French, both parts carry the link.
-    let (mail, link) = activation_mail(&s, "zoe@example.com", "Veuillez activer votre compte").await;
-    assert!(link.starts_with(&format!("{gw}/_vigile/activate?token=")), "{link}");
-    assert!(http::decode_entities(&mail.html).contains(&link), "{}", mail.html);
+    let (mail, link) =
+        activation_mail(&s, "zoe@example.com", "Veuillez activer votre compte").await;
+    assert!(
+        link.starts_with(&format!("{gw}/_vigile/activate?token=")),
+        "{link}"
+    );
+    assert!(
+        http::decode_entities(&mail.html).contains(&link),
+        "{}",
+        mail.html
+    );
     assert!(!mail.text.is_empty());
 
     // Following it activates, signs in on this browser, and lands on the member's page.
@@ -89,17 +100,23 @@ async fn signup_mail_click_signed_in(backend: Backend) {
     assert!(account.contains("zoe@example.com"), "{account}");
     let resp = get(&c, &format!("{gw}/courses/1"), true).await;
     assert_eq!(resp.status(), 200);
-    let seen = s.upstream.requests().into_iter().find(|r| r.path == "/courses/1");
+    let seen = s
+        .upstream
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/courses/1");
     assert_eq!(
         seen.unwrap().header("remote-email"),
         Some("zoe@example.com")
     );
 
     // A second mail confirms the creation.
-    let created = s.smtp.wait_for("account-created mail", |m| {
-        m.to.iter().any(|t| t == "zoe@example.com") && !m.subject.contains("activer")
-    })
-    .await;
+    let created = s
+        .smtp
+        .wait_for("account-created mail", |m| {
+            m.to.iter().any(|t| t == "zoe@example.com") && !m.subject.contains("activer")
+        })
+        .await;
     assert!(!created.subject.is_empty());
 
     // The link was single use: a clear page offering a new one, from any browser.
@@ -137,7 +154,10 @@ async fn bad_signups_name_each_problem_and_change_nothing(backend: Backend) {
     ] {
         assert!(body.contains(rule), "missing {rule:?} in:\n{body}");
     }
-    assert!(body.contains("value=\"ann@example.com\""), "email kept: {body}");
+    assert!(
+        body.contains("value=\"ann@example.com\""),
+        "email kept: {body}"
+    );
     let (status, body) = text(signup(&c, &gw, "not-an-address", PW, PW, "en").await).await;
     assert_eq!(status, 400);
     assert!(body.contains("Enter a valid email address"), "{body}");
@@ -146,7 +166,11 @@ async fn bad_signups_name_each_problem_and_change_nothing(backend: Backend) {
     let resp = http::post_form(
         &c,
         &format!("{gw}/_vigile/signup"),
-        &[("email", "bob@example.com"), ("password", PW), ("confirm", PW)],
+        &[
+            ("email", "bob@example.com"),
+            ("password", PW),
+            ("confirm", PW),
+        ],
     )
     .await;
     assert_eq!(resp.status(), 403);
@@ -161,26 +185,55 @@ async fn taken_address_reveals_nothing_and_owner_is_told(backend: Backend) {
     let gw = s.gw.url();
     s.gw.add_user("owner@example.com", PW, false);
 
-    let (new_status, new_body) =
-        text(signup(&client(), &gw, "fresh@example.com", "Other-pass 22", "Other-pass 22", "en").await).await;
-    let (taken_status, taken_body) =
-        text(signup(&client(), &gw, "owner@example.com", "Other-pass 22", "Other-pass 22", "en").await).await;
+    let (new_status, new_body) = text(
+        signup(
+            &client(),
+            &gw,
+            "fresh@example.com",
+            "Other-pass 22",
+            "Other-pass 22",
+            "en",
+        )
+        .await,
+    )
+    .await;
+    let (taken_status, taken_body) = text(
+        signup(
+            &client(),
+            &gw,
+            "owner@example.com",
+            "Other-pass 22",
+            "Other-pass 22",
+            "en",
+        )
+        .await,
+    )
+    .await;
     assert_eq!(new_status, taken_status);
     assert_eq!(new_body, taken_body, "pages must be identical");
 
     let warning = s
         .smtp
-        .wait_for("mail to the owner", |m| m.to.iter().any(|t| t == "owner@example.com"))
+        .wait_for("mail to the owner", |m| {
+            m.to.iter().any(|t| t == "owner@example.com")
+        })
         .await;
     assert!(
         warning.text.contains("tried to create an account"),
         "{}",
         warning.text
     );
-    assert!(warning.link_containing("/_vigile/password/forgot").starts_with(&gw));
+    assert!(warning
+        .link_containing("/_vigile/password/forgot")
+        .starts_with(&gw));
     // The owner's account is untouched.
     http::login_ok(&client(), &gw, "owner@example.com", PW).await;
-    assert_eq!(http::login(&client(), &gw, "owner@example.com", "Other-pass 22").await.status(), 401);
+    assert_eq!(
+        http::login(&client(), &gw, "owner@example.com", "Other-pass 22")
+            .await
+            .status(),
+        401
+    );
 }
 both_backends!(taken_address_reveals_nothing_and_owner_is_told);
 
@@ -191,7 +244,9 @@ async fn plant_pending(store: &DynStore, email: &str, age: i64, ttl: i64) -> (Us
         id: UserId::random(),
         email: email.into(),
         name: String::new(),
-        password_hash: "$argon2id$v=19$m=1024,t=1,p=1$c29tZXNhbHQ$2uJy7Hl2kkLTO2Aw6ZMlN8V0ORlpWcLNlWkcBhBP4m8".into(),
+        password_hash:
+            "$argon2id$v=19$m=1024,t=1,p=1$c29tZXNhbHQ$2uJy7Hl2kkLTO2Aw6ZMlN8V0ORlpWcLNlWkcBhBP4m8"
+                .into(),
         admin: false,
         status: AccountStatus::Pending,
         lang: Some("en".into()),
@@ -223,11 +278,23 @@ async fn expired_links_and_pending_accounts(backend: Backend) {
     // An activation link past activation_ttl (48 h) on a live pending account: a clear
     // page, and a new link can be had.
     let (_, stale) = plant_pending(&store, "late@example.com", 3 * DAY, 7 * DAY).await;
-    let (status, body) = text(get(&client(), &format!("{gw}/_vigile/activate?token={stale}"), true).await).await;
+    let (status, body) = text(
+        get(
+            &client(),
+            &format!("{gw}/_vigile/activate?token={stale}"),
+            true,
+        )
+        .await,
+    )
+    .await;
     assert_eq!(status, 410, "{body}");
     assert!(body.contains("expired or has already been used"), "{body}");
     let c = client();
-    let page = get_page(&c, &format!("{gw}/_vigile/activate/resend?email=late%40example.com")).await;
+    let page = get_page(
+        &c,
+        &format!("{gw}/_vigile/activate/resend?email=late%40example.com"),
+    )
+    .await;
     let form = form_with_action(&page, "/_vigile/activate/resend").unwrap();
     let resp = submit(&c, &gw, &form, &[("email", "late@example.com")]).await;
     assert_eq!(resp.status(), 200);
@@ -237,11 +304,29 @@ async fn expired_links_and_pending_accounts(backend: Backend) {
     // A pending account past pending_account_ttl (7 d) is gone: its link is dead, and the
     // address signs up again as new.
     let (_, old) = plant_pending(&store, "gone@example.com", 8 * DAY, 7 * DAY).await;
-    assert_eq!(get(&client(), &format!("{gw}/_vigile/activate?token={old}"), true).await.status(), 410);
-    assert_eq!(signup(&client(), &gw, "gone@example.com", PW, PW, "en").await.status(), 200);
+    assert_eq!(
+        get(
+            &client(),
+            &format!("{gw}/_vigile/activate?token={old}"),
+            true
+        )
+        .await
+        .status(),
+        410
+    );
+    assert_eq!(
+        signup(&client(), &gw, "gone@example.com", PW, PW, "en")
+            .await
+            .status(),
+        200
+    );
     let (_, link) = activation_mail(&s, "gone@example.com", "Activate your account").await;
     assert_eq!(get(&client(), &link, true).await.status(), 302);
-    let user = store.user_by_email("gone@example.com").await.unwrap().unwrap();
+    let user = store
+        .user_by_email("gone@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(user.status, AccountStatus::Active);
 
     // The store forgets expired pending accounts by itself (Redis by TTL, SQLite by the
@@ -249,31 +334,47 @@ async fn expired_links_and_pending_accounts(backend: Backend) {
     let (ghost, _) = plant_pending(&store, "ghost@example.com", 8 * DAY, 7 * DAY).await;
     store.sweep(vigile::app::now_ms()).await.unwrap();
     assert!(store.user_by_id(&ghost.id).await.unwrap().is_none());
-    assert!(store.user_by_email("ghost@example.com").await.unwrap().is_none());
+    assert!(store
+        .user_by_email("ghost@example.com")
+        .await
+        .unwrap()
+        .is_none());
 }
 both_backends!(expired_links_and_pending_accounts);
 
 async fn invite_mode_admits_invited_addresses_only(backend: Backend) {
     let s = backend.stack("[signup]\nmode = \"invite\"\n").await;
     let gw = s.gw.url();
-    let (status, body) = text(signup(&client(), &gw, "stranger@example.com", PW, PW, "en").await).await;
+    let (status, body) =
+        text(signup(&client(), &gw, "stranger@example.com", PW, PW, "en").await).await;
     assert_eq!(status, 403);
     assert!(body.contains("has not been invited"), "{body}");
     assert!(open_store(&s).user_list().await.unwrap().is_empty());
 
-    s.gw.cli_ok(&["user", "invite", "Guest@Example.com", "--lang", "en"], None);
+    s.gw.cli_ok(
+        &["user", "invite", "Guest@Example.com", "--lang", "en"],
+        None,
+    );
     let invitation = s.smtp.wait_for_to("guest@example.com", "").await;
     let link = invitation.link_containing("/_vigile/signup?email=");
     let c = client();
     let page = get_page(&c, &link).await;
-    assert!(page.contains("value=\"guest@example.com\""), "prefilled: {page}");
+    assert!(
+        page.contains("value=\"guest@example.com\""),
+        "prefilled: {page}"
+    );
     assert!(page.contains("Sign-up is by invitation"), "{page}");
     let form = form_with_action(&page, "/_vigile/signup").unwrap();
     let resp = submit(
         &c,
         &gw,
         &form,
-        &[("email", "guest@example.com"), ("password", PW), ("confirm", PW), ("lang", "en")],
+        &[
+            ("email", "guest@example.com"),
+            ("password", PW),
+            ("confirm", PW),
+            ("lang", "en"),
+        ],
     )
     .await;
     assert_eq!(resp.status(), 200);
@@ -291,12 +392,20 @@ async fn closed_mode_refuses_signups() {
     assert_eq!(resp.status(), 403);
     assert!(resp.text().await.unwrap().contains("Sign-up is closed"));
     let login = get_page(&c, &format!("{gw}/_vigile/login")).await;
-    assert!(!login.contains("/_vigile/signup"), "no sign-up link: {login}");
+    assert!(
+        !login.contains("/_vigile/signup"),
+        "no sign-up link: {login}"
+    );
     let csrf = http::csrf_from(&login);
     let resp = http::post_form(
         &c,
         &format!("{gw}/_vigile/signup"),
-        &[("csrf", &csrf), ("email", "x@example.com"), ("password", PW), ("confirm", PW)],
+        &[
+            ("csrf", &csrf),
+            ("email", "x@example.com"),
+            ("password", PW),
+            ("confirm", PW),
+        ],
     )
     .await;
     assert_eq!(resp.status(), 403);
@@ -304,17 +413,26 @@ async fn closed_mode_refuses_signups() {
 }
 
 async fn signups_are_limited_per_ip(backend: Backend) {
-    let s = backend.stack("[signup]\nmax_per_ip = 2\nip_window = \"1h\"\n").await;
+    let s = backend
+        .stack("[signup]\nmax_per_ip = 2\nip_window = \"1h\"\n")
+        .await;
     let gw = s.gw.url();
     for i in 0..2 {
         let email = format!("u{i}@example.com");
-        assert_eq!(signup(&client(), &gw, &email, PW, PW, "en").await.status(), 200);
+        assert_eq!(
+            signup(&client(), &gw, &email, PW, PW, "en").await.status(),
+            200
+        );
     }
     let resp = signup(&client(), &gw, "u2@example.com", PW, PW, "en").await;
     assert_eq!(resp.status(), 429);
     let retry: u64 = header(&resp, "retry-after").unwrap().parse().unwrap();
     assert!((1..=3600).contains(&retry), "{retry}");
     assert!(resp.text().await.unwrap().contains("Too many requests"));
-    assert!(open_store(&s).user_by_email("u2@example.com").await.unwrap().is_none());
+    assert!(open_store(&s)
+        .user_by_email("u2@example.com")
+        .await
+        .unwrap()
+        .is_none());
 }
 both_backends!(signups_are_limited_per_ip);

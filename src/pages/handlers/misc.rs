@@ -41,7 +41,7 @@ pub fn static_file(name: &str, lang: Lang) -> Reply {
 pub fn dev_mail(ctx: &Ctx<'_, '_>) -> Reply {
     let page = DevMailPage {
         c: ctx.chrome("/_vigile/dev/mail"),
-        mails: vec![],
+        mails: ctx.app.mailer.dev_outbox(),
     };
     render::page(StatusCode::OK, &page)
 }

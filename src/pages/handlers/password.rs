@@ -94,8 +94,9 @@ pub async fn reset_post(ctx: &Ctx<'_, '_>) -> Reply {
     )
     .await;
     match outcome {
-        Ok(ResetOutcome::Done) => Reply::see_other("/_vigile/login?reset=1")
-            .with_cookie(ctx.app.cookies.clear_session()),
+        Ok(ResetOutcome::Done) => {
+            Reply::see_other("/_vigile/login?reset=1").with_cookie(ctx.app.cookies.clear_session())
+        }
         Ok(ResetOutcome::Invalid(list)) => match flow::check_link(ctx.app, token, now).await {
             Ok(Some(user)) => reset_form(
                 ctx,

@@ -1,0 +1,140 @@
+//! The sender task: takes due mails from the store's outbox one at a time, sends them,
+//! then deletes them or schedules the next attempt. Nothing is ever dropped: a mail the
+//! server refuses for good is retried at the longest interval, and a mail whose sender
+//! died mid-send comes back when its lease ends. Several instances can run a sender on
+//! one store; the lease keeps them from sending the same mail twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use tokio::sync::Notify;
+
+use super::dev::DevOutbox;
+use super::transport::Transport;
+use crate::app::now_ms;
+use crate::metrics::Metrics;
+use crate::store::{DynStore, Millis, OutboxMail};
+
+/// Without a wake-up, look for due mails (retries, mails queued by another instance or by
+/// the CLI) this often.
+const POLL: Duration = Duration::from_secs(1);
+
+pub struct Sender {
+    pub store: DynStore,
+    pub transport: Transport,
+    pub from: Mailbox,
+    /// Host of `public_url`, for Message-IDs.
+    pub host: String,
+    pub timeout: Duration,
+    pub retry_initial: Millis,
+    pub retry_max: Millis,
+    pub metrics: Arc<Metrics>,
+    pub wake: Arc<Notify>,
+    pub dev: Option<Arc<DevOutbox>>,
+}
+
+/// Delay before the next attempt after `attempts` failed ones (at least one):
+/// `initial`, doubling each time, capped at `max`.
+pub fn backoff(attempts: u32, initial: Millis, max: Millis) -> Millis {
+    let doublings = attempts.saturating_sub(1).min(40);
+    initial
+        .saturating_mul(1_i64 << doublings)
+        .min(max)
+        .max(initial.min(max))
+}
+
+impl Sender {
+    fn lease(&self) -> Millis {
+        Millis::try_from(self.timeout.as_millis())
+            .unwrap_or(Millis::MAX / 4)
+            .saturating_add(1000)
+    }
+
+    pub async fn run(self) {
+        loop {
+            while let Some(handled) = self.step(now_ms()).await {
+                if !handled {
+                    break;
+                }
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// Handles at most one due mail. `Some(true)`: one was handled (look again),
+    /// `Some(false)`: none due, `None`: the store failed (wait for the next tick).
+    pub async fn step(&self, now: Millis) -> Option<bool> {
+        let claimed = match self.store.outbox_claim(now, self.lease(), 1).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "mail outbox unreachable; will retry");
+                return None;
+            }
+        };
+        let Some(mail) = claimed.into_iter().next() else {
+            return Some(false);
+        };
+        self.deliver(&mail).await;
+        Some(true)
+    }
+
+    async fn deliver(&self, mail: &OutboxMail) {
+        let result = self
+            .transport
+            .send(&self.from, &self.host, mail, self.timeout)
+            .await;
+        let counter = |result: &str| {
+            self.metrics
+                .mail
+                .with_label_values(&[mail.kind.as_str(), result])
+                .inc()
+        };
+        match result {
+            Ok(()) => {
+                counter("sent");
+                if let Some(dev) = &self.dev {
+                    dev.record(&mail.to, &mail.subject, &mail.text, now_ms());
+                }
+                tracing::info!(target: "mail", id = %mail.id, kind = %mail.kind, attempts = mail.attempts + 1, "mail sent");
+                if let Err(e) = self.store.outbox_done(&mail.id).await {
+                    // The lease will end and the mail be sent again: a duplicate, not a loss.
+                    tracing::warn!(error = %e, id = %mail.id, "sent mail could not be removed from the outbox");
+                }
+            }
+            Err(err) => {
+                counter("retry");
+                let attempts = mail.attempts.saturating_add(1);
+                let delay = if err.permanent {
+                    self.retry_max
+                } else {
+                    backoff(attempts, self.retry_initial, self.retry_max)
+                };
+                tracing::warn!(target: "mail", id = %mail.id, kind = %mail.kind, attempts, permanent = err.permanent, retry_in_ms = delay, error = %err.reason, "mail not sent; kept for a retry");
+                let next = now_ms().saturating_add(delay);
+                if let Err(e) = self.store.outbox_retry(&mail.id, next, &err.reason).await {
+                    tracing::warn!(error = %e, id = %mail.id, "could not reschedule a mail; its lease will bring it back");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_doubles_then_caps() {
+        let got: Vec<_> = (1..=7).map(|a| backoff(a, 10_000, 60_000)).collect();
+        assert_eq!(
+            got,
+            [10_000, 20_000, 40_000, 60_000, 60_000, 60_000, 60_000]
+        );
+        assert_eq!(backoff(1000, 10_000, 900_000), 900_000, "no overflow");
+        assert_eq!(backoff(0, 200, 2000), 200);
+    }
+}

@@ -1,0 +1,128 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::store::{AccountStatus, OutboxStore, SqliteStore, UserId};
+
+fn mailer(public_url: &str) -> (Mailer, DynStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[upstream]\nurl = \"http://127.0.0.1:1\"\n[server]\npublic_url = \"{public_url}\"\n"
+    );
+    let config = crate::config::from_str(&toml, "test", std::iter::empty()).unwrap();
+    let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("v.db")).unwrap());
+    let metrics = Arc::new(Metrics::new().unwrap());
+    (
+        Mailer::new(Arc::new(config), store.clone(), metrics),
+        store,
+        dir,
+    )
+}
+
+fn user(lang: &str) -> User {
+    User {
+        id: UserId::random(),
+        email: "zoe@example.com".into(),
+        name: String::new(),
+        password_hash: String::new(),
+        admin: false,
+        status: AccountStatus::Active,
+        lang: Some(lang.into()),
+        created_at: 0,
+    }
+}
+
+/// Queues every mail for a member in `lang`; returns them with their expected link.
+async fn every_mail(lang: &str) -> Vec<(OutboxMail, &'static str)> {
+    let (m, store, _dir) = mailer("https://courses.example.com/");
+    let u = user(lang);
+    m.activation(&u, "TOKEN1").await.unwrap();
+    m.account_created(&u).await.unwrap();
+    m.signup_attempt(&u).await.unwrap();
+    m.password_reset(&u, "TOKEN2").await.unwrap();
+    m.password_changed(&u).await.unwrap();
+    m.invitation("zoe@example.com", Lang::parse(lang).unwrap())
+        .await
+        .unwrap();
+    let mut mails = store.outbox_list().await.unwrap();
+    mails.sort_by_key(|m| {
+        [
+            "activation",
+            "account_created",
+            "signup_attempt",
+            "password_reset",
+            "password_changed",
+            "invitation",
+        ]
+        .iter()
+        .position(|k| *k == m.kind)
+    });
+    let links = [
+        "https://courses.example.com/_vigile/activate?token=TOKEN1",
+        "https://courses.example.com/_vigile/account",
+        "https://courses.example.com/_vigile/password/forgot",
+        "https://courses.example.com/_vigile/password/reset?token=TOKEN2",
+        "https://courses.example.com/_vigile/password/forgot",
+        "https://courses.example.com/_vigile/signup?email=zoe%40example.com",
+    ];
+    mails.into_iter().zip(links).collect()
+}
+
+#[tokio::test]
+async fn every_mail_renders_in_both_languages() {
+    let (fr, en) = (every_mail("fr").await, every_mail("en").await);
+    assert_eq!(fr.len(), 6);
+    assert_eq!(en.len(), 6);
+    for ((f, link), (e, _)) in fr.iter().zip(&en) {
+        for m in [f, e] {
+            assert_eq!(m.to, "zoe@example.com");
+            assert!(!m.subject.is_empty() && !m.text.is_empty() && !m.html.is_empty());
+            assert!(
+                m.text.contains(link),
+                "{}: {link} not in {}",
+                m.kind,
+                m.text
+            );
+            assert!(
+                m.html
+                    .contains(&format!("href=\"{link}\"").replace('&', "&amp;")),
+                "{}: {}",
+                m.kind,
+                m.html
+            );
+            for part in [&m.subject, &m.text, &m.html] {
+                assert!(
+                    !part.contains("mail-"),
+                    "raw catalog key in {}: {part}",
+                    m.kind
+                );
+                assert!(!part.contains('\u{2068}'), "bidi mark in {}", m.kind);
+            }
+            assert!(m.text.contains("courses.example.com"));
+        }
+        assert_ne!(f.subject, e.subject, "{}", f.kind);
+        assert_ne!(f.text, e.text, "{}", f.kind);
+        assert!(f.html.contains("lang=\"fr\"") && e.html.contains("lang=\"en\""));
+    }
+    assert_eq!(fr[0].0.subject, "Veuillez activer votre compte");
+    assert_eq!(en[0].0.subject, "Activate your account");
+    assert!(en[0].0.text.contains("48 hours"), "{}", en[0].0.text);
+    assert!(en[3].0.text.contains("60 minutes"), "{}", en[3].0.text);
+}
+
+#[tokio::test]
+async fn links_keep_a_path_prefix_and_html_is_escaped() {
+    let (m, store, _dir) = mailer("https://example.com/members");
+    let mut u = user("en");
+    u.email = "a<b>@example.com".into();
+    m.account_created(&u).await.unwrap();
+    let mail = store.outbox_list().await.unwrap().remove(0);
+    assert!(mail
+        .text
+        .contains("https://example.com/members/_vigile/account"));
+    assert!(
+        mail.html.contains("a&#60;b&#62;@example.com")
+            || mail.html.contains("a&lt;b&gt;@example.com"),
+        "{}",
+        mail.html
+    );
+}
