@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::store::{AccountStatus, OutboxStore, SqliteStore, UserId};
+use crate::store::{AccountStatus, SqliteStore, UserId};
 
 fn mailer(public_url: &str) -> (Mailer, DynStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
