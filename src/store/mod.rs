@@ -13,6 +13,7 @@ pub mod keys;
 mod outbox;
 mod redis;
 mod sqlite;
+mod throttle;
 mod tokens;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use counters::{CounterScope, CounterStore};
 pub use ids::{DeviceId, SessionId, TokenHash, UserId};
 pub use instrumented::Instrumented;
 pub use outbox::{OutboxMail, OutboxStore};
+pub use throttle::{AttemptKey, IpRule, ThrottleStore};
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
 pub use tokens::{TokenKind, TokenRecord, TokenStore};
