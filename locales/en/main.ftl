@@ -92,3 +92,6 @@ too-many-title = Too many requests
 too-many-message = Too many requests came from your address. Please try again later.
 account-welcome = Welcome! Your account is active.
 devmail-text = Text of the mail
+login-locked = This account is locked after too many failed attempts. Check your email: we sent its owner a link to reactivate it.
+blocked-title = Address temporarily blocked
+blocked-message = Too many failed sign-in attempts came from your network address, so it is temporarily blocked. Try again in { $minutes } minutes.

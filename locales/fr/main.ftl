@@ -92,3 +92,6 @@ too-many-title = Trop de demandes
 too-many-message = Trop de demandes sont venues de votre adresse. Veuillez réessayer plus tard.
 account-welcome = Bienvenue ! Votre compte est actif.
 devmail-text = Texte du message
+login-locked = Ce compte est verrouillé après trop de tentatives infructueuses. Consultez vos e-mails : nous avons envoyé à son titulaire un lien pour le réactiver.
+blocked-title = Adresse temporairement bloquée
+blocked-message = Trop de tentatives de connexion infructueuses sont venues de votre adresse réseau : elle est temporairement bloquée. Réessayez dans { $minutes } minutes.

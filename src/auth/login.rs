@@ -1,18 +1,29 @@
 //! The login flow: one answer for "no such account" and "wrong password" (same outcome,
 //! same work: the hasher verifies against a dummy hash for unknown accounts), and a new
 //! session token at every login (rotation: the browser's previous session is replaced).
+//!
+//! Brute-force defence wraps the password check (rules in [`super::lockout`]): the
+//! client IP's attempt is counted first (a blocked IP stops here), then the address's
+//! attempt, on a counter of its own for a device that has signed in to it before, so
+//! an attacker elsewhere cannot lock the owner out of their known devices. A locked
+//! address is still run through the hasher, so its answer takes as long as any other.
 
+use std::net::IpAddr;
+
+use super::lockout::{self, AfterFailure, Gate};
 use super::{normalize_email, Auth, FlowError};
+use crate::app::App;
 use crate::crypto::random_token;
 use crate::store::{
-    AccountStatus, DeviceId, Millis, SessionId, SessionRecord, StoreError, TokenHash, User,
+    AccountStatus, AttemptKey, DeviceId, IpRule, Millis, SessionId, SessionRecord, StoreError,
+    TokenHash, User,
 };
 
 pub struct LoginInput<'a> {
     pub email: &'a str,
     pub password: &'a str,
     pub device: DeviceId,
-    pub ip: String,
+    pub ip: IpAddr,
     pub user_agent: String,
     /// The token of the session this browser already holds, if any (rotated away).
     pub previous_token: Option<&'a str>,
@@ -30,11 +41,55 @@ pub enum LoginOutcome {
     BadCredentials,
     /// Right password, but the activation link has not been followed yet.
     NotActivated,
+    /// Too many consecutive failures on this address (from this kind of device).
+    Locked,
+    /// The client address is blocked until this instant.
+    IpBlocked {
+        until: Millis,
+    },
 }
 
-pub async fn login(auth: &Auth, input: LoginInput<'_>) -> Result<LoginOutcome, FlowError> {
+/// `[lockout]` as the store wants it.
+pub fn ip_rule(app: &App) -> IpRule {
+    let l = &app.config.file.lockout;
+    IpRule {
+        max: l.ip_max_failures,
+        window_ms: super::signup::millis(l.ip_window),
+        block_ms: super::signup::millis(l.ip_block),
+        max_block_ms: 24 * 3_600_000,
+    }
+}
+
+pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, FlowError> {
+    let (auth, store) = (&app.auth, &app.store);
+    let max = app.config.file.lockout.account_max_failures;
+    let rule = ip_rule(app);
+    let ip = input.ip.to_string();
+    let ip_count = if rule.max == 0 {
+        0
+    } else {
+        match store.ip_attempt(&ip, &rule, input.now).await? {
+            Ok(n) => n,
+            Err(until) => return Ok(LoginOutcome::IpBlocked { until }),
+        }
+    };
+
     let email = normalize_email(input.email);
-    let user = auth.store.user_by_email(&email).await?;
+    let user = store.user_by_email(&email).await?;
+    // Asked for unknown addresses too (of an id nobody has), so both cost the same.
+    let nobody = crate::store::UserId::from_string("");
+    let known_device = store
+        .device_known(user.as_ref().map_or(&nobody, |u| &u.id), &input.device)
+        .await?
+        && user.is_some();
+    let key = if known_device {
+        AttemptKey::Device(&email, &input.device)
+    } else {
+        AttemptKey::Account(&email)
+    };
+    let attempt = store.attempt_begin(key).await?;
+    let gate = lockout::gate(attempt, max);
+    // Checked even when locked, so a locked address answers as slowly as any other.
     let ok = auth
         .hasher
         .verify(
@@ -42,18 +97,40 @@ pub async fn login(auth: &Auth, input: LoginInput<'_>) -> Result<LoginOutcome, F
             user.as_ref().map(|u| u.password_hash.as_str()),
         )
         .await?;
-    let Some(user) = user.filter(|_| ok) else {
-        return Ok(LoginOutcome::BadCredentials);
+    let user = match (gate, user) {
+        (Gate::Open, Some(user)) if ok => user,
+        (gate, user) => {
+            let locked = gate == Gate::Locked
+                || (lockout::after_failure(attempt, max) == AfterFailure::LockedNow);
+            if gate == Gate::Open && locked {
+                on_locked(app, user.as_ref(), known_device, &input).await?;
+            }
+            if lockout::ip_failure_blocks(ip_count, rule.max) {
+                let until = store.ip_block(&ip, &rule, input.now).await?;
+                app.metrics.ip_blocks.inc();
+                tracing::warn!(target: "audit", event = "ip_blocked", ip = %ip, until, "address blocked after repeated failures");
+            }
+            return Ok(if locked {
+                LoginOutcome::Locked
+            } else {
+                LoginOutcome::BadCredentials
+            });
+        }
     };
+    store.attempts_clear(key).await?;
+    if rule.max > 0 {
+        store.ip_refund(&ip).await?;
+    }
     if user.status != AccountStatus::Active {
         return Ok(LoginOutcome::NotActivated);
     }
+    store.device_remember(&user.id, &input.device).await?;
     let (token, session) = start_session(
         auth,
         &user,
         NewSession {
             device: input.device,
-            ip: input.ip,
+            ip,
             user_agent: input.user_agent,
             previous_token: input.previous_token,
             now: input.now,
@@ -65,6 +142,29 @@ pub async fn login(auth: &Auth, input: LoginInput<'_>) -> Result<LoginOutcome, F
         session: Box::new(session),
         user: Box::new(user),
     })
+}
+
+/// The failure that locked an address: counted, logged, and the owner of an active
+/// account gets one mail with a reset link (a device lock only blocks that device, whose
+/// owner is the one typing).
+async fn on_locked(
+    app: &App,
+    user: Option<&User>,
+    known_device: bool,
+    input: &LoginInput<'_>,
+) -> Result<(), FlowError> {
+    let Some(user) = user.filter(|u| u.status == AccountStatus::Active) else {
+        return Ok(());
+    };
+    if known_device {
+        tracing::warn!(target: "audit", event = "device_locked", user = %user.id, ip = %input.ip, "known device locked after repeated failures");
+        return Ok(());
+    }
+    app.metrics.account_lockouts.inc();
+    tracing::warn!(target: "audit", event = "account_locked", user = %user.id, ip = %input.ip, "account locked after repeated failures");
+    let token = super::reset::issue_link(app, user, input.now).await?;
+    app.mailer.account_locked(user, &token).await?;
+    Ok(())
 }
 
 /// The browser a session is being opened for.

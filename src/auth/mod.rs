@@ -5,6 +5,7 @@
 
 mod hash_pool;
 pub mod limits;
+pub mod lockout;
 mod login;
 pub mod password;
 pub mod policy;
@@ -12,7 +13,7 @@ pub mod reset;
 mod sessions;
 pub mod signup;
 
-pub use login::{login, start_session, LoginInput, LoginOutcome, NewSession};
+pub use login::{ip_rule, login, start_session, LoginInput, LoginOutcome, NewSession};
 pub use sessions::{Identity, SessionCache};
 
 use std::sync::Arc;

@@ -3,7 +3,8 @@
 //! The request answers the same whether the address has an account or not. A link is
 //! bound to the password it was issued for: once the password changes (by this link or
 //! another), every older link is dead. A completed reset ends every session of the member
-//! (on every instance: sessions live in the store) and tells them by email.
+//! (on every instance: sessions live in the store), lifts any lockout, and tells them by
+//! email.
 
 use std::net::IpAddr;
 
@@ -44,19 +45,26 @@ pub async fn forgot(
     if !limits.mail_to(&app.store, &email, now).await? {
         return Ok(Ok(()));
     }
+    let token = issue_link(app, &user, now).await?;
+    app.mailer.password_reset(&user, &token).await?;
+    tracing::info!(target: "audit", event = "password_reset_requested", user = %user.id, ip = %ip, "password reset link sent");
+    Ok(Ok(()))
+}
+
+/// Stores a new reset link for `user` (valid `password.reset_ttl`, bound to the current
+/// password) and returns its token, for a mail.
+pub async fn issue_link(app: &App, user: &User, now: Millis) -> Result<String, FlowError> {
     let token = random_token(32);
     app.store
         .token_insert(&TokenRecord {
             kind: TokenKind::PasswordReset,
             hash: TokenHash::of(&token),
             subject: user.id.as_str().to_string(),
-            bind: fingerprint(&user),
+            bind: fingerprint(user),
             expires_at: now.saturating_add(millis(app.config.file.password.reset_ttl)),
         })
         .await?;
-    app.mailer.password_reset(&user, &token).await?;
-    tracing::info!(target: "audit", event = "password_reset_requested", user = %user.id, ip = %ip, "password reset link sent");
-    Ok(Ok(()))
+    Ok(token)
 }
 
 /// The account a reset link is valid for, if it is (does not use the link).
@@ -125,6 +133,8 @@ pub async fn reset(
         return Ok(ResetOutcome::BadLink);
     }
     let ended = app.store.session_delete_all(&user.id).await?;
+    // Proof of owning the mailbox: lifts the lockout (the account's and its devices').
+    app.store.attempts_clear_all(&user.email).await?;
     // Other instances' session caches drop them within their TTL (0.5 s).
     tracing::info!(target: "audit", event = "password_reset", user = %user.id, ip = %ip, sessions_ended = ended, "password reset; every session ended");
     app.mailer.password_changed(&user).await?;

@@ -2,6 +2,7 @@
 //! against both backends while `vigile serve` runs; what they change (a revocation) is
 //! seen by every instance within the session cache's lifetime (under one second).
 
+mod ip;
 mod users;
 
 use std::path::PathBuf;
@@ -61,6 +62,13 @@ pub enum Command {
         #[command(subcommand)]
         action: users::UserCommand,
     },
+    /// Manage client addresses blocked after repeated failures.
+    Ip {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: ip::IpCommand,
+    },
 }
 
 pub fn init_logging() {
@@ -110,6 +118,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
         Command::User { config, action } => {
             let vigile = crate::build(load(&config)?)?;
             users::run(&vigile, action)
+        }
+        Command::Ip { config, action } => {
+            let vigile = crate::build(load(&config)?)?;
+            ip::run(&vigile, action)
         }
     }
 }

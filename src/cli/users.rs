@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use crate::app::now_ms;
 use crate::auth::{normalize_email, plausible_email, policy};
-use crate::store::{AccountStatus, SessionId, User, UserId};
+use crate::store::{AccountStatus, AttemptKey, SessionId, User, UserId};
 use crate::Vigile;
 
 #[derive(Subcommand, Debug)]
@@ -32,6 +32,8 @@ pub enum UserCommand {
         #[arg(long)]
         lang: Option<String>,
     },
+    /// Lift a lockout: forget the failed attempts on the account and on its devices.
+    Unlock { email: String },
     /// End sessions: every one (--all) or one (--session ID).
     Revoke {
         email: String,
@@ -130,6 +132,10 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 println!("roles:    {}", u.roles());
                 println!("status:   {}", u.status.as_str());
                 println!("created:  {}", fmt_time(u.created_at));
+                let failures = store.attempts_of(AttemptKey::Account(&u.email)).await?;
+                let max = v.app.config.file.lockout.account_max_failures;
+                let lock = if crate::auth::lockout::is_locked(failures, max) { "locked" } else { "open" };
+                println!("lock:     {lock} ({failures} failed attempt(s) in a row; `vigile user unlock` lifts it)");
                 let sessions = store.sessions_of(&u.id, now_ms()).await?;
                 println!("sessions: {}", sessions.len());
                 for s in sessions {
@@ -142,6 +148,13 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                         s.user_agent
                     );
                 }
+                Ok(ExitCode::SUCCESS)
+            }
+            UserCommand::Unlock { email } => {
+                let email = normalize_email(&email);
+                let n = store.attempts_clear_all(&email).await?;
+                println!("unlocked {email} ({n} counter(s) cleared)");
+                tracing::info!(target: "audit", event = "unlock", email = %email, "admin lifted a lockout");
                 Ok(ExitCode::SUCCESS)
             }
             UserCommand::Revoke { email, all, session } => {

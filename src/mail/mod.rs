@@ -240,6 +240,34 @@ impl Mailer {
         self.queue("password_changed", &user.email, l).await
     }
 
+    /// The account was locked after repeated wrong passwords: what happened, and the
+    /// reset link that reactivates it.
+    pub async fn account_locked(&self, user: &User, token: &str) -> StoreResult<()> {
+        let lang = self.lang_of(user);
+        let t = lang.tr();
+        let minutes = self.config.file.password.reset_ttl.as_secs().div_ceil(60);
+        let failures = self.config.file.lockout.account_max_failures;
+        let mut l = self.letter(lang, "mail-locked-subject");
+        l.paragraphs = vec![
+            t.with(
+                "mail-locked-intro",
+                &[
+                    ("site", self.site()),
+                    ("email", user.email.clone()),
+                    ("failures", failures.to_string()),
+                ],
+            ),
+            t.get("mail-locked-devices"),
+            t.with("mail-locked-how", &[("minutes", minutes.to_string())]),
+        ];
+        l.action = Some(Link {
+            label: t.get("mail-locked-action"),
+            url: self.link(&format!("/_vigile/password/reset?token={token}")),
+        });
+        l.footer = t.get("mail-locked-footer");
+        self.queue("account_locked", &user.email, l).await
+    }
+
     /// An admin invited this address (invite mode): a link to the sign-up form.
     pub async fn invitation(&self, email: &str, lang: Lang) -> StoreResult<()> {
         let t = lang.tr();

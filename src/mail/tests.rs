@@ -43,6 +43,7 @@ async fn every_mail(lang: &str) -> Vec<(OutboxMail, &'static str)> {
     m.invitation("zoe@example.com", Lang::parse(lang).unwrap())
         .await
         .unwrap();
+    m.account_locked(&u, "TOKEN3").await.unwrap();
     let mut mails = store.outbox_list().await.unwrap();
     mails.sort_by_key(|m| {
         [
@@ -52,6 +53,7 @@ async fn every_mail(lang: &str) -> Vec<(OutboxMail, &'static str)> {
             "password_reset",
             "password_changed",
             "invitation",
+            "account_locked",
         ]
         .iter()
         .position(|k| *k == m.kind)
@@ -63,6 +65,7 @@ async fn every_mail(lang: &str) -> Vec<(OutboxMail, &'static str)> {
         "https://courses.example.com/_vigile/password/reset?token=TOKEN2",
         "https://courses.example.com/_vigile/password/forgot",
         "https://courses.example.com/_vigile/signup?email=zoe%40example.com",
+        "https://courses.example.com/_vigile/password/reset?token=TOKEN3",
     ];
     mails.into_iter().zip(links).collect()
 }
@@ -70,8 +73,8 @@ async fn every_mail(lang: &str) -> Vec<(OutboxMail, &'static str)> {
 #[tokio::test]
 async fn every_mail_renders_in_both_languages() {
     let (fr, en) = (every_mail("fr").await, every_mail("en").await);
-    assert_eq!(fr.len(), 6);
-    assert_eq!(en.len(), 6);
+    assert_eq!(fr.len(), 7);
+    assert_eq!(en.len(), 7);
     for ((f, link), (e, _)) in fr.iter().zip(&en) {
         for m in [f, e] {
             assert_eq!(m.to, "zoe@example.com");

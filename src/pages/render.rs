@@ -96,11 +96,22 @@ pub fn message(
     message: &str,
     link: Option<(&str, &str)>,
 ) -> Reply {
+    message_text(status, lang, title, lang.tr().get(message), link)
+}
+
+/// [`message`] with a text already in the reader's language (a message with arguments).
+pub fn message_text(
+    status: StatusCode,
+    lang: Lang,
+    title: &str,
+    text: String,
+    link: Option<(&str, &str)>,
+) -> Reply {
     let t = lang.tr();
     let p = MessagePage {
         c: Chrome::new(lang, "/", None, String::new()),
         title: t.get(title),
-        message: t.get(message),
+        message: text,
         link: link.map(|(href, label)| (href.to_string(), t.get(label))),
     };
     page(status, &p)

@@ -172,7 +172,14 @@ pub async fn decide(
             identity,
             lang: ctx.lang,
         };
-        return respond(pages::handle(app, page).await, "page");
+        let reply = pages::handle(app, page).await;
+        // A 429 from Vigile's pages is a blocked IP or a rate limit.
+        let label = if reply.status == http::StatusCode::TOO_MANY_REQUESTS {
+            "blocked"
+        } else {
+            "page"
+        };
+        return respond(reply, label);
     }
 
     let access = cfg.access.classify(&path);

@@ -208,6 +208,57 @@ impl CounterStore for Instrumented {
     }
 }
 
+#[async_trait]
+impl ThrottleStore for Instrumented {
+    async fn attempt_begin(&self, key: AttemptKey<'_>) -> StoreResult<u64> {
+        self.time("attempt_begin", self.inner.attempt_begin(key))
+            .await
+    }
+    async fn attempts_of(&self, key: AttemptKey<'_>) -> StoreResult<u64> {
+        self.time("attempts_of", self.inner.attempts_of(key)).await
+    }
+    async fn attempts_clear(&self, key: AttemptKey<'_>) -> StoreResult<()> {
+        self.time("attempts_clear", self.inner.attempts_clear(key))
+            .await
+    }
+    async fn attempts_clear_all(&self, email: &str) -> StoreResult<u64> {
+        self.time("attempts_clear_all", self.inner.attempts_clear_all(email))
+            .await
+    }
+    async fn device_remember(&self, user: &UserId, device: &DeviceId) -> StoreResult<()> {
+        self.time("device_remember", self.inner.device_remember(user, device))
+            .await
+    }
+    async fn device_known(&self, user: &UserId, device: &DeviceId) -> StoreResult<bool> {
+        self.time("device_known", self.inner.device_known(user, device))
+            .await
+    }
+    async fn ip_attempt(
+        &self,
+        ip: &str,
+        rule: &IpRule,
+        now: Millis,
+    ) -> StoreResult<Result<u64, Millis>> {
+        self.time("ip_attempt", self.inner.ip_attempt(ip, rule, now))
+            .await
+    }
+    async fn ip_refund(&self, ip: &str) -> StoreResult<()> {
+        self.time("ip_refund", self.inner.ip_refund(ip)).await
+    }
+    async fn ip_block(&self, ip: &str, rule: &IpRule, now: Millis) -> StoreResult<Millis> {
+        self.time("ip_block", self.inner.ip_block(ip, rule, now))
+            .await
+    }
+    async fn ip_blocked_until(&self, ip: &str, now: Millis) -> StoreResult<Option<Millis>> {
+        self.time("ip_blocked_until", self.inner.ip_blocked_until(ip, now))
+            .await
+    }
+    async fn ip_unblock(&self, ip: &str, now: Millis) -> StoreResult<bool> {
+        self.time("ip_unblock", self.inner.ip_unblock(ip, now))
+            .await
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -28,6 +28,12 @@
 //! - `vigile:counter:{scope}:{window_start}:{subject}`: a fixed-window counter (an
 //!   integer); its TTL is the end of its window. The subject comes last since it may
 //!   contain `:` (IPv6).
+//! - `vigile:attempts:{email}`: hash of consecutive failed logins on that address:
+//!   field `account`, and `device:{device_id}` per known device (no TTL).
+//! - `vigile:known_devices:{user_id}`: set of the device ids that signed in to the account.
+//! - `vigile:ip:{ip}`: hash of one client address's failure window and block
+//!   (`window_end`, `window_count`, `block_until`, `level`, `level_until`); its TTL is
+//!   the latest of those instants, and its name is in `vigile:expiring` with that score.
 //! - `vigile:expiring`: sorted set of the *names* of token and counter keys, scored by
 //!   their expiry, so `sweep` removes them at a `now` ahead of Redis's clock too.
 
@@ -48,6 +54,9 @@ pub enum Prefix {
     OutboxMail,
     Token,
     Counter,
+    Attempts,
+    KnownDevices,
+    Ip,
 }
 
 impl Prefix {
@@ -61,6 +70,9 @@ impl Prefix {
             Prefix::OutboxMail => "vigile:outbox_mail:",
             Prefix::Token => "vigile:token:",
             Prefix::Counter => "vigile:counter:",
+            Prefix::Attempts => "vigile:attempts:",
+            Prefix::KnownDevices => "vigile:known_devices:",
+            Prefix::Ip => "vigile:ip:",
         }
     }
 
@@ -91,6 +103,10 @@ pub enum Key<'a> {
     /// `(scope, subject, window_start)`.
     Counter(CounterScope, &'a str, Millis),
     Expiring,
+    /// Failed-login counters of one address.
+    Attempts(&'a str),
+    KnownDevices(&'a UserId),
+    Ip(&'a str),
 }
 
 impl Key<'_> {
@@ -110,6 +126,9 @@ impl Key<'_> {
             Key::UserSessions(id) => Prefix::UserSessions.with(id.as_str()),
             Key::OutboxMail(id) => Prefix::OutboxMail.with(id),
             Key::Token(kind, hash) => Prefix::Token.with(&[kind.as_str(), hash.as_str()].join(":")),
+            Key::Attempts(email) => Prefix::Attempts.with(email),
+            Key::KnownDevices(id) => Prefix::KnownDevices.with(id.as_str()),
+            Key::Ip(ip) => Prefix::Ip.with(ip),
             Key::Counter(scope, subject, window_start) => Prefix::Counter
                 .with(&[scope.as_str(), &window_start.to_string(), subject].join(":")),
         }
@@ -146,6 +165,9 @@ mod tests {
                 Key::Counter(CounterScope::FormsPerIp, "2001:db8::1", 60_000),
                 Some((Prefix::Counter, "forms_ip:60000:2001:db8::1")),
             ),
+            (Key::Attempts("a@b.c"), Some((Prefix::Attempts, "a@b.c"))),
+            (Key::KnownDevices(&user), Some((Prefix::KnownDevices, "u1"))),
+            (Key::Ip("2001:db8::1"), Some((Prefix::Ip, "2001:db8::1"))),
         ];
         for (key, prefix) in keys {
             let name = key.name();

@@ -13,7 +13,7 @@ pub mod keys;
 mod outbox;
 mod redis;
 mod sqlite;
-mod throttle;
+pub(crate) mod throttle;
 mod tokens;
 
 use std::sync::Arc;
@@ -25,9 +25,9 @@ pub use counters::{CounterScope, CounterStore};
 pub use ids::{DeviceId, SessionId, TokenHash, UserId};
 pub use instrumented::Instrumented;
 pub use outbox::{OutboxMail, OutboxStore};
-pub use throttle::{AttemptKey, IpRule, ThrottleStore};
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
+pub use throttle::{AttemptKey, IpRule, ThrottleStore};
 pub use tokens::{TokenKind, TokenRecord, TokenStore};
 
 /// Unix time in milliseconds. Every expiry in the store is expressed in it.
@@ -151,7 +151,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything the gateway keeps. The domain-specific parts (tokens, outbox, counters)
 /// are their own traits, in their own modules, so each stays readable.
 #[async_trait]
-pub trait Store: TokenStore + OutboxStore + CounterStore + Send + Sync + 'static {
+pub trait Store:
+    TokenStore + OutboxStore + CounterStore + ThrottleStore + Send + Sync + 'static
+{
     /// Short name for logs and metrics ("sqlite" / "redis").
     fn backend(&self) -> &'static str;
 

@@ -92,6 +92,7 @@ macro_rules! session_script {
 mod counters;
 mod expiring;
 mod outbox;
+mod throttle;
 mod tokens;
 mod users;
 
@@ -354,7 +355,7 @@ impl RedisStore {
         Ok(Self { conn })
     }
 
-    /// Runs one plain command (single-key reads only: anything else is a script).
+    /// Runs one plain command (single-key operations only: anything else is a script).
     async fn query<T: FromRedisValue>(&self, cmd: &::redis::Cmd) -> StoreResult<T> {
         let mut conn = self.conn.clone();
         match tokio::time::timeout(OP_DEADLINE, cmd.query_async(&mut conn)).await {
@@ -452,7 +453,12 @@ impl Store for RedisStore {
     }
 
     async fn user_delete(&self, id: &UserId) -> StoreResult<bool> {
-        self.delete_user(id).await
+        let deleted = self.delete_user(id).await?;
+        // Its own key, keyed by a random id nobody reuses: no need to be in the script.
+        let mut cmd = ::redis::cmd("DEL");
+        cmd.arg(Key::KnownDevices(id).name());
+        let _: u64 = self.query(&cmd).await?;
+        Ok(deleted)
     }
 
     async fn session_insert(

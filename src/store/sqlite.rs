@@ -17,6 +17,7 @@
 mod counters;
 mod outbox;
 mod schema;
+mod throttle;
 mod tokens;
 
 use std::path::{Path, PathBuf};
@@ -510,6 +511,8 @@ impl Store for SqliteStore {
                 "DELETE FROM users WHERE expires_at IS NOT NULL AND expires_at <= ?1",
                 "DELETE FROM tokens WHERE expires_at <= ?1",
                 "DELETE FROM counters WHERE expires_at <= ?1",
+                "DELETE FROM ip_state WHERE COALESCE(window_end, 0) <= ?1 \
+                     AND COALESCE(block_until, 0) <= ?1 AND COALESCE(level_until, 0) <= ?1",
             ];
             let mut removed = 0;
             for sql in statements {

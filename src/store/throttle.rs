@@ -73,3 +73,41 @@ pub trait ThrottleStore: Send + Sync {
     /// block was active at `now`.
     async fn ip_unblock(&self, ip: &str, now: Millis) -> StoreResult<bool>;
 }
+
+/// The block starting at `now` after `level` blocks in a row: its end, and until when the
+/// repeat level is remembered (a day after that end).
+pub fn next_block(rule: &IpRule, level: u32, now: Millis) -> (Millis, Millis) {
+    let length = rule
+        .block_ms
+        .saturating_mul(1_i64 << level.min(40))
+        .min(rule.max_block_ms.max(rule.block_ms.min(rule.max_block_ms)));
+    let until = now.saturating_add(length);
+    (until, until.saturating_add(REPEAT_MEMORY_MS))
+}
+
+/// A block ending less than this long before the next one makes the next one longer.
+pub const REPEAT_MEMORY_MS: Millis = 86_400_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_double_up_to_the_cap() {
+        let rule = IpRule {
+            max: 3,
+            window_ms: 1,
+            block_ms: 15 * 60_000,
+            max_block_ms: 86_400_000,
+        };
+        let lengths: Vec<_> = (0..9).map(|l| next_block(&rule, l, 0).0).collect();
+        assert_eq!(lengths[0], 15 * 60_000);
+        assert_eq!(lengths[1], 30 * 60_000);
+        assert_eq!(lengths[6], 86_400_000, "capped at a day");
+        assert_eq!(lengths[8], 86_400_000);
+        assert_eq!(
+            next_block(&rule, 0, 5).1,
+            5 + 15 * 60_000 + REPEAT_MEMORY_MS
+        );
+    }
+}

@@ -7,6 +7,7 @@ mod browser;
 mod common;
 mod demo;
 mod fixtures_smoke;
+mod lockout;
 mod mail_outbox;
 mod ops;
 mod pages;

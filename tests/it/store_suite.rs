@@ -14,8 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 use vigile::store::keys::{Key, NAMESPACE};
 use vigile::store::{
-    AccountStatus, CounterScope, DeviceId, DynStore, Millis, OutboxMail, RedisStore, SessionId,
-    SessionRecord, SqliteStore, StoreError, TokenHash, TokenKind, TokenRecord, User, UserId,
+    AccountStatus, AttemptKey, CounterScope, DeviceId, DynStore, IpRule, Millis, OutboxMail,
+    RedisStore, SessionId, SessionRecord, SqliteStore, StoreError, TokenHash, TokenKind,
+    TokenRecord, User, UserId,
 };
 
 use crate::common::redis_server::RedisServer;
@@ -99,6 +100,13 @@ both_backends!(
     sweep_removes_expired_sign_ups_and_frees_their_address,
     set_password_replaces_the_hash_and_keeps_a_sign_up_expiring,
     user_delete_removes_the_account_its_address_and_its_sessions,
+    attempts_count_until_cleared_per_address_and_device,
+    attempts_from_two_instances_are_all_counted,
+    known_devices_are_remembered_and_go_with_the_account,
+    ip_window_blocks_beyond_max_and_refuses_during_the_block,
+    ip_blocks_double_within_a_day_and_reset_after,
+    ip_refund_unblock_and_sweep,
+    ip_bursts_from_two_instances_never_pass_more_than_max,
 );
 
 fn real_now() -> Millis {
@@ -1176,4 +1184,222 @@ async fn redis_user_list_skips_sign_ups_dropped_by_ttl() {
         .user_insert_pending(&pending("gone@example.org", now), now + DAY)
         .await
         .unwrap();
+}
+
+async fn attempts_count_until_cleared_per_address_and_device(b: Backend) {
+    let store = b.open();
+    let (ann, bob) = ("ann@example.org", "bob@example.org");
+    let laptop = DeviceId::random();
+    for n in 1..=3 {
+        assert_eq!(
+            store.attempt_begin(AttemptKey::Account(ann)).await.unwrap(),
+            n
+        );
+    }
+    assert_eq!(
+        store
+            .attempt_begin(AttemptKey::Device(ann, &laptop))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.attempt_begin(AttemptKey::Account(bob)).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.attempts_of(AttemptKey::Account(ann)).await.unwrap(),
+        3
+    );
+    store
+        .attempts_clear(AttemptKey::Account(ann))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.attempts_of(AttemptKey::Account(ann)).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .attempts_of(AttemptKey::Device(ann, &laptop))
+            .await
+            .unwrap(),
+        1
+    );
+    store.attempt_begin(AttemptKey::Account(ann)).await.unwrap();
+    assert_eq!(store.attempts_clear_all(ann).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .attempts_of(AttemptKey::Device(ann, &laptop))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store.attempts_of(AttemptKey::Account(bob)).await.unwrap(),
+        1,
+        "others untouched"
+    );
+}
+
+async fn attempts_from_two_instances_are_all_counted(b: Backend) {
+    let (a, c) = (b.open(), b.open());
+    let mut tasks = vec![];
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { c.clone() };
+        tasks.push(tokio::spawn(async move {
+            store
+                .attempt_begin(AttemptKey::Account("ann@example.org"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut counts = vec![];
+    for t in tasks {
+        counts.push(t.await.unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=40).collect::<Vec<u64>>());
+}
+
+async fn known_devices_are_remembered_and_go_with_the_account(b: Backend) {
+    let store = b.open();
+    let u = user("ann@example.org", real_now());
+    store.user_insert(&u).await.unwrap();
+    let (laptop, phone) = (DeviceId::random(), DeviceId::random());
+    store.device_remember(&u.id, &laptop).await.unwrap();
+    store.device_remember(&u.id, &laptop).await.unwrap();
+    assert!(store.device_known(&u.id, &laptop).await.unwrap());
+    assert!(!store.device_known(&u.id, &phone).await.unwrap());
+    assert!(store.user_delete(&u.id).await.unwrap());
+    assert!(!store.device_known(&u.id, &laptop).await.unwrap());
+}
+
+fn ip_rule() -> IpRule {
+    IpRule {
+        max: 3,
+        window_ms: 10 * MINUTE,
+        block_ms: 15 * MINUTE,
+        max_block_ms: 40 * MINUTE,
+    }
+}
+
+async fn ip_window_blocks_beyond_max_and_refuses_during_the_block(b: Backend) {
+    let store = b.open();
+    let (rule, ip, now) = (ip_rule(), "2001:db8::9", real_now());
+    for n in 1..=3 {
+        assert_eq!(
+            store.ip_attempt(ip, &rule, now + n).await.unwrap(),
+            Ok(n as u64)
+        );
+    }
+    let until = now + 4 + 15 * MINUTE;
+    assert_eq!(
+        store.ip_attempt(ip, &rule, now + 4).await.unwrap(),
+        Err(until)
+    );
+    assert_eq!(
+        store.ip_attempt(ip, &rule, now + 5).await.unwrap(),
+        Err(until),
+        "refused, not counted"
+    );
+    assert_eq!(
+        store.ip_blocked_until(ip, until - 1).await.unwrap(),
+        Some(until)
+    );
+    assert_eq!(
+        store.ip_blocked_until(ip, until).await.unwrap(),
+        None,
+        "ends at until"
+    );
+    assert_eq!(
+        store.ip_blocked_until("192.0.2.1", now).await.unwrap(),
+        None
+    );
+    // After the block, a fresh window.
+    assert_eq!(store.ip_attempt(ip, &rule, until).await.unwrap(), Ok(1));
+    // A window that ended starts over.
+    let other = "192.0.2.2";
+    store.ip_attempt(other, &rule, now).await.unwrap().unwrap();
+    store.ip_attempt(other, &rule, now).await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .ip_attempt(other, &rule, now + 10 * MINUTE)
+            .await
+            .unwrap(),
+        Ok(1)
+    );
+}
+
+async fn ip_blocks_double_within_a_day_and_reset_after(b: Backend) {
+    let store = b.open();
+    let (rule, ip, now) = (ip_rule(), "192.0.2.3", real_now());
+    let first = store.ip_block(ip, &rule, now).await.unwrap();
+    assert_eq!(first, now + 15 * MINUTE);
+    assert_eq!(
+        store.ip_block(ip, &rule, now + 1).await.unwrap(),
+        first,
+        "already blocked"
+    );
+    let second = store.ip_block(ip, &rule, first).await.unwrap();
+    assert_eq!(second, first + 30 * MINUTE);
+    let third = store.ip_block(ip, &rule, second).await.unwrap();
+    assert_eq!(third, second + 40 * MINUTE, "capped");
+    // More than a day after the last block ended: back to the first length.
+    let later = third + 24 * 60 * MINUTE;
+    assert_eq!(
+        store.ip_block(ip, &rule, later).await.unwrap(),
+        later + 15 * MINUTE
+    );
+}
+
+async fn ip_refund_unblock_and_sweep(b: Backend) {
+    let store = b.open();
+    let (rule, ip, now) = (ip_rule(), "192.0.2.4", real_now());
+    store.ip_attempt(ip, &rule, now).await.unwrap().unwrap();
+    store.ip_attempt(ip, &rule, now).await.unwrap().unwrap();
+    store.ip_refund(ip).await.unwrap();
+    assert_eq!(
+        store.ip_attempt(ip, &rule, now).await.unwrap(),
+        Ok(2),
+        "a success was taken back"
+    );
+    store.ip_block(ip, &rule, now).await.unwrap();
+    assert!(store.ip_unblock(ip, now).await.unwrap());
+    assert!(!store.ip_unblock(ip, now).await.unwrap());
+    assert_eq!(store.ip_blocked_until(ip, now).await.unwrap(), None);
+    // History forgotten: the next block is a first one again.
+    assert_eq!(
+        store.ip_block(ip, &rule, now).await.unwrap(),
+        now + 15 * MINUTE
+    );
+    // Once the block and its repeat memory are over, sweep forgets the address.
+    let far = now + 3 * 24 * 60 * MINUTE;
+    assert!(store.sweep(far).await.unwrap() >= 1);
+    assert_eq!(
+        store.ip_block(ip, &rule, far).await.unwrap(),
+        far + 15 * MINUTE
+    );
+}
+
+async fn ip_bursts_from_two_instances_never_pass_more_than_max(b: Backend) {
+    let (a, c) = (b.open(), b.open());
+    let now = real_now();
+    let mut tasks = vec![];
+    for i in 0..30 {
+        let store = if i % 2 == 0 { a.clone() } else { c.clone() };
+        tasks.push(tokio::spawn(async move {
+            store
+                .ip_attempt("192.0.2.5", &ip_rule(), now)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut passed = 0;
+    for t in tasks {
+        if t.await.unwrap().is_ok() {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 3);
 }

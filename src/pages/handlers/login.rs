@@ -76,12 +76,12 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
         email,
         password,
         device: ctx.device.clone(),
-        ip: ctx.req.client_ip.to_string(),
+        ip: ctx.req.client_ip,
         user_agent: ctx.req.user_agent(),
         previous_token: ctx.req.cookies.session.as_deref(),
         now: now_ms(),
     };
-    match run_login(&ctx.app.auth, input).await {
+    match run_login(ctx.app, input).await {
         Ok(LoginOutcome::Success { token, user, .. }) => {
             metrics.logins.with_label_values(&["success"]).inc();
             tracing::info!(target: "audit", event = "login", user = %user.id, ip = %ctx.req.client_ip, "login succeeded");
@@ -99,6 +99,22 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
                 Some("login-failed"),
                 None,
             )
+        }
+        Ok(LoginOutcome::Locked) => {
+            // Same status and page shape as a wrong password: unknown addresses lock too.
+            metrics.logins.with_label_values(&["locked"]).inc();
+            form(
+                ctx,
+                StatusCode::UNAUTHORIZED,
+                rd,
+                email.to_string(),
+                Some("login-locked"),
+                None,
+            )
+        }
+        Ok(LoginOutcome::IpBlocked { until }) => {
+            metrics.logins.with_label_values(&["ip_blocked"]).inc();
+            ctx.ip_blocked(until)
         }
         Ok(LoginOutcome::NotActivated) => {
             metrics.logins.with_label_values(&["not_activated"]).inc();

@@ -11,7 +11,7 @@ use http::{Method, StatusCode};
 
 use super::render::{self, Chrome};
 use super::{csrf, PageRequest, Reply};
-use crate::app::App;
+use crate::app::{now_ms, App};
 use crate::i18n::Lang;
 use crate::store::DeviceId;
 
@@ -75,6 +75,24 @@ impl Ctx<'_, '_> {
         .with_header(http::header::RETRY_AFTER, retry.0.to_string())
     }
 
+    /// The client address is blocked until `until`: 429, how long, `Retry-After`.
+    pub fn ip_blocked(&self, until: crate::store::Millis) -> Reply {
+        let secs = ((until - crate::app::now_ms()).max(1000) as u64).div_ceil(1000);
+        let t = self.lang().tr();
+        let text = t.with(
+            "blocked-message",
+            &[("minutes", secs.div_ceil(60).to_string())],
+        );
+        render::message_text(
+            StatusCode::TOO_MANY_REQUESTS,
+            self.lang(),
+            "blocked-title",
+            text,
+            None,
+        )
+        .with_header(http::header::RETRY_AFTER, secs.to_string())
+    }
+
     /// A flow could not complete (store or hasher down): logged, 503 page.
     pub fn flow_failed(&self, e: &crate::auth::FlowError) -> Reply {
         tracing::error!(error = %e, path = self.req.path, "page could not complete");
@@ -90,6 +108,16 @@ impl Ctx<'_, '_> {
         )
     }
 }
+
+/// Pages closed to a blocked IP address (the ones that take credentials or send mail).
+const GUARDED: [&str; 6] = [
+    "/login",
+    "/signup",
+    "/activate",
+    "/activate/resend",
+    "/password/forgot",
+    "/password/reset",
+];
 
 /// A device id from the cookie is only trusted if it looks like one we issued.
 fn valid_device(value: &str) -> bool {
@@ -123,6 +151,14 @@ pub async fn dispatch(app: &App, req: PageRequest<'_>) -> Reply {
         device,
         secret,
     };
+    if GUARDED.contains(&route) {
+        let ip = req.client_ip.to_string();
+        match app.store.ip_blocked_until(&ip, now_ms()).await {
+            Ok(None) => {}
+            Ok(Some(until)) => return finish(ctx.ip_blocked(until), None),
+            Err(_) => return finish(render::unavailable(req.lang), None),
+        }
+    }
     let is_get = matches!(*req.method, Method::GET | Method::HEAD);
     let reply = match (is_get, *req.method == Method::POST, route) {
         (true, _, "/login") => login::get(&ctx).await,

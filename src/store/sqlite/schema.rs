@@ -10,7 +10,7 @@ use super::map_err;
 use crate::store::{StoreError, StoreResult};
 
 /// Bumped whenever the schema below changes (with a step added to [`MIGRATIONS`]).
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// What version 2 added besides the `users.expires_at` column: sign-up expiry, single-use
 /// links, the mail outbox, rate-limit counters. Shared by [`SCHEMA`] and the v1→v2 step.
@@ -53,6 +53,38 @@ CREATE INDEX IF NOT EXISTS counters_expires_at ON counters(expires_at);
     };
 }
 
+/// What version 3 added: brute-force defence state (consecutive failed logins per
+/// address and per known device, the devices that signed in to an account, IP windows
+/// and blocks).
+macro_rules! since_v3 {
+    () => {
+        "
+CREATE TABLE IF NOT EXISTS login_attempts (
+    email  TEXT NOT NULL,
+    -- '' for the account's own counter, else the device id of a known device.
+    device TEXT NOT NULL,
+    count  INTEGER NOT NULL,
+    PRIMARY KEY (email, device)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS known_devices (
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    device  TEXT NOT NULL,
+    PRIMARY KEY (user_id, device)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ip_state (
+    ip           TEXT PRIMARY KEY,
+    -- The current failure window (ended or NULL: none).
+    window_end   INTEGER,
+    window_count INTEGER NOT NULL DEFAULT 0,
+    block_until  INTEGER,
+    -- Blocks in a row (each within a day of the previous end); forgotten at level_until.
+    level        INTEGER NOT NULL DEFAULT 0,
+    level_until  INTEGER
+) WITHOUT ROWID;
+"
+    };
+}
+
 /// The whole current schema, for a new file.
 const SCHEMA: &str = concat!(
     "
@@ -90,14 +122,18 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id, created_at);
 CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
 ",
-    since_v2!()
+    since_v2!(),
+    since_v3!()
 );
 
 /// `MIGRATIONS[i]` brings a file from version `i + 1` to version `i + 2`.
-const MIGRATIONS: [&str; 1] = [concat!(
-    "ALTER TABLE users ADD COLUMN expires_at INTEGER;",
-    since_v2!()
-)];
+const MIGRATIONS: [&str; 2] = [
+    concat!(
+        "ALTER TABLE users ADD COLUMN expires_at INTEGER;",
+        since_v2!()
+    ),
+    since_v3!(),
+];
 
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION - 1);
 

@@ -49,6 +49,27 @@ pub fn client_with_jar(user_agent: &str) -> (Client, Arc<Jar>) {
     (client, jar)
 }
 
+/// A browser-like client (cookies, no redirects) sending `headers` with every request,
+/// e.g. a spoofed `X-Forwarded-For`.
+pub fn client_with_headers(headers: &[(&str, &str)]) -> Client {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        map.insert(
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            reqwest::header::HeaderValue::from_str(value).expect("header value"),
+        );
+    }
+    Client::builder()
+        .cookie_provider(Arc::new(Jar::default()))
+        .redirect(Policy::none())
+        .no_proxy()
+        .user_agent(UA_CHROME_WINDOWS)
+        .default_headers(map)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("build reqwest client")
+}
+
 /// A client without cookies (each request is a fresh visitor), not following redirects.
 pub fn bare_client() -> Client {
     Client::builder()

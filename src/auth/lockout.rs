@@ -1,0 +1,93 @@
+//! The lockout rules, as pure functions of counts the store keeps (after kanidm's
+//! softlock): no clock and no I/O here, so every transition is unit tested.
+//!
+//! Per address (and apart, per device that has signed in to that address before):
+//!
+//! ```text
+//!            attempt n = count before the password check, this attempt included
+//!   ┌────────┐  n <= max, wrong password, n < max   ┌────────┐
+//!   │  open  │ ───────────────────────────────────▶ │  open  │  (count kept)
+//!   └────────┘                                      └────────┘
+//!       │ n == max, wrong password                       │ right password (n <= max)
+//!       ▼                                                ▼
+//!   ┌────────┐  every attempt, right or wrong        count cleared, session opened
+//!   │ locked │ ◀──── (n > max: refused unchecked)
+//!   └────────┘
+//!       │ password reset completed, or `vigile user unlock`
+//!       ▼
+//!     open (count cleared)
+//! ```
+//!
+//! Unknown addresses follow the same machine (with nobody to mail), so "locked" reveals
+//! nothing about which addresses have accounts. Attempts are counted before the check,
+//! so parallel guesses never get more than `max` checked.
+
+/// Whether an attempt may be checked at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Open,
+    /// Refused without looking at the password.
+    Locked,
+}
+
+pub fn gate(attempt: u64, max: u32) -> Gate {
+    if max > 0 && attempt > u64::from(max) {
+        Gate::Locked
+    } else {
+        Gate::Open
+    }
+}
+
+/// What a wrong password does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Counted; more attempts are allowed.
+    Counted,
+    /// This failure was the last allowed: the account (or device) is locked from now on,
+    /// and the owner is told (once: only this attempt has `n == max`).
+    LockedNow,
+}
+
+pub fn after_failure(attempt: u64, max: u32) -> AfterFailure {
+    if max > 0 && attempt >= u64::from(max) {
+        AfterFailure::LockedNow
+    } else {
+        AfterFailure::Counted
+    }
+}
+
+/// Whether an address is locked given its current count (admin view).
+pub fn is_locked(count: u64, max: u32) -> bool {
+    max > 0 && count >= u64::from(max)
+}
+
+/// Same rule for IP addresses: this failure reached the window's maximum.
+pub fn ip_failure_blocks(attempt: u64, max: u32) -> bool {
+    max > 0 && attempt >= u64::from(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sixth_failure_locks_and_later_attempts_are_refused() {
+        let max = 6;
+        for n in 1..=5 {
+            assert_eq!(gate(n, max), Gate::Open);
+            assert_eq!(after_failure(n, max), AfterFailure::Counted);
+        }
+        assert_eq!(gate(6, max), Gate::Open, "the 6th is still checked");
+        assert_eq!(after_failure(6, max), AfterFailure::LockedNow);
+        assert_eq!(gate(7, max), Gate::Locked);
+        assert!(is_locked(6, max) && !is_locked(5, max));
+    }
+
+    #[test]
+    fn zero_disables() {
+        assert_eq!(gate(1000, 0), Gate::Open);
+        assert_eq!(after_failure(1000, 0), AfterFailure::Counted);
+        assert!(!is_locked(1000, 0));
+        assert!(!ip_failure_blocks(1000, 0));
+    }
+}

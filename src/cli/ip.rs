@@ -1,0 +1,32 @@
+//! `vigile ip ...`: lift an IP block set by repeated failed logins.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::app::now_ms;
+use crate::Vigile;
+
+#[derive(Subcommand, Debug)]
+pub enum IpCommand {
+    /// Lift the block on an address and forget its failures.
+    Unblock { addr: IpAddr },
+}
+
+pub fn run(v: &Vigile, cmd: IpCommand) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    v.block_on(async {
+        match cmd {
+            IpCommand::Unblock { addr } => {
+                let was = v.app.store.ip_unblock(&addr.to_string(), now_ms()).await?;
+                if was {
+                    println!("unblocked {addr}");
+                } else {
+                    println!("{addr} was not blocked (its failure history is cleared)");
+                }
+                tracing::info!(target: "audit", event = "ip_unblock", ip = %addr, "admin lifted an IP block");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}

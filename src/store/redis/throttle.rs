@@ -1,0 +1,227 @@
+//! [`ThrottleStore`] on Redis. Attempt counters are fields of one hash per address
+//! (`HINCRBY` is atomic on its own); a client address's window and block live in one
+//! hash changed only by the scripts below, which check validity against the `now` they
+//! are given and set the key's TTL (and its `Expiring` score) to its latest instant.
+
+use std::sync::LazyLock;
+
+use ::redis::Script;
+use async_trait::async_trait;
+
+use super::RedisStore;
+use crate::store::keys::Key;
+use crate::store::throttle::REPEAT_MEMORY_MS;
+use crate::store::{AttemptKey, DeviceId, IpRule, Millis, StoreResult, ThrottleStore, UserId};
+
+/// Shared by the IP scripts: `KEYS[1]` the address's hash, `KEYS[2]` the expiring index;
+/// `ARGV[1]` now, `ARGV[2..6]` max, window, block, max block, repeat memory.
+macro_rules! ip_prelude {
+    () => {
+        r#"
+local now = tonumber(ARGV[1])
+local max, win, blk, maxblk, rep =
+  tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local function int(x) return string.format('%.0f', x) end
+local f = redis.call('HMGET', KEYS[1], 'window_end', 'window_count', 'block_until', 'level', 'level_until')
+local wend, wcount, bu, lvl, lu =
+  tonumber(f[1]), tonumber(f[2]) or 0, tonumber(f[3]), tonumber(f[4]) or 0, tonumber(f[5])
+local function keep_until(t)
+  redis.call('PEXPIREAT', KEYS[1], int(t))
+  redis.call('ZADD', KEYS[2], int(t), KEYS[1])
+end
+-- Blocks from now, doubling after recent blocks; resets the window. Returns the end.
+local function block()
+  local level = 0
+  if lu and lu > now then level = lvl end
+  local len = math.min(blk * (2 ^ math.min(level, 40)), math.max(maxblk, math.min(blk, maxblk)))
+  local ends = now + len
+  redis.call('HSET', KEYS[1], 'block_until', int(ends), 'level', int(level + 1),
+    'level_until', int(ends + rep), 'window_count', '0')
+  redis.call('HDEL', KEYS[1], 'window_end')
+  keep_until(ends + rep)
+  return ends
+end
+"#
+    };
+}
+
+macro_rules! ip_script {
+    ($name:ident, $body:literal) => {
+        static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::new(concat!(ip_prelude!(), $body)));
+    };
+}
+
+// Returns {1, count} when let through, {0, block end} when refused.
+ip_script!(
+    IP_ATTEMPT,
+    r#"
+if bu and bu > now then return {0, int(bu)} end
+local open = wend and wend > now
+local count = 1
+if open then count = wcount + 1 end
+if count > max then return {0, int(block())} end
+if not open then wend = now + win end
+redis.call('HSET', KEYS[1], 'window_end', int(wend), 'window_count', int(count))
+local last = wend
+if lu and lu > last then last = lu end
+keep_until(last)
+return {1, count}
+"#
+);
+
+// Returns the block's end (the current one if already blocked).
+ip_script!(
+    IP_BLOCK,
+    r#"
+if bu and bu > now then return int(bu) end
+return int(block())
+"#
+);
+
+// KEYS[1] the address's hash. Takes one attempt back out of the window's count.
+static IP_REFUND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local n = tonumber(redis.call('HGET', KEYS[1], 'window_count') or '0')
+if n > 0 then redis.call('HINCRBY', KEYS[1], 'window_count', -1) end
+return 0
+"#,
+    )
+});
+
+// KEYS[1] the address's hash, KEYS[2] expiring index. Returns the block end it had.
+static IP_UNBLOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local bu = redis.call('HGET', KEYS[1], 'block_until')
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], KEYS[1])
+return bu
+"#,
+    )
+});
+
+// KEYS[1] the address's attempts hash. Returns how many counters it held.
+static ATTEMPTS_CLEAR_ALL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local n = redis.call('HLEN', KEYS[1])
+redis.call('DEL', KEYS[1])
+return n
+"#,
+    )
+});
+
+fn field(key: AttemptKey<'_>) -> (String, String) {
+    match key {
+        AttemptKey::Account(email) => (Key::Attempts(email).name(), "account".to_string()),
+        AttemptKey::Device(email, device) => (
+            Key::Attempts(email).name(),
+            ["device", device.as_str()].join(":"),
+        ),
+    }
+}
+
+fn ip_invocation(
+    script: &'static Script,
+    ip: &str,
+    rule: &IpRule,
+    now: Millis,
+) -> ::redis::ScriptInvocation<'static> {
+    let mut inv = script.prepare_invoke();
+    inv.key(Key::Ip(ip).name())
+        .key(Key::Expiring.name())
+        .arg(now)
+        .arg(rule.max)
+        .arg(rule.window_ms)
+        .arg(rule.block_ms)
+        .arg(rule.max_block_ms)
+        .arg(REPEAT_MEMORY_MS);
+    inv
+}
+
+#[async_trait]
+impl ThrottleStore for RedisStore {
+    async fn attempt_begin(&self, key: AttemptKey<'_>) -> StoreResult<u64> {
+        let (name, field) = field(key);
+        let mut cmd = ::redis::cmd("HINCRBY");
+        cmd.arg(name).arg(field).arg(1);
+        self.query(&cmd).await
+    }
+
+    async fn attempts_of(&self, key: AttemptKey<'_>) -> StoreResult<u64> {
+        let (name, field) = field(key);
+        let mut cmd = ::redis::cmd("HGET");
+        cmd.arg(name).arg(field);
+        let n: Option<u64> = self.query(&cmd).await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn attempts_clear(&self, key: AttemptKey<'_>) -> StoreResult<()> {
+        let (name, field) = field(key);
+        let mut cmd = ::redis::cmd("HDEL");
+        cmd.arg(name).arg(field);
+        let _: u64 = self.query(&cmd).await?;
+        Ok(())
+    }
+
+    async fn attempts_clear_all(&self, email: &str) -> StoreResult<u64> {
+        let mut inv = ATTEMPTS_CLEAR_ALL.prepare_invoke();
+        inv.key(Key::Attempts(email).name());
+        self.call(&inv).await
+    }
+
+    async fn device_remember(&self, user: &UserId, device: &DeviceId) -> StoreResult<()> {
+        let mut cmd = ::redis::cmd("SADD");
+        cmd.arg(Key::KnownDevices(user).name()).arg(device.as_str());
+        let _: u64 = self.query(&cmd).await?;
+        Ok(())
+    }
+
+    async fn device_known(&self, user: &UserId, device: &DeviceId) -> StoreResult<bool> {
+        let mut cmd = ::redis::cmd("SISMEMBER");
+        cmd.arg(Key::KnownDevices(user).name()).arg(device.as_str());
+        self.query(&cmd).await
+    }
+
+    async fn ip_attempt(
+        &self,
+        ip: &str,
+        rule: &IpRule,
+        now: Millis,
+    ) -> StoreResult<Result<u64, Millis>> {
+        let inv = ip_invocation(&IP_ATTEMPT, ip, rule, now);
+        let (passed, value): (i64, i64) = self.call(&inv).await?;
+        Ok(if passed == 1 {
+            Ok(u64::try_from(value).unwrap_or(0))
+        } else {
+            Err(value)
+        })
+    }
+
+    async fn ip_refund(&self, ip: &str) -> StoreResult<()> {
+        let mut inv = IP_REFUND.prepare_invoke();
+        inv.key(Key::Ip(ip).name());
+        let _: i64 = self.call(&inv).await?;
+        Ok(())
+    }
+
+    async fn ip_block(&self, ip: &str, rule: &IpRule, now: Millis) -> StoreResult<Millis> {
+        self.call(&ip_invocation(&IP_BLOCK, ip, rule, now)).await
+    }
+
+    async fn ip_blocked_until(&self, ip: &str, now: Millis) -> StoreResult<Option<Millis>> {
+        let mut cmd = ::redis::cmd("HGET");
+        cmd.arg(Key::Ip(ip).name()).arg("block_until");
+        let until: Option<Millis> = self.query(&cmd).await?;
+        Ok(until.filter(|u| *u > now))
+    }
+
+    async fn ip_unblock(&self, ip: &str, now: Millis) -> StoreResult<bool> {
+        let mut inv = IP_UNBLOCK.prepare_invoke();
+        inv.key(Key::Ip(ip).name()).key(Key::Expiring.name());
+        let until: Option<Millis> = self.call(&inv).await?;
+        Ok(until.is_some_and(|u| u > now))
+    }
+}

@@ -1,0 +1,405 @@
+//! Brute-force defence through the real binary, a real SMTP server and both backends:
+//! account lockout and its mail, unlocking by reset or CLI, the known-device path during
+//! an attack, IP blocks (start, page, doubling, expiry planted with past instants), the
+//! `X-Forwarded-For` rule, parallel bursts on two instances, and no enumeration.
+
+use std::time::Instant;
+
+use reqwest::Client;
+use vigile::store::IpRule;
+
+use crate::backend::{Backend, Stack};
+use crate::both_backends;
+use crate::common::http::{self, client, get, header, login, login_ok};
+use crate::signup::{open_store, PW};
+
+const ANN: &str = "ann@example.com";
+const WRONG: &str = "Wrong-password-1";
+const LOCKED: &str = "This account is locked";
+const INCORRECT: &str = "Incorrect email address or password.";
+/// Generous IP limits so account tests are not cut short by the IP rule.
+const NO_IP_LIMIT: &str = "[lockout]\nip_max_failures = 0\n";
+
+async fn attempt(c: &Client, gw: &str, email: &str, password: &str) -> (u16, String) {
+    let resp = login(c, gw, email, password).await;
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+async fn lock_mail(s: &Stack, email: &str) -> String {
+    s.smtp
+        .wait_for_to(email, "Your account has been locked")
+        .await
+        .link_containing("/_vigile/password/reset?token=")
+}
+
+async fn sixth_failure_locks_mails_and_a_reset_unlocks(backend: Backend) {
+    let s = backend.stack(NO_IP_LIMIT).await;
+    let gw = s.gw.url();
+    s.gw.add_user(ANN, PW, false);
+    let attacker = client();
+    for n in 1..=5 {
+        let (status, body) = attempt(&attacker, &gw, ANN, WRONG).await;
+        assert_eq!(status, 401, "attempt {n}");
+        assert!(body.contains(INCORRECT), "attempt {n}: {body}");
+    }
+    let (status, body) = attempt(&attacker, &gw, ANN, WRONG).await;
+    assert_eq!(status, 401);
+    assert!(
+        body.contains(LOCKED) && body.contains("Check your email"),
+        "{body}"
+    );
+    // Locked: even the right password, from a device that never signed in, is refused.
+    let (status, body) = attempt(&client(), &gw, ANN, PW).await;
+    assert_eq!(status, 401);
+    assert!(body.contains(LOCKED), "{body}");
+    assert!(s.gw.cli_ok(&["user", "show", ANN], None).contains("locked"));
+    assert_eq!(
+        s.gw.metric("vigile_account_lockouts_total").await,
+        Some(1.0)
+    );
+    assert_eq!(
+        s.gw.metric("vigile_logins_total{result=\"locked\"}").await,
+        Some(2.0)
+    );
+
+    // One mail, with a reset link; completing the reset unlocks.
+    let link = lock_mail(&s, ANN).await;
+    assert_eq!(s.smtp.count_to(ANN), 1);
+    let c = client();
+    let page = http::get_page(&c, &link).await;
+    let form = http::form_with_action(&page, "/_vigile/password/reset").unwrap();
+    let new_pw = "Fresh-start 42!";
+    let resp = http::submit(&c, &gw, &form, &[("password", new_pw), ("confirm", new_pw)]).await;
+    assert_eq!(resp.status(), 303);
+    login_ok(&client(), &gw, ANN, new_pw).await;
+}
+both_backends!(sixth_failure_locks_mails_and_a_reset_unlocks);
+
+async fn success_resets_the_count_and_cli_unlocks(backend: Backend) {
+    let s = backend.stack(NO_IP_LIMIT).await;
+    let gw = s.gw.url();
+    s.gw.add_user(ANN, PW, false);
+    for _ in 0..5 {
+        attempt(&client(), &gw, ANN, WRONG).await;
+    }
+    login_ok(&client(), &gw, ANN, PW).await;
+    for _ in 0..5 {
+        let (_, body) = attempt(&client(), &gw, ANN, WRONG).await;
+        assert!(body.contains(INCORRECT), "count restarted after a success");
+    }
+    let (_, body) = attempt(&client(), &gw, ANN, WRONG).await;
+    assert!(body.contains(LOCKED));
+    let out = s.gw.cli_ok(&["user", "unlock", ANN], None);
+    assert!(out.contains("unlocked"), "{out}");
+    assert!(s
+        .gw
+        .cli_ok(&["user", "show", ANN], None)
+        .contains("lock:     open"));
+    login_ok(&client(), &gw, ANN, PW).await;
+}
+both_backends!(success_resets_the_count_and_cli_unlocks);
+
+async fn known_device_still_signs_in_during_an_attack(backend: Backend) {
+    let s = backend.stack(NO_IP_LIMIT).await;
+    let gw = s.gw.url();
+    s.gw.add_user(ANN, PW, false);
+    // Ann's laptop has signed in before (its vigile_device cookie is known), then out.
+    let laptop = client();
+    login_ok(&laptop, &gw, ANN, PW).await;
+    let page = http::get_page(&laptop, &format!("{gw}/_vigile/account")).await;
+    let csrf = http::csrf_from(&page);
+    http::post_form(&laptop, &format!("{gw}/_vigile/logout"), &[("csrf", &csrf)]).await;
+
+    // An attacker elsewhere locks the account...
+    let attacker = client();
+    for _ in 0..8 {
+        attempt(&attacker, &gw, ANN, WRONG).await;
+    }
+    assert!(attempt(&attacker, &gw, ANN, PW).await.1.contains(LOCKED));
+    // ...but Ann's known laptop still gets in with her password.
+    login_ok(&laptop, &gw, ANN, PW).await;
+}
+both_backends!(known_device_still_signs_in_during_an_attack);
+
+/// A page with its per-browser CSRF token and the typed address blanked out.
+fn shape(body: &str, email: &str) -> String {
+    let body = body.replace(email, "EMAIL");
+    match body.split_once("name=\"csrf\" value=\"") {
+        Some((head, rest)) => {
+            let tail = rest.split_once('"').map_or("", |(_, t)| t);
+            format!("{head}CSRF{tail}")
+        }
+        None => body,
+    }
+}
+
+async fn unknown_addresses_answer_like_known_ones(backend: Backend) {
+    let s = backend.stack(NO_IP_LIMIT).await;
+    let gw = s.gw.url();
+    s.gw.add_user(ANN, PW, false);
+    let mut known = vec![];
+    let mut unknown = vec![];
+    for _ in 0..8 {
+        let (status, body) = attempt(&client(), &gw, ANN, WRONG).await;
+        known.push((status, shape(&body, ANN)));
+        let (status, body) = attempt(&client(), &gw, "nobody@example.com", WRONG).await;
+        unknown.push((status, shape(&body, "nobody@example.com")));
+    }
+    assert_eq!(known, unknown, "same statuses and pages, locked included");
+    assert!(known[7].1.contains(LOCKED));
+    assert_eq!(s.smtp.count_to("nobody@example.com"), 0);
+}
+both_backends!(unknown_addresses_answer_like_known_ones);
+
+/// Median of request latencies, in microseconds.
+fn median(mut v: Vec<u128>) -> u128 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_wrong_and_locked_take_the_same_time() {
+    let s = Backend::Sqlite.stack(NO_IP_LIMIT).await;
+    let gw = s.gw.url();
+    s.gw.add_user(ANN, PW, false);
+    s.gw.add_user("locked@example.com", PW, false);
+    for _ in 0..6 {
+        attempt(&client(), &gw, "locked@example.com", WRONG).await;
+    }
+    // Warm up, then interleave the three cases so noise hits them alike.
+    let c = client();
+    let page = http::get_page(&c, &format!("{gw}/_vigile/login")).await;
+    let csrf = http::csrf_from(&page);
+    let time = |email: &'static str| {
+        let (c, gw, csrf) = (c.clone(), gw.clone(), csrf.clone());
+        async move {
+            let start = Instant::now();
+            let resp = http::post_form(
+                &c,
+                &format!("{gw}/_vigile/login"),
+                &[("csrf", &csrf), ("email", email), ("password", WRONG)],
+            )
+            .await;
+            assert_eq!(resp.status(), 401);
+            resp.bytes().await.unwrap();
+            start.elapsed().as_micros()
+        }
+    };
+    let (mut wrong, mut unknown, mut locked) = (vec![], vec![], vec![]);
+    for round in 0..60 {
+        // The known account must not lock during the measurement.
+        if round % 4 == 0 {
+            s.gw.cli_ok(&["user", "unlock", ANN], None);
+        }
+        wrong.push(time(ANN).await);
+        unknown.push(time("nobody@example.com").await);
+        locked.push(time("locked@example.com").await);
+    }
+    let (w, u, l) = (median(wrong.clone()), median(unknown), median(locked));
+    // Noise: the spread of one case around its median (interquartile range).
+    let mut sorted = wrong;
+    sorted.sort_unstable();
+    let iqr = sorted[sorted.len() * 3 / 4] - sorted[sorted.len() / 4];
+    let noise = iqr.max(w / 5);
+    for (name, m) in [("unknown", u), ("locked", l)] {
+        assert!(
+            m.abs_diff(w) <= noise,
+            "{name}: median {m} µs vs wrong password {w} µs (noise {noise} µs)"
+        );
+    }
+}
+
+fn rule() -> IpRule {
+    IpRule {
+        max: 3,
+        window_ms: 600_000,
+        block_ms: 900_000,
+        max_block_ms: 86_400_000,
+    }
+}
+const IP_RULE: &str = "[lockout]\nip_max_failures = 3\nip_window = \"10m\"\nip_block = \"15m\"\n";
+
+async fn retry_after(c: &Client, url: &str) -> Option<u64> {
+    let resp = get(c, url, true).await;
+    if resp.status() != 429 {
+        return None;
+    }
+    let secs = header(&resp, "retry-after")?.parse().ok()?;
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("temporarily blocked"), "{body}");
+    Some(secs)
+}
+
+async fn ip_block_starts_shows_doubles_and_ends(backend: Backend) {
+    let s = backend.stack(IP_RULE).await;
+    let gw = s.gw.url();
+    s.gw.add_user(ANN, PW, false);
+    // A member signed in before the attack keeps browsing.
+    let member = client();
+    login_ok(&member, &gw, ANN, PW).await;
+
+    let before = client();
+    let before_csrf =
+        http::csrf_from(&http::get_page(&before, &format!("{gw}/_vigile/login")).await);
+    // Failures against unknown accounts count too.
+    for i in 0..3 {
+        let (status, _) = attempt(&client(), &gw, &format!("x{i}@example.com"), WRONG).await;
+        assert_eq!(status, 401);
+    }
+    let c = client();
+    let secs = retry_after(&c, &format!("{gw}/_vigile/login"))
+        .await
+        .expect("blocked");
+    assert!((800..=900).contains(&secs), "first block ~15 min: {secs}");
+    for page in ["/_vigile/signup", "/_vigile/password/forgot"] {
+        assert!(
+            retry_after(&c, &format!("{gw}{page}")).await.is_some(),
+            "{page}"
+        );
+    }
+    let resp = http::post_form(
+        &before,
+        &format!("{gw}/_vigile/login"),
+        &[("csrf", &before_csrf), ("email", ANN), ("password", PW)],
+    )
+    .await;
+    assert_eq!(
+        resp.status(),
+        429,
+        "the right password does not get through either"
+    );
+    assert_eq!(
+        get(&member, &format!("{gw}/courses/1"), true)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(s.gw.metric("vigile_ip_blocks_total").await, Some(1.0));
+    assert!(
+        s.gw.metric("vigile_requests_total{decision=\"blocked\"}")
+            .await
+            .unwrap()
+            >= 4.0
+    );
+
+    // The block ends: plant one that started 16 minutes ago (time as a parameter).
+    let store = open_store(&s);
+    let now = vigile::app::now_ms();
+    store.ip_unblock("127.0.0.1", now).await.unwrap();
+    store
+        .ip_block("127.0.0.1", &rule(), now - 16 * 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&c, &format!("{gw}/_vigile/login"), true).await.status(),
+        200
+    );
+    // A repeat within a day doubles: 30 minutes.
+    for i in 0..3 {
+        attempt(&client(), &gw, &format!("y{i}@example.com"), WRONG).await;
+    }
+    let secs = retry_after(&c, &format!("{gw}/_vigile/login"))
+        .await
+        .expect("blocked again");
+    assert!(
+        (1700..=1800).contains(&secs),
+        "second block ~30 min: {secs}"
+    );
+
+    // The admin lifts it.
+    s.gw.cli_ok(&["ip", "unblock", "127.0.0.1"], None);
+    assert_eq!(
+        get(&c, &format!("{gw}/_vigile/login"), true).await.status(),
+        200
+    );
+}
+both_backends!(ip_block_starts_shows_doubles_and_ends);
+
+async fn forwarded_for_counts_only_from_trusted_proxies(backend: Backend) {
+    let s = backend.stack(IP_RULE).await;
+    let gw = s.gw.url();
+    // From an untrusted peer, a spoofed X-Forwarded-For changes nothing: the block
+    // follows the socket address.
+    for i in 0..3 {
+        let c = http::client_with_headers(&[("x-forwarded-for", &format!("10.9.9.{i}"))]);
+        attempt(&c, &gw, "z@example.com", WRONG).await;
+    }
+    let spoofer = http::client_with_headers(&[("x-forwarded-for", "10.0.0.99")]);
+    assert!(retry_after(&spoofer, &format!("{gw}/_vigile/login"))
+        .await
+        .is_some());
+    assert!(open_store(&s)
+        .ip_blocked_until("127.0.0.1", vigile::app::now_ms())
+        .await
+        .unwrap()
+        .is_some());
+    assert!(open_store(&s)
+        .ip_blocked_until("10.0.0.99", vigile::app::now_ms())
+        .await
+        .unwrap()
+        .is_none());
+}
+both_backends!(forwarded_for_counts_only_from_trusted_proxies);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_blocked() {
+    let s = Backend::Sqlite
+        .stack(&format!(
+            "{IP_RULE}[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n"
+        ))
+        .await;
+    let gw = s.gw.url();
+    let bad = http::client_with_headers(&[("x-forwarded-for", "203.0.113.7")]);
+    for i in 0..3 {
+        attempt(&bad, &gw, &format!("w{i}@example.com"), WRONG).await;
+    }
+    assert!(retry_after(&bad, &format!("{gw}/_vigile/login"))
+        .await
+        .is_some());
+    let other = http::client_with_headers(&[("x-forwarded-for", "203.0.113.8")]);
+    assert_eq!(
+        get(&other, &format!("{gw}/_vigile/login"), true)
+            .await
+            .status(),
+        200
+    );
+}
+
+/// 30 wrong passwords at once, half on each of two instances sharing Redis: exactly
+/// `account_max_failures` are checked, and one mail goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_bursts_on_two_instances_never_exceed_the_thresholds() {
+    let s = Backend::Redis
+        .stack("[lockout]\nip_max_failures = 10\n")
+        .await;
+    s.gw.add_user(ANN, PW, false);
+    let second = s.second_instance("[lockout]\nip_max_failures = 10\n").await;
+    let urls = [s.gw.url(), second.url()];
+    let mut tasks = vec![];
+    for i in 0..30 {
+        let gw = urls[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            attempt(&client(), &gw, ANN, WRONG).await
+        }));
+    }
+    let mut checked = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        if body.contains(INCORRECT) {
+            checked += 1;
+        } else {
+            assert!(body.contains(LOCKED) || status == 429, "{status}: {body}");
+        }
+    }
+    // Five plain failures; the sixth locked; the rest refused unchecked (or by the IP rule).
+    assert!(checked <= 5, "{checked} wrong passwords were checked");
+    lock_mail(&s, ANN).await;
+    // The IP rule too: at most 10 attempts were let through from this address.
+    let store = open_store(&s);
+    assert!(store
+        .ip_blocked_until("127.0.0.1", vigile::app::now_ms())
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(s.smtp.count_to(ANN), 1, "one lock mail");
+}
