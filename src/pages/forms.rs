@@ -44,3 +44,21 @@ pub struct ResetPage {
     pub problems: Vec<String>,
     pub rules: Vec<String>,
 }
+
+/// One account on the admin page.
+pub struct MemberRow {
+    pub email: String,
+    pub roles: &'static str,
+    pub status: &'static str,
+    pub failures: u64,
+    pub locked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin.html")]
+pub struct AdminPage {
+    pub c: Chrome,
+    pub members: Vec<MemberRow>,
+    /// The address just unlocked, for the notice.
+    pub unlocked: Option<String>,
+}

@@ -103,7 +103,8 @@ mod tests {
         let lengths: Vec<_> = (0..9).map(|l| next_block(&rule, l, 0).0).collect();
         assert_eq!(lengths[0], 15 * 60_000);
         assert_eq!(lengths[1], 30 * 60_000);
-        assert_eq!(lengths[6], 86_400_000, "capped at a day");
+        assert_eq!(lengths[6], 16 * 3_600_000);
+        assert_eq!(lengths[7], 86_400_000, "capped at a day");
         assert_eq!(lengths[8], 86_400_000);
         assert_eq!(
             next_block(&rule, 0, 5).1,

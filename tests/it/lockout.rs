@@ -403,3 +403,40 @@ async fn parallel_bursts_on_two_instances_never_exceed_the_thresholds() {
         .is_some());
     assert_eq!(s.smtp.count_to(ANN), 1, "one lock mail");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_page_shows_locks_and_unlocks() {
+    let s = Backend::Sqlite.stack(NO_IP_LIMIT).await;
+    let gw = s.gw.url();
+    s.gw.add_user(ANN, PW, false);
+    s.gw.add_user("boss@example.com", PW, true);
+    for _ in 0..6 {
+        attempt(&client(), &gw, ANN, WRONG).await;
+    }
+    // Not for visitors or members.
+    let anonymous = get(&client(), &format!("{gw}/_vigile/admin"), true).await;
+    assert_eq!(anonymous.status(), 302);
+    let member = client();
+    login_ok(&member, &gw, "boss@example.com", PW).await;
+    let other = client();
+    s.gw.add_user("carl@example.com", PW, false);
+    login_ok(&other, &gw, "carl@example.com", PW).await;
+    assert_eq!(
+        get(&other, &format!("{gw}/_vigile/admin"), true)
+            .await
+            .status(),
+        403
+    );
+
+    let page = http::get_page(&member, &format!("{gw}/_vigile/admin")).await;
+    assert!(page.contains(ANN) && page.contains("locked"), "{page}");
+    let form = http::forms(&page)
+        .into_iter()
+        .find(|f| f.action == "/_vigile/admin/unlock" && f.hidden_value("email") == Some(ANN))
+        .unwrap_or_else(|| panic!("no unlock form for {ANN}:\n{page}"));
+    let resp = http::submit(&member, &gw, &form, &[]).await;
+    assert_eq!(resp.status(), 303);
+    let page = http::get_page(&member, &format!("{gw}/_vigile/admin?unlocked={ANN}")).await;
+    assert!(page.contains("Unlocked:"), "{page}");
+    login_ok(&client(), &gw, ANN, PW).await;
+}

@@ -2,6 +2,7 @@
 //! visit, it anchors CSRF tokens and, later, device tracking), security headers, no caching.
 
 mod account;
+mod admin;
 mod login;
 mod misc;
 mod password;
@@ -174,6 +175,8 @@ pub async fn dispatch(app: &App, req: PageRequest<'_>) -> Reply {
         (true, _, "/password/reset") => password::reset_get(&ctx).await,
         (_, true, "/password/reset") => password::reset_post(&ctx).await,
         (true, _, "/account") => account::get(&ctx),
+        (true, _, "/admin") => admin::get(&ctx).await,
+        (_, true, "/admin/unlock") => admin::unlock(&ctx).await,
         (true, _, "/api/me") => account::api_me(&ctx),
         (true, _, "/dev/mail") if app.config.file.server.dev_mode => misc::dev_mail(&ctx),
         (true, _, r) if r.starts_with("/lang/") => misc::lang(&ctx, &r["/lang/".len()..]),
