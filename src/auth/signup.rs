@@ -10,6 +10,7 @@
 //! a link token.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::limits::{FormLimits, RetryAfter};
 use super::{normalize_email, plausible_email, policy, start_session, FlowError, NewSession};
@@ -244,7 +245,7 @@ pub async fn activate(app: &App, input: ActivateInput<'_>) -> Result<ActivateOut
 /// The same answer whatever the address: `Ok(())` means "if an account is waiting for
 /// activation there, a new link is on its way".
 pub async fn resend_activation(
-    app: &App,
+    app: &Arc<App>,
     email: &str,
     ip: IpAddr,
     now: Millis,
@@ -257,9 +258,19 @@ pub async fn resend_activation(
     if email.len() > MAX_FIELD {
         return Ok(Ok(()));
     }
-    if let Some(user) = app.store.user_by_email(&email).await? {
-        resend_for(app, &user, now).await?;
-    }
+    // Off the request, so the answer takes the same time whatever the address.
+    let app = Arc::clone(app);
+    tokio::spawn(async move {
+        let found = app.store.user_by_email(&email).await;
+        let sent = match found {
+            Ok(Some(user)) => resend_for(&app, &user, now).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "activation mail could not be queued");
+        }
+    });
     Ok(Ok(()))
 }
 

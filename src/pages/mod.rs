@@ -124,6 +124,6 @@ impl Reply {
 }
 
 /// Routes a `/_vigile/...` request to its page.
-pub async fn handle(app: &App, req: PageRequest<'_>) -> Reply {
+pub async fn handle(app: &std::sync::Arc<App>, req: PageRequest<'_>) -> Reply {
     handlers::dispatch(app, req).await
 }

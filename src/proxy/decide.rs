@@ -75,7 +75,7 @@ fn wants_html(method: &Method, headers: &http::HeaderMap) -> bool {
 }
 
 pub async fn decide(
-    app: &App,
+    app: &Arc<App>,
     session: &mut Session,
     peer: IpAddr,
     tls: bool,

@@ -18,7 +18,8 @@ use crate::store::DeviceId;
 
 /// Per-request page context: the request, its device id and the CSRF key.
 pub(super) struct Ctx<'a, 'r> {
-    pub app: &'a App,
+    /// Shared so a page can hand work to a task that outlives the request.
+    pub app: &'a std::sync::Arc<App>,
     pub req: &'a PageRequest<'r>,
     pub device: DeviceId,
     pub secret: &'a [u8],
@@ -128,7 +129,7 @@ fn valid_device(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-pub async fn dispatch(app: &App, req: PageRequest<'_>) -> Reply {
+pub async fn dispatch(app: &std::sync::Arc<App>, req: PageRequest<'_>) -> Reply {
     let route = req.path.strip_prefix("/_vigile").unwrap_or("/");
     // Static files and the language switch need neither the store nor a CSRF token.
     if let Some(name) = route.strip_prefix("/static/") {
