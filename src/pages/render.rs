@@ -62,6 +62,8 @@ pub struct AccountPage {
     pub groups: String,
     pub session_id: String,
     pub notice: Option<&'static str>,
+    /// Offers the link to the admin page.
+    pub admin: bool,
 }
 
 #[derive(Template)]

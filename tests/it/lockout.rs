@@ -428,6 +428,11 @@ async fn admin_page_shows_locks_and_unlocks() {
         403
     );
 
+    let account = http::get_page(&member, &format!("{gw}/_vigile/account")).await;
+    assert!(
+        account.contains("href=\"/_vigile/admin\""),
+        "admins find the page: {account}"
+    );
     let page = http::get_page(&member, &format!("{gw}/_vigile/admin")).await;
     assert!(page.contains(ANN) && page.contains("locked"), "{page}");
     let form = http::forms(&page)

@@ -30,6 +30,7 @@ pub fn get(ctx: &Ctx<'_, '_>) -> Reply {
         groups: id.groups().to_string(),
         session_id: id.session_id.to_string(),
         notice: ctx.req.query_param("welcome").map(|_| "account-welcome"),
+        admin: id.admin,
     };
     render::page(StatusCode::OK, &page)
 }
