@@ -257,3 +257,58 @@ async fn browser_forgot_password_journey() {
     .await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_six_wrong_passwords_lock_the_account() {
+    let s = Backend::Sqlite.stack("").await;
+    s.gw.add_user(EMAIL, PASSWORD, false);
+    let gw = s.gw.url();
+    let b = Browser::start("browser_six_wrong_passwords_lock_the_account").await;
+    b.run(async {
+        b.step("five-wrong-passwords");
+        b.goto(&format!("{gw}/_vigile/login")).await;
+        for _ in 0..5 {
+            b.fill("#email", EMAIL).await;
+            b.fill("#password", "Wrong-Horse-9!").await;
+            b.click(LOGIN_SUBMIT).await;
+            b.wait_text(
+                "p.error[role='alert']",
+                "Incorrect email address or password.",
+            )
+            .await;
+        }
+
+        b.step("sixth-locks");
+        b.fill("#password", "Wrong-Horse-9!").await;
+        b.click(LOGIN_SUBMIT).await;
+        b.wait_text("p.error[role='alert']", "This account is locked")
+            .await;
+
+        b.step("right-password-refused-while-locked");
+        b.fill("#password", PASSWORD).await;
+        b.click(LOGIN_SUBMIT).await;
+        b.wait_text("p.error[role='alert']", "Check your email")
+            .await;
+        assert!(upstream_hits(&s, "/").is_empty());
+
+        b.step("mail-reactivates");
+        let mail = s
+            .smtp
+            .wait_for_to(EMAIL, "Your account has been locked")
+            .await;
+        b.goto(&mail.link_containing("/_vigile/password/reset?token="))
+            .await;
+        b.fill("#password", "Unlocked-Horse-3?").await;
+        b.fill("#confirm", "Unlocked-Horse-3?").await;
+        b.click("main form[action='/_vigile/password/reset'] button[type='submit']")
+            .await;
+        b.wait_text("p.notice", "Your password has been changed")
+            .await;
+        b.fill("#email", EMAIL).await;
+        b.fill("#password", "Unlocked-Horse-3?").await;
+        b.click(LOGIN_SUBMIT).await;
+        b.wait_path("/").await;
+    })
+    .await;
+    b.close().await;
+}
