@@ -87,7 +87,7 @@ pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, Flo
     } else {
         AttemptKey::Account(&email)
     };
-    let attempt = store.attempt_begin(key).await?;
+    let attempt = store.attempt_begin(key, input.now).await?;
     let gate = lockout::gate(attempt, max);
     // Checked even when locked, so a locked address answers as slowly as any other.
     let ok = auth

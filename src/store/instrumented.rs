@@ -210,8 +210,8 @@ impl CounterStore for Instrumented {
 
 #[async_trait]
 impl ThrottleStore for Instrumented {
-    async fn attempt_begin(&self, key: AttemptKey<'_>) -> StoreResult<u64> {
-        self.time("attempt_begin", self.inner.attempt_begin(key))
+    async fn attempt_begin(&self, key: AttemptKey<'_>, now: Millis) -> StoreResult<u64> {
+        self.time("attempt_begin", self.inner.attempt_begin(key, now))
             .await
     }
     async fn attempts_of(&self, key: AttemptKey<'_>) -> StoreResult<u64> {

@@ -29,7 +29,8 @@
 //!   integer); its TTL is the end of its window. The subject comes last since it may
 //!   contain `:` (IPv6).
 //! - `vigile:attempts:{email}`: hash of consecutive failed logins on that address:
-//!   field `account`, and `device:{device_id}` per known device (no TTL).
+//!   field `account`, and `device:{device_id}` per known device; its TTL is 30 days
+//!   after the last attempt, and its name is in `vigile:expiring` with that score.
 //! - `vigile:known_devices:{user_id}`: set of the device ids that signed in to the account.
 //! - `vigile:ip:{ip}`: hash of one client address's failure window and block
 //!   (`window_end`, `window_count`, `block_until`, `level`, `level_until`); its TTL is

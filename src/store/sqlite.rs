@@ -511,6 +511,8 @@ impl Store for SqliteStore {
                 "DELETE FROM users WHERE expires_at IS NOT NULL AND expires_at <= ?1",
                 "DELETE FROM tokens WHERE expires_at <= ?1",
                 "DELETE FROM counters WHERE expires_at <= ?1",
+                "DELETE FROM login_attempts WHERE email IN (SELECT email FROM login_attempts \
+                     GROUP BY email HAVING MAX(last_at) <= ?1 - 2592000000)",
                 "DELETE FROM ip_state WHERE COALESCE(window_end, 0) <= ?1 \
                      AND COALESCE(block_until, 0) <= ?1 AND COALESCE(level_until, 0) <= ?1",
             ];

@@ -36,9 +36,11 @@ pub struct IpRule {
 
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
-    /// Counts one attempt on `key` and returns the number of attempts since the last
-    /// success or clear, this one included.
-    async fn attempt_begin(&self, key: AttemptKey<'_>) -> StoreResult<u64>;
+    /// Counts one attempt on `key` at `now` and returns the number of attempts since the
+    /// last success or clear, this one included. An address's counters are forgotten
+    /// [`ATTEMPT_MEMORY_MS`] after its last counted attempt, so addresses typed by
+    /// attackers do not pile up forever (a lock left alone that long lifts itself).
+    async fn attempt_begin(&self, key: AttemptKey<'_>, now: Millis) -> StoreResult<u64>;
     /// Current count, without counting (admin view).
     async fn attempts_of(&self, key: AttemptKey<'_>) -> StoreResult<u64>;
     /// The attempt succeeded: forgets `key`'s count.
@@ -84,6 +86,9 @@ pub fn next_block(rule: &IpRule, level: u32, now: Millis) -> (Millis, Millis) {
     let until = now.saturating_add(length);
     (until, until.saturating_add(REPEAT_MEMORY_MS))
 }
+
+/// How long an address's failed-attempt counters are kept after its last attempt.
+pub const ATTEMPT_MEMORY_MS: Millis = 30 * 86_400_000;
 
 /// A block ending less than this long before the next one makes the next one longer.
 pub const REPEAT_MEMORY_MS: Millis = 86_400_000;

@@ -102,6 +102,7 @@ both_backends!(
     user_delete_removes_the_account_its_address_and_its_sessions,
     attempts_count_until_cleared_per_address_and_device,
     attempts_from_two_instances_are_all_counted,
+    attempts_are_forgotten_a_month_after_the_last_one,
     known_devices_are_remembered_and_go_with_the_account,
     ip_window_blocks_beyond_max_and_refuses_during_the_block,
     ip_blocks_double_within_a_day_and_reset_after,
@@ -1192,19 +1193,25 @@ async fn attempts_count_until_cleared_per_address_and_device(b: Backend) {
     let laptop = DeviceId::random();
     for n in 1..=3 {
         assert_eq!(
-            store.attempt_begin(AttemptKey::Account(ann)).await.unwrap(),
+            store
+                .attempt_begin(AttemptKey::Account(ann), real_now())
+                .await
+                .unwrap(),
             n
         );
     }
     assert_eq!(
         store
-            .attempt_begin(AttemptKey::Device(ann, &laptop))
+            .attempt_begin(AttemptKey::Device(ann, &laptop), real_now())
             .await
             .unwrap(),
         1
     );
     assert_eq!(
-        store.attempt_begin(AttemptKey::Account(bob)).await.unwrap(),
+        store
+            .attempt_begin(AttemptKey::Account(bob), real_now())
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
@@ -1226,7 +1233,10 @@ async fn attempts_count_until_cleared_per_address_and_device(b: Backend) {
             .unwrap(),
         1
     );
-    store.attempt_begin(AttemptKey::Account(ann)).await.unwrap();
+    store
+        .attempt_begin(AttemptKey::Account(ann), real_now())
+        .await
+        .unwrap();
     assert_eq!(store.attempts_clear_all(ann).await.unwrap(), 2);
     assert_eq!(
         store
@@ -1249,7 +1259,7 @@ async fn attempts_from_two_instances_are_all_counted(b: Backend) {
         let store = if i % 2 == 0 { a.clone() } else { c.clone() };
         tasks.push(tokio::spawn(async move {
             store
-                .attempt_begin(AttemptKey::Account("ann@example.org"))
+                .attempt_begin(AttemptKey::Account("ann@example.org"), real_now())
                 .await
                 .unwrap()
         }));
@@ -1402,4 +1412,54 @@ async fn ip_bursts_from_two_instances_never_pass_more_than_max(b: Backend) {
         }
     }
     assert_eq!(passed, 3);
+}
+
+async fn attempts_are_forgotten_a_month_after_the_last_one(b: Backend) {
+    let store = b.open();
+    let now = real_now();
+    let month = 30 * 24 * 60 * MINUTE;
+    let laptop = DeviceId::random();
+    store
+        .attempt_begin(AttemptKey::Account("a@example.org"), now)
+        .await
+        .unwrap();
+    store
+        .attempt_begin(AttemptKey::Device("a@example.org", &laptop), now + 10)
+        .await
+        .unwrap();
+    store
+        .attempt_begin(AttemptKey::Account("b@example.org"), now + month)
+        .await
+        .unwrap();
+    store.sweep(now + month + 9).await.unwrap();
+    assert_eq!(
+        store
+            .attempts_of(AttemptKey::Account("a@example.org"))
+            .await
+            .unwrap(),
+        1,
+        "not yet"
+    );
+    store.sweep(now + month + 10).await.unwrap();
+    assert_eq!(
+        store
+            .attempts_of(AttemptKey::Account("a@example.org"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .attempts_of(AttemptKey::Device("a@example.org", &laptop))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .attempts_of(AttemptKey::Account("b@example.org"))
+            .await
+            .unwrap(),
+        1
+    );
 }

@@ -1,5 +1,5 @@
-//! [`ThrottleStore`] on Redis. Attempt counters are fields of one hash per address
-//! (`HINCRBY` is atomic on its own); a client address's window and block live in one
+//! [`ThrottleStore`] on Redis. Attempt counters are fields of one hash per address,
+//! kept `ATTEMPT_MEMORY_MS` after its last attempt; a client address's window and block live in one
 //! hash changed only by the scripts below, which check validity against the `now` they
 //! are given and set the key's TTL (and its `Expiring` score) to its latest instant.
 
@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::RedisStore;
 use crate::store::keys::Key;
-use crate::store::throttle::REPEAT_MEMORY_MS;
+use crate::store::throttle::{ATTEMPT_MEMORY_MS, REPEAT_MEMORY_MS};
 use crate::store::{AttemptKey, DeviceId, IpRule, Millis, StoreResult, ThrottleStore, UserId};
 
 /// Shared by the IP scripts: `KEYS[1]` the address's hash, `KEYS[2]` the expiring index;
@@ -102,6 +102,19 @@ return bu
     )
 });
 
+// KEYS[1] the address's attempts hash, KEYS[2] expiring index; ARGV[1] field, ARGV[2]
+// when the address's counters are forgotten. Returns the new count.
+static ATTEMPT_BEGIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], KEYS[1])
+return n
+"#,
+    )
+});
+
 // KEYS[1] the address's attempts hash. Returns how many counters it held.
 static ATTEMPTS_CLEAR_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -143,11 +156,14 @@ fn ip_invocation(
 
 #[async_trait]
 impl ThrottleStore for RedisStore {
-    async fn attempt_begin(&self, key: AttemptKey<'_>) -> StoreResult<u64> {
+    async fn attempt_begin(&self, key: AttemptKey<'_>, now: Millis) -> StoreResult<u64> {
         let (name, field) = field(key);
-        let mut cmd = ::redis::cmd("HINCRBY");
-        cmd.arg(name).arg(field).arg(1);
-        self.query(&cmd).await
+        let mut inv = ATTEMPT_BEGIN.prepare_invoke();
+        inv.key(name)
+            .key(Key::Expiring.name())
+            .arg(field)
+            .arg(now.saturating_add(ATTEMPT_MEMORY_MS));
+        self.call(&inv).await
     }
 
     async fn attempts_of(&self, key: AttemptKey<'_>) -> StoreResult<u64> {

@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS login_attempts (
     -- '' for the account's own counter, else the device id of a known device.
     device TEXT NOT NULL,
     count  INTEGER NOT NULL,
+    -- The last counted attempt: the address's counters go ATTEMPT_MEMORY_MS after.
+    last_at INTEGER NOT NULL,
     PRIMARY KEY (email, device)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS known_devices (

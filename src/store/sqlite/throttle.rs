@@ -86,13 +86,15 @@ fn block(row: &mut IpRow, rule: &IpRule, now: Millis) -> Millis {
 
 #[async_trait]
 impl ThrottleStore for SqliteStore {
-    async fn attempt_begin(&self, key: AttemptKey<'_>) -> StoreResult<u64> {
+    async fn attempt_begin(&self, key: AttemptKey<'_>, now: Millis) -> StoreResult<u64> {
         let (email, device) = key_parts(key);
         self.run(move |c| {
             let n: i64 = c.query_row(
-                "INSERT INTO login_attempts (email, device, count) VALUES (?1, ?2, 1) \
-                 ON CONFLICT (email, device) DO UPDATE SET count = count + 1 RETURNING count",
-                params![email, device],
+                "INSERT INTO login_attempts (email, device, count, last_at) \
+                 VALUES (?1, ?2, 1, ?3) ON CONFLICT (email, device) \
+                 DO UPDATE SET count = count + 1, last_at = MAX(last_at, excluded.last_at) \
+                 RETURNING count",
+                params![email, device, now],
                 |r| r.get(0),
             )?;
             Ok(to_u64(n))
