@@ -9,9 +9,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::limits::{FormLimits, RetryAfter};
-use super::signup::{check_password, millis, Problem, MAX_FIELD};
-use super::{normalize_email, FlowError};
+use super::limits::{link_request, FormLimits, RetryAfter};
+use super::signup::{check_password, millis, Problem};
+use super::FlowError;
 use crate::app::App;
 use crate::crypto::random_token;
 use crate::store::{AccountStatus, Millis, TokenHash, TokenKind, TokenRecord, User, UserId};
@@ -29,23 +29,15 @@ pub async fn forgot(
     ip: IpAddr,
     now: Millis,
 ) -> Result<Result<(), RetryAfter>, FlowError> {
-    let limits = FormLimits::from_config(&app.config.file);
-    if let Err(retry) = limits.form_from(&app.store, ip, now).await? {
-        return Ok(Err(retry));
-    }
-    let email = normalize_email(email);
-    if email.len() > MAX_FIELD {
-        return Ok(Ok(()));
-    }
-    // What follows depends on whether the address has an account: done off the request,
-    // so the answer takes the same time either way.
-    let app = Arc::clone(app);
-    tokio::spawn(async move {
-        if let Err(e) = forgot_mail(&app, &email, ip, now).await {
-            tracing::warn!(error = %e, "password reset mail could not be queued");
-        }
-    });
-    Ok(Ok(()))
+    link_request(
+        app,
+        email,
+        ip,
+        now,
+        "password reset",
+        move |app, email| async move { forgot_mail(&app, &email, ip, now).await },
+    )
+    .await
 }
 
 async fn forgot_mail(app: &App, email: &str, ip: IpAddr, now: Millis) -> Result<(), FlowError> {

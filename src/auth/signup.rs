@@ -12,15 +12,15 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::limits::{FormLimits, RetryAfter};
+use super::limits::{link_request, FormLimits, RetryAfter};
 use super::{normalize_email, plausible_email, policy, start_session, FlowError, NewSession};
 use crate::app::App;
 use crate::config::SignupMode;
 use crate::crypto::random_token;
 use crate::i18n::Lang;
 use crate::store::{
-    AccountStatus, DeviceId, Millis, SessionRecord, StoreError, TokenHash, TokenKind, TokenRecord,
-    User, UserId,
+    AccountStatus, Millis, SessionRecord, StoreError, TokenHash, TokenKind, TokenRecord, User,
+    UserId,
 };
 
 /// Longest email or password looked at; longer input is refused as invalid.
@@ -186,24 +186,18 @@ pub enum ActivateOutcome {
 
 pub struct ActivateInput<'a> {
     pub token: &'a str,
-    pub device: DeviceId,
-    pub ip: String,
-    pub user_agent: String,
-    pub previous_token: Option<&'a str>,
-    pub now: Millis,
+    /// The browser following the link, signed in once the account is active.
+    pub browser: NewSession<'a>,
 }
 
 pub async fn activate(app: &App, input: ActivateInput<'_>) -> Result<ActivateOutcome, FlowError> {
+    let (now, ip) = (input.browser.now, input.browser.ip.clone());
     if input.token.is_empty() || input.token.len() > 128 {
         return Ok(ActivateOutcome::Invalid);
     }
     let store = &app.store;
     let Some(link) = store
-        .token_take(
-            TokenKind::Activation,
-            &TokenHash::of(input.token),
-            input.now,
-        )
+        .token_take(TokenKind::Activation, &TokenHash::of(input.token), now)
         .await?
     else {
         return Ok(ActivateOutcome::Invalid);
@@ -212,28 +206,17 @@ pub async fn activate(app: &App, input: ActivateInput<'_>) -> Result<ActivateOut
     let Some(mut user) = store.user_by_id(&user_id).await? else {
         return Ok(ActivateOutcome::Invalid);
     };
-    if !live_pending(app, &user, input.now) || !store.user_activate(&user.id).await? {
+    if !live_pending(app, &user, now) || !store.user_activate(&user.id).await? {
         return Ok(ActivateOutcome::Invalid);
     }
     user.status = AccountStatus::Active;
     // The invitation has served; it is spent at activation, not at sign-up, so a sign-up
     // whose link expired unused can be made again.
     store
-        .token_take(TokenKind::Invite, &invite_hash(&user.email), input.now)
+        .token_take(TokenKind::Invite, &invite_hash(&user.email), now)
         .await?;
-    tracing::info!(target: "audit", event = "activation", user = %user.id, ip = %input.ip, "account activated");
-    let (token, session) = start_session(
-        &app.auth,
-        &user,
-        NewSession {
-            device: input.device,
-            ip: input.ip,
-            user_agent: input.user_agent,
-            previous_token: input.previous_token,
-            now: input.now,
-        },
-    )
-    .await?;
+    tracing::info!(target: "audit", event = "activation", user = %user.id, ip = %ip, "account activated");
+    let (token, session) = start_session(&app.auth, &user, input.browser).await?;
     app.mailer.account_created(&user).await?;
     Ok(ActivateOutcome::SignedIn {
         token,
@@ -250,28 +233,20 @@ pub async fn resend_activation(
     ip: IpAddr,
     now: Millis,
 ) -> Result<Result<(), RetryAfter>, FlowError> {
-    let limits = FormLimits::from_config(&app.config.file);
-    if let Err(retry) = limits.form_from(&app.store, ip, now).await? {
-        return Ok(Err(retry));
-    }
-    let email = normalize_email(email);
-    if email.len() > MAX_FIELD {
-        return Ok(Ok(()));
-    }
-    // Off the request, so the answer takes the same time whatever the address.
-    let app = Arc::clone(app);
-    tokio::spawn(async move {
-        let found = app.store.user_by_email(&email).await;
-        let sent = match found {
-            Ok(Some(user)) => resend_for(&app, &user, now).await,
-            Ok(None) => Ok(()),
-            Err(e) => Err(e.into()),
-        };
-        if let Err(e) = sent {
-            tracing::warn!(error = %e, "activation mail could not be queued");
-        }
-    });
-    Ok(Ok(()))
+    link_request(
+        app,
+        email,
+        ip,
+        now,
+        "activation resend",
+        move |app, email| async move {
+            match app.store.user_by_email(&email).await? {
+                Some(user) => resend_for(&app, &user, now).await,
+                None => Ok(()),
+            }
+        },
+    )
+    .await
 }
 
 /// Mails a new activation link if `user` is still waiting for one (and the address is

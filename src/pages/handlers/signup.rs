@@ -4,10 +4,10 @@ use http::StatusCode;
 
 use super::Ctx;
 use crate::app::now_ms;
-use crate::auth::policy;
 use crate::auth::signup::{
     self as flow, ActivateInput, ActivateOutcome, Problem, SignupInput, SignupOutcome,
 };
+use crate::auth::{policy, NewSession};
 use crate::config::SignupMode;
 use crate::i18n::Lang;
 use crate::pages::forms::{EmailFormPage, SignupPage};
@@ -112,11 +112,13 @@ pub async fn activate(ctx: &Ctx<'_, '_>) -> Reply {
     let token = ctx.req.query_param("token").unwrap_or_default();
     let input = ActivateInput {
         token: &token,
-        device: ctx.device.clone(),
-        ip: ctx.req.client_ip.to_string(),
-        user_agent: ctx.req.user_agent(),
-        previous_token: ctx.req.cookies.session.as_deref(),
-        now: now_ms(),
+        browser: NewSession {
+            device: ctx.device.clone(),
+            ip: ctx.req.client_ip.to_string(),
+            user_agent: ctx.req.user_agent(),
+            previous_token: ctx.req.cookies.session.as_deref(),
+            now: now_ms(),
+        },
     };
     match flow::activate(ctx.app, input).await {
         Ok(ActivateOutcome::SignedIn { token, .. }) => {
