@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::store::{CounterScope, DynStore, Millis, StoreResult};
+use crate::store::{millis, CounterScope, DynStore, Millis, StoreResult};
 
 /// A limit: at most `max` hits per `window` (`max == 0`: unlimited).
 #[derive(Debug, Clone, Copy)]
@@ -22,9 +22,7 @@ pub struct RetryAfter(pub u64);
 
 impl Limit {
     fn window_ms(&self) -> Millis {
-        Millis::try_from(self.window.as_millis())
-            .unwrap_or(Millis::MAX)
-            .max(1)
+        millis(self.window).max(1)
     }
 
     /// Counts one hit for `subject` and says whether it is within the limit.

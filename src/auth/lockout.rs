@@ -61,11 +61,6 @@ pub fn is_locked(count: u64, max: u32) -> bool {
     max > 0 && count >= u64::from(max)
 }
 
-/// Same rule for IP addresses: this failure reached the window's maximum.
-pub fn ip_failure_blocks(attempt: u64, max: u32) -> bool {
-    max > 0 && attempt >= u64::from(max)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +83,5 @@ mod tests {
         assert_eq!(gate(1000, 0), Gate::Open);
         assert_eq!(after_failure(1000, 0), AfterFailure::Counted);
         assert!(!is_locked(1000, 0));
-        assert!(!ip_failure_blocks(1000, 0));
     }
 }

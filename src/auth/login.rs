@@ -15,8 +15,8 @@ use super::{normalize_email, Auth, FlowError};
 use crate::app::App;
 use crate::crypto::random_token;
 use crate::store::{
-    AccountStatus, AttemptKey, DeviceId, IpRule, Millis, SessionId, SessionRecord, StoreError,
-    TokenHash, User,
+    millis, AccountStatus, AttemptKey, DeviceId, IpRule, Millis, SessionId, SessionRecord,
+    StoreError, TokenHash, User,
 };
 
 pub struct LoginInput<'a> {
@@ -54,8 +54,8 @@ pub fn ip_rule(app: &App) -> IpRule {
     let l = &app.config.file.lockout;
     IpRule {
         max: l.ip_max_failures,
-        window_ms: super::signup::millis(l.ip_window),
-        block_ms: super::signup::millis(l.ip_block),
+        window_ms: millis(l.ip_window),
+        block_ms: millis(l.ip_block),
         max_block_ms: 24 * 3_600_000,
     }
 }
@@ -105,7 +105,8 @@ pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, Flo
             if gate == Gate::Open && locked {
                 on_locked(app, user.as_ref(), known_device, &input).await?;
             }
-            if lockout::ip_failure_blocks(ip_count, rule.max) {
+            // The address follows the same rule: this failure was its last allowed one.
+            if lockout::after_failure(ip_count, rule.max) == AfterFailure::LockedNow {
                 let until = store.ip_block(&ip, &rule, input.now).await?;
                 app.metrics.ip_blocks.inc();
                 tracing::warn!(target: "audit", event = "ip_blocked", ip = %ip, until, "address blocked after repeated failures");
@@ -124,7 +125,9 @@ pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, Flo
     if user.status != AccountStatus::Active {
         return Ok(LoginOutcome::NotActivated);
     }
-    store.device_remember(&user.id, &input.device).await?;
+    if !known_device {
+        store.device_remember(&user.id, &input.device).await?;
+    }
     let (token, session) = start_session(
         auth,
         &user,

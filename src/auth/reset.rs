@@ -10,11 +10,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::limits::{link_request, FormLimits, RetryAfter};
-use super::signup::{check_password, millis, Problem};
+use super::signup::{check_password, Problem};
 use super::FlowError;
 use crate::app::App;
 use crate::crypto::random_token;
-use crate::store::{AccountStatus, Millis, TokenHash, TokenKind, TokenRecord, User, UserId};
+use crate::store::{
+    millis, AccountStatus, Millis, TokenHash, TokenKind, TokenRecord, User, UserId,
+};
 
 /// Ties a link to the password hash it was issued under, without storing the hash twice.
 fn fingerprint(user: &User) -> String {

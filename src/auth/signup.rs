@@ -19,8 +19,8 @@ use crate::config::SignupMode;
 use crate::crypto::random_token;
 use crate::i18n::Lang;
 use crate::store::{
-    AccountStatus, Millis, SessionRecord, StoreError, TokenHash, TokenKind, TokenRecord, User,
-    UserId,
+    millis, AccountStatus, Millis, SessionRecord, StoreError, TokenHash, TokenKind, TokenRecord,
+    User, UserId,
 };
 
 /// Longest email or password looked at; longer input is refused as invalid.
@@ -282,8 +282,4 @@ pub async fn invite(app: &App, email: &str, lang: Lang, now: Millis) -> Result<(
 /// Invitations are keyed by address, hashed like every other token.
 fn invite_hash(email: &str) -> TokenHash {
     TokenHash::of(email)
-}
-
-pub fn millis(d: std::time::Duration) -> Millis {
-    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
 }

@@ -22,7 +22,7 @@ pub use sender::backoff;
 use crate::config::Config;
 use crate::i18n::Lang;
 use crate::metrics::Metrics;
-use crate::store::{DynStore, Millis, OutboxMail, StoreError, StoreResult, User};
+use crate::store::{millis, DynStore, OutboxMail, StoreError, StoreResult, User};
 use letter::{Letter, Link};
 
 pub struct Mailer {
@@ -291,10 +291,6 @@ impl Mailer {
         l.footer = t.get("mail-ignore");
         self.queue("invitation", email, l).await
     }
-}
-
-fn millis(d: std::time::Duration) -> Millis {
-    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
 }
 
 #[cfg(test)]

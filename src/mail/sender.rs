@@ -14,7 +14,7 @@ use super::dev::DevOutbox;
 use super::transport::Transport;
 use crate::app::now_ms;
 use crate::metrics::Metrics;
-use crate::store::{DynStore, Millis, OutboxMail};
+use crate::store::{millis, DynStore, Millis, OutboxMail};
 
 /// Without a wake-up, look for due mails (retries, mails queued by another instance or by
 /// the CLI) this often.
@@ -46,9 +46,7 @@ pub fn backoff(attempts: u32, initial: Millis, max: Millis) -> Millis {
 
 impl Sender {
     fn lease(&self) -> Millis {
-        Millis::try_from(self.timeout.as_millis())
-            .unwrap_or(Millis::MAX / 4)
-            .saturating_add(1000)
+        millis(self.timeout).saturating_add(1000)
     }
 
     pub async fn run(self) {

@@ -33,6 +33,11 @@ pub use tokens::{TokenKind, TokenRecord, TokenStore};
 /// Unix time in milliseconds. Every expiry in the store is expressed in it.
 pub type Millis = i64;
 
+/// A configured duration in [`Millis`], saturating (a duration that large never ends).
+pub fn millis(d: std::time::Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
 /// Whether an account may log in yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
