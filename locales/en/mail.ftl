@@ -34,3 +34,17 @@ mail-locked-devices = Devices you have already signed in with can still sign in 
 mail-locked-how = To reactivate your account, choose a new password with the link below (valid { $minutes } minutes). If you did not try to sign in, someone may be guessing your password: choosing a new one keeps you safe.
 mail-locked-action = Reactivate my account
 mail-locked-footer = You can also ask the site administrators to unlock your account.
+
+mail-code-subject = Your code to sign in on a new device
+mail-code-intro = Someone, probably you, signed in to { $email } on { $site } from a new device: { $device } (address { $ip }).
+mail-code-limit = Your account can be signed in on { $max } devices at once, and { $active } already are.
+mail-code-enter = To sign in on this device, enter this code (valid { $minutes } minutes), then choose which device it replaces:
+mail-code-notme = It was not me: change my password
+mail-code-footer = If you did not try to sign in, do not share this code: someone knows your password, so change it.
+
+mail-overflow-subject = { $email } went over the device limit on { $site }
+mail-overflow-intro = The member { $email } signed in to { $site } from a new device, { $device } (address { $ip }).
+mail-overflow-count = The limit is { $max } devices and { $active } were already signed in.
+mail-overflow-next = The member was sent a code and must choose which device to sign out. Frequent notices for one member can mean a shared account.
+mail-overflow-action = Open the administration page
+mail-overflow-footer = You get this notice at most once a day per member.

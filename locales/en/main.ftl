@@ -105,3 +105,63 @@ admin-locked = locked
 admin-open = open
 admin-unlock = Unlock
 admin-unlocked = Unlocked:
+
+signed-out-replaced = You were signed out because another of your devices took this one's place (your account has a device limit).
+signed-out-revoked = You were signed out from another of your devices.
+device-label = { $browser } on { $os }
+device-unknown = Unknown device
+device-computer = computer
+device-phone = phone
+device-tablet = tablet
+devices-title = My devices
+devices-intro = { $count } of the { $max } devices your account allows are signed in.
+devices-intro-unlimited = { $count } devices are signed in.
+devices-this = (this device)
+devices-since = signed in
+devices-last-seen = last seen
+devices-revoke = Sign out
+devices-others = Sign out everywhere else
+devices-revoked = The device was signed out.
+devices-replace = Replace with my current device
+devices-select = Sign out this one
+devices-cancel = Cancel, change nothing
+devices-cancelled = Nothing was changed: your other devices stay signed in and this one is not.
+verify-title = Device limit reached
+verify-intro = Your account is already signed in on as many devices as it allows. We emailed you a 6-digit code: enter it to choose which device this one replaces.
+verify-code = Code
+verify-submit = Continue
+verify-resend = Send me a new code
+verify-resent = A new code is on its way.
+verify-wrong = This code is not right. { $left ->
+    [one] One try left.
+   *[other] { $left } tries left.
+}
+verify-exhausted = Too many wrong codes. Sign in again to get a new one.
+verify-gone = There is no sign-in waiting for a code on this device, or it has expired. Sign in again.
+verify-too-many = Too many codes were sent for this account lately. Try again in an hour.
+choose-title = Choose a device to replace
+choose-intro = Your account can be signed in on { $max } devices at once. { $count ->
+    [one] Choose the device this one replaces: it will be signed out.
+   *[other] The limit was lowered: choose { $count } devices to sign out.
+}
+choose-more = That is not enough: choose more devices to sign out (another device may have signed in meanwhile).
+limit-title = Device limit reached
+limit-message = Your account can be signed in on { $max } devices at once, and that many already are. Sign out one of them from a device where you are signed in (My account, My devices), then sign in here again.
+limit-devices = My devices
+admin-settings = Settings
+admin-max-per-member = Devices each member may keep signed in (0 = unlimited)
+admin-on-overflow = When a member signs in on one device too many
+admin-overflow-choose = they confirm a code sent by email and choose a device to replace
+admin-overflow-evict = the least recently used device is signed out
+admin-overflow-deny = the sign-in is refused
+admin-settings-help = Saved for every gateway instance and applied at the next sign-in; nobody is signed out when the limit is lowered. Configuration file defaults:
+admin-save = Save
+admin-saved = Settings saved.
+admin-bad-number = Enter a whole number between 0 and 1000. Nothing was changed.
+admin-bad-policy = Unknown policy. Nothing was changed.
+admin-member-title = Member
+admin-member-cap = Device limit for this member
+admin-member-cap-field = Devices this member may keep signed in (empty = the site's limit, 0 = unlimited)
+admin-member-cap-help = Applies at this member's next sign-in.
+admin-no-member = There is no account with this address.
+admin-device-revoked = The device was signed out.

@@ -34,3 +34,17 @@ mail-locked-devices = Les appareils avec lesquels vous vous êtes déjà connect
 mail-locked-how = Pour réactiver votre compte, choisissez un nouveau mot de passe avec le lien ci-dessous (valable { $minutes } minutes). Si ce n'était pas vous, quelqu'un essaie peut-être de deviner votre mot de passe : en choisir un nouveau vous protège.
 mail-locked-action = Réactiver mon compte
 mail-locked-footer = Vous pouvez aussi demander aux administrateurs du site de déverrouiller votre compte.
+
+mail-code-subject = Votre code pour vous connecter sur un nouvel appareil
+mail-code-intro = Quelqu'un, sans doute vous, s'est connecté à { $email } sur { $site } depuis un nouvel appareil : { $device } (adresse { $ip }).
+mail-code-limit = Votre compte peut être connecté sur { $max } appareils à la fois, et { $active } le sont déjà.
+mail-code-enter = Pour vous connecter sur cet appareil, saisissez ce code (valable { $minutes } minutes), puis choisissez l'appareil qu'il remplace :
+mail-code-notme = Ce n'était pas moi : changer mon mot de passe
+mail-code-footer = Si vous n'avez pas essayé de vous connecter, ne communiquez pas ce code : quelqu'un connaît votre mot de passe, changez-le.
+
+mail-overflow-subject = { $email } a dépassé la limite d'appareils sur { $site }
+mail-overflow-intro = Le membre { $email } s'est connecté à { $site } depuis un nouvel appareil, { $device } (adresse { $ip }).
+mail-overflow-count = La limite est de { $max } appareils et { $active } étaient déjà connectés.
+mail-overflow-next = Le membre a reçu un code et doit choisir quel appareil déconnecter. Des avis fréquents pour un même membre peuvent signaler un compte partagé.
+mail-overflow-action = Ouvrir la page d'administration
+mail-overflow-footer = Vous recevez cet avis au plus une fois par jour et par membre.

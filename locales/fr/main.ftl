@@ -105,3 +105,63 @@ admin-locked = verrouillé
 admin-open = ouvert
 admin-unlock = Déverrouiller
 admin-unlocked = Déverrouillé :
+
+signed-out-replaced = Vous avez été déconnecté, car un autre de vos appareils a pris la place de celui-ci (votre compte a une limite d'appareils).
+signed-out-revoked = Vous avez été déconnecté depuis un autre de vos appareils.
+device-label = { $browser } sur { $os }
+device-unknown = Appareil inconnu
+device-computer = ordinateur
+device-phone = téléphone
+device-tablet = tablette
+devices-title = Mes appareils
+devices-intro = { $count } des { $max } appareils autorisés pour votre compte sont connectés.
+devices-intro-unlimited = { $count } appareils sont connectés.
+devices-this = (cet appareil)
+devices-since = connecté le
+devices-last-seen = vu le
+devices-revoke = Déconnecter
+devices-others = Déconnecter tous les autres appareils
+devices-revoked = L'appareil a été déconnecté.
+devices-replace = Remplacer par mon appareil actuel
+devices-select = Déconnecter celui-ci
+devices-cancel = Annuler, ne rien changer
+devices-cancelled = Rien n'a changé : vos autres appareils restent connectés et celui-ci ne l'est pas.
+verify-title = Limite d'appareils atteinte
+verify-intro = Votre compte est déjà connecté sur autant d'appareils qu'il le permet. Nous vous avons envoyé un code à 6 chiffres par e-mail : saisissez-le pour choisir l'appareil que celui-ci remplace.
+verify-code = Code
+verify-submit = Continuer
+verify-resend = M'envoyer un nouveau code
+verify-resent = Un nouveau code est en route.
+verify-wrong = Ce code n'est pas le bon. { $left ->
+    [one] Il reste un essai.
+   *[other] Il reste { $left } essais.
+}
+verify-exhausted = Trop de codes erronés. Reconnectez-vous pour en recevoir un nouveau.
+verify-gone = Aucune connexion n'attend de code sur cet appareil, ou elle a expiré. Reconnectez-vous.
+verify-too-many = Trop de codes ont été envoyés récemment pour ce compte. Réessayez dans une heure.
+choose-title = Choisissez un appareil à remplacer
+choose-intro = Votre compte peut être connecté sur { $max } appareils à la fois. { $count ->
+    [one] Choisissez l'appareil que celui-ci remplace : il sera déconnecté.
+   *[other] La limite a été abaissée : choisissez { $count } appareils à déconnecter.
+}
+choose-more = Ce n'est pas assez : choisissez d'autres appareils à déconnecter (un autre appareil s'est peut-être connecté entre-temps).
+limit-title = Limite d'appareils atteinte
+limit-message = Votre compte peut être connecté sur { $max } appareils à la fois, et c'est déjà le cas. Déconnectez-en un depuis un appareil connecté (Mon compte, Mes appareils), puis reconnectez-vous ici.
+limit-devices = Mes appareils
+admin-settings = Réglages
+admin-max-per-member = Appareils qu'un membre peut garder connectés (0 = illimité)
+admin-on-overflow = Quand un membre se connecte sur un appareil de trop
+admin-overflow-choose = il confirme un code reçu par e-mail et choisit un appareil à remplacer
+admin-overflow-evict = l'appareil utilisé le moins récemment est déconnecté
+admin-overflow-deny = la connexion est refusée
+admin-settings-help = Enregistré pour toutes les instances de la passerelle et appliqué à la prochaine connexion ; personne n'est déconnecté quand la limite baisse. Valeurs par défaut du fichier de configuration :
+admin-save = Enregistrer
+admin-saved = Réglages enregistrés.
+admin-bad-number = Saisissez un nombre entier entre 0 et 1000. Rien n'a été modifié.
+admin-bad-policy = Règle inconnue. Rien n'a été modifié.
+admin-member-title = Membre
+admin-member-cap = Limite d'appareils de ce membre
+admin-member-cap-field = Appareils que ce membre peut garder connectés (vide = la limite du site, 0 = illimité)
+admin-member-cap-help = S'applique à la prochaine connexion de ce membre.
+admin-no-member = Aucun compte n'a cette adresse.
+admin-device-revoked = L'appareil a été déconnecté.

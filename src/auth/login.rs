@@ -10,12 +10,14 @@
 
 use std::net::IpAddr;
 
+use super::devices::{stop_for_code, Open, Stopped};
 use super::lockout::{self, AfterFailure, Gate};
 use super::{normalize_email, Auth, FlowError};
 use crate::app::App;
+use crate::config::OnOverflow;
 use crate::crypto::random_token;
 use crate::store::{
-    millis, AccountStatus, AttemptKey, DeviceId, IpRule, Millis, SessionId, SessionRecord,
+    millis, AccountStatus, AttemptKey, Cap, DeviceId, IpRule, Millis, SessionId, SessionRecord,
     StoreError, TokenHash, User,
 };
 
@@ -27,16 +29,29 @@ pub struct LoginInput<'a> {
     pub user_agent: String,
     /// The token of the session this browser already holds, if any (rotated away).
     pub previous_token: Option<&'a str>,
+    /// Where the member was going (kept while they deal with the device cap).
+    pub rd: &'a str,
     pub now: Millis,
 }
 
 #[derive(Debug)]
 pub enum LoginOutcome {
-    /// `token` goes into the session cookie; it is stored only as a hash.
+    /// `token` goes into the session cookie; it is stored only as a hash. `ended`:
+    /// sessions the cap's `evict-oldest` policy ended to make room.
     Success {
         token: String,
         session: Box<SessionRecord>,
         user: Box<User>,
+        ended: Vec<SessionId>,
+    },
+    /// Right password, but the device cap is reached (`choose`): a code was mailed and
+    /// the device waits on `/_vigile/verify`.
+    DeviceCode,
+    /// Over the cap with `choose`, but this member was sent too many codes lately.
+    TooManyCodes,
+    /// Over the cap with `deny`.
+    DeviceLimit {
+        max: u32,
     },
     BadCredentials,
     /// Right password, but the activation link has not been followed yet.
@@ -128,23 +143,37 @@ pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, Flo
     if !known_device {
         store.device_remember(&user.id, &input.device).await?;
     }
-    let (token, session) = start_session(
-        auth,
-        &user,
-        NewSession {
-            device: input.device,
-            ip,
-            user_agent: input.user_agent,
-            previous_token: input.previous_token,
-            now: input.now,
-        },
-    )
-    .await?;
-    Ok(LoginOutcome::Success {
-        token,
-        session: Box::new(session),
-        user: Box::new(user),
-    })
+    let browser = NewSession {
+        device: input.device.clone(),
+        ip: ip.clone(),
+        user_agent: input.user_agent.clone(),
+        previous_token: input.previous_token,
+        now: input.now,
+    };
+    match super::devices::open(app, &user, browser, &[]).await? {
+        Open::Started { token, session, ended } => Ok(LoginOutcome::Success {
+            token,
+            session,
+            user: Box::new(user),
+            ended,
+        }),
+        Open::Full { active, policy } => {
+            if policy.on_overflow == OnOverflow::Deny {
+                return Ok(LoginOutcome::DeviceLimit { max: policy.max });
+            }
+            let browser = NewSession {
+                device: input.device,
+                ip,
+                user_agent: input.user_agent,
+                previous_token: None,
+                now: input.now,
+            };
+            Ok(match stop_for_code(app, &user, &browser, input.rd, active, policy).await? {
+                Stopped::CodeSent => LoginOutcome::DeviceCode,
+                Stopped::TooManyCodes => LoginOutcome::TooManyCodes,
+            })
+        }
+    }
 }
 
 /// The failure that locked an address: counted, logged, and the owner of an active
@@ -180,24 +209,39 @@ pub struct NewSession<'a> {
     pub now: Millis,
 }
 
-/// Opens a session for an account whose identity was just proven (password, or an
-/// activation link), replacing the browser's previous session. Returns the cookie token.
+/// Opens a session for an account whose identity was just proven by an activation link,
+/// replacing the browser's previous session. A new account holds no session, so no cap
+/// applies. Returns the cookie token.
 pub async fn start_session(
     auth: &Auth,
     user: &User,
     input: NewSession<'_>,
 ) -> Result<(String, SessionRecord), StoreError> {
-    let replaces = match input.previous_token {
-        Some(old) => {
-            let hash = TokenHash::of(old);
-            auth.cache.forget(&hash);
-            auth.store
-                .session_by_token(&hash, input.now)
-                .await?
-                .map(|s| s.id)
-        }
-        None => None,
+    let replaces = replaced_session(auth, input.previous_token, input.now).await?;
+    let now = input.now;
+    let (token, session) = new_session(auth, user, input);
+    auth.store
+        .session_open(&session, replaces.as_ref(), &[], Cap::UNLIMITED, now)
+        .await?;
+    Ok((token, session))
+}
+
+/// The session the browser's cookie holds (to be rotated away), forgotten by the cache.
+pub(super) async fn replaced_session(
+    auth: &Auth,
+    previous_token: Option<&str>,
+    now: Millis,
+) -> Result<Option<SessionId>, StoreError> {
+    let Some(old) = previous_token else {
+        return Ok(None);
     };
+    let hash = TokenHash::of(old);
+    auth.cache.forget(&hash);
+    Ok(auth.store.session_by_token(&hash, now).await?.map(|s| s.id))
+}
+
+/// A new session record for `user` on this browser, and its cookie token.
+pub(super) fn new_session(auth: &Auth, user: &User, input: NewSession<'_>) -> (String, SessionRecord) {
     let token = random_token(32);
     let session = SessionRecord {
         id: SessionId::random(),
@@ -211,8 +255,5 @@ pub async fn start_session(
         ip: input.ip,
         user_agent: input.user_agent.chars().take(512).collect(),
     };
-    auth.store
-        .session_insert(&session, replaces.as_ref())
-        .await?;
-    Ok((token, session))
+    (token, session)
 }

@@ -3,6 +3,8 @@
 //!
 //! This module must never log a password, a session token or a hash.
 
+pub mod device_label;
+pub mod devices;
 mod hash_pool;
 pub mod limits;
 pub mod lockout;

@@ -3,6 +3,7 @@
 //! seen by every instance within the session cache's lifetime (under one second).
 
 mod ip;
+mod settings;
 mod users;
 
 use std::path::PathBuf;
@@ -62,6 +63,13 @@ pub enum Command {
         #[command(subcommand)]
         action: users::UserCommand,
     },
+    /// Device-cap settings (as on the admin page), for every instance.
+    Settings {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: settings::SettingsCommand,
+    },
     /// Manage client addresses blocked after repeated failures.
     Ip {
         #[command(flatten)]
@@ -118,6 +126,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
         Command::User { config, action } => {
             let vigile = crate::build(load(&config)?)?;
             users::run(&vigile, action)
+        }
+        Command::Settings { config, action } => {
+            let vigile = crate::build(load(&config)?)?;
+            settings::run(&vigile, action)
         }
         Command::Ip { config, action } => {
             let vigile = crate::build(load(&config)?)?;

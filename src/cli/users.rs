@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use crate::app::now_ms;
 use crate::auth::{normalize_email, plausible_email, policy};
-use crate::store::{AccountStatus, AttemptKey, SessionId, User, UserId};
+use crate::store::{AccountStatus, AttemptKey, SessionId, SignedOut, User, UserId};
 use crate::Vigile;
 
 #[derive(Subcommand, Debug)]
@@ -34,6 +34,9 @@ pub enum UserCommand {
     },
     /// Lift a lockout: forget the failed attempts on the account and on its devices.
     Unlock { email: String },
+    /// Set this member's own device cap (a number, 0 = unlimited) or go back to the
+    /// site's (`default`). Applies at the member's next login.
+    Cap { email: String, cap: String },
     /// End sessions: every one (--all) or one (--session ID).
     Revoke {
         email: String,
@@ -136,16 +139,22 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 let max = v.app.config.file.lockout.account_max_failures;
                 let lock = if crate::auth::lockout::is_locked(failures, max) { "locked" } else { "open" };
                 println!("lock:     {lock} ({failures} failed attempt(s) in a row; `vigile user unlock` lifts it)");
+                let policy = crate::auth::devices::policy_for(&v.app, &u.id).await?;
+                let own = store.member_cap(&u.id).await?;
+                let cap = if policy.max == 0 { "unlimited".to_string() } else { policy.max.to_string() };
+                let whose = if own.is_some() { "this member's own" } else { "the site's" };
+                println!("devices:  at most {cap} ({whose} limit)");
                 let sessions = store.sessions_of(&u.id, now_ms()).await?;
                 println!("sessions: {}", sessions.len());
                 for s in sessions {
                     println!(
-                        "  {}  ip {}  last seen {}  expires {}  {}",
+                        "  {}  {}  ip {}  since {}  last seen {}  expires {}",
                         s.id,
+                        crate::auth::devices::describe(&s.user_agent, crate::i18n::Lang::En),
                         s.ip,
+                        fmt_time(s.created_at),
                         fmt_time(s.last_seen),
                         fmt_time(s.expires_at()),
-                        s.user_agent
                     );
                 }
                 Ok(ExitCode::SUCCESS)
@@ -155,6 +164,25 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 let n = store.attempts_clear_all(&email).await?;
                 println!("unlocked {email} ({n} counter(s) cleared)");
                 tracing::info!(target: "audit", event = "unlock", email = %email, "admin lifted a lockout");
+                Ok(ExitCode::SUCCESS)
+            }
+            UserCommand::Cap { email, cap } => {
+                let cap = match cap.as_str() {
+                    "default" => None,
+                    n => match n.parse::<u32>() {
+                        Ok(n) => Some(n),
+                        Err(_) => return fail("cap: expected a number (0 = unlimited) or `default`"),
+                    },
+                };
+                let Some(u) = store.user_by_email(&normalize_email(&email)).await? else {
+                    return fail(format!("no account for {email}"));
+                };
+                store.member_cap_set(&u.id, cap).await?;
+                tracing::info!(target: "audit", event = "member_cap_changed", user = %u.id, cap = ?cap, "admin changed a member's device cap from the command line");
+                match cap {
+                    Some(n) => println!("{} may keep {n} device(s) signed in (0 = unlimited)", u.email),
+                    None => println!("{} follows the site's device limit again", u.email),
+                }
                 Ok(ExitCode::SUCCESS)
             }
             UserCommand::Revoke { email, all, session } => {
@@ -171,8 +199,8 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                     return fail("give --all or --session ID");
                 };
                 let sid = SessionId::from_string(sid);
-                let owned = store.sessions_of(&u.id, now_ms()).await?.iter().any(|s| s.id == sid);
-                if !owned || !store.session_delete(&sid).await? {
+                // Its device is told it was signed out at its next request.
+                if !store.session_end(&u.id, &sid, SignedOut::Revoked, now_ms()).await? {
                     return fail(format!("{} has no session {sid}", u.email));
                 }
                 println!("ended session {sid} of {}", u.email);

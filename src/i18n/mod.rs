@@ -83,6 +83,15 @@ impl Lang {
 }
 
 /// A catalog bound to one language; templates call `t.get("key")`.
+/// A placeholder value: integers as numbers, so plural selectors (`[one]`) work; any
+/// other text (including "007") as is.
+fn arg(v: &str) -> FluentValue<'static> {
+    match v.parse::<i64>() {
+        Ok(n) if n.to_string() == v => FluentValue::from(n),
+        _ => FluentValue::from(v.to_string()),
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Tr {
     pub lang: Lang,
@@ -100,7 +109,7 @@ impl Tr {
     pub fn with(&self, key: &str, args: &[(&'static str, String)]) -> String {
         let map: HashMap<Cow<'static, str>, FluentValue> = args
             .iter()
-            .map(|(k, v)| (Cow::Borrowed(*k), FluentValue::from(v.clone())))
+            .map(|(k, v)| (Cow::Borrowed(*k), arg(v)))
             .collect();
         LOCALES
             .try_lookup_with_args(self.lang.id(), key, &map)

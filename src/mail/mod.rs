@@ -7,6 +7,7 @@
 //! flow never waits for an SMTP server. This module must never log a mail's content.
 
 mod dev;
+mod devices;
 mod letter;
 mod sender;
 mod transport;
@@ -17,6 +18,7 @@ use lettre::message::Mailbox;
 use tokio::sync::Notify;
 
 pub use dev::{DevOutbox, SentMail};
+pub use devices::Overflow;
 pub use sender::backoff;
 
 use crate::config::Config;

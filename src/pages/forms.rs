@@ -61,4 +61,66 @@ pub struct AdminPage {
     pub members: Vec<MemberRow>,
     /// The address just unlocked, for the notice.
     pub unlocked: Option<String>,
+    /// Device cap in force (store setting, else the configuration file's).
+    pub max_per_member: u32,
+    /// "choose" | "evict-oldest" | "deny".
+    pub on_overflow: &'static str,
+    /// The configuration file's values, shown as the defaults.
+    pub file_max: u32,
+    pub file_overflow: &'static str,
+    /// Catalog key of a notice (settings saved) or an error (bad value).
+    pub notice: Option<&'static str>,
+    pub error: Option<&'static str>,
+}
+
+/// `/_vigile/admin/member?email=`: one member's devices and own device cap.
+#[derive(Template)]
+#[template(path = "pages/admin_member.html")]
+pub struct AdminMemberPage {
+    pub c: Chrome,
+    pub email: String,
+    /// The member's own cap, empty when the site's applies.
+    pub own_cap: String,
+    pub site_cap: u32,
+    pub devices: Vec<DeviceRow>,
+    pub notice: Option<&'static str>,
+    pub error: Option<&'static str>,
+}
+
+/// One signed-in device, as the account, device-choice and admin pages list it.
+pub struct DeviceRow {
+    /// Session id (the public handle, not the cookie secret).
+    pub id: String,
+    /// "Chrome on Windows".
+    pub label: String,
+    /// Catalog key of the device type.
+    pub kind: &'static str,
+    pub ip: String,
+    pub since: String,
+    pub last_seen: String,
+    /// The browser looking at the page.
+    pub current: bool,
+}
+
+/// `/_vigile/verify`: the code mailed when a login went over the device cap.
+#[derive(Template)]
+#[template(path = "pages/verify.html")]
+pub struct VerifyPage {
+    pub c: Chrome,
+    /// Already in the reader's language.
+    pub error: Option<String>,
+    pub notice: Option<&'static str>,
+}
+
+/// `/_vigile/devices/choose`: which device the new one replaces.
+#[derive(Template)]
+#[template(path = "pages/choose.html")]
+pub struct ChoosePage {
+    pub c: Chrome,
+    /// "Your account can be signed in on N devices...", in the reader's language.
+    pub intro: String,
+    pub devices: Vec<DeviceRow>,
+    /// Devices to pick for the new one to fit (more than one if the cap was lowered).
+    pub excess: usize,
+    pub error: Option<String>,
 }

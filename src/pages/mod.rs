@@ -31,6 +31,8 @@ pub struct PageRequest<'a> {
     pub client_ip: IpAddr,
     /// `Err(())` when the store could not be asked (pages needing a session answer 503).
     pub identity: Result<Option<std::sync::Arc<Identity>>, ()>,
+    /// The session cookie names a session that was ended by another device: why.
+    pub signed_out: Option<crate::store::SignedOut>,
     pub lang: Lang,
 }
 
@@ -72,6 +74,15 @@ impl Form {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
             .unwrap_or("")
+    }
+
+    /// Every value of a repeated field (checkboxes).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 

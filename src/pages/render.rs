@@ -64,6 +64,9 @@ pub struct AccountPage {
     pub notice: Option<&'static str>,
     /// Offers the link to the admin page.
     pub admin: bool,
+    pub devices: Vec<super::forms::DeviceRow>,
+    /// "N of your M allowed devices are signed in", in the reader's language.
+    pub devices_intro: String,
 }
 
 #[derive(Template)]

@@ -142,6 +142,18 @@ pub async fn decide(
         Some(token) => app.auth.identify(token, now).await.map_err(|_| ()),
     };
 
+    // A cookie whose session is gone: was it ended by another device? (Only asked for
+    // such stale cookies, which are cleared right after.)
+    let signed_out = match (&cookies.session, &identity) {
+        (Some(token), Ok(None)) => app
+            .store
+            .signed_out(&crate::store::TokenHash::of(token), now)
+            .await
+            .ok()
+            .flatten(),
+        _ => None,
+    };
+
     if path == "/_vigile" || path.starts_with("/_vigile/") {
         let method = req.method.clone();
         let headers = req.headers.clone();
@@ -170,6 +182,7 @@ pub async fn decide(
             body,
             client_ip: client,
             identity,
+            signed_out,
             lang: ctx.lang,
         };
         let reply = pages::handle(app, page).await;
@@ -192,12 +205,19 @@ pub async fn decide(
         (_, Err(())) => respond(render::unavailable(ctx.lang), "unavailable"),
         (_, Ok(None)) => {
             let mut reply = if wants_html(&req.method, &req.headers) {
-                Reply::redirect(StatusCode::FOUND, &rd::login_url(&target))
+                let mut url = rd::login_url(&target);
+                if let Some(why) = signed_out {
+                    url.push(if url.contains('?') { '&' } else { '?' });
+                    url.push_str("signed_out=");
+                    url.push_str(why.as_str());
+                }
+                Reply::redirect(StatusCode::FOUND, &url)
             } else {
-                Reply::json(
-                    StatusCode::UNAUTHORIZED,
-                    &json!({"error": "unauthenticated", "login_url": "/_vigile/login"}),
-                )
+                let mut body = json!({"error": "unauthenticated", "login_url": "/_vigile/login"});
+                if let Some(why) = signed_out {
+                    body["signed_out"] = why.as_str().into();
+                }
+                Reply::json(StatusCode::UNAUTHORIZED, &body)
             };
             if stale_cookie {
                 reply = reply.with_cookie(app.cookies.clear_session());

@@ -12,6 +12,10 @@ pub enum CounterScope {
     FormsPerIp,
     /// Mails the public forms sent to one address.
     MailsPerAddress,
+    /// Device-cap codes mailed to one member (new challenges and resends).
+    DeviceCodes,
+    /// "A member went over the device cap" mails to the admins, per member.
+    AdminNotices,
 }
 
 impl CounterScope {
@@ -19,6 +23,8 @@ impl CounterScope {
         match self {
             CounterScope::FormsPerIp => "forms_ip",
             CounterScope::MailsPerAddress => "mails_to",
+            CounterScope::DeviceCodes => "device_codes",
+            CounterScope::AdminNotices => "admin_notices",
         }
     }
 }

@@ -259,6 +259,84 @@ impl ThrottleStore for Instrumented {
     }
 }
 
+#[async_trait]
+impl DeviceStore for Instrumented {
+    async fn session_open(
+        &self,
+        session: &SessionRecord,
+        replaces: Option<&SessionId>,
+        victims: &[SessionId],
+        cap: Cap,
+        now: Millis,
+    ) -> StoreResult<Opened> {
+        let fut = self.inner.session_open(session, replaces, victims, cap, now);
+        self.time("session_open", fut).await
+    }
+    async fn session_end(
+        &self,
+        user: &UserId,
+        id: &SessionId,
+        why: SignedOut,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        let fut = self.inner.session_end(user, id, why, now);
+        self.time("session_end", fut).await
+    }
+    async fn signed_out(&self, hash: &TokenHash, now: Millis) -> StoreResult<Option<SignedOut>> {
+        self.time("signed_out", self.inner.signed_out(hash, now))
+            .await
+    }
+    async fn challenge_put(&self, device: &DeviceId, ch: &Challenge) -> StoreResult<bool> {
+        self.time("challenge_put", self.inner.challenge_put(device, ch))
+            .await
+    }
+    async fn challenge_get(&self, device: &DeviceId, now: Millis) -> StoreResult<Option<Challenge>> {
+        self.time("challenge_get", self.inner.challenge_get(device, now))
+            .await
+    }
+    async fn challenge_check(
+        &self,
+        device: &DeviceId,
+        code_hash: &TokenHash,
+        max_tries: u32,
+        verified_until: Millis,
+        now: Millis,
+    ) -> StoreResult<CodeCheck> {
+        let fut = self
+            .inner
+            .challenge_check(device, code_hash, max_tries, verified_until, now);
+        self.time("challenge_check", fut).await
+    }
+    async fn challenge_renew(
+        &self,
+        device: &DeviceId,
+        code_hash: &TokenHash,
+        expires_at: Millis,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        let fut = self.inner.challenge_renew(device, code_hash, expires_at, now);
+        self.time("challenge_renew", fut).await
+    }
+    async fn challenge_delete(&self, device: &DeviceId) -> StoreResult<bool> {
+        self.time("challenge_delete", self.inner.challenge_delete(device))
+            .await
+    }
+    async fn settings_get(&self) -> StoreResult<Settings> {
+        self.time("settings_get", self.inner.settings_get()).await
+    }
+    async fn settings_set(&self, settings: &Settings) -> StoreResult<()> {
+        self.time("settings_set", self.inner.settings_set(settings))
+            .await
+    }
+    async fn member_cap(&self, user: &UserId) -> StoreResult<Option<u32>> {
+        self.time("member_cap", self.inner.member_cap(user)).await
+    }
+    async fn member_cap_set(&self, user: &UserId, cap: Option<u32>) -> StoreResult<bool> {
+        self.time("member_cap_set", self.inner.member_cap_set(user, cap))
+            .await
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -35,10 +35,17 @@
 //! - `vigile:ip:{ip}`: hash of one client address's failure window and block
 //!   (`window_end`, `window_count`, `block_until`, `level`, `level_until`); its TTL is
 //!   the latest of those instants, and its name is in `vigile:expiring` with that score.
+//! - `vigile:ended:{token_hash}`: why the session of that token was ended (`replaced`,
+//!   `revoked`), told to its device at its next request; TTL the session's own expiry,
+//!   and its name is in `vigile:expiring` with that score.
+//! - `vigile:challenge:{device_id}`: hash of a login stopped by the device cap
+//!   (`user_id`, `code_hash`, `attempts`, `verified`, `rd`, `expires_at`); TTL its expiry.
+//! - `vigile:settings`: hash of the admin settings (`max_per_member`, `on_overflow`).
+//! - `vigile:member_caps`: hash of user id → that member's own session cap.
 //! - `vigile:expiring`: sorted set of the *names* of token and counter keys, scored by
 //!   their expiry, so `sweep` removes them at a `now` ahead of Redis's clock too.
 
-use super::{CounterScope, Millis, SessionId, TokenHash, TokenKind, UserId};
+use super::{CounterScope, DeviceId, Millis, SessionId, TokenHash, TokenKind, UserId};
 
 /// Common prefix of every key Vigile writes.
 pub const NAMESPACE: &str = "vigile:";
@@ -58,6 +65,7 @@ pub enum Prefix {
     Attempts,
     KnownDevices,
     Ip,
+    Ended,
 }
 
 impl Prefix {
@@ -74,6 +82,7 @@ impl Prefix {
             Prefix::Attempts => "vigile:attempts:",
             Prefix::KnownDevices => "vigile:known_devices:",
             Prefix::Ip => "vigile:ip:",
+            Prefix::Ended => "vigile:ended:",
         }
     }
 
@@ -108,6 +117,11 @@ pub enum Key<'a> {
     Attempts(&'a str),
     KnownDevices(&'a UserId),
     Ip(&'a str),
+    /// Why the session of this token hash was ended.
+    Ended(&'a TokenHash),
+    Challenge(&'a DeviceId),
+    Settings,
+    MemberCaps,
 }
 
 impl Key<'_> {
@@ -120,6 +134,10 @@ impl Key<'_> {
             Key::PendingUsers => "vigile:pending_users".to_string(),
             Key::Outbox => "vigile:outbox".to_string(),
             Key::Expiring => "vigile:expiring".to_string(),
+            Key::Settings => "vigile:settings".to_string(),
+            Key::MemberCaps => "vigile:member_caps".to_string(),
+            Key::Ended(hash) => Prefix::Ended.with(hash.as_str()),
+            Key::Challenge(device) => "vigile:challenge:".to_string() + device.as_str(),
             Key::User(id) => Prefix::User.with(id.as_str()),
             Key::UserEmail(email) => Prefix::UserEmail.with(email),
             Key::Session(id) => Prefix::Session.with(id.as_str()),
@@ -145,6 +163,7 @@ mod tests {
         let user = UserId::from_string("u1");
         let session = SessionId::from_string("s1");
         let hash = TokenHash::from_hex("ab");
+        let device = DeviceId::from_string("d1");
         let keys = [
             (Key::Secret, None),
             (Key::Users, None),
@@ -169,6 +188,10 @@ mod tests {
             (Key::Attempts("a@b.c"), Some((Prefix::Attempts, "a@b.c"))),
             (Key::KnownDevices(&user), Some((Prefix::KnownDevices, "u1"))),
             (Key::Ip("2001:db8::1"), Some((Prefix::Ip, "2001:db8::1"))),
+            (Key::Ended(&hash), Some((Prefix::Ended, "ab"))),
+            (Key::Challenge(&device), None),
+            (Key::Settings, None),
+            (Key::MemberCaps, None),
         ];
         for (key, prefix) in keys {
             let name = key.name();

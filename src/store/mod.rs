@@ -7,6 +7,7 @@
 //! sleeping. This module must never know about HTTP or Pingora.
 
 mod counters;
+mod devices;
 mod ids;
 mod instrumented;
 pub mod keys;
@@ -22,6 +23,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use counters::{CounterScope, CounterStore};
+pub use devices::{overflow_parse, overflow_str, Cap, Challenge, CodeCheck, DeviceStore, Opened, Settings, SignedOut};
 pub use ids::{DeviceId, SessionId, TokenHash, UserId};
 pub use instrumented::Instrumented;
 pub use outbox::{OutboxMail, OutboxStore};
@@ -157,7 +159,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// are their own traits, in their own modules, so each stays readable.
 #[async_trait]
 pub trait Store:
-    TokenStore + OutboxStore + CounterStore + ThrottleStore + Send + Sync + 'static
+    TokenStore + OutboxStore + CounterStore + ThrottleStore + DeviceStore + Send + Sync + 'static
 {
     /// Short name for logs and metrics ("sqlite" / "redis").
     fn backend(&self) -> &'static str;

@@ -90,6 +90,7 @@ macro_rules! session_script {
 
 // After the macros, so the submodules can use them.
 mod counters;
+mod devices;
 mod expiring;
 mod outbox;
 mod throttle;

@@ -15,6 +15,7 @@
 //! counter traits each in their own file beside it.
 
 mod counters;
+mod devices;
 mod outbox;
 mod schema;
 mod throttle;
@@ -153,6 +154,29 @@ fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         ip: r.get(8)?,
         user_agent: r.get(9)?,
     })
+}
+
+/// Inserts a session row (inside the caller's transaction).
+fn insert_session(tx: &rusqlite::Transaction<'_>, s: &SessionRecord) -> rusqlite::Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ),
+        params![
+            s.id.as_str(),
+            s.token_hash.as_str(),
+            s.user_id.as_str(),
+            s.device_id.as_str(),
+            s.created_at,
+            s.last_seen,
+            s.idle_ms,
+            s.absolute_expiry,
+            s.ip,
+            s.user_agent
+        ],
+    )?;
+    Ok(())
 }
 
 fn count(n: usize) -> u64 {
@@ -388,24 +412,7 @@ impl Store for SqliteStore {
             if let Some(old) = replaces {
                 tx.execute("DELETE FROM sessions WHERE id = ?1", [old])?;
             }
-            tx.execute(
-                &format!(
-                    "INSERT INTO sessions ({SESSION_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-                ),
-                params![
-                    s.id.as_str(),
-                    s.token_hash.as_str(),
-                    s.user_id.as_str(),
-                    s.device_id.as_str(),
-                    s.created_at,
-                    s.last_seen,
-                    s.idle_ms,
-                    s.absolute_expiry,
-                    s.ip,
-                    s.user_agent
-                ],
-            )?;
+            insert_session(&tx, &s)?;
             tx.commit().map_err(map_err)
         })
         .await
@@ -513,6 +520,8 @@ impl Store for SqliteStore {
                 "DELETE FROM counters WHERE expires_at <= ?1",
                 "DELETE FROM login_attempts WHERE email IN (SELECT email FROM login_attempts \
                      GROUP BY email HAVING MAX(last_at) <= ?1 - 2592000000)",
+                "DELETE FROM ended_sessions WHERE expires_at <= ?1",
+                "DELETE FROM device_challenges WHERE expires_at <= ?1",
                 "DELETE FROM ip_state WHERE COALESCE(window_end, 0) <= ?1 \
                      AND COALESCE(block_until, 0) <= ?1 AND COALESCE(level_until, 0) <= ?1",
             ];

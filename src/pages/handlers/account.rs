@@ -18,10 +18,34 @@ fn signed_in<'c>(ctx: &'c Ctx<'_, '_>, here: &str) -> Result<&'c Identity, Reply
     }
 }
 
-pub fn get(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
     let id = match signed_in(ctx, "/_vigile/account") {
         Ok(id) => id,
         Err(reply) => return reply,
+    };
+    let now = crate::app::now_ms();
+    let found = async {
+        let policy = crate::auth::devices::policy_for(ctx.app, &id.user_id).await?;
+        let sessions = ctx.app.store.sessions_of(&id.user_id, now).await?;
+        Ok::<_, crate::store::StoreError>((policy, sessions))
+    };
+    let (policy, sessions) = match found.await {
+        Ok(found) => found,
+        Err(e) => return ctx.flow_failed(&e.into()),
+    };
+    let t = ctx.lang().tr();
+    let devices_intro = if policy.max == 0 {
+        t.with("devices-intro-unlimited", &[("count", sessions.len().to_string())])
+    } else {
+        t.with(
+            "devices-intro",
+            &[("count", sessions.len().to_string()), ("max", policy.max.to_string())],
+        )
+    };
+    let notice = if ctx.req.query_param("revoked").is_some() {
+        Some("devices-revoked")
+    } else {
+        ctx.req.query_param("welcome").map(|_| "account-welcome")
     };
     let page = AccountPage {
         c: ctx.chrome("/_vigile/account"),
@@ -29,8 +53,10 @@ pub fn get(ctx: &Ctx<'_, '_>) -> Reply {
         email: id.email.clone(),
         groups: id.groups().to_string(),
         session_id: id.session_id.to_string(),
-        notice: ctx.req.query_param("welcome").map(|_| "account-welcome"),
+        notice,
         admin: id.admin,
+        devices: super::devices::rows(&sessions, Some(&id.session_id), ctx.lang()),
+        devices_intro,
     };
     render::page(StatusCode::OK, &page)
 }

@@ -1,6 +1,7 @@
-//! `/_vigile/admin`: the administrators' page. For now the member list with each
-//! account's state and lock, and the unlock action; settings arrive with the device cap.
-//! Admins only: anyone else gets the login redirect or a 403 page.
+//! `/_vigile/admin`: the administrators' page: the device-cap settings (saved in the
+//! store, so every instance applies them at the next login) and the member list with each
+//! account's state and lock, and the unlock action. One member's page is in
+//! `admin_member.rs`. Admins only: anyone else gets the login redirect or a 403 page.
 
 use http::StatusCode;
 
@@ -9,9 +10,9 @@ use crate::auth::lockout;
 use crate::auth::Identity;
 use crate::pages::forms::{AdminPage, MemberRow};
 use crate::pages::{rd, render, Reply};
-use crate::store::AttemptKey;
+use crate::store::{overflow_parse, overflow_str, AttemptKey, Settings};
 
-fn admin<'c>(ctx: &'c Ctx<'_, '_>) -> Result<&'c Identity, Reply> {
+pub(super) fn admin<'c>(ctx: &'c Ctx<'_, '_>) -> Result<&'c Identity, Reply> {
     match &ctx.req.identity {
         Ok(Some(id)) if id.admin => Ok(id),
         Ok(Some(_)) => Err(ctx.message(
@@ -29,15 +30,26 @@ fn admin<'c>(ctx: &'c Ctx<'_, '_>) -> Result<&'c Identity, Reply> {
 }
 
 pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
+    let notice = ctx.req.query_param("saved").map(|_| "admin-saved");
+    page(ctx, StatusCode::OK, notice, None).await
+}
+
+async fn page(
+    ctx: &Ctx<'_, '_>,
+    status: StatusCode,
+    notice: Option<&'static str>,
+    error: Option<&'static str>,
+) -> Reply {
     if let Err(reply) = admin(ctx) {
         return reply;
     }
     let store = &ctx.app.store;
     let max = ctx.app.config.file.lockout.account_max_failures;
-    let users = match store.user_list().await {
-        Ok(u) => u,
+    let (users, settings) = match tokio::try_join!(store.user_list(), store.settings_get()) {
+        Ok(found) => found,
         Err(e) => return ctx.flow_failed(&e.into()),
     };
+    let file = &ctx.app.config.file.sessions;
     let mut members = Vec::with_capacity(users.len());
     for u in users {
         let failures = match store.attempts_of(AttemptKey::Account(&u.email)).await {
@@ -56,8 +68,48 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
         c: ctx.chrome("/_vigile/admin"),
         members,
         unlocked: ctx.req.query_param("unlocked"),
+        max_per_member: settings.max_per_member.unwrap_or(file.max_per_member),
+        on_overflow: overflow_str(settings.on_overflow.unwrap_or(file.on_overflow)),
+        file_max: file.max_per_member,
+        file_overflow: overflow_str(file.on_overflow),
+        notice,
+        error,
     };
-    render::page(StatusCode::OK, &page)
+    render::page(status, &page)
+}
+
+/// Largest device cap the forms accept (anything above is surely a typo).
+pub(super) const MAX_CAP: u32 = 1000;
+
+pub(super) fn parse_cap(s: &str) -> Option<u32> {
+    s.trim().parse().ok().filter(|n| *n <= MAX_CAP)
+}
+
+/// Saves the device-cap settings for every instance.
+pub async fn settings(ctx: &Ctx<'_, '_>) -> Reply {
+    let id = match admin(ctx) {
+        Ok(id) => id,
+        Err(reply) => return reply,
+    };
+    let f = ctx.req.form();
+    if !ctx.csrf_ok(f.get("csrf")) {
+        return ctx.csrf_failed();
+    }
+    let Some(max) = parse_cap(f.get("max_per_member")) else {
+        return page(ctx, StatusCode::BAD_REQUEST, None, Some("admin-bad-number")).await;
+    };
+    let Some(policy) = overflow_parse(f.get("on_overflow")) else {
+        return page(ctx, StatusCode::BAD_REQUEST, None, Some("admin-bad-policy")).await;
+    };
+    let settings = Settings {
+        max_per_member: Some(max),
+        on_overflow: Some(policy),
+    };
+    if let Err(e) = ctx.app.store.settings_set(&settings).await {
+        return ctx.flow_failed(&e.into());
+    }
+    tracing::info!(target: "audit", event = "settings_changed", admin = %id.user_id, ip = %ctx.req.client_ip, max_per_member = max, on_overflow = overflow_str(policy), "admin changed the device cap");
+    Reply::see_other("/_vigile/admin?saved=1")
 }
 
 pub async fn unlock(ctx: &Ctx<'_, '_>) -> Reply {

@@ -7,6 +7,7 @@ use crate::app::now_ms;
 use crate::auth::{login as run_login, LoginInput, LoginOutcome};
 use crate::pages::render::{self, LoginPage};
 use crate::pages::{rd, Reply};
+use crate::store::SignedOut;
 
 /// Longest email or password we look at; anything longer is a bad credential.
 const MAX_FIELD: usize = 1024;
@@ -16,8 +17,17 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
     if let Ok(Some(_)) = ctx.req.identity {
         return Reply::redirect(StatusCode::FOUND, &rd);
     }
+    let signed_out = ctx
+        .req
+        .signed_out
+        .or_else(|| ctx.req.query_param("signed_out").and_then(|s| SignedOut::parse(&s)));
     let notice = if ctx.req.query_param("reset").is_some() {
         Some("reset-done")
+    } else if let Some(why) = signed_out {
+        Some(match why {
+            SignedOut::Replaced => "signed-out-replaced",
+            SignedOut::Revoked => "signed-out-revoked",
+        })
     } else {
         ctx.req.query_param("logged_out").map(|_| "logout-done")
     };
@@ -79,14 +89,49 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
         ip: ctx.req.client_ip,
         user_agent: ctx.req.user_agent(),
         previous_token: ctx.req.cookies.session.as_deref(),
+        rd: &rd,
         now: now_ms(),
     };
     match run_login(ctx.app, input).await {
-        Ok(LoginOutcome::Success { token, user, .. }) => {
+        Ok(LoginOutcome::Success {
+            token, user, ended, ..
+        }) => {
             metrics.logins.with_label_values(&["success"]).inc();
             tracing::info!(target: "audit", event = "login", user = %user.id, ip = %ctx.req.client_ip, "login succeeded");
+            if !ended.is_empty() {
+                metrics.device_overflows.with_label_values(&["evicted"]).inc();
+                tracing::info!(target: "audit", event = "device_evicted", user = %user.id, ip = %ctx.req.client_ip, sessions = ?ended, "least recently used devices signed out by the device cap");
+            }
             let lifetime = ctx.app.config.file.sessions.absolute_timeout;
             Reply::see_other(&rd).with_cookie(ctx.app.cookies.set_session(&token, lifetime))
+        }
+        Ok(LoginOutcome::DeviceCode) => {
+            metrics.logins.with_label_values(&["overflow"]).inc();
+            tracing::info!(target: "audit", event = "device_overflow", ip = %ctx.req.client_ip, "device cap reached, code mailed");
+            Reply::see_other("/_vigile/verify")
+        }
+        Ok(LoginOutcome::TooManyCodes) => {
+            metrics.logins.with_label_values(&["overflow"]).inc();
+            ctx.message(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-title",
+                "verify-too-many",
+                None,
+            )
+            .with_header(http::header::RETRY_AFTER, "3600".into())
+        }
+        Ok(LoginOutcome::DeviceLimit { max }) => {
+            metrics.logins.with_label_values(&["overflow"]).inc();
+            metrics.device_overflows.with_label_values(&["denied"]).inc();
+            tracing::info!(target: "audit", event = "device_denied", ip = %ctx.req.client_ip, "device cap reached, login refused");
+            let text = ctx.lang().tr().with("limit-message", &[("max", max.to_string())]);
+            render::message_text(
+                StatusCode::FORBIDDEN,
+                ctx.lang(),
+                "limit-title",
+                text,
+                Some(("/_vigile/account#devices", "limit-devices")),
+            )
         }
         Ok(LoginOutcome::BadCredentials) => {
             metrics.logins.with_label_values(&["bad_credentials"]).inc();

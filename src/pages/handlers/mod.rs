@@ -3,6 +3,8 @@
 
 mod account;
 mod admin;
+mod admin_member;
+mod devices;
 mod login;
 mod misc;
 mod password;
@@ -112,13 +114,15 @@ impl Ctx<'_, '_> {
 }
 
 /// Pages closed to a blocked IP address (the ones that take credentials or send mail).
-const GUARDED: [&str; 6] = [
+const GUARDED: [&str; 8] = [
     "/login",
     "/signup",
     "/activate",
     "/activate/resend",
     "/password/forgot",
     "/password/reset",
+    "/verify",
+    "/verify/resend",
 ];
 
 /// A device id from the cookie is only trusted if it looks like one we issued.
@@ -175,9 +179,21 @@ pub async fn dispatch(app: &std::sync::Arc<App>, req: PageRequest<'_>) -> Reply 
         (_, true, "/password/forgot") => password::forgot_post(&ctx).await,
         (true, _, "/password/reset") => password::reset_get(&ctx).await,
         (_, true, "/password/reset") => password::reset_post(&ctx).await,
-        (true, _, "/account") => account::get(&ctx),
+        (true, _, "/account") => account::get(&ctx).await,
+        (_, true, "/account/devices/revoke") => devices::revoke(&ctx).await,
+        (_, true, "/account/devices/others") => devices::others(&ctx).await,
+        (true, _, "/verify") => devices::verify_get(&ctx).await,
+        (_, true, "/verify") => devices::verify_post(&ctx).await,
+        (_, true, "/verify/resend") => devices::resend(&ctx).await,
+        (true, _, "/devices/choose") => devices::choose_get(&ctx).await,
+        (_, true, "/devices/choose") => devices::choose_post(&ctx).await,
+        (_, true, "/devices/cancel") => devices::cancel(&ctx).await,
         (true, _, "/admin") => admin::get(&ctx).await,
         (_, true, "/admin/unlock") => admin::unlock(&ctx).await,
+        (_, true, "/admin/settings") => admin::settings(&ctx).await,
+        (true, _, "/admin/member") => admin_member::get(&ctx).await,
+        (_, true, "/admin/member/cap") => admin_member::cap(&ctx).await,
+        (_, true, "/admin/member/revoke") => admin_member::revoke(&ctx).await,
         (true, _, "/api/me") => account::api_me(&ctx),
         (true, _, "/dev/mail") if app.config.file.server.dev_mode => misc::dev_mail(&ctx),
         (true, _, r) if r.starts_with("/lang/") => misc::lang(&ctx, &r["/lang/".len()..]),

@@ -10,7 +10,7 @@ use super::map_err;
 use crate::store::{StoreError, StoreResult};
 
 /// Bumped whenever the schema below changes (with a step added to [`MIGRATIONS`]).
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// What version 2 added besides the `users.expires_at` column: sign-up expiry, single-use
 /// links, the mail outbox, rate-limit counters. Shared by [`SCHEMA`] and the v1→v2 step.
@@ -87,6 +87,39 @@ CREATE TABLE IF NOT EXISTS ip_state (
     };
 }
 
+/// What version 4 added: the device cap (why a session was ended, logins waiting for
+/// the member's code, admin settings, per-member caps).
+macro_rules! since_v4 {
+    () => {
+        "
+CREATE TABLE IF NOT EXISTS ended_sessions (
+    token_hash TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    -- The ended session's own expiry: after it the cookie was dead anyway.
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ended_sessions_expires_at ON ended_sessions(expires_at);
+CREATE TABLE IF NOT EXISTS device_challenges (
+    device     TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    code_hash  TEXT NOT NULL,
+    attempts   INTEGER NOT NULL,
+    verified   INTEGER NOT NULL,
+    rd         TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS member_caps (
+    user_id      TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    max_sessions INTEGER NOT NULL
+) WITHOUT ROWID;
+"
+    };
+}
+
 /// The whole current schema, for a new file.
 const SCHEMA: &str = concat!(
     "
@@ -125,16 +158,18 @@ CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id, created_at);
 CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
 ",
     since_v2!(),
-    since_v3!()
+    since_v3!(),
+    since_v4!()
 );
 
 /// `MIGRATIONS[i]` brings a file from version `i + 1` to version `i + 2`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     concat!(
         "ALTER TABLE users ADD COLUMN expires_at INTEGER;",
         since_v2!()
     ),
     since_v3!(),
+    since_v4!(),
 ];
 
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION - 1);

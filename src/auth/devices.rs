@@ -1,0 +1,372 @@
+//! The device cap (SPEC §6, Devices): which limit applies to a member, opening a session
+//! within it, and the "choose" overflow: a 6-digit code mailed to the member, entered on
+//! `/_vigile/verify`, then the device to replace picked on `/_vigile/devices/choose`.
+//!
+//! The cap itself is enforced by the store in one atomic operation
+//! ([`crate::store::DeviceStore::session_open`]); this module only decides what to ask
+//! for. Nothing changes until the member's choice: an abandoned overflow leaves every
+//! session as it was. The limit is read from the store at every login, so an admin's
+//! change applies at once on every instance; lowering it signs nobody out by itself, the
+//! next login past it meets the policy.
+
+use super::login::{new_session, replaced_session, NewSession};
+use super::{device_label, FlowError};
+use crate::app::App;
+use crate::config::OnOverflow;
+use crate::crypto::fill_random;
+use crate::i18n::Lang;
+use crate::mail::Overflow;
+use crate::store::{
+    Cap, Challenge, CodeCheck, CounterScope, DeviceId, Millis, Opened, SessionId,
+    SessionRecord, StoreResult, TokenHash, User, UserId,
+};
+
+/// A mailed code is valid this long.
+pub const CODE_TTL_MS: Millis = 15 * 60_000;
+/// Wrong codes allowed per login; the last one ends the attempt (sign in again).
+pub const CODE_TRIES: u32 = 5;
+/// Codes mailed to one member per hour (logins past the cap and resends together).
+pub const CODES_PER_HOUR: u64 = 5;
+/// After the right code, this long to pick the device to replace.
+const CHOOSE_TTL_MS: Millis = 15 * 60_000;
+
+/// The limit that applies to one member now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// 0 = unlimited.
+    pub max: u32,
+    pub on_overflow: OnOverflow,
+}
+
+impl Policy {
+    pub fn cap(self) -> Cap {
+        Cap {
+            max: self.max,
+            evict_oldest: self.on_overflow == OnOverflow::EvictOldest,
+        }
+    }
+}
+
+/// The member's own cap, else the admin settings, else `[sessions]`.
+pub async fn policy_for(app: &App, user: &UserId) -> StoreResult<Policy> {
+    let file = &app.config.file.sessions;
+    let settings = app.store.settings_get().await?;
+    let own = app.store.member_cap(user).await?;
+    Ok(Policy {
+        max: own
+            .or(settings.max_per_member)
+            .unwrap_or(file.max_per_member),
+        on_overflow: settings.on_overflow.unwrap_or(file.on_overflow),
+    })
+}
+
+/// "Chrome on Windows", in `lang`; generic words when the user agent says too little.
+pub fn describe(user_agent: &str, lang: Lang) -> String {
+    let l = device_label::label(user_agent);
+    let t = lang.tr();
+    match (l.browser.is_empty(), l.os.is_empty()) {
+        (false, false) => t.with("device-label", &[("browser", l.browser), ("os", l.os)]),
+        (false, true) => l.browser,
+        (true, false) => l.os,
+        (true, true) => t.get("device-unknown"),
+    }
+}
+
+/// A session opened, or the cap in the way.
+#[derive(Debug)]
+pub enum Open {
+    Started {
+        token: String,
+        session: Box<SessionRecord>,
+        /// Sessions ended to make room.
+        ended: Vec<SessionId>,
+    },
+    Full {
+        active: u64,
+        policy: Policy,
+    },
+}
+
+/// Opens a session for `user` on this browser within their cap, ending `victims` (the
+/// member's choice) if given.
+pub async fn open(
+    app: &App,
+    user: &User,
+    browser: NewSession<'_>,
+    victims: &[SessionId],
+) -> Result<Open, FlowError> {
+    let policy = policy_for(app, &user.id).await?;
+    let replaces = replaced_session(&app.auth, browser.previous_token, browser.now).await?;
+    let (token, session) = new_session(&app.auth, user, browser);
+    let opened = app
+        .store
+        .session_open(&session, replaces.as_ref(), victims, policy.cap(), session.created_at)
+        .await?;
+    Ok(match opened {
+        Opened::Opened { ended } => Open::Started {
+            token,
+            session: Box::new(session),
+            ended,
+        },
+        Opened::Full { active } => Open::Full { active, policy },
+    })
+}
+
+/// What a login stopped by the cap led to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// The code is on its way; the device's challenge waits on `/_vigile/verify`.
+    CodeSent,
+    /// Too many codes for this member lately.
+    TooManyCodes,
+}
+
+/// A fresh 6-digit code, uniformly drawn.
+fn new_code() -> String {
+    loop {
+        let mut b = [0u8; 4];
+        fill_random(&mut b);
+        let n = u32::from_le_bytes(b);
+        // Rejection sampling: the last partial block of 10^6 would bias low codes.
+        if n < u32::MAX - u32::MAX % 1_000_000 {
+            return format!("{:06}", n % 1_000_000);
+        }
+    }
+}
+
+/// The stored form of a code: bound to the device it was issued for.
+fn code_hash(device: &DeviceId, code: &str) -> TokenHash {
+    TokenHash::of(&format!("{}:{}", device.as_str(), code.trim()))
+}
+
+/// The login was right but over the cap with `choose`: mails the member a code (and,
+/// once a day per member, the admins a notice), and leaves a challenge for the device.
+pub async fn stop_for_code(
+    app: &App,
+    user: &User,
+    browser: &NewSession<'_>,
+    rd: &str,
+    active: u64,
+    policy: Policy,
+) -> Result<Stopped, FlowError> {
+    let store = &app.store;
+    let codes = store
+        .counter_hit(CounterScope::DeviceCodes, user.id.as_str(), 3_600_000, browser.now)
+        .await?;
+    if codes > CODES_PER_HOUR {
+        return Ok(Stopped::TooManyCodes);
+    }
+    let code = new_code();
+    let challenge = Challenge {
+        user_id: user.id.clone(),
+        code_hash: code_hash(&browser.device, &code),
+        attempts: 0,
+        verified: false,
+        rd: rd.to_string(),
+        expires_at: browser.now + CODE_TTL_MS,
+    };
+    if store.challenge_put(&browser.device, &challenge).await? {
+        app.metrics.device_overflows.with_label_values(&["abandoned"]).inc();
+    }
+    let lang = user.lang.as_deref().and_then(Lang::parse).unwrap_or(app.config.default_lang);
+    let device = describe(&browser.user_agent, lang);
+    let overflow = Overflow {
+        member: user,
+        device: &device,
+        ip: &browser.ip,
+        active,
+        max: policy.max,
+    };
+    app.mailer
+        .device_code(&overflow, &code, (CODE_TTL_MS / 60_000) as u64)
+        .await?;
+    let notices = store
+        .counter_hit(CounterScope::AdminNotices, user.id.as_str(), 86_400_000, browser.now)
+        .await?;
+    if notices == 1 {
+        notify_admins(app, &overflow, &browser.user_agent).await?;
+    }
+    Ok(Stopped::CodeSent)
+}
+
+/// Every `mail.admin_notify` address and every active admin, each once, in their language.
+async fn notify_admins(app: &App, o: &Overflow<'_>, user_agent: &str) -> Result<(), FlowError> {
+    let mut sent: Vec<String> = Vec::new();
+    let admins = app.store.user_list().await?;
+    let admins = admins
+        .iter()
+        .filter(|u| u.admin && u.status == crate::store::AccountStatus::Active);
+    let notify = app.config.file.mail.admin_notify.iter();
+    let recipients = notify
+        .map(|a| (super::normalize_email(a), None))
+        .chain(admins.map(|u| (u.email.clone(), u.lang.as_deref().and_then(Lang::parse))));
+    for (to, lang) in recipients {
+        if sent.contains(&to) {
+            continue;
+        }
+        // The device in the admin's language.
+        let device = describe(user_agent, lang.unwrap_or(app.config.default_lang));
+        let o = Overflow { device: &device, ..*o };
+        app.mailer.device_overflow_notice(&to, lang, &o).await?;
+        sent.push(to);
+    }
+    Ok(())
+}
+
+/// Checks a code entered on `/_vigile/verify`.
+pub async fn verify(
+    app: &App,
+    device: &DeviceId,
+    code: &str,
+    now: Millis,
+) -> Result<CodeCheck, FlowError> {
+    let hash = code_hash(device, code);
+    let check = app
+        .store
+        .challenge_check(device, &hash, CODE_TRIES, now + CHOOSE_TTL_MS, now)
+        .await?;
+    if check == CodeCheck::Exhausted {
+        app.metrics.device_overflows.with_label_values(&["abandoned"]).inc();
+    }
+    Ok(check)
+}
+
+/// "Send me a new code": a new code for the device's pending challenge.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resent {
+    Sent,
+    TooMany,
+    /// No pending challenge (expired, already verified, or never).
+    Missing,
+}
+
+pub async fn resend(app: &App, browser: &NewSession<'_>) -> Result<Resent, FlowError> {
+    let store = &app.store;
+    let Some(ch) = store.challenge_get(&browser.device, browser.now).await? else {
+        return Ok(Resent::Missing);
+    };
+    let Some(user) = store.user_by_id(&ch.user_id).await? else {
+        return Ok(Resent::Missing);
+    };
+    if ch.verified {
+        return Ok(Resent::Missing);
+    }
+    let codes = store
+        .counter_hit(CounterScope::DeviceCodes, user.id.as_str(), 3_600_000, browser.now)
+        .await?;
+    if codes > CODES_PER_HOUR {
+        return Ok(Resent::TooMany);
+    }
+    let code = new_code();
+    let renewed = store
+        .challenge_renew(
+            &browser.device,
+            &code_hash(&browser.device, &code),
+            browser.now + CODE_TTL_MS,
+            browser.now,
+        )
+        .await?;
+    if !renewed {
+        return Ok(Resent::Missing);
+    }
+    let policy = policy_for(app, &user.id).await?;
+    let active = store.sessions_of(&user.id, browser.now).await?.len() as u64;
+    let lang = user.lang.as_deref().and_then(Lang::parse).unwrap_or(app.config.default_lang);
+    let device = describe(&browser.user_agent, lang);
+    let overflow = Overflow {
+        member: &user,
+        device: &device,
+        ip: &browser.ip,
+        active,
+        max: policy.max,
+    };
+    app.mailer
+        .device_code(&overflow, &code, (CODE_TTL_MS / 60_000) as u64)
+        .await?;
+    Ok(Resent::Sent)
+}
+
+/// The verified challenge of this device and its member, if any.
+pub async fn verified(
+    app: &App,
+    device: &DeviceId,
+    now: Millis,
+) -> Result<Option<(Challenge, User)>, FlowError> {
+    let Some(ch) = app.store.challenge_get(device, now).await? else {
+        return Ok(None);
+    };
+    if !ch.verified {
+        return Ok(None);
+    }
+    Ok(app.store.user_by_id(&ch.user_id).await?.map(|u| (ch, u)))
+}
+
+/// What the member's choice led to.
+#[derive(Debug)]
+pub enum Chosen {
+    /// Signed in; go to `rd`.
+    Started {
+        token: String,
+        user: Box<User>,
+        rd: String,
+        ended: Vec<SessionId>,
+    },
+    /// Still over the cap (the choice was not enough, or other devices signed in
+    /// meanwhile): nothing changed; choose again.
+    StillFull,
+    /// No verified challenge on this device.
+    Missing,
+}
+
+/// "Replace with my current device": ends the chosen sessions and opens this device's,
+/// in one store operation.
+pub async fn choose(
+    app: &App,
+    browser: NewSession<'_>,
+    victims: &[SessionId],
+) -> Result<Chosen, FlowError> {
+    let Some((ch, user)) = verified(app, &browser.device, browser.now).await? else {
+        return Ok(Chosen::Missing);
+    };
+    let device = browser.device.clone();
+    match open(app, &user, browser, victims).await? {
+        Open::Started { token, ended, .. } => {
+            app.store.challenge_delete(&device).await?;
+            app.metrics.device_overflows.with_label_values(&["replaced"]).inc();
+            Ok(Chosen::Started {
+                token,
+                user: Box::new(user),
+                rd: ch.rd,
+                ended,
+            })
+        }
+        Open::Full { .. } => Ok(Chosen::StillFull),
+    }
+}
+
+/// The member gave up on the overflow: nothing changes but the challenge goes.
+pub async fn cancel(app: &App, device: &DeviceId) -> Result<(), FlowError> {
+    if app.store.challenge_delete(device).await? {
+        app.metrics.device_overflows.with_label_values(&["abandoned"]).inc();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_six_digits_and_vary() {
+        let codes: std::collections::HashSet<String> = (0..50).map(|_| new_code()).collect();
+        assert!(codes.iter().all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())));
+        assert!(codes.len() > 40, "{codes:?}");
+    }
+
+    #[test]
+    fn a_code_is_bound_to_its_device() {
+        let (a, b) = (DeviceId::from_string("a"), DeviceId::from_string("b"));
+        assert_eq!(code_hash(&a, "123456"), code_hash(&a, " 123456 "));
+        assert!(code_hash(&a, "123456") != code_hash(&b, "123456"));
+    }
+}

@@ -1,0 +1,66 @@
+//! `vigile settings ...`: the device-cap settings admins also change on `/_vigile/admin`.
+//! Saved in the store, so every running instance applies them at the next login.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::store::{overflow_parse, overflow_str, Settings};
+use crate::Vigile;
+
+#[derive(Subcommand, Debug)]
+pub enum SettingsCommand {
+    /// Print the settings in force (store, else configuration file).
+    Show,
+    /// Change the device cap; what is not given stays as it is.
+    Set {
+        /// Devices each member may keep signed in (0 = unlimited).
+        #[arg(long)]
+        max_per_member: Option<u32>,
+        /// choose | evict-oldest | deny
+        #[arg(long, value_parser = parse_policy)]
+        on_overflow: Option<crate::config::OnOverflow>,
+        /// Forget the saved settings: the configuration file's apply again.
+        #[arg(long, conflicts_with_all = ["max_per_member", "on_overflow"])]
+        reset: bool,
+    },
+}
+
+fn parse_policy(s: &str) -> Result<crate::config::OnOverflow, String> {
+    overflow_parse(s).ok_or_else(|| "expected choose, evict-oldest or deny".to_string())
+}
+
+pub fn run(v: &Vigile, cmd: SettingsCommand) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    v.block_on(async {
+        let store = &v.app.store;
+        let file = &v.app.config.file.sessions;
+        if let SettingsCommand::Set {
+            max_per_member,
+            on_overflow,
+            reset,
+        } = cmd
+        {
+            let mut s = store.settings_get().await?;
+            if reset {
+                s = Settings::default();
+            }
+            s.max_per_member = max_per_member.or(s.max_per_member);
+            s.on_overflow = on_overflow.or(s.on_overflow);
+            store.settings_set(&s).await?;
+            tracing::info!(target: "audit", event = "settings_changed", max_per_member = ?s.max_per_member, on_overflow = ?s.on_overflow, "admin changed the device cap from the command line");
+        }
+        let s = store.settings_get().await?;
+        let origin = |saved: bool| if saved { "saved" } else { "configuration file" };
+        println!(
+            "max_per_member: {} ({})",
+            s.max_per_member.unwrap_or(file.max_per_member),
+            origin(s.max_per_member.is_some())
+        );
+        println!(
+            "on_overflow:    {} ({})",
+            overflow_str(s.on_overflow.unwrap_or(file.on_overflow)),
+            origin(s.on_overflow.is_some())
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}

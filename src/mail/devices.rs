@@ -1,0 +1,87 @@
+//! The device-cap mails: the member's code, and the notice to the site's admins.
+
+use super::letter::Link;
+use super::Mailer;
+use crate::i18n::Lang;
+use crate::store::{StoreResult, User};
+
+/// A login past the device cap, as the mails describe it.
+pub struct Overflow<'a> {
+    pub member: &'a User,
+    /// "Chrome on Windows" (already in the reader's language when generic).
+    pub device: &'a str,
+    pub ip: &'a str,
+    /// Devices signed in when the login was stopped, and the member's limit.
+    pub active: u64,
+    pub max: u32,
+}
+
+impl Mailer {
+    /// The 6-digit code a member enters on `/_vigile/verify` to replace a device.
+    pub async fn device_code(&self, o: &Overflow<'_>, code: &str, minutes: u64) -> StoreResult<()> {
+        let lang = self.lang_of(o.member);
+        let t = lang.tr();
+        let mut l = self.letter(lang, "mail-code-subject");
+        l.paragraphs = vec![
+            t.with(
+                "mail-code-intro",
+                &[
+                    ("site", self.site()),
+                    ("email", o.member.email.clone()),
+                    ("device", o.device.to_string()),
+                    ("ip", o.ip.to_string()),
+                ],
+            ),
+            t.with(
+                "mail-code-limit",
+                &[("max", o.max.to_string()), ("active", o.active.to_string())],
+            ),
+            t.with("mail-code-enter", &[("minutes", minutes.to_string())]),
+            code.to_string(),
+        ];
+        l.links = vec![Link {
+            label: t.get("mail-code-notme"),
+            url: self.link("/_vigile/password/forgot"),
+        }];
+        l.footer = t.get("mail-code-footer");
+        self.queue("device_code", &o.member.email, l).await
+    }
+
+    /// Tells one admin (or `mail.admin_notify` address) that a member went over the cap.
+    pub async fn device_overflow_notice(
+        &self,
+        to: &str,
+        lang: Option<Lang>,
+        o: &Overflow<'_>,
+    ) -> StoreResult<()> {
+        let lang = lang.unwrap_or(self.config.default_lang);
+        let t = lang.tr();
+        let mut l = self.letter(lang, "mail-overflow-subject");
+        l.subject = t.with(
+            "mail-overflow-subject",
+            &[("email", o.member.email.clone()), ("site", self.site())],
+        );
+        l.paragraphs = vec![
+            t.with(
+                "mail-overflow-intro",
+                &[
+                    ("email", o.member.email.clone()),
+                    ("site", self.site()),
+                    ("device", o.device.to_string()),
+                    ("ip", o.ip.to_string()),
+                ],
+            ),
+            t.with(
+                "mail-overflow-count",
+                &[("max", o.max.to_string()), ("active", o.active.to_string())],
+            ),
+            t.get("mail-overflow-next"),
+        ];
+        l.action = Some(Link {
+            label: t.get("mail-overflow-action"),
+            url: self.link("/_vigile/admin"),
+        });
+        l.footer = t.get("mail-overflow-footer");
+        self.queue("device_overflow", to, l).await
+    }
+}
