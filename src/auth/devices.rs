@@ -17,8 +17,8 @@ use crate::crypto::fill_random;
 use crate::i18n::Lang;
 use crate::mail::Overflow;
 use crate::store::{
-    Cap, Challenge, CodeCheck, CounterScope, DeviceId, Millis, Opened, SessionId,
-    SessionRecord, StoreResult, TokenHash, User, UserId,
+    Cap, Challenge, CodeCheck, CounterScope, DeviceId, Millis, Opened, SessionId, SessionRecord,
+    SignedOut, StoreResult, TokenHash, User, UserId,
 };
 
 /// A mailed code is valid this long.
@@ -97,19 +97,54 @@ pub async fn open(
 ) -> Result<Open, FlowError> {
     let policy = policy_for(app, &user.id).await?;
     let replaces = replaced_session(&app.auth, browser.previous_token, browser.now).await?;
+    // Read first so this instance's cache can forget the sessions the cap ends (the store
+    // answers with ids; the cache is keyed by token hash).
+    let before = app.store.sessions_of(&user.id, browser.now).await?;
     let (token, session) = new_session(&app.auth, user, browser);
     let opened = app
         .store
-        .session_open(&session, replaces.as_ref(), victims, policy.cap(), session.created_at)
+        .session_open(
+            &session,
+            replaces.as_ref(),
+            victims,
+            policy.cap(),
+            session.created_at,
+        )
         .await?;
     Ok(match opened {
-        Opened::Opened { ended } => Open::Started {
-            token,
-            session: Box::new(session),
-            ended,
-        },
+        Opened::Opened { ended } => {
+            forget(app, &before, &ended);
+            Open::Started {
+                token,
+                session: Box::new(session),
+                ended,
+            }
+        }
         Opened::Full { active } => Open::Full { active, policy },
     })
+}
+
+/// Drops the `ended` sessions from this instance's cache at once (other instances see
+/// the end within the cache's lifetime).
+fn forget(app: &App, sessions: &[SessionRecord], ended: &[SessionId]) {
+    for s in sessions.iter().filter(|s| ended.contains(&s.id)) {
+        app.auth.cache.forget(&s.token_hash);
+    }
+}
+
+/// Ends one of `user`'s sessions from elsewhere (the member's other device, an admin),
+/// telling its device `why`. Returns whether it was there.
+pub async fn end_session(
+    app: &App,
+    user: &UserId,
+    id: &SessionId,
+    why: SignedOut,
+    now: Millis,
+) -> StoreResult<bool> {
+    let sessions = app.store.sessions_of(user, now).await?;
+    let ended = app.store.session_end(user, id, why, now).await?;
+    forget(app, &sessions, std::slice::from_ref(id));
+    Ok(ended)
 }
 
 /// What a login stopped by the cap led to.
@@ -151,7 +186,12 @@ pub async fn stop_for_code(
 ) -> Result<Stopped, FlowError> {
     let store = &app.store;
     let codes = store
-        .counter_hit(CounterScope::DeviceCodes, user.id.as_str(), 3_600_000, browser.now)
+        .counter_hit(
+            CounterScope::DeviceCodes,
+            user.id.as_str(),
+            3_600_000,
+            browser.now,
+        )
         .await?;
     if codes > CODES_PER_HOUR {
         return Ok(Stopped::TooManyCodes);
@@ -166,9 +206,16 @@ pub async fn stop_for_code(
         expires_at: browser.now + CODE_TTL_MS,
     };
     if store.challenge_put(&browser.device, &challenge).await? {
-        app.metrics.device_overflows.with_label_values(&["abandoned"]).inc();
+        app.metrics
+            .device_overflows
+            .with_label_values(&["abandoned"])
+            .inc();
     }
-    let lang = user.lang.as_deref().and_then(Lang::parse).unwrap_or(app.config.default_lang);
+    let lang = user
+        .lang
+        .as_deref()
+        .and_then(Lang::parse)
+        .unwrap_or(app.config.default_lang);
     let device = describe(&browser.user_agent, lang);
     let overflow = Overflow {
         member: user,
@@ -181,7 +228,12 @@ pub async fn stop_for_code(
         .device_code(&overflow, &code, (CODE_TTL_MS / 60_000) as u64)
         .await?;
     let notices = store
-        .counter_hit(CounterScope::AdminNotices, user.id.as_str(), 86_400_000, browser.now)
+        .counter_hit(
+            CounterScope::AdminNotices,
+            user.id.as_str(),
+            86_400_000,
+            browser.now,
+        )
         .await?;
     if notices == 1 {
         notify_admins(app, &overflow, &browser.user_agent).await?;
@@ -206,7 +258,10 @@ async fn notify_admins(app: &App, o: &Overflow<'_>, user_agent: &str) -> Result<
         }
         // The device in the admin's language.
         let device = describe(user_agent, lang.unwrap_or(app.config.default_lang));
-        let o = Overflow { device: &device, ..*o };
+        let o = Overflow {
+            device: &device,
+            ..*o
+        };
         app.mailer.device_overflow_notice(&to, lang, &o).await?;
         sent.push(to);
     }
@@ -226,7 +281,10 @@ pub async fn verify(
         .challenge_check(device, &hash, CODE_TRIES, now + CHOOSE_TTL_MS, now)
         .await?;
     if check == CodeCheck::Exhausted {
-        app.metrics.device_overflows.with_label_values(&["abandoned"]).inc();
+        app.metrics
+            .device_overflows
+            .with_label_values(&["abandoned"])
+            .inc();
     }
     Ok(check)
 }
@@ -252,7 +310,12 @@ pub async fn resend(app: &App, browser: &NewSession<'_>) -> Result<Resent, FlowE
         return Ok(Resent::Missing);
     }
     let codes = store
-        .counter_hit(CounterScope::DeviceCodes, user.id.as_str(), 3_600_000, browser.now)
+        .counter_hit(
+            CounterScope::DeviceCodes,
+            user.id.as_str(),
+            3_600_000,
+            browser.now,
+        )
         .await?;
     if codes > CODES_PER_HOUR {
         return Ok(Resent::TooMany);
@@ -271,7 +334,11 @@ pub async fn resend(app: &App, browser: &NewSession<'_>) -> Result<Resent, FlowE
     }
     let policy = policy_for(app, &user.id).await?;
     let active = store.sessions_of(&user.id, browser.now).await?.len() as u64;
-    let lang = user.lang.as_deref().and_then(Lang::parse).unwrap_or(app.config.default_lang);
+    let lang = user
+        .lang
+        .as_deref()
+        .and_then(Lang::parse)
+        .unwrap_or(app.config.default_lang);
     let device = describe(&browser.user_agent, lang);
     let overflow = Overflow {
         member: &user,
@@ -332,7 +399,10 @@ pub async fn choose(
     match open(app, &user, browser, victims).await? {
         Open::Started { token, ended, .. } => {
             app.store.challenge_delete(&device).await?;
-            app.metrics.device_overflows.with_label_values(&["replaced"]).inc();
+            app.metrics
+                .device_overflows
+                .with_label_values(&["replaced"])
+                .inc();
             Ok(Chosen::Started {
                 token,
                 user: Box::new(user),
@@ -347,7 +417,10 @@ pub async fn choose(
 /// The member gave up on the overflow: nothing changes but the challenge goes.
 pub async fn cancel(app: &App, device: &DeviceId) -> Result<(), FlowError> {
     if app.store.challenge_delete(device).await? {
-        app.metrics.device_overflows.with_label_values(&["abandoned"]).inc();
+        app.metrics
+            .device_overflows
+            .with_label_values(&["abandoned"])
+            .inc();
     }
     Ok(())
 }
@@ -359,7 +432,9 @@ mod tests {
     #[test]
     fn codes_are_six_digits_and_vary() {
         let codes: std::collections::HashSet<String> = (0..50).map(|_| new_code()).collect();
-        assert!(codes.iter().all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())));
+        assert!(codes
+            .iter()
+            .all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())));
         assert!(codes.len() > 40, "{codes:?}");
     }
 

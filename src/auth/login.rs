@@ -151,7 +151,11 @@ pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, Flo
         now: input.now,
     };
     match super::devices::open(app, &user, browser, &[]).await? {
-        Open::Started { token, session, ended } => Ok(LoginOutcome::Success {
+        Open::Started {
+            token,
+            session,
+            ended,
+        } => Ok(LoginOutcome::Success {
             token,
             session,
             user: Box::new(user),
@@ -168,10 +172,12 @@ pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, Flo
                 previous_token: None,
                 now: input.now,
             };
-            Ok(match stop_for_code(app, &user, &browser, input.rd, active, policy).await? {
-                Stopped::CodeSent => LoginOutcome::DeviceCode,
-                Stopped::TooManyCodes => LoginOutcome::TooManyCodes,
-            })
+            Ok(
+                match stop_for_code(app, &user, &browser, input.rd, active, policy).await? {
+                    Stopped::CodeSent => LoginOutcome::DeviceCode,
+                    Stopped::TooManyCodes => LoginOutcome::TooManyCodes,
+                },
+            )
         }
     }
 }
@@ -241,7 +247,11 @@ pub(super) async fn replaced_session(
 }
 
 /// A new session record for `user` on this browser, and its cookie token.
-pub(super) fn new_session(auth: &Auth, user: &User, input: NewSession<'_>) -> (String, SessionRecord) {
+pub(super) fn new_session(
+    auth: &Auth,
+    user: &User,
+    input: NewSession<'_>,
+) -> (String, SessionRecord) {
     let token = random_token(32);
     let session = SessionRecord {
         id: SessionId::random(),

@@ -133,14 +133,18 @@ pub trait DeviceStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Why the session behind `token_hash` was ended, if it was ended by
     /// [`Self::session_open`] or [`Self::session_end`] and would not have expired by `now`.
-    async fn signed_out(&self, token_hash: &TokenHash, now: Millis)
-        -> StoreResult<Option<SignedOut>>;
+    async fn signed_out(
+        &self,
+        token_hash: &TokenHash,
+        now: Millis,
+    ) -> StoreResult<Option<SignedOut>>;
 
     /// Stores the device's challenge, replacing any previous one. Returns whether one
     /// was replaced (an abandoned overflow).
     async fn challenge_put(&self, device: &DeviceId, challenge: &Challenge) -> StoreResult<bool>;
     /// The device's challenge if it is valid at `now`.
-    async fn challenge_get(&self, device: &DeviceId, now: Millis) -> StoreResult<Option<Challenge>>;
+    async fn challenge_get(&self, device: &DeviceId, now: Millis)
+        -> StoreResult<Option<Challenge>>;
     /// Counts one try of `code_hash`, atomically: of parallel tries at most `max_tries`
     /// are compared. The right code marks the challenge verified until `verified_until`.
     async fn challenge_check(
@@ -181,7 +185,11 @@ pub fn overflow_str(o: OnOverflow) -> &'static str {
 }
 
 pub fn overflow_parse(s: &str) -> Option<OnOverflow> {
-    [OnOverflow::Choose, OnOverflow::EvictOldest, OnOverflow::Deny]
-        .into_iter()
-        .find(|o| overflow_str(*o) == s)
+    [
+        OnOverflow::Choose,
+        OnOverflow::EvictOldest,
+        OnOverflow::Deny,
+    ]
+    .into_iter()
+    .find(|o| overflow_str(*o) == s)
 }

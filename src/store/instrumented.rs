@@ -269,7 +269,9 @@ impl DeviceStore for Instrumented {
         cap: Cap,
         now: Millis,
     ) -> StoreResult<Opened> {
-        let fut = self.inner.session_open(session, replaces, victims, cap, now);
+        let fut = self
+            .inner
+            .session_open(session, replaces, victims, cap, now);
         self.time("session_open", fut).await
     }
     async fn session_end(
@@ -290,7 +292,11 @@ impl DeviceStore for Instrumented {
         self.time("challenge_put", self.inner.challenge_put(device, ch))
             .await
     }
-    async fn challenge_get(&self, device: &DeviceId, now: Millis) -> StoreResult<Option<Challenge>> {
+    async fn challenge_get(
+        &self,
+        device: &DeviceId,
+        now: Millis,
+    ) -> StoreResult<Option<Challenge>> {
         self.time("challenge_get", self.inner.challenge_get(device, now))
             .await
     }
@@ -314,7 +320,9 @@ impl DeviceStore for Instrumented {
         expires_at: Millis,
         now: Millis,
     ) -> StoreResult<bool> {
-        let fut = self.inner.challenge_renew(device, code_hash, expires_at, now);
+        let fut = self
+            .inner
+            .challenge_renew(device, code_hash, expires_at, now);
         self.time("challenge_renew", fut).await
     }
     async fn challenge_delete(&self, device: &DeviceId) -> StoreResult<bool> {

@@ -23,7 +23,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use counters::{CounterScope, CounterStore};
-pub use devices::{overflow_parse, overflow_str, Cap, Challenge, CodeCheck, DeviceStore, Opened, Settings, SignedOut};
+pub use devices::{
+    overflow_parse, overflow_str, Cap, Challenge, CodeCheck, DeviceStore, Opened, Settings,
+    SignedOut,
+};
 pub use ids::{DeviceId, SessionId, TokenHash, UserId};
 pub use instrumented::Instrumented;
 pub use outbox::{OutboxMail, OutboxStore};

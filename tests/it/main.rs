@@ -6,6 +6,7 @@ mod backend;
 mod browser;
 mod common;
 mod demo;
+mod devices;
 mod fixtures_smoke;
 mod lockout;
 mod mail_outbox;

@@ -35,11 +35,17 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
     };
     let t = ctx.lang().tr();
     let devices_intro = if policy.max == 0 {
-        t.with("devices-intro-unlimited", &[("count", sessions.len().to_string())])
+        t.with(
+            "devices-intro-unlimited",
+            &[("count", sessions.len().to_string())],
+        )
     } else {
         t.with(
             "devices-intro",
-            &[("count", sessions.len().to_string()), ("max", policy.max.to_string())],
+            &[
+                ("count", sessions.len().to_string()),
+                ("max", policy.max.to_string()),
+            ],
         )
     };
     let notice = if ctx.req.query_param("revoked").is_some() {

@@ -71,7 +71,9 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
 
 fn back(email: &str, done: &str) -> Reply {
     let encoded: String = form_urlencoded::byte_serialize(email.as_bytes()).collect();
-    Reply::see_other(&format!("/_vigile/admin/member?email={encoded}&done={done}"))
+    Reply::see_other(&format!(
+        "/_vigile/admin/member?email={encoded}&done={done}"
+    ))
 }
 
 /// Sets (or, empty, removes) the member's own cap.
@@ -92,8 +94,14 @@ pub async fn cap(ctx: &Ctx<'_, '_>) -> Reply {
         match parse_cap(raw) {
             Some(n) => Some(n),
             None => {
-                return page(ctx, &email, StatusCode::BAD_REQUEST, None, Some("admin-bad-number"))
-                    .await
+                return page(
+                    ctx,
+                    &email,
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    Some("admin-bad-number"),
+                )
+                .await
             }
         }
     };
@@ -130,9 +138,14 @@ pub async fn revoke(ctx: &Ctx<'_, '_>) -> Reply {
     let result = async {
         match store.user_by_email(&email).await? {
             Some(user) => {
-                store
-                    .session_end(&user.id, &session, SignedOut::Revoked, now_ms())
-                    .await
+                crate::auth::devices::end_session(
+                    ctx.app,
+                    &user.id,
+                    &session,
+                    SignedOut::Revoked,
+                    now_ms(),
+                )
+                .await
             }
             None => Ok(false),
         }

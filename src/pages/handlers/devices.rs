@@ -21,7 +21,11 @@ fn when(ms: Millis) -> String {
 }
 
 /// The rows of a device list, in `lang`; `current` marks this browser's session.
-pub(super) fn rows(sessions: &[SessionRecord], current: Option<&SessionId>, lang: Lang) -> Vec<DeviceRow> {
+pub(super) fn rows(
+    sessions: &[SessionRecord],
+    current: Option<&SessionId>,
+    lang: Lang,
+) -> Vec<DeviceRow> {
     sessions
         .iter()
         .map(|s| {
@@ -77,7 +81,9 @@ fn verify_form(ctx: &Ctx<'_, '_>, status: StatusCode, error: Option<String>) -> 
 pub async fn verify_get(ctx: &Ctx<'_, '_>) -> Reply {
     match ctx.app.store.challenge_get(&ctx.device, now_ms()).await {
         Ok(None) => gone(ctx),
-        Ok(Some(ch)) if ch.verified => Reply::redirect(StatusCode::FOUND, "/_vigile/devices/choose"),
+        Ok(Some(ch)) if ch.verified => {
+            Reply::redirect(StatusCode::FOUND, "/_vigile/devices/choose")
+        }
         Ok(Some(_)) => verify_form(ctx, StatusCode::OK, None),
         Err(e) => ctx.flow_failed(&e.into()),
     }
@@ -88,11 +94,19 @@ pub async fn verify_post(ctx: &Ctx<'_, '_>) -> Reply {
     if !ctx.csrf_ok(f.get("csrf")) {
         return ctx.csrf_failed();
     }
-    let code: String = f.get("code").chars().filter(|c| !c.is_whitespace()).take(16).collect();
+    let code: String = f
+        .get("code")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .take(16)
+        .collect();
     match devices::verify(ctx.app, &ctx.device, &code, now_ms()).await {
         Ok(CodeCheck::Verified(_)) => Reply::see_other("/_vigile/devices/choose"),
         Ok(CodeCheck::Wrong { left }) => {
-            let text = ctx.lang().tr().with("verify-wrong", &[("left", left.to_string())]);
+            let text = ctx
+                .lang()
+                .tr()
+                .with("verify-wrong", &[("left", left.to_string())]);
             verify_form(ctx, StatusCode::UNAUTHORIZED, Some(text))
         }
         Ok(CodeCheck::Exhausted) => ctx.message(
@@ -114,7 +128,12 @@ pub async fn resend(ctx: &Ctx<'_, '_>) -> Reply {
     match devices::resend(ctx.app, &browser(ctx)).await {
         Ok(Resent::Sent) => Reply::see_other("/_vigile/verify?resent=1"),
         Ok(Resent::TooMany) => ctx
-            .message(StatusCode::TOO_MANY_REQUESTS, "too-many-title", "verify-too-many", None)
+            .message(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-title",
+                "verify-too-many",
+                None,
+            )
             .with_header(http::header::RETRY_AFTER, "3600".into()),
         Ok(Resent::Missing) => gone(ctx),
         Err(e) => ctx.flow_failed(&e),
@@ -154,12 +173,18 @@ async fn choose_page(ctx: &Ctx<'_, '_>, status: StatusCode, error: Option<String
         Err(e) => return ctx.flow_failed(&e),
     };
     // This device's own sessions are replaced anyway: they are not offered.
-    let others: Vec<SessionRecord> = sessions.into_iter().filter(|s| s.device_id != ctx.device).collect();
+    let others: Vec<SessionRecord> = sessions
+        .into_iter()
+        .filter(|s| s.device_id != ctx.device)
+        .collect();
     let max = usize::try_from(policy.max).unwrap_or(usize::MAX);
     let excess = (others.len() + 1).saturating_sub(max).max(1);
     let intro = ctx.lang().tr().with(
         "choose-intro",
-        &[("max", policy.max.to_string()), ("count", excess.to_string())],
+        &[
+            ("max", policy.max.to_string()),
+            ("count", excess.to_string()),
+        ],
     );
     let page = ChoosePage {
         c: ctx.chrome("/_vigile/devices/choose"),
@@ -180,13 +205,24 @@ pub async fn choose_post(ctx: &Ctx<'_, '_>) -> Reply {
     if !ctx.csrf_ok(f.get("csrf")) {
         return ctx.csrf_failed();
     }
-    let victims: Vec<SessionId> = f.all("session").into_iter().take(64).map(SessionId::from_string).collect();
+    let victims: Vec<SessionId> = f
+        .all("session")
+        .into_iter()
+        .take(64)
+        .map(SessionId::from_string)
+        .collect();
     match devices::choose(ctx.app, browser(ctx), &victims).await {
-        Ok(Chosen::Started { token, user, rd, ended }) => {
+        Ok(Chosen::Started {
+            token,
+            user,
+            rd,
+            ended,
+        }) => {
             ctx.app.metrics.logins.with_label_values(&["success"]).inc();
             tracing::info!(target: "audit", event = "device_replaced", user = %user.id, ip = %ctx.req.client_ip, sessions = ?ended, "member replaced a device");
             let lifetime = ctx.app.config.file.sessions.absolute_timeout;
-            Reply::see_other(&rd::or_home(Some(&rd))).with_cookie(ctx.app.cookies.set_session(&token, lifetime))
+            Reply::see_other(&rd::or_home(Some(&rd)))
+                .with_cookie(ctx.app.cookies.set_session(&token, lifetime))
         }
         Ok(Chosen::StillFull) => {
             let text = ctx.lang().tr().get("choose-more");
@@ -200,7 +236,10 @@ pub async fn choose_post(ctx: &Ctx<'_, '_>) -> Reply {
 fn signed_in<'c>(ctx: &'c Ctx<'_, '_>) -> Result<&'c Identity, Reply> {
     match &ctx.req.identity {
         Ok(Some(id)) => Ok(id),
-        Ok(None) => Err(Reply::redirect(StatusCode::FOUND, &rd::login_url("/_vigile/account"))),
+        Ok(None) => Err(Reply::redirect(
+            StatusCode::FOUND,
+            &rd::login_url("/_vigile/account"),
+        )),
         Err(()) => Err(render::unavailable(ctx.lang())),
     }
 }
@@ -219,7 +258,7 @@ pub async fn revoke(ctx: &Ctx<'_, '_>) -> Reply {
     if target == id.session_id {
         return Reply::see_other("/_vigile/account#devices");
     }
-    match ctx.app.store.session_end(&id.user_id, &target, SignedOut::Revoked, now_ms()).await {
+    match devices::end_session(ctx.app, &id.user_id, &target, SignedOut::Revoked, now_ms()).await {
         Ok(ended) => {
             if ended {
                 tracing::info!(target: "audit", event = "device_revoked", user = %id.user_id, ip = %ctx.req.client_ip, session = %target, "member signed out one of their devices");
@@ -245,7 +284,10 @@ pub async fn others(ctx: &Ctx<'_, '_>) -> Reply {
     let result = async {
         let mut n = 0;
         for s in store.sessions_of(&id.user_id, now).await? {
-            if s.id != id.session_id && store.session_end(&id.user_id, &s.id, SignedOut::Revoked, now).await? {
+            if s.id != id.session_id
+                && devices::end_session(ctx.app, &id.user_id, &s.id, SignedOut::Revoked, now)
+                    .await?
+            {
                 n += 1;
             }
         }

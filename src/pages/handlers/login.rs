@@ -17,10 +17,11 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
     if let Ok(Some(_)) = ctx.req.identity {
         return Reply::redirect(StatusCode::FOUND, &rd);
     }
-    let signed_out = ctx
-        .req
-        .signed_out
-        .or_else(|| ctx.req.query_param("signed_out").and_then(|s| SignedOut::parse(&s)));
+    let signed_out = ctx.req.signed_out.or_else(|| {
+        ctx.req
+            .query_param("signed_out")
+            .and_then(|s| SignedOut::parse(&s))
+    });
     let notice = if ctx.req.query_param("reset").is_some() {
         Some("reset-done")
     } else if let Some(why) = signed_out {
@@ -99,7 +100,10 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
             metrics.logins.with_label_values(&["success"]).inc();
             tracing::info!(target: "audit", event = "login", user = %user.id, ip = %ctx.req.client_ip, "login succeeded");
             if !ended.is_empty() {
-                metrics.device_overflows.with_label_values(&["evicted"]).inc();
+                metrics
+                    .device_overflows
+                    .with_label_values(&["evicted"])
+                    .inc();
                 tracing::info!(target: "audit", event = "device_evicted", user = %user.id, ip = %ctx.req.client_ip, sessions = ?ended, "least recently used devices signed out by the device cap");
             }
             let lifetime = ctx.app.config.file.sessions.absolute_timeout;
@@ -122,9 +126,15 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
         }
         Ok(LoginOutcome::DeviceLimit { max }) => {
             metrics.logins.with_label_values(&["overflow"]).inc();
-            metrics.device_overflows.with_label_values(&["denied"]).inc();
+            metrics
+                .device_overflows
+                .with_label_values(&["denied"])
+                .inc();
             tracing::info!(target: "audit", event = "device_denied", ip = %ctx.req.client_ip, "device cap reached, login refused");
-            let text = ctx.lang().tr().with("limit-message", &[("max", max.to_string())]);
+            let text = ctx
+                .lang()
+                .tr()
+                .with("limit-message", &[("max", max.to_string())]);
             render::message_text(
                 StatusCode::FORBIDDEN,
                 ctx.lang(),

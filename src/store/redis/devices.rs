@@ -230,6 +230,7 @@ return 1
     )
 });
 
+/// `on_overflow` as stored: the configuration's kebab-case spelling.
 fn overflow_str(o: OnOverflow) -> &'static str {
     match o {
         OnOverflow::Choose => "choose",
@@ -255,6 +256,17 @@ fn pairs(flat: Vec<String>) -> HashMap<String, String> {
         map.insert(k, v);
     }
     map
+}
+
+fn challenge_fields(c: &Challenge) -> [(&'static str, String); 6] {
+    [
+        ("user_id", c.user_id.as_str().to_string()),
+        ("code_hash", c.code_hash.as_str().to_string()),
+        ("attempts", c.attempts.to_string()),
+        ("verified", if c.verified { "1" } else { "0" }.to_string()),
+        ("rd", c.rd.clone()),
+        ("expires_at", c.expires_at.to_string()),
+    ]
 }
 
 /// Rebuilds a challenge from its flat `HGETALL` reply.
@@ -360,19 +372,10 @@ impl DeviceStore for RedisStore {
     async fn challenge_put(&self, device: &DeviceId, challenge: &Challenge) -> StoreResult<bool> {
         let mut inv = CHALLENGE_PUT.prepare_invoke();
         inv.key(Key::Challenge(device).name())
-            .arg(challenge.expires_at)
-            .arg("user_id")
-            .arg(challenge.user_id.as_str())
-            .arg("code_hash")
-            .arg(challenge.code_hash.as_str())
-            .arg("attempts")
-            .arg(challenge.attempts)
-            .arg("verified")
-            .arg(if challenge.verified { "1" } else { "0" })
-            .arg("rd")
-            .arg(&challenge.rd)
-            .arg("expires_at")
             .arg(challenge.expires_at);
+        for (field, value) in challenge_fields(challenge) {
+            inv.arg(field).arg(value);
+        }
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
@@ -462,10 +465,9 @@ impl DeviceStore for RedisStore {
             .arg(
                 settings
                     .max_per_member
-                    .map(|m| m.to_string())
-                    .unwrap_or_default(),
+                    .map_or_else(String::new, |m| m.to_string()),
             )
-            .arg(settings.on_overflow.map(overflow_str).unwrap_or(""));
+            .arg(settings.on_overflow.map_or("", overflow_str));
         self.call::<i64>(&inv).await.map(drop)
     }
 

@@ -7,8 +7,8 @@ use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior}
 
 use super::{insert_session, SqliteStore};
 use crate::store::{
-    overflow_parse, overflow_str, Cap, Challenge, CodeCheck, DeviceId, DeviceStore, Millis, Opened, SessionId, SessionRecord,
-    Settings, SignedOut, StoreError, StoreResult, TokenHash, UserId,
+    overflow_parse, overflow_str, Cap, Challenge, CodeCheck, DeviceId, DeviceStore, Millis, Opened,
+    SessionId, SessionRecord, Settings, SignedOut, StoreError, StoreResult, TokenHash, UserId,
 };
 
 /// Ends a session, leaving `why` for its device. Returns whether it existed.
@@ -74,10 +74,10 @@ impl DeviceStore for SqliteStore {
                      AND device_id <> ?3 AND id <> COALESCE(?4, '') \
                      ORDER BY last_seen, created_at, id",
                 )?;
-                let rows = stmt.query_map(
-                    params![user, now, s.device_id.as_str(), replaces],
-                    |r| r.get(0),
-                )?;
+                let rows = stmt
+                    .query_map(params![user, now, s.device_id.as_str(), replaces], |r| {
+                        r.get(0)
+                    })?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
             let (chosen, rest): (Vec<String>, Vec<String>) =
@@ -160,7 +160,8 @@ impl DeviceStore for SqliteStore {
         let (device, ch) = (device.as_str().to_string(), ch.clone());
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let replaced = tx.execute("DELETE FROM device_challenges WHERE device = ?1", [&device])? > 0;
+            let replaced =
+                tx.execute("DELETE FROM device_challenges WHERE device = ?1", [&device])? > 0;
             tx.execute(
                 &format!(
                     "INSERT INTO device_challenges (device, {CHALLENGE_COLUMNS}) \
@@ -182,7 +183,11 @@ impl DeviceStore for SqliteStore {
         .await
     }
 
-    async fn challenge_get(&self, device: &DeviceId, now: Millis) -> StoreResult<Option<Challenge>> {
+    async fn challenge_get(
+        &self,
+        device: &DeviceId,
+        now: Millis,
+    ) -> StoreResult<Option<Challenge>> {
         let device = device.as_str().to_string();
         self.run(move |c| {
             let tx = c.transaction()?;
@@ -275,8 +280,12 @@ impl DeviceStore for SqliteStore {
         for (key, value) in rows {
             let bad = || StoreError::Corrupt(format!("setting {key} = {value:?}"));
             match key.as_str() {
-                "max_per_member" => settings.max_per_member = Some(value.parse().map_err(|_| bad())?),
-                "on_overflow" => settings.on_overflow = Some(overflow_parse(&value).ok_or_else(bad)?),
+                "max_per_member" => {
+                    settings.max_per_member = Some(value.parse().map_err(|_| bad())?)
+                }
+                "on_overflow" => {
+                    settings.on_overflow = Some(overflow_parse(&value).ok_or_else(bad)?)
+                }
                 _ => {}
             }
         }
@@ -285,8 +294,14 @@ impl DeviceStore for SqliteStore {
 
     async fn settings_set(&self, settings: &Settings) -> StoreResult<()> {
         let pairs = [
-            ("max_per_member", settings.max_per_member.map(|m| m.to_string())),
-            ("on_overflow", settings.on_overflow.map(|o| overflow_str(o).to_string())),
+            (
+                "max_per_member",
+                settings.max_per_member.map(|m| m.to_string()),
+            ),
+            (
+                "on_overflow",
+                settings.on_overflow.map(|o| overflow_str(o).to_string()),
+            ),
         ];
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
