@@ -364,7 +364,9 @@ async fn the_same_device_takes_no_extra_slot(backend: Backend) {
     let fields = [("csrf", csrf.as_str()), ("email", ANN), ("password", PW)];
     let resp = http::post_form(&c, &format!("{gw}/_vigile/login"), &fields).await;
     assert_eq!(resp.status(), 303);
-    assert!(http::set_cookies(&resp).iter().any(|c| c.starts_with("vigile_session=")));
+    assert!(http::set_cookies(&resp)
+        .iter()
+        .any(|c| c.starts_with("vigile_session=")));
     browse(&c, &gw).await.unwrap();
     // The session cookie lost (browser closed), the device cookie kept: still one slot.
     let device = http::jar_cookie(&jar, &gw, "vigile_device").unwrap();

@@ -16,4 +16,5 @@ mod password_reset;
 mod proxy_rules;
 mod sessions;
 mod signup;
+mod store_devices;
 mod store_suite;

@@ -43,7 +43,7 @@ async fn metrics_move_with_traffic() {
     assert_eq!(m("vigile_logins_total{result=\"success\"}").await, 1.0);
     assert_eq!(m("vigile_upstream_duration_seconds_count").await, 1.0);
     assert!(m("vigile_password_hash_seconds_count").await >= 1.0);
-    assert!(m("vigile_store_duration_seconds_count{op=\"session_insert\"}").await >= 1.0);
+    assert!(m("vigile_store_duration_seconds_count{op=\"session_open\"}").await >= 1.0);
     let text = s.gw.metrics_text().await;
     for name in [
         "vigile_sessions_active",

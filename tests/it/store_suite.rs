@@ -21,28 +21,28 @@ use vigile::store::{
 
 use crate::common::redis_server::RedisServer;
 
-const MINUTE: Millis = 60_000;
+pub(crate) const MINUTE: Millis = 60_000;
 const IDLE: Millis = 30 * MINUTE;
 const ABSOLUTE: Millis = 8 * 60 * MINUTE;
 
-enum Backend {
+pub(crate) enum Backend {
     Sqlite { _dir: TempDir, path: PathBuf },
     Redis(RedisServer),
 }
 
 impl Backend {
-    async fn sqlite() -> Self {
+    pub(crate) async fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data/vigile.db");
         Backend::Sqlite { _dir: dir, path }
     }
 
-    async fn redis() -> Self {
+    pub(crate) async fn redis() -> Self {
         Backend::Redis(RedisServer::start().await)
     }
 
     /// A new store object on the same data: another gateway instance, or the admin CLI.
-    fn open(&self) -> DynStore {
+    pub(crate) fn open(&self) -> DynStore {
         match self {
             Backend::Sqlite { path, .. } => std::sync::Arc::new(SqliteStore::open(path).unwrap()),
             Backend::Redis(server) => {
@@ -110,12 +110,12 @@ both_backends!(
     ip_bursts_from_two_instances_never_pass_more_than_max,
 );
 
-fn real_now() -> Millis {
+pub(crate) fn real_now() -> Millis {
     let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     Millis::try_from(since.as_millis()).unwrap()
 }
 
-fn user(email: &str, now: Millis) -> User {
+pub(crate) fn user(email: &str, now: Millis) -> User {
     User {
         id: UserId::random(),
         email: email.to_string(),
@@ -129,7 +129,7 @@ fn user(email: &str, now: Millis) -> User {
 }
 
 /// A session created at `at`, and the cookie token it answers to.
-fn session(user: &UserId, at: Millis) -> (SessionRecord, String) {
+pub(crate) fn session(user: &UserId, at: Millis) -> (SessionRecord, String) {
     let token = SessionId::random().as_str().to_string();
     let record = SessionRecord {
         id: SessionId::random(),
