@@ -36,11 +36,23 @@ fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<
 impl ServeHttp for OpsEndpoints {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         match session.req_header().uri.path() {
-            "/metrics" => reply(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                self.app.metrics.render(),
-            ),
+            "/metrics" => {
+                // The gauge is also refreshed in the background; a scrape gets it exact
+                // (or, with the store down, the last value).
+                let count = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    self.app.store.session_count(crate::app::now_ms()),
+                )
+                .await;
+                if let Ok(Ok(n)) = count {
+                    self.app.metrics.sessions_active.set(n as i64);
+                }
+                reply(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    self.app.metrics.render(),
+                )
+            }
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" => {
                 let ping =

@@ -208,6 +208,7 @@ async fn choose_flow_replaces_the_chosen_device(backend: Backend) {
             .await,
         Some(1.0)
     );
+    assert_eq!(s.gw.metric("vigile_sessions_active").await, Some(2.0));
 
     // A second overflow the same day: a code again, but no second notice to the admins.
     let again = client_ua(LINUX_FIREFOX);
