@@ -94,15 +94,18 @@ impl CookieNames {
         self.build(LANG, code.to_string(), Some(LANG_LIFETIME))
     }
 
-    /// The request's `Cookie` header with Vigile's session cookie taken out, so the
-    /// session secret never reaches the upstream application. `None` if nothing is left.
-    pub fn strip_session(self, header: &str) -> Option<String> {
+    /// The request's `Cookie` header with Vigile's session and device cookies taken out:
+    /// the session secret never reaches the upstream application, nor the device id, which
+    /// anchors CSRF tokens, known-device lockout counts and a pending device-cap choice.
+    /// `None` if nothing is left.
+    pub fn strip_secrets(self, header: &str) -> Option<String> {
         let kept: Vec<&str> = header
             .split(';')
             .map(str::trim)
             .filter(|pair| {
                 let name = pair.split('=').next().unwrap_or("").trim();
-                !pair.is_empty() && name != SESSION && name != SESSION_SECURE
+                !pair.is_empty()
+                    && ![SESSION, SESSION_SECURE, DEVICE, DEVICE_SECURE].contains(&name)
             })
             .collect();
         (!kept.is_empty()).then(|| kept.join("; "))
@@ -146,9 +149,15 @@ mod tests {
         assert_eq!(c.device.as_deref(), Some("d"));
         assert_eq!(c.lang.as_deref(), Some("fr"));
         let stripped = names
-            .strip_session("a=1; vigile_session=s3cret; __Host-vigile_session=x; b=2")
+            .strip_secrets(
+                "a=1; vigile_session=s3cret; __Host-vigile_session=x; vigile_device=d; \
+                 __Host-vigile_device=e; vigile_lang=fr; b=2",
+            )
             .unwrap();
-        assert_eq!(stripped, "a=1; b=2");
-        assert_eq!(names.strip_session("vigile_session=x"), None);
+        assert_eq!(stripped, "a=1; vigile_lang=fr; b=2");
+        assert_eq!(
+            names.strip_secrets("vigile_session=x; vigile_device=d"),
+            None
+        );
     }
 }

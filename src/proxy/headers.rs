@@ -1,6 +1,6 @@
 //! Identity header hygiene, in one place: what the client sent is removed (whatever its
-//! case, `-` or `_` spelling), what Vigile vouches for is added, and the session cookie is
-//! taken out of the `Cookie` header so the upstream never sees the session secret.
+//! case, `-` or `_` spelling), what Vigile vouches for is added, and the session and device
+//! cookies are taken out of the `Cookie` header so the upstream never sees Vigile's secrets.
 
 use std::net::IpAddr;
 
@@ -135,7 +135,7 @@ impl HeaderPlan {
             .collect();
         if !cookie_header.is_empty() {
             req.remove_header(&http::header::COOKIE);
-            if let Some(kept) = cookies.strip_session(&cookie_header.join("; ")) {
+            if let Some(kept) = cookies.strip_secrets(&cookie_header.join("; ")) {
                 req.insert_header(http::header::COOKIE, kept)?;
             }
         }

@@ -91,10 +91,13 @@ async fn identity_headers_and_cookie_hygiene(backend: Backend) {
         Some(true)
     );
     assert!(seen.header("x-request-id").is_some_and(|v| !v.is_empty()));
-    // The session secret never reaches the application; its other cookies do.
+    // The session secret and the device id never reach the application; its own
+    // cookies do.
     let names: Vec<String> = seen.cookies().into_iter().map(|(n, _)| n).collect();
     assert!(
-        !names.iter().any(|n| n.contains("vigile_session")),
+        !names
+            .iter()
+            .any(|n| n.contains("vigile_session") || n.contains("vigile_device")),
         "{names:?}"
     );
     assert!(names.contains(&"app_pref".to_string()), "{names:?}");
