@@ -5,7 +5,7 @@
 //! stored: the session keeps the raw UA, so a better parser (or newer regexes) relabels
 //! every existing session for free.
 //!
-//! Parsing uses uap-core's regexes, vendored in `data/uap-core` and compiled once per
+//! Parsing uses uap-core's regexes, vendored in `vendor/uap-core` and compiled once per
 //! process on first use. If they fail to load, one error is logged and every label falls
 //! back to the empty one (the caller then prints a generic "Unknown device").
 
@@ -58,7 +58,7 @@ impl DeviceLabel {
 
 static EXTRACTOR: LazyLock<Option<Extractor<'static>>> = LazyLock::new(|| {
     let regexes: ua_parser::Regexes<'static> = match serde_json::from_str(include_str!(
-        "../../data/uap-core/regexes.json"
+        "../../vendor/uap-core/regexes.json"
     )) {
         Ok(r) => r,
         Err(e) => {
