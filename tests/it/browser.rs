@@ -312,3 +312,73 @@ async fn browser_six_wrong_passwords_lock_the_account() {
     .await;
     b.close().await;
 }
+
+/// The device cap in two real browsers: the second device over the cap gets the code by
+/// mail, enters it, replaces the first, lands where it wanted to go; the first is told
+/// why at its next page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_device_cap_code_and_choice() {
+    let s = Backend::Redis
+        .stack("[sessions]\nmax_per_member = 1\non_overflow = \"choose\"\n")
+        .await;
+    s.gw.add_user(EMAIL, PASSWORD, false);
+    let gw = s.gw.url();
+    let test = "browser_device_cap_code_and_choice";
+    let laptop = Browser::start_device(test, "laptop").await;
+    laptop
+        .run(async {
+            laptop.step("laptop-signs-in");
+            laptop.goto(&format!("{gw}/courses/1")).await;
+            laptop.wait_path("/_vigile/login").await;
+            laptop.fill("#email", EMAIL).await;
+            laptop.fill("#password", PASSWORD).await;
+            laptop.click(LOGIN_SUBMIT).await;
+            laptop.wait_path("/courses/1").await;
+        })
+        .await;
+
+    let other = Browser::start_device(test, "second").await;
+    other
+        .run(async {
+            other.step("second-device-over-the-cap");
+            other.goto(&format!("{gw}/courses/2")).await;
+            other.wait_path("/_vigile/login").await;
+            other.fill("#email", EMAIL).await;
+            other.fill("#password", PASSWORD).await;
+            other.click(LOGIN_SUBMIT).await;
+            other.wait_path("/_vigile/verify").await;
+            other
+                .wait_text("main", "We emailed you a 6-digit code")
+                .await;
+
+            other.step("code-from-the-mail");
+            let code = crate::devices::code_for(&s, EMAIL, 1).await;
+            other.fill("#code", &code).await;
+            other
+                .click("main form[action='/_vigile/verify'] button[type='submit']")
+                .await;
+            other.wait_path("/_vigile/devices/choose").await;
+            other.wait_text("main", "Chrome on Linux").await;
+
+            other.step("replace-the-laptop");
+            other
+                .click("main form[action='/_vigile/devices/choose'] button[name='session']")
+                .await;
+            other.wait_path("/courses/2").await;
+            other.wait_text("body", "upstream saw /courses/2").await;
+        })
+        .await;
+
+    laptop
+        .run(async {
+            laptop.step("laptop-told-why");
+            laptop.goto(&format!("{gw}/courses/1")).await;
+            laptop.wait_path("/_vigile/login").await;
+            laptop
+                .wait_text("p.notice", "another of your devices took this one's place")
+                .await;
+        })
+        .await;
+    other.close().await;
+    laptop.close().await;
+}

@@ -38,7 +38,7 @@ async fn browse(c: &Client, gw: &str) -> Result<(), String> {
 }
 
 /// The 6 digits of the `nth` code mail to `to` (waiting for it to arrive).
-async fn code_for(s: &Stack, to: &str, nth: usize) -> String {
+pub(crate) async fn code_for(s: &Stack, to: &str, nth: usize) -> String {
     let is_code =
         |m: &ReceivedMail| m.to.iter().any(|t| t == to) && m.subject.contains(CODE_SUBJECT);
     let count = || s.smtp.mails().iter().filter(|m| is_code(m)).count();
