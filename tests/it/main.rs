@@ -15,6 +15,7 @@ mod pages;
 mod password_reset;
 mod proxy_rules;
 mod sessions;
+mod shutdown;
 mod signup;
 mod store_devices;
 mod store_suite;

@@ -239,6 +239,74 @@ impl Gateway {
         }
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("gateway is running").id()
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the running process.
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.pid()).expect("pid fits");
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
+    }
+
+    /// Waits (up to `within`) for the process to exit; returns its exit status.
+    pub async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let child = self.child.as_mut().expect("gateway is running");
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} still running after {within:?}",
+                self.name
+            );
+            tokio::time::sleep(super::POLL_INTERVAL).await;
+        }
+    }
+
+    /// Pingora's zero-downtime upgrade, as an operator does it: starts `vigile serve
+    /// --upgrade` on the same config (it waits on the upgrade socket), then sends the
+    /// running process SIGQUIT, which hands its listening sockets over and drains.
+    /// Returns once the old process has exited; the new one is then this gateway.
+    pub async fn upgrade(&mut self) {
+        let sock =
+            std::env::temp_dir().join(format!("vigile-upgrade-127_0_0_1_{}.sock", self.port));
+        let _ = std::fs::remove_file(&sock);
+        self.starts += 1;
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--upgrade")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(self.log_file("stdout.log"))
+            .stderr(self.log_file("stderr.log"));
+        child_env(&mut cmd, &self.env);
+        let mut new = cmd.spawn().unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !sock.exists() {
+            if let Ok(Some(status)) = new.try_wait() {
+                panic!("the upgrading process exited before listening on {sock:?}: {status}");
+            }
+            assert!(std::time::Instant::now() < deadline, "no {sock:?}");
+            tokio::time::sleep(super::POLL_INTERVAL).await;
+        }
+        self.signal(libc::SIGQUIT);
+        let grace = Duration::from_secs(60);
+        self.wait_exit(grace).await;
+        self.child = Some(new);
+    }
+
     /// Kills the process (SIGKILL) and reaps it. Idempotent.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -180,5 +180,13 @@ async fn record(
         headers: map,
         body: String::from_utf8_lossy(&body).into_owned(),
     });
+    // `/slow/MS`: answers after MS milliseconds (a request in flight during a shutdown).
+    if let Some(ms) = uri
+        .path()
+        .strip_prefix("/slow/")
+        .and_then(|m| m.parse().ok())
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     format!("upstream saw {}", uri.path())
 }
