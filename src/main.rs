@@ -1,4 +1,5 @@
-//! `vigile`: parse the command line, set up logging, hand over to the library.
+//! `vigile`: parse the command line, hand over to the library (which sets up logging
+//! once the configuration is read).
 
 use std::process::ExitCode;
 
@@ -12,7 +13,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = vigile::cli::Cli::parse();
-    vigile::cli::init_logging();
     match vigile::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

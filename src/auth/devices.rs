@@ -25,8 +25,11 @@ use crate::store::{
 pub const CODE_TTL_MS: Millis = 15 * 60_000;
 /// Wrong codes allowed per login; the last one ends the attempt (sign in again).
 pub const CODE_TRIES: u32 = 5;
-/// Codes mailed to one member per hour (logins past the cap and resends together).
+/// Codes mailed to one member per hour and per day (logins past the cap and resends
+/// together): with [`CODE_TRIES`] each, someone holding the password gets at most 50
+/// guesses of a 6-digit code a day, each code also telling the member.
 pub const CODES_PER_HOUR: u64 = 5;
+pub const CODES_PER_DAY: u64 = 10;
 /// After the right code, this long to pick the device to replace.
 const CHOOSE_TTL_MS: Millis = 15 * 60_000;
 
@@ -156,6 +159,23 @@ pub enum Stopped {
     TooManyCodes,
 }
 
+/// Counts one more code for `user`; false once over the hourly or daily limit.
+async fn code_allowed(app: &App, user: &UserId, now: Millis) -> StoreResult<bool> {
+    let store = &app.store;
+    let hour = store
+        .counter_hit(CounterScope::DeviceCodes, user.as_str(), 3_600_000, now)
+        .await?;
+    let day = store
+        .counter_hit(
+            CounterScope::DeviceCodesDaily,
+            user.as_str(),
+            86_400_000,
+            now,
+        )
+        .await?;
+    Ok(hour <= CODES_PER_HOUR && day <= CODES_PER_DAY)
+}
+
 /// A fresh 6-digit code, uniformly drawn.
 fn new_code() -> String {
     loop {
@@ -185,15 +205,7 @@ pub async fn stop_for_code(
     policy: Policy,
 ) -> Result<Stopped, FlowError> {
     let store = &app.store;
-    let codes = store
-        .counter_hit(
-            CounterScope::DeviceCodes,
-            user.id.as_str(),
-            3_600_000,
-            browser.now,
-        )
-        .await?;
-    if codes > CODES_PER_HOUR {
+    if !code_allowed(app, &user.id, browser.now).await? {
         return Ok(Stopped::TooManyCodes);
     }
     let code = new_code();
@@ -309,15 +321,7 @@ pub async fn resend(app: &App, browser: &NewSession<'_>) -> Result<Resent, FlowE
     if ch.verified {
         return Ok(Resent::Missing);
     }
-    let codes = store
-        .counter_hit(
-            CounterScope::DeviceCodes,
-            user.id.as_str(),
-            3_600_000,
-            browser.now,
-        )
-        .await?;
-    if codes > CODES_PER_HOUR {
+    if !code_allowed(app, &user.id, browser.now).await? {
         return Ok(Resent::TooMany);
     }
     let code = new_code();
@@ -365,7 +369,14 @@ pub async fn verified(
     if !ch.verified {
         return Ok(None);
     }
-    Ok(app.store.user_by_id(&ch.user_id).await?.map(|u| (ch, u)))
+    match app.store.user_by_id(&ch.user_id).await? {
+        Some(user) => Ok(Some((ch, user))),
+        None => {
+            // The account went meanwhile: so does its pending choice.
+            app.store.challenge_delete(device).await?;
+            Ok(None)
+        }
+    }
 }
 
 /// What the member's choice led to.

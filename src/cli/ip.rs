@@ -24,7 +24,7 @@ pub fn run(v: &Vigile, cmd: IpCommand) -> Result<ExitCode, Box<dyn std::error::E
                 } else {
                     println!("{addr} was not blocked (its failure history is cleared)");
                 }
-                tracing::info!(target: "audit", event = "ip_unblock", ip = %addr, "admin lifted an IP block");
+                tracing::info!(target: "audit", event = "ip_unblock", by = "cli", ip = %addr, "admin lifted an IP block");
                 Ok(ExitCode::SUCCESS)
             }
         }

@@ -79,15 +79,36 @@ pub enum Command {
     },
 }
 
-pub fn init_logging() {
-    use tracing_subscriber::EnvFilter;
+/// Logging to standard error (`VIGILE_LOG` filter, `[log] format`) and, with
+/// `[log] audit_file`, the audit log to its file. `None` (the demo): text, no audit file.
+pub fn init_logging(log: Option<&config::LogSection>) -> Result<(), Box<dyn std::error::Error>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let filter = EnvFilter::try_from_env("VIGILE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,pingora=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let json = log.is_some_and(|l| l.format == config::LogFormat::Json);
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(!json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let stderr = if json {
+        stderr.json().boxed()
+    } else {
+        stderr.boxed()
+    };
+    let audit = match log.map(|l| l.audit_file.as_str()).filter(|p| !p.is_empty()) {
+        Some(path) => Some(
+            crate::audit::AuditFile::open(std::path::Path::new(path))
+                .map_err(|e| format!("log.audit_file {path}: {e}"))?,
+        ),
+        None => None,
+    };
+    // A second call (tests building several apps in one process) keeps the first setup.
+    let _ = tracing_subscriber::registry()
+        .with(stderr.with_filter(filter))
+        .with(audit)
         .try_init();
+    Ok(())
 }
 
 fn load(arg: &ConfigArg) -> Result<Config, config::ConfigError> {
@@ -97,11 +118,13 @@ fn load(arg: &ConfigArg) -> Result<Config, config::ConfigError> {
 pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
         Command::Demo { port } => {
+            init_logging(None)?;
             crate::demo::run(port)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { config, upgrade } => {
             let cfg = load(&config)?;
+            init_logging(Some(&cfg.file.log))?;
             tracing::info!(
                 listen = %cfg.file.server.listen,
                 upstream = %cfg.file.upstream.url,
@@ -124,15 +147,21 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             }
         },
         Command::User { config, action } => {
-            let vigile = crate::build(load(&config)?)?;
+            let cfg = load(&config)?;
+            init_logging(Some(&cfg.file.log))?;
+            let vigile = crate::build(cfg)?;
             users::run(&vigile, action)
         }
         Command::Settings { config, action } => {
-            let vigile = crate::build(load(&config)?)?;
+            let cfg = load(&config)?;
+            init_logging(Some(&cfg.file.log))?;
+            let vigile = crate::build(cfg)?;
             settings::run(&vigile, action)
         }
         Command::Ip { config, action } => {
-            let vigile = crate::build(load(&config)?)?;
+            let cfg = load(&config)?;
+            init_logging(Some(&cfg.file.log))?;
+            let vigile = crate::build(cfg)?;
             ip::run(&vigile, action)
         }
     }

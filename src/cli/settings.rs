@@ -47,7 +47,7 @@ pub fn run(v: &Vigile, cmd: SettingsCommand) -> Result<ExitCode, Box<dyn std::er
             s.max_per_member = max_per_member.or(s.max_per_member);
             s.on_overflow = on_overflow.or(s.on_overflow);
             store.settings_set(&s).await?;
-            tracing::info!(target: "audit", event = "settings_changed", max_per_member = ?s.max_per_member, on_overflow = ?s.on_overflow, "admin changed the device cap from the command line");
+            tracing::info!(target: "audit", event = "settings_changed", by = "cli", max_per_member = ?s.max_per_member, on_overflow = ?s.on_overflow, "admin changed the device cap from the command line");
         }
         let s = store.settings_get().await?;
         let origin = |saved: bool| if saved { "saved" } else { "configuration file" };

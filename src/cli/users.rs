@@ -163,7 +163,7 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 let email = normalize_email(&email);
                 let n = store.attempts_clear_all(&email).await?;
                 println!("unlocked {email} ({n} counter(s) cleared)");
-                tracing::info!(target: "audit", event = "unlock", email = %email, "admin lifted a lockout");
+                tracing::info!(target: "audit", event = "unlock", by = "cli", email = %email, "admin lifted a lockout");
                 Ok(ExitCode::SUCCESS)
             }
             UserCommand::Cap { email, cap } => {
@@ -178,7 +178,7 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                     return fail(format!("no account for {email}"));
                 };
                 store.member_cap_set(&u.id, cap).await?;
-                tracing::info!(target: "audit", event = "member_cap_changed", user = %u.id, cap = ?cap, "admin changed a member's device cap from the command line");
+                tracing::info!(target: "audit", event = "member_cap_changed", by = "cli", user = %u.id, cap = ?cap, "admin changed a member's device cap from the command line");
                 match cap {
                     Some(n) => println!("{} may keep {n} device(s) signed in (0 = unlimited)", u.email),
                     None => println!("{} follows the site's device limit again", u.email),
@@ -192,7 +192,7 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 if all {
                     let n = store.session_delete_all(&u.id).await?;
                     println!("ended {n} session(s) of {}", u.email);
-                    tracing::info!(target: "audit", event = "sessions_revoked", user = %u.id, count = n, "admin revoked all sessions");
+                    tracing::info!(target: "audit", event = "sessions_revoked", by = "cli", user = %u.id, count = n, "admin revoked all sessions");
                     return Ok(ExitCode::SUCCESS);
                 }
                 let Some(sid) = session else {
@@ -204,7 +204,7 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                     return fail(format!("{} has no session {sid}", u.email));
                 }
                 println!("ended session {sid} of {}", u.email);
-                tracing::info!(target: "audit", event = "session_revoked", user = %u.id, session = %sid, "admin revoked a session");
+                tracing::info!(target: "audit", event = "session_revoked", by = "cli", user = %u.id, session = %sid, "admin revoked a session");
                 Ok(ExitCode::SUCCESS)
             }
         }

@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub metrics: MetricsSection,
     #[serde(default)]
     pub headers: HeadersSection,
+    #[serde(default)]
+    pub log: LogSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -373,6 +375,32 @@ impl Default for MetricsSection {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// Standard error: `text` (one readable line per event) or `json` (one object per line).
+    pub format: LogFormat,
+    /// Also append every security event (the audit log) as JSON lines to this file; empty:
+    /// audit events go to standard error only, with the other logs.
+    pub audit_file: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            audit_file: String::new(),
         }
     }
 }

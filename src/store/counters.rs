@@ -12,8 +12,10 @@ pub enum CounterScope {
     FormsPerIp,
     /// Mails the public forms sent to one address.
     MailsPerAddress,
-    /// Device-cap codes mailed to one member (new challenges and resends).
+    /// Device-cap codes mailed to one member (new challenges and resends), per hour...
     DeviceCodes,
+    /// ...and per day.
+    DeviceCodesDaily,
     /// "A member went over the device cap" mails to the admins, per member.
     AdminNotices,
 }
@@ -24,6 +26,7 @@ impl CounterScope {
             CounterScope::FormsPerIp => "forms_ip",
             CounterScope::MailsPerAddress => "mails_to",
             CounterScope::DeviceCodes => "device_codes",
+            CounterScope::DeviceCodesDaily => "device_codes_day",
             CounterScope::AdminNotices => "admin_notices",
         }
     }

@@ -2,6 +2,7 @@
 //! (the `vigile` binary, redis-server, a recording upstream). See `common/` for fixtures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod backend;
 mod browser;
 mod common;

@@ -125,7 +125,7 @@ pub async fn unlock(ctx: &Ctx<'_, '_>) -> Reply {
     if let Err(e) = ctx.app.store.attempts_clear_all(&email).await {
         return ctx.flow_failed(&e.into());
     }
-    tracing::info!(target: "audit", event = "unlock", admin = %id.user_id, email = %email, "admin lifted a lockout");
+    tracing::info!(target: "audit", event = "unlock", admin = %id.user_id, ip = %ctx.req.client_ip, email = %email, "admin lifted a lockout");
     let encoded: String = form_urlencoded::byte_serialize(email.as_bytes()).collect();
     Reply::see_other(&format!("/_vigile/admin?unlocked={encoded}"))
 }

@@ -151,8 +151,10 @@ pub async fn revoke(ctx: &Ctx<'_, '_>) -> Reply {
         }
     };
     match result.await {
-        Ok(_) => {
-            tracing::info!(target: "audit", event = "session_revoked", admin = %id.user_id, ip = %ctx.req.client_ip, email = %email, session = %session, "admin signed a member's device out");
+        Ok(ended) => {
+            if ended {
+                tracing::info!(target: "audit", event = "session_revoked", admin = %id.user_id, ip = %ctx.req.client_ip, email = %email, session = %session, "admin signed a member's device out");
+            }
             back(&email, "revoked")
         }
         Err(e) => ctx.flow_failed(&e.into()),

@@ -111,7 +111,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
         }
         Ok(LoginOutcome::DeviceCode) => {
             metrics.logins.with_label_values(&["overflow"]).inc();
-            tracing::info!(target: "audit", event = "device_overflow", ip = %ctx.req.client_ip, "device cap reached, code mailed");
+            tracing::info!(target: "audit", event = "device_overflow", email = %crate::auth::normalize_email(email), ip = %ctx.req.client_ip, "device cap reached, code mailed");
             Reply::see_other("/_vigile/verify")
         }
         Ok(LoginOutcome::TooManyCodes) => {
@@ -130,7 +130,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
                 .device_overflows
                 .with_label_values(&["denied"])
                 .inc();
-            tracing::info!(target: "audit", event = "device_denied", ip = %ctx.req.client_ip, "device cap reached, login refused");
+            tracing::info!(target: "audit", event = "device_denied", email = %crate::auth::normalize_email(email), ip = %ctx.req.client_ip, "device cap reached, login refused");
             let text = ctx
                 .lang()
                 .tr()
@@ -145,7 +145,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
         }
         Ok(LoginOutcome::BadCredentials) => {
             metrics.logins.with_label_values(&["bad_credentials"]).inc();
-            tracing::info!(target: "audit", event = "login_failed", ip = %ctx.req.client_ip, "login failed");
+            tracing::info!(target: "audit", event = "login_failed", email = %crate::auth::normalize_email(email), ip = %ctx.req.client_ip, "login failed");
             form(
                 ctx,
                 StatusCode::UNAUTHORIZED,
