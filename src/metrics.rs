@@ -122,6 +122,10 @@ impl Metrics {
         for r in ["replaced", "evicted", "denied", "abandoned"] {
             device_overflows.with_label_values(&[r]);
         }
+        for r in ["sent", "retry"] {
+            sms.with_label_values(&[r]);
+        }
+        requests.with_label_values(&["unavailable"]);
 
         Ok(Self {
             registry,

@@ -11,6 +11,7 @@ mod devices;
 mod fixtures_smoke;
 mod lockout;
 mod mail_outbox;
+mod metrics;
 mod ops;
 mod pages;
 mod password_reset;

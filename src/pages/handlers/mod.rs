@@ -161,7 +161,13 @@ pub async fn dispatch(app: &std::sync::Arc<App>, req: PageRequest<'_>) -> Reply 
         let ip = req.client_ip.to_string();
         match app.store.ip_blocked_until(&ip, now_ms()).await {
             Ok(None) => {}
-            Ok(Some(until)) => return finish(ctx.ip_blocked(until), None),
+            Ok(Some(until)) => {
+                // A sign-in refused here is a login attempt like any other.
+                if route == "/login" && *req.method == Method::POST {
+                    app.metrics.logins.with_label_values(&["ip_blocked"]).inc();
+                }
+                return finish(ctx.ip_blocked(until), None);
+            }
             Err(_) => return finish(render::unavailable(req.lang), None),
         }
     }
