@@ -382,3 +382,51 @@ async fn browser_device_cap_code_and_choice() {
     other.close().await;
     laptop.close().await;
 }
+
+/// The tour a newcomer takes with `vigile demo` alone (an English browser): the members-only
+/// course sends them to sign in, they sign up, open the activation mail in the dev outbox,
+/// follow its link, and the demo course site shows the identity Vigile sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_demo_signup_through_the_dev_outbox() {
+    let demo = crate::demo::start_demo().await;
+    let base = demo.base.clone();
+    let visitor = "visitor@example.com";
+    let b = Browser::start("browser_demo_signup_through_the_dev_outbox").await;
+    b.run(async {
+        b.step("course-asks-to-sign-in");
+        b.goto(&format!("{base}/")).await;
+        b.click("nav a[href='/courses/rust']").await;
+        b.wait_path("/_vigile/login").await;
+
+        b.step("sign-up");
+        b.click("main a[href='/_vigile/signup']").await;
+        b.wait_path("/_vigile/signup").await;
+        b.fill("#email", visitor).await;
+        b.fill("#password", PASSWORD).await;
+        b.fill("#confirm", PASSWORD).await;
+        b.click("main form[action='/_vigile/signup'] button[type='submit']")
+            .await;
+        b.wait_text("main h1", "Check your mailbox").await;
+
+        b.step("activation-link-in-the-dev-outbox");
+        let link = "main a[href*='/_vigile/activate?token=']";
+        b.goto(&format!("{base}/_vigile/dev/mail")).await;
+        for _ in 0..100 {
+            if b.exists(link).await {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            b.refresh().await;
+        }
+        b.click(link).await;
+        b.wait_path("/_vigile/account").await;
+        b.wait_text("main", visitor).await;
+
+        b.step("course-shows-the-identity");
+        b.goto(&format!("{base}/courses/rust")).await;
+        let table = b.wait_text("table", visitor).await;
+        assert!(table.to_lowercase().contains("remote-email"), "{table}");
+    })
+    .await;
+    b.close().await;
+}

@@ -7,17 +7,23 @@ use crate::common::gateway::BIN;
 use crate::common::http::{self, client, get, get_page, login_ok};
 use crate::common::{free_port, poll_for, poll_until};
 
-struct Demo(Child);
+/// A running `vigile demo` (killed on drop), its base URL and the admin login it printed.
+pub(crate) struct Demo {
+    child: Child,
+    pub base: String,
+    pub email: String,
+    pub password: String,
+}
 
 impl Drop for Demo {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_runs_the_whole_tour_with_nothing_installed() {
+/// Starts `vigile demo` on a free port and waits until it answers.
+pub(crate) async fn start_demo() -> Demo {
     let port = free_port();
     let mut child = Command::new(BIN)
         .args(["demo", "--port", &port.to_string()])
@@ -27,7 +33,6 @@ async fn demo_runs_the_whole_tour_with_nothing_installed() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let _guard = Demo(child);
     // The banner names the site, the admin login and its password.
     let (email, password) = tokio::task::spawn_blocking(move || {
         let mut email = None;
@@ -57,7 +62,22 @@ async fn demo_runs_the_whole_tour_with_nothing_installed() {
             .is_ok()
     })
     .await;
+    Demo {
+        child,
+        base,
+        email,
+        password,
+    }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_the_whole_tour_with_nothing_installed() {
+    let demo = start_demo().await;
+    let (base, email, password) = (
+        demo.base.as_str(),
+        demo.email.as_str(),
+        demo.password.as_str(),
+    );
     let c = client();
     let home = http::decode_entities(&get_page(&c, &format!("{base}/")).await);
     // French by default, as the demo's configuration says.
