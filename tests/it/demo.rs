@@ -89,10 +89,10 @@ async fn demo_runs_the_whole_tour_with_nothing_installed() {
     let r = get(&c, &format!("{base}/courses/rust"), true).await;
     assert_eq!(r.status(), 302, "members-only course needs a login");
 
-    login_ok(&c, &base, &email, &password).await;
+    login_ok(&c, base, email, password).await;
     let course = get_page(&c, &format!("{base}/courses/rust")).await;
     assert!(
-        course.contains("remote-email") && course.contains(&email),
+        course.contains("remote-email") && course.contains(email),
         "{course}"
     );
     let admin = get_page(&c, &format!("{base}/admin/")).await;
@@ -103,7 +103,7 @@ async fn demo_runs_the_whole_tour_with_nothing_installed() {
     // A visitor signs up; the activation mail shows in the dev outbox with a clickable
     // link, which signs them in.
     let visitor = client();
-    let resp = crate::signup::signup(&visitor, &base, "visitor@example.com", PW, PW, "fr").await;
+    let resp = crate::signup::signup(&visitor, base, "visitor@example.com", PW, PW, "fr").await;
     assert_eq!(resp.status(), 200);
     let link = poll_for("the activation mail in the dev outbox", 400, || async {
         let page = http::decode_entities(&get_page(&c, &format!("{base}/_vigile/dev/mail")).await);
@@ -118,7 +118,7 @@ async fn demo_runs_the_whole_tour_with_nothing_installed() {
             .flatten()
     })
     .await;
-    assert!(link.starts_with(&base), "{link}");
+    assert!(link.starts_with(base), "{link}");
     assert_eq!(get(&visitor, &link, true).await.status(), 302);
     let account = get_page(&visitor, &format!("{base}/_vigile/account")).await;
     assert!(account.contains("visitor@example.com"), "{account}");
