@@ -7,6 +7,7 @@ mod backend;
 mod browser;
 mod common;
 mod demo;
+mod deploy;
 mod devices;
 mod fixtures_smoke;
 mod lockout;
