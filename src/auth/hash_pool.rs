@@ -4,15 +4,37 @@
 //! every core and starve the proxy threads (measured by `bench/login_storm`). Here a fixed
 //! number of threads do the hashing, each lowered to nice 10 so the scheduler always runs
 //! proxy work first; queued jobs wait in a channel without holding a thread.
+//!
+//! The queue is bounded ([`QUEUE_PER_THREAD`] waiting jobs per thread): past it a login
+//! storm gets "busy" at once (a 503 page with `Retry-After`) instead of every login,
+//! legitimate ones included, waiting behind thousands of guesses (measured: 12 s behind
+//! a 200/s storm, `bench/compare`). A job whose caller went away is skipped.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// Jobs allowed to wait per hashing thread: with ~20 ms per hash, a login waits at most
+/// about 0.6 s for its turn.
+pub const QUEUE_PER_THREAD: usize = 32;
+
+/// Why a job did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolError {
+    /// The queue is full: try again shortly.
+    Busy,
+    /// The pool is gone (process shutting down).
+    Gone,
+}
+
 #[derive(Clone)]
 pub struct HashPool {
     jobs: Sender<Job>,
+    /// Jobs sent and not yet picked up by a worker.
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
 }
 
 impl HashPool {
@@ -20,26 +42,43 @@ impl HashPool {
     pub fn start(threads: usize) -> std::io::Result<Self> {
         let (tx, rx) = channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        for i in 0..threads.max(1) {
+        let threads = threads.max(1);
+        for i in 0..threads {
             let rx = rx.clone();
             std::thread::Builder::new()
                 .name(format!("vigile-argon2-{i}"))
                 .spawn(move || worker(&rx))?;
         }
-        Ok(Self { jobs: tx })
+        Ok(Self {
+            jobs: tx,
+            waiting: Arc::default(),
+            max_waiting: threads * QUEUE_PER_THREAD,
+        })
     }
 
-    /// Runs `job` on the pool; `None` if the pool is gone (process shutting down).
+    /// Runs `job` on the pool, unless the queue is full or the pool is gone.
     pub async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
-    ) -> Option<T> {
+    ) -> Result<T, PoolError> {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(PoolError::Busy);
+        }
         let (done, result) = tokio::sync::oneshot::channel();
+        let waiting = self.waiting.clone();
         let job: Job = Box::new(move || {
-            let _ = done.send(job());
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            // The caller gave up (client gone, request cancelled): no one wants the answer.
+            if !done.is_closed() {
+                let _ = done.send(job());
+            }
         });
-        self.jobs.send(job).ok()?;
-        result.await.ok()
+        if self.jobs.send(job).is_err() {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(PoolError::Gone);
+        }
+        result.await.map_err(|_| PoolError::Gone)
     }
 }
 
@@ -75,6 +114,9 @@ fn lower_priority() {}
 mod tests {
     use super::*;
 
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
     #[tokio::test]
     async fn runs_jobs_and_returns_results() {
         let pool = HashPool::start(2).unwrap();
@@ -83,5 +125,58 @@ mod tests {
             results.push(pool.run(move || i * 2).await.unwrap());
         }
         assert_eq!(results, vec![0, 2, 4, 6, 8]);
+    }
+
+    /// Holds the pool's only thread until `release` is dropped.
+    async fn block(pool: &HashPool) -> std::sync::mpsc::Sender<()> {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started, is_started) = tokio::sync::oneshot::channel();
+        let p = pool.clone();
+        tokio::spawn(async move {
+            p.run(move || {
+                let _ = started.send(());
+                let _ = wait.recv();
+            })
+            .await
+        });
+        is_started.await.unwrap();
+        release
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_answers_busy_at_once_and_frees_up() {
+        let pool = HashPool::start(1).unwrap();
+        let release = block(&pool).await;
+        let mut queued = Vec::new();
+        for i in 0..QUEUE_PER_THREAD {
+            let p = pool.clone();
+            queued.push(tokio::spawn(async move { p.run(move || i).await }));
+        }
+        // Let every queued job reach the channel.
+        while pool.waiting.load(Ordering::Acquire) < QUEUE_PER_THREAD {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pool.run(|| 0).await, Err(PoolError::Busy));
+        drop(release);
+        for (i, q) in queued.into_iter().enumerate() {
+            assert_eq!(q.await.unwrap(), Ok(i));
+        }
+        assert_eq!(pool.run(|| 7).await, Ok(7));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_whose_caller_left_is_skipped() {
+        let pool = HashPool::start(1).unwrap();
+        let release = block(&pool).await;
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        let abandoned = pool.run(move || flag.store(true, Ordering::SeqCst));
+        // Queued, then the caller gives up.
+        assert!(tokio::time::timeout(Duration::from_millis(20), abandoned)
+            .await
+            .is_err());
+        drop(release);
+        assert_eq!(pool.run(|| 1).await, Ok(1));
+        assert!(!ran.load(Ordering::SeqCst));
     }
 }

@@ -25,6 +25,9 @@ pub enum HashError {
     Hash(String),
     #[error("hashing task failed")]
     Task,
+    /// Too many passwords waiting to be checked (a login storm): try again shortly.
+    #[error("password hashing is busy")]
+    Busy,
 }
 
 #[derive(Clone)]
@@ -91,7 +94,10 @@ impl Hasher {
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let start = Instant::now();
-        let out = self.pool.run(job).await.ok_or(HashError::Task)?;
+        let out = self.pool.run(job).await.map_err(|e| match e {
+            super::hash_pool::PoolError::Busy => HashError::Busy,
+            super::hash_pool::PoolError::Gone => HashError::Task,
+        })?;
         if let Some(m) = &self.metrics {
             m.password_hash.observe(start.elapsed().as_secs_f64());
         }
