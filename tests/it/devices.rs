@@ -54,7 +54,7 @@ pub(crate) async fn code_for(s: &Stack, to: &str, nth: usize) -> String {
 }
 
 /// Posts a form found on `page_url` (CSRF and hidden fields from the page).
-async fn post_on(
+pub(crate) async fn post_on(
     c: &Client,
     gw: &str,
     page_url: &str,

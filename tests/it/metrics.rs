@@ -4,12 +4,11 @@
 //! store timings and (with Redis stopped) store errors, and `/readyz` failing meanwhile.
 //! SMS has no sender yet: its counter is exported at zero.
 
-use reqwest::Client;
-
 use crate::backend::Backend;
 use crate::common::gateway::Gateway;
 use crate::common::http::{self, client, client_ua, get, login, login_ok};
 use crate::common::poll_until;
+use crate::devices::post_on;
 use crate::signup::PW;
 
 const ANN: &str = "ann@example.com";
@@ -19,12 +18,6 @@ async fn value(gw: &Gateway, series: &str) -> f64 {
     gw.metric(series)
         .await
         .unwrap_or_else(|| panic!("{series} is not exported"))
-}
-
-async fn post_on(c: &Client, gw: &str, page: &str, action: &str, fields: &[(&str, &str)]) {
-    let html = http::get_page(c, &format!("{gw}{page}")).await;
-    let form = http::form_with_action(&html, action).unwrap();
-    http::submit(c, gw, &form, fields).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
