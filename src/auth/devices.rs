@@ -12,13 +12,13 @@
 use super::login::{new_session, replaced_session, NewSession};
 use super::{device_label, FlowError};
 use crate::app::App;
-use crate::config::OnOverflow;
+use crate::config::{OnOverflow, SessionsSection};
 use crate::crypto::fill_random;
 use crate::i18n::Lang;
 use crate::mail::Overflow;
 use crate::store::{
     Cap, Challenge, CodeCheck, CounterScope, DeviceId, Millis, Opened, SessionId, SessionRecord,
-    SignedOut, StoreResult, TokenHash, User, UserId,
+    Settings, SignedOut, StoreResult, TokenHash, User, UserId,
 };
 
 /// A mailed code is valid this long.
@@ -50,16 +50,21 @@ impl Policy {
     }
 }
 
-/// The member's own cap, else the admin settings, else `[sessions]`.
+/// The site's policy: the admin settings, else `[sessions]`.
+pub fn site_policy(settings: &Settings, file: &SessionsSection) -> Policy {
+    Policy {
+        max: settings.max_per_member.unwrap_or(file.max_per_member),
+        on_overflow: settings.on_overflow.unwrap_or(file.on_overflow),
+    }
+}
+
+/// The member's own cap, else the site's policy.
 pub async fn policy_for(app: &App, user: &UserId) -> StoreResult<Policy> {
-    let file = &app.config.file.sessions;
-    let settings = app.store.settings_get().await?;
+    let site = site_policy(&app.store.settings_get().await?, &app.config.file.sessions);
     let own = app.store.member_cap(user).await?;
     Ok(Policy {
-        max: own
-            .or(settings.max_per_member)
-            .unwrap_or(file.max_per_member),
-        on_overflow: settings.on_overflow.unwrap_or(file.on_overflow),
+        max: own.unwrap_or(site.max),
+        ..site
     })
 }
 
@@ -223,6 +228,30 @@ pub async fn stop_for_code(
             .with_label_values(&["abandoned"])
             .inc();
     }
+    mail_code(app, user, browser, &code, active, policy.max).await?;
+    let notices = store
+        .counter_hit(
+            CounterScope::AdminNotices,
+            user.id.as_str(),
+            86_400_000,
+            browser.now,
+        )
+        .await?;
+    if notices == 1 {
+        notify_admins(app, user, browser, active, policy.max).await?;
+    }
+    Ok(Stopped::CodeSent)
+}
+
+/// Mails `code` to the member, naming this browser in their language.
+async fn mail_code(
+    app: &App,
+    user: &User,
+    browser: &NewSession<'_>,
+    code: &str,
+    active: u64,
+    max: u32,
+) -> Result<(), FlowError> {
     let lang = user
         .lang
         .as_deref()
@@ -234,27 +263,22 @@ pub async fn stop_for_code(
         device: &device,
         ip: &browser.ip,
         active,
-        max: policy.max,
+        max,
     };
     app.mailer
-        .device_code(&overflow, &code, (CODE_TTL_MS / 60_000) as u64)
+        .device_code(&overflow, code, (CODE_TTL_MS / 60_000) as u64)
         .await?;
-    let notices = store
-        .counter_hit(
-            CounterScope::AdminNotices,
-            user.id.as_str(),
-            86_400_000,
-            browser.now,
-        )
-        .await?;
-    if notices == 1 {
-        notify_admins(app, &overflow, &browser.user_agent).await?;
-    }
-    Ok(Stopped::CodeSent)
+    Ok(())
 }
 
 /// Every `mail.admin_notify` address and every active admin, each once, in their language.
-async fn notify_admins(app: &App, o: &Overflow<'_>, user_agent: &str) -> Result<(), FlowError> {
+async fn notify_admins(
+    app: &App,
+    member: &User,
+    browser: &NewSession<'_>,
+    active: u64,
+    max: u32,
+) -> Result<(), FlowError> {
     let mut sent: Vec<String> = Vec::new();
     let admins = app.store.user_list().await?;
     let admins = admins
@@ -269,10 +293,13 @@ async fn notify_admins(app: &App, o: &Overflow<'_>, user_agent: &str) -> Result<
             continue;
         }
         // The device in the admin's language.
-        let device = describe(user_agent, lang.unwrap_or(app.config.default_lang));
+        let device = describe(&browser.user_agent, lang.unwrap_or(app.config.default_lang));
         let o = Overflow {
+            member,
             device: &device,
-            ..*o
+            ip: &browser.ip,
+            active,
+            max,
         };
         app.mailer.device_overflow_notice(&to, lang, &o).await?;
         sent.push(to);
@@ -338,22 +365,7 @@ pub async fn resend(app: &App, browser: &NewSession<'_>) -> Result<Resent, FlowE
     }
     let policy = policy_for(app, &user.id).await?;
     let active = store.sessions_of(&user.id, browser.now).await?.len() as u64;
-    let lang = user
-        .lang
-        .as_deref()
-        .and_then(Lang::parse)
-        .unwrap_or(app.config.default_lang);
-    let device = describe(&browser.user_agent, lang);
-    let overflow = Overflow {
-        member: &user,
-        device: &device,
-        ip: &browser.ip,
-        active,
-        max: policy.max,
-    };
-    app.mailer
-        .device_code(&overflow, &code, (CODE_TTL_MS / 60_000) as u64)
-        .await?;
+    mail_code(app, &user, browser, &code, active, policy.max).await?;
     Ok(Resent::Sent)
 }
 

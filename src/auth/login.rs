@@ -144,13 +144,13 @@ pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, Flo
         store.device_remember(&user.id, &input.device).await?;
     }
     let browser = NewSession {
-        device: input.device.clone(),
-        ip: ip.clone(),
-        user_agent: input.user_agent.clone(),
+        device: input.device,
+        ip,
+        user_agent: input.user_agent,
         previous_token: input.previous_token,
         now: input.now,
     };
-    match super::devices::open(app, &user, browser, &[]).await? {
+    match super::devices::open(app, &user, browser.clone(), &[]).await? {
         Open::Started {
             token,
             session,
@@ -165,13 +165,6 @@ pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, Flo
             if policy.on_overflow == OnOverflow::Deny {
                 return Ok(LoginOutcome::DeviceLimit { max: policy.max });
             }
-            let browser = NewSession {
-                device: input.device,
-                ip,
-                user_agent: input.user_agent,
-                previous_token: None,
-                now: input.now,
-            };
             Ok(
                 match stop_for_code(app, &user, &browser, input.rd, active, policy).await? {
                     Stopped::CodeSent => LoginOutcome::DeviceCode,
@@ -206,6 +199,7 @@ async fn on_locked(
 }
 
 /// The browser a session is being opened for.
+#[derive(Clone)]
 pub struct NewSession<'a> {
     pub device: DeviceId,
     pub ip: String,

@@ -50,15 +50,16 @@ pub fn run(v: &Vigile, cmd: SettingsCommand) -> Result<ExitCode, Box<dyn std::er
             tracing::info!(target: "audit", event = "settings_changed", by = "cli", max_per_member = ?s.max_per_member, on_overflow = ?s.on_overflow, "admin changed the device cap from the command line");
         }
         let s = store.settings_get().await?;
+        let site = crate::auth::devices::site_policy(&s, file);
         let origin = |saved: bool| if saved { "saved" } else { "configuration file" };
         println!(
             "max_per_member: {} ({})",
-            s.max_per_member.unwrap_or(file.max_per_member),
+            site.max,
             origin(s.max_per_member.is_some())
         );
         println!(
             "on_overflow:    {} ({})",
-            overflow_str(s.on_overflow.unwrap_or(file.on_overflow)),
+            overflow_str(site.on_overflow),
             origin(s.on_overflow.is_some())
         );
         Ok(ExitCode::SUCCESS)

@@ -10,7 +10,7 @@ use crate::pages::{rd, Reply};
 
 /// The signed-in identity, or the reply for a visitor without one (login redirect, or 503
 /// when the store cannot say).
-fn signed_in<'c>(ctx: &'c Ctx<'_, '_>, here: &str) -> Result<&'c Identity, Reply> {
+pub(super) fn signed_in<'c>(ctx: &'c Ctx<'_, '_>, here: &str) -> Result<&'c Identity, Reply> {
     match &ctx.req.identity {
         Ok(Some(id)) => Ok(id),
         Ok(None) => Err(Reply::redirect(StatusCode::FOUND, &rd::login_url(here))),

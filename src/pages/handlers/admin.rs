@@ -50,6 +50,7 @@ async fn page(
         Err(e) => return ctx.flow_failed(&e.into()),
     };
     let file = &ctx.app.config.file.sessions;
+    let site = crate::auth::devices::site_policy(&settings, file);
     let mut members = Vec::with_capacity(users.len());
     for u in users {
         let failures = match store.attempts_of(AttemptKey::Account(&u.email)).await {
@@ -68,8 +69,8 @@ async fn page(
         c: ctx.chrome("/_vigile/admin"),
         members,
         unlocked: ctx.req.query_param("unlocked"),
-        max_per_member: settings.max_per_member.unwrap_or(file.max_per_member),
-        on_overflow: overflow_str(settings.on_overflow.unwrap_or(file.on_overflow)),
+        max_per_member: site.max,
+        on_overflow: overflow_str(site.on_overflow),
         file_max: file.max_per_member,
         file_overflow: overflow_str(file.on_overflow),
         notice,

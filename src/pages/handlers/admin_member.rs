@@ -45,9 +45,7 @@ async fn page(
     let page = AdminMemberPage {
         c: ctx.chrome(&format!("/_vigile/admin/member?email={encoded}")),
         own_cap: own.map(|c| c.to_string()).unwrap_or_default(),
-        site_cap: settings
-            .max_per_member
-            .unwrap_or(ctx.app.config.file.sessions.max_per_member),
+        site_cap: crate::auth::devices::site_policy(&settings, &ctx.app.config.file.sessions).max,
         devices: super::devices::rows(&sessions, None, ctx.lang()),
         email: user.email,
         notice,

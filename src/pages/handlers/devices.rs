@@ -4,10 +4,11 @@
 
 use http::StatusCode;
 
+use super::account::signed_in;
 use super::Ctx;
 use crate::app::now_ms;
 use crate::auth::devices::{self, Chosen, Resent};
-use crate::auth::{FlowError, Identity, NewSession};
+use crate::auth::{FlowError, NewSession};
 use crate::i18n::Lang;
 use crate::pages::forms::{ChoosePage, DeviceRow, VerifyPage};
 use crate::pages::{rd, render, Reply};
@@ -233,20 +234,9 @@ pub async fn choose_post(ctx: &Ctx<'_, '_>) -> Reply {
     }
 }
 
-fn signed_in<'c>(ctx: &'c Ctx<'_, '_>) -> Result<&'c Identity, Reply> {
-    match &ctx.req.identity {
-        Ok(Some(id)) => Ok(id),
-        Ok(None) => Err(Reply::redirect(
-            StatusCode::FOUND,
-            &rd::login_url("/_vigile/account"),
-        )),
-        Err(()) => Err(render::unavailable(ctx.lang())),
-    }
-}
-
 /// "Sign out" on one of the member's other devices.
 pub async fn revoke(ctx: &Ctx<'_, '_>) -> Reply {
-    let id = match signed_in(ctx) {
+    let id = match signed_in(ctx, "/_vigile/account") {
         Ok(id) => id,
         Err(reply) => return reply,
     };
@@ -271,7 +261,7 @@ pub async fn revoke(ctx: &Ctx<'_, '_>) -> Reply {
 
 /// "Sign out everywhere else".
 pub async fn others(ctx: &Ctx<'_, '_>) -> Reply {
-    let id = match signed_in(ctx) {
+    let id = match signed_in(ctx, "/_vigile/account") {
         Ok(id) => id,
         Err(reply) => return reply,
     };

@@ -15,11 +15,10 @@ use ::redis::Script;
 use async_trait::async_trait;
 
 use super::{session_call, session_fields, RedisStore};
-use crate::config::OnOverflow;
 use crate::store::keys::{Key, Prefix};
 use crate::store::{
-    Cap, Challenge, CodeCheck, DeviceId, DeviceStore, Millis, Opened, SessionId, SessionRecord,
-    Settings, SignedOut, StoreError, StoreResult, TokenHash, UserId,
+    overflow_parse, overflow_str, Cap, Challenge, CodeCheck, DeviceId, DeviceStore, Millis, Opened,
+    SessionId, SessionRecord, Settings, SignedOut, StoreError, StoreResult, TokenHash, UserId,
 };
 
 /// On top of `session_prelude!`: `end_session(id, why, ended prefix, expiring index)`
@@ -229,24 +228,6 @@ return 1
 "#,
     )
 });
-
-/// `on_overflow` as stored: the configuration's kebab-case spelling.
-fn overflow_str(o: OnOverflow) -> &'static str {
-    match o {
-        OnOverflow::Choose => "choose",
-        OnOverflow::EvictOldest => "evict-oldest",
-        OnOverflow::Deny => "deny",
-    }
-}
-
-fn overflow_parse(s: &str) -> Option<OnOverflow> {
-    match s {
-        "choose" => Some(OnOverflow::Choose),
-        "evict-oldest" => Some(OnOverflow::EvictOldest),
-        "deny" => Some(OnOverflow::Deny),
-        _ => None,
-    }
-}
 
 /// A flat `HGETALL` reply as a map.
 fn pairs(flat: Vec<String>) -> HashMap<String, String> {
