@@ -221,9 +221,7 @@ pub async fn choose_post(ctx: &Ctx<'_, '_>) -> Reply {
         }) => {
             ctx.app.metrics.logins.with_label_values(&["success"]).inc();
             tracing::info!(target: "audit", event = "device_replaced", user = %user.id, ip = %ctx.req.client_ip, sessions = ?ended, "member replaced a device");
-            let lifetime = ctx.app.config.file.sessions.absolute_timeout;
-            Reply::see_other(&rd::or_home(Some(&rd)))
-                .with_cookie(ctx.app.cookies.set_session(&token, lifetime))
+            Reply::see_other(&rd::or_home(Some(&rd))).with_cookie(ctx.session_cookie(&token))
         }
         Ok(Chosen::StillFull) => {
             let text = ctx.lang().tr().get("choose-more");

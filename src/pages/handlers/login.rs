@@ -106,8 +106,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
                     .inc();
                 tracing::info!(target: "audit", event = "device_evicted", user = %user.id, ip = %ctx.req.client_ip, sessions = ?ended, "least recently used devices signed out by the device cap");
             }
-            let lifetime = ctx.app.config.file.sessions.absolute_timeout;
-            Reply::see_other(&rd).with_cookie(ctx.app.cookies.set_session(&token, lifetime))
+            Reply::see_other(&rd).with_cookie(ctx.session_cookie(&token))
         }
         Ok(LoginOutcome::DeviceCode) => {
             metrics.logins.with_label_values(&["overflow"]).inc();

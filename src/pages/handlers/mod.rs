@@ -41,6 +41,12 @@ impl Ctx<'_, '_> {
         csrf::check(self.secret, self.req.cookies.device.as_deref(), submitted)
     }
 
+    /// The `Set-Cookie` value for a session just opened (lives as long as it may).
+    pub fn session_cookie(&self, token: &str) -> String {
+        let lifetime = self.app.config.file.sessions.absolute_timeout;
+        self.app.cookies.set_session(token, lifetime)
+    }
+
     pub fn chrome(&self, here: &str) -> Chrome {
         let user = self
             .req

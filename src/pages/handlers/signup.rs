@@ -122,10 +122,9 @@ pub async fn activate(ctx: &Ctx<'_, '_>) -> Reply {
     };
     match flow::activate(ctx.app, input).await {
         Ok(ActivateOutcome::SignedIn { token, .. }) => {
-            let lifetime = ctx.app.config.file.sessions.absolute_timeout;
             ctx.app.metrics.logins.with_label_values(&["success"]).inc();
             Reply::redirect(StatusCode::FOUND, "/_vigile/account?welcome=1")
-                .with_cookie(ctx.app.cookies.set_session(&token, lifetime))
+                .with_cookie(ctx.session_cookie(&token))
         }
         Ok(ActivateOutcome::Invalid) => ctx.message(
             StatusCode::GONE,
