@@ -1,8 +1,10 @@
 //! The sender task: takes due mails from the store's outbox one at a time, sends them,
-//! then deletes them or schedules the next attempt. Nothing is ever dropped: a mail the
-//! server refuses for good is retried at the longest interval, and a mail whose sender
-//! died mid-send comes back when its lease ends. Several instances can run a sender on
-//! one store; the lease keeps them from sending the same mail twice.
+//! then deletes them or schedules the next attempt. A mail the server cannot take now
+//! (4xx, no connection) is retried with a growing delay; one it refuses for good (5xx)
+//! is marked failed: counted (`vigile_mail_total{result="failed"}`), audited, listed for
+//! admins, never retried. A mail whose sender died mid-send comes back when its lease
+//! ends. Several instances can run a sender on one store; the lease keeps them from
+//! sending the same mail twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,9 @@ use crate::store::{millis, DynStore, Millis, OutboxMail};
 /// Without a wake-up, look for due mails (retries, mails queued by another instance or by
 /// the CLI) this often.
 const POLL: Duration = Duration::from_secs(1);
+
+/// Longest server answer kept with a failed mail (characters).
+const MAX_REASON: usize = 500;
 
 pub struct Sender {
     pub store: DynStore,
@@ -103,15 +108,22 @@ impl Sender {
                     tracing::warn!(error = %e, id = %mail.id, "sent mail could not be removed from the outbox");
                 }
             }
+            Err(err) if err.permanent => {
+                counter("failed");
+                let attempts = mail.attempts.saturating_add(1);
+                // Kept for admins: the server's answer, bounded.
+                let reason: String = err.reason.chars().take(MAX_REASON).collect();
+                tracing::warn!(target: "audit", event = "mail_failed", id = %mail.id, kind = %mail.kind, to = %mail.to, attempts, error = %reason, "the mail server refused a mail for good; it is listed on the admin page");
+                if let Err(e) = self.store.outbox_fail(&mail.id, now_ms(), &reason).await {
+                    // Still waiting in the outbox: it is tried again when its lease ends.
+                    tracing::warn!(error = %e, id = %mail.id, "could not mark a refused mail as failed");
+                }
+            }
             Err(err) => {
                 counter("retry");
                 let attempts = mail.attempts.saturating_add(1);
-                let delay = if err.permanent {
-                    self.retry_max
-                } else {
-                    backoff(attempts, self.retry_initial, self.retry_max)
-                };
-                tracing::warn!(target: "mail", id = %mail.id, kind = %mail.kind, attempts, permanent = err.permanent, retry_in_ms = delay, error = %err.reason, "mail not sent; kept for a retry");
+                let delay = backoff(attempts, self.retry_initial, self.retry_max);
+                tracing::warn!(target: "mail", id = %mail.id, kind = %mail.kind, attempts, retry_in_ms = delay, error = %err.reason, "mail not sent; kept for a retry");
                 let next = now_ms().saturating_add(delay);
                 if let Err(e) = self.store.outbox_retry(&mail.id, next, &err.reason).await {
                     tracing::warn!(error = %e, id = %mail.id, "could not reschedule a mail; its lease will bring it back");

@@ -16,8 +16,8 @@ pub enum Transport {
     Log,
 }
 
-/// Why a send failed. `permanent`: the server refused the mail itself (5xx, bad
-/// address); retrying soon would not help.
+/// Why a send failed. `permanent`: the server refused the mail itself (5xx: no such
+/// mailbox, say) or it cannot be addressed; the sender marks it failed, never retries.
 #[derive(Debug)]
 pub struct SendError {
     pub permanent: bool,
@@ -69,13 +69,7 @@ impl Transport {
         let message = build(from, host, mail)?;
         let attempt = async {
             match self {
-                Transport::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(|e| {
-                    if e.is_permanent() {
-                        SendError::permanent(e)
-                    } else {
-                        SendError::transient(e)
-                    }
-                }),
+                Transport::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(classify),
                 Transport::File(file) => file
                     .send(message)
                     .await
@@ -94,6 +88,18 @@ impl Transport {
                     "no answer within {timeout:?}"
                 )))
             })
+    }
+}
+
+/// A 5xx refuses the mail for good, except the authentication ones (530, 534, 535,
+/// 538): those say the gateway's own SMTP settings are wrong, and once an operator fixes
+/// them every waiting mail must still go, so they stay transient.
+fn classify(e: lettre::transport::smtp::Error) -> SendError {
+    let auth = matches!(e.status().map(u16::from), Some(530 | 534 | 535 | 538));
+    if e.is_permanent() && !auth {
+        SendError::permanent(e)
+    } else {
+        SendError::transient(e)
     }
 }
 

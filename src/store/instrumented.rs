@@ -189,6 +189,14 @@ impl OutboxStore for Instrumented {
     async fn outbox_list(&self) -> StoreResult<Vec<OutboxMail>> {
         self.time("outbox_list", self.inner.outbox_list()).await
     }
+    async fn outbox_fail(&self, id: &str, failed_at: Millis, error: &str) -> StoreResult<bool> {
+        self.time("outbox_fail", self.inner.outbox_fail(id, failed_at, error))
+            .await
+    }
+    async fn outbox_failed(&self, limit: usize) -> StoreResult<Vec<FailedMail>> {
+        self.time("outbox_failed", self.inner.outbox_failed(limit))
+            .await
+    }
 }
 
 #[async_trait]
@@ -398,6 +406,8 @@ mod tests {
         store.outbox_retry(&mail.id, 0, "e").await.unwrap();
         store.outbox_list().await.unwrap();
         store.outbox_done(&mail.id).await.unwrap();
+        store.outbox_fail(&mail.id, 0, "e").await.unwrap();
+        store.outbox_failed(10).await.unwrap();
         store
             .counter_hit(CounterScope::FormsPerIp, "ip", 10, 0)
             .await
@@ -416,6 +426,8 @@ mod tests {
             "outbox_retry",
             "outbox_list",
             "outbox_done",
+            "outbox_fail",
+            "outbox_failed",
             "counter_hit",
         ] {
             let timed = metrics.store_duration.with_label_values(&[op]);

@@ -25,6 +25,10 @@
 //!   `bind`, `expires_at`); its TTL is the token's expiry.
 //! - `vigile:outbox`: sorted set of waiting mail ids, scored by their `next_attempt`.
 //! - `vigile:outbox_mail:{id}`: hash of one waiting mail's fields (no TTL: durable).
+//! - `vigile:outbox_failed`: sorted set of the ids of mails refused for good, scored by
+//!   the instant they failed.
+//! - `vigile:outbox_failed_mail:{id}`: hash of one failed mail (no bodies); its TTL is
+//!   `FAILED_KEEP_MS` after it failed, and its name is in `vigile:expiring` with that score.
 //! - `vigile:counter:{scope}:{window_start}:{subject}`: a fixed-window counter (an
 //!   integer); its TTL is the end of its window. The subject comes last since it may
 //!   contain `:` (IPv6).
@@ -60,6 +64,7 @@ pub enum Prefix {
     SessionToken,
     UserSessions,
     OutboxMail,
+    OutboxFailedMail,
     Token,
     Counter,
     Attempts,
@@ -77,6 +82,7 @@ impl Prefix {
             Prefix::SessionToken => "vigile:session_token:",
             Prefix::UserSessions => "vigile:user_sessions:",
             Prefix::OutboxMail => "vigile:outbox_mail:",
+            Prefix::OutboxFailedMail => "vigile:outbox_failed_mail:",
             Prefix::Token => "vigile:token:",
             Prefix::Counter => "vigile:counter:",
             Prefix::Attempts => "vigile:attempts:",
@@ -110,6 +116,8 @@ pub enum Key<'a> {
     Token(TokenKind, &'a TokenHash),
     Outbox,
     OutboxMail(&'a str),
+    OutboxFailed,
+    OutboxFailedMail(&'a str),
     /// `(scope, subject, window_start)`.
     Counter(CounterScope, &'a str, Millis),
     Expiring,
@@ -133,6 +141,7 @@ impl Key<'_> {
             Key::SessionExpiry => "vigile:session_expiry".to_string(),
             Key::PendingUsers => "vigile:pending_users".to_string(),
             Key::Outbox => "vigile:outbox".to_string(),
+            Key::OutboxFailed => "vigile:outbox_failed".to_string(),
             Key::Expiring => "vigile:expiring".to_string(),
             Key::Settings => "vigile:settings".to_string(),
             Key::MemberCaps => "vigile:member_caps".to_string(),
@@ -144,6 +153,7 @@ impl Key<'_> {
             Key::SessionToken(hash) => Prefix::SessionToken.with(hash.as_str()),
             Key::UserSessions(id) => Prefix::UserSessions.with(id.as_str()),
             Key::OutboxMail(id) => Prefix::OutboxMail.with(id),
+            Key::OutboxFailedMail(id) => Prefix::OutboxFailedMail.with(id),
             Key::Token(kind, hash) => Prefix::Token.with(&[kind.as_str(), hash.as_str()].join(":")),
             Key::Attempts(email) => Prefix::Attempts.with(email),
             Key::KnownDevices(id) => Prefix::KnownDevices.with(id.as_str()),
@@ -177,6 +187,11 @@ mod tests {
             (Key::SessionToken(&hash), Some((Prefix::SessionToken, "ab"))),
             (Key::UserSessions(&user), Some((Prefix::UserSessions, "u1"))),
             (Key::OutboxMail("m1"), Some((Prefix::OutboxMail, "m1"))),
+            (Key::OutboxFailed, None),
+            (
+                Key::OutboxFailedMail("m1"),
+                Some((Prefix::OutboxFailedMail, "m1")),
+            ),
             (
                 Key::Token(TokenKind::PasswordReset, &hash),
                 Some((Prefix::Token, "reset:ab")),

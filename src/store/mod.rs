@@ -29,7 +29,7 @@ pub use devices::{
 };
 pub use ids::{DeviceId, SessionId, TokenHash, UserId};
 pub use instrumented::Instrumented;
-pub use outbox::{OutboxMail, OutboxStore};
+pub use outbox::{FailedMail, OutboxMail, OutboxStore, FAILED_KEEP_MS};
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
 pub use throttle::{AttemptKey, IpRule, ThrottleStore};

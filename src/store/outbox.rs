@@ -4,10 +4,17 @@
 //!
 //! Claiming leases a mail: it is hidden from other claimers (other instances) until the
 //! lease ends, and comes back by itself if its sender dies mid-send.
+//!
+//! A mail the server refuses for good (SMTP 5xx: no such mailbox, say) is moved to the
+//! failed mails: never claimed again, listed for admins, and purged [`FAILED_KEEP_MS`]
+//! after it failed. Its bodies are not kept (they carry single-use links).
 
 use async_trait::async_trait;
 
 use super::{Millis, StoreResult};
+
+/// How long a failed mail stays listed before `sweep` purges it: 30 days.
+pub const FAILED_KEEP_MS: Millis = 30 * 86_400_000;
 
 /// One mail, fully rendered (subject and both bodies in the recipient's language).
 #[derive(Clone, PartialEq, Eq)]
@@ -51,6 +58,21 @@ impl std::fmt::Debug for OutboxMail {
     }
 }
 
+/// A mail the server refused for good, as admins see it (no bodies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedMail {
+    pub id: String,
+    pub kind: String,
+    pub to: String,
+    pub subject: String,
+    pub created_at: Millis,
+    /// Attempts made, the refused one included.
+    pub attempts: u32,
+    pub failed_at: Millis,
+    /// The server's answer to the last attempt.
+    pub last_error: String,
+}
+
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
     /// Adds a mail (due at its `next_attempt`). `StoreError::Conflict` if the id exists.
@@ -71,4 +93,11 @@ pub trait OutboxStore: Send + Sync {
     async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str) -> StoreResult<bool>;
     /// Every mail still waiting, earliest due first (admin view, tests).
     async fn outbox_list(&self) -> StoreResult<Vec<OutboxMail>>;
+    /// The server refused the mail for good: in one atomic step it leaves the waiting
+    /// mails (never claimed again) and becomes a [`FailedMail`] with `attempts + 1`,
+    /// `failed_at` and `error`. Returns whether the mail was there.
+    async fn outbox_fail(&self, id: &str, failed_at: Millis, error: &str) -> StoreResult<bool>;
+    /// Up to `limit` failed mails, most recently failed first. `sweep(now)` purges those
+    /// failed at or before `now - FAILED_KEEP_MS`.
+    async fn outbox_failed(&self, limit: usize) -> StoreResult<Vec<FailedMail>>;
 }

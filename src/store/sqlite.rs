@@ -529,6 +529,10 @@ impl Store for SqliteStore {
             for sql in statements {
                 removed += count(tx.execute(sql, [now])?);
             }
+            removed += count(tx.execute(
+                "DELETE FROM outbox_failed WHERE failed_at <= ?1",
+                [now.saturating_sub(crate::store::FAILED_KEEP_MS)],
+            )?);
             tx.commit()?;
             Ok(removed)
         })

@@ -14,9 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 use vigile::store::keys::{Key, NAMESPACE};
 use vigile::store::{
-    AccountStatus, AttemptKey, CounterScope, DeviceId, DynStore, IpRule, Millis, OutboxMail,
-    RedisStore, SessionId, SessionRecord, SqliteStore, StoreError, TokenHash, TokenKind,
-    TokenRecord, User, UserId,
+    AccountStatus, AttemptKey, CounterScope, DeviceId, DynStore, FailedMail, IpRule, Millis,
+    OutboxMail, RedisStore, SessionId, SessionRecord, SqliteStore, StoreError, TokenHash,
+    TokenKind, TokenRecord, User, UserId, FAILED_KEEP_MS,
 };
 
 use crate::common::redis_server::RedisServer;
@@ -94,6 +94,7 @@ both_backends!(
     outbox_claim_leases_mails_until_the_lease_ends,
     outbox_retry_done_and_list_order,
     outbox_two_instances_never_claim_the_same_mail,
+    outbox_failed_mails_are_kept_apart_then_purged,
     counters_count_per_fixed_window,
     pending_account_is_replaced_by_a_new_sign_up_not_over_an_active_one,
     activation_makes_a_pending_account_permanent,
@@ -715,6 +716,77 @@ async fn outbox_two_instances_never_claim_the_same_mail(b: Backend) {
     claimed.sort();
     pushed.sort();
     assert_eq!(claimed, pushed, "every mail claimed exactly once");
+}
+
+/// A mail refused for good leaves the waiting mails at once (never claimed again), is
+/// listed apart without its bodies, and is purged by `sweep` `FAILED_KEEP_MS` later.
+async fn outbox_failed_mails_are_kept_apart_then_purged(b: Backend) {
+    let (store, other) = (b.open(), b.open());
+    let now = real_now();
+    let (a, c, d) = (
+        mail("a@example.org", now, now),
+        mail("c@example.org", now, now),
+        mail("d@example.org", now, now + 1),
+    );
+    for m in [&a, &c, &d] {
+        store.outbox_push(m).await.unwrap();
+    }
+    let claimed = store.outbox_claim(now, MINUTE, 2).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(store
+        .outbox_retry(&a.id, now, "421 try later")
+        .await
+        .unwrap());
+    assert!(store
+        .outbox_fail(&a.id, now + 10, "550 5.1.1 no such user")
+        .await
+        .unwrap());
+    assert!(other
+        .outbox_fail(&c.id, now + 20, "553 mailbox name not allowed")
+        .await
+        .unwrap());
+    assert!(!store.outbox_fail(&a.id, now + 30, "again").await.unwrap());
+    assert!(!store.outbox_fail("nope", now, "x").await.unwrap());
+
+    // Gone from the waiting mails: not listed, never claimed, whatever the instant.
+    assert_eq!(store.outbox_list().await.unwrap(), vec![d.clone()]);
+    let later = store.outbox_claim(now + DAY, MINUTE, 10).await.unwrap();
+    assert_eq!(later.iter().map(|m| &m.id).collect::<Vec<_>>(), vec![&d.id]);
+    assert!(!store.outbox_done(&a.id).await.unwrap());
+    assert!(!store.outbox_retry(&a.id, now, "e").await.unwrap());
+
+    let failed = |m: &OutboxMail, attempts, at, error: &str| FailedMail {
+        id: m.id.clone(),
+        kind: m.kind.clone(),
+        to: m.to.clone(),
+        subject: m.subject.clone(),
+        created_at: m.created_at,
+        attempts,
+        failed_at: at,
+        last_error: error.to_string(),
+    };
+    let both = vec![
+        failed(&c, 1, now + 20, "553 mailbox name not allowed"),
+        failed(&a, 2, now + 10, "550 5.1.1 no such user"),
+    ];
+    assert_eq!(other.outbox_failed(10).await.unwrap(), both, "newest first");
+    assert_eq!(store.outbox_failed(1).await.unwrap(), both[..1].to_vec());
+    assert!(store.outbox_failed(0).await.unwrap().is_empty());
+
+    // Kept through sweeps until FAILED_KEEP_MS after failing, then purged (one record each).
+    store.sweep(now + 10 + FAILED_KEEP_MS - 1).await.unwrap();
+    assert_eq!(store.outbox_failed(10).await.unwrap(), both);
+    assert_eq!(store.sweep(now + 10 + FAILED_KEEP_MS).await.unwrap(), 1);
+    assert_eq!(store.outbox_failed(10).await.unwrap(), both[..1].to_vec());
+    assert_eq!(store.sweep(now + 20 + FAILED_KEEP_MS).await.unwrap(), 1);
+    assert!(store.outbox_failed(10).await.unwrap().is_empty());
+    assert_eq!(
+        store.outbox_list().await.unwrap(),
+        vec![OutboxMail {
+            next_attempt: now + DAY + MINUTE,
+            ..d
+        }]
+    );
 }
 
 // ---- Counters -------------------------------------------------------------------------

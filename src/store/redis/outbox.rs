@@ -2,6 +2,10 @@
 //! `next_attempt`, and one hash per mail (no TTL: durable until sent). Ties are ordered
 //! by id, as in SQLite. A claim is one script that picks the due ids and re-scores them
 //! to the end of the lease, so instances claiming together never get the same mail.
+//!
+//! A failed mail moves, in one script, to its own hash (no bodies) in the `OutboxFailed`
+//! set scored by when it failed; the hash expires `FAILED_KEEP_MS` later and is in the
+//! `Expiring` index, so `sweep` purges it like SQLite does.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -11,7 +15,9 @@ use async_trait::async_trait;
 
 use super::RedisStore;
 use crate::store::keys::{Key, Prefix};
-use crate::store::{Millis, OutboxMail, OutboxStore, StoreError, StoreResult};
+use crate::store::{
+    FailedMail, Millis, OutboxMail, OutboxStore, StoreError, StoreResult, FAILED_KEEP_MS,
+};
 
 // KEYS[1] mail, KEYS[2] outbox; ARGV[1] id, ARGV[2] next_attempt, ARGV[3..] field/value
 // pairs. Returns 0 if the id exists.
@@ -84,6 +90,44 @@ return out
     )
 });
 
+// KEYS[1] mail, KEYS[2] outbox, KEYS[3] failed mail, KEYS[4] failed set, KEYS[5]
+// expiring index; ARGV[1] id, ARGV[2] failed_at, ARGV[3] error, ARGV[4] purge instant,
+// ARGV[5] failed_at - keep (older set entries are dead). Returns 0 if the mail was gone.
+static OUTBOX_FAIL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local f = redis.call('HMGET', KEYS[1], 'kind', 'to', 'subject', 'created_at', 'attempts')
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[3], 'id', ARGV[1], 'kind', f[1], 'to', f[2], 'subject', f[3],
+  'created_at', f[4], 'attempts', tonumber(f[5]) + 1, 'failed_at', ARGV[2],
+  'last_error', ARGV[3])
+redis.call('PEXPIREAT', KEYS[3], ARGV[4])
+redis.call('ZADD', KEYS[5], ARGV[4], KEYS[3])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[5])
+return 1
+"#,
+    )
+});
+
+// KEYS[1] failed set; ARGV[1] limit, ARGV[2] failed mail prefix. Returns up to `limit`
+// hashes, most recently failed first, and forgets ids whose hash was purged.
+static OUTBOX_FAILED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local out = {}
+local limit = tonumber(ARGV[1])
+for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
+  if #out >= limit then break end
+  local h = redis.call('HGETALL', ARGV[2] .. id)
+  if #h > 0 then out[#out + 1] = h else redis.call('ZREM', KEYS[1], id) end
+end
+return out
+"#,
+    )
+});
+
 fn mail_fields(m: &OutboxMail) -> Vec<(&'static str, String)> {
     let mut fields = vec![
         ("id", m.id.clone()),
@@ -127,6 +171,31 @@ fn mail_from_hash(flat: Vec<String>) -> StoreResult<OutboxMail> {
             .parse()
             .map_err(|_| bad("next_attempt"))?,
         last_error: text("last_error").ok(),
+        id: id.clone(),
+    })
+}
+
+/// Rebuilds a failed mail from the flat `HGETALL` reply.
+fn failed_from_hash(flat: Vec<String>) -> StoreResult<FailedMail> {
+    let mut map = HashMap::with_capacity(flat.len() / 2);
+    let mut it = flat.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        map.insert(k, v);
+    }
+    let mut text = |name: &str| {
+        map.remove(name)
+            .ok_or_else(|| StoreError::Corrupt(format!("failed mail without {name}")))
+    };
+    let id = text("id")?;
+    let bad = |name: &str| StoreError::Corrupt(format!("failed mail {id}: bad {name}"));
+    Ok(FailedMail {
+        kind: text("kind")?,
+        to: text("to")?,
+        subject: text("subject")?,
+        created_at: text("created_at")?.parse().map_err(|_| bad("created_at"))?,
+        attempts: text("attempts")?.parse().map_err(|_| bad("attempts"))?,
+        failed_at: text("failed_at")?.parse().map_err(|_| bad("failed_at"))?,
+        last_error: text("last_error")?,
         id: id.clone(),
     })
 }
@@ -191,5 +260,32 @@ impl OutboxStore for RedisStore {
         inv.key(Key::Outbox.name()).arg(Prefix::OutboxMail.as_str());
         let hashes: Vec<Vec<String>> = self.call(&inv).await?;
         hashes.into_iter().map(mail_from_hash).collect()
+    }
+
+    async fn outbox_fail(&self, id: &str, failed_at: Millis, error: &str) -> StoreResult<bool> {
+        let mut inv = OUTBOX_FAIL.prepare_invoke();
+        inv.key(Key::OutboxMail(id).name())
+            .key(Key::Outbox.name())
+            .key(Key::OutboxFailedMail(id).name())
+            .key(Key::OutboxFailed.name())
+            .key(Key::Expiring.name())
+            .arg(id)
+            .arg(failed_at)
+            .arg(error)
+            .arg(failed_at.saturating_add(FAILED_KEEP_MS))
+            .arg(failed_at.saturating_sub(FAILED_KEEP_MS));
+        Ok(self.call::<i64>(&inv).await? == 1)
+    }
+
+    async fn outbox_failed(&self, limit: usize) -> StoreResult<Vec<FailedMail>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut inv = OUTBOX_FAILED.prepare_invoke();
+        inv.key(Key::OutboxFailed.name())
+            .arg(u64::try_from(limit).unwrap_or(u64::MAX))
+            .arg(Prefix::OutboxFailedMail.as_str());
+        let hashes: Vec<Vec<String>> = self.call(&inv).await?;
+        hashes.into_iter().map(failed_from_hash).collect()
     }
 }

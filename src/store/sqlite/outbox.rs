@@ -1,13 +1,14 @@
 //! [`OutboxStore`] on SQLite: one row per waiting mail, indexed by
 //! `(next_attempt, id)`, the order of both claiming and listing. A claim selects and
 //! leases in one `BEGIN IMMEDIATE` transaction, so two processes never claim the same
-//! mail.
+//! mail. A failed mail moves to `outbox_failed` (without its bodies) in one statement
+//! pair of one transaction; `sweep` purges that table by `failed_at`.
 
 use async_trait::async_trait;
 use rusqlite::{params, Row, TransactionBehavior};
 
 use super::{map_err, SqliteStore};
-use crate::store::{Millis, OutboxMail, OutboxStore, StoreResult};
+use crate::store::{FailedMail, Millis, OutboxMail, OutboxStore, StoreResult};
 
 const MAIL_COLUMNS: &str = "id, kind, recipient, subject, text_body, html_body, created_at, \
                             attempts, next_attempt, last_error";
@@ -112,6 +113,48 @@ impl OutboxStore for SqliteStore {
                 "SELECT {MAIL_COLUMNS} FROM outbox ORDER BY next_attempt, id"
             ))?;
             let rows = stmt.query_map([], mail_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
+        })
+        .await
+    }
+
+    async fn outbox_fail(&self, id: &str, failed_at: Millis, error: &str) -> StoreResult<bool> {
+        let id = id.to_string();
+        let error = error.to_string();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let moved = tx.execute(
+                "INSERT INTO outbox_failed (id, kind, recipient, subject, created_at, attempts, \
+                 failed_at, last_error) SELECT id, kind, recipient, subject, created_at, \
+                 attempts + 1, ?2, ?3 FROM outbox WHERE id = ?1",
+                params![id, failed_at, error],
+            )?;
+            tx.execute("DELETE FROM outbox WHERE id = ?1", [&id])?;
+            tx.commit()?;
+            Ok(moved > 0)
+        })
+        .await
+    }
+
+    async fn outbox_failed(&self, limit: usize) -> StoreResult<Vec<FailedMail>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, kind, recipient, subject, created_at, attempts, failed_at, \
+                 last_error FROM outbox_failed ORDER BY failed_at DESC, id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit], |r| {
+                Ok(FailedMail {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    to: r.get(2)?,
+                    subject: r.get(3)?,
+                    created_at: r.get(4)?,
+                    attempts: r.get(5)?,
+                    failed_at: r.get(6)?,
+                    last_error: r.get(7)?,
+                })
+            })?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_err)
         })
         .await

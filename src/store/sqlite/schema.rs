@@ -10,7 +10,7 @@ use super::map_err;
 use crate::store::{StoreError, StoreResult};
 
 /// Bumped whenever the schema below changes (with a step added to [`MIGRATIONS`]).
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// What version 2 added besides the `users.expires_at` column: sign-up expiry, single-use
 /// links, the mail outbox, rate-limit counters. Shared by [`SCHEMA`] and the v1→v2 step.
@@ -120,6 +120,26 @@ CREATE TABLE IF NOT EXISTS member_caps (
     };
 }
 
+/// What version 5 added: mails the server refused for good, kept for admins (no bodies)
+/// until `sweep` purges them.
+macro_rules! since_v5 {
+    () => {
+        "
+CREATE TABLE IF NOT EXISTS outbox_failed (
+    id         TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    recipient  TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    attempts   INTEGER NOT NULL,
+    failed_at  INTEGER NOT NULL,
+    last_error TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbox_failed_at ON outbox_failed(failed_at);
+"
+    };
+}
+
 /// The whole current schema, for a new file.
 const SCHEMA: &str = concat!(
     "
@@ -159,17 +179,19 @@ CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
 ",
     since_v2!(),
     since_v3!(),
-    since_v4!()
+    since_v4!(),
+    since_v5!()
 );
 
 /// `MIGRATIONS[i]` brings a file from version `i + 1` to version `i + 2`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     concat!(
         "ALTER TABLE users ADD COLUMN expires_at INTEGER;",
         since_v2!()
     ),
     since_v3!(),
     since_v4!(),
+    since_v5!(),
 ];
 
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION - 1);
