@@ -1,10 +1,17 @@
 //! A real SMTP server on a free port that keeps every message it receives, killed on Drop.
 //!
-//! It is Debian's `python3-aiosmtpd` run as a child process with its `Mailbox` handler:
-//! `python3 -m aiosmtpd -n -l 127.0.0.1:PORT -c aiosmtpd.handlers.Mailbox MAILDIR`. Each
-//! message accepted (`250` after DATA) is already a file in `MAILDIR/new/`, with the
-//! envelope added as `X-MailFrom` / `X-RcptTo` headers (and `X-Peer`). [`SmtpSink::mails`]
-//! reads and parses them with `mail-parser` (decoded subject, text and HTML parts).
+//! It is Debian's `python3-aiosmtpd` run as a child process with a subclass of its
+//! `Mailbox` handler: `python3 -m aiosmtpd -n -l 127.0.0.1:PORT -c vigile_sink.Sink
+//! MAILDIR DIR`. Each message accepted (`250` after DATA) is already a file in
+//! `MAILDIR/new/`, with the envelope added as `X-MailFrom` / `X-RcptTo` headers (and
+//! `X-Peer`). [`SmtpSink::mails`] reads and parses them with `mail-parser` (decoded
+//! subject, text and HTML parts).
+//!
+//! The handler is that `Mailbox` plus two things a test needs (a small Python class
+//! written to the sink's directory, [`HANDLER`]): [`SmtpSink::refuse`] makes the server
+//! answer `RCPT TO` for one address with a given reply (`550 ...` for a mailbox that does
+//! not exist, `450 ...` for one that is busy), and every `RCPT TO` is logged with the
+//! reply given, for [`SmtpSink::rcpt_attempts`].
 //!
 //! `stop` / `start_again` (same port, mails kept) simulate an outage of the mail server.
 //! If Python or aiosmtpd is missing the test panics with instructions: a test that needs
@@ -37,6 +44,46 @@ const STOP_TRIES: u32 = 200;
 
 /// Fresh ports tried when the one picked was taken before the server could bind it.
 const PORT_ATTEMPTS: u32 = 5;
+
+/// aiosmtpd's `Mailbox` handler that refuses the recipients listed in `CONTROL/refuse`
+/// (`address<TAB>reply` lines, read at each `RCPT TO`, so a test changes them at any time)
+/// and logs every `RCPT TO` to `CONTROL/rcpt.log` as `address<TAB>reply`.
+const HANDLER: &str = r#"
+import os
+from aiosmtpd.handlers import Mailbox
+
+
+class Sink(Mailbox):
+    def __init__(self, maildir, control):
+        super().__init__(maildir)
+        self.control = control
+
+    @classmethod
+    def from_cli(cls, parser, *args):
+        if len(args) != 2:
+            parser.error("usage: -c vigile_sink.Sink MAILDIR CONTROL_DIR")
+        return cls(args[0], args[1])
+
+    def refusal(self, address):
+        try:
+            with open(os.path.join(self.control, "refuse"), encoding="utf-8") as f:
+                for line in f:
+                    addr, _, reply = line.rstrip("\n").partition("\t")
+                    if addr == address:
+                        return reply
+        except FileNotFoundError:
+            pass
+        return None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.refusal(address)
+        with open(os.path.join(self.control, "rcpt.log"), "a", encoding="utf-8") as log:
+            log.write(f"{address}\t{reply or '250 OK'}\n")
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+"#;
 
 /// What a test can rely on from a message the sink accepted.
 #[derive(Debug, Clone)]
@@ -197,6 +244,7 @@ impl SmtpSink {
             .prefix("vigile-smtp-")
             .tempdir()
             .expect("tempdir for the SMTP sink");
+        std::fs::write(dir.path().join("vigile_sink.py"), HANDLER).expect("write the SMTP handler");
         let mut sink = SmtpSink {
             port: 0,
             dir,
@@ -270,6 +318,59 @@ impl SmtpSink {
             self.port,
             self.log()
         );
+    }
+
+    /// From now on, answers `RCPT TO:<address>` with `reply` (say `550 5.1.1 No such
+    /// user`, or `450 4.2.1 Mailbox busy`) instead of accepting it; replaces an earlier
+    /// rule for the same address. Takes effect at the next `RCPT TO`.
+    pub fn refuse(&self, address: &str, reply: &str) {
+        assert!(
+            !address.contains(['\t', '\n']) && !reply.contains(['\t', '\n']),
+            "one line per rule"
+        );
+        let path = self.dir.path().join("refuse");
+        let mut rules: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.split('\t').next() != Some(address))
+            .map(str::to_string)
+            .collect();
+        rules.push(format!("{address}\t{reply}"));
+        // Written whole then renamed: the server never reads half a file.
+        let tmp = self.dir.path().join("refuse.tmp");
+        std::fs::write(&tmp, rules.join("\n") + "\n").expect("write the refusal rules");
+        std::fs::rename(&tmp, &path).expect("install the refusal rules");
+    }
+
+    /// Accepts `address` again (undoes [`refuse`](Self::refuse)).
+    pub fn accept(&self, address: &str) {
+        let path = self.dir.path().join("refuse");
+        let rules: String = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.split('\t').next() != Some(address))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let tmp = self.dir.path().join("refuse.tmp");
+        std::fs::write(&tmp, rules).expect("write the refusal rules");
+        std::fs::rename(&tmp, &path).expect("install the refusal rules");
+    }
+
+    /// Every `RCPT TO` so far, in order: the address as the client sent it, and the reply.
+    pub fn rcpts(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(self.dir.path().join("rcpt.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let (address, reply) = l.split_once('\t').unwrap_or((l, ""));
+                (address.to_string(), reply.to_string())
+            })
+            .collect()
+    }
+
+    /// How many times a client said `RCPT TO:<address>`, accepted or refused.
+    pub fn rcpt_attempts(&self, address: &str) -> usize {
+        self.rcpts().iter().filter(|(a, _)| a == address).count()
     }
 
     /// Every message received so far (also before a restart), in arrival order.
@@ -373,8 +474,10 @@ impl SmtpSink {
         let spawned = Command::new(&self.python)
             .args(["-m", "aiosmtpd", "-n", "-d", "-u", "-l"])
             .arg(format!("127.0.0.1:{}", self.port))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-c", "vigile_sink.Sink"])
             .arg(self.maildir())
+            .arg(self.dir.path())
+            .env("PYTHONPATH", self.dir.path())
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::null())
