@@ -25,6 +25,12 @@ pub struct Metrics {
     pub store_duration: HistogramVec,
     pub store_errors: IntCounter,
     pub password_hash: Histogram,
+    /// Client connections open now (proxy listener).
+    pub client_connections_open: IntGauge,
+    /// Connections closed at once: their address was at `server.max_connections_per_ip`.
+    pub client_connections_refused: IntCounter,
+    /// phase: header (too slow to send a request header), keepalive (idle between requests)
+    pub client_timeouts: IntCounterVec,
 }
 
 fn fast_buckets() -> Vec<f64> {
@@ -98,6 +104,24 @@ impl Metrics {
             vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
         )?;
 
+        let client_connections_open = IntGauge::new(
+            "vigile_client_connections_open",
+            "Client connections open on the proxy listener.",
+        )?;
+        registry.register(Box::new(client_connections_open.clone()))?;
+        let client_connections_refused = counter(
+            "vigile_client_connections_refused_total",
+            "Client connections closed at once because their address had too many open.",
+        )?;
+        let client_timeouts = counter_vec(
+            "vigile_client_timeouts_total",
+            "Client connections closed for slowness, by phase (header, keepalive).",
+            &["phase"],
+        )?;
+        for p in ["header", "keepalive"] {
+            client_timeouts.with_label_values(&[p]);
+        }
+
         // Pre-create the documented label values so dashboards see zeros, not gaps.
         for d in [
             "proxied",
@@ -141,6 +165,9 @@ impl Metrics {
             store_duration,
             store_errors,
             password_hash,
+            client_connections_open,
+            client_connections_refused,
+            client_timeouts,
         })
     }
 

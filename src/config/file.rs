@@ -62,6 +62,20 @@ pub struct ServerSection {
     pub dev_mode: bool,
     /// Seconds a graceful shutdown waits for in-flight requests.
     pub grace_period_seconds: u64,
+    /// Longest time a client may take to send a whole request header (and, on a new
+    /// connection, to start); past it the connection is closed. Total, not per read.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// An idle connection between two requests (HTTP/1.1 keep-alive, HTTP/2) is closed
+    /// after this long.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+    /// Open connections allowed from one client address (an IPv6 /64 counts as one);
+    /// more are closed at once. `trusted_proxies` are exempt. 0 = unlimited.
+    pub max_connections_per_ip: u32,
+    /// Allow-list of Host authorities (`host` or `host:port`); when set, a request whose
+    /// Host is not listed gets 400. Empty = any valid host.
+    pub hosts: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -75,6 +89,10 @@ impl Default for ServerSection {
             threads: 0,
             dev_mode: false,
             grace_period_seconds: 10,
+            header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            max_connections_per_ip: 256,
+            hosts: vec![],
         }
     }
 }

@@ -213,6 +213,8 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
         ));
     }
     for (key, d) in [
+        ("server.header_timeout", file.server.header_timeout),
+        ("server.keepalive_timeout", file.server.keepalive_timeout),
         ("signup.activation_ttl", file.signup.activation_ttl),
         (
             "signup.pending_account_ttl",

@@ -63,6 +63,16 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    async fn early_request_filter(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        // The header is in: the connection's header deadline no longer applies.
+        crate::server::client_conns::header_received();
+        Ok(())
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         let peer = session
             .client_addr()

@@ -3,6 +3,7 @@
 //! Pingora's `ServerConf` is built here from our TOML, so operators keep one file.
 
 mod background;
+pub mod client_conns;
 mod ops;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use pingora::services::listening::Service;
 
 use crate::app::App;
 use crate::proxy::Gateway as ProxyLogic;
+use client_conns::{raise_fd_limit, ClientConns, Limits};
 
 pub use ops::OpsEndpoints;
 
@@ -59,29 +61,38 @@ pub fn assemble(
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        ProxyLogic::new(app.clone()),
-        "vigile gateway",
-    );
+    match raise_fd_limit() {
+        Ok(n) => tracing::info!(open_files = n, "file descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
+    }
+    let terminates_tls = cfg.tls_cert.is_some() && cfg.tls_key.is_some();
+    let mut proxy =
+        pingora::proxy::HttpProxy::new(ProxyLogic::new(app.clone()), server.configuration.clone());
+    proxy.handle_init_modules();
+    let mut options = HttpServerOptions::default();
+    // h2c (prior knowledge) for clients that speak HTTP/2 without TLS.
+    options.h2c = !terminates_tls;
+    options.h2_idle_timeout = Some(cfg.keepalive_timeout);
+    proxy.server_options = Some(options);
+    let limits = Limits {
+        header_timeout: cfg.header_timeout,
+        keepalive_timeout: cfg.keepalive_timeout,
+        max_per_addr: cfg.max_connections_per_ip,
+        exempt: app.config.trusted_proxies.clone(),
+        h2c: !terminates_tls,
+    };
+    let conns = ClientConns::new(Arc::new(proxy), limits, app.metrics.clone());
+    let mut gateway = Service::new("vigile gateway".to_string(), conns);
     match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(cert), Some(key)) => {
             let mut tls = TlsSettings::intermediate(cert, key)
                 .map_err(|e| ServerError::Tls(e.to_string()))?;
             tls.enable_h2();
-            proxy.add_tls_with_settings(&cfg.listen, None, tls);
+            gateway.add_tls_with_settings(&cfg.listen, None, tls);
         }
-        _ => {
-            proxy.add_tcp(&cfg.listen);
-            // h2c (prior knowledge) for clients that speak HTTP/2 without TLS.
-            if let Some(logic) = proxy.app_logic_mut() {
-                let mut options = HttpServerOptions::default();
-                options.h2c = true;
-                logic.server_options = Some(options);
-            }
-        }
+        _ => gateway.add_tcp(&cfg.listen),
     }
-    server.add_service(proxy);
+    server.add_service(gateway);
 
     let mut ops = Service::new("vigile metrics".to_string(), OpsEndpoints::new(app.clone()));
     ops.add_tcp(&app.config.file.metrics.listen);

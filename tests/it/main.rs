@@ -5,6 +5,7 @@
 mod audit;
 mod backend;
 mod browser;
+mod client_conns;
 mod common;
 mod demo;
 mod deploy;
