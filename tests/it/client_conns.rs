@@ -282,9 +282,11 @@ async fn a_flood_from_one_address_leaves_others_served() {
         flood.spawn(async move {
             let socket = TcpSocket::new_v4()?;
             socket.bind(SocketAddr::new(IpAddr::V4(flooder), 0))?;
-            let mut stream = socket
-                .connect(SocketAddr::from(([127, 0, 0, 1], port)))
-                .await?;
+            // A full accept queue would make connect retry for minutes: bound it.
+            let connect = socket.connect(SocketAddr::from(([127, 0, 0, 1], port)));
+            let mut stream = tokio::time::timeout(CLOSE_BOUND, connect)
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
             let closed = if i % 2 == 0 {
                 closed_within(&mut stream, Duration::from_secs(30)).await
             } else {
