@@ -4,11 +4,12 @@
 //! match wins, so an overlap between lists can never expose a protected path; a path no rule
 //! names needs a member session (deny by default).
 //!
-//! Matching happens on a normalised path (percent-decoded, repeated slashes collapsed).
-//! Paths an upstream could read differently from us (dot segments, encoded slashes or
-//! backslashes, NUL) are refused outright rather than guessed at.
+//! Matching happens on the [`CanonicalPath`] (percent-decoded; paths an upstream could read
+//! differently from us were already refused by the canonicaliser).
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::edge::path::CanonicalPath;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -61,11 +62,12 @@ impl AccessRules {
         Ok(Self { rules })
     }
 
-    /// Access needed for an already normalised path (see [`normalize_path`]).
+    /// Access needed for a canonical path.
     ///
     /// A path with `;` parameters is also classified without them (Tomcat, Jetty and
     /// Spring route `/admin;x/users` to `/admin/users`), and the stricter answer wins.
-    pub fn classify(&self, path: &str) -> Access {
+    pub fn classify(&self, path: &CanonicalPath) -> Access {
+        let path = path.as_str();
         let access = self.classify_exact(path);
         if !path.contains(';') {
             return access;
@@ -101,58 +103,13 @@ fn add(set: &mut GlobSetBuilder, pattern: &str, nocase: bool) -> Result<(), Stri
     Ok(())
 }
 
-/// Percent-decodes the path part of a request target and collapses repeated slashes.
-/// `None` for targets that must be refused (not absolute, dot segments, encoded `/` or `\`,
-/// NUL): they are where proxies and applications disagree about what a path means.
-pub fn normalize_path(target: &str) -> Option<String> {
-    let raw = target.split(['?', '#']).next().unwrap_or("");
-    if !raw.starts_with('/') {
-        return None;
-    }
-    let lower = raw.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
-        return None;
-    }
-    let decoded: Vec<u8> = percent_decode(raw.as_bytes())?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    if decoded.contains('\\') || decoded.contains('\0') {
-        return None;
-    }
-    let mut out = String::with_capacity(decoded.len());
-    for segment in decoded.split('/').filter(|s| !s.is_empty()) {
-        if segment == "." || segment == ".." {
-            return None;
-        }
-        out.push('/');
-        out.push_str(segment);
-    }
-    if out.is_empty() || decoded.ends_with('/') {
-        out.push('/');
-    }
-    Some(out)
-}
-
-fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
-    // form_urlencoded would turn `+` into a space; paths keep `+` literally.
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] == b'%' {
-            let hex = input.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(input[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn p(raw: &str) -> CanonicalPath {
+        CanonicalPath::parse(raw).unwrap()
+    }
 
     fn rules() -> AccessRules {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
@@ -167,59 +124,38 @@ mod tests {
     #[test]
     fn first_match_most_restrictive_first() {
         let r = rules();
-        assert_eq!(r.classify("/"), Access::Public);
-        assert_eq!(r.classify("/catalog"), Access::Public);
-        assert_eq!(r.classify("/catalog/rust/intro"), Access::Public);
-        assert_eq!(r.classify("/catalog/premium/x"), Access::Member);
-        assert_eq!(r.classify("/admin"), Access::Admin);
-        assert_eq!(r.classify("/admin/users/1"), Access::Admin);
-        assert_eq!(r.classify("/courses/1"), Access::Member);
-        assert_eq!(r.classify("/favicon.ico"), Access::Public);
-        assert_eq!(r.classify("/favicon.icox"), Access::Member);
+        assert_eq!(r.classify(&p("/")), Access::Public);
+        assert_eq!(r.classify(&p("/catalog")), Access::Public);
+        assert_eq!(r.classify(&p("/catalog/rust/intro")), Access::Public);
+        assert_eq!(r.classify(&p("/catalog/premium/x")), Access::Member);
+        assert_eq!(r.classify(&p("/admin")), Access::Admin);
+        assert_eq!(r.classify(&p("/admin/users/1")), Access::Admin);
+        assert_eq!(r.classify(&p("/courses/1")), Access::Member);
+        assert_eq!(r.classify(&p("/favicon.ico")), Access::Public);
+        assert_eq!(r.classify(&p("/favicon.icox")), Access::Member);
     }
 
     #[test]
     fn case_and_path_params_cannot_dodge_a_protected_rule() {
         let r = rules();
-        assert_eq!(r.classify("/ADMIN/users"), Access::Admin);
-        assert_eq!(r.classify("/Admin"), Access::Admin);
-        assert_eq!(r.classify("/catalog/PREMIUM/x"), Access::Member);
-        assert_eq!(r.classify("/admin;x/users"), Access::Admin);
+        assert_eq!(r.classify(&p("/ADMIN/users")), Access::Admin);
+        assert_eq!(r.classify(&p("/Admin")), Access::Admin);
+        assert_eq!(r.classify(&p("/catalog/PREMIUM/x")), Access::Member);
+        assert_eq!(r.classify(&p("/admin;x/users")), Access::Admin);
         assert_eq!(
-            r.classify("/catalog/premium;jsessionid=1/x"),
+            r.classify(&p("/catalog/premium;jsessionid=1/x")),
             Access::Member
         );
-        assert_eq!(r.classify("/catalog/a;b"), Access::Public);
+        assert_eq!(r.classify(&p("/catalog/a;b")), Access::Public);
         // Public rules stay exact: `/CATALOG` is not the public `/catalog`.
-        assert_eq!(r.classify("/CATALOG/x"), Access::Member);
+        assert_eq!(r.classify(&p("/CATALOG/x")), Access::Member);
     }
 
     #[test]
     fn star_does_not_cross_segments() {
         let r = AccessRules::new(&["/a/*".into()], &[], &[]).unwrap();
-        assert_eq!(r.classify("/a/b"), Access::Public);
-        assert_eq!(r.classify("/a/b/c"), Access::Member);
-    }
-
-    #[test]
-    fn normalisation_refuses_ambiguous_paths() {
-        assert_eq!(normalize_path("/a//b?x=1").as_deref(), Some("/a/b"));
-        assert_eq!(normalize_path("//admin").as_deref(), Some("/admin"));
-        assert_eq!(normalize_path("/%61dmin/").as_deref(), Some("/admin/"));
-        assert_eq!(normalize_path("/").as_deref(), Some("/"));
-        for bad in [
-            "/catalog/../admin",
-            "/catalog/%2e%2e/admin",
-            "/a%2fb",
-            "/a%5cb",
-            "/a\\b",
-            "/x%00",
-            "admin",
-            "/%zz",
-            "/./x",
-        ] {
-            assert_eq!(normalize_path(bad), None, "{bad}");
-        }
+        assert_eq!(r.classify(&p("/a/b")), Access::Public);
+        assert_eq!(r.classify(&p("/a/b/c")), Access::Member);
     }
 
     #[test]

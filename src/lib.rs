@@ -2,7 +2,8 @@
 //!
 //! Module map:
 //! - [`config`]: TOML + environment → validated [`config::Config`].
-//! - [`access`]: `[access]` rules and path normalisation.
+//! - [`edge`]: untrusted input (path, Host) parsed once into typed values.
+//! - [`access`]: `[access]` rules, matched on the canonical path.
 //! - [`store`]: the `Store` trait and its SQLite and Redis backends.
 //! - [`auth`]: login, sessions, password hashing, as plain async flows over the store.
 //! - [`pages`]: Vigile's own pages (`/_vigile/...`), rendered with askama.
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod demo;
+pub mod edge;
 pub mod i18n;
 pub mod mail;
 pub mod metrics;

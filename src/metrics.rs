@@ -31,6 +31,8 @@ pub struct Metrics {
     pub client_connections_refused: IntCounter,
     /// phase: header (too slow to send a request header), keepalive (idle between requests)
     pub client_timeouts: IntCounterVec,
+    /// reason: path, host, content_length (400 before any rule)
+    pub refused: IntCounterVec,
 }
 
 fn fast_buckets() -> Vec<f64> {
@@ -104,6 +106,16 @@ impl Metrics {
             vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
         )?;
 
+        let refused = counter_vec(
+            "vigile_requests_refused_total",
+            "Requests refused with 400 before any rule: ambiguous path, invalid Host, \
+             disagreeing Content-Length.",
+            &["reason"],
+        )?;
+        for r in ["path", "host", "content_length"] {
+            refused.with_label_values(&[r]);
+        }
+
         let client_connections_open = IntGauge::new(
             "vigile_client_connections_open",
             "Client connections open on the proxy listener.",
@@ -168,6 +180,7 @@ impl Metrics {
             client_connections_open,
             client_connections_refused,
             client_timeouts,
+            refused,
         })
     }
 

@@ -29,6 +29,8 @@ pub struct Config {
     /// Cookies get `Secure` and the `__Host-` prefix.
     pub secure_cookies: bool,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `server.hosts`, validated; empty allows any valid Host.
+    pub allowed_hosts: Vec<crate::edge::host::Authority>,
     pub default_lang: Lang,
 }
 
@@ -198,6 +200,15 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
             parse_cidr(c).ok_or_else(|| err("server.trusted_proxies", format!("not a CIDR: {c}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let allowed_hosts = file
+        .server
+        .hosts
+        .iter()
+        .map(|h| {
+            crate::edge::host::Authority::parse(h)
+                .map_err(|_| err("server.hosts", format!("not a host[:port]: {h}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let upstream = parse_upstream(&file.upstream.url).map_err(|r| err("upstream.url", r))?;
     let store_url = StoreUrl::parse(file.store.url.expose()).map_err(|r| err("store.url", r))?;
     let access = AccessRules::new(&file.access.public, &file.access.member, &file.access.admin)
@@ -288,6 +299,7 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
         public_url,
         secure_cookies,
         trusted_proxies,
+        allowed_hosts,
         default_lang,
     })
 }

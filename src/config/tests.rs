@@ -112,7 +112,11 @@ fn environment_overrides_keys() {
     );
     assert_eq!(c.file.sessions.max_per_member, 5);
     assert_eq!(c.file.server.listen, "127.0.0.1:9000");
-    assert_eq!(c.access.classify("/open/x"), crate::access::Access::Public);
+    assert_eq!(
+        c.access
+            .classify(&crate::edge::path::CanonicalPath::parse("/open/x").unwrap()),
+        crate::access::Access::Public
+    );
 
     let err = from_str(MINIMAL, "test.toml", env(&[("VIGILE_SESSIONS__NOPE", "1")]))
         .unwrap_err()

@@ -1,22 +1,41 @@
 //! The `rd` (return-to) parameter: only ever a local path, so a login link can never be
 //! turned into an open redirect (`//evil.example`, `https://evil.example`, `/\evil`).
 
-/// `Some(rd)` when `rd` is a safe local path, else `None`.
-pub fn safe_rd(rd: &str) -> Option<&str> {
-    let ok = rd.starts_with('/')
-        && !rd.starts_with("//")
-        && !rd.contains('\\')
-        && !rd.chars().any(|c| c.is_control() || c.is_whitespace())
-        && rd.len() <= 2048;
-    // Browsers treat `/%5C` and `/%2F` prefixes literally, but refuse them anyway.
-    let lower = rd.get(..4).unwrap_or("").to_ascii_lowercase();
-    let encoded_prefix = lower.starts_with("/%2f") || lower.starts_with("/%5c");
-    (ok && !encoded_prefix).then_some(rd)
+use crate::edge::path::CanonicalPath;
+
+/// The canonical form of `rd` when it is a safe local path, else `None`. Its path goes
+/// through the request canonicaliser, so dot segments (`/..//evil.example`), empty segments,
+/// encoded separators and backslashes are refused, never resolved into a `//` that a browser
+/// would read as another host.
+pub fn safe_rd(rd: &str) -> Option<String> {
+    if rd.len() > 2048
+        || rd.contains('\\')
+        || rd.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return None;
+    }
+    let (rest, fragment) = match rd.split_once('#') {
+        Some((r, f)) => (r, Some(f)),
+        None => (rd, None),
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    let path = CanonicalPath::parse(path).ok()?;
+    let mut out = path.wire().to_string();
+    for (mark, part) in [('?', query), ('#', fragment)] {
+        if let Some(part) = part {
+            out.push(mark);
+            out.push_str(part);
+        }
+    }
+    Some(out)
 }
 
 /// `rd` if safe, else `/`.
 pub fn or_home(rd: Option<&str>) -> String {
-    rd.and_then(safe_rd).unwrap_or("/").to_string()
+    rd.and_then(safe_rd).unwrap_or_else(|| "/".to_string())
 }
 
 /// `/_vigile/login?rd=...` for a path the visitor was trying to reach.
@@ -37,7 +56,7 @@ mod tests {
     #[test]
     fn only_local_paths() {
         for good in ["/", "/courses/1?x=2", "/a/b#c"] {
-            assert_eq!(safe_rd(good), Some(good));
+            assert_eq!(safe_rd(good).as_deref(), Some(good));
         }
         for bad in [
             "//evil.example",
@@ -50,10 +69,16 @@ mod tests {
             "/%5cevil",
             "/a\r\nSet-Cookie: x=1",
             "javascript:alert(1)",
+            "/..//evil.example",
+            "/.//evil.example",
+            "/%2e%2e//evil.example",
+            "/a/../..//evil.example",
+            "/\t/evil.example",
         ] {
             assert_eq!(safe_rd(bad), None, "{bad}");
         }
         assert_eq!(or_home(Some("//evil.example")), "/");
+        assert_eq!(or_home(Some("/%61b?x#y")), "/ab?x#y");
     }
 
     #[test]

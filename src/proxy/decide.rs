@@ -10,11 +10,13 @@ use pingora::proxy::Session;
 use serde_json::json;
 
 use super::client::{client_ip, is_trusted};
+use super::edge::Edge;
 use super::headers::Forwarded;
 use super::RequestCtx;
-use crate::access::{normalize_path, Access};
+use crate::access::Access;
 use crate::app::{now_ms, App};
 use crate::auth::Identity;
+use crate::edge::host::Authority;
 use crate::i18n::Lang;
 use crate::pages::{self, rd, render, PageRequest, Reply};
 
@@ -79,6 +81,7 @@ pub async fn decide(
     session: &mut Session,
     peer: IpAddr,
     tls: bool,
+    hosts: &[Authority],
     ctx: &mut RequestCtx,
 ) -> Decision {
     let cfg = &app.config;
@@ -99,42 +102,31 @@ pub async fn decide(
         .collect();
     let client = client_ip(peer, &xff, &cfg.trusted_proxies);
     let peer_trusted = is_trusted(peer, &cfg.trusted_proxies);
-    let host = header("host")
-        .map(str::to_string)
-        .or_else(|| req.uri.authority().map(|a| a.to_string()));
+    let edge = match Edge::read(req, hosts) {
+        Ok(edge) => edge,
+        Err(why) => {
+            tracing::debug!(reason = %why, "request refused at the edge");
+            app.metrics.refused.with_label_values(&[why.label()]).inc();
+            let reply = render::message(
+                StatusCode::BAD_REQUEST,
+                ctx.lang,
+                "bad-request-title",
+                "bad-request-message",
+                Some(("/", "back-home")),
+            );
+            return respond(reply, "page");
+        }
+    };
+    let target = edge.target.wire();
+    let path = &edge.target.path;
     ctx.forwarded = Some(Forwarded::new(
         peer,
         peer_trusted,
         Some(xff.join(", ")).filter(|s| !s.is_empty()).as_deref(),
         tls,
-        host.as_deref(),
+        &edge,
         request_id(),
     ));
-
-    let target = req
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_string();
-    // The upstream receives the raw request-target, so only classify targets whose path is
-    // what `uri` says: origin-form, or absolute-form http(s). Pingora leaves the URI at "/"
-    // for other forms (`GET foo:/admin`), which Go's net/http, Puma or gunicorn route to
-    // `/admin`; a lossy (non-UTF-8) target is refused for the same reason.
-    let path = if forwardable_target(req.raw_path(), req.raw_path_is_utf8()) {
-        normalize_path(&target)
-    } else {
-        None
-    };
-    let Some(path) = path else {
-        let reply = render::message(
-            StatusCode::BAD_REQUEST,
-            ctx.lang,
-            "bad-request-title",
-            "bad-request-message",
-            Some(("/", "back-home")),
-        );
-        return respond(reply, "page");
-    };
 
     let now = now_ms();
     let identity: Result<Option<Arc<Identity>>, ()> = match &cookies.session {
@@ -154,7 +146,7 @@ pub async fn decide(
         _ => None,
     };
 
-    if path == "/_vigile" || path.starts_with("/_vigile/") {
+    if path.is_vigile() {
         let method = req.method.clone();
         let headers = req.headers.clone();
         let query = req.uri.query().unwrap_or("").to_string();
@@ -175,7 +167,7 @@ pub async fn decide(
         };
         let page = PageRequest {
             method: &method,
-            path: &path,
+            path: path.as_str(),
             query: &query,
             headers: &headers,
             cookies: &cookies,
@@ -195,7 +187,7 @@ pub async fn decide(
         return respond(reply, label);
     }
 
-    let access = cfg.access.classify(&path);
+    let access = cfg.access.classify(path);
     let stale_cookie = cookies.session.is_some() && matches!(identity, Ok(None));
     match (access, identity) {
         (Access::Public, identity) => {
@@ -246,15 +238,6 @@ pub async fn decide(
     }
 }
 
-/// A request-target whose path Pingora's URI reflects exactly: origin-form (`/...`) or
-/// absolute-form with an `http`/`https` scheme and an authority.
-fn forwardable_target(raw: &[u8], utf8: bool) -> bool {
-    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
-    utf8 && (raw.starts_with(b"/")
-        || lower.starts_with(b"http://")
-        || lower.starts_with(b"https://"))
-}
-
 /// Reads a form body, `None` if it exceeds [`MAX_FORM_BODY`].
 async fn read_body(session: &mut Session) -> Option<Bytes> {
     let mut buf = BytesMut::new();
@@ -288,17 +271,6 @@ mod tests {
             );
         }
         m
-    }
-
-    #[test]
-    fn only_origin_or_http_absolute_targets() {
-        for ok in [&b"/admin"[..], b"http://h/admin", b"HTTPS://h/x?y"] {
-            assert!(forwardable_target(ok, true), "{ok:?}");
-        }
-        for bad in [&b"foo:/admin"[..], b"foo://h/admin", b"mailto:x", b"*", b""] {
-            assert!(!forwardable_target(bad, true), "{bad:?}");
-        }
-        assert!(!forwardable_target(b"/a\xff", false));
     }
 
     #[test]

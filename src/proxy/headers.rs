@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use pingora::http::RequestHeader;
 
+use super::edge::Edge;
 use crate::auth::Identity;
 use crate::config::HeadersSection;
 use crate::pages::cookies::CookieNames;
@@ -47,10 +48,27 @@ fn leak(s: &str) -> &'static str {
 }
 
 pub struct HeaderPlan {
-    /// Folded names of every identity header, plus forwarding headers Vigile sets itself.
+    /// Folded names of every identity header, plus forwarding headers Vigile sets itself:
+    /// removed in any spelling.
     strip: Vec<String>,
     names: Names,
 }
+
+/// Headers that frame the message or the connection. Pingora reads their `-` spelling;
+/// an `_` spelling (`Transfer_Encoding`) is what a CGI/WSGI-style upstream would read as the
+/// same variable, so it is removed.
+const FRAMING: [&str; 10] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
+    "expect",
+];
 
 impl HeaderPlan {
     pub fn new(names: &HeadersSection) -> Self {
@@ -75,9 +93,28 @@ impl HeaderPlan {
         ] {
             strip.push(n.to_string());
         }
-        // Client-address and scheme hints Vigile does not vouch for: it sets
-        // X-Forwarded-For/-Proto/-Host itself, and an app must not read a forged `Forwarded`.
-        for n in ["x-request-id", "forwarded", "x-real-ip", "x-forwarded-port"] {
+        // Client-address, scheme and path hints Vigile does not vouch for: it sets
+        // X-Forwarded-For/-Proto/-Host itself; an app must not read a forged `Forwarded`, and
+        // Symfony, Laravel and IIS take the path from X-Original-URL / X-Rewrite-URL, which
+        // would route around the rules that matched the request line.
+        for n in [
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-forwarded-prefix",
+            "x-request-id",
+            "forwarded",
+            "x-real-ip",
+            "x-forwarded-port",
+            "x-forwarded-ssl",
+            "x-forwarded-scheme",
+            "x-forwarded-server",
+            "x-url-scheme",
+            "front-end-https",
+            "x-original-url",
+            "x-rewrite-url",
+            "x-original-uri",
+        ] {
             strip.push(n.to_string());
         }
         Self {
@@ -99,7 +136,10 @@ impl HeaderPlan {
             .headers
             .keys()
             .map(|k| k.as_str())
-            .filter(|k| self.strip.iter().any(|s| same_folded(k, s)))
+            .filter(|k| {
+                self.strip.iter().any(|s| same_folded(k, s))
+                    || (k.contains('_') && FRAMING.iter().any(|f| same_folded(k, f)))
+            })
             .map(str::to_string)
             .collect();
         for name in doomed {
@@ -116,6 +156,18 @@ impl HeaderPlan {
         cookies: CookieNames,
     ) -> pingora::Result<()> {
         self.strip(req);
+        // The canonical request-target (same meaning, one spelling; origin form).
+        if req.raw_path() != forwarded.target.as_bytes() {
+            req.set_raw_path(forwarded.target.as_bytes())?;
+        }
+        if let Some(host) = &forwarded.host {
+            if req.headers.contains_key(http::header::HOST) {
+                req.insert_header(http::header::HOST, host.as_str())?;
+            }
+        }
+        if let Some(n) = forwarded.content_length {
+            req.insert_header(http::header::CONTENT_LENGTH, n.to_string())?;
+        }
         if let Some(id) = identity {
             let (n, w) = (&self.names, &id.wire);
             req.insert_header(n.user, w.user.clone())?;
@@ -153,7 +205,12 @@ impl HeaderPlan {
 pub struct Forwarded {
     pub for_chain: String,
     pub proto: &'static str,
+    /// The validated authority: `Host` and `X-Forwarded-Host` upstream.
     pub host: Option<String>,
+    /// The canonical request-target sent upstream.
+    pub target: String,
+    /// One Content-Length for a client's repeated or listed (agreeing) values.
+    pub content_length: Option<u64>,
     pub request_id: String,
 }
 
@@ -165,7 +222,7 @@ impl Forwarded {
         peer_trusted: bool,
         incoming_xff: Option<&str>,
         tls: bool,
-        host: Option<&str>,
+        edge: &Edge,
         request_id: String,
     ) -> Self {
         let for_chain = match incoming_xff {
@@ -175,7 +232,9 @@ impl Forwarded {
         Self {
             for_chain,
             proto: if tls { "https" } else { "http" },
-            host: host.map(str::to_string),
+            host: edge.host.as_ref().map(|h| h.as_str().to_string()),
+            target: edge.target.wire(),
+            content_length: edge.content_length_to_normalise,
             request_id,
         }
     }
@@ -185,6 +244,65 @@ impl Forwarded {
 mod tests {
     use super::*;
     use crate::store::{DeviceId, SessionId, UserId};
+
+    fn edge(target: &[u8], headers: &[(&str, &str)]) -> Edge {
+        let mut r = RequestHeader::build("GET", target, None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        Edge::read(&r, &[]).unwrap()
+    }
+
+    #[test]
+    fn framing_spellings_path_overrides_and_target_are_cleaned() {
+        let plan = HeaderPlan::new(&HeadersSection::default());
+        let raw: &[u8] = b"/%61dmin;x/y?q=%2F";
+        let mut r = RequestHeader::build("POST", raw, None).unwrap();
+        for (k, v) in [
+            ("Host", "Example.COM"),
+            ("Transfer_Encoding", "chunked"),
+            ("content_length", "0"),
+            ("X_Forwarded_For", "6.6.6.6"),
+            ("x_forwarded_host", "evil"),
+            ("X_Forwarded_Proto", "https"),
+            ("X-Original-URL", "/admin"),
+            ("X_Rewrite_Url", "/admin"),
+            ("Content-Length", "5, 5"),
+            ("X-Custom_Thing", "kept"),
+        ] {
+            r.append_header(k.to_string(), v).unwrap();
+        }
+        let e = Edge::read(&r, &[]).unwrap();
+        let fwd = Forwarded::new(
+            "1.2.3.4".parse().unwrap(),
+            false,
+            None,
+            false,
+            &e,
+            "rid".into(),
+        );
+        plan.apply(&mut r, None, &fwd, CookieNames { secure: false })
+            .unwrap();
+        let names: Vec<&str> = r.headers.keys().map(|k| k.as_str()).collect();
+        for gone in [
+            "transfer_encoding",
+            "content_length",
+            "x_forwarded_for",
+            "x_forwarded_host",
+            "x_forwarded_proto",
+            "x-original-url",
+            "x_rewrite_url",
+        ] {
+            assert!(!names.contains(&gone), "{gone} kept: {names:?}");
+        }
+        assert_eq!(r.headers.get("x-custom_thing").unwrap(), "kept");
+        assert_eq!(r.headers.get_all("content-length").iter().count(), 1);
+        assert_eq!(r.headers.get("content-length").unwrap(), "5");
+        assert_eq!(r.headers.get("host").unwrap(), "example.com");
+        assert_eq!(r.headers.get("x-forwarded-host").unwrap(), "example.com");
+        assert_eq!(r.headers.get("x-forwarded-for").unwrap(), "1.2.3.4");
+        assert_eq!(r.raw_path(), b"/admin;x/y?q=%2F");
+    }
 
     fn req() -> RequestHeader {
         let mut r = RequestHeader::build("GET", b"/x", None).unwrap();
@@ -218,7 +336,7 @@ mod tests {
             false,
             Some("6.6.6.6"),
             false,
-            Some("h"),
+            &edge(b"/x", &[("Host", "h")]),
             "rid".into(),
         );
         plan.apply(&mut r, Some(&id), &fwd, CookieNames { secure: false })
@@ -258,7 +376,7 @@ mod tests {
             true,
             Some("5.5.5.5"),
             true,
-            None,
+            &edge(b"/x", &[("Host", "h")]),
             "rid".into(),
         );
         plan.apply(&mut r, None, &fwd, CookieNames { secure: false })

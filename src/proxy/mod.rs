@@ -6,6 +6,7 @@
 
 mod client;
 mod decide;
+mod edge;
 mod headers;
 mod respond;
 
@@ -79,7 +80,15 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let decision = decide::decide(&self.app, session, peer, self.tls, ctx).await;
+        let decision = decide::decide(
+            &self.app,
+            session,
+            peer,
+            self.tls,
+            &self.app.config.allowed_hosts,
+            ctx,
+        )
+        .await;
         match decision {
             Decision::Forward => {
                 self.app

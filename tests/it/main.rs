@@ -20,6 +20,7 @@ mod password_reset;
 mod proxy_rules;
 mod sessions;
 mod shutdown;
+mod request_hardening;
 mod signup;
 mod store_devices;
 mod store_suite;

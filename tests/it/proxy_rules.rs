@@ -175,6 +175,10 @@ async fn rd_never_redirects_off_site() {
         "/\\evil.example",
         "http:/evil.example",
         "/%2F%2Fevil.example",
+        "/..//evil.example",
+        "/.//evil.example",
+        "/%2e%2e//evil.example",
+        "/a/../..//evil.example",
     ] {
         let c = client();
         let r = login_rd(&c, &s.gw.url(), "ann@example.com", PW, Some(evil)).await;
@@ -222,7 +226,6 @@ async fn ambiguous_paths_are_refused_not_guessed() {
     let s = Backend::Sqlite
         .stack("[access]\npublic = [\"/\", \"/catalog/**\"]\n")
         .await;
-    let c = http::bare_client();
     // Sent raw: an HTTP client library would normalise these before sending.
     for path in [
         "/catalog/../courses/1",
@@ -241,9 +244,8 @@ async fn ambiguous_paths_are_refused_not_guessed() {
         200,
         "control: a public path"
     );
-    // Double slashes are normalised before matching, so they cannot dodge a rule.
-    let r = get(&c, &format!("{}//courses/1", s.gw.url()), false).await;
-    assert_eq!(r.status(), 401);
+    // Double slashes are refused: Node's `new URL` reads `//courses/1` as a host.
+    assert_eq!(raw_status(s.gw.port(), "//courses/1").await, 400);
     assert_eq!(
         s.upstream.count(),
         1,

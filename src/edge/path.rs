@@ -1,0 +1,271 @@
+//! The request path, canonicalised once: the one form the access rules match and the
+//! upstream receives.
+//!
+//! Frameworks disagree about what a path means: Tomcat and Jetty drop `;` parameters before
+//! resolving dot segments (`/catalog/..;/admin` is `/admin` to them), Node's `new URL` reads
+//! `//catalog/admin` as host `catalog`, WHATWG URL resolves `%2e%2e`, IIS and WHATWG read `\`
+//! as `/`, some apps decode twice. Rather than model every reader, a path that two of them
+//! could read differently is refused ([`PathError`]), in the spirit of Jetty's URI
+//! compliance modes and Envoy's path normalisation:
+//!
+//! - a dot segment (`.`, `..`, raw or percent-encoded, with or without `;` parameters);
+//! - an empty segment (`//`) anywhere but the trailing slash, or one with `;` parameters;
+//! - an encoded separator, dot, parameter mark or percent sign (`%2F`, `%5C`, `%2E`,
+//!   `%3B`, `%25`), a backslash, a fragment mark, a control character;
+//! - percent-encoding that does not decode to UTF-8 (overlong forms included), and
+//!   non-ASCII characters that Unicode compatibility normalisation (NFKC) turns into one
+//!   of `/ \ . ; %` (fullwidth `．．／`), which NFKC-normalising apps would resolve.
+//!
+//! What is left has one meaning. Its canonical wire form is RFC 3986 §6.2.2 normalisation
+//! of what came: unreserved characters decoded, other escapes upper-cased, bytes that must
+//! be escaped (raw UTF-8, `{`, `|`…) escaped. Percent-decoding the wire form and the
+//! original gives the same string, so the upstream reads the path the rules matched.
+//! [`CanonicalPath::as_str`] is that decoded string.
+//!
+//! This module must never guess: when in doubt it refuses.
+
+use std::fmt;
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Why a request path was refused (a 400 for the client; a label for logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the request target is not an absolute path")]
+    NotAbsolute,
+    #[error("the path has a dot segment")]
+    DotSegment,
+    #[error("the path has an empty segment or parameters on one")]
+    EmptySegment,
+    #[error("the path has an encoded or ambiguous separator")]
+    Separator,
+    #[error("the path has a control character")]
+    Control,
+    #[error("the path's percent-encoding is invalid")]
+    Encoding,
+    #[error("the path is too long")]
+    TooLong,
+}
+
+/// Longest path accepted (Pingora already caps the whole request head).
+const MAX_LEN: usize = 8 * 1024;
+
+/// A path with one meaning (see the module doc).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CanonicalPath {
+    /// Percent-decoded: what the rules match and Vigile's own pages route on.
+    decoded: String,
+    /// RFC 3986-normalised encoding of the same path: what the upstream receives.
+    wire: String,
+}
+
+impl fmt::Debug for CanonicalPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CanonicalPath({:?})", self.wire)
+    }
+}
+
+impl CanonicalPath {
+    /// Canonicalises the path part of a request target (no query, no fragment).
+    pub fn parse(raw: &str) -> Result<Self, PathError> {
+        Self::parse_bytes(raw.as_bytes())
+    }
+
+    /// As [`CanonicalPath::parse`], for the raw bytes of a request line.
+    pub fn parse_bytes(raw: &[u8]) -> Result<Self, PathError> {
+        if raw.first() != Some(&b'/') {
+            return Err(PathError::NotAbsolute);
+        }
+        if raw.len() > MAX_LEN {
+            return Err(PathError::TooLong);
+        }
+        let mut decoded = Vec::with_capacity(raw.len());
+        let mut wire = String::with_capacity(raw.len());
+        let segments = raw[1..].split(|&b| b == b'/');
+        let count = segments.clone().count();
+        for (i, segment) in segments.enumerate() {
+            let last = i + 1 == count;
+            check_segment(segment, last)?;
+            decoded.push(b'/');
+            wire.push('/');
+            canonicalise_segment(segment, &mut decoded, &mut wire)?;
+        }
+        let decoded = String::from_utf8(decoded).map_err(|_| PathError::Encoding)?;
+        if !decoded.is_ascii() && decoded.chars().any(unicode_confusable) {
+            return Err(PathError::Separator);
+        }
+        Ok(Self { decoded, wire })
+    }
+
+    /// The percent-decoded path: what access rules and Vigile's routes match.
+    pub fn as_str(&self) -> &str {
+        &self.decoded
+    }
+
+    /// The canonical encoded path sent upstream.
+    pub fn wire(&self) -> &str {
+        &self.wire
+    }
+
+    /// Whether this is one of Vigile's own pages (`/_vigile` or below).
+    pub fn is_vigile(&self) -> bool {
+        self.decoded == "/_vigile" || self.decoded.starts_with("/_vigile/")
+    }
+}
+
+/// Refuses dot segments, empty segments (but the trailing one of `/a/`) and `;` parameters
+/// on either, judging the segment's name (before its first `;`) after decoding.
+fn check_segment(segment: &[u8], last: bool) -> Result<(), PathError> {
+    let (name, has_params) = match segment.iter().position(|&b| b == b';') {
+        Some(at) => (&segment[..at], true),
+        None => (segment, false),
+    };
+    if name.is_empty() {
+        return if last && !has_params {
+            Ok(())
+        } else {
+            Err(PathError::EmptySegment)
+        };
+    }
+    // Encoded dots are refused in `canonicalise_segment`, so raw ones suffice here.
+    if name == b"." || name == b".." {
+        return Err(PathError::DotSegment);
+    }
+    Ok(())
+}
+
+/// Appends one segment to the decoded and wire forms, refusing what is ambiguous.
+fn canonicalise_segment(
+    segment: &[u8],
+    decoded: &mut Vec<u8>,
+    wire: &mut String,
+) -> Result<(), PathError> {
+    let mut i = 0;
+    while i < segment.len() {
+        let b = segment[i];
+        if b == b'%' {
+            let byte = segment
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(PathError::Encoding)?;
+            match byte {
+                b'/' | b'\\' | b'.' | b';' | b'%' => return Err(PathError::Separator),
+                0..=0x1f | 0x7f => return Err(PathError::Control),
+                _ => {}
+            }
+            decoded.push(byte);
+            if is_unreserved(byte) {
+                wire.push(byte as char);
+            } else {
+                push_escaped(wire, byte);
+            }
+            i += 3;
+            continue;
+        }
+        match b {
+            b'\\' | b'#' => return Err(PathError::Separator),
+            0..=0x1f | 0x7f => return Err(PathError::Control),
+            _ if is_unreserved(b) || is_raw_ok(b) => wire.push(b as char),
+            _ => push_escaped(wire, b),
+        }
+        decoded.push(b);
+        i += 1;
+    }
+    Ok(())
+}
+
+/// RFC 3986 unreserved characters: equivalent escaped or not, so decoded in the wire form.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Sub-delimiters, `:` and `@`: allowed raw in a segment, and kept as they came.
+fn is_raw_ok(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@'
+    )
+}
+
+fn push_escaped(out: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(HEX[usize::from(b >> 4)] as char);
+    out.push(HEX[usize::from(b & 0xf)] as char);
+}
+
+/// A non-ASCII character that NFKC turns into a separator, dot, parameter mark or percent
+/// sign (fullwidth `．`, `／`, `＼`, `；`, one-dot leader…), or into a control character.
+fn unicode_confusable(c: char) -> bool {
+    !c.is_ascii()
+        && std::iter::once(c)
+            .nfkc()
+            .any(|n| matches!(n, '/' | '\\' | '.' | ';' | '%') || n.is_control())
+}
+
+/// A request target split into what Vigile needs: the canonical path, the query as sent,
+/// and the authority when the target was in absolute form (`GET http://host/x`).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub path: CanonicalPath,
+    /// Without the `?`; forwarded byte for byte.
+    pub query: Option<String>,
+    pub authority: Option<String>,
+}
+
+impl Target {
+    /// Parses a raw request-target. Only origin form (`/…`) and absolute form with an
+    /// `http`/`https` scheme are accepted: for other forms (`foo:/admin`) Pingora's URI and
+    /// the upstream's router disagree. A fragment mark is refused (no client sends one).
+    pub fn parse(raw: &[u8]) -> Result<Self, PathError> {
+        let raw = std::str::from_utf8(raw).map_err(|_| PathError::Encoding)?;
+        let (authority, rest) = match split_absolute(raw) {
+            Some((authority, rest)) => (Some(authority.to_string()), rest),
+            None if raw.starts_with('/') => (None, raw),
+            None => return Err(PathError::NotAbsolute),
+        };
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        if query.is_some_and(|q| q.contains('#') || q.bytes().any(|b| b < 0x20 || b == 0x7f)) {
+            return Err(PathError::Control);
+        }
+        let path = if path.is_empty() && authority.is_some() {
+            "/"
+        } else {
+            path
+        };
+        Ok(Self {
+            path: CanonicalPath::parse(path)?,
+            query: query.map(str::to_string),
+            authority,
+        })
+    }
+
+    /// The canonical path and the query: what the upstream receives as request-target.
+    pub fn wire(&self) -> String {
+        match &self.query {
+            Some(q) => format!("{}?{q}", self.path.wire()),
+            None => self.path.wire().to_string(),
+        }
+    }
+}
+
+/// `http://authority/rest` → (`authority`, `/rest`); `None` when not absolute http(s).
+fn split_absolute(raw: &str) -> Option<(&str, &str)> {
+    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    let after = if lower.starts_with("http://") {
+        &raw[7..]
+    } else if lower.starts_with("https://") {
+        &raw[8..]
+    } else {
+        return None;
+    };
+    let end = after.find(['/', '?']).unwrap_or(after.len());
+    Some((&after[..end], &after[end..]))
+}
+
+#[cfg(test)]
+mod tests;

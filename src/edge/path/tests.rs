@@ -1,0 +1,158 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn ok(raw: &str) -> CanonicalPath {
+    CanonicalPath::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"))
+}
+
+#[test]
+fn plain_paths_are_kept() {
+    for raw in [
+        "/",
+        "/a",
+        "/a/",
+        "/catalog/rust/intro",
+        "/a;jsessionid=1/b",
+        "/x.html",
+    ] {
+        let p = ok(raw);
+        assert_eq!(p.wire(), raw);
+        assert_eq!(p.as_str(), raw);
+    }
+}
+
+#[test]
+fn encoding_is_normalised() {
+    let p = ok("/%61dmin/%7e%2b/caf%c3%a9");
+    assert_eq!(p.as_str(), "/admin/~+/café");
+    assert_eq!(p.wire(), "/admin/~%2B/caf%C3%A9");
+    // Raw bytes that must be escaped are escaped; decoding gives the same path.
+    let p = ok("/caf\u{e9}/{x}|");
+    assert_eq!(p.wire(), "/caf%C3%A9/%7Bx%7D%7C");
+    assert_eq!(p.as_str(), "/caf\u{e9}/{x}|");
+}
+
+#[test]
+fn the_reported_bypasses_are_refused() {
+    for raw in [
+        "/catalog/..;/admin/x",
+        "/catalog/%2e%2e;/admin/x",
+        "/catalog/..;jsessionid=1/admin/x",
+        "/catalog/x/..;/..;/admin/x",
+        "/;/admin/x",
+        "/;x/admin/x",
+        "/;jsessionid=1/admin/x",
+        "//catalog/admin/x",
+        "/catalog//admin",
+        "/catalog/../admin",
+        "/catalog/%2e%2e/admin",
+        "/catalog/..%2fadmin",
+        "/catalog/.%2e/admin",
+        "/catalog/./admin",
+        "/catalog/.;/admin",
+        "/catalog/%2E/admin",
+        "/a%2fb",
+        "/a%5cb",
+        "/a\\b",
+        "/a%3bb",
+        "/a%252e%252e/b",
+        "/x%00",
+        "/x%0a",
+        "/a#b",
+        "/%zz",
+        "/%c0%ae%c0%ae/admin",
+        "/catalog/\u{ff0e}\u{ff0e}/admin",
+        "/catalog\u{ff0f}..\u{ff0f}admin",
+        "/catalog/%ef%bc%8e%ef%bc%8e/admin",
+        "admin",
+        "",
+    ] {
+        assert!(CanonicalPath::parse(raw).is_err(), "{raw:?} accepted");
+    }
+}
+
+#[test]
+fn targets_in_origin_and_absolute_form() {
+    let t = Target::parse(b"/a?x=1&y=%2F").unwrap();
+    assert_eq!(t.path.as_str(), "/a");
+    assert_eq!(t.query.as_deref(), Some("x=1&y=%2F"));
+    assert_eq!(t.wire(), "/a?x=1&y=%2F");
+    let t = Target::parse(b"HTTP://h:80/%61?q").unwrap();
+    assert_eq!(t.authority.as_deref(), Some("h:80"));
+    assert_eq!(t.wire(), "/a?q");
+    let t = Target::parse(b"https://h").unwrap();
+    assert_eq!(t.wire(), "/");
+    for bad in [
+        &b"foo:/admin"[..],
+        b"*",
+        b"",
+        b"/a\xff",
+        b"mailto:x",
+        b"/a?b#c",
+    ] {
+        assert!(Target::parse(bad).is_err(), "{bad:?}");
+    }
+}
+
+/// Percent-decodes (no `+` rule): what every framework does to a path before routing.
+fn decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = vec![];
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn path_strategy() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("/".to_string()),
+        Just(".".to_string()),
+        Just("..".to_string()),
+        Just(";".to_string()),
+        Just("\\".to_string()),
+        "[a-zA-Z0-9_~-]{1,4}",
+        "%[0-9a-fA-F]{2}",
+        Just("%2e".to_string()),
+        Just("%2F".to_string()),
+        Just("\u{ff0e}".to_string()),
+        Just("é".to_string()),
+        Just("{".to_string()),
+    ];
+    proptest::collection::vec(piece, 0..12).prop_map(|v| format!("/{}", v.concat()))
+}
+
+proptest! {
+    #[test]
+    fn accepted_paths_have_one_meaning(raw in path_strategy()) {
+        if let Ok(p) = CanonicalPath::parse(&raw) {
+            // The wire form decodes to the matched path, and to what the original decodes to.
+            prop_assert_eq!(decode(p.wire()), p.as_str().as_bytes().to_vec());
+            prop_assert_eq!(decode(&raw), p.as_str().as_bytes().to_vec());
+            // Canonical is a fixed point.
+            let again = CanonicalPath::parse(p.wire()).unwrap();
+            prop_assert_eq!(again.wire(), p.wire());
+            // No segment a resolver could collapse or climb.
+            let segs: Vec<&str> = p.as_str()[1..].split('/').collect();
+            for (i, s) in segs.iter().enumerate() {
+                let name = s.split(';').next().unwrap_or("");
+                prop_assert!(name != "." && name != "..", "{}", raw);
+                prop_assert!(!name.is_empty() || (i + 1 == segs.len() && !s.contains(';')), "{}", raw);
+            }
+            prop_assert!(!p.as_str().contains('\\'));
+        }
+    }
+
+    #[test]
+    fn never_panics_on_bytes(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = Target::parse(&raw);
+    }
+}

@@ -1,0 +1,203 @@
+//! Issue 11 through the real binary: ambiguous paths, Host, framing and forwarding header
+//! spellings, each written byte for byte on a socket (an HTTP library would normalise
+//! them before sending), on both store backends.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::backend::{Backend, Stack};
+use crate::both_backends;
+use crate::common::http::{client_with_jar, jar_cookie, login_ok};
+
+const PW: &str = "Sufficient-1 pass";
+const RULES: &str = "[access]\npublic = [\"/\", \"/catalog/**\"]\nadmin = [\"/admin/**\"]\n";
+
+/// Writes `request` on a fresh connection and returns the status and the whole response.
+async fn raw(port: u16, request: &str) -> (u16, String) {
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    sock.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![];
+    sock.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    (status, text)
+}
+
+/// A GET for `target` with `headers` (each a full `Name: value` line), closing after.
+fn get(target: &str, headers: &[&str]) -> String {
+    let mut req = format!("GET {target} HTTP/1.1\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("Accept: text/html\r\nConnection: close\r\n\r\n");
+    req
+}
+
+const HOST: &str = "Host: 127.0.0.1";
+
+/// The session cookie of a member who signed in (so raw requests can carry it).
+async fn member_cookie(s: &Stack, email: &str, admin: bool) -> String {
+    s.gw.add_user(email, PW, admin);
+    let (c, jar) = client_with_jar("Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0");
+    login_ok(&c, &s.gw.url(), email, PW).await;
+    let value = jar_cookie(&jar, &s.gw.url(), "vigile_session").expect("session cookie");
+    format!("Cookie: vigile_session={value}")
+}
+
+async fn ambiguous_paths_never_reach_protected_routes(backend: Backend) {
+    let s = backend.stack(RULES).await;
+    let port = s.gw.port();
+    // Anonymous, through a public prefix (Tomcat, Jetty, Node's `new URL`).
+    for path in [
+        "/catalog/..;/admin/x",
+        "/catalog/%2e%2e;/admin/x",
+        "/catalog/..;jsessionid=1/admin/x",
+        "/catalog/x/..;/..;/admin/x",
+        "//catalog/admin/x",
+        "/catalog//admin/x",
+        "/catalog/.;/admin/x",
+        "/catalog/%2E/admin/x",
+        "/catalog/%252e%252e/admin/x",
+        "/catalog/%ef%bc%8e%ef%bc%8e/admin/x",
+        "/catalog/..%2fadmin/x",
+        "/catalog/%5c../admin/x",
+    ] {
+        let (status, _) = raw(port, &get(path, &[HOST])).await;
+        assert_eq!(status, 400, "anonymous {path}");
+    }
+    // A plain member, with a leading parameter segment (Tomcat routes it to /admin).
+    let member = member_cookie(&s, "ann@example.com", false).await;
+    for path in ["/;/admin/x", "/;x/admin/x", "/;jsessionid=1/admin/x"] {
+        let (status, _) = raw(port, &get(path, &[HOST, &member])).await;
+        assert_eq!(status, 400, "member {path}");
+    }
+    assert_eq!(s.upstream.count(), 0, "{:?}", s.upstream.requests());
+    // Case and parameters on a real segment still meet the admin rule.
+    for path in [
+        "/ADMIN/x",
+        "/Admin/x",
+        "/admin;x/users",
+        "/admin;jsessionid=1",
+    ] {
+        let (status, _) = raw(port, &get(path, &[HOST, &member])).await;
+        assert_eq!(status, 403, "member {path}");
+    }
+    // Controls: the same member reaches member paths, the canonical form goes upstream.
+    let (status, _) = raw(port, &get("/courses/%61b%2b?q=%2F..", &[HOST, &member])).await;
+    assert_eq!(status, 200);
+    assert_eq!(s.upstream.last().unwrap().path, "/courses/ab%2B?q=%2F..");
+    let abs = format!("http://127.0.0.1:{port}/catalog/x?y");
+    let (status, _) = raw(port, &get(&abs, &[&format!("Host: 127.0.0.1:{port}")])).await;
+    assert_eq!(status, 200);
+    assert_eq!(s.upstream.last().unwrap().path, "/catalog/x?y");
+    assert_eq!(
+        s.gw.metric("vigile_requests_refused_total{reason=\"path\"}")
+            .await,
+        Some(15.0)
+    );
+}
+both_backends!(ambiguous_paths_never_reach_protected_routes);
+
+async fn host_is_validated(backend: Backend) {
+    let s = backend.stack(RULES).await;
+    let port = s.gw.port();
+    for host in [
+        "Host: 127.0.0.1/admin/x?",
+        "Host: 127.0.0.1#x",
+        "Host: 127.0.0.1\\x",
+        "Host: a b",
+        "Host: ",
+        "Host: 127.0.0.1:99999",
+        "Host: user@127.0.0.1",
+    ] {
+        let (status, _) = raw(port, &get("/catalog/x", &[host])).await;
+        assert_eq!(status, 400, "{host:?}");
+    }
+    let (status, _) = raw(port, &get("/catalog/x", &[])).await;
+    assert_eq!(status, 400, "HTTP/1.1 without Host");
+    let (status, _) = raw(port, &get("/catalog/x", &[HOST, HOST])).await;
+    assert_eq!(status, 400, "two Hosts");
+    assert_eq!(s.upstream.count(), 0);
+    let (status, _) = raw(
+        port,
+        &get("/catalog/x", &["Host: Courses.Example.COM:8443"]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let seen = s.upstream.last().unwrap();
+    assert_eq!(seen.header("host"), Some("courses.example.com:8443"));
+    assert_eq!(
+        seen.header("x-forwarded-host"),
+        Some("courses.example.com:8443")
+    );
+
+    // With an allow-list, other hosts are refused.
+    s.gw.update_config("[server]\nhosts = [\"courses.example.com\"]\n");
+    let mut gw = s.gw;
+    gw.restart().await;
+    let (status, _) = raw(port, &get("/catalog/x", &["Host: evil.example"])).await;
+    assert_eq!(status, 400);
+    let (status, _) = raw(port, &get("/catalog/x", &["Host: courses.example.com"])).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        gw.metric("vigile_requests_refused_total{reason=\"host\"}")
+            .await,
+        Some(1.0)
+    );
+}
+both_backends!(host_is_validated);
+
+async fn framing_and_forwarding_spellings_are_cleaned(backend: Backend) {
+    let s = backend.stack(RULES).await;
+    let port = s.gw.port();
+    let req = "POST /catalog/form HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+               X_Forwarded_For: 6.6.6.6\r\nX_Forwarded_Host: evil.example\r\n\
+               X_Forwarded_Proto: https\r\nTransfer_Encoding: chunked\r\n\
+               Content_Length: 3\r\nX-Original-URL: /admin/x\r\nX_Rewrite_URL: /admin/x\r\n\
+               Remote_Email: boss@example.com\r\n\
+               Content-Length: 5, 5\r\nConnection: close\r\n\r\nhello";
+    let (status, _) = raw(port, req).await;
+    assert_eq!(status, 200);
+    let seen = s.upstream.last().unwrap();
+    for h in [
+        "x_forwarded_for",
+        "x_forwarded_host",
+        "x_forwarded_proto",
+        "transfer_encoding",
+        "content_length",
+        "x-original-url",
+        "x_rewrite_url",
+        "remote_email",
+    ] {
+        assert!(
+            !seen.has_header(h),
+            "{h} reached upstream: {:?}",
+            seen.headers
+        );
+    }
+    assert_eq!(seen.header_all("content-length"), ["5".to_string()]);
+    assert_eq!(seen.body, "hello");
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("127.0.0.1"));
+
+    let before = s.upstream.count();
+    for cl in [
+        "Content-Length: 5, 6",
+        "Content-Length: 5\r\nContent-Length: 6",
+    ] {
+        let req = format!(
+            "POST /catalog/form HTTP/1.1\r\nHost: 127.0.0.1\r\n{cl}\r\nConnection: close\r\n\r\nhello!"
+        );
+        let (status, _) = raw(port, &req).await;
+        assert_eq!(status, 400, "{cl}");
+    }
+    assert_eq!(s.upstream.count(), before);
+}
+both_backends!(framing_and_forwarding_spellings_are_cleaned);
