@@ -31,7 +31,7 @@ use pingora::server::ShutdownWatch;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
-pub use addr::{AddrSlot, OpenPerAddr};
+use addr::{AddrSlot, OpenPerAddr};
 
 use crate::metrics::Metrics;
 

@@ -182,6 +182,13 @@ async fn a_trickled_header_is_cut_at_the_total_deadline() {
     // A client that opens a connection and says nothing is closed too.
     let mut silent = connect_from(&gw, Ipv4Addr::LOCALHOST).await.unwrap();
     assert!(closed_within(&mut silent, CLOSE_BOUND).await);
+
+    // A whole request shorter than the HTTP/2 preface is answered, not held back while
+    // the gateway waits to tell HTTP/1 from cleartext HTTP/2.
+    let mut short = connect_from(&gw, Ipv4Addr::LOCALHOST).await.unwrap();
+    short.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+    let (status, _) = read_response(&mut short).await;
+    assert!(status > 0, "no answer to a short request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

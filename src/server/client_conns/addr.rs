@@ -37,7 +37,8 @@ impl OpenPerAddr {
     }
 
     /// Connections open from `ip`'s address key now.
-    pub fn open(&self, ip: IpAddr) -> u32 {
+    #[cfg(test)]
+    fn open(&self, ip: IpAddr) -> u32 {
         self.lock().get(&key(ip)).copied().unwrap_or(0)
     }
 
