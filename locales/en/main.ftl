@@ -165,3 +165,17 @@ admin-member-cap-field = Devices this member may keep signed in (empty = the sit
 admin-member-cap-help = Applies at this member's next sign-in.
 admin-no-member = There is no account with this address.
 admin-device-revoked = The device was signed out.
+email-error-empty = The address is empty.
+email-error-too-long = This address is too long.
+email-error-missing = An address looks like name@example.com.
+email-error-invisible = It contains a space, an invisible or a control character.
+email-error-quoted = Addresses with quotation marks are not accepted.
+email-error-local = Before the @, only unaccented letters, digits and signs such as . _ - + are allowed (no < > ( ) , ; : or accents).
+email-error-domain = After the @, this is not a valid domain name.
+admin-undelivered = Mail that could not be delivered
+admin-undelivered-help = The mail server refused these for good (an unknown mailbox, for example). They are not sent again, and stay listed for 30 days.
+admin-undelivered-none = None in the last 30 days.
+admin-undelivered-to = Recipient
+admin-undelivered-kind = Mail
+admin-undelivered-when = Refused
+admin-undelivered-error = Mail server's answer

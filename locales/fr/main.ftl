@@ -165,3 +165,17 @@ admin-member-cap-field = Appareils que ce membre peut garder connectés (vide = 
 admin-member-cap-help = S'applique à la prochaine connexion de ce membre.
 admin-no-member = Aucun compte n'a cette adresse.
 admin-device-revoked = L'appareil a été déconnecté.
+email-error-empty = L'adresse est vide.
+email-error-too-long = Cette adresse est trop longue.
+email-error-missing = Une adresse s'écrit comme nom@exemple.fr.
+email-error-invisible = Elle contient une espace, un caractère invisible ou un caractère de contrôle.
+email-error-quoted = Les adresses avec des guillemets ne sont pas acceptées.
+email-error-local = Avant le @, seuls les lettres sans accent, les chiffres et des signes comme . _ - + sont permis (pas de < > ( ) , ; : ni d'accents).
+email-error-domain = Après le @, ce n'est pas un nom de domaine valide.
+admin-undelivered = Courriels non distribués
+admin-undelivered-help = Le serveur de messagerie les a refusés définitivement (boîte inconnue, par exemple). Ils ne sont pas renvoyés et restent listés 30 jours.
+admin-undelivered-none = Aucun ces 30 derniers jours.
+admin-undelivered-to = Destinataire
+admin-undelivered-kind = Courriel
+admin-undelivered-when = Refusé le
+admin-undelivered-error = Réponse du serveur de messagerie

@@ -284,10 +284,17 @@ async fn notify_admins(
     let admins = admins
         .iter()
         .filter(|u| u.admin && u.status == crate::store::AccountStatus::Active);
-    let notify = app.config.file.mail.admin_notify.iter();
-    let recipients = notify
-        .map(|a| (super::normalize_email(a), None))
-        .chain(admins.map(|u| (u.email.clone(), u.lang.as_deref().and_then(Lang::parse))));
+    let notify = app.config.file.mail.admin_notify.iter().filter_map(|a| {
+        match crate::edge::email::Email::parse(a) {
+            Ok(email) => Some((email.into_string(), None)),
+            Err(e) => {
+                tracing::warn!(address = %a.escape_debug(), error = %e, "mail.admin_notify: not an address; skipped");
+                None
+            }
+        }
+    });
+    let recipients =
+        notify.chain(admins.map(|u| (u.email.clone(), u.lang.as_deref().and_then(Lang::parse))));
     for (to, lang) in recipients {
         if sent.contains(&to) {
             continue;

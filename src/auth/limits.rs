@@ -91,29 +91,26 @@ impl FormLimits {
 }
 
 /// The shape both "mail me a link" forms share (activation resend, forgot password): the
-/// post counts against the per-IP limit, then `work` runs on the normalised address off
-/// the request, so the answer is the same, and takes the same time, whatever the address.
+/// post counts against the per-IP limit, then `work` runs on the parsed address off the
+/// request, so the answer is the same, and takes the same time, whatever the address.
 /// `what` names the work in the log line if it fails.
 pub async fn link_request<F, Fut>(
     app: &std::sync::Arc<crate::app::App>,
-    email: &str,
+    email: &crate::edge::email::Email,
     ip: IpAddr,
     now: Millis,
     what: &'static str,
     work: F,
 ) -> Result<Result<(), RetryAfter>, super::FlowError>
 where
-    F: FnOnce(std::sync::Arc<crate::app::App>, String) -> Fut + Send + 'static,
+    F: FnOnce(std::sync::Arc<crate::app::App>, crate::edge::email::Email) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<(), super::FlowError>> + Send + 'static,
 {
     let limits = FormLimits::from_config(&app.config.file);
     if let Err(retry) = limits.form_from(&app.store, ip, now).await? {
         return Ok(Err(retry));
     }
-    let email = super::normalize_email(email);
-    if email.len() > super::signup::MAX_FIELD {
-        return Ok(Ok(()));
-    }
+    let email = email.clone();
     let app = std::sync::Arc::clone(app);
     tokio::spawn(async move {
         if let Err(e) = work(app, email).await {

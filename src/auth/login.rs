@@ -7,22 +7,26 @@
 //! attempt, on a counter of its own for a device that has signed in to it before, so
 //! an attacker elsewhere cannot lock the owner out of their known devices. A locked
 //! address is still run through the hasher, so its answer takes as long as any other.
+//! So is a string that is not an address at all: it gets the same answer and the same
+//! hashing work, only no per-address counter (no account can have it; the IP's counts).
 
 use std::net::IpAddr;
 
 use super::devices::{stop_for_code, Open, Stopped};
 use super::lockout::{self, AfterFailure, Gate};
-use super::{normalize_email, Auth, FlowError};
+use super::{Auth, FlowError};
 use crate::app::App;
 use crate::config::OnOverflow;
 use crate::crypto::random_token;
+use crate::edge::email::Email;
 use crate::store::{
     millis, AccountStatus, AttemptKey, Cap, DeviceId, IpRule, Millis, SessionId, SessionRecord,
     StoreError, TokenHash, User,
 };
 
 pub struct LoginInput<'a> {
-    pub email: &'a str,
+    /// Parsed at the edge; `None` when the input is not an address.
+    pub email: Option<&'a Email>,
     pub password: &'a str,
     pub device: DeviceId,
     pub ip: IpAddr,
@@ -89,20 +93,27 @@ pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, Flo
         }
     };
 
-    let email = normalize_email(input.email);
-    let user = store.user_by_email(&email).await?;
+    let user = match input.email {
+        Some(email) => store.user_by_email(email.as_str()).await?,
+        None => None,
+    };
     // Asked for unknown addresses too (of an id nobody has), so both cost the same.
     let nobody = crate::store::UserId::from_string("");
     let known_device = store
         .device_known(user.as_ref().map_or(&nobody, |u| &u.id), &input.device)
         .await?
         && user.is_some();
-    let key = if known_device {
-        AttemptKey::Device(&email, &input.device)
-    } else {
-        AttemptKey::Account(&email)
+    let key = input.email.map(|email| {
+        if known_device {
+            AttemptKey::Device(email.as_str(), &input.device)
+        } else {
+            AttemptKey::Account(email.as_str())
+        }
+    });
+    let attempt = match key {
+        Some(key) => store.attempt_begin(key, input.now).await?,
+        None => 0,
     };
-    let attempt = store.attempt_begin(key, input.now).await?;
     let gate = lockout::gate(attempt, max);
     // Checked even when locked, so a locked address answers as slowly as any other.
     let ok = auth
@@ -133,7 +144,9 @@ pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, Flo
             });
         }
     };
-    store.attempts_clear(key).await?;
+    if let Some(key) = key {
+        store.attempts_clear(key).await?;
+    }
     if rule.max > 0 {
         store.ip_refund(&ip).await?;
     }

@@ -14,6 +14,7 @@ use super::signup::{check_password, Problem};
 use super::FlowError;
 use crate::app::App;
 use crate::crypto::random_token;
+use crate::edge::email::Email;
 use crate::store::{
     millis, AccountStatus, Millis, TokenHash, TokenKind, TokenRecord, User, UserId,
 };
@@ -27,7 +28,7 @@ fn fingerprint(user: &User) -> String {
 /// gets its activation link again instead (it has no password to reset yet).
 pub async fn forgot(
     app: &Arc<App>,
-    email: &str,
+    email: &Email,
     ip: IpAddr,
     now: Millis,
 ) -> Result<Result<(), RetryAfter>, FlowError> {
@@ -42,15 +43,15 @@ pub async fn forgot(
     .await
 }
 
-async fn forgot_mail(app: &App, email: &str, ip: IpAddr, now: Millis) -> Result<(), FlowError> {
-    let Some(user) = app.store.user_by_email(email).await? else {
+async fn forgot_mail(app: &App, email: &Email, ip: IpAddr, now: Millis) -> Result<(), FlowError> {
+    let Some(user) = app.store.user_by_email(email.as_str()).await? else {
         return Ok(());
     };
     if user.status == AccountStatus::Pending {
         return super::signup::resend_for(app, &user, now).await;
     }
     let limits = FormLimits::from_config(&app.config.file);
-    if !limits.mail_to(&app.store, email, now).await? {
+    if !limits.mail_to(&app.store, email.as_str(), now).await? {
         return Ok(());
     }
     let token = issue_link(app, &user, now).await?;

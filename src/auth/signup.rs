@@ -13,10 +13,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::limits::{link_request, FormLimits, RetryAfter};
-use super::{normalize_email, plausible_email, policy, start_session, FlowError, NewSession};
+use super::{policy, start_session, FlowError, NewSession};
 use crate::app::App;
 use crate::config::SignupMode;
 use crate::crypto::random_token;
+use crate::edge::email::{Email, EmailError};
 use crate::i18n::Lang;
 use crate::store::{
     millis, AccountStatus, Millis, SessionRecord, StoreError, TokenHash, TokenKind, TokenRecord,
@@ -27,7 +28,8 @@ use crate::store::{
 pub const MAX_FIELD: usize = 1024;
 
 pub struct SignupInput<'a> {
-    pub email: &'a str,
+    /// Parsed at the edge; a refused address is reported with the other problems.
+    pub email: Result<Email, EmailError>,
     pub password: &'a str,
     pub confirm: &'a str,
     pub lang: Lang,
@@ -38,7 +40,7 @@ pub struct SignupInput<'a> {
 /// A reason the form is shown again; each is a catalog key, several may apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
-    BadEmail,
+    BadEmail(EmailError),
     Mismatch,
     Policy(policy::Unmet),
 }
@@ -46,7 +48,7 @@ pub enum Problem {
 impl Problem {
     pub fn key(&self) -> &'static str {
         match self {
-            Problem::BadEmail => "signup-bad-email",
+            Problem::BadEmail(_) => "signup-bad-email",
             Problem::Mismatch => "password-mismatch",
             Problem::Policy(u) => u.key(),
         }
@@ -55,6 +57,8 @@ impl Problem {
     pub fn text(&self, t: &crate::i18n::Tr) -> String {
         match self {
             Problem::Policy(u) => u.text(t),
+            // "Enter a valid email address." and what is wrong with this one.
+            Problem::BadEmail(e) => format!("{} {}", t.get(self.key()), t.get(e.key())),
             other => t.get(other.key()),
         }
     }
@@ -93,15 +97,15 @@ pub async fn signup(app: &App, input: SignupInput<'_>) -> Result<SignupOutcome, 
     if cfg.mode == SignupMode::Closed {
         return Ok(SignupOutcome::Closed);
     }
-    let email = normalize_email(input.email);
     let mut problems = vec![];
-    if email.len() > MAX_FIELD || !plausible_email(&email) {
-        problems.push(Problem::BadEmail);
+    if let Err(e) = &input.email {
+        problems.push(Problem::BadEmail(*e));
     }
     problems.extend(check_password(app, input.password, input.confirm));
-    if !problems.is_empty() {
-        return Ok(SignupOutcome::Invalid(problems));
-    }
+    let email = match input.email {
+        Ok(email) if problems.is_empty() => email,
+        _ => return Ok(SignupOutcome::Invalid(problems)),
+    };
     let limits = FormLimits::from_config(&app.config.file);
     if let Err(retry) = limits.form_from(&app.store, input.ip, input.now).await? {
         return Ok(SignupOutcome::TooMany(retry));
@@ -109,7 +113,7 @@ pub async fn signup(app: &App, input: SignupInput<'_>) -> Result<SignupOutcome, 
     if cfg.mode == SignupMode::Invite
         && app
             .store
-            .token_peek(TokenKind::Invite, &invite_hash(&email), input.now)
+            .token_peek(TokenKind::Invite, &invite_hash(email.as_str()), input.now)
             .await?
             .is_none()
     {
@@ -120,7 +124,7 @@ pub async fn signup(app: &App, input: SignupInput<'_>) -> Result<SignupOutcome, 
     let password_hash = app.auth.hasher.hash(input.password).await?;
     let user = User {
         id: UserId::random(),
-        email: email.clone(),
+        email: email.to_string(),
         name: String::new(),
         password_hash,
         admin: false,
@@ -129,7 +133,9 @@ pub async fn signup(app: &App, input: SignupInput<'_>) -> Result<SignupOutcome, 
         created_at: input.now,
     };
     let expires_at = input.now.saturating_add(millis(cfg.pending_account_ttl));
-    let may_mail = limits.mail_to(&app.store, &email, input.now).await?;
+    let may_mail = limits
+        .mail_to(&app.store, email.as_str(), input.now)
+        .await?;
     match app.store.user_insert_pending(&user, expires_at).await {
         Ok(()) => {
             tracing::info!(target: "audit", event = "signup", user = %user.id, ip = %input.ip, "account created, pending activation");
@@ -139,7 +145,8 @@ pub async fn signup(app: &App, input: SignupInput<'_>) -> Result<SignupOutcome, 
         }
         Err(StoreError::Conflict) => {
             // The address belongs to an active account: its owner hears about it.
-            if let (true, Some(owner)) = (may_mail, app.store.user_by_email(&email).await?) {
+            if let (true, Some(owner)) = (may_mail, app.store.user_by_email(email.as_str()).await?)
+            {
                 app.mailer.signup_attempt(&owner).await?;
             }
             tracing::info!(target: "audit", event = "signup_existing", ip = %input.ip, "sign-up for an existing address; owner notified");
@@ -229,7 +236,7 @@ pub async fn activate(app: &App, input: ActivateInput<'_>) -> Result<ActivateOut
 /// activation there, a new link is on its way".
 pub async fn resend_activation(
     app: &Arc<App>,
-    email: &str,
+    email: &Email,
     ip: IpAddr,
     now: Millis,
 ) -> Result<Result<(), RetryAfter>, FlowError> {
@@ -240,7 +247,7 @@ pub async fn resend_activation(
         now,
         "activation resend",
         move |app, email| async move {
-            match app.store.user_by_email(&email).await? {
+            match app.store.user_by_email(email.as_str()).await? {
                 Some(user) => resend_for(&app, &user, now).await,
                 None => Ok(()),
             }
@@ -261,21 +268,20 @@ pub async fn resend_for(app: &App, user: &User, now: Millis) -> Result<(), FlowE
 
 /// Lets `email` sign up while `signup.mode = "invite"`, and mails it an invitation.
 /// Inviting again renews the invitation.
-pub async fn invite(app: &App, email: &str, lang: Lang, now: Millis) -> Result<(), FlowError> {
-    let email = normalize_email(email);
-    let hash = invite_hash(&email);
+pub async fn invite(app: &App, email: &Email, lang: Lang, now: Millis) -> Result<(), FlowError> {
+    let hash = invite_hash(email.as_str());
     app.store.token_take(TokenKind::Invite, &hash, now).await?;
     let ttl = millis(app.config.file.signup.invite_ttl);
     app.store
         .token_insert(&TokenRecord {
             kind: TokenKind::Invite,
             hash,
-            subject: email.clone(),
+            subject: email.to_string(),
             bind: String::new(),
             expires_at: now.saturating_add(ttl),
         })
         .await?;
-    app.mailer.invitation(&email, lang).await?;
+    app.mailer.invitation(email, lang).await?;
     Ok(())
 }
 

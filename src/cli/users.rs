@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::app::now_ms;
-use crate::auth::{normalize_email, plausible_email, policy};
+use crate::auth::policy;
+use crate::edge::email::Email;
 use crate::store::{AccountStatus, AttemptKey, SessionId, SignedOut, User, UserId};
 use crate::Vigile;
 
@@ -55,6 +56,14 @@ fn fail(msg: impl std::fmt::Display) -> CmdResult {
     Ok(ExitCode::FAILURE)
 }
 
+/// An address given on the command line, parsed as the forms parse it.
+fn parse_email(raw: &str) -> Result<Email, String> {
+    Email::parse(raw).map_err(|e| format!("{:?} is not an email address: {e}", raw))
+}
+
+/// Failed mails looked through by `user show` (the admin page shows fewer).
+const FAILED_SHOWN: usize = 1000;
+
 fn fmt_time(ms: i64) -> String {
     humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
@@ -67,10 +76,10 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
         let store = &v.app.store;
         match cmd {
             UserCommand::Invite { email, lang } => {
-                let email = normalize_email(&email);
-                if !plausible_email(&email) {
-                    return fail(format!("not an email address: {email}"));
-                }
+                let email = match parse_email(&email) {
+                    Ok(email) => email,
+                    Err(msg) => return fail(msg),
+                };
                 let lang = match lang.as_deref().map(crate::i18n::Lang::parse) {
                     None => v.app.config.default_lang,
                     Some(Some(l)) => l,
@@ -81,10 +90,10 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 Ok(ExitCode::SUCCESS)
             }
             UserCommand::Add { email, admin, name } => {
-                let email = normalize_email(&email);
-                if !plausible_email(&email) {
-                    return fail(format!("not an email address: {email}"));
-                }
+                let email = match parse_email(&email) {
+                    Ok(email) => email,
+                    Err(msg) => return fail(msg),
+                };
                 let password = read_password()?;
                 let unmet = policy::check(&password, &v.app.config.file.password);
                 if !unmet.is_empty() {
@@ -94,7 +103,7 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 }
                 let user = User {
                     id: UserId::random(),
-                    email: email.clone(),
+                    email: email.to_string(),
                     name,
                     password_hash: v.app.auth.hasher.hash(&password).await?,
                     admin,
@@ -126,7 +135,11 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 Ok(ExitCode::SUCCESS)
             }
             UserCommand::Show { email } => {
-                let Some(u) = store.user_by_email(&normalize_email(&email)).await? else {
+                let email = match parse_email(&email) {
+                    Ok(email) => email,
+                    Err(msg) => return fail(msg),
+                };
+                let Some(u) = store.user_by_email(email.as_str()).await? else {
                     return fail(format!("no account for {email}"));
                 };
                 println!("id:       {}", u.id);
@@ -157,11 +170,30 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                         fmt_time(s.expires_at()),
                     );
                 }
+                let failed: Vec<_> = store
+                    .outbox_failed(FAILED_SHOWN)
+                    .await?
+                    .into_iter()
+                    .filter(|m| m.to == u.email)
+                    .collect();
+                println!("undelivered mail: {} (refused by the mail server, kept 30 days)", failed.len());
+                for m in failed {
+                    println!(
+                        "  {}  {}  after {} attempt(s): {}",
+                        fmt_time(m.failed_at),
+                        m.kind,
+                        m.attempts,
+                        m.last_error.escape_debug(),
+                    );
+                }
                 Ok(ExitCode::SUCCESS)
             }
             UserCommand::Unlock { email } => {
-                let email = normalize_email(&email);
-                let n = store.attempts_clear_all(&email).await?;
+                let email = match parse_email(&email) {
+                    Ok(email) => email,
+                    Err(msg) => return fail(msg),
+                };
+                let n = store.attempts_clear_all(email.as_str()).await?;
                 println!("unlocked {email} ({n} counter(s) cleared)");
                 tracing::info!(target: "audit", event = "unlock", by = "cli", email = %email, "admin lifted a lockout");
                 Ok(ExitCode::SUCCESS)
@@ -174,7 +206,11 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                         Err(_) => return fail("cap: expected a number (0 = unlimited) or `default`"),
                     },
                 };
-                let Some(u) = store.user_by_email(&normalize_email(&email)).await? else {
+                let email = match parse_email(&email) {
+                    Ok(email) => email,
+                    Err(msg) => return fail(msg),
+                };
+                let Some(u) = store.user_by_email(email.as_str()).await? else {
                     return fail(format!("no account for {email}"));
                 };
                 store.member_cap_set(&u.id, cap).await?;
@@ -186,7 +222,11 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 Ok(ExitCode::SUCCESS)
             }
             UserCommand::Revoke { email, all, session } => {
-                let Some(u) = store.user_by_email(&normalize_email(&email)).await? else {
+                let email = match parse_email(&email) {
+                    Ok(email) => email,
+                    Err(msg) => return fail(msg),
+                };
+                let Some(u) = store.user_by_email(email.as_str()).await? else {
                     return fail(format!("no account for {email}"));
                 };
                 if all {

@@ -9,8 +9,8 @@ use std::net::TcpListener;
 
 use pingora::services::listening::Service;
 
-use crate::auth::normalize_email;
 use crate::crypto::random_token;
+use crate::edge::email::Email;
 use crate::store::{AccountStatus, User, UserId};
 
 pub const ADMIN_EMAIL: &str = "admin@demo.vigile.test";
@@ -52,7 +52,7 @@ admin = ["/admin/**"]
         let hash = vigile.app.auth.hasher.hash(&password).await?;
         let user = User {
             id: UserId::random(),
-            email: normalize_email(ADMIN_EMAIL),
+            email: Email::parse(ADMIN_EMAIL)?.into_string(),
             name: "Demo Admin".into(),
             password_hash: hash,
             admin: true,

@@ -5,5 +5,6 @@
 //! Each parser refuses what two common readers could understand differently rather than
 //! guessing, and each has property tests attacking it.
 
+pub mod email;
 pub mod host;
 pub mod path;

@@ -22,6 +22,7 @@ pub use devices::Overflow;
 pub use sender::backoff;
 
 use crate::config::Config;
+use crate::edge::email::Email;
 use crate::i18n::Lang;
 use crate::metrics::Metrics;
 use crate::store::{millis, DynStore, OutboxMail, StoreError, StoreResult, User};
@@ -271,7 +272,8 @@ impl Mailer {
     }
 
     /// An admin invited this address (invite mode): a link to the sign-up form.
-    pub async fn invitation(&self, email: &str, lang: Lang) -> StoreResult<()> {
+    pub async fn invitation(&self, email: &Email, lang: Lang) -> StoreResult<()> {
+        let email = email.as_str();
         let t = lang.tr();
         let days = self
             .config

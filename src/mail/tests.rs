@@ -40,7 +40,8 @@ async fn every_mail(lang: &str) -> Vec<(OutboxMail, &'static str)> {
     m.signup_attempt(&u).await.unwrap();
     m.password_reset(&u, "TOKEN2").await.unwrap();
     m.password_changed(&u).await.unwrap();
-    m.invitation("zoe@example.com", Lang::parse(lang).unwrap())
+    let invited = crate::edge::email::Email::parse("zoe@example.com").unwrap();
+    m.invitation(&invited, Lang::parse(lang).unwrap())
         .await
         .unwrap();
     m.account_locked(&u, "TOKEN3").await.unwrap();

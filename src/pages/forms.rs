@@ -30,6 +30,8 @@ pub struct EmailFormPage {
     pub submit: &'static str,
     pub action: &'static str,
     pub email: String,
+    /// Why the address was refused, in the reader's language.
+    pub error: Option<String>,
 }
 
 #[derive(Template)]
@@ -54,11 +56,22 @@ pub struct MemberRow {
     pub locked: bool,
 }
 
+/// A mail the server refused for good, on the admin page.
+pub struct FailedRow {
+    pub to: String,
+    /// `activation`, `password_reset`... (the `kind` label of `vigile_mail_total`).
+    pub kind: String,
+    pub when: String,
+    pub error: String,
+}
+
 #[derive(Template)]
 #[template(path = "pages/admin.html")]
 pub struct AdminPage {
     pub c: Chrome,
     pub members: Vec<MemberRow>,
+    /// Mails refused for good, most recent first.
+    pub failed: Vec<FailedRow>,
     /// The address just unlocked, for the notice.
     pub unlocked: Option<String>,
     /// Device cap in force (store setting, else the configuration file's).

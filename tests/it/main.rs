@@ -10,6 +10,7 @@ mod common;
 mod demo;
 mod deploy;
 mod devices;
+mod email_addresses;
 mod fixtures_smoke;
 mod lockout;
 mod mail_outbox;

@@ -1,14 +1,14 @@
 //! `/_vigile/admin`: the administrators' page: the device-cap settings (saved in the
 //! store, so every instance applies them at the next login) and the member list with each
-//! account's state and lock, and the unlock action. One member's page is in
-//! `admin_member.rs`. Admins only: anyone else gets the login redirect or a 403 page.
+//! account's state and lock, and the unlock action; and the mails the mail server refused
+//! for good. One member's page is in `admin_member.rs`. Admins only: anyone else gets the login redirect or a 403 page.
 
 use http::StatusCode;
 
 use super::Ctx;
 use crate::auth::lockout;
 use crate::auth::Identity;
-use crate::pages::forms::{AdminPage, MemberRow};
+use crate::pages::forms::{AdminPage, FailedRow, MemberRow};
 use crate::pages::{rd, render, Reply};
 use crate::store::{overflow_parse, overflow_str, AttemptKey, Settings};
 
@@ -45,10 +45,23 @@ async fn page(
     }
     let store = &ctx.app.store;
     let max = ctx.app.config.file.lockout.account_max_failures;
-    let (users, settings) = match tokio::try_join!(store.user_list(), store.settings_get()) {
+    let (users, settings, failed) = match tokio::try_join!(
+        store.user_list(),
+        store.settings_get(),
+        store.outbox_failed(FAILED_SHOWN)
+    ) {
         Ok(found) => found,
         Err(e) => return ctx.flow_failed(&e.into()),
     };
+    let failed = failed
+        .into_iter()
+        .map(|m| FailedRow {
+            when: super::devices::when(m.failed_at),
+            to: m.to,
+            kind: m.kind,
+            error: m.last_error,
+        })
+        .collect();
     let file = &ctx.app.config.file.sessions;
     let site = crate::auth::devices::site_policy(&settings, file);
     let mut members = Vec::with_capacity(users.len());
@@ -68,6 +81,7 @@ async fn page(
     let page = AdminPage {
         c: ctx.chrome("/_vigile/admin"),
         members,
+        failed,
         unlocked: ctx.req.query_param("unlocked"),
         max_per_member: site.max,
         on_overflow: overflow_str(site.on_overflow),
@@ -78,6 +92,9 @@ async fn page(
     };
     render::page(status, &page)
 }
+
+/// Failed mails listed, most recent first (the CLI's `user show` looks further).
+const FAILED_SHOWN: usize = 50;
 
 /// Largest device cap the forms accept (anything above is surely a typo).
 pub(super) const MAX_CAP: u32 = 1000;
@@ -122,11 +139,13 @@ pub async fn unlock(ctx: &Ctx<'_, '_>) -> Reply {
     if !ctx.csrf_ok(f.get("csrf")) {
         return ctx.csrf_failed();
     }
-    let email = crate::auth::normalize_email(f.get("email"));
-    if let Err(e) = ctx.app.store.attempts_clear_all(&email).await {
+    let Ok(email) = crate::edge::email::Email::parse(f.get("email")) else {
+        return page(ctx, StatusCode::BAD_REQUEST, None, Some("signup-bad-email")).await;
+    };
+    if let Err(e) = ctx.app.store.attempts_clear_all(email.as_str()).await {
         return ctx.flow_failed(&e.into());
     }
     tracing::info!(target: "audit", event = "unlock", admin = %id.user_id, ip = %ctx.req.client_ip, email = %email, "admin lifted a lockout");
-    let encoded: String = form_urlencoded::byte_serialize(email.as_bytes()).collect();
+    let encoded: String = form_urlencoded::byte_serialize(email.as_str().as_bytes()).collect();
     Reply::see_other(&format!("/_vigile/admin?unlocked={encoded}"))
 }

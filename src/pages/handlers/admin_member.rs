@@ -6,14 +6,15 @@ use http::StatusCode;
 use super::admin::{admin, parse_cap};
 use super::Ctx;
 use crate::app::now_ms;
-use crate::auth::normalize_email;
+use crate::edge::email::Email;
 use crate::pages::forms::AdminMemberPage;
 use crate::pages::{render, Reply};
 use crate::store::{SessionId, SignedOut, StoreError};
 
+/// The member's page, or "no such member" (also for a string that is not an address).
 async fn page(
     ctx: &Ctx<'_, '_>,
-    email: &str,
+    email: Option<&Email>,
     status: StatusCode,
     notice: Option<&'static str>,
     error: Option<&'static str>,
@@ -21,7 +22,10 @@ async fn page(
     let store = &ctx.app.store;
     let now = now_ms();
     let found = async {
-        let Some(user) = store.user_by_email(email).await? else {
+        let Some(email) = email else {
+            return Ok(None);
+        };
+        let Some(user) = store.user_by_email(email.as_str()).await? else {
             return Ok::<_, StoreError>(None);
         };
         let own = store.member_cap(&user.id).await?;
@@ -58,17 +62,17 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
     if let Err(reply) = admin(ctx) {
         return reply;
     }
-    let email = normalize_email(&ctx.req.query_param("email").unwrap_or_default());
+    let email = Email::parse(&ctx.req.query_param("email").unwrap_or_default()).ok();
     let notice = match ctx.req.query_param("done").as_deref() {
         Some("cap") => Some("admin-saved"),
         Some("revoked") => Some("admin-device-revoked"),
         _ => None,
     };
-    page(ctx, &email, StatusCode::OK, notice, None).await
+    page(ctx, email.as_ref(), StatusCode::OK, notice, None).await
 }
 
-fn back(email: &str, done: &str) -> Reply {
-    let encoded: String = form_urlencoded::byte_serialize(email.as_bytes()).collect();
+fn back(email: &Email, done: &str) -> Reply {
+    let encoded: String = form_urlencoded::byte_serialize(email.as_str().as_bytes()).collect();
     Reply::see_other(&format!(
         "/_vigile/admin/member?email={encoded}&done={done}"
     ))
@@ -84,7 +88,7 @@ pub async fn cap(ctx: &Ctx<'_, '_>) -> Reply {
     if !ctx.csrf_ok(f.get("csrf")) {
         return ctx.csrf_failed();
     }
-    let email = normalize_email(f.get("email"));
+    let email = Email::parse(f.get("email")).ok();
     let raw = f.get("cap").trim();
     let cap = if raw.is_empty() {
         None
@@ -94,7 +98,7 @@ pub async fn cap(ctx: &Ctx<'_, '_>) -> Reply {
             None => {
                 return page(
                     ctx,
-                    &email,
+                    email.as_ref(),
                     StatusCode::BAD_REQUEST,
                     None,
                     Some("admin-bad-number"),
@@ -105,17 +109,20 @@ pub async fn cap(ctx: &Ctx<'_, '_>) -> Reply {
     };
     let store = &ctx.app.store;
     let result = async {
-        match store.user_by_email(&email).await? {
-            Some(user) => store.member_cap_set(&user.id, cap).await,
-            None => Ok(false),
+        let Some(email) = &email else {
+            return Ok::<_, crate::store::StoreError>(None);
+        };
+        match store.user_by_email(email.as_str()).await? {
+            Some(user) => Ok(store.member_cap_set(&user.id, cap).await?.then_some(email)),
+            None => Ok(None),
         }
     };
     match result.await {
-        Ok(true) => {
+        Ok(Some(email)) => {
             tracing::info!(target: "audit", event = "member_cap_changed", admin = %id.user_id, ip = %ctx.req.client_ip, email = %email, cap = ?cap, "admin changed a member's device cap");
-            back(&email, "cap")
+            back(email, "cap")
         }
-        Ok(false) => page(ctx, &email, StatusCode::NOT_FOUND, None, None).await,
+        Ok(None) => page(ctx, email.as_ref(), StatusCode::NOT_FOUND, None, None).await,
         Err(e) => ctx.flow_failed(&e.into()),
     }
 }
@@ -130,11 +137,13 @@ pub async fn revoke(ctx: &Ctx<'_, '_>) -> Reply {
     if !ctx.csrf_ok(f.get("csrf")) {
         return ctx.csrf_failed();
     }
-    let email = normalize_email(f.get("email"));
+    let Ok(email) = Email::parse(f.get("email")) else {
+        return page(ctx, None, StatusCode::NOT_FOUND, None, None).await;
+    };
     let session = SessionId::from_string(f.get("session"));
     let store = &ctx.app.store;
     let result = async {
-        match store.user_by_email(&email).await? {
+        match store.user_by_email(email.as_str()).await? {
             Some(user) => {
                 crate::auth::devices::end_session(
                     ctx.app,

@@ -15,7 +15,7 @@ use crate::pages::{rd, render, Reply};
 use crate::store::{CodeCheck, Millis, SessionId, SessionRecord, SignedOut};
 
 /// "2026-12-01 09:14 UTC".
-fn when(ms: Millis) -> String {
+pub(super) fn when(ms: Millis) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     let s = humantime::format_rfc3339_seconds(t).to_string();
     format!("{} UTC", s.get(..16).unwrap_or(&s).replace('T', " "))

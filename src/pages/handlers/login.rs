@@ -5,11 +5,13 @@ use http::StatusCode;
 use super::Ctx;
 use crate::app::now_ms;
 use crate::auth::{login as run_login, LoginInput, LoginOutcome};
+use crate::edge::email::Email;
 use crate::pages::render::{self, LoginPage};
 use crate::pages::{rd, Reply};
 use crate::store::SignedOut;
 
-/// Longest email or password we look at; anything longer is a bad credential.
+/// Longest password we look at; anything longer is a bad credential (the email field has
+/// its own bound in [`Email::parse`]).
 const MAX_FIELD: usize = 1024;
 
 pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
@@ -72,7 +74,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
     }
     let (email, password) = (f.get("email"), f.get("password"));
     let metrics = &ctx.app.metrics;
-    if email.len() > MAX_FIELD || password.len() > MAX_FIELD {
+    if password.len() > MAX_FIELD {
         metrics.logins.with_label_values(&["bad_credentials"]).inc();
         return form(
             ctx,
@@ -83,8 +85,12 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
             None,
         );
     }
+    // Not an address: the flow still does the same work and gives the same answer.
+    let parsed = Email::parse(email).ok();
+    // For the audit log: the parsed address, never raw input.
+    let who = parsed.as_ref().map_or("-", Email::as_str);
     let input = LoginInput {
-        email,
+        email: parsed.as_ref(),
         password,
         device: ctx.device.clone(),
         ip: ctx.req.client_ip,
@@ -110,7 +116,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
         }
         Ok(LoginOutcome::DeviceCode) => {
             metrics.logins.with_label_values(&["overflow"]).inc();
-            tracing::info!(target: "audit", event = "device_overflow", email = %crate::auth::normalize_email(email), ip = %ctx.req.client_ip, "device cap reached, code mailed");
+            tracing::info!(target: "audit", event = "device_overflow", email = %who, ip = %ctx.req.client_ip, "device cap reached, code mailed");
             Reply::see_other("/_vigile/verify")
         }
         Ok(LoginOutcome::TooManyCodes) => {
@@ -129,7 +135,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
                 .device_overflows
                 .with_label_values(&["denied"])
                 .inc();
-            tracing::info!(target: "audit", event = "device_denied", email = %crate::auth::normalize_email(email), ip = %ctx.req.client_ip, "device cap reached, login refused");
+            tracing::info!(target: "audit", event = "device_denied", email = %who, ip = %ctx.req.client_ip, "device cap reached, login refused");
             let text = ctx
                 .lang()
                 .tr()
@@ -144,7 +150,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
         }
         Ok(LoginOutcome::BadCredentials) => {
             metrics.logins.with_label_values(&["bad_credentials"]).inc();
-            tracing::info!(target: "audit", event = "login_failed", email = %crate::auth::normalize_email(email), ip = %ctx.req.client_ip, "login failed");
+            tracing::info!(target: "audit", event = "login_failed", email = %who, ip = %ctx.req.client_ip, "login failed");
             form(
                 ctx,
                 StatusCode::UNAUTHORIZED,

@@ -2,23 +2,34 @@
 
 use http::StatusCode;
 
-use super::signup::{problems, rules};
+use super::signup::{email_field, problems, rules};
 use super::Ctx;
 use crate::app::now_ms;
 use crate::auth::reset::{self as flow, ResetOutcome};
 use crate::pages::forms::{EmailFormPage, ResetPage};
 use crate::pages::{render, Reply};
 
-pub fn forgot_get(ctx: &Ctx<'_, '_>) -> Reply {
+fn forgot_form(
+    ctx: &Ctx<'_, '_>,
+    status: StatusCode,
+    email: String,
+    error: Option<String>,
+) -> Reply {
     let page = EmailFormPage {
         c: ctx.chrome("/_vigile/password/forgot"),
         title: "forgot-title",
         intro: "forgot-intro",
         submit: "forgot-submit",
         action: "/_vigile/password/forgot",
-        email: ctx.req.query_param("email").unwrap_or_default(),
+        email,
+        error,
     };
-    render::page(StatusCode::OK, &page)
+    render::page(status, &page)
+}
+
+pub fn forgot_get(ctx: &Ctx<'_, '_>) -> Reply {
+    let email = ctx.req.query_param("email").unwrap_or_default();
+    forgot_form(ctx, StatusCode::OK, email, None)
 }
 
 pub async fn forgot_post(ctx: &Ctx<'_, '_>) -> Reply {
@@ -26,7 +37,13 @@ pub async fn forgot_post(ctx: &Ctx<'_, '_>) -> Reply {
     if !ctx.csrf_ok(f.get("csrf")) {
         return ctx.csrf_failed();
     }
-    match flow::forgot(ctx.app, f.get("email"), ctx.req.client_ip, now_ms()).await {
+    let email = match email_field(ctx, f.get("email"), |status, email, error| {
+        forgot_form(ctx, status, email, error)
+    }) {
+        Ok(email) => email,
+        Err(reply) => return reply,
+    };
+    match flow::forgot(ctx.app, &email, ctx.req.client_ip, now_ms()).await {
         Ok(Ok(())) => ctx.message(
             StatusCode::OK,
             "forgot-sent-title",

@@ -9,6 +9,7 @@ use crate::auth::signup::{
 };
 use crate::auth::{policy, NewSession};
 use crate::config::SignupMode;
+use crate::edge::email::Email;
 use crate::i18n::Lang;
 use crate::pages::forms::{EmailFormPage, SignupPage};
 use crate::pages::{render, Reply};
@@ -72,7 +73,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
     }
     let lang = Lang::parse(f.get("lang")).unwrap_or(ctx.lang());
     let input = SignupInput {
-        email: f.get("email"),
+        email: Email::parse(f.get("email")),
         password: f.get("password"),
         confirm: f.get("confirm"),
         lang,
@@ -136,7 +137,12 @@ pub async fn activate(ctx: &Ctx<'_, '_>) -> Reply {
     }
 }
 
-fn resend_form(ctx: &Ctx<'_, '_>, email: String) -> Reply {
+fn resend_form(
+    ctx: &Ctx<'_, '_>,
+    status: StatusCode,
+    email: String,
+    error: Option<String>,
+) -> Reply {
     let page = EmailFormPage {
         c: ctx.chrome("/_vigile/activate/resend"),
         title: "resend-title",
@@ -144,12 +150,31 @@ fn resend_form(ctx: &Ctx<'_, '_>, email: String) -> Reply {
         submit: "resend-submit",
         action: "/_vigile/activate/resend",
         email,
+        error,
     };
-    render::page(StatusCode::OK, &page)
+    render::page(status, &page)
 }
 
 pub fn resend_get(ctx: &Ctx<'_, '_>) -> Reply {
-    resend_form(ctx, ctx.req.query_param("email").unwrap_or_default())
+    let email = ctx.req.query_param("email").unwrap_or_default();
+    resend_form(ctx, StatusCode::OK, email, None)
+}
+
+/// The email field of a "mail me a link" form, parsed; or the form again, saying why not
+/// (such a string can have no account: the page reveals nothing).
+pub(super) fn email_field(
+    ctx: &Ctx<'_, '_>,
+    raw: &str,
+    form: impl FnOnce(StatusCode, String, Option<String>) -> Reply,
+) -> Result<Email, Reply> {
+    Email::parse(raw).map_err(|e| {
+        let problem = Problem::BadEmail(e).text(&ctx.lang().tr());
+        form(
+            StatusCode::BAD_REQUEST,
+            raw.chars().take(254).collect(),
+            Some(problem),
+        )
+    })
 }
 
 pub async fn resend_post(ctx: &Ctx<'_, '_>) -> Reply {
@@ -157,7 +182,13 @@ pub async fn resend_post(ctx: &Ctx<'_, '_>) -> Reply {
     if !ctx.csrf_ok(f.get("csrf")) {
         return ctx.csrf_failed();
     }
-    match flow::resend_activation(ctx.app, f.get("email"), ctx.req.client_ip, now_ms()).await {
+    let email = match email_field(ctx, f.get("email"), |status, email, error| {
+        resend_form(ctx, status, email, error)
+    }) {
+        Ok(email) => email,
+        Err(reply) => return reply,
+    };
+    match flow::resend_activation(ctx.app, &email, ctx.req.client_ip, now_ms()).await {
         Ok(Ok(())) => ctx.message(
             StatusCode::OK,
             "resend-sent-title",
