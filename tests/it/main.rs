@@ -18,6 +18,7 @@ mod metrics;
 mod ops;
 mod pages;
 mod password_reset;
+mod path_differential;
 mod proxy_rules;
 mod sessions;
 mod shutdown;
