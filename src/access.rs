@@ -11,7 +11,8 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::edge::path::CanonicalPath;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Ordered from least to most restrictive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
     Public,
     Member,
@@ -64,24 +65,25 @@ impl AccessRules {
 
     /// Access needed for a canonical path.
     ///
-    /// A path with `;` parameters is also classified without them (Tomcat, Jetty and
-    /// Spring route `/admin;x/users` to `/admin/users`), and the stricter answer wins.
+    /// The path is also classified in the form some servers route it as, and the stricter
+    /// answer wins: without `;` parameters (Tomcat, Jetty and Spring route `/admin;x/users`
+    /// to `/admin/users`) and without trailing dots and spaces on segments (IIS and Windows
+    /// file systems serve `/admin./x` and `/admin%20/x` as `/admin/x`).
     pub fn classify(&self, path: &CanonicalPath) -> Access {
         let path = path.as_str();
         let access = self.classify_exact(path);
-        if !path.contains(';') {
+        if !path.contains([';', '.', ' ']) {
             return access;
         }
         let bare: String = path
             .split('/')
-            .map(|seg| seg.split(';').next().unwrap_or(""))
+            .map(|seg| {
+                let name = seg.split(';').next().unwrap_or("");
+                name.trim_end_matches(['.', ' '])
+            })
             .collect::<Vec<_>>()
             .join("/");
-        match (access, self.classify_exact(&bare)) {
-            (Access::Admin, _) | (_, Access::Admin) => Access::Admin,
-            (Access::Member, _) | (_, Access::Member) => Access::Member,
-            _ => Access::Public,
-        }
+        access.max(self.classify_exact(&bare))
     }
 
     fn classify_exact(&self, path: &str) -> Access {
@@ -147,6 +149,10 @@ mod tests {
             Access::Member
         );
         assert_eq!(r.classify(&p("/catalog/a;b")), Access::Public);
+        assert_eq!(r.classify(&p("/admin./x")), Access::Admin);
+        assert_eq!(r.classify(&p("/admin%20/x")), Access::Admin);
+        assert_eq!(r.classify(&p("/admin.%20")), Access::Admin);
+        assert_eq!(r.classify(&p("/catalog/file.")), Access::Public);
         // Public rules stay exact: `/CATALOG` is not the public `/catalog`.
         assert_eq!(r.classify(&p("/CATALOG/x")), Access::Member);
     }

@@ -2,7 +2,7 @@
 //!
 //! Module map:
 //! - [`config`]: TOML + environment → validated [`config::Config`].
-//! - [`edge`]: untrusted input (path, Host) parsed once into typed values.
+//! - [`edge`]: untrusted input (path, Host, email) parsed once into typed values.
 //! - [`access`]: `[access]` rules, matched on the canonical path.
 //! - [`store`]: the `Store` trait and its SQLite and Redis backends.
 //! - [`auth`]: login, sessions, password hashing, as plain async flows over the store.

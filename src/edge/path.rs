@@ -8,13 +8,15 @@
 //! could read differently is refused ([`PathError`]), in the spirit of Jetty's URI
 //! compliance modes and Envoy's path normalisation:
 //!
-//! - a dot segment (`.`, `..`, raw or percent-encoded, with or without `;` parameters);
+//! - a dot segment (`.`, `..`, `...`, raw or percent-encoded, with or without `;`
+//!   parameters);
 //! - an empty segment (`//`) anywhere but the trailing slash, or one with `;` parameters;
 //! - an encoded separator, dot, parameter mark or percent sign (`%2F`, `%5C`, `%2E`,
 //!   `%3B`, `%25`), a backslash, a fragment mark, a control character;
-//! - percent-encoding that does not decode to UTF-8 (overlong forms included), and
-//!   non-ASCII characters that Unicode compatibility normalisation (NFKC) turns into one
-//!   of `/ \ . ; %` (fullwidth `．．／`), which NFKC-normalising apps would resolve.
+//! - percent-encoding that does not decode to UTF-8 (overlong forms included), non-ASCII
+//!   text that Unicode compatibility normalisation (NFKC) changes (fullwidth `．．／` or
+//!   `ａｄｍｉｎ`, which NFKC-normalising apps read as `../` and `admin`), and invisible
+//!   format characters (soft hyphen, zero-width, bidi controls).
 //!
 //! What is left has one meaning. Its canonical wire form is RFC 3986 §6.2.2 normalisation
 //! of what came: unreserved characters decoded, other escapes upper-cased, bytes that must
@@ -91,7 +93,7 @@ impl CanonicalPath {
             canonicalise_segment(segment, &mut decoded, &mut wire)?;
         }
         let decoded = String::from_utf8(decoded).map_err(|_| PathError::Encoding)?;
-        if !decoded.is_ascii() && decoded.chars().any(unicode_confusable) {
+        if !decoded.is_ascii() && !unicode_unambiguous(&decoded) {
             return Err(PathError::Separator);
         }
         Ok(Self { decoded, wire })
@@ -127,8 +129,9 @@ fn check_segment(segment: &[u8], last: bool) -> Result<(), PathError> {
             Err(PathError::EmptySegment)
         };
     }
-    // Encoded dots are refused in `canonicalise_segment`, so raw ones suffice here.
-    if name == b"." || name == b".." {
+    // Encoded dots are refused in `canonicalise_segment`, so raw ones suffice here. Windows
+    // reads `...` like `..`, so any all-dot name is refused.
+    if name.iter().all(|&b| b == b'.') {
         return Err(PathError::DotSegment);
     }
     Ok(())
@@ -144,11 +147,12 @@ fn canonicalise_segment(
     while i < segment.len() {
         let b = segment[i];
         if b == b'%' {
-            let byte = segment
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or(PathError::Encoding)?;
+            let byte = match segment.get(i + 1..i + 3) {
+                Some(&[h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
+                    hex_value(h) << 4 | hex_value(l)
+                }
+                _ => return Err(PathError::Encoding),
+            };
             match byte {
                 b'/' | b'\\' | b'.' | b';' | b'%' => return Err(PathError::Separator),
                 0..=0x1f | 0x7f => return Err(PathError::Control),
@@ -175,6 +179,14 @@ fn canonicalise_segment(
     Ok(())
 }
 
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => digit - b'A' + 10,
+    }
+}
+
 /// RFC 3986 unreserved characters: equivalent escaped or not, so decoded in the wire form.
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
@@ -195,13 +207,20 @@ fn push_escaped(out: &mut String, b: u8) {
     out.push(HEX[usize::from(b & 0xf)] as char);
 }
 
-/// A non-ASCII character that NFKC turns into a separator, dot, parameter mark or percent
-/// sign (fullwidth `．`, `／`, `＼`, `；`, one-dot leader…), or into a control character.
-fn unicode_confusable(c: char) -> bool {
-    !c.is_ascii()
-        && std::iter::once(c)
-            .nfkc()
-            .any(|n| matches!(n, '/' | '\\' | '.' | ';' | '%') || n.is_control())
+/// Non-ASCII text is unambiguous when NFKC leaves it as it is (composed accents pass;
+/// fullwidth forms, ligatures and no-break spaces do not) and it holds no invisible
+/// format character (NFKC keeps U+00AD, U+200B and the bidi controls).
+fn unicode_unambiguous(decoded: &str) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    decoded.chars().all(|c| {
+        c.is_ascii()
+            || !matches!(
+                c.general_category(),
+                GeneralCategory::Format
+                    | GeneralCategory::LineSeparator
+                    | GeneralCategory::ParagraphSeparator
+            )
+    }) && decoded.nfkc().eq(decoded.chars())
 }
 
 /// A request target split into what Vigile needs: the canonical path, the query as sent,
