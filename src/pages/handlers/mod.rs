@@ -25,6 +25,8 @@ pub(super) struct Ctx<'a, 'r> {
     pub req: &'a PageRequest<'r>,
     pub device: DeviceId,
     pub secret: &'a [u8],
+    /// The request's time, read once: flows take it as a parameter.
+    pub now: crate::store::Millis,
 }
 
 impl Ctx<'_, '_> {
@@ -87,7 +89,7 @@ impl Ctx<'_, '_> {
 
     /// The client address is blocked until `until`: 429, how long, `Retry-After`.
     pub fn ip_blocked(&self, until: crate::store::Millis) -> Reply {
-        let secs = ((until - crate::app::now_ms()).max(1000) as u64).div_ceil(1000);
+        let secs = ((until - self.now).max(1000) as u64).div_ceil(1000);
         let t = self.lang().tr();
         let text = t.with(
             "blocked-message",
@@ -162,10 +164,11 @@ pub async fn dispatch(app: &std::sync::Arc<App>, req: PageRequest<'_>) -> Reply 
         req: &req,
         device,
         secret,
+        now: now_ms(),
     };
     if GUARDED.contains(&route) {
         let ip = req.client_ip.to_string();
-        match app.store.ip_blocked_until(&ip, now_ms()).await {
+        match app.store.ip_blocked_until(&ip, ctx.now).await {
             Ok(None) => {}
             Ok(Some(until)) => {
                 // A sign-in refused here is a login attempt like any other.
