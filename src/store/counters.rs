@@ -1,7 +1,7 @@
 //! Fixed-window counters for rate limits on the public forms (per IP, per address).
 //! Shared by every instance on the same store, so a limit holds across a cluster.
 
-use async_trait::async_trait;
+use super::timed_store;
 
 use super::{Millis, StoreResult};
 
@@ -32,19 +32,20 @@ impl CounterScope {
     }
 }
 
-#[async_trait]
-pub trait CounterStore: Send + Sync {
-    /// Adds one hit to the counter `(scope, subject)` for the window holding `now`
-    /// (windows are `window_ms` long, aligned on multiples of `window_ms` since the
-    /// epoch) and returns the window's count including this hit. A counter lives no
-    /// longer than its window.
-    async fn counter_hit(
-        &self,
-        scope: CounterScope,
-        subject: &str,
-        window_ms: Millis,
-        now: Millis,
-    ) -> StoreResult<u64>;
+timed_store! {
+    pub trait CounterStore: Send + Sync {
+        /// Adds one hit to the counter `(scope, subject)` for the window holding `now`
+        /// (windows are `window_ms` long, aligned on multiples of `window_ms` since the
+        /// epoch) and returns the window's count including this hit. A counter lives no
+        /// longer than its window.
+        async fn counter_hit(
+            &self,
+            scope: CounterScope,
+            subject: &str,
+            window_ms: Millis,
+            now: Millis,
+        ) -> StoreResult<u64>;
+    }
 }
 
 /// The window holding `now`, as `(start, end)`: what both backends count in. A

@@ -6,7 +6,7 @@
 //! operation (a SQL transaction, a Lua script), so simultaneous logins on several
 //! instances can never leave more than the cap active.
 
-use async_trait::async_trait;
+use super::timed_store;
 
 use super::{DeviceId, Millis, SessionId, SessionRecord, StoreResult, TokenHash, UserId};
 use crate::config::OnOverflow;
@@ -101,78 +101,79 @@ pub struct Settings {
     pub on_overflow: Option<OnOverflow>,
 }
 
-#[async_trait]
-pub trait DeviceStore: Send + Sync {
-    /// Opens `session` for its member within `cap`, atomically:
-    /// - `replaces` (the browser's previous session, whoever it belonged to) and every
-    ///   other session of the member on the same device are ended quietly: that device
-    ///   is the one signing in, and it takes no extra slot;
-    /// - `victims` (sessions the member chose to replace; ids of other members or
-    ///   ended sessions are ignored) are ended, told [`SignedOut::Replaced`];
-    /// - if the member still holds `cap.max` sessions or more: with `evict_oldest`, the
-    ///   least recently used are ended (told `Replaced`) until the new one fits;
-    ///   otherwise nothing at all changes and [`Opened::Full`] is returned.
-    ///
-    /// `StoreError::Conflict` (nothing changed) if the session id or token hash is in use.
-    async fn session_open(
-        &self,
-        session: &SessionRecord,
-        replaces: Option<&SessionId>,
-        victims: &[SessionId],
-        cap: Cap,
-        now: Millis,
-    ) -> StoreResult<Opened>;
-    /// Ends `user`'s session `id`, telling its device `why` at its next request. Returns
-    /// false if there is no such session of that member.
-    async fn session_end(
-        &self,
-        user: &UserId,
-        id: &SessionId,
-        why: SignedOut,
-        now: Millis,
-    ) -> StoreResult<bool>;
-    /// Why the session behind `token_hash` was ended, if it was ended by
-    /// [`Self::session_open`] or [`Self::session_end`] and would not have expired by `now`.
-    async fn signed_out(
-        &self,
-        token_hash: &TokenHash,
-        now: Millis,
-    ) -> StoreResult<Option<SignedOut>>;
+timed_store! {
+    pub trait DeviceStore: Send + Sync {
+        /// Opens `session` for its member within `cap`, atomically:
+        /// - `replaces` (the browser's previous session, whoever it belonged to) and every
+        ///   other session of the member on the same device are ended quietly: that device
+        ///   is the one signing in, and it takes no extra slot;
+        /// - `victims` (sessions the member chose to replace; ids of other members or
+        ///   ended sessions are ignored) are ended, told [`SignedOut::Replaced`];
+        /// - if the member still holds `cap.max` sessions or more: with `evict_oldest`, the
+        ///   least recently used are ended (told `Replaced`) until the new one fits;
+        ///   otherwise nothing at all changes and [`Opened::Full`] is returned.
+        ///
+        /// `StoreError::Conflict` (nothing changed) if the session id or token hash is in use.
+        async fn session_open(
+            &self,
+            session: &SessionRecord,
+            replaces: Option<&SessionId>,
+            victims: &[SessionId],
+            cap: Cap,
+            now: Millis,
+        ) -> StoreResult<Opened>;
+        /// Ends `user`'s session `id`, telling its device `why` at its next request. Returns
+        /// false if there is no such session of that member.
+        async fn session_end(
+            &self,
+            user: &UserId,
+            id: &SessionId,
+            why: SignedOut,
+            now: Millis,
+        ) -> StoreResult<bool>;
+        /// Why the session behind `token_hash` was ended, if it was ended by
+        /// [`Self::session_open`] or [`Self::session_end`] and would not have expired by `now`.
+        async fn signed_out(
+            &self,
+            token_hash: &TokenHash,
+            now: Millis,
+        ) -> StoreResult<Option<SignedOut>>;
 
-    /// Stores the device's challenge, replacing any previous one. Returns whether one
-    /// was replaced (an abandoned overflow).
-    async fn challenge_put(&self, device: &DeviceId, challenge: &Challenge) -> StoreResult<bool>;
-    /// The device's challenge if it is valid at `now`.
-    async fn challenge_get(&self, device: &DeviceId, now: Millis)
-        -> StoreResult<Option<Challenge>>;
-    /// Counts one try of `code_hash`, atomically: of parallel tries at most `max_tries`
-    /// are compared. The right code marks the challenge verified until `verified_until`.
-    async fn challenge_check(
-        &self,
-        device: &DeviceId,
-        code_hash: &TokenHash,
-        max_tries: u32,
-        verified_until: Millis,
-        now: Millis,
-    ) -> StoreResult<CodeCheck>;
-    /// A new code for an unverified challenge valid at `now`: replaces its hash and
-    /// validity. Returns false (nothing changed) if there is none.
-    async fn challenge_renew(
-        &self,
-        device: &DeviceId,
-        code_hash: &TokenHash,
-        expires_at: Millis,
-        now: Millis,
-    ) -> StoreResult<bool>;
-    /// Removes the device's challenge. Returns whether there was one.
-    async fn challenge_delete(&self, device: &DeviceId) -> StoreResult<bool>;
+        /// Stores the device's challenge, replacing any previous one. Returns whether one
+        /// was replaced (an abandoned overflow).
+        async fn challenge_put(&self, device: &DeviceId, challenge: &Challenge) -> StoreResult<bool>;
+        /// The device's challenge if it is valid at `now`.
+        async fn challenge_get(&self, device: &DeviceId, now: Millis)
+            -> StoreResult<Option<Challenge>>;
+        /// Counts one try of `code_hash`, atomically: of parallel tries at most `max_tries`
+        /// are compared. The right code marks the challenge verified until `verified_until`.
+        async fn challenge_check(
+            &self,
+            device: &DeviceId,
+            code_hash: &TokenHash,
+            max_tries: u32,
+            verified_until: Millis,
+            now: Millis,
+        ) -> StoreResult<CodeCheck>;
+        /// A new code for an unverified challenge valid at `now`: replaces its hash and
+        /// validity. Returns false (nothing changed) if there is none.
+        async fn challenge_renew(
+            &self,
+            device: &DeviceId,
+            code_hash: &TokenHash,
+            expires_at: Millis,
+            now: Millis,
+        ) -> StoreResult<bool>;
+        /// Removes the device's challenge. Returns whether there was one.
+        async fn challenge_delete(&self, device: &DeviceId) -> StoreResult<bool>;
 
-    async fn settings_get(&self) -> StoreResult<Settings>;
-    async fn settings_set(&self, settings: &Settings) -> StoreResult<()>;
-    /// A member's own cap (admin override of `max_per_member`), if any.
-    async fn member_cap(&self, user: &UserId) -> StoreResult<Option<u32>>;
-    /// Sets or (with `None`) removes a member's own cap. False if there is no such account.
-    async fn member_cap_set(&self, user: &UserId, cap: Option<u32>) -> StoreResult<bool>;
+        async fn settings_get(&self) -> StoreResult<Settings>;
+        async fn settings_set(&self, settings: &Settings) -> StoreResult<()>;
+        /// A member's own cap (admin override of `max_per_member`), if any.
+        async fn member_cap(&self, user: &UserId) -> StoreResult<Option<u32>>;
+        /// Sets or (with `None`) removes a member's own cap. False if there is no such account.
+        async fn member_cap_set(&self, user: &UserId, cap: Option<u32>) -> StoreResult<bool>;
+    }
 }
 
 /// How `on_overflow` is spelled in the configuration, the store and the admin form.

@@ -19,7 +19,6 @@ mod tokens;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use counters::{CounterScope, CounterStore};
@@ -28,6 +27,7 @@ pub use devices::{
     SignedOut,
 };
 pub use ids::{DeviceId, SessionId, TokenHash, UserId};
+use instrumented::timed_store;
 pub use instrumented::Instrumented;
 pub use outbox::{FailedMail, OutboxMail, OutboxStore, FAILED_KEEP_MS};
 pub use redis::RedisStore;
@@ -158,75 +158,80 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Everything the gateway keeps. The domain-specific parts (tokens, outbox, counters)
-/// are their own traits, in their own modules, so each stays readable.
-#[async_trait]
-pub trait Store:
-    TokenStore + OutboxStore + CounterStore + ThrottleStore + DeviceStore + Send + Sync + 'static
-{
-    /// Short name for logs and metrics ("sqlite" / "redis").
-    fn backend(&self) -> &'static str;
+timed_store! {
+    /// Everything the gateway keeps. The domain-specific parts (tokens, outbox, counters)
+    /// are their own traits, in their own modules, so each stays readable.
+    pub trait Store:
+        TokenStore + OutboxStore + CounterStore + ThrottleStore + DeviceStore + Send + Sync + 'static
+    {
+        // Answered without a round-trip: not a store operation, so not timed.
+        untimed {
+            /// Short name for logs and metrics ("sqlite" / "redis").
+            fn backend(&self) -> &'static str;
+        }
 
-    /// Cheap round-trip proving the backend answers (used by /readyz).
-    async fn ping(&self) -> StoreResult<()>;
+        /// Cheap round-trip proving the backend answers (used by /readyz).
+        async fn ping(&self) -> StoreResult<()>;
 
-    /// Returns the gateway-wide secret, storing `candidate` if none exists yet. Every
-    /// instance sharing the store ends up with the same secret (first writer wins).
-    async fn secret_get_or_init(&self, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+        /// Returns the gateway-wide secret, storing `candidate` if none exists yet. Every
+        /// instance sharing the store ends up with the same secret (first writer wins).
+        async fn secret_get_or_init(&self, candidate: &[u8]) -> StoreResult<Vec<u8>>
+            as "secret";
 
-    /// Creates an account. `StoreError::Conflict` if the email already has one.
-    async fn user_insert(&self, user: &User) -> StoreResult<()>;
-    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
-    async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<User>>;
-    /// Every account, ordered by email.
-    async fn user_list(&self) -> StoreResult<Vec<User>>;
-    /// Creates a `Pending` account (sign-up) that disappears at `expires_at` unless
-    /// activated before. If the email belongs to another `Pending` account, that account
-    /// is replaced (deleted, with its sessions) in the same atomic operation, so links
-    /// mailed for it lead nowhere;
-    /// `StoreError::Conflict` if it belongs to an `Active` one.
-    async fn user_insert_pending(&self, user: &User, expires_at: Millis) -> StoreResult<()>;
-    /// `Pending` → `Active`, and the account no longer expires. Returns false if there is
-    /// no such account or it was not pending.
-    async fn user_activate(&self, id: &UserId) -> StoreResult<bool>;
-    /// Replaces the password hash. Returns false if there is no such account.
-    async fn user_set_password(&self, id: &UserId, password_hash: &str) -> StoreResult<bool>;
-    /// Deletes an account, its email index and its sessions. Returns whether it existed.
-    async fn user_delete(&self, id: &UserId) -> StoreResult<bool>;
+        /// Creates an account. `StoreError::Conflict` if the email already has one.
+        async fn user_insert(&self, user: &User) -> StoreResult<()>;
+        async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+        async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<User>>;
+        /// Every account, ordered by email.
+        async fn user_list(&self) -> StoreResult<Vec<User>>;
+        /// Creates a `Pending` account (sign-up) that disappears at `expires_at` unless
+        /// activated before. If the email belongs to another `Pending` account, that account
+        /// is replaced (deleted, with its sessions) in the same atomic operation, so links
+        /// mailed for it lead nowhere;
+        /// `StoreError::Conflict` if it belongs to an `Active` one.
+        async fn user_insert_pending(&self, user: &User, expires_at: Millis) -> StoreResult<()>;
+        /// `Pending` → `Active`, and the account no longer expires. Returns false if there is
+        /// no such account or it was not pending.
+        async fn user_activate(&self, id: &UserId) -> StoreResult<bool>;
+        /// Replaces the password hash. Returns false if there is no such account.
+        async fn user_set_password(&self, id: &UserId, password_hash: &str) -> StoreResult<bool>;
+        /// Deletes an account, its email index and its sessions. Returns whether it existed.
+        async fn user_delete(&self, id: &UserId) -> StoreResult<bool>;
 
-    /// Stores a new session. If `replaces` is given, that session is deleted in the same
-    /// atomic operation (session rotation at login). `StoreError::Conflict` (and nothing
-    /// deleted) if the session id or token hash is already in use; SQLite also refuses a
-    /// session whose user does not exist, with the same error.
-    async fn session_insert(
-        &self,
-        session: &SessionRecord,
-        replaces: Option<&SessionId>,
-    ) -> StoreResult<()>;
-    /// The session for this token hash if it exists and is valid at `now`.
-    /// An expired session found here is deleted.
-    async fn session_by_token(
-        &self,
-        token_hash: &TokenHash,
-        now: Millis,
-    ) -> StoreResult<Option<SessionRecord>>;
-    /// Records activity: sets `last_seen = now` (which pushes the idle expiry) unless the
-    /// session has expired or is gone. Returns whether the session is still there.
-    async fn session_touch(&self, id: &SessionId, now: Millis) -> StoreResult<bool>;
-    /// Ends one session. Returns whether it existed.
-    async fn session_delete(&self, id: &SessionId) -> StoreResult<bool>;
-    /// Ends every session of a member. Returns how many were ended.
-    async fn session_delete_all(&self, user: &UserId) -> StoreResult<u64>;
-    /// The member's sessions that are valid at `now`, oldest first.
-    async fn sessions_of(&self, user: &UserId, now: Millis) -> StoreResult<Vec<SessionRecord>>;
-    /// Number of sessions valid at `now`, all members together (for the gauge).
-    async fn session_count(&self, now: Millis) -> StoreResult<u64>;
+        /// Stores a new session. If `replaces` is given, that session is deleted in the same
+        /// atomic operation (session rotation at login). `StoreError::Conflict` (and nothing
+        /// deleted) if the session id or token hash is already in use; SQLite also refuses a
+        /// session whose user does not exist, with the same error.
+        async fn session_insert(
+            &self,
+            session: &SessionRecord,
+            replaces: Option<&SessionId>,
+        ) -> StoreResult<()>;
+        /// The session for this token hash if it exists and is valid at `now`.
+        /// An expired session found here is deleted.
+        async fn session_by_token(
+            &self,
+            token_hash: &TokenHash,
+            now: Millis,
+        ) -> StoreResult<Option<SessionRecord>>;
+        /// Records activity: sets `last_seen = now` (which pushes the idle expiry) unless the
+        /// session has expired or is gone. Returns whether the session is still there.
+        async fn session_touch(&self, id: &SessionId, now: Millis) -> StoreResult<bool>;
+        /// Ends one session. Returns whether it existed.
+        async fn session_delete(&self, id: &SessionId) -> StoreResult<bool>;
+        /// Ends every session of a member. Returns how many were ended.
+        async fn session_delete_all(&self, user: &UserId) -> StoreResult<u64>;
+        /// The member's sessions that are valid at `now`, oldest first.
+        async fn sessions_of(&self, user: &UserId, now: Millis) -> StoreResult<Vec<SessionRecord>>;
+        /// Number of sessions valid at `now`, all members together (for the gauge).
+        async fn session_count(&self, now: Millis) -> StoreResult<u64>;
 
-    /// Deletes what has expired at `now`: sessions, pending accounts past their
-    /// `expires_at`, tokens, counters. Returns how many records were removed. SQLite needs
-    /// it; Redis drops dead records by key TTL anyway, and its sweep also removes
-    /// records expired at a `now` ahead of Redis's clock, so both backends agree.
-    async fn sweep(&self, now: Millis) -> StoreResult<u64>;
+        /// Deletes what has expired at `now`: sessions, pending accounts past their
+        /// `expires_at`, tokens, counters. Returns how many records were removed. SQLite needs
+        /// it; Redis drops dead records by key TTL anyway, and its sweep also removes
+        /// records expired at a `now` ahead of Redis's clock, so both backends agree.
+        async fn sweep(&self, now: Millis) -> StoreResult<u64>;
+    }
 }
 
 pub type DynStore = Arc<dyn Store>;

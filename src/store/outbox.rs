@@ -9,7 +9,7 @@
 //! failed mails: never claimed again, listed for admins, and purged [`FAILED_KEEP_MS`]
 //! after it failed. Its bodies are not kept (they carry single-use links).
 
-use async_trait::async_trait;
+use super::timed_store;
 
 use super::{Millis, StoreResult};
 
@@ -73,31 +73,32 @@ pub struct FailedMail {
     pub last_error: String,
 }
 
-#[async_trait]
-pub trait OutboxStore: Send + Sync {
-    /// Adds a mail (due at its `next_attempt`). `StoreError::Conflict` if the id exists.
-    async fn outbox_push(&self, mail: &OutboxMail) -> StoreResult<()>;
-    /// Claims up to `limit` mails due at `now` (`next_attempt <= now`), earliest due
-    /// first, and leases them: their `next_attempt` becomes `now + lease_ms`, so no other
-    /// claimer gets them meanwhile. Atomic across instances.
-    async fn outbox_claim(
-        &self,
-        now: Millis,
-        lease_ms: Millis,
-        limit: usize,
-    ) -> StoreResult<Vec<OutboxMail>>;
-    /// The mail was sent: removes it. Returns whether it was there.
-    async fn outbox_done(&self, id: &str) -> StoreResult<bool>;
-    /// The attempt failed: `attempts += 1`, `last_error = error`, due again at
-    /// `next_attempt`. Returns whether the mail was there.
-    async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str) -> StoreResult<bool>;
-    /// Every mail still waiting, earliest due first (admin view, tests).
-    async fn outbox_list(&self) -> StoreResult<Vec<OutboxMail>>;
-    /// The server refused the mail for good: in one atomic step it leaves the waiting
-    /// mails (never claimed again) and becomes a [`FailedMail`] with `attempts + 1`,
-    /// `failed_at` and `error`. Returns whether the mail was there.
-    async fn outbox_fail(&self, id: &str, failed_at: Millis, error: &str) -> StoreResult<bool>;
-    /// Up to `limit` failed mails, most recently failed first. `sweep(now)` purges those
-    /// failed at or before `now - FAILED_KEEP_MS`.
-    async fn outbox_failed(&self, limit: usize) -> StoreResult<Vec<FailedMail>>;
+timed_store! {
+    pub trait OutboxStore: Send + Sync {
+        /// Adds a mail (due at its `next_attempt`). `StoreError::Conflict` if the id exists.
+        async fn outbox_push(&self, mail: &OutboxMail) -> StoreResult<()>;
+        /// Claims up to `limit` mails due at `now` (`next_attempt <= now`), earliest due
+        /// first, and leases them: their `next_attempt` becomes `now + lease_ms`, so no other
+        /// claimer gets them meanwhile. Atomic across instances.
+        async fn outbox_claim(
+            &self,
+            now: Millis,
+            lease_ms: Millis,
+            limit: usize,
+        ) -> StoreResult<Vec<OutboxMail>>;
+        /// The mail was sent: removes it. Returns whether it was there.
+        async fn outbox_done(&self, id: &str) -> StoreResult<bool>;
+        /// The attempt failed: `attempts += 1`, `last_error = error`, due again at
+        /// `next_attempt`. Returns whether the mail was there.
+        async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str) -> StoreResult<bool>;
+        /// Every mail still waiting, earliest due first (admin view, tests).
+        async fn outbox_list(&self) -> StoreResult<Vec<OutboxMail>>;
+        /// The server refused the mail for good: in one atomic step it leaves the waiting
+        /// mails (never claimed again) and becomes a [`FailedMail`] with `attempts + 1`,
+        /// `failed_at` and `error`. Returns whether the mail was there.
+        async fn outbox_fail(&self, id: &str, failed_at: Millis, error: &str) -> StoreResult<bool>;
+        /// Up to `limit` failed mails, most recently failed first. `sweep(now)` purges those
+        /// failed at or before `now - FAILED_KEEP_MS`.
+        async fn outbox_failed(&self, limit: usize) -> StoreResult<Vec<FailedMail>>;
+    }
 }

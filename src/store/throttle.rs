@@ -7,7 +7,7 @@
 //! Attempts are counted *before* the password is checked and forgotten on success, so a
 //! burst of parallel guesses gets at most `max` of them checked.
 
-use async_trait::async_trait;
+use super::timed_store;
 
 use super::{DeviceId, Millis, StoreResult, UserId};
 
@@ -34,46 +34,47 @@ pub struct IpRule {
     pub max_block_ms: Millis,
 }
 
-#[async_trait]
-pub trait ThrottleStore: Send + Sync {
-    /// Counts one attempt on `key` at `now` and returns the number of attempts since the
-    /// last success or clear, this one included. An address's counters are forgotten
-    /// [`ATTEMPT_MEMORY_MS`] after its last counted attempt, so addresses typed by
-    /// attackers do not pile up forever (a lock left alone that long lifts itself).
-    async fn attempt_begin(&self, key: AttemptKey<'_>, now: Millis) -> StoreResult<u64>;
-    /// Current count, without counting (admin view).
-    async fn attempts_of(&self, key: AttemptKey<'_>) -> StoreResult<u64>;
-    /// The attempt succeeded: forgets `key`'s count.
-    async fn attempts_clear(&self, key: AttemptKey<'_>) -> StoreResult<()>;
-    /// Forgets every count of `email`, the account's and its devices' (password reset,
-    /// `vigile user unlock`). Returns how many counters were removed.
-    async fn attempts_clear_all(&self, email: &str) -> StoreResult<u64>;
+timed_store! {
+    pub trait ThrottleStore: Send + Sync {
+        /// Counts one attempt on `key` at `now` and returns the number of attempts since the
+        /// last success or clear, this one included. An address's counters are forgotten
+        /// [`ATTEMPT_MEMORY_MS`] after its last counted attempt, so addresses typed by
+        /// attackers do not pile up forever (a lock left alone that long lifts itself).
+        async fn attempt_begin(&self, key: AttemptKey<'_>, now: Millis) -> StoreResult<u64>;
+        /// Current count, without counting (admin view).
+        async fn attempts_of(&self, key: AttemptKey<'_>) -> StoreResult<u64>;
+        /// The attempt succeeded: forgets `key`'s count.
+        async fn attempts_clear(&self, key: AttemptKey<'_>) -> StoreResult<()>;
+        /// Forgets every count of `email`, the account's and its devices' (password reset,
+        /// `vigile user unlock`). Returns how many counters were removed.
+        async fn attempts_clear_all(&self, email: &str) -> StoreResult<u64>;
 
-    /// Records that `device` signed in to `user` (successful password check).
-    async fn device_remember(&self, user: &UserId, device: &DeviceId) -> StoreResult<()>;
-    async fn device_known(&self, user: &UserId, device: &DeviceId) -> StoreResult<bool>;
+        /// Records that `device` signed in to `user` (successful password check).
+        async fn device_remember(&self, user: &UserId, device: &DeviceId) -> StoreResult<()>;
+        async fn device_known(&self, user: &UserId, device: &DeviceId) -> StoreResult<bool>;
 
-    /// Counts one attempt from `ip` before it is checked. `Err(until)`: the address is
-    /// blocked until that instant (nothing counted). If this attempt is beyond
-    /// `rule.max` in the current window, the address is blocked now (as by `ip_block`)
-    /// and `Err(until)` returned. Otherwise `Ok(count)`, this attempt included.
-    async fn ip_attempt(
-        &self,
-        ip: &str,
-        rule: &IpRule,
-        now: Millis,
-    ) -> StoreResult<Result<u64, Millis>>;
-    /// The attempt succeeded: takes it back out of the window's count.
-    async fn ip_refund(&self, ip: &str) -> StoreResult<()>;
-    /// Blocks `ip` from `now` (no-op returning the current end if already blocked):
-    /// `block_ms` doubled for each earlier block that ended less than a day ago, capped.
-    /// Resets the window's count. Returns the block's end.
-    async fn ip_block(&self, ip: &str, rule: &IpRule, now: Millis) -> StoreResult<Millis>;
-    /// The end of the block on `ip` if one is active at `now`.
-    async fn ip_blocked_until(&self, ip: &str, now: Millis) -> StoreResult<Option<Millis>>;
-    /// Lifts a block and forgets the window and the repeat history. Returns whether a
-    /// block was active at `now`.
-    async fn ip_unblock(&self, ip: &str, now: Millis) -> StoreResult<bool>;
+        /// Counts one attempt from `ip` before it is checked. `Err(until)`: the address is
+        /// blocked until that instant (nothing counted). If this attempt is beyond
+        /// `rule.max` in the current window, the address is blocked now (as by `ip_block`)
+        /// and `Err(until)` returned. Otherwise `Ok(count)`, this attempt included.
+        async fn ip_attempt(
+            &self,
+            ip: &str,
+            rule: &IpRule,
+            now: Millis,
+        ) -> StoreResult<Result<u64, Millis>>;
+        /// The attempt succeeded: takes it back out of the window's count.
+        async fn ip_refund(&self, ip: &str) -> StoreResult<()>;
+        /// Blocks `ip` from `now` (no-op returning the current end if already blocked):
+        /// `block_ms` doubled for each earlier block that ended less than a day ago, capped.
+        /// Resets the window's count. Returns the block's end.
+        async fn ip_block(&self, ip: &str, rule: &IpRule, now: Millis) -> StoreResult<Millis>;
+        /// The end of the block on `ip` if one is active at `now`.
+        async fn ip_blocked_until(&self, ip: &str, now: Millis) -> StoreResult<Option<Millis>>;
+        /// Lifts a block and forgets the window and the repeat history. Returns whether a
+        /// block was active at `now`.
+        async fn ip_unblock(&self, ip: &str, now: Millis) -> StoreResult<bool>;
+    }
 }
 
 /// The block starting at `now` after `level` blocks in a row: its end, and until when the

@@ -4,7 +4,7 @@
 //! by [`TokenStore::token_take`], atomically, so two clicks racing each other never both
 //! succeed.
 
-use async_trait::async_trait;
+use super::timed_store;
 
 use super::{Millis, StoreResult, TokenHash};
 
@@ -51,25 +51,26 @@ pub struct TokenRecord {
     pub expires_at: Millis,
 }
 
-#[async_trait]
-pub trait TokenStore: Send + Sync {
-    /// Stores a token until `expires_at`. `StoreError::Conflict` if `(kind, hash)` exists.
-    async fn token_insert(&self, token: &TokenRecord) -> StoreResult<()>;
-    /// The token if it exists and is valid at `now` (`now < expires_at`), left in place
-    /// (to show a form before the token is used).
-    async fn token_peek(
-        &self,
-        kind: TokenKind,
-        hash: &TokenHash,
-        now: Millis,
-    ) -> StoreResult<Option<TokenRecord>>;
-    /// Removes the token and returns it if it was valid at `now`. Atomic: of two
-    /// concurrent takes, one gets the token and the other `None`. An expired token found
-    /// here is removed too (and `None` returned).
-    async fn token_take(
-        &self,
-        kind: TokenKind,
-        hash: &TokenHash,
-        now: Millis,
-    ) -> StoreResult<Option<TokenRecord>>;
+timed_store! {
+    pub trait TokenStore: Send + Sync {
+        /// Stores a token until `expires_at`. `StoreError::Conflict` if `(kind, hash)` exists.
+        async fn token_insert(&self, token: &TokenRecord) -> StoreResult<()>;
+        /// The token if it exists and is valid at `now` (`now < expires_at`), left in place
+        /// (to show a form before the token is used).
+        async fn token_peek(
+            &self,
+            kind: TokenKind,
+            hash: &TokenHash,
+            now: Millis,
+        ) -> StoreResult<Option<TokenRecord>>;
+        /// Removes the token and returns it if it was valid at `now`. Atomic: of two
+        /// concurrent takes, one gets the token and the other `None`. An expired token found
+        /// here is removed too (and `None` returned).
+        async fn token_take(
+            &self,
+            kind: TokenKind,
+            hash: &TokenHash,
+            now: Millis,
+        ) -> StoreResult<Option<TokenRecord>>;
+    }
 }
