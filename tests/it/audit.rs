@@ -7,13 +7,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::backend::{Backend, Stack};
+use crate::common::backend::{Backend, Stack};
+use crate::common::consts::{ANN, BOSS, PW, WRONG};
 use crate::common::http::{self, client, client_ua, jar_cookie, login, login_ok};
-use crate::signup::PW;
-
-const ANN: &str = "ann@example.com";
-const BOSS: &str = "boss@example.com";
-const WRONG: &str = "Wrong-password-1";
 
 fn audit_lines(s: &Stack) -> (String, Vec<Value>) {
     let text = std::fs::read_to_string(s.gw.dir().join("audit.log")).unwrap_or_default();

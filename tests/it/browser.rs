@@ -5,7 +5,7 @@
 //! page. Failures leave a screenshot in `test-artifacts/<test>/` (see
 //! `common::browser`).
 
-use crate::backend::Backend;
+use crate::common::backend::Backend;
 use crate::common::browser::Browser;
 
 const EMAIL: &str = "ann@example.com";
@@ -14,7 +14,7 @@ const LOGIN_SUBMIT: &str = "main form[action='/_vigile/login'] button[type='subm
 const LOGOUT_SUBMIT: &str = "main form[action='/_vigile/logout'] button[type='submit']";
 
 /// Requests for `path` that reached the upstream.
-fn upstream_hits(s: &crate::backend::Stack, path: &str) -> Vec<String> {
+fn upstream_hits(s: &crate::common::backend::Stack, path: &str) -> Vec<String> {
     s.upstream
         .requests()
         .into_iter()

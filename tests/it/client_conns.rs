@@ -14,8 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 
-use crate::backend::Backend;
 use crate::both_backends;
+use crate::common::backend::Backend;
 use crate::common::gateway::{Gateway, GatewayBuilder};
 use crate::common::redis_server::RedisServer;
 use crate::common::upstream::Upstream;

@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use crate::common::consts::PW;
 use crate::common::gateway::BIN;
 use crate::common::http::{self, client, get, get_page, login_ok};
 use crate::common::{free_port, poll_for, poll_until};
@@ -103,7 +104,7 @@ async fn demo_runs_the_whole_tour_with_nothing_installed() {
     // A visitor signs up; the activation mail shows in the dev outbox with a clickable
     // link, which signs them in.
     let visitor = client();
-    let resp = crate::signup::signup(&visitor, base, "visitor@example.com", PW, PW, "fr").await;
+    let resp = http::signup(&visitor, base, "visitor@example.com", PW, PW, "fr").await;
     assert_eq!(resp.status(), 200);
     let link = poll_for("the activation mail in the dev outbox", 400, || async {
         let page = http::decode_entities(&get_page(&c, &format!("{base}/_vigile/dev/mail")).await);
@@ -123,5 +124,3 @@ async fn demo_runs_the_whole_tour_with_nothing_installed() {
     let account = get_page(&visitor, &format!("{base}/_vigile/account")).await;
     assert!(account.contains("visitor@example.com"), "{account}");
 }
-
-const PW: &str = crate::signup::PW;

@@ -6,14 +6,12 @@
 
 use reqwest::Client;
 
-use crate::backend::{Backend, Stack};
 use crate::both_backends;
+use crate::common::backend::{open_store, Backend, Stack};
+use crate::common::consts::{ANN, BOSS, PW};
 use crate::common::http::{self, client_ua, get, header, login, login_ok};
 use crate::common::smtp::ReceivedMail;
-use crate::signup::{open_store, PW};
 
-const ANN: &str = "ann@example.com";
-const BOSS: &str = "boss@example.com";
 const NOTIFY: &str = "owner@example.com";
 const WINDOWS_CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 const IPHONE_SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";

@@ -7,11 +7,13 @@
 use reqwest::{Client, Response};
 use serde_json::Value;
 
-use crate::backend::{Backend, Stack};
 use crate::both_backends;
-use crate::common::http::{client, form_with_action, get, get_page, login, login_ok, submit};
+use crate::common::backend::{activation_mail, open_store, Backend, Stack};
+use crate::common::consts::PW;
+use crate::common::http::{
+    client, form_with_action, get, get_page, login, login_ok, signup, submit,
+};
 use crate::common::poll_until;
-use crate::signup::{activation_mail, open_store, signup, PW};
 
 const EVIL: &str = "<script>alert(1)</script>@example.com";
 const OTHER_PW: &str = "Other-pass 22";

@@ -8,13 +8,11 @@ use std::time::Instant;
 use reqwest::Client;
 use vigile::store::IpRule;
 
-use crate::backend::{Backend, Stack};
 use crate::both_backends;
+use crate::common::backend::{open_store, Backend, Stack};
+use crate::common::consts::{ANN, PW, WRONG};
 use crate::common::http::{self, client, get, header, login, login_ok};
-use crate::signup::{open_store, PW};
 
-const ANN: &str = "ann@example.com";
-const WRONG: &str = "Wrong-password-1";
 const LOCKED: &str = "This account is locked";
 const INCORRECT: &str = "Incorrect email address or password.";
 /// Generous IP limits so account tests are not cut short by the IP rule.

@@ -2,11 +2,11 @@
 //! succeed and their mails arrive once it is back, also across a gateway restart; two
 //! instances on one store send each mail once.
 
-use crate::backend::Backend;
 use crate::both_backends;
-use crate::common::http::client;
+use crate::common::backend::{activation_mail, open_store, Backend};
+use crate::common::consts::PW;
+use crate::common::http::{client, signup};
 use crate::common::poll_until;
-use crate::signup::{activation_mail, open_store, signup, PW};
 
 /// Failed attempts the gateway has counted so far.
 async fn retries(gw: &crate::common::gateway::Gateway) -> f64 {

@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod audit;
-mod backend;
 mod browser;
 mod client_conns;
 mod common;

@@ -4,15 +4,12 @@
 //! store timings and (with Redis stopped) store errors, and `/readyz` failing meanwhile.
 //! SMS has no sender yet: its counter is exported at zero.
 
-use crate::backend::Backend;
+use crate::common::backend::Backend;
+use crate::common::consts::{ANN, BOSS, PW};
 use crate::common::gateway::Gateway;
 use crate::common::http::{self, client, client_ua, get, login, login_ok};
 use crate::common::poll_until;
 use crate::devices::post_on;
-use crate::signup::PW;
-
-const ANN: &str = "ann@example.com";
-const BOSS: &str = "boss@example.com";
 
 async fn value(gw: &Gateway, series: &str) -> f64 {
     gw.metric(series)
@@ -117,7 +114,7 @@ async fn every_spec_metric_moves_with_its_action() {
     }
 
     // A pending sign-up's login, a wrong password, a lockout.
-    crate::signup::signup(&client(), &gw, "new@example.com", PW, PW, "en").await;
+    http::signup(&client(), &gw, "new@example.com", PW, PW, "en").await;
     login(&client(), &gw, "new@example.com", PW).await;
     assert_eq!(
         value(m, "vigile_logins_total{result=\"not_activated\"}").await,

@@ -2,11 +2,10 @@
 
 use std::process::Command;
 
-use crate::backend::Backend;
+use crate::common::backend::Backend;
+use crate::common::consts::PW;
 use crate::common::gateway::BIN;
 use crate::common::http::{self, client, get, login_ok};
-
-const PW: &str = "Sufficient-1 pass";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_with_traffic() {

@@ -1,10 +1,9 @@
 //! Vigile's own pages: login answers, CSRF, languages, `api/me`.
 
-use crate::backend::Backend;
 use crate::both_backends;
+use crate::common::backend::Backend;
+use crate::common::consts::PW;
 use crate::common::http::{self, client, get, get_page, header, login, post_form};
-
-const PW: &str = "Sufficient-1 pass";
 
 /// Unknown account and wrong password: same status, same page (the typed address aside).
 async fn one_answer_for_unknown_user_and_wrong_password(backend: Backend) {

@@ -5,10 +5,10 @@
 use reqwest::Client;
 use vigile::store::{TokenHash, TokenKind, TokenRecord};
 
-use crate::backend::{Backend, Stack};
 use crate::both_backends;
+use crate::common::backend::{open_store, Backend, Stack};
+use crate::common::consts::PW;
 use crate::common::http::{self, client, form_with_action, get, get_page, submit};
-use crate::signup::{open_store, PW};
 
 const NEW_PW: &str = "Brand-new 77 pass";
 

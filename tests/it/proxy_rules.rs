@@ -1,10 +1,9 @@
 //! SPEC section 4 through the real binary: header hygiene, redirects, 401/403, `rd`.
 
-use crate::backend::Backend;
 use crate::both_backends;
+use crate::common::backend::Backend;
+use crate::common::consts::PW;
 use crate::common::http::{self, client, get, header, login_ok, login_rd};
-
-const PW: &str = "Sufficient-1 pass";
 
 async fn spoofed_identity_headers_never_reach_upstream(backend: Backend) {
     let s = backend.stack("").await;

@@ -4,11 +4,11 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::backend::{Backend, Stack};
 use crate::both_backends;
+use crate::common::backend::{Backend, Stack};
+use crate::common::consts::PW;
 use crate::common::http::{client_with_jar, jar_cookie, login_ok};
 
-const PW: &str = "Sufficient-1 pass";
 const RULES: &str = "[access]\npublic = [\"/\", \"/catalog/**\"]\nadmin = [\"/admin/**\"]\n";
 
 /// Writes `request` on a fresh connection and returns the status and the whole response.

@@ -3,13 +3,11 @@
 
 use vigile::store::{self, DeviceId, SessionId, SessionRecord, StoreUrl, TokenHash};
 
-use crate::backend::Backend;
 use crate::both_backends;
+use crate::common::backend::Backend;
+use crate::common::consts::{DAY, PW};
 use crate::common::http::{self, client, get, header, login_ok};
 use crate::common::poll_until;
-
-const PW: &str = "Sufficient-1 pass";
-const DAY: i64 = 86_400_000;
 
 fn now_ms() -> i64 {
     vigile::app::now_ms()

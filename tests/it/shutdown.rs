@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use reqwest::Client;
 
-use crate::backend::Backend;
+use crate::common::backend::Backend;
+use crate::common::consts::PW;
 use crate::common::http::{client, get, login_ok};
-use crate::signup::PW;
 
 /// Everything but the member's course pages is public here: the load needs no session.
 const PUBLIC: &str = "[access]\npublic = [\"/slow/**\", \"/p*\"]\n";

@@ -3,54 +3,17 @@
 //! and pending-account expiry (planted in the store with past instants, no sleeping),
 //! invite and closed modes, the per-IP limit.
 
-use reqwest::{Client, Response};
-use vigile::store::{
-    self, AccountStatus, DynStore, StoreUrl, TokenHash, TokenKind, TokenRecord, User, UserId,
-};
+use reqwest::Response;
+use vigile::store::{AccountStatus, DynStore, TokenHash, TokenKind, TokenRecord, User, UserId};
 
-use crate::backend::{Backend, Stack};
 use crate::both_backends;
-use crate::common::http::{self, client, form_with_action, get, get_page, header, submit};
-use crate::common::smtp::ReceivedMail;
-
-pub const PW: &str = "Sufficient-1 pass";
-const DAY: i64 = 86_400_000;
-
-pub fn open_store(s: &Stack) -> DynStore {
-    store::open(&StoreUrl::parse(s.gw.store_url()).unwrap()).unwrap()
-}
-
-/// Fills and posts the sign-up form like a browser (CSRF from the page).
-pub async fn signup(
-    c: &Client,
-    gw: &str,
-    email: &str,
-    password: &str,
-    confirm: &str,
-    lang: &str,
-) -> Response {
-    let page = get_page(c, &format!("{gw}/_vigile/signup")).await;
-    let form = form_with_action(&page, "/_vigile/signup")
-        .unwrap_or_else(|| panic!("no sign-up form:\n{page}"));
-    let fields = [
-        ("email", email),
-        ("password", password),
-        ("confirm", confirm),
-        ("lang", lang),
-    ];
-    submit(c, gw, &form, &fields).await
-}
+use crate::common::backend::{activation_mail, open_store, Backend};
+use crate::common::consts::{DAY, PW};
+use crate::common::http::{self, client, form_with_action, get, get_page, header, signup, submit};
 
 async fn text(resp: Response) -> (u16, String) {
     let status = resp.status().as_u16();
     (status, resp.text().await.unwrap())
-}
-
-/// The activation mail for `email` and the link in it (made absolute on the gateway).
-pub async fn activation_mail(s: &Stack, email: &str, subject: &str) -> (ReceivedMail, String) {
-    let mail = s.smtp.wait_for_to(email, subject).await;
-    let link = mail.link_containing("/_vigile/activate?token=");
-    (mail, link)
 }
 
 async fn signup_mail_click_signed_in(backend: Backend) {

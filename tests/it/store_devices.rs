@@ -10,22 +10,12 @@ use vigile::store::{
     TokenHash, User,
 };
 
-use crate::store_suite::{real_now, session, user, Backend, MINUTE};
+use crate::both_backends;
+use crate::common::backend::StoreBackend;
+use crate::common::consts::MINUTE;
+use crate::common::records::{real_now, session, user};
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::sqlite().await).await; }
-        )* }
-        mod redis { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::redis().await).await; }
-        )* }
-    };
-}
-
-both!(
+both_backends!(
     cap_refuses_changes_nothing_or_ends_the_chosen_and_the_least_recently_used,
     same_device_and_rotated_session_take_no_slot,
     ended_sessions_say_why_until_they_would_have_expired,
@@ -67,7 +57,9 @@ async fn alive(store: &DynStore, s: &SessionRecord, now: i64) -> bool {
         .is_some()
 }
 
-async fn cap_refuses_changes_nothing_or_ends_the_chosen_and_the_least_recently_used(b: Backend) {
+async fn cap_refuses_changes_nothing_or_ends_the_chosen_and_the_least_recently_used(
+    b: StoreBackend,
+) {
     let store = b.open();
     let now = real_now();
     let u = member(&store, now).await;
@@ -153,7 +145,7 @@ async fn cap_refuses_changes_nothing_or_ends_the_chosen_and_the_least_recently_u
     );
 }
 
-async fn same_device_and_rotated_session_take_no_slot(b: Backend) {
+async fn same_device_and_rotated_session_take_no_slot(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     let u = member(&store, now).await;
@@ -213,7 +205,7 @@ async fn same_device_and_rotated_session_take_no_slot(b: Backend) {
     );
 }
 
-async fn ended_sessions_say_why_until_they_would_have_expired(b: Backend) {
+async fn ended_sessions_say_why_until_they_would_have_expired(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     let u = member(&store, now).await;
@@ -270,7 +262,7 @@ fn challenge(u: &User, code: &str, expires_at: i64) -> Challenge {
     }
 }
 
-async fn challenge_counts_tries_verifies_renews_and_is_per_device(b: Backend) {
+async fn challenge_counts_tries_verifies_renews_and_is_per_device(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     let u = member(&store, now).await;
@@ -381,7 +373,7 @@ async fn challenge_counts_tries_verifies_renews_and_is_per_device(b: Backend) {
     assert_eq!(store.challenge_get(&d2, now).await.unwrap(), None);
 }
 
-async fn settings_and_member_caps(b: Backend) {
+async fn settings_and_member_caps(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     assert_eq!(store.settings_get().await.unwrap(), Settings::default());
@@ -409,7 +401,7 @@ async fn settings_and_member_caps(b: Backend) {
     assert!(!store.member_cap_set(&nobody.id, Some(1)).await.unwrap());
 }
 
-async fn thirty_parallel_opens_from_two_instances_keep_the_cap(b: Backend) {
+async fn thirty_parallel_opens_from_two_instances_keep_the_cap(b: StoreBackend) {
     for evict_oldest in [false, true] {
         let stores = [b.open(), b.open()];
         let now = real_now();

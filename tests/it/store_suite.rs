@@ -1,77 +1,27 @@
 //! The behaviour every `Store` backend must show, run identically against SQLite (a
 //! temporary file) and a real `redis-server`: one async fn per behaviour, instantiated
-//! for both backends by `both_backends!` (tests are named `store_suite::sqlite::X` and
-//! `store_suite::redis::X`).
+//! for both backends by `both_backends!` (tests are named `store_suite::X::sqlite` and
+//! `store_suite::X::redis`).
 //!
 //! Time is passed in, never slept: expiry is tested by calling with a later `now`. The
 //! base instant is the real clock because Redis also expires keys by its own clock.
 //! "Two instances" means two store objects on the same file or the same Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use tempfile::TempDir;
 use vigile::store::keys::{Key, NAMESPACE};
 use vigile::store::{
     AccountStatus, AttemptKey, CounterScope, DeviceId, DynStore, FailedMail, IpRule, Millis,
-    OutboxMail, RedisStore, SessionId, SessionRecord, SqliteStore, StoreError, TokenHash,
-    TokenKind, TokenRecord, User, UserId, FAILED_KEEP_MS,
+    OutboxMail, RedisStore, SessionId, SessionRecord, StoreError, TokenHash, TokenKind,
+    TokenRecord, User, UserId, FAILED_KEEP_MS,
 };
 
+use crate::both_backends;
+use crate::common::backend::StoreBackend;
+use crate::common::consts::{DAY, HOUR, MINUTE};
+use crate::common::records::{real_now, session, user, ABSOLUTE, IDLE};
 use crate::common::redis_server::RedisServer;
-
-pub(crate) const MINUTE: Millis = 60_000;
-const IDLE: Millis = 30 * MINUTE;
-const ABSOLUTE: Millis = 8 * 60 * MINUTE;
-
-pub(crate) enum Backend {
-    Sqlite { _dir: TempDir, path: PathBuf },
-    Redis(RedisServer),
-}
-
-impl Backend {
-    pub(crate) async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("data/vigile.db");
-        Backend::Sqlite { _dir: dir, path }
-    }
-
-    pub(crate) async fn redis() -> Self {
-        Backend::Redis(RedisServer::start().await)
-    }
-
-    /// A new store object on the same data: another gateway instance, or the admin CLI.
-    pub(crate) fn open(&self) -> DynStore {
-        match self {
-            Backend::Sqlite { path, .. } => std::sync::Arc::new(SqliteStore::open(path).unwrap()),
-            Backend::Redis(server) => {
-                std::sync::Arc::new(RedisStore::connect_lazy(&server.url()).unwrap())
-            }
-        }
-    }
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::sqlite().await).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::redis().await).await;
-                }
-            )*
-        }
-    };
-}
 
 both_backends!(
     users_are_found_by_email_and_id_and_listed_by_email,
@@ -111,49 +61,13 @@ both_backends!(
     ip_bursts_from_two_instances_never_pass_more_than_max,
 );
 
-pub(crate) fn real_now() -> Millis {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    Millis::try_from(since.as_millis()).unwrap()
-}
-
-pub(crate) fn user(email: &str, now: Millis) -> User {
-    User {
-        id: UserId::random(),
-        email: email.to_string(),
-        name: format!("Name of {email}"),
-        password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_string(),
-        admin: email.starts_with("admin"),
-        status: AccountStatus::Active,
-        lang: Some("fr".to_string()),
-        created_at: now,
-    }
-}
-
-/// A session created at `at`, and the cookie token it answers to.
-pub(crate) fn session(user: &UserId, at: Millis) -> (SessionRecord, String) {
-    let token = SessionId::random().as_str().to_string();
-    let record = SessionRecord {
-        id: SessionId::random(),
-        token_hash: TokenHash::of(&token),
-        user_id: user.clone(),
-        device_id: DeviceId::random(),
-        created_at: at,
-        last_seen: at,
-        idle_ms: IDLE,
-        absolute_expiry: at + ABSOLUTE,
-        ip: "192.0.2.7".to_string(),
-        user_agent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0 — é".to_string(),
-    };
-    (record, token)
-}
-
 /// The session answering to `s`'s token at `now`, if any.
 async fn lookup(store: &DynStore, s: &SessionRecord, now: Millis) -> Option<SessionRecord> {
     store.session_by_token(&s.token_hash, now).await.unwrap()
 }
 
 /// A member with one session, the store, and the instant everything was created.
-async fn member_with_session(b: &Backend) -> (DynStore, User, SessionRecord, Millis) {
+async fn member_with_session(b: &StoreBackend) -> (DynStore, User, SessionRecord, Millis) {
     let store = b.open();
     let now = real_now();
     let u = user("member@example.org", now);
@@ -163,7 +77,7 @@ async fn member_with_session(b: &Backend) -> (DynStore, User, SessionRecord, Mil
     (store, u, s, now)
 }
 
-async fn users_are_found_by_email_and_id_and_listed_by_email(b: Backend) {
+async fn users_are_found_by_email_and_id_and_listed_by_email(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     let zoe = user("zoe@example.org", now);
@@ -187,7 +101,7 @@ async fn users_are_found_by_email_and_id_and_listed_by_email(b: Backend) {
     assert_eq!(store.user_list().await.unwrap(), vec![admin, zoe]);
 }
 
-async fn duplicate_email_is_a_conflict(b: Backend) {
+async fn duplicate_email_is_a_conflict(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     let first = user("same@example.org", now);
@@ -203,14 +117,14 @@ async fn duplicate_email_is_a_conflict(b: Backend) {
     assert_eq!(store.user_list().await.unwrap().len(), 1);
 }
 
-async fn session_is_found_by_token_hash(b: Backend) {
+async fn session_is_found_by_token_hash(b: StoreBackend) {
     let (store, _u, s, now) = member_with_session(&b).await;
     assert_eq!(lookup(&store, &s, now).await, Some(s));
     let unknown = TokenHash::of("not a token");
     assert_eq!(store.session_by_token(&unknown, now).await.unwrap(), None);
 }
 
-async fn session_dies_after_idle_timeout_and_is_deleted(b: Backend) {
+async fn session_dies_after_idle_timeout_and_is_deleted(b: StoreBackend) {
     let (store, u, s, now) = member_with_session(&b).await;
     let last_valid = now + IDLE - 1;
     assert!(lookup(&store, &s, last_valid).await.is_some());
@@ -220,7 +134,7 @@ async fn session_dies_after_idle_timeout_and_is_deleted(b: Backend) {
     assert!(store.sessions_of(&u.id, now).await.unwrap().is_empty());
 }
 
-async fn session_dies_at_absolute_expiry_despite_activity(b: Backend) {
+async fn session_dies_at_absolute_expiry_despite_activity(b: StoreBackend) {
     let (store, _u, s, now) = member_with_session(&b).await;
     let mut t = now;
     while t + IDLE / 2 < s.absolute_expiry {
@@ -243,7 +157,7 @@ async fn session_dies_at_absolute_expiry_despite_activity(b: Backend) {
     assert!(!store.session_touch(&s.id, s.absolute_expiry).await.unwrap());
 }
 
-async fn touch_pushes_idle_expiry_only_forward_and_not_when_dead(b: Backend) {
+async fn touch_pushes_idle_expiry_only_forward_and_not_when_dead(b: StoreBackend) {
     let (store, _u, s, now) = member_with_session(&b).await;
     let later = now + 20 * MINUTE;
     assert!(store.session_touch(&s.id, later).await.unwrap());
@@ -266,7 +180,7 @@ async fn touch_pushes_idle_expiry_only_forward_and_not_when_dead(b: Backend) {
         .unwrap());
 }
 
-async fn rotation_replaces_the_old_session_atomically(b: Backend) {
+async fn rotation_replaces_the_old_session_atomically(b: StoreBackend) {
     let (store, u, old, now) = member_with_session(&b).await;
     let (new, _) = session(&u.id, now + 1);
     store.session_insert(&new, Some(&old.id)).await.unwrap();
@@ -292,7 +206,7 @@ async fn rotation_replaces_the_old_session_atomically(b: Backend) {
     assert_eq!(lookup(&store, &other, now + 3).await, Some(other));
 }
 
-async fn delete_one_and_delete_all(b: Backend) {
+async fn delete_one_and_delete_all(b: StoreBackend) {
     let (store, u, s1, now) = member_with_session(&b).await;
     let (s2, _) = session(&u.id, now + 1);
     let (s3, _) = session(&u.id, now + 2);
@@ -316,7 +230,7 @@ async fn delete_one_and_delete_all(b: Backend) {
     assert_eq!(lookup(&store, &theirs, now).await, Some(theirs));
 }
 
-async fn sessions_of_is_oldest_first_and_skips_expired(b: Backend) {
+async fn sessions_of_is_oldest_first_and_skips_expired(b: StoreBackend) {
     let (store, u, middle, now) = member_with_session(&b).await;
     let (newest, _) = session(&u.id, now + 2000);
     let (mut oldest, _) = session(&u.id, now - 2000);
@@ -346,7 +260,7 @@ async fn sessions_of_is_oldest_first_and_skips_expired(b: Backend) {
         .is_empty());
 }
 
-async fn session_count_counts_valid_sessions_without_destroying_any(b: Backend) {
+async fn session_count_counts_valid_sessions_without_destroying_any(b: StoreBackend) {
     let (store, u, _s, now) = member_with_session(&b).await;
     let (mut short, _) = session(&u.id, now);
     short.idle_ms = MINUTE;
@@ -369,7 +283,7 @@ async fn session_count_counts_valid_sessions_without_destroying_any(b: Backend) 
     assert_eq!(store.session_count(ninety_s).await.unwrap(), 3);
 }
 
-async fn secret_first_writer_wins_across_instances(b: Backend) {
+async fn secret_first_writer_wins_across_instances(b: StoreBackend) {
     let (a, c) = (b.open(), b.open());
     let binary: Vec<u8> = (0..=255).collect();
     let (from_a, from_c) = tokio::join!(
@@ -383,7 +297,7 @@ async fn secret_first_writer_wins_across_instances(b: Backend) {
     assert_eq!(third, from_a);
 }
 
-async fn sessions_are_shared_between_instances(b: Backend) {
+async fn sessions_are_shared_between_instances(b: StoreBackend) {
     let (gateway_a, u, s, now) = member_with_session(&b).await;
     let gateway_b = b.open();
     assert_eq!(gateway_b.user_by_id(&u.id).await.unwrap(), Some(u.clone()));
@@ -399,7 +313,7 @@ async fn sessions_are_shared_between_instances(b: Backend) {
     assert_eq!(gateway_b.session_count(now).await.unwrap(), 0);
 }
 
-async fn sweep_removes_what_expired(b: Backend) {
+async fn sweep_removes_what_expired(b: StoreBackend) {
     let (store, u, long, now) = member_with_session(&b).await;
     let (mut short, _) = session(&u.id, now);
     short.idle_ms = MINUTE;
@@ -419,7 +333,7 @@ async fn sweep_removes_what_expired(b: Backend) {
     assert_eq!(lookup(&store, &long, now).await, None);
 }
 
-async fn concurrent_writes_from_two_instances_all_succeed(b: Backend) {
+async fn concurrent_writes_from_two_instances_all_succeed(b: StoreBackend) {
     let (a, u, _s, now) = member_with_session(&b).await;
     let c = b.open();
     let mut tasks = tokio::task::JoinSet::new();
@@ -441,9 +355,6 @@ async fn concurrent_writes_from_two_instances_all_succeed(b: Backend) {
 
 // ---- Tokens ---------------------------------------------------------------------------
 
-const HOUR: Millis = 60 * MINUTE;
-const DAY: Millis = 24 * HOUR;
-
 fn token(kind: TokenKind, subject: &str, expires_at: Millis) -> (TokenRecord, String) {
     let secret = SessionId::random().as_str().to_string();
     let record = TokenRecord {
@@ -456,7 +367,7 @@ fn token(kind: TokenKind, subject: &str, expires_at: Millis) -> (TokenRecord, St
     (record, secret)
 }
 
-async fn token_is_single_use_even_when_takes_race(b: Backend) {
+async fn token_is_single_use_even_when_takes_race(b: StoreBackend) {
     let (a, c) = (b.open(), b.open());
     let now = real_now();
     for round in 0..5 {
@@ -486,7 +397,7 @@ async fn token_is_single_use_even_when_takes_race(b: Backend) {
     }
 }
 
-async fn token_expires_at_the_now_passed_in(b: Backend) {
+async fn token_expires_at_the_now_passed_in(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     let expires_at = now + 2 * DAY;
@@ -529,7 +440,7 @@ async fn token_expires_at_the_now_passed_in(b: Backend) {
     );
 }
 
-async fn token_peek_does_not_consume_and_kinds_are_separate(b: Backend) {
+async fn token_peek_does_not_consume_and_kinds_are_separate(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     let (t, secret) = token(TokenKind::Invite, "guest@example.org", now + DAY);
@@ -588,7 +499,7 @@ fn mail(to: &str, now: Millis, next_attempt: Millis) -> OutboxMail {
     }
 }
 
-async fn outbox_claim_leases_mails_until_the_lease_ends(b: Backend) {
+async fn outbox_claim_leases_mails_until_the_lease_ends(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     let lease = 5 * MINUTE;
@@ -634,7 +545,7 @@ async fn outbox_claim_leases_mails_until_the_lease_ends(b: Backend) {
     assert_eq!(due_later, vec![leased(&later, now + HOUR)]);
 }
 
-async fn outbox_retry_done_and_list_order(b: Backend) {
+async fn outbox_retry_done_and_list_order(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     let a = mail("a@example.org", now, now);
@@ -686,7 +597,7 @@ async fn outbox_retry_done_and_list_order(b: Backend) {
     assert_eq!(store.outbox_list().await.unwrap(), vec![retried]);
 }
 
-async fn outbox_two_instances_never_claim_the_same_mail(b: Backend) {
+async fn outbox_two_instances_never_claim_the_same_mail(b: StoreBackend) {
     let (a, c) = (b.open(), b.open());
     let now = real_now();
     let mut pushed = Vec::new();
@@ -720,7 +631,7 @@ async fn outbox_two_instances_never_claim_the_same_mail(b: Backend) {
 
 /// A mail refused for good leaves the waiting mails at once (never claimed again), is
 /// listed apart without its bodies, and is purged by `sweep` `FAILED_KEEP_MS` later.
-async fn outbox_failed_mails_are_kept_apart_then_purged(b: Backend) {
+async fn outbox_failed_mails_are_kept_apart_then_purged(b: StoreBackend) {
     let (store, other) = (b.open(), b.open());
     let now = real_now();
     let (a, c, d) = (
@@ -791,7 +702,7 @@ async fn outbox_failed_mails_are_kept_apart_then_purged(b: Backend) {
 
 // ---- Counters -------------------------------------------------------------------------
 
-async fn counters_count_per_fixed_window(b: Backend) {
+async fn counters_count_per_fixed_window(b: StoreBackend) {
     let (a, c) = (b.open(), b.open());
     let window = 10 * MINUTE;
     let start = real_now() / window * window + window;
@@ -865,7 +776,7 @@ fn pending(email: &str, now: Millis) -> User {
     }
 }
 
-async fn pending_account_is_replaced_by_a_new_sign_up_not_over_an_active_one(b: Backend) {
+async fn pending_account_is_replaced_by_a_new_sign_up_not_over_an_active_one(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     let expires_at = now + 7 * DAY;
@@ -924,7 +835,7 @@ async fn pending_account_is_replaced_by_a_new_sign_up_not_over_an_active_one(b: 
     assert!(matches!(err, StoreError::Conflict), "{err:?}");
 }
 
-async fn activation_makes_a_pending_account_permanent(b: Backend) {
+async fn activation_makes_a_pending_account_permanent(b: StoreBackend) {
     let (a, c) = (b.open(), b.open());
     let now = real_now();
     let expires_at = now + 7 * DAY;
@@ -960,7 +871,7 @@ async fn activation_makes_a_pending_account_permanent(b: Backend) {
     assert!(!a.user_activate(&direct.id).await.unwrap());
 }
 
-async fn sweep_removes_expired_sign_ups_and_frees_their_address(b: Backend) {
+async fn sweep_removes_expired_sign_ups_and_frees_their_address(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     let expires_at = now + 7 * DAY;
@@ -1001,7 +912,7 @@ async fn sweep_removes_expired_sign_ups_and_frees_their_address(b: Backend) {
     assert_eq!(lookup(&store, &live, now + HOUR - MINUTE).await, None);
 }
 
-async fn set_password_replaces_the_hash_and_keeps_a_sign_up_expiring(b: Backend) {
+async fn set_password_replaces_the_hash_and_keeps_a_sign_up_expiring(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     let member = user("member@example.org", now);
@@ -1036,7 +947,7 @@ async fn set_password_replaces_the_hash_and_keeps_a_sign_up_expiring(b: Backend)
     assert_eq!(store.user_by_id(&p.id).await.unwrap(), None);
 }
 
-async fn user_delete_removes_the_account_its_address_and_its_sessions(b: Backend) {
+async fn user_delete_removes_the_account_its_address_and_its_sessions(b: StoreBackend) {
     let (store, u, s1, now) = member_with_session(&b).await;
     let (s2, _) = session(&u.id, now + 1);
     store.session_insert(&s2, None).await.unwrap();
@@ -1108,8 +1019,8 @@ async fn redis_down_fails_fast_then_recovers_by_itself() {
 /// itself even if no sweep ever runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_keys_are_namespaced_and_sessions_expire_by_ttl() {
-    let b = Backend::redis().await;
-    let Backend::Redis(server) = &b else {
+    let b = StoreBackend::redis().await;
+    let StoreBackend::Redis(server) = &b else {
         unreachable!()
     };
     let (store, u, s, now) = member_with_session(&b).await;
@@ -1259,7 +1170,7 @@ async fn redis_user_list_skips_sign_ups_dropped_by_ttl() {
         .unwrap();
 }
 
-async fn attempts_count_until_cleared_per_address_and_device(b: Backend) {
+async fn attempts_count_until_cleared_per_address_and_device(b: StoreBackend) {
     let store = b.open();
     let (ann, bob) = ("ann@example.org", "bob@example.org");
     let laptop = DeviceId::random();
@@ -1324,7 +1235,7 @@ async fn attempts_count_until_cleared_per_address_and_device(b: Backend) {
     );
 }
 
-async fn attempts_from_two_instances_are_all_counted(b: Backend) {
+async fn attempts_from_two_instances_are_all_counted(b: StoreBackend) {
     let (a, c) = (b.open(), b.open());
     let mut tasks = vec![];
     for i in 0..40 {
@@ -1344,7 +1255,7 @@ async fn attempts_from_two_instances_are_all_counted(b: Backend) {
     assert_eq!(counts, (1..=40).collect::<Vec<u64>>());
 }
 
-async fn known_devices_are_remembered_and_go_with_the_account(b: Backend) {
+async fn known_devices_are_remembered_and_go_with_the_account(b: StoreBackend) {
     let store = b.open();
     let u = user("ann@example.org", real_now());
     store.user_insert(&u).await.unwrap();
@@ -1366,7 +1277,7 @@ fn ip_rule() -> IpRule {
     }
 }
 
-async fn ip_window_blocks_beyond_max_and_refuses_during_the_block(b: Backend) {
+async fn ip_window_blocks_beyond_max_and_refuses_during_the_block(b: StoreBackend) {
     let store = b.open();
     let (rule, ip, now) = (ip_rule(), "2001:db8::9", real_now());
     for n in 1..=3 {
@@ -1413,7 +1324,7 @@ async fn ip_window_blocks_beyond_max_and_refuses_during_the_block(b: Backend) {
     );
 }
 
-async fn ip_blocks_double_within_a_day_and_reset_after(b: Backend) {
+async fn ip_blocks_double_within_a_day_and_reset_after(b: StoreBackend) {
     let store = b.open();
     let (rule, ip, now) = (ip_rule(), "192.0.2.3", real_now());
     let first = store.ip_block(ip, &rule, now).await.unwrap();
@@ -1435,7 +1346,7 @@ async fn ip_blocks_double_within_a_day_and_reset_after(b: Backend) {
     );
 }
 
-async fn ip_refund_unblock_and_sweep(b: Backend) {
+async fn ip_refund_unblock_and_sweep(b: StoreBackend) {
     let store = b.open();
     let (rule, ip, now) = (ip_rule(), "192.0.2.4", real_now());
     store.ip_attempt(ip, &rule, now).await.unwrap().unwrap();
@@ -1464,7 +1375,7 @@ async fn ip_refund_unblock_and_sweep(b: Backend) {
     );
 }
 
-async fn ip_bursts_from_two_instances_never_pass_more_than_max(b: Backend) {
+async fn ip_bursts_from_two_instances_never_pass_more_than_max(b: StoreBackend) {
     let (a, c) = (b.open(), b.open());
     let now = real_now();
     let mut tasks = vec![];
@@ -1486,7 +1397,7 @@ async fn ip_bursts_from_two_instances_never_pass_more_than_max(b: Backend) {
     assert_eq!(passed, 3);
 }
 
-async fn attempts_are_forgotten_a_month_after_the_last_one(b: Backend) {
+async fn attempts_are_forgotten_a_month_after_the_last_one(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     let month = 30 * 24 * 60 * MINUTE;

@@ -186,6 +186,27 @@ pub async fn login_ok(client: &Client, gw_url: &str, email: &str, password: &str
     location.unwrap_or_default()
 }
 
+/// Fills and posts the sign-up form like a browser (CSRF from the page).
+pub async fn signup(
+    c: &Client,
+    gw: &str,
+    email: &str,
+    password: &str,
+    confirm: &str,
+    lang: &str,
+) -> Response {
+    let page = get_page(c, &format!("{gw}/_vigile/signup")).await;
+    let form = form_with_action(&page, "/_vigile/signup")
+        .unwrap_or_else(|| panic!("no sign-up form:\n{page}"));
+    let fields = [
+        ("email", email),
+        ("password", password),
+        ("confirm", confirm),
+        ("lang", lang),
+    ];
+    submit(c, gw, &form, &fields).await
+}
+
 /// First value of response header `name`, as a string.
 pub fn header(resp: &Response, name: &str) -> Option<String> {
     resp.headers()

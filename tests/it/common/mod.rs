@@ -1,6 +1,10 @@
 //! Fixtures shared by the integration tests: real processes and real sockets, every one
 //! on a free port and torn down on Drop, so tests can run in parallel in any order.
 //!
+//! - [`backend`]: the two store backends, `both_backends!` to run a test on each, and the
+//!   whole stack a gateway test runs against (upstream, store, SMTP server, gateway).
+//! - [`consts`]: accounts, passwords and durations several test files share.
+//! - [`records`]: users and sessions the store contract tests plant directly.
 //! - [`redis_server`]: a real `redis-server` on a free port.
 //! - [`smtp`]: a real SMTP server (aiosmtpd) that keeps and parses what it receives.
 //! - [`upstream`]: a recording HTTP server standing in for the protected application.
@@ -8,9 +12,12 @@
 //! - [`http`]: reqwest clients that behave like a browser that does not follow redirects.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod backend;
 pub mod browser;
+pub mod consts;
 pub mod gateway;
 pub mod http;
+pub mod records;
 pub mod redis_server;
 pub mod smtp;
 pub mod upstream;
