@@ -13,6 +13,8 @@
 //! status; answers received during the sending window and after it; latency p50/p99/max
 //! of the storm's requests; how long after the start the last answer came (`drained_s`);
 //! the correct login's status and wait.
+// A load generator measures real latency on the wall clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 use crate::auth::Auth;
+use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pages::cookies::CookieNames;
@@ -20,6 +21,8 @@ pub struct App {
     pub cookies: CookieNames,
     /// Queues mails; the sender task is started by the server only.
     pub mailer: Arc<crate::mail::Mailer>,
+    /// Read once per request at the edge, once per tick by background tasks.
+    pub clock: SharedClock,
     /// Gateway-wide key for CSRF tokens, shared by every instance through the store.
     /// Fetched lazily so a gateway can start while its store is still down.
     secret: OnceCell<Vec<u8>>,
@@ -47,6 +50,7 @@ impl App {
             metrics,
             cookies,
             mailer,
+            clock: crate::clock::system(),
             secret: OnceCell::new(),
         }
     }
@@ -61,12 +65,4 @@ impl App {
             .await
             .map(Vec::as_slice)
     }
-}
-
-/// Current time in unix milliseconds: the one place the wall clock is read for flows.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

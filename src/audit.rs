@@ -63,11 +63,9 @@ impl<S: Subscriber> Layer<S> for AuditFile {
             return;
         }
         let mut fields = Fields(Map::new());
-        let now = std::time::SystemTime::now();
-        fields.0.insert(
-            "ts".into(),
-            humantime::format_rfc3339_millis(now).to_string().into(),
-        );
+        #[allow(clippy::disallowed_methods)] // when the line is written, not a flow's time
+        let ts = crate::clock::rfc3339(crate::clock::now_ms());
+        fields.0.insert("ts".into(), ts.into());
         event.record(&mut fields);
         let mut line = Value::Object(fields.0).to_string();
         line.push('\n');

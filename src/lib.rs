@@ -11,6 +11,7 @@
 //! - [`server`]: assembling Pingora services (gateway, metrics, background tasks).
 //! - [`cli`]: the admin commands; [`demo`]: `vigile demo`.
 //! - [`i18n`], [`metrics`], [`crypto`]: catalogs, Prometheus collectors, random and HMAC.
+//! - [`clock`]: the only place the time is read (flows take `now` as a parameter).
 //!
 //! [`build`] turns a configuration into a ready [`Vigile`], so tests and `main` start the
 //! same thing.
@@ -20,6 +21,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod demo;

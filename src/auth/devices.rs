@@ -266,7 +266,7 @@ async fn mail_code(
         max,
     };
     app.mailer
-        .device_code(&overflow, code, (CODE_TTL_MS / 60_000) as u64)
+        .device_code(&overflow, code, (CODE_TTL_MS / 60_000) as u64, browser.now)
         .await?;
     Ok(())
 }
@@ -308,7 +308,9 @@ async fn notify_admins(
             active,
             max,
         };
-        app.mailer.device_overflow_notice(&to, lang, &o).await?;
+        app.mailer
+            .device_overflow_notice(&to, lang, &o, browser.now)
+            .await?;
         sent.push(to);
     }
     Ok(())

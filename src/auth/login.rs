@@ -207,7 +207,7 @@ async fn on_locked(
     app.metrics.account_lockouts.inc();
     tracing::warn!(target: "audit", event = "account_locked", user = %user.id, ip = %input.ip, "account locked after repeated failures");
     let token = super::reset::issue_link(app, user, input.now).await?;
-    app.mailer.account_locked(user, &token).await?;
+    app.mailer.account_locked(user, &token, input.now).await?;
     Ok(())
 }
 

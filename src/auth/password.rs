@@ -7,13 +7,13 @@
 //! password.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use super::hash_pool::HashPool;
 
+use crate::clock::Stopwatch;
 use crate::config::PasswordSection;
 use crate::metrics::Metrics;
 
@@ -93,7 +93,7 @@ impl Hasher {
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let start = Instant::now();
+        let start = Stopwatch::start();
         let out = self.pool.run(job).await.map_err(|e| match e {
             super::hash_pool::PoolError::Busy => HashError::Busy,
             super::hash_pool::PoolError::Gone => HashError::Task,

@@ -55,7 +55,7 @@ async fn forgot_mail(app: &App, email: &Email, ip: IpAddr, now: Millis) -> Resul
         return Ok(());
     }
     let token = issue_link(app, &user, now).await?;
-    app.mailer.password_reset(&user, &token).await?;
+    app.mailer.password_reset(&user, &token, now).await?;
     tracing::info!(target: "audit", event = "password_reset_requested", user = %user.id, ip = %ip, "password reset link sent");
     Ok(())
 }
@@ -146,6 +146,6 @@ pub async fn reset(
     app.store.attempts_clear_all(&user.email).await?;
     // Other instances' session caches drop them within their TTL (0.5 s).
     tracing::info!(target: "audit", event = "password_reset", user = %user.id, ip = %ip, sessions_ended = ended, "password reset; every session ended");
-    app.mailer.password_changed(&user).await?;
+    app.mailer.password_changed(&user, now).await?;
     Ok(ResetOutcome::Done)
 }

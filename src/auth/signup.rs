@@ -147,7 +147,7 @@ pub async fn signup(app: &App, input: SignupInput<'_>) -> Result<SignupOutcome, 
             // The address belongs to an active account: its owner hears about it.
             if let (true, Some(owner)) = (may_mail, app.store.user_by_email(email.as_str()).await?)
             {
-                app.mailer.signup_attempt(&owner).await?;
+                app.mailer.signup_attempt(&owner, input.now).await?;
             }
             tracing::info!(target: "audit", event = "signup_existing", ip = %input.ip, "sign-up for an existing address; owner notified");
         }
@@ -169,7 +169,7 @@ async fn send_activation(app: &App, user: &User, now: Millis) -> Result<(), Flow
             expires_at: now.saturating_add(ttl),
         })
         .await?;
-    app.mailer.activation(user, &token).await?;
+    app.mailer.activation(user, &token, now).await?;
     Ok(())
 }
 
@@ -224,7 +224,7 @@ pub async fn activate(app: &App, input: ActivateInput<'_>) -> Result<ActivateOut
         .await?;
     tracing::info!(target: "audit", event = "activation", user = %user.id, ip = %ip, "account activated");
     let (token, session) = start_session(&app.auth, &user, input.browser).await?;
-    app.mailer.account_created(&user).await?;
+    app.mailer.account_created(&user, now).await?;
     Ok(ActivateOutcome::SignedIn {
         token,
         session: Box::new(session),
@@ -281,7 +281,7 @@ pub async fn invite(app: &App, email: &Email, lang: Lang, now: Millis) -> Result
             expires_at: now.saturating_add(ttl),
         })
         .await?;
-    app.mailer.invitation(email, lang).await?;
+    app.mailer.invitation(email, lang, now).await?;
     Ok(())
 }
 

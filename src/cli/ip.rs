@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::app::now_ms;
 use crate::Vigile;
 
 #[derive(Subcommand, Debug)]
@@ -15,10 +14,12 @@ pub enum IpCommand {
 }
 
 pub fn run(v: &Vigile, cmd: IpCommand) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    // The command's one reading of the clock.
+    let now = v.app.clock.now_ms();
     v.block_on(async {
         match cmd {
             IpCommand::Unblock { addr } => {
-                let was = v.app.store.ip_unblock(&addr.to_string(), now_ms()).await?;
+                let was = v.app.store.ip_unblock(&addr.to_string(), now).await?;
                 if was {
                     println!("unblocked {addr}");
                 } else {

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::app::now_ms;
 use crate::auth::policy;
 use crate::edge::email::Email;
 use crate::store::{AccountStatus, AttemptKey, SessionId, SignedOut, User, UserId};
@@ -72,6 +71,8 @@ fn fmt_time(ms: i64) -> String {
 }
 
 pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
+    // The command's one reading of the clock.
+    let now = v.app.clock.now_ms();
     v.block_on(async {
         let store = &v.app.store;
         match cmd {
@@ -85,7 +86,7 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                     Some(Some(l)) => l,
                     Some(None) => return fail("--lang: expected fr or en"),
                 };
-                crate::auth::signup::invite(&v.app, &email, lang, now_ms()).await?;
+                crate::auth::signup::invite(&v.app, &email, lang, now).await?;
                 println!("invited {email}; the invitation mail is queued");
                 Ok(ExitCode::SUCCESS)
             }
@@ -109,7 +110,7 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                     admin,
                     status: AccountStatus::Active,
                     lang: None,
-                    created_at: now_ms(),
+                    created_at: now,
                 };
                 match store.user_insert(&user).await {
                     Ok(()) => {
@@ -157,7 +158,7 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 let cap = if policy.max == 0 { "unlimited".to_string() } else { policy.max.to_string() };
                 let whose = if own.is_some() { "this member's own" } else { "the site's" };
                 println!("devices:  at most {cap} ({whose} limit)");
-                let sessions = store.sessions_of(&u.id, now_ms()).await?;
+                let sessions = store.sessions_of(&u.id, now).await?;
                 println!("sessions: {}", sessions.len());
                 for s in sessions {
                     println!(
@@ -240,7 +241,7 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 };
                 let sid = SessionId::from_string(sid);
                 // Its device is told it was signed out at its next request.
-                if !store.session_end(&u.id, &sid, SignedOut::Revoked, now_ms()).await? {
+                if !store.session_end(&u.id, &sid, SignedOut::Revoked, now).await? {
                     return fail(format!("{} has no session {sid}", u.email));
                 }
                 println!("ended session {sid} of {}", u.email);

@@ -58,7 +58,7 @@ admin = ["/admin/**"]
             admin: true,
             status: AccountStatus::Active,
             lang: None,
-            created_at: crate::app::now_ms(),
+            created_at: vigile.app.clock.now_ms(),
         };
         vigile.app.store.user_insert(&user).await?;
         Ok::<_, Box<dyn std::error::Error>>(user)

@@ -3,7 +3,7 @@
 use super::letter::Link;
 use super::Mailer;
 use crate::i18n::Lang;
-use crate::store::{StoreResult, User};
+use crate::store::{Millis, StoreResult, User};
 
 /// A login past the device cap, as the mails describe it.
 pub struct Overflow<'a> {
@@ -18,7 +18,13 @@ pub struct Overflow<'a> {
 
 impl Mailer {
     /// The 6-digit code a member enters on `/_vigile/verify` to replace a device.
-    pub async fn device_code(&self, o: &Overflow<'_>, code: &str, minutes: u64) -> StoreResult<()> {
+    pub async fn device_code(
+        &self,
+        o: &Overflow<'_>,
+        code: &str,
+        minutes: u64,
+        now: Millis,
+    ) -> StoreResult<()> {
         let lang = self.lang_of(o.member);
         let t = lang.tr();
         let mut l = self.letter(lang, "mail-code-subject");
@@ -44,7 +50,7 @@ impl Mailer {
             url: self.link("/_vigile/password/forgot"),
         }];
         l.footer = t.get("mail-code-footer");
-        self.queue("device_code", &o.member.email, l).await
+        self.queue("device_code", &o.member.email, l, now).await
     }
 
     /// Tells one admin (or `mail.admin_notify` address) that a member went over the cap.
@@ -53,6 +59,7 @@ impl Mailer {
         to: &str,
         lang: Option<Lang>,
         o: &Overflow<'_>,
+        now: Millis,
     ) -> StoreResult<()> {
         let lang = lang.unwrap_or(self.config.default_lang);
         let t = lang.tr();
@@ -82,6 +89,6 @@ impl Mailer {
             url: self.link("/_vigile/admin"),
         });
         l.footer = t.get("mail-overflow-footer");
-        self.queue("device_overflow", to, l).await
+        self.queue("device_overflow", to, l, now).await
     }
 }

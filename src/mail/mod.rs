@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::edge::email::Email;
 use crate::i18n::Lang;
 use crate::metrics::Metrics;
-use crate::store::{millis, DynStore, OutboxMail, StoreError, StoreResult, User};
+use crate::store::{millis, DynStore, Millis, OutboxMail, StoreError, StoreResult, User};
 use letter::{Letter, Link};
 
 pub struct Mailer {
@@ -54,7 +54,11 @@ impl Mailer {
 
     /// Starts the sender task on `rt` (`vigile serve` and the demo; admin commands only
     /// queue, and the running gateway sends).
-    pub fn spawn_sender(&self, rt: &tokio::runtime::Runtime) -> Result<(), String> {
+    pub fn spawn_sender(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        clock: crate::clock::SharedClock,
+    ) -> Result<(), String> {
         let cfg = &self.config.file.mail;
         let from: Mailbox = cfg.from.parse().map_err(|e| format!("mail.from: {e}"))?;
         // The SMTP pool spawns its reaper task when built: inside the runtime it lives in.
@@ -73,6 +77,7 @@ impl Mailer {
             metrics: self.metrics.clone(),
             wake: self.wake.clone(),
             dev: self.dev.clone(),
+            clock,
         };
         rt.spawn(sender.run());
         Ok(())
@@ -123,14 +128,13 @@ impl Mailer {
         [("site", self.site()), ("email", email.to_string())]
     }
 
-    /// Renders and writes the mail to the outbox, then wakes the sender.
-    async fn queue(&self, kind: &str, to: &str, letter: Letter) -> StoreResult<()> {
+    /// Renders and writes the mail to the outbox, due `now`, then wakes the sender.
+    async fn queue(&self, kind: &str, to: &str, letter: Letter, now: Millis) -> StoreResult<()> {
         let rendered = letter.render().map_err(|e| {
             // A template error is a bug; the flow fails (503) rather than lose the mail.
             tracing::error!(error = %e, kind, "mail template failed");
             StoreError::Corrupt(format!("mail template {kind}: {e}"))
         })?;
-        let now = crate::app::now_ms();
         let mail = OutboxMail {
             id: OutboxMail::new_id(),
             kind: kind.to_string(),
@@ -149,7 +153,7 @@ impl Mailer {
     }
 
     /// "Activate your account": the single-use link of a new sign-up.
-    pub async fn activation(&self, user: &User, token: &str) -> StoreResult<()> {
+    pub async fn activation(&self, user: &User, token: &str, now: Millis) -> StoreResult<()> {
         let lang = self.lang_of(user);
         let t = lang.tr();
         let hours = self
@@ -169,11 +173,11 @@ impl Mailer {
             url: self.link(&format!("/_vigile/activate?token={token}")),
         });
         l.footer = t.get("mail-ignore");
-        self.queue("activation", &user.email, l).await
+        self.queue("activation", &user.email, l, now).await
     }
 
     /// Confirms the account exists, once activated.
-    pub async fn account_created(&self, user: &User) -> StoreResult<()> {
+    pub async fn account_created(&self, user: &User, now: Millis) -> StoreResult<()> {
         let lang = self.lang_of(user);
         let t = lang.tr();
         let mut l = self.letter(lang, "mail-created-subject");
@@ -185,11 +189,11 @@ impl Mailer {
             label: t.get("mail-created-action"),
             url: self.link("/_vigile/account"),
         });
-        self.queue("account_created", &user.email, l).await
+        self.queue("account_created", &user.email, l, now).await
     }
 
     /// Someone signed up with an address that already has an account: its owner hears.
-    pub async fn signup_attempt(&self, user: &User) -> StoreResult<()> {
+    pub async fn signup_attempt(&self, user: &User, now: Millis) -> StoreResult<()> {
         let lang = self.lang_of(user);
         let t = lang.tr();
         let mut l = self.letter(lang, "mail-attempt-subject");
@@ -206,11 +210,11 @@ impl Mailer {
             url: self.link("/_vigile/password/forgot"),
         }];
         l.footer = t.get("mail-attempt-footer");
-        self.queue("signup_attempt", &user.email, l).await
+        self.queue("signup_attempt", &user.email, l, now).await
     }
 
     /// The single-use link to choose a new password.
-    pub async fn password_reset(&self, user: &User, token: &str) -> StoreResult<()> {
+    pub async fn password_reset(&self, user: &User, token: &str, now: Millis) -> StoreResult<()> {
         let lang = self.lang_of(user);
         let t = lang.tr();
         let minutes = self.config.file.password.reset_ttl.as_secs().div_ceil(60);
@@ -224,11 +228,11 @@ impl Mailer {
             url: self.link(&format!("/_vigile/password/reset?token={token}")),
         });
         l.footer = t.get("mail-ignore");
-        self.queue("password_reset", &user.email, l).await
+        self.queue("password_reset", &user.email, l, now).await
     }
 
     /// Tells the member their password changed (and how to react if it was not them).
-    pub async fn password_changed(&self, user: &User) -> StoreResult<()> {
+    pub async fn password_changed(&self, user: &User, now: Millis) -> StoreResult<()> {
         let lang = self.lang_of(user);
         let t = lang.tr();
         let mut l = self.letter(lang, "mail-changed-subject");
@@ -240,12 +244,12 @@ impl Mailer {
             label: t.get("mail-changed-notme"),
             url: self.link("/_vigile/password/forgot"),
         }];
-        self.queue("password_changed", &user.email, l).await
+        self.queue("password_changed", &user.email, l, now).await
     }
 
     /// The account was locked after repeated wrong passwords: what happened, and the
     /// reset link that reactivates it.
-    pub async fn account_locked(&self, user: &User, token: &str) -> StoreResult<()> {
+    pub async fn account_locked(&self, user: &User, token: &str, now: Millis) -> StoreResult<()> {
         let lang = self.lang_of(user);
         let t = lang.tr();
         let minutes = self.config.file.password.reset_ttl.as_secs().div_ceil(60);
@@ -268,11 +272,11 @@ impl Mailer {
             url: self.link(&format!("/_vigile/password/reset?token={token}")),
         });
         l.footer = t.get("mail-locked-footer");
-        self.queue("account_locked", &user.email, l).await
+        self.queue("account_locked", &user.email, l, now).await
     }
 
     /// An admin invited this address (invite mode): a link to the sign-up form.
-    pub async fn invitation(&self, email: &Email, lang: Lang) -> StoreResult<()> {
+    pub async fn invitation(&self, email: &Email, lang: Lang, now: Millis) -> StoreResult<()> {
         let email = email.as_str();
         let t = lang.tr();
         let days = self
@@ -293,7 +297,7 @@ impl Mailer {
             url: self.link(&format!("/_vigile/signup?email={encoded}")),
         });
         l.footer = t.get("mail-ignore");
-        self.queue("invitation", email, l).await
+        self.queue("invitation", email, l, now).await
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use super::dev::DevOutbox;
 use super::transport::Transport;
-use crate::app::now_ms;
+use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::store::{millis, DynStore, Millis, OutboxMail};
 
@@ -37,6 +37,8 @@ pub struct Sender {
     pub metrics: Arc<Metrics>,
     pub wake: Arc<Notify>,
     pub dev: Option<Arc<DevOutbox>>,
+    /// Read before each claim and after each send (a send can take `timeout`).
+    pub clock: SharedClock,
 }
 
 /// Delay before the next attempt after `attempts` failed ones (at least one):
@@ -56,7 +58,7 @@ impl Sender {
 
     pub async fn run(self) {
         loop {
-            while let Some(handled) = self.step(now_ms()).await {
+            while let Some(handled) = self.step(self.clock.now_ms()).await {
                 if !handled {
                     break;
                 }
@@ -90,6 +92,7 @@ impl Sender {
             .transport
             .send(&self.from, &self.host, mail, self.timeout)
             .await;
+        let now = self.clock.now_ms();
         let counter = |result: &str| {
             self.metrics
                 .mail
@@ -100,7 +103,7 @@ impl Sender {
             Ok(()) => {
                 counter("sent");
                 if let Some(dev) = &self.dev {
-                    dev.record(&mail.to, &mail.subject, &mail.text, now_ms());
+                    dev.record(&mail.to, &mail.subject, &mail.text, now);
                 }
                 tracing::info!(target: "mail", id = %mail.id, kind = %mail.kind, attempts = mail.attempts + 1, "mail sent");
                 if let Err(e) = self.store.outbox_done(&mail.id).await {
@@ -114,7 +117,7 @@ impl Sender {
                 // Kept for admins: the server's answer, bounded.
                 let reason: String = err.reason.chars().take(MAX_REASON).collect();
                 tracing::warn!(target: "audit", event = "mail_failed", id = %mail.id, kind = %mail.kind, to = %mail.to, attempts, error = %reason, "the mail server refused a mail for good; it is listed on the admin page");
-                if let Err(e) = self.store.outbox_fail(&mail.id, now_ms(), &reason).await {
+                if let Err(e) = self.store.outbox_fail(&mail.id, now, &reason).await {
                     // Still waiting in the outbox: it is tried again when its lease ends.
                     tracing::warn!(error = %e, id = %mail.id, "could not mark a refused mail as failed");
                 }
@@ -124,7 +127,7 @@ impl Sender {
                 let attempts = mail.attempts.saturating_add(1);
                 let delay = backoff(attempts, self.retry_initial, self.retry_max);
                 tracing::warn!(target: "mail", id = %mail.id, kind = %mail.kind, attempts, retry_in_ms = delay, error = %err.reason, "mail not sent; kept for a retry");
-                let next = now_ms().saturating_add(delay);
+                let next = now.saturating_add(delay);
                 if let Err(e) = self.store.outbox_retry(&mail.id, next, &err.reason).await {
                     tracing::warn!(error = %e, id = %mail.id, "could not reschedule a mail; its lease will bring it back");
                 }

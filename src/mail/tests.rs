@@ -3,6 +3,9 @@
 use super::*;
 use crate::store::{AccountStatus, SqliteStore, UserId};
 
+/// When the mails are queued (the outbox only stores it).
+const NOW: crate::store::Millis = 1_700_000_000_000;
+
 fn mailer(public_url: &str) -> (Mailer, DynStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
@@ -35,16 +38,16 @@ fn user(lang: &str) -> User {
 async fn every_mail(lang: &str) -> Vec<(OutboxMail, &'static str)> {
     let (m, store, _dir) = mailer("https://courses.example.com/");
     let u = user(lang);
-    m.activation(&u, "TOKEN1").await.unwrap();
-    m.account_created(&u).await.unwrap();
-    m.signup_attempt(&u).await.unwrap();
-    m.password_reset(&u, "TOKEN2").await.unwrap();
-    m.password_changed(&u).await.unwrap();
+    m.activation(&u, "TOKEN1", NOW).await.unwrap();
+    m.account_created(&u, NOW).await.unwrap();
+    m.signup_attempt(&u, NOW).await.unwrap();
+    m.password_reset(&u, "TOKEN2", NOW).await.unwrap();
+    m.password_changed(&u, NOW).await.unwrap();
     let invited = crate::edge::email::Email::parse("zoe@example.com").unwrap();
-    m.invitation(&invited, Lang::parse(lang).unwrap())
+    m.invitation(&invited, Lang::parse(lang).unwrap(), NOW)
         .await
         .unwrap();
-    m.account_locked(&u, "TOKEN3").await.unwrap();
+    m.account_locked(&u, "TOKEN3", NOW).await.unwrap();
     let mut mails = store.outbox_list().await.unwrap();
     mails.sort_by_key(|m| {
         [
@@ -118,7 +121,7 @@ async fn links_keep_a_path_prefix_and_html_is_escaped() {
     let (m, store, _dir) = mailer("https://example.com/members");
     let mut u = user("en");
     u.email = "a<b>@example.com".into();
-    m.account_created(&u).await.unwrap();
+    m.account_created(&u, NOW).await.unwrap();
     let mail = store.outbox_list().await.unwrap().remove(0);
     assert!(mail
         .text

@@ -34,6 +34,8 @@ pub struct PageRequest<'a> {
     /// The session cookie names a session that was ended by another device: why.
     pub signed_out: Option<crate::store::SignedOut>,
     pub lang: Lang,
+    /// When the proxy read the request: pages and flows take this time, never the clock.
+    pub now: crate::store::Millis,
 }
 
 impl PageRequest<'_> {

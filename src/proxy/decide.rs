@@ -14,7 +14,7 @@ use super::edge::Edge;
 use super::headers::Forwarded;
 use super::RequestCtx;
 use crate::access::Access;
-use crate::app::{now_ms, App};
+use crate::app::App;
 use crate::auth::Identity;
 use crate::edge::host::Authority;
 use crate::i18n::Lang;
@@ -128,7 +128,8 @@ pub async fn decide(
         request_id(),
     ));
 
-    let now = now_ms();
+    // The request's one reading of the clock.
+    let now = app.clock.now_ms();
     let identity: Result<Option<Arc<Identity>>, ()> = match &cookies.session {
         None => Ok(None),
         Some(token) => app.auth.identify(token, now).await.map_err(|_| ()),
@@ -176,6 +177,7 @@ pub async fn decide(
             identity,
             signed_out,
             lang: ctx.lang,
+            now,
         };
         let reply = pages::handle(app, page).await;
         // A 429 from Vigile's pages is a blocked IP or a rate limit.

@@ -12,7 +12,7 @@ mod respond;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -21,6 +21,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::app::App;
 use crate::auth::Identity;
+use crate::clock::Stopwatch;
 use crate::i18n::Lang;
 pub use decide::Decision;
 use headers::{Forwarded, HeaderPlan};
@@ -44,8 +45,8 @@ pub struct RequestCtx {
     identity: Option<Arc<Identity>>,
     lang: Lang,
     forwarded: Option<Forwarded>,
-    upstream_start: Option<Instant>,
-    started: Instant,
+    upstream_start: Option<Stopwatch>,
+    started: Stopwatch,
     decision: &'static str,
 }
 
@@ -59,7 +60,7 @@ impl ProxyHttp for Gateway {
             lang: self.app.config.default_lang,
             forwarded: None,
             upstream_start: None,
-            started: Instant::now(),
+            started: Stopwatch::start(),
             decision: "proxied",
         }
     }
@@ -138,7 +139,7 @@ impl ProxyHttp for Gateway {
             fwd,
             self.app.cookies,
         )?;
-        ctx.upstream_start = Some(Instant::now());
+        ctx.upstream_start = Some(Stopwatch::start());
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::{now_ms, App};
+use crate::app::App;
 
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const GAUGE_EVERY: Duration = Duration::from_secs(10);
@@ -13,13 +13,13 @@ const GAUGE_EVERY: Duration = Duration::from_secs(10);
 /// Fails when the mail transport cannot be set up (an unusable `mail.file_dir`, say):
 /// better not to start than to queue mails nobody sends.
 pub fn spawn(bg: &tokio::runtime::Runtime, app: Arc<App>) -> Result<(), String> {
-    app.mailer.spawn_sender(bg)?;
+    app.mailer.spawn_sender(bg, app.clock.clone())?;
     let sweeper = app.clone();
     bg.spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         loop {
             tick.tick().await;
-            match sweeper.store.sweep(now_ms()).await {
+            match sweeper.store.sweep(sweeper.clock.now_ms()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(removed = n, "swept expired records"),
                 Err(e) => tracing::warn!(error = %e, "sweep failed"),
@@ -30,7 +30,7 @@ pub fn spawn(bg: &tokio::runtime::Runtime, app: Arc<App>) -> Result<(), String> 
         let mut tick = tokio::time::interval(GAUGE_EVERY);
         loop {
             tick.tick().await;
-            if let Ok(n) = app.store.session_count(now_ms()).await {
+            if let Ok(n) = app.store.session_count(app.clock.now_ms()).await {
                 app.metrics.sessions_active.set(n as i64);
             }
         }

@@ -41,7 +41,7 @@ impl ServeHttp for OpsEndpoints {
                 // (or, with the store down, the last value).
                 let count = tokio::time::timeout(
                     std::time::Duration::from_secs(1),
-                    self.app.store.session_count(crate::app::now_ms()),
+                    self.app.store.session_count(self.app.clock.now_ms()),
                 )
                 .await;
                 if let Ok(Ok(n)) = count {

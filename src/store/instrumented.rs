@@ -8,9 +8,9 @@
 //! and the test below checks that every operation the macro knows of gets a sample.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::{DynStore, StoreError, StoreResult};
+use crate::clock::Stopwatch;
 use crate::metrics::Metrics;
 
 /// Declares a store trait and its timed implementation for [`Instrumented`]:
@@ -102,7 +102,7 @@ impl Instrumented {
         op: &'static str,
         fut: impl std::future::Future<Output = StoreResult<T>>,
     ) -> StoreResult<T> {
-        let start = Instant::now();
+        let start = Stopwatch::start();
         let result = fut.await;
         self.metrics
             .store_duration

@@ -85,7 +85,7 @@ async fn sessions(s: &Stack, email: &str) -> usize {
     let store = open_store(s);
     let user = store.user_by_email(email).await.unwrap().unwrap();
     store
-        .sessions_of(&user.id, vigile::app::now_ms())
+        .sessions_of(&user.id, vigile::clock::now_ms())
         .await
         .unwrap()
         .len()

@@ -282,7 +282,7 @@ async fn ip_block_starts_shows_doubles_and_ends(backend: Backend) {
 
     // The block ends: plant one that started 16 minutes ago (time as a parameter).
     let store = open_store(&s);
-    let now = vigile::app::now_ms();
+    let now = vigile::clock::now_ms();
     store.ip_unblock("127.0.0.1", now).await.unwrap();
     store
         .ip_block("127.0.0.1", &rule(), now - 16 * 60_000)
@@ -327,12 +327,12 @@ async fn forwarded_for_counts_only_from_trusted_proxies(backend: Backend) {
         .await
         .is_some());
     assert!(open_store(&s)
-        .ip_blocked_until("127.0.0.1", vigile::app::now_ms())
+        .ip_blocked_until("127.0.0.1", vigile::clock::now_ms())
         .await
         .unwrap()
         .is_some());
     assert!(open_store(&s)
-        .ip_blocked_until("10.0.0.99", vigile::app::now_ms())
+        .ip_blocked_until("10.0.0.99", vigile::clock::now_ms())
         .await
         .unwrap()
         .is_none());
@@ -395,7 +395,7 @@ async fn parallel_bursts_on_two_instances_never_exceed_the_thresholds() {
     // The IP rule too: at most 10 attempts were let through from this address.
     let store = open_store(&s);
     assert!(store
-        .ip_blocked_until("127.0.0.1", vigile::app::now_ms())
+        .ip_blocked_until("127.0.0.1", vigile::clock::now_ms())
         .await
         .unwrap()
         .is_some());

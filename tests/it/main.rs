@@ -1,6 +1,8 @@
 //! The integration test binary: every test talks to real processes through real sockets
 //! (the `vigile` binary, redis-server, a recording upstream). See `common/` for fixtures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Real processes run on the real clock: deadlines, polling and latency are measured on it.
+#![allow(clippy::disallowed_methods)]
 
 mod audit;
 mod browser;

@@ -171,7 +171,7 @@ async fn reset_links_expire_and_die_with_the_password(backend: Backend) {
             hash: TokenHash::of(&token),
             subject: user.id.as_str().into(),
             bind,
-            expires_at: vigile::app::now_ms() - 60_000,
+            expires_at: vigile::clock::now_ms() - 60_000,
         })
         .await
         .unwrap();

@@ -10,7 +10,7 @@ use crate::common::http::{self, client, get, header, login_ok};
 use crate::common::poll_until;
 
 fn now_ms() -> i64 {
-    vigile::app::now_ms()
+    vigile::clock::now_ms()
 }
 
 /// Plants a session straight into the store (as a gateway would), with chosen times, and

@@ -202,7 +202,7 @@ both_backends!(taken_address_reveals_nothing_and_owner_is_told);
 
 /// A pending account whose creation is `age` ago, with an activation link.
 async fn plant_pending(store: &DynStore, email: &str, age: i64, ttl: i64) -> (User, String) {
-    let now = vigile::app::now_ms();
+    let now = vigile::clock::now_ms();
     let user = User {
         id: UserId::random(),
         email: email.into(),
@@ -295,7 +295,7 @@ async fn expired_links_and_pending_accounts(backend: Backend) {
     // The store forgets expired pending accounts by itself (Redis by TTL, SQLite by the
     // sweeper, run here with the instant it would run at).
     let (ghost, _) = plant_pending(&store, "ghost@example.com", 8 * DAY, 7 * DAY).await;
-    store.sweep(vigile::app::now_ms()).await.unwrap();
+    store.sweep(vigile::clock::now_ms()).await.unwrap();
     assert!(store.user_by_id(&ghost.id).await.unwrap().is_none());
     assert!(store
         .user_by_email("ghost@example.com")

@@ -23,7 +23,7 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
         Ok(id) => id,
         Err(reply) => return reply,
     };
-    let now = crate::app::now_ms();
+    let now = ctx.now;
     let found = async {
         let policy = crate::auth::devices::policy_for(ctx.app, &id.user_id).await?;
         let sessions = ctx.app.store.sessions_of(&id.user_id, now).await?;

@@ -5,7 +5,6 @@ use http::StatusCode;
 
 use super::admin::{admin, parse_cap};
 use super::Ctx;
-use crate::app::now_ms;
 use crate::edge::email::Email;
 use crate::pages::forms::AdminMemberPage;
 use crate::pages::{render, Reply};
@@ -20,7 +19,7 @@ async fn page(
     error: Option<&'static str>,
 ) -> Reply {
     let store = &ctx.app.store;
-    let now = now_ms();
+    let now = ctx.now;
     let found = async {
         let Some(email) = email else {
             return Ok(None);
@@ -150,7 +149,7 @@ pub async fn revoke(ctx: &Ctx<'_, '_>) -> Reply {
                     &user.id,
                     &session,
                     SignedOut::Revoked,
-                    now_ms(),
+                    ctx.now,
                 )
                 .await
             }

@@ -6,7 +6,6 @@ use http::StatusCode;
 
 use super::account::signed_in;
 use super::Ctx;
-use crate::app::now_ms;
 use crate::auth::devices::{self, Chosen, Resent};
 use crate::auth::{FlowError, NewSession};
 use crate::i18n::Lang;
@@ -55,7 +54,7 @@ fn browser<'a>(ctx: &'a Ctx<'_, '_>) -> NewSession<'a> {
         ip: ctx.req.client_ip.to_string(),
         user_agent: ctx.req.user_agent(),
         previous_token: ctx.req.cookies.session.as_deref(),
-        now: now_ms(),
+        now: ctx.now,
     }
 }
 
@@ -80,7 +79,7 @@ fn verify_form(ctx: &Ctx<'_, '_>, status: StatusCode, error: Option<String>) -> 
 }
 
 pub async fn verify_get(ctx: &Ctx<'_, '_>) -> Reply {
-    match ctx.app.store.challenge_get(&ctx.device, now_ms()).await {
+    match ctx.app.store.challenge_get(&ctx.device, ctx.now).await {
         Ok(None) => gone(ctx),
         Ok(Some(ch)) if ch.verified => {
             Reply::redirect(StatusCode::FOUND, "/_vigile/devices/choose")
@@ -101,7 +100,7 @@ pub async fn verify_post(ctx: &Ctx<'_, '_>) -> Reply {
         .filter(|c| !c.is_whitespace())
         .take(16)
         .collect();
-    match devices::verify(ctx.app, &ctx.device, &code, now_ms()).await {
+    match devices::verify(ctx.app, &ctx.device, &code, ctx.now).await {
         Ok(CodeCheck::Verified(_)) => Reply::see_other("/_vigile/devices/choose"),
         Ok(CodeCheck::Wrong { left }) => {
             let text = ctx
@@ -159,7 +158,7 @@ pub async fn cancel(ctx: &Ctx<'_, '_>) -> Reply {
 
 /// The choice page for this device's verified login, or why there is none.
 async fn choose_page(ctx: &Ctx<'_, '_>, status: StatusCode, error: Option<String>) -> Reply {
-    let now = now_ms();
+    let now = ctx.now;
     let found = async {
         let Some((_, user)) = devices::verified(ctx.app, &ctx.device, now).await? else {
             return Ok::<_, FlowError>(None);
@@ -246,7 +245,7 @@ pub async fn revoke(ctx: &Ctx<'_, '_>) -> Reply {
     if target == id.session_id {
         return Reply::see_other("/_vigile/account#devices");
     }
-    match devices::end_session(ctx.app, &id.user_id, &target, SignedOut::Revoked, now_ms()).await {
+    match devices::end_session(ctx.app, &id.user_id, &target, SignedOut::Revoked, ctx.now).await {
         Ok(ended) => {
             if ended {
                 tracing::info!(target: "audit", event = "device_revoked", user = %id.user_id, ip = %ctx.req.client_ip, session = %target, "member signed out one of their devices");
@@ -267,7 +266,7 @@ pub async fn others(ctx: &Ctx<'_, '_>) -> Reply {
     if !ctx.csrf_ok(f.get("csrf")) {
         return ctx.csrf_failed();
     }
-    let now = now_ms();
+    let now = ctx.now;
     let store = &ctx.app.store;
     let result = async {
         let mut n = 0;

@@ -3,7 +3,6 @@
 use http::StatusCode;
 
 use super::Ctx;
-use crate::app::now_ms;
 use crate::auth::{login as run_login, LoginInput, LoginOutcome};
 use crate::edge::email::Email;
 use crate::pages::render::{self, LoginPage};
@@ -97,7 +96,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
         user_agent: ctx.req.user_agent(),
         previous_token: ctx.req.cookies.session.as_deref(),
         rd: &rd,
-        now: now_ms(),
+        now: ctx.now,
     };
     match run_login(ctx.app, input).await {
         Ok(LoginOutcome::Success {
@@ -200,7 +199,7 @@ pub async fn logout(ctx: &Ctx<'_, '_>) -> Reply {
         return ctx.csrf_failed();
     }
     if let Some(token) = &ctx.req.cookies.session {
-        if let Err(e) = ctx.app.auth.logout(token, now_ms()).await {
+        if let Err(e) = ctx.app.auth.logout(token, ctx.now).await {
             tracing::error!(error = %e, "logout could not reach the store");
             return render::unavailable(ctx.lang());
         }

@@ -14,7 +14,7 @@ use http::{Method, StatusCode};
 
 use super::render::{self, Chrome};
 use super::{csrf, PageRequest, Reply};
-use crate::app::{now_ms, App};
+use crate::app::App;
 use crate::i18n::Lang;
 use crate::store::DeviceId;
 
@@ -164,7 +164,7 @@ pub async fn dispatch(app: &std::sync::Arc<App>, req: PageRequest<'_>) -> Reply 
         req: &req,
         device,
         secret,
-        now: now_ms(),
+        now: req.now,
     };
     if GUARDED.contains(&route) {
         let ip = req.client_ip.to_string();

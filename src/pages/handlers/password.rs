@@ -4,7 +4,6 @@ use http::StatusCode;
 
 use super::signup::{email_field, problems, rules};
 use super::Ctx;
-use crate::app::now_ms;
 use crate::auth::reset::{self as flow, ResetOutcome};
 use crate::pages::forms::{EmailFormPage, ResetPage};
 use crate::pages::{render, Reply};
@@ -43,7 +42,7 @@ pub async fn forgot_post(ctx: &Ctx<'_, '_>) -> Reply {
         Ok(email) => email,
         Err(reply) => return reply,
     };
-    match flow::forgot(ctx.app, &email, ctx.req.client_ip, now_ms()).await {
+    match flow::forgot(ctx.app, &email, ctx.req.client_ip, ctx.now).await {
         Ok(Ok(())) => ctx.message(
             StatusCode::OK,
             "forgot-sent-title",
@@ -88,7 +87,7 @@ fn reset_form(
 
 pub async fn reset_get(ctx: &Ctx<'_, '_>) -> Reply {
     let token = ctx.req.query_param("token").unwrap_or_default();
-    match flow::check_link(ctx.app, &token, now_ms()).await {
+    match flow::check_link(ctx.app, &token, ctx.now).await {
         Ok(Some(user)) => reset_form(ctx, StatusCode::OK, token, user.email, vec![]),
         Ok(None) => bad_link(ctx),
         Err(e) => ctx.flow_failed(&e),
@@ -100,7 +99,7 @@ pub async fn reset_post(ctx: &Ctx<'_, '_>) -> Reply {
     if !ctx.csrf_ok(f.get("csrf")) {
         return ctx.csrf_failed();
     }
-    let (token, now) = (f.get("token"), now_ms());
+    let (token, now) = (f.get("token"), ctx.now);
     let outcome = flow::reset(
         ctx.app,
         token,

@@ -3,7 +3,6 @@
 use http::StatusCode;
 
 use super::Ctx;
-use crate::app::now_ms;
 use crate::auth::signup::{
     self as flow, ActivateInput, ActivateOutcome, Problem, SignupInput, SignupOutcome,
 };
@@ -78,7 +77,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
         confirm: f.get("confirm"),
         lang,
         ip: ctx.req.client_ip,
-        now: now_ms(),
+        now: ctx.now,
     };
     match flow::signup(ctx.app, input).await {
         Ok(SignupOutcome::CheckYourMail) => ctx.message(
@@ -118,7 +117,7 @@ pub async fn activate(ctx: &Ctx<'_, '_>) -> Reply {
             ip: ctx.req.client_ip.to_string(),
             user_agent: ctx.req.user_agent(),
             previous_token: ctx.req.cookies.session.as_deref(),
-            now: now_ms(),
+            now: ctx.now,
         },
     };
     match flow::activate(ctx.app, input).await {
@@ -188,7 +187,7 @@ pub async fn resend_post(ctx: &Ctx<'_, '_>) -> Reply {
         Ok(email) => email,
         Err(reply) => return reply,
     };
-    match flow::resend_activation(ctx.app, &email, ctx.req.client_ip, now_ms()).await {
+    match flow::resend_activation(ctx.app, &email, ctx.req.client_ip, ctx.now).await {
         Ok(Ok(())) => ctx.message(
             StatusCode::OK,
             "resend-sent-title",
