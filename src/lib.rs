@@ -6,6 +6,7 @@
 //! - [`access`]: `[access]` rules, matched on the canonical path.
 //! - [`store`]: the `Store` trait and its SQLite and Redis backends.
 //! - [`auth`]: login, sessions, password hashing, as plain async flows over the store.
+//! - [`routes`]: every `/_vigile/…` page as a `Route` (parse, path, guarded).
 //! - [`pages`]: Vigile's own pages (`/_vigile/...`), rendered with askama.
 //! - [`proxy`]: the Pingora `ProxyHttp` implementation (decide, strip, inject, forward).
 //! - [`server`]: assembling Pingora services (gateway, metrics, background tasks).
@@ -31,6 +32,7 @@ pub mod mail;
 pub mod metrics;
 pub mod pages;
 pub mod proxy;
+pub mod routes;
 pub mod server;
 pub mod store;
 

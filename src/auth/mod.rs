@@ -16,7 +16,7 @@ mod sessions;
 pub mod signup;
 
 pub use login::{ip_rule, login, start_session, LoginInput, LoginOutcome, NewSession};
-pub use sessions::{Identity, SessionCache};
+pub use sessions::{Identity, SessionCache, Visitor};
 
 use std::sync::Arc;
 

@@ -22,6 +22,25 @@ pub const CACHE_TTL: Duration = Duration::from_millis(500);
 /// `last_seen` is written at most this often per session, to keep reads cheap.
 const TOUCH_EVERY_MS: Millis = 60_000;
 
+/// Who is asking: what a request's session cookie resolved to.
+#[derive(Debug, Clone)]
+pub enum Visitor {
+    /// No cookie, or one whose session is gone.
+    Anonymous,
+    Member(Arc<Identity>),
+    /// The store could not be asked: protected pages fail closed.
+    StoreDown,
+}
+
+impl Visitor {
+    pub fn identity(&self) -> Option<&Arc<Identity>> {
+        match self {
+            Visitor::Member(id) => Some(id),
+            Visitor::Anonymous | Visitor::StoreDown => None,
+        }
+    }
+}
+
 /// Who is making the request, as sent upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {

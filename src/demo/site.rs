@@ -9,6 +9,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::i18n::{Lang, Tr};
+use crate::routes::Route;
 
 pub struct DemoSite {
     default: Lang,

@@ -109,9 +109,14 @@ impl CanonicalPath {
         &self.wire
     }
 
-    /// Whether this is one of Vigile's own pages (`/_vigile` or below).
+    /// Whether this is one of Vigile's own pages (`/_vigile` or below). Any spelling a
+    /// framework could read as that prefix counts (`/_VIGILE`, `/_vigile;x`, `/_vigile.`),
+    /// so such a path is answered here (a 404 if no page) and never reaches the upstream.
     pub fn is_vigile(&self) -> bool {
-        self.decoded == "/_vigile" || self.decoded.starts_with("/_vigile/")
+        let first = self.decoded[1..].split('/').next().unwrap_or("");
+        let name = first.split(';').next().unwrap_or("");
+        name.trim_end_matches(['.', ' '])
+            .eq_ignore_ascii_case(&crate::routes::BASE[1..])
     }
 }
 

@@ -3,6 +3,7 @@
 use super::letter::Link;
 use super::Mailer;
 use crate::i18n::Lang;
+use crate::routes::Route;
 use crate::store::{Millis, StoreResult, User};
 
 /// A login past the device cap, as the mails describe it.
@@ -17,7 +18,7 @@ pub struct Overflow<'a> {
 }
 
 impl Mailer {
-    /// The 6-digit code a member enters on `/_vigile/verify` to replace a device.
+    /// The 6-digit code a member enters on the verify page to replace a device.
     pub async fn device_code(
         &self,
         o: &Overflow<'_>,
@@ -47,7 +48,7 @@ impl Mailer {
         ];
         l.links = vec![Link {
             label: t.get("mail-code-notme"),
-            url: self.link("/_vigile/password/forgot"),
+            url: self.link(Route::PasswordForgot.path()),
         }];
         l.footer = t.get("mail-code-footer");
         self.queue("device_code", &o.member.email, l, now).await
@@ -86,7 +87,7 @@ impl Mailer {
         ];
         l.action = Some(Link {
             label: t.get("mail-overflow-action"),
-            url: self.link("/_vigile/admin"),
+            url: self.link(Route::Admin.path()),
         });
         l.footer = t.get("mail-overflow-footer");
         self.queue("device_overflow", to, l, now).await

@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::edge::email::Email;
 use crate::i18n::Lang;
 use crate::metrics::Metrics;
+use crate::routes::Route;
 use crate::store::{millis, DynStore, Millis, OutboxMail, StoreError, StoreResult, User};
 use letter::{Letter, Link};
 
@@ -170,7 +171,7 @@ impl Mailer {
         ];
         l.action = Some(Link {
             label: t.get("mail-activation-action"),
-            url: self.link(&format!("/_vigile/activate?token={token}")),
+            url: self.link(&Route::Activate.with_query(&[("token", token)])),
         });
         l.footer = t.get("mail-ignore");
         self.queue("activation", &user.email, l, now).await
@@ -187,7 +188,7 @@ impl Mailer {
         ];
         l.action = Some(Link {
             label: t.get("mail-created-action"),
-            url: self.link("/_vigile/account"),
+            url: self.link(Route::Account.path()),
         });
         self.queue("account_created", &user.email, l, now).await
     }
@@ -203,11 +204,11 @@ impl Mailer {
         ];
         l.action = Some(Link {
             label: t.get("mail-attempt-login"),
-            url: self.link("/_vigile/login"),
+            url: self.link(Route::Login.path()),
         });
         l.links = vec![Link {
             label: t.get("mail-attempt-forgot"),
-            url: self.link("/_vigile/password/forgot"),
+            url: self.link(Route::PasswordForgot.path()),
         }];
         l.footer = t.get("mail-attempt-footer");
         self.queue("signup_attempt", &user.email, l, now).await
@@ -225,7 +226,7 @@ impl Mailer {
         ];
         l.action = Some(Link {
             label: t.get("mail-reset-action"),
-            url: self.link(&format!("/_vigile/password/reset?token={token}")),
+            url: self.link(&Route::PasswordReset.with_query(&[("token", token)])),
         });
         l.footer = t.get("mail-ignore");
         self.queue("password_reset", &user.email, l, now).await
@@ -242,7 +243,7 @@ impl Mailer {
         ];
         l.links = vec![Link {
             label: t.get("mail-changed-notme"),
-            url: self.link("/_vigile/password/forgot"),
+            url: self.link(Route::PasswordForgot.path()),
         }];
         self.queue("password_changed", &user.email, l, now).await
     }
@@ -269,7 +270,7 @@ impl Mailer {
         ];
         l.action = Some(Link {
             label: t.get("mail-locked-action"),
-            url: self.link(&format!("/_vigile/password/reset?token={token}")),
+            url: self.link(&Route::PasswordReset.with_query(&[("token", token)])),
         });
         l.footer = t.get("mail-locked-footer");
         self.queue("account_locked", &user.email, l, now).await
@@ -291,10 +292,9 @@ impl Mailer {
             t.with("mail-invite-intro", &self.args(email)),
             t.with("mail-invite-validity", &[("days", days.to_string())]),
         ];
-        let encoded: String = form_urlencoded::byte_serialize(email.as_bytes()).collect();
         l.action = Some(Link {
             label: t.get("mail-invite-action"),
-            url: self.link(&format!("/_vigile/signup?email={encoded}")),
+            url: self.link(&Route::Signup.with_query(&[("email", email)])),
         });
         l.footer = t.get("mail-ignore");
         self.queue("invitation", email, l, now).await

@@ -4,6 +4,7 @@
 use askama::Template;
 
 use super::render::Chrome;
+use crate::{i18n::Lang, routes::Route};
 
 #[derive(Template)]
 #[template(path = "pages/signup.html")]

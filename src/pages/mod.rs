@@ -1,9 +1,11 @@
-//! Vigile's own pages under `/_vigile/`: one handler per page, each taking a
-//! [`PageRequest`] (plain data, no Pingora types) and returning a [`Reply`]. The proxy
-//! writes the reply; nothing here touches a socket.
+//! Vigile's own pages under `/_vigile/`: one handler per [`Route`](crate::routes::Route),
+//! each taking the page context (a [`PageRequest`]: plain data, no Pingora types) and
+//! returning `Result<Reply, PageError>`; [`PageError`] renders every refusal in one place.
+//! The proxy writes the reply; nothing here touches a socket.
 
 pub mod cookies;
 mod csrf;
+pub mod error;
 pub mod forms;
 mod handlers;
 pub mod rd;
@@ -15,22 +17,24 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 
 use crate::app::App;
-use crate::auth::Identity;
+use crate::auth::Visitor;
 use crate::i18n::{Lang, Tr};
 use cookies::RequestCookies;
+pub use error::PageError;
+pub use handlers::Answered;
 
 /// Everything a page handler may look at.
 pub struct PageRequest<'a> {
     pub method: &'a Method,
-    /// Normalised path, starting with `/_vigile/`.
+    /// Canonical, percent-decoded path, starting with `/_vigile`.
     pub path: &'a str,
     pub query: &'a str,
     pub headers: &'a HeaderMap,
     pub cookies: &'a RequestCookies,
     pub body: Bytes,
     pub client_ip: IpAddr,
-    /// `Err(())` when the store could not be asked (pages needing a session answer 503).
-    pub identity: Result<Option<std::sync::Arc<Identity>>, ()>,
+    /// Who is asking (a member, anonymous, or unknown because the store is down).
+    pub visitor: Visitor,
     /// The session cookie names a session that was ended by another device: why.
     pub signed_out: Option<crate::store::SignedOut>,
     pub lang: Lang,
@@ -137,6 +141,6 @@ impl Reply {
 }
 
 /// Routes a `/_vigile/...` request to its page.
-pub async fn handle(app: &std::sync::Arc<App>, req: PageRequest<'_>) -> Reply {
+pub async fn handle(app: &std::sync::Arc<App>, req: PageRequest<'_>) -> Answered {
     handlers::dispatch(app, req).await
 }

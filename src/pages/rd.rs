@@ -2,6 +2,7 @@
 //! turned into an open redirect (`//evil.example`, `https://evil.example`, `/\evil`).
 
 use crate::edge::path::CanonicalPath;
+use crate::routes::Route;
 
 /// The canonical form of `rd` when it is a safe local path, else `None`. Its path goes
 /// through the request canonicaliser, so dot segments (`/..//evil.example`), empty segments,
@@ -41,11 +42,8 @@ pub fn or_home(rd: Option<&str>) -> String {
 /// `/_vigile/login?rd=...` for a path the visitor was trying to reach.
 pub fn login_url(original: &str) -> String {
     match safe_rd(original) {
-        Some(rd) if rd != "/" => format!(
-            "/_vigile/login?rd={}",
-            form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
-        ),
-        _ => "/_vigile/login".to_string(),
+        Some(rd) if rd != "/" => Route::Login.with_query(&[("rd", &rd)]),
+        _ => Route::Login.path().to_string(),
     }
 }
 

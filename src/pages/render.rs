@@ -6,6 +6,7 @@ use http::StatusCode;
 
 use super::Reply;
 use crate::i18n::{Lang, Tr};
+use crate::routes::Route;
 
 /// What the shared layout needs on every page: catalog, language switch target,
 /// who is signed in (for the header and its logout button).

@@ -1,24 +1,29 @@
-//! SPEC section 4, step by step: what to do with one request. Returns a [`Decision`];
-//! the caller writes the response or forwards.
+//! SPEC section 4 in small steps: read the request's facts (refusing what is ambiguous),
+//! find the visitor, then route it: one of Vigile's pages, or the access rules. Returns a
+//! [`Decided`]; the caller stores its facts in the request context and writes the
+//! response or forwards. Nothing here writes to the context or to the socket.
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode};
+use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 use serde_json::json;
 
 use super::client::{client_ip, is_trusted};
-use super::edge::Edge;
+use super::edge::{Edge, EdgeError};
 use super::headers::Forwarded;
-use super::RequestCtx;
 use crate::access::Access;
 use crate::app::App;
-use crate::auth::Identity;
-use crate::edge::host::Authority;
+use crate::auth::Visitor;
 use crate::i18n::Lang;
+use crate::pages::cookies::RequestCookies;
 use crate::pages::{self, rd, render, PageRequest, Reply};
+use crate::routes::Route;
+use crate::store::{Millis, SignedOut, TokenHash};
 
 /// A unique id per request for logs and `X-Request-Id`: a random per-process prefix and a
 /// counter (ids need to be unique, not secret; no syscall on the hot path).
@@ -35,14 +40,280 @@ fn request_id() -> String {
 const MAX_FORM_BODY: usize = 64 * 1024;
 
 pub enum Decision {
-    /// Send upstream (identity, if any, is in the ctx).
-    Forward,
-    /// Answer here; `label` is the `vigile_requests_total{decision}` value.
-    Respond { reply: Reply, label: &'static str },
+    /// Send upstream, with the visitor's identity when it is a member.
+    Forward(Visitor),
+    /// Answer here.
+    Respond(Reply, Outcome),
 }
 
-fn respond(reply: Reply, label: &'static str) -> Decision {
-    Decision::Respond { reply, label }
+/// What an answer given here was, for `vigile_requests_total{decision}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// One of Vigile's pages (or a request refused before any rule).
+    Page,
+    /// A blocked address or a rate limit on Vigile's pages.
+    Blocked,
+    LoginRedirect,
+    Unauthorized,
+    Forbidden,
+    /// The store is down and the path is protected.
+    Unavailable,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Page => "page",
+            Outcome::Blocked => "blocked",
+            Outcome::LoginRedirect => "login_redirect",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::Forbidden => "forbidden",
+            Outcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The decision and the request facts the later phases need.
+pub struct Decided {
+    pub decision: Decision,
+    pub lang: Lang,
+    /// Set once the request passed the edge checks (always when forwarding).
+    pub forwarded: Option<Forwarded>,
+}
+
+/// The request as Vigile understands it, read once.
+struct Facts {
+    lang: Lang,
+    cookies: RequestCookies,
+    client: IpAddr,
+    edge: Edge,
+    forwarded: Forwarded,
+}
+
+impl Facts {
+    fn read(
+        app: &App,
+        req: &RequestHeader,
+        peer: IpAddr,
+        tls: bool,
+    ) -> (Lang, Result<Self, EdgeError>) {
+        let cfg = &app.config;
+        let cookies = app.cookies.read(&req.headers);
+        let accept_language = req
+            .headers
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok());
+        let lang = Lang::negotiate(cookies.lang.as_deref(), accept_language, cfg.default_lang);
+        let edge = match Edge::read(req, &cfg.allowed_hosts) {
+            Ok(edge) => edge,
+            Err(why) => return (lang, Err(why)),
+        };
+        let xff: Vec<&str> = req
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let forwarded = Forwarded::new(
+            peer,
+            is_trusted(peer, &cfg.trusted_proxies),
+            Some(xff.join(", ")).filter(|s| !s.is_empty()).as_deref(),
+            tls,
+            &edge,
+            request_id(),
+        );
+        let facts = Facts {
+            lang,
+            client: client_ip(peer, &xff, &cfg.trusted_proxies),
+            cookies,
+            edge,
+            forwarded,
+        };
+        (lang, Ok(facts))
+    }
+}
+
+pub async fn decide(
+    app: &Arc<App>,
+    session: &mut Session,
+    peer: IpAddr,
+    tls: bool,
+    now: Millis,
+) -> Decided {
+    let (lang, facts) = Facts::read(app, session.req_header(), peer, tls);
+    let facts = match facts {
+        Ok(facts) => facts,
+        Err(why) => {
+            return Decided {
+                decision: refused(app, lang, why),
+                lang,
+                forwarded: None,
+            }
+        }
+    };
+    let (visitor, signed_out) = find_visitor(app, &facts.cookies, now).await;
+    let decision = if facts.edge.target.path.is_vigile() {
+        page(app, session, &facts, visitor, signed_out, now).await
+    } else {
+        apply_rules(app, session.req_header(), &facts, visitor, signed_out)
+    };
+    Decided {
+        decision,
+        lang,
+        forwarded: Some(facts.forwarded),
+    }
+}
+
+/// A request whose framing is ambiguous: 400 before any rule.
+fn refused(app: &App, lang: Lang, why: EdgeError) -> Decision {
+    tracing::debug!(reason = %why, "request refused at the edge");
+    app.metrics.refused.with_label_values(&[why.label()]).inc();
+    let reply = render::message(
+        StatusCode::BAD_REQUEST,
+        lang,
+        "bad-request-title",
+        "bad-request-message",
+        Some(("/", "back-home")),
+    );
+    Decision::Respond(reply, Outcome::Page)
+}
+
+/// Who the session cookie belongs to; for a cookie whose session is gone, whether another
+/// device ended it (only asked for such stale cookies, which are cleared right after).
+async fn find_visitor(
+    app: &App,
+    cookies: &RequestCookies,
+    now: Millis,
+) -> (Visitor, Option<SignedOut>) {
+    let Some(token) = &cookies.session else {
+        return (Visitor::Anonymous, None);
+    };
+    match app.auth.identify(token, now).await {
+        Ok(Some(id)) => (Visitor::Member(id), None),
+        Ok(None) => {
+            let why = app
+                .store
+                .signed_out(&TokenHash::of(token), now)
+                .await
+                .ok()
+                .flatten();
+            (Visitor::Anonymous, why)
+        }
+        Err(_) => (Visitor::StoreDown, None),
+    }
+}
+
+/// One of Vigile's own pages: read the form body, then hand over to `pages`.
+async fn page(
+    app: &Arc<App>,
+    session: &mut Session,
+    facts: &Facts,
+    visitor: Visitor,
+    signed_out: Option<SignedOut>,
+    now: Millis,
+) -> Decision {
+    let req = session.req_header();
+    let method = req.method.clone();
+    let headers = req.headers.clone();
+    let body = if method == Method::POST {
+        // A whole form within the header deadline: a stalled body must not hold the page.
+        let limit = app.config.file.server.header_timeout;
+        match read_body(session, limit).await {
+            Ok(b) => b,
+            Err(status) => {
+                let reason = status.canonical_reason().unwrap_or("refused");
+                let reply = Reply::new(status, "text/plain; charset=utf-8", reason);
+                return Decision::Respond(reply, Outcome::Page);
+            }
+        }
+    } else {
+        Bytes::new()
+    };
+    let page = PageRequest {
+        method: &method,
+        path: facts.edge.target.path.as_str(),
+        query: facts.edge.target.query.as_deref().unwrap_or(""),
+        headers: &headers,
+        cookies: &facts.cookies,
+        body,
+        client_ip: facts.client,
+        visitor,
+        signed_out,
+        lang: facts.lang,
+        now,
+    };
+    let answered = pages::handle(app, page).await;
+    let outcome = if answered.blocked {
+        Outcome::Blocked
+    } else {
+        Outcome::Page
+    };
+    Decision::Respond(answered.reply, outcome)
+}
+
+/// SPEC 4.3 to 4.6: the access rules on the canonical path.
+fn apply_rules(
+    app: &App,
+    req: &RequestHeader,
+    facts: &Facts,
+    visitor: Visitor,
+    signed_out: Option<SignedOut>,
+) -> Decision {
+    let access = app.config.access.classify(&facts.edge.target.path);
+    match (access, visitor) {
+        (Access::Public, visitor) => Decision::Forward(visitor),
+        (_, Visitor::StoreDown) => {
+            Decision::Respond(render::unavailable(facts.lang), Outcome::Unavailable)
+        }
+        (_, Visitor::Anonymous) => login_needed(app, req, facts, signed_out),
+        (Access::Admin, Visitor::Member(id)) if !id.admin => {
+            let reply = render::message(
+                StatusCode::FORBIDDEN,
+                facts.lang,
+                "forbidden-title",
+                "forbidden-message",
+                Some(("/", "back-home")),
+            );
+            Decision::Respond(reply, Outcome::Forbidden)
+        }
+        (_, member) => Decision::Forward(member),
+    }
+}
+
+/// No valid session on a protected path: browsers go to the login page, API clients get
+/// a 401 they can act on; a stale cookie is cleared, saying why it ended.
+fn login_needed(
+    app: &App,
+    req: &RequestHeader,
+    facts: &Facts,
+    signed_out: Option<SignedOut>,
+) -> Decision {
+    let login = Route::Login.path();
+    let (mut reply, outcome) = if wants_html(&req.method, &req.headers) {
+        let mut url = rd::login_url(&facts.edge.target.wire());
+        if let Some(why) = signed_out {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str("signed_out=");
+            url.push_str(why.as_str());
+        }
+        (
+            Reply::redirect(StatusCode::FOUND, &url),
+            Outcome::LoginRedirect,
+        )
+    } else {
+        let mut body = json!({"error": "unauthenticated", "login_url": login});
+        if let Some(why) = signed_out {
+            body["signed_out"] = why.as_str().into();
+        }
+        (
+            Reply::json(StatusCode::UNAUTHORIZED, &body),
+            Outcome::Unauthorized,
+        )
+    };
+    if facts.cookies.session.is_some() {
+        reply = reply.with_cookie(app.cookies.clear_session());
+    }
+    Decision::Respond(reply, outcome)
 }
 
 /// A navigation by a browser (gets a redirect to the login page) rather than an API call
@@ -76,188 +347,29 @@ fn wants_html(method: &Method, headers: &http::HeaderMap) -> bool {
     })
 }
 
-pub async fn decide(
-    app: &Arc<App>,
-    session: &mut Session,
-    peer: IpAddr,
-    tls: bool,
-    hosts: &[Authority],
-    ctx: &mut RequestCtx,
-) -> Decision {
-    let cfg = &app.config;
-    let req = session.req_header();
-    let header = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
-    let cookies = app.cookies.read(&req.headers);
-    ctx.lang = Lang::negotiate(
-        cookies.lang.as_deref(),
-        header("accept-language"),
-        cfg.default_lang,
-    );
-
-    let xff: Vec<&str> = req
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let client = client_ip(peer, &xff, &cfg.trusted_proxies);
-    let peer_trusted = is_trusted(peer, &cfg.trusted_proxies);
-    let edge = match Edge::read(req, hosts) {
-        Ok(edge) => edge,
-        Err(why) => {
-            tracing::debug!(reason = %why, "request refused at the edge");
-            app.metrics.refused.with_label_values(&[why.label()]).inc();
-            let reply = render::message(
-                StatusCode::BAD_REQUEST,
-                ctx.lang,
-                "bad-request-title",
-                "bad-request-message",
-                Some(("/", "back-home")),
-            );
-            return respond(reply, "page");
+/// Reads a form body within `limit`: 413 past [`MAX_FORM_BODY`], 408 when it stalls.
+async fn read_body(session: &mut Session, limit: Duration) -> Result<Bytes, StatusCode> {
+    let read = async {
+        let mut buf = BytesMut::new();
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => {
+                    if buf.len() + chunk.len() > MAX_FORM_BODY {
+                        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(buf.freeze()),
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not read request body");
+                    return Ok(Bytes::new());
+                }
+            }
         }
     };
-    let target = edge.target.wire();
-    let path = &edge.target.path;
-    ctx.forwarded = Some(Forwarded::new(
-        peer,
-        peer_trusted,
-        Some(xff.join(", ")).filter(|s| !s.is_empty()).as_deref(),
-        tls,
-        &edge,
-        request_id(),
-    ));
-
-    // The request's one reading of the clock.
-    let now = app.clock.now_ms();
-    let identity: Result<Option<Arc<Identity>>, ()> = match &cookies.session {
-        None => Ok(None),
-        Some(token) => app.auth.identify(token, now).await.map_err(|_| ()),
-    };
-
-    // A cookie whose session is gone: was it ended by another device? (Only asked for
-    // such stale cookies, which are cleared right after.)
-    let signed_out = match (&cookies.session, &identity) {
-        (Some(token), Ok(None)) => app
-            .store
-            .signed_out(&crate::store::TokenHash::of(token), now)
-            .await
-            .ok()
-            .flatten(),
-        _ => None,
-    };
-
-    if path.is_vigile() {
-        let method = req.method.clone();
-        let headers = req.headers.clone();
-        let query = req.uri.query().unwrap_or("").to_string();
-        let body = if method == Method::POST {
-            match read_body(session).await {
-                Some(b) => b,
-                None => {
-                    let reply = Reply::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "text/plain; charset=utf-8",
-                        "request body too large",
-                    );
-                    return respond(reply, "page");
-                }
-            }
-        } else {
-            Bytes::new()
-        };
-        let page = PageRequest {
-            method: &method,
-            path: path.as_str(),
-            query: &query,
-            headers: &headers,
-            cookies: &cookies,
-            body,
-            client_ip: client,
-            identity,
-            signed_out,
-            lang: ctx.lang,
-            now,
-        };
-        let reply = pages::handle(app, page).await;
-        // A 429 from Vigile's pages is a blocked IP or a rate limit.
-        let label = if reply.status == http::StatusCode::TOO_MANY_REQUESTS {
-            "blocked"
-        } else {
-            "page"
-        };
-        return respond(reply, label);
-    }
-
-    let access = cfg.access.classify(path);
-    let stale_cookie = cookies.session.is_some() && matches!(identity, Ok(None));
-    match (access, identity) {
-        (Access::Public, identity) => {
-            ctx.identity = identity.ok().flatten();
-            Decision::Forward
-        }
-        (_, Err(())) => respond(render::unavailable(ctx.lang), "unavailable"),
-        (_, Ok(None)) => {
-            let mut reply = if wants_html(&req.method, &req.headers) {
-                let mut url = rd::login_url(&target);
-                if let Some(why) = signed_out {
-                    url.push(if url.contains('?') { '&' } else { '?' });
-                    url.push_str("signed_out=");
-                    url.push_str(why.as_str());
-                }
-                Reply::redirect(StatusCode::FOUND, &url)
-            } else {
-                let mut body = json!({"error": "unauthenticated", "login_url": "/_vigile/login"});
-                if let Some(why) = signed_out {
-                    body["signed_out"] = why.as_str().into();
-                }
-                Reply::json(StatusCode::UNAUTHORIZED, &body)
-            };
-            if stale_cookie {
-                reply = reply.with_cookie(app.cookies.clear_session());
-            }
-            let label = if reply.status == StatusCode::FOUND {
-                "login_redirect"
-            } else {
-                "unauthorized"
-            };
-            respond(reply, label)
-        }
-        (Access::Admin, Ok(Some(id))) if !id.admin => {
-            let reply = render::message(
-                StatusCode::FORBIDDEN,
-                ctx.lang,
-                "forbidden-title",
-                "forbidden-message",
-                Some(("/", "back-home")),
-            );
-            respond(reply, "forbidden")
-        }
-        (_, Ok(Some(id))) => {
-            ctx.identity = Some(id);
-            Decision::Forward
-        }
-    }
-}
-
-/// Reads a form body, `None` if it exceeds [`MAX_FORM_BODY`].
-async fn read_body(session: &mut Session) -> Option<Bytes> {
-    let mut buf = BytesMut::new();
-    loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if buf.len() + chunk.len() > MAX_FORM_BODY {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Some(buf.freeze()),
-            Err(e) => {
-                tracing::debug!(error = %e, "could not read request body");
-                return Some(Bytes::new());
-            }
-        }
-    }
+    tokio::time::timeout(limit, read)
+        .await
+        .unwrap_or(Err(StatusCode::REQUEST_TIMEOUT))
 }
 
 #[cfg(test)]

@@ -81,17 +81,14 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let decision = decide::decide(
-            &self.app,
-            session,
-            peer,
-            self.tls,
-            &self.app.config.allowed_hosts,
-            ctx,
-        )
-        .await;
-        match decision {
-            Decision::Forward => {
+        // The request's one reading of the clock; pages and flows are given it.
+        let now = self.app.clock.now_ms();
+        let decided = decide::decide(&self.app, session, peer, self.tls, now).await;
+        ctx.lang = decided.lang;
+        ctx.forwarded = decided.forwarded;
+        match decided.decision {
+            Decision::Forward(visitor) => {
+                ctx.identity = visitor.identity().cloned();
                 self.app
                     .metrics
                     .requests
@@ -99,9 +96,13 @@ impl ProxyHttp for Gateway {
                     .inc();
                 Ok(false)
             }
-            Decision::Respond { reply, label } => {
-                ctx.decision = label;
-                self.app.metrics.requests.with_label_values(&[label]).inc();
+            Decision::Respond(reply, outcome) => {
+                ctx.decision = outcome.label();
+                self.app
+                    .metrics
+                    .requests
+                    .with_label_values(&[outcome.label()])
+                    .inc();
                 respond::write(session, reply).await?;
                 Ok(true)
             }

@@ -5,31 +5,14 @@
 
 use http::StatusCode;
 
-use super::Ctx;
+use super::{Ctx, PageResult};
 use crate::auth::lockout;
-use crate::auth::Identity;
 use crate::pages::forms::{AdminPage, FailedRow, MemberRow};
-use crate::pages::{rd, render, Reply};
+use crate::pages::{render, Reply};
+use crate::routes::Route;
 use crate::store::{overflow_parse, overflow_str, AttemptKey, Settings};
 
-pub(super) fn admin<'c>(ctx: &'c Ctx<'_, '_>) -> Result<&'c Identity, Reply> {
-    match &ctx.req.identity {
-        Ok(Some(id)) if id.admin => Ok(id),
-        Ok(Some(_)) => Err(ctx.message(
-            StatusCode::FORBIDDEN,
-            "forbidden-title",
-            "forbidden-message",
-            Some(("/", "back-home")),
-        )),
-        Ok(None) => Err(Reply::redirect(
-            StatusCode::FOUND,
-            &rd::login_url("/_vigile/admin"),
-        )),
-        Err(()) => Err(render::unavailable(ctx.lang())),
-    }
-}
-
-pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
     let notice = ctx.req.query_param("saved").map(|_| "admin-saved");
     page(ctx, StatusCode::OK, notice, None).await
 }
@@ -39,20 +22,15 @@ async fn page(
     status: StatusCode,
     notice: Option<&'static str>,
     error: Option<&'static str>,
-) -> Reply {
-    if let Err(reply) = admin(ctx) {
-        return reply;
-    }
+) -> PageResult {
+    ctx.admin()?;
     let store = &ctx.app.store;
     let max = ctx.app.config.file.lockout.account_max_failures;
-    let (users, settings, failed) = match tokio::try_join!(
+    let (users, settings, failed) = tokio::try_join!(
         store.user_list(),
         store.settings_get(),
         store.outbox_failed(FAILED_SHOWN)
-    ) {
-        Ok(found) => found,
-        Err(e) => return ctx.flow_failed(&e.into()),
-    };
+    )?;
     let failed = failed
         .into_iter()
         .map(|m| FailedRow {
@@ -66,10 +44,7 @@ async fn page(
     let site = crate::auth::devices::site_policy(&settings, file);
     let mut members = Vec::with_capacity(users.len());
     for u in users {
-        let failures = match store.attempts_of(AttemptKey::Account(&u.email)).await {
-            Ok(n) => n,
-            Err(e) => return ctx.flow_failed(&e.into()),
-        };
+        let failures = store.attempts_of(AttemptKey::Account(&u.email)).await?;
         members.push(MemberRow {
             locked: lockout::is_locked(failures, max),
             failures,
@@ -79,7 +54,7 @@ async fn page(
         });
     }
     let page = AdminPage {
-        c: ctx.chrome("/_vigile/admin"),
+        c: ctx.chrome(Route::Admin.path()),
         members,
         failed,
         unlocked: ctx.req.query_param("unlocked"),
@@ -90,7 +65,7 @@ async fn page(
         notice,
         error,
     };
-    render::page(status, &page)
+    Ok(render::page(status, &page))
 }
 
 /// Failed mails listed, most recent first (the CLI's `user show` looks further).
@@ -104,15 +79,10 @@ pub(super) fn parse_cap(s: &str) -> Option<u32> {
 }
 
 /// Saves the device-cap settings for every instance.
-pub async fn settings(ctx: &Ctx<'_, '_>) -> Reply {
-    let id = match admin(ctx) {
-        Ok(id) => id,
-        Err(reply) => return reply,
-    };
+pub async fn settings(ctx: &Ctx<'_, '_>) -> PageResult {
+    let id = ctx.admin()?;
     let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
+    ctx.check_csrf(f.get("csrf"))?;
     let Some(max) = parse_cap(f.get("max_per_member")) else {
         return page(ctx, StatusCode::BAD_REQUEST, None, Some("admin-bad-number")).await;
     };
@@ -123,29 +93,23 @@ pub async fn settings(ctx: &Ctx<'_, '_>) -> Reply {
         max_per_member: Some(max),
         on_overflow: Some(policy),
     };
-    if let Err(e) = ctx.app.store.settings_set(&settings).await {
-        return ctx.flow_failed(&e.into());
-    }
+    ctx.app.store.settings_set(&settings).await?;
     tracing::info!(target: "audit", event = "settings_changed", admin = %id.user_id, ip = %ctx.req.client_ip, max_per_member = max, on_overflow = overflow_str(policy), "admin changed the device cap");
-    Reply::see_other("/_vigile/admin?saved=1")
+    Ok(Reply::see_other(
+        &Route::Admin.with_query(&[("saved", "1")]),
+    ))
 }
 
-pub async fn unlock(ctx: &Ctx<'_, '_>) -> Reply {
-    let id = match admin(ctx) {
-        Ok(id) => id,
-        Err(reply) => return reply,
-    };
+pub async fn unlock(ctx: &Ctx<'_, '_>) -> PageResult {
+    let id = ctx.admin()?;
     let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
+    ctx.check_csrf(f.get("csrf"))?;
     let Ok(email) = crate::edge::email::Email::parse(f.get("email")) else {
         return page(ctx, StatusCode::BAD_REQUEST, None, Some("signup-bad-email")).await;
     };
-    if let Err(e) = ctx.app.store.attempts_clear_all(email.as_str()).await {
-        return ctx.flow_failed(&e.into());
-    }
+    ctx.app.store.attempts_clear_all(email.as_str()).await?;
     tracing::info!(target: "audit", event = "unlock", admin = %id.user_id, ip = %ctx.req.client_ip, email = %email, "admin lifted a lockout");
-    let encoded: String = form_urlencoded::byte_serialize(email.as_str().as_bytes()).collect();
-    Reply::see_other(&format!("/_vigile/admin?unlocked={encoded}"))
+    Ok(Reply::see_other(
+        &Route::Admin.with_query(&[("unlocked", email.as_str())]),
+    ))
 }

@@ -3,11 +3,12 @@
 
 use http::StatusCode;
 
-use super::admin::{admin, parse_cap};
-use super::Ctx;
+use super::admin::parse_cap;
+use super::{Ctx, PageResult};
 use crate::edge::email::Email;
 use crate::pages::forms::AdminMemberPage;
 use crate::pages::{render, Reply};
+use crate::routes::Route;
 use crate::store::{SessionId, SignedOut, StoreError};
 
 /// The member's page, or "no such member" (also for a string that is not an address).
@@ -17,7 +18,7 @@ async fn page(
     status: StatusCode,
     notice: Option<&'static str>,
     error: Option<&'static str>,
-) -> Reply {
+) -> PageResult {
     let store = &ctx.app.store;
     let now = ctx.now;
     let found = async {
@@ -32,21 +33,16 @@ async fn page(
         let sessions = store.sessions_of(&user.id, now).await?;
         Ok(Some((user, own, settings, sessions)))
     };
-    let (user, own, settings, sessions) = match found.await {
-        Ok(Some(found)) => found,
-        Ok(None) => {
-            return ctx.message(
-                StatusCode::NOT_FOUND,
-                "admin-member-title",
-                "admin-no-member",
-                Some(("/_vigile/admin", "admin-title")),
-            )
-        }
-        Err(e) => return ctx.flow_failed(&e.into()),
+    let Some((user, own, settings, sessions)) = found.await? else {
+        return Ok(ctx.message(
+            StatusCode::NOT_FOUND,
+            "admin-member-title",
+            "admin-no-member",
+            Some((Route::Admin.path(), "admin-title")),
+        ));
     };
-    let encoded: String = form_urlencoded::byte_serialize(user.email.as_bytes()).collect();
     let page = AdminMemberPage {
-        c: ctx.chrome(&format!("/_vigile/admin/member?email={encoded}")),
+        c: ctx.chrome(&Route::AdminMember.with_query(&[("email", &user.email)])),
         own_cap: own.map(|c| c.to_string()).unwrap_or_default(),
         site_cap: crate::auth::devices::site_policy(&settings, &ctx.app.config.file.sessions).max,
         devices: super::devices::rows(&sessions, None, ctx.lang()),
@@ -54,13 +50,11 @@ async fn page(
         notice,
         error,
     };
-    render::page(status, &page)
+    Ok(render::page(status, &page))
 }
 
-pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
-    if let Err(reply) = admin(ctx) {
-        return reply;
-    }
+pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
+    ctx.admin()?;
     let email = Email::parse(&ctx.req.query_param("email").unwrap_or_default()).ok();
     let notice = match ctx.req.query_param("done").as_deref() {
         Some("cap") => Some("admin-saved"),
@@ -70,23 +64,17 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
     page(ctx, email.as_ref(), StatusCode::OK, notice, None).await
 }
 
-fn back(email: &Email, done: &str) -> Reply {
-    let encoded: String = form_urlencoded::byte_serialize(email.as_str().as_bytes()).collect();
-    Reply::see_other(&format!(
-        "/_vigile/admin/member?email={encoded}&done={done}"
+fn back(email: &Email, done: &str) -> PageResult {
+    Ok(Reply::see_other(
+        &Route::AdminMember.with_query(&[("email", email.as_str()), ("done", done)]),
     ))
 }
 
 /// Sets (or, empty, removes) the member's own cap.
-pub async fn cap(ctx: &Ctx<'_, '_>) -> Reply {
-    let id = match admin(ctx) {
-        Ok(id) => id,
-        Err(reply) => return reply,
-    };
+pub async fn cap(ctx: &Ctx<'_, '_>) -> PageResult {
+    let id = ctx.admin()?;
     let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
+    ctx.check_csrf(f.get("csrf"))?;
     let email = Email::parse(f.get("email")).ok();
     let raw = f.get("cap").trim();
     let cap = if raw.is_empty() {
@@ -116,26 +104,20 @@ pub async fn cap(ctx: &Ctx<'_, '_>) -> Reply {
             None => Ok(None),
         }
     };
-    match result.await {
-        Ok(Some(email)) => {
+    match result.await? {
+        Some(email) => {
             tracing::info!(target: "audit", event = "member_cap_changed", admin = %id.user_id, ip = %ctx.req.client_ip, email = %email, cap = ?cap, "admin changed a member's device cap");
             back(email, "cap")
         }
-        Ok(None) => page(ctx, email.as_ref(), StatusCode::NOT_FOUND, None, None).await,
-        Err(e) => ctx.flow_failed(&e.into()),
+        None => page(ctx, email.as_ref(), StatusCode::NOT_FOUND, None, None).await,
     }
 }
 
 /// Signs one of the member's devices out.
-pub async fn revoke(ctx: &Ctx<'_, '_>) -> Reply {
-    let id = match admin(ctx) {
-        Ok(id) => id,
-        Err(reply) => return reply,
-    };
+pub async fn revoke(ctx: &Ctx<'_, '_>) -> PageResult {
+    let id = ctx.admin()?;
     let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
+    ctx.check_csrf(f.get("csrf"))?;
     let Ok(email) = Email::parse(f.get("email")) else {
         return page(ctx, None, StatusCode::NOT_FOUND, None, None).await;
     };
@@ -156,13 +138,8 @@ pub async fn revoke(ctx: &Ctx<'_, '_>) -> Reply {
             None => Ok(false),
         }
     };
-    match result.await {
-        Ok(ended) => {
-            if ended {
-                tracing::info!(target: "audit", event = "session_revoked", admin = %id.user_id, ip = %ctx.req.client_ip, email = %email, session = %session, "admin signed a member's device out");
-            }
-            back(&email, "revoked")
-        }
-        Err(e) => ctx.flow_failed(&e.into()),
+    if result.await? {
+        tracing::info!(target: "audit", event = "session_revoked", admin = %id.user_id, ip = %ctx.req.client_ip, email = %email, session = %session, "admin signed a member's device out");
     }
+    back(&email, "revoked")
 }

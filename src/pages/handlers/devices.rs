@@ -4,13 +4,14 @@
 
 use http::StatusCode;
 
-use super::account::signed_in;
-use super::Ctx;
+use super::{Ctx, PageResult};
 use crate::auth::devices::{self, Chosen, Resent};
+use crate::auth::limits::RetryAfter;
 use crate::auth::{FlowError, NewSession};
 use crate::i18n::Lang;
 use crate::pages::forms::{ChoosePage, DeviceRow, VerifyPage};
-use crate::pages::{rd, render, Reply};
+use crate::pages::{rd, render, PageError, Reply};
+use crate::routes::Route;
 use crate::store::{CodeCheck, Millis, SessionId, SessionRecord, SignedOut};
 
 /// "2026-12-01 09:14 UTC".
@@ -59,105 +60,92 @@ fn browser<'a>(ctx: &'a Ctx<'_, '_>) -> NewSession<'a> {
 }
 
 /// No pending login for this device (expired, finished, or never): 410 and a way back.
-fn gone(ctx: &Ctx<'_, '_>) -> Reply {
-    ctx.message(
-        StatusCode::GONE,
-        "verify-title",
-        "verify-gone",
-        Some(("/_vigile/login", "login-title")),
-    )
-}
+const GONE: PageError = PageError::Gone {
+    title: "verify-title",
+    message: "verify-gone",
+    next: (Route::Login, "login-title"),
+};
 
 fn verify_form(ctx: &Ctx<'_, '_>, status: StatusCode, error: Option<String>) -> Reply {
     let notice = ctx.req.query_param("resent").map(|_| "verify-resent");
     let page = VerifyPage {
-        c: ctx.chrome("/_vigile/verify"),
+        c: ctx.chrome(Route::Verify.path()),
         error,
         notice,
     };
     render::page(status, &page)
 }
 
-pub async fn verify_get(ctx: &Ctx<'_, '_>) -> Reply {
-    match ctx.app.store.challenge_get(&ctx.device, ctx.now).await {
-        Ok(None) => gone(ctx),
-        Ok(Some(ch)) if ch.verified => {
-            Reply::redirect(StatusCode::FOUND, "/_vigile/devices/choose")
-        }
-        Ok(Some(_)) => verify_form(ctx, StatusCode::OK, None),
-        Err(e) => ctx.flow_failed(&e.into()),
+pub async fn verify_get(ctx: &Ctx<'_, '_>) -> PageResult {
+    match ctx.app.store.challenge_get(&ctx.device, ctx.now).await? {
+        None => Err(GONE),
+        Some(ch) if ch.verified => Ok(Reply::redirect(
+            StatusCode::FOUND,
+            Route::DevicesChoose.path(),
+        )),
+        Some(_) => Ok(verify_form(ctx, StatusCode::OK, None)),
     }
 }
 
-pub async fn verify_post(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn verify_post(ctx: &Ctx<'_, '_>) -> PageResult {
     let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
+    ctx.check_csrf(f.get("csrf"))?;
     let code: String = f
         .get("code")
         .chars()
         .filter(|c| !c.is_whitespace())
         .take(16)
         .collect();
-    match devices::verify(ctx.app, &ctx.device, &code, ctx.now).await {
-        Ok(CodeCheck::Verified(_)) => Reply::see_other("/_vigile/devices/choose"),
-        Ok(CodeCheck::Wrong { left }) => {
-            let text = ctx
-                .lang()
-                .tr()
-                .with("verify-wrong", &[("left", left.to_string())]);
-            verify_form(ctx, StatusCode::UNAUTHORIZED, Some(text))
-        }
-        Ok(CodeCheck::Exhausted) => ctx.message(
-            StatusCode::UNAUTHORIZED,
-            "verify-title",
-            "verify-exhausted",
-            Some(("/_vigile/login", "login-title")),
-        ),
-        Ok(CodeCheck::Missing) => gone(ctx),
-        Err(e) => ctx.flow_failed(&e),
+    Ok(
+        match devices::verify(ctx.app, &ctx.device, &code, ctx.now).await? {
+            CodeCheck::Verified(_) => Reply::see_other(Route::DevicesChoose.path()),
+            CodeCheck::Wrong { left } => {
+                let text = ctx
+                    .lang()
+                    .tr()
+                    .with("verify-wrong", &[("left", left.to_string())]);
+                verify_form(ctx, StatusCode::UNAUTHORIZED, Some(text))
+            }
+            CodeCheck::Exhausted => ctx.message(
+                StatusCode::UNAUTHORIZED,
+                "verify-title",
+                "verify-exhausted",
+                Some((Route::Login.path(), "login-title")),
+            ),
+            CodeCheck::Missing => return Err(GONE),
+        },
+    )
+}
+
+pub async fn resend(ctx: &Ctx<'_, '_>) -> PageResult {
+    let f = ctx.req.form();
+    ctx.check_csrf(f.get("csrf"))?;
+    match devices::resend(ctx.app, &browser(ctx)).await? {
+        Resent::Sent => Ok(Reply::see_other(
+            &Route::Verify.with_query(&[("resent", "1")]),
+        )),
+        Resent::TooMany => Err(PageError::TooMany {
+            retry: RetryAfter(3600),
+            message: "verify-too-many",
+        }),
+        Resent::Missing => Err(GONE),
     }
 }
 
-pub async fn resend(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn cancel(ctx: &Ctx<'_, '_>) -> PageResult {
     let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
-    match devices::resend(ctx.app, &browser(ctx)).await {
-        Ok(Resent::Sent) => Reply::see_other("/_vigile/verify?resent=1"),
-        Ok(Resent::TooMany) => ctx
-            .message(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-title",
-                "verify-too-many",
-                None,
-            )
-            .with_header(http::header::RETRY_AFTER, "3600".into()),
-        Ok(Resent::Missing) => gone(ctx),
-        Err(e) => ctx.flow_failed(&e),
-    }
-}
-
-pub async fn cancel(ctx: &Ctx<'_, '_>) -> Reply {
-    let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
-    match devices::cancel(ctx.app, &ctx.device).await {
-        Ok(()) => ctx.message(
-            StatusCode::OK,
-            "choose-title",
-            "devices-cancelled",
-            Some(("/_vigile/login", "login-title")),
-        ),
-        Err(e) => ctx.flow_failed(&e),
-    }
+    ctx.check_csrf(f.get("csrf"))?;
+    devices::cancel(ctx.app, &ctx.device).await?;
+    Ok(ctx.message(
+        StatusCode::OK,
+        "choose-title",
+        "devices-cancelled",
+        Some((Route::Login.path(), "login-title")),
+    ))
 }
 
 /// The choice page for this device's verified login, or why there is none.
-async fn choose_page(ctx: &Ctx<'_, '_>, status: StatusCode, error: Option<String>) -> Reply {
+async fn choose_page(ctx: &Ctx<'_, '_>, status: StatusCode, error: Option<String>) -> PageResult {
     let now = ctx.now;
     let found = async {
         let Some((_, user)) = devices::verified(ctx.app, &ctx.device, now).await? else {
@@ -167,10 +155,8 @@ async fn choose_page(ctx: &Ctx<'_, '_>, status: StatusCode, error: Option<String
         let sessions = ctx.app.store.sessions_of(&user.id, now).await?;
         Ok(Some((policy, sessions)))
     };
-    let (policy, sessions) = match found.await {
-        Ok(Some(found)) => found,
-        Ok(None) => return verify_get(ctx).await,
-        Err(e) => return ctx.flow_failed(&e),
+    let Some((policy, sessions)) = found.await? else {
+        return verify_get(ctx).await;
     };
     // This device's own sessions are replaced anyway: they are not offered.
     let others: Vec<SessionRecord> = sessions
@@ -187,104 +173,82 @@ async fn choose_page(ctx: &Ctx<'_, '_>, status: StatusCode, error: Option<String
         ],
     );
     let page = ChoosePage {
-        c: ctx.chrome("/_vigile/devices/choose"),
+        c: ctx.chrome(Route::DevicesChoose.path()),
         intro,
         devices: rows(&others, None, ctx.lang()),
         excess,
         error,
     };
-    render::page(status, &page)
+    Ok(render::page(status, &page))
 }
 
-pub async fn choose_get(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn choose_get(ctx: &Ctx<'_, '_>) -> PageResult {
     choose_page(ctx, StatusCode::OK, None).await
 }
 
-pub async fn choose_post(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn choose_post(ctx: &Ctx<'_, '_>) -> PageResult {
     let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
+    ctx.check_csrf(f.get("csrf"))?;
     let victims: Vec<SessionId> = f
         .all("session")
         .into_iter()
         .take(64)
         .map(SessionId::from_string)
         .collect();
-    match devices::choose(ctx.app, browser(ctx), &victims).await {
-        Ok(Chosen::Started {
+    match devices::choose(ctx.app, browser(ctx), &victims).await? {
+        Chosen::Started {
             token,
             user,
             rd,
             ended,
-        }) => {
+        } => {
             ctx.app.metrics.logins.with_label_values(&["success"]).inc();
             tracing::info!(target: "audit", event = "device_replaced", user = %user.id, ip = %ctx.req.client_ip, sessions = ?ended, "member replaced a device");
-            Reply::see_other(&rd::or_home(Some(&rd))).with_cookie(ctx.session_cookie(&token))
+            Ok(Reply::see_other(&rd::or_home(Some(&rd))).with_cookie(ctx.session_cookie(&token)))
         }
-        Ok(Chosen::StillFull) => {
+        Chosen::StillFull => {
             let text = ctx.lang().tr().get("choose-more");
             choose_page(ctx, StatusCode::CONFLICT, Some(text)).await
         }
-        Ok(Chosen::Missing) => gone(ctx),
-        Err(e) => ctx.flow_failed(&e),
+        Chosen::Missing => Err(GONE),
     }
 }
 
 /// "Sign out" on one of the member's other devices.
-pub async fn revoke(ctx: &Ctx<'_, '_>) -> Reply {
-    let id = match signed_in(ctx, "/_vigile/account") {
-        Ok(id) => id,
-        Err(reply) => return reply,
-    };
+pub async fn revoke(ctx: &Ctx<'_, '_>) -> PageResult {
+    let id = ctx.member()?;
     let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
+    ctx.check_csrf(f.get("csrf"))?;
     let target = SessionId::from_string(f.get("session"));
     if target == id.session_id {
-        return Reply::see_other("/_vigile/account#devices");
+        return Ok(Reply::see_other(&format!("{}#devices", Route::Account)));
     }
-    match devices::end_session(ctx.app, &id.user_id, &target, SignedOut::Revoked, ctx.now).await {
-        Ok(ended) => {
-            if ended {
-                tracing::info!(target: "audit", event = "device_revoked", user = %id.user_id, ip = %ctx.req.client_ip, session = %target, "member signed out one of their devices");
-            }
-            Reply::see_other("/_vigile/account?revoked=1#devices")
-        }
-        Err(e) => ctx.flow_failed(&e.into()),
+    if devices::end_session(ctx.app, &id.user_id, &target, SignedOut::Revoked, ctx.now).await? {
+        tracing::info!(target: "audit", event = "device_revoked", user = %id.user_id, ip = %ctx.req.client_ip, session = %target, "member signed out one of their devices");
     }
+    Ok(revoked())
+}
+
+/// Back to the account's device list, saying it worked.
+fn revoked() -> Reply {
+    let url = Route::Account.with_query(&[("revoked", "1")]);
+    Reply::see_other(&format!("{url}#devices"))
 }
 
 /// "Sign out everywhere else".
-pub async fn others(ctx: &Ctx<'_, '_>) -> Reply {
-    let id = match signed_in(ctx, "/_vigile/account") {
-        Ok(id) => id,
-        Err(reply) => return reply,
-    };
+pub async fn others(ctx: &Ctx<'_, '_>) -> PageResult {
+    let id = ctx.member()?;
     let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
+    ctx.check_csrf(f.get("csrf"))?;
     let now = ctx.now;
-    let store = &ctx.app.store;
-    let result = async {
-        let mut n = 0;
-        for s in store.sessions_of(&id.user_id, now).await? {
-            if s.id != id.session_id
-                && devices::end_session(ctx.app, &id.user_id, &s.id, SignedOut::Revoked, now)
-                    .await?
-            {
-                n += 1;
-            }
+    let mut n = 0;
+    for s in ctx.app.store.sessions_of(&id.user_id, now).await? {
+        if s.id != id.session_id
+            && devices::end_session(ctx.app, &id.user_id, &s.id, SignedOut::Revoked, now).await?
+        {
+            n += 1;
         }
-        Ok::<_, crate::store::StoreError>(n)
-    };
-    match result.await {
-        Ok(n) => {
-            tracing::info!(target: "audit", event = "devices_revoked", user = %id.user_id, ip = %ctx.req.client_ip, count = n, "member signed out every other device");
-            Reply::see_other("/_vigile/account?revoked=1#devices")
-        }
-        Err(e) => ctx.flow_failed(&e.into()),
     }
+    tracing::info!(target: "audit", event = "devices_revoked", user = %id.user_id, ip = %ctx.req.client_ip, count = n, "member signed out every other device");
+    Ok(revoked())
 }

@@ -2,21 +2,23 @@
 
 use http::StatusCode;
 
-use super::Ctx;
+use super::{Ctx, PageResult};
+use crate::auth::limits::RetryAfter;
 use crate::auth::{login as run_login, LoginInput, LoginOutcome};
 use crate::edge::email::Email;
 use crate::pages::render::{self, LoginPage};
-use crate::pages::{rd, Reply};
+use crate::pages::{rd, PageError, Reply};
+use crate::routes::Route;
 use crate::store::SignedOut;
 
 /// Longest password we look at; anything longer is a bad credential (the email field has
 /// its own bound in [`Email::parse`]).
 const MAX_FIELD: usize = 1024;
 
-pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
     let rd = rd::or_home(ctx.req.query_param("rd").as_deref());
-    if let Ok(Some(_)) = ctx.req.identity {
-        return Reply::redirect(StatusCode::FOUND, &rd);
+    if ctx.req.visitor.identity().is_some() {
+        return Ok(Reply::redirect(StatusCode::FOUND, &rd));
     }
     let signed_out = ctx.req.signed_out.or_else(|| {
         ctx.req
@@ -33,7 +35,7 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> Reply {
     } else {
         ctx.req.query_param("logged_out").map(|_| "logout-done")
     };
-    form(ctx, StatusCode::OK, rd, String::new(), None, notice)
+    Ok(form(ctx, StatusCode::OK, rd, String::new(), None, notice))
 }
 
 fn form(
@@ -44,15 +46,8 @@ fn form(
     error: Option<&'static str>,
     notice: Option<&'static str>,
 ) -> Reply {
-    let here = if rd == "/" {
-        "/_vigile/login".to_string()
-    } else {
-        rd::login_url(&rd)
-    };
-    let resend_url = format!(
-        "/_vigile/activate/resend?email={}",
-        form_urlencoded::byte_serialize(email.as_bytes()).collect::<String>()
-    );
+    let here = rd::login_url(&rd);
+    let resend_url = Route::ActivateResend.with_query(&[("email", &email)]);
     let page = LoginPage {
         c: ctx.chrome(&here),
         rd,
@@ -65,24 +60,22 @@ fn form(
     render::page(status, &page)
 }
 
-pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
     let f = ctx.req.form();
     let rd = rd::or_home(Some(f.get("rd")));
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
+    ctx.check_csrf(f.get("csrf"))?;
     let (email, password) = (f.get("email"), f.get("password"));
     let metrics = &ctx.app.metrics;
     if password.len() > MAX_FIELD {
         metrics.logins.with_label_values(&["bad_credentials"]).inc();
-        return form(
+        return Ok(form(
             ctx,
             StatusCode::UNAUTHORIZED,
             rd,
             String::new(),
             Some("login-failed"),
             None,
-        );
+        ));
     }
     // Not an address: the flow still does the same work and gives the same answer.
     let parsed = Email::parse(email).ok();
@@ -98,10 +91,14 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
         rd: &rd,
         now: ctx.now,
     };
-    match run_login(ctx.app, input).await {
-        Ok(LoginOutcome::Success {
+    let outcome = match run_login(ctx.app, input).await {
+        Ok(outcome) => outcome,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(match outcome {
+        LoginOutcome::Success {
             token, user, ended, ..
-        }) => {
+        } => {
             metrics.logins.with_label_values(&["success"]).inc();
             tracing::info!(target: "audit", event = "login", user = %user.id, ip = %ctx.req.client_ip, "login succeeded");
             if !ended.is_empty() {
@@ -113,22 +110,19 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
             }
             Reply::see_other(&rd).with_cookie(ctx.session_cookie(&token))
         }
-        Ok(LoginOutcome::DeviceCode) => {
+        LoginOutcome::DeviceCode => {
             metrics.logins.with_label_values(&["overflow"]).inc();
             tracing::info!(target: "audit", event = "device_overflow", email = %who, ip = %ctx.req.client_ip, "device cap reached, code mailed");
-            Reply::see_other("/_vigile/verify")
+            Reply::see_other(Route::Verify.path())
         }
-        Ok(LoginOutcome::TooManyCodes) => {
+        LoginOutcome::TooManyCodes => {
             metrics.logins.with_label_values(&["overflow"]).inc();
-            ctx.message(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-title",
-                "verify-too-many",
-                None,
-            )
-            .with_header(http::header::RETRY_AFTER, "3600".into())
+            return Err(PageError::TooMany {
+                retry: RetryAfter(3600),
+                message: "verify-too-many",
+            });
         }
-        Ok(LoginOutcome::DeviceLimit { max }) => {
+        LoginOutcome::DeviceLimit { max } => {
             metrics.logins.with_label_values(&["overflow"]).inc();
             metrics
                 .device_overflows
@@ -144,10 +138,10 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
                 ctx.lang(),
                 "limit-title",
                 text,
-                Some(("/_vigile/account#devices", "limit-devices")),
+                Some((&format!("{}#devices", Route::Account), "limit-devices")),
             )
         }
-        Ok(LoginOutcome::BadCredentials) => {
+        LoginOutcome::BadCredentials => {
             metrics.logins.with_label_values(&["bad_credentials"]).inc();
             tracing::info!(target: "audit", event = "login_failed", email = %who, ip = %ctx.req.client_ip, "login failed");
             form(
@@ -159,7 +153,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
                 None,
             )
         }
-        Ok(LoginOutcome::Locked) => {
+        LoginOutcome::Locked => {
             // Same status and page shape as a wrong password: unknown addresses lock too.
             metrics.logins.with_label_values(&["locked"]).inc();
             form(
@@ -171,11 +165,11 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
                 None,
             )
         }
-        Ok(LoginOutcome::IpBlocked { until }) => {
+        LoginOutcome::IpBlocked { until } => {
             metrics.logins.with_label_values(&["ip_blocked"]).inc();
-            ctx.ip_blocked(until)
+            return Err(PageError::IpBlocked { until });
         }
-        Ok(LoginOutcome::NotActivated) => {
+        LoginOutcome::NotActivated => {
             metrics.logins.with_label_values(&["not_activated"]).inc();
             form(
                 ctx,
@@ -186,26 +180,20 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
                 None,
             )
         }
-        Err(e) => {
-            tracing::error!(error = %e, "login could not complete");
-            render::unavailable(ctx.lang())
-        }
-    }
+    })
 }
 
-pub async fn logout(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn logout(ctx: &Ctx<'_, '_>) -> PageResult {
     let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
+    ctx.check_csrf(f.get("csrf"))?;
     if let Some(token) = &ctx.req.cookies.session {
-        if let Err(e) = ctx.app.auth.logout(token, ctx.now).await {
-            tracing::error!(error = %e, "logout could not reach the store");
-            return render::unavailable(ctx.lang());
-        }
-        if let Ok(Some(id)) = &ctx.req.identity {
+        ctx.app.auth.logout(token, ctx.now).await?;
+        if let Some(id) = ctx.req.visitor.identity() {
             tracing::info!(target: "audit", event = "logout", user = %id.user_id, ip = %ctx.req.client_ip, "logout");
         }
     }
-    Reply::see_other("/_vigile/login?logged_out=1").with_cookie(ctx.app.cookies.clear_session())
+    Ok(
+        Reply::see_other(&Route::Login.with_query(&[("logged_out", "1")]))
+            .with_cookie(ctx.app.cookies.clear_session()),
+    )
 }

@@ -12,17 +12,24 @@ mod signup;
 
 use http::{Method, StatusCode};
 
+use super::error::PageError;
 use super::render::{self, Chrome};
 use super::{csrf, PageRequest, Reply};
 use crate::app::App;
+use crate::auth::Identity;
 use crate::i18n::Lang;
+use crate::routes::Route;
 use crate::store::DeviceId;
 
-/// Per-request page context: the request, its device id and the CSRF key.
+/// What a handler returns: the page, or why it could not be shown.
+pub(super) type PageResult = Result<Reply, PageError>;
+
+/// Per-request page context: the request, its route, device id, CSRF key and time.
 pub(super) struct Ctx<'a, 'r> {
     /// Shared so a page can hand work to a task that outlives the request.
     pub app: &'a std::sync::Arc<App>,
     pub req: &'a PageRequest<'r>,
+    pub route: Route,
     pub device: DeviceId,
     pub secret: &'a [u8],
     /// The request's time, read once: flows take it as a parameter.
@@ -39,8 +46,33 @@ impl Ctx<'_, '_> {
     }
 
     /// The submitted form's CSRF field matches this browser's token.
-    pub fn csrf_ok(&self, submitted: &str) -> bool {
-        csrf::check(self.secret, self.req.cookies.device.as_deref(), submitted)
+    pub fn check_csrf(&self, submitted: &str) -> Result<(), PageError> {
+        if csrf::check(self.secret, self.req.cookies.device.as_deref(), submitted) {
+            Ok(())
+        } else {
+            Err(PageError::Csrf)
+        }
+    }
+
+    /// The signed-in member; a visitor without a session is sent to log in and back here.
+    pub fn member(&self) -> Result<&Identity, PageError> {
+        match &self.req.visitor {
+            crate::auth::Visitor::Member(id) => Ok(id),
+            crate::auth::Visitor::Anonymous => Err(PageError::LoginRequired {
+                here: self.route.path().to_string(),
+            }),
+            crate::auth::Visitor::StoreDown => Err(PageError::StoreDown),
+        }
+    }
+
+    /// The signed-in administrator.
+    pub fn admin(&self) -> Result<&Identity, PageError> {
+        let id = self.member()?;
+        if id.admin {
+            Ok(id)
+        } else {
+            Err(PageError::Forbidden)
+        }
     }
 
     /// The `Set-Cookie` value for a session just opened (lives as long as it may).
@@ -50,19 +82,13 @@ impl Ctx<'_, '_> {
     }
 
     pub fn chrome(&self, here: &str) -> Chrome {
-        let user = self
-            .req
-            .identity
-            .as_ref()
-            .ok()
-            .and_then(|i| i.as_ref())
-            .map(|i| {
-                if i.name.is_empty() {
-                    i.email.clone()
-                } else {
-                    i.name.clone()
-                }
-            });
+        let user = self.req.visitor.identity().map(|i| {
+            if i.name.is_empty() {
+                i.email.clone()
+            } else {
+                i.name.clone()
+            }
+        });
         Chrome::new(self.lang(), here, user, self.csrf())
     }
 
@@ -75,63 +101,7 @@ impl Ctx<'_, '_> {
     ) -> Reply {
         render::message(status, self.lang(), title, msg, link)
     }
-
-    /// A rate limit refused the form: 429 with `Retry-After`.
-    pub fn too_many(&self, retry: crate::auth::limits::RetryAfter) -> Reply {
-        self.message(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too-many-title",
-            "too-many-message",
-            None,
-        )
-        .with_header(http::header::RETRY_AFTER, retry.0.to_string())
-    }
-
-    /// The client address is blocked until `until`: 429, how long, `Retry-After`.
-    pub fn ip_blocked(&self, until: crate::store::Millis) -> Reply {
-        let secs = ((until - self.now).max(1000) as u64).div_ceil(1000);
-        let t = self.lang().tr();
-        let text = t.with(
-            "blocked-message",
-            &[("minutes", secs.div_ceil(60).to_string())],
-        );
-        render::message_text(
-            StatusCode::TOO_MANY_REQUESTS,
-            self.lang(),
-            "blocked-title",
-            text,
-            None,
-        )
-        .with_header(http::header::RETRY_AFTER, secs.to_string())
-    }
-
-    /// A flow could not complete (store or hasher down): logged, 503 page.
-    pub fn flow_failed(&self, e: &crate::auth::FlowError) -> Reply {
-        tracing::error!(error = %e, path = self.req.path, "page could not complete");
-        render::unavailable(self.lang())
-    }
-
-    pub fn csrf_failed(&self) -> Reply {
-        self.message(
-            StatusCode::FORBIDDEN,
-            "csrf-title",
-            "csrf-message",
-            Some(("/_vigile/login", "csrf-retry")),
-        )
-    }
 }
-
-/// Pages closed to a blocked IP address (the ones that take credentials or send mail).
-const GUARDED: [&str; 8] = [
-    "/login",
-    "/signup",
-    "/activate",
-    "/activate/resend",
-    "/password/forgot",
-    "/password/reset",
-    "/verify",
-    "/verify/resend",
-];
 
 /// A device id from the cookie is only trusted if it looks like one we issued.
 fn valid_device(value: &str) -> bool {
@@ -141,94 +111,107 @@ fn valid_device(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-pub async fn dispatch(app: &std::sync::Arc<App>, req: PageRequest<'_>) -> Reply {
-    let route = req.path.strip_prefix("/_vigile").unwrap_or("/");
-    // Static files and the language switch need neither the store nor a CSRF token.
-    if let Some(name) = route.strip_prefix("/static/") {
-        return finish(misc::static_file(name, req.lang), None);
-    }
-    let existing = req.cookies.device.as_deref().filter(|d| valid_device(d));
-    let new_device = existing.is_none().then(DeviceId::random);
-    let device = new_device
-        .clone()
-        .unwrap_or_else(|| DeviceId::from_string(existing.unwrap_or_default()));
+/// The page's reply, and whether it refused a blocked or rate-limited client.
+pub struct Answered {
+    pub reply: Reply,
+    pub blocked: bool,
+}
 
-    let secret = match app.secret().await {
-        Ok(s) => s,
-        Err(_) => {
-            return finish(render::unavailable(req.lang), None);
+pub async fn dispatch(app: &std::sync::Arc<App>, req: PageRequest<'_>) -> Answered {
+    let now = req.now;
+    let route = Route::parse(req.path);
+    let (result, device_cookie) = match route {
+        None => (Err(PageError::NotFound), None),
+        // Static files need neither the store nor a device.
+        Some(Route::Stylesheet) => (Ok(misc::stylesheet()), None),
+        Some(route) => {
+            let existing = req.cookies.device.as_deref().filter(|d| valid_device(d));
+            let new_device = existing.is_none().then(DeviceId::random);
+            let device = new_device
+                .clone()
+                .unwrap_or_else(|| DeviceId::from_string(existing.unwrap_or_default()));
+            let result = match app.secret().await {
+                Ok(secret) => {
+                    let ctx = Ctx {
+                        app,
+                        req: &req,
+                        route,
+                        device,
+                        secret,
+                        now,
+                    };
+                    page(&ctx).await
+                }
+                Err(e) => Err(e.into()),
+            };
+            (
+                result,
+                new_device.map(|d| app.cookies.set_device(d.as_str())),
+            )
         }
     };
-    let ctx = Ctx {
-        app,
-        req: &req,
-        device,
-        secret,
-        now: req.now,
-    };
-    if GUARDED.contains(&route) {
+    let blocked = result.as_ref().is_err_and(PageError::is_block);
+    let reply = result.unwrap_or_else(|e| e.into_reply(route, req.lang, now));
+    Answered {
+        reply: finish(reply, device_cookie),
+        blocked,
+    }
+}
+
+/// Runs the page for `ctx.route` and the request's method.
+async fn page(ctx: &Ctx<'_, '_>) -> PageResult {
+    let req = ctx.req;
+    if ctx.route.guarded() {
         let ip = req.client_ip.to_string();
-        match app.store.ip_blocked_until(&ip, ctx.now).await {
-            Ok(None) => {}
-            Ok(Some(until)) => {
-                // A sign-in refused here is a login attempt like any other.
-                if route == "/login" && *req.method == Method::POST {
-                    app.metrics.logins.with_label_values(&["ip_blocked"]).inc();
-                }
-                return finish(ctx.ip_blocked(until), None);
+        if let Some(until) = ctx.app.store.ip_blocked_until(&ip, ctx.now).await? {
+            // A sign-in refused here is a login attempt like any other.
+            if ctx.route == Route::Login && *req.method == Method::POST {
+                ctx.app
+                    .metrics
+                    .logins
+                    .with_label_values(&["ip_blocked"])
+                    .inc();
             }
-            Err(_) => return finish(render::unavailable(req.lang), None),
+            return Err(PageError::IpBlocked { until });
         }
     }
-    let is_get = matches!(*req.method, Method::GET | Method::HEAD);
-    let reply = match (is_get, *req.method == Method::POST, route) {
-        (true, _, "/login") => login::get(&ctx).await,
-        (_, true, "/login") => login::post(&ctx).await,
-        (_, true, "/logout") => login::logout(&ctx).await,
-        (true, _, "/signup") => signup::get(&ctx),
-        (_, true, "/signup") => signup::post(&ctx).await,
-        (true, _, "/activate") => signup::activate(&ctx).await,
-        (true, _, "/activate/resend") => signup::resend_get(&ctx),
-        (_, true, "/activate/resend") => signup::resend_post(&ctx).await,
-        (true, _, "/password/forgot") => password::forgot_get(&ctx),
-        (_, true, "/password/forgot") => password::forgot_post(&ctx).await,
-        (true, _, "/password/reset") => password::reset_get(&ctx).await,
-        (_, true, "/password/reset") => password::reset_post(&ctx).await,
-        (true, _, "/account") => account::get(&ctx).await,
-        (_, true, "/account/devices/revoke") => devices::revoke(&ctx).await,
-        (_, true, "/account/devices/others") => devices::others(&ctx).await,
-        (true, _, "/verify") => devices::verify_get(&ctx).await,
-        (_, true, "/verify") => devices::verify_post(&ctx).await,
-        (_, true, "/verify/resend") => devices::resend(&ctx).await,
-        (true, _, "/devices/choose") => devices::choose_get(&ctx).await,
-        (_, true, "/devices/choose") => devices::choose_post(&ctx).await,
-        (_, true, "/devices/cancel") => devices::cancel(&ctx).await,
-        (true, _, "/admin") => admin::get(&ctx).await,
-        (_, true, "/admin/unlock") => admin::unlock(&ctx).await,
-        (_, true, "/admin/settings") => admin::settings(&ctx).await,
-        (true, _, "/admin/member") => admin_member::get(&ctx).await,
-        (_, true, "/admin/member/cap") => admin_member::cap(&ctx).await,
-        (_, true, "/admin/member/revoke") => admin_member::revoke(&ctx).await,
-        (true, _, "/api/me") => account::api_me(&ctx),
-        (true, _, "/dev/mail") if app.config.file.server.dev_mode => misc::dev_mail(&ctx),
-        (true, _, r) if r.starts_with("/lang/") => misc::lang(&ctx, &r["/lang/".len()..]),
-        (false, false, _) => ctx.message(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "not-found-title",
-            "method-message",
-            None,
-        ),
-        _ => ctx.message(
-            StatusCode::NOT_FOUND,
-            "not-found-title",
-            "not-found-message",
-            Some(("/", "back-home")),
-        ),
-    };
-    finish(
-        reply,
-        new_device.map(|d| app.cookies.set_device(d.as_str())),
-    )
+    let get = matches!(*req.method, Method::GET | Method::HEAD);
+    let post = *req.method == Method::POST;
+    match (ctx.route, get, post) {
+        (Route::Login, true, _) => login::get(ctx).await,
+        (Route::Login, _, true) => login::post(ctx).await,
+        (Route::Logout, _, true) => login::logout(ctx).await,
+        (Route::Signup, true, _) => signup::get(ctx),
+        (Route::Signup, _, true) => signup::post(ctx).await,
+        (Route::Activate, true, _) => signup::activate(ctx).await,
+        (Route::ActivateResend, true, _) => signup::resend_get(ctx),
+        (Route::ActivateResend, _, true) => signup::resend_post(ctx).await,
+        (Route::PasswordForgot, true, _) => password::forgot_get(ctx),
+        (Route::PasswordForgot, _, true) => password::forgot_post(ctx).await,
+        (Route::PasswordReset, true, _) => password::reset_get(ctx).await,
+        (Route::PasswordReset, _, true) => password::reset_post(ctx).await,
+        (Route::Account, true, _) => account::get(ctx).await,
+        (Route::AccountDevicesRevoke, _, true) => devices::revoke(ctx).await,
+        (Route::AccountDevicesOthers, _, true) => devices::others(ctx).await,
+        (Route::Verify, true, _) => devices::verify_get(ctx).await,
+        (Route::Verify, _, true) => devices::verify_post(ctx).await,
+        (Route::VerifyResend, _, true) => devices::resend(ctx).await,
+        (Route::DevicesChoose, true, _) => devices::choose_get(ctx).await,
+        (Route::DevicesChoose, _, true) => devices::choose_post(ctx).await,
+        (Route::DevicesCancel, _, true) => devices::cancel(ctx).await,
+        (Route::Admin, true, _) => admin::get(ctx).await,
+        (Route::AdminUnlock, _, true) => admin::unlock(ctx).await,
+        (Route::AdminSettings, _, true) => admin::settings(ctx).await,
+        (Route::AdminMember, true, _) => admin_member::get(ctx).await,
+        (Route::AdminMemberCap, _, true) => admin_member::cap(ctx).await,
+        (Route::AdminMemberRevoke, _, true) => admin_member::revoke(ctx).await,
+        (Route::ApiMe, true, _) => account::api_me(ctx),
+        (Route::DevMail, true, _) if ctx.app.config.file.server.dev_mode => misc::dev_mail(ctx),
+        (Route::DevMail, _, _) => Err(PageError::NotFound),
+        (Route::Lang(lang), true, _) => Ok(misc::lang(ctx, lang)),
+        (_, false, false) => Err(PageError::MethodNotAllowed),
+        _ => Err(PageError::NotFound),
+    }
 }
 
 fn finish(mut reply: Reply, device_cookie: Option<String>) -> Reply {

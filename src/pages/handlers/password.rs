@@ -3,10 +3,11 @@
 use http::StatusCode;
 
 use super::signup::{email_field, problems, rules};
-use super::Ctx;
+use super::{Ctx, PageResult};
 use crate::auth::reset::{self as flow, ResetOutcome};
 use crate::pages::forms::{EmailFormPage, ResetPage};
-use crate::pages::{render, Reply};
+use crate::pages::{render, PageError, Reply};
+use crate::routes::Route;
 
 fn forgot_form(
     ctx: &Ctx<'_, '_>,
@@ -15,53 +16,47 @@ fn forgot_form(
     error: Option<String>,
 ) -> Reply {
     let page = EmailFormPage {
-        c: ctx.chrome("/_vigile/password/forgot"),
+        c: ctx.chrome(Route::PasswordForgot.path()),
         title: "forgot-title",
         intro: "forgot-intro",
         submit: "forgot-submit",
-        action: "/_vigile/password/forgot",
+        action: Route::PasswordForgot.path(),
         email,
         error,
     };
     render::page(status, &page)
 }
 
-pub fn forgot_get(ctx: &Ctx<'_, '_>) -> Reply {
+pub fn forgot_get(ctx: &Ctx<'_, '_>) -> PageResult {
     let email = ctx.req.query_param("email").unwrap_or_default();
-    forgot_form(ctx, StatusCode::OK, email, None)
+    Ok(forgot_form(ctx, StatusCode::OK, email, None))
 }
 
-pub async fn forgot_post(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn forgot_post(ctx: &Ctx<'_, '_>) -> PageResult {
     let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
+    ctx.check_csrf(f.get("csrf"))?;
     let email = match email_field(ctx, f.get("email"), |status, email, error| {
         forgot_form(ctx, status, email, error)
     }) {
         Ok(email) => email,
-        Err(reply) => return reply,
+        Err(reply) => return Ok(reply),
     };
-    match flow::forgot(ctx.app, &email, ctx.req.client_ip, ctx.now).await {
-        Ok(Ok(())) => ctx.message(
-            StatusCode::OK,
-            "forgot-sent-title",
-            "forgot-sent-message",
-            Some(("/_vigile/login", "back-to-login")),
-        ),
-        Ok(Err(retry)) => ctx.too_many(retry),
-        Err(e) => ctx.flow_failed(&e),
-    }
+    flow::forgot(ctx.app, &email, ctx.req.client_ip, ctx.now)
+        .await?
+        .map_err(PageError::too_many)?;
+    Ok(ctx.message(
+        StatusCode::OK,
+        "forgot-sent-title",
+        "forgot-sent-message",
+        Some((Route::Login.path(), "back-to-login")),
+    ))
 }
 
-fn bad_link(ctx: &Ctx<'_, '_>) -> Reply {
-    ctx.message(
-        StatusCode::GONE,
-        "reset-invalid-title",
-        "reset-invalid-message",
-        Some(("/_vigile/password/forgot", "reset-new-link")),
-    )
-}
+const BAD_LINK: PageError = PageError::Gone {
+    title: "reset-invalid-title",
+    message: "reset-invalid-message",
+    next: (Route::PasswordForgot, "reset-new-link"),
+};
 
 fn reset_form(
     ctx: &Ctx<'_, '_>,
@@ -75,7 +70,7 @@ fn reset_form(
         .tr()
         .with("reset-intro", &[("email", email.clone())]);
     let page = ResetPage {
-        c: ctx.chrome("/_vigile/password/forgot"),
+        c: ctx.chrome(Route::PasswordForgot.path()),
         token,
         email,
         intro,
@@ -85,20 +80,17 @@ fn reset_form(
     render::page(status, &page)
 }
 
-pub async fn reset_get(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn reset_get(ctx: &Ctx<'_, '_>) -> PageResult {
     let token = ctx.req.query_param("token").unwrap_or_default();
-    match flow::check_link(ctx.app, &token, ctx.now).await {
-        Ok(Some(user)) => reset_form(ctx, StatusCode::OK, token, user.email, vec![]),
-        Ok(None) => bad_link(ctx),
-        Err(e) => ctx.flow_failed(&e),
+    match flow::check_link(ctx.app, &token, ctx.now).await? {
+        Some(user) => Ok(reset_form(ctx, StatusCode::OK, token, user.email, vec![])),
+        None => Err(BAD_LINK),
     }
 }
 
-pub async fn reset_post(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn reset_post(ctx: &Ctx<'_, '_>) -> PageResult {
     let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
+    ctx.check_csrf(f.get("csrf"))?;
     let (token, now) = (f.get("token"), ctx.now);
     let outcome = flow::reset(
         ctx.app,
@@ -108,23 +100,22 @@ pub async fn reset_post(ctx: &Ctx<'_, '_>) -> Reply {
         ctx.req.client_ip,
         now,
     )
-    .await;
+    .await?;
     match outcome {
-        Ok(ResetOutcome::Done) => {
-            Reply::see_other("/_vigile/login?reset=1").with_cookie(ctx.app.cookies.clear_session())
-        }
-        Ok(ResetOutcome::Invalid(list)) => match flow::check_link(ctx.app, token, now).await {
-            Ok(Some(user)) => reset_form(
+        ResetOutcome::Done => Ok(
+            Reply::see_other(&Route::Login.with_query(&[("reset", "1")]))
+                .with_cookie(ctx.app.cookies.clear_session()),
+        ),
+        ResetOutcome::Invalid(list) => match flow::check_link(ctx.app, token, now).await? {
+            Some(user) => Ok(reset_form(
                 ctx,
                 StatusCode::BAD_REQUEST,
                 token.to_string(),
                 user.email,
                 problems(ctx, &list),
-            ),
-            Ok(None) => bad_link(ctx),
-            Err(e) => ctx.flow_failed(&e),
+            )),
+            None => Err(BAD_LINK),
         },
-        Ok(ResetOutcome::BadLink) => bad_link(ctx),
-        Err(e) => ctx.flow_failed(&e),
+        ResetOutcome::BadLink => Err(BAD_LINK),
     }
 }

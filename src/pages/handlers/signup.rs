@@ -2,7 +2,7 @@
 
 use http::StatusCode;
 
-use super::Ctx;
+use super::{Ctx, PageResult};
 use crate::auth::signup::{
     self as flow, ActivateInput, ActivateOutcome, Problem, SignupInput, SignupOutcome,
 };
@@ -11,7 +11,8 @@ use crate::config::SignupMode;
 use crate::edge::email::Email;
 use crate::i18n::Lang;
 use crate::pages::forms::{EmailFormPage, SignupPage};
-use crate::pages::{render, Reply};
+use crate::pages::{render, PageError, Reply};
+use crate::routes::Route;
 
 /// The configured password rules, in the reader's language.
 pub(super) fn rules(ctx: &Ctx<'_, '_>) -> Vec<String> {
@@ -32,7 +33,7 @@ fn closed(ctx: &Ctx<'_, '_>) -> Reply {
         StatusCode::FORBIDDEN,
         "signup-closed-title",
         "signup-closed-message",
-        Some(("/_vigile/login", "login-title")),
+        Some((Route::Login.path(), "login-title")),
     )
 }
 
@@ -44,7 +45,7 @@ fn form(
     problems: Vec<String>,
 ) -> Reply {
     let page = SignupPage {
-        c: ctx.chrome("/_vigile/signup"),
+        c: ctx.chrome(Route::Signup.path()),
         email,
         lang: lang.code(),
         problems,
@@ -54,22 +55,20 @@ fn form(
     render::page(status, &page)
 }
 
-pub fn get(ctx: &Ctx<'_, '_>) -> Reply {
-    if let Ok(Some(_)) = ctx.req.identity {
-        return Reply::redirect(StatusCode::FOUND, "/_vigile/account");
+pub fn get(ctx: &Ctx<'_, '_>) -> PageResult {
+    if ctx.req.visitor.identity().is_some() {
+        return Ok(Reply::redirect(StatusCode::FOUND, Route::Account.path()));
     }
     if ctx.app.config.file.signup.mode == SignupMode::Closed {
-        return closed(ctx);
+        return Ok(closed(ctx));
     }
     let email = ctx.req.query_param("email").unwrap_or_default();
-    form(ctx, StatusCode::OK, email, ctx.lang(), vec![])
+    Ok(form(ctx, StatusCode::OK, email, ctx.lang(), vec![]))
 }
 
-pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
     let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
+    ctx.check_csrf(f.get("csrf"))?;
     let lang = Lang::parse(f.get("lang")).unwrap_or(ctx.lang());
     let input = SignupInput {
         email: Email::parse(f.get("email")),
@@ -79,14 +78,14 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
         ip: ctx.req.client_ip,
         now: ctx.now,
     };
-    match flow::signup(ctx.app, input).await {
-        Ok(SignupOutcome::CheckYourMail) => ctx.message(
+    Ok(match flow::signup(ctx.app, input).await? {
+        SignupOutcome::CheckYourMail => ctx.message(
             StatusCode::OK,
             "signup-sent-title",
             "signup-sent-message",
-            Some(("/_vigile/activate/resend", "activate-resend-link")),
+            Some((Route::ActivateResend.path(), "activate-resend-link")),
         ),
-        Ok(SignupOutcome::Invalid(list)) => {
+        SignupOutcome::Invalid(list) => {
             let email = f.get("email").chars().take(254).collect();
             form(
                 ctx,
@@ -96,19 +95,18 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> Reply {
                 problems(ctx, &list),
             )
         }
-        Ok(SignupOutcome::NotInvited) => ctx.message(
+        SignupOutcome::NotInvited => ctx.message(
             StatusCode::FORBIDDEN,
             "signup-not-invited-title",
             "signup-not-invited-message",
             Some(("/", "back-home")),
         ),
-        Ok(SignupOutcome::Closed) => closed(ctx),
-        Ok(SignupOutcome::TooMany(retry)) => ctx.too_many(retry),
-        Err(e) => ctx.flow_failed(&e),
-    }
+        SignupOutcome::Closed => closed(ctx),
+        SignupOutcome::TooMany(retry) => return Err(PageError::too_many(retry)),
+    })
 }
 
-pub async fn activate(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn activate(ctx: &Ctx<'_, '_>) -> PageResult {
     let token = ctx.req.query_param("token").unwrap_or_default();
     let input = ActivateInput {
         token: &token,
@@ -120,19 +118,20 @@ pub async fn activate(ctx: &Ctx<'_, '_>) -> Reply {
             now: ctx.now,
         },
     };
-    match flow::activate(ctx.app, input).await {
-        Ok(ActivateOutcome::SignedIn { token, .. }) => {
+    match flow::activate(ctx.app, input).await? {
+        ActivateOutcome::SignedIn { token, .. } => {
             ctx.app.metrics.logins.with_label_values(&["success"]).inc();
-            Reply::redirect(StatusCode::FOUND, "/_vigile/account?welcome=1")
-                .with_cookie(ctx.session_cookie(&token))
+            let welcome = Route::Account.with_query(&[("welcome", "1")]);
+            Ok(
+                Reply::redirect(StatusCode::FOUND, &welcome)
+                    .with_cookie(ctx.session_cookie(&token)),
+            )
         }
-        Ok(ActivateOutcome::Invalid) => ctx.message(
-            StatusCode::GONE,
-            "activate-invalid-title",
-            "activate-invalid-message",
-            Some(("/_vigile/activate/resend", "activate-resend-link")),
-        ),
-        Err(e) => ctx.flow_failed(&e),
+        ActivateOutcome::Invalid => Err(PageError::Gone {
+            title: "activate-invalid-title",
+            message: "activate-invalid-message",
+            next: (Route::ActivateResend, "activate-resend-link"),
+        }),
     }
 }
 
@@ -143,20 +142,20 @@ fn resend_form(
     error: Option<String>,
 ) -> Reply {
     let page = EmailFormPage {
-        c: ctx.chrome("/_vigile/activate/resend"),
+        c: ctx.chrome(Route::ActivateResend.path()),
         title: "resend-title",
         intro: "resend-intro",
         submit: "resend-submit",
-        action: "/_vigile/activate/resend",
+        action: Route::ActivateResend.path(),
         email,
         error,
     };
     render::page(status, &page)
 }
 
-pub fn resend_get(ctx: &Ctx<'_, '_>) -> Reply {
+pub fn resend_get(ctx: &Ctx<'_, '_>) -> PageResult {
     let email = ctx.req.query_param("email").unwrap_or_default();
-    resend_form(ctx, StatusCode::OK, email, None)
+    Ok(resend_form(ctx, StatusCode::OK, email, None))
 }
 
 /// The email field of a "mail me a link" form, parsed; or the form again, saying why not
@@ -176,25 +175,22 @@ pub(super) fn email_field(
     })
 }
 
-pub async fn resend_post(ctx: &Ctx<'_, '_>) -> Reply {
+pub async fn resend_post(ctx: &Ctx<'_, '_>) -> PageResult {
     let f = ctx.req.form();
-    if !ctx.csrf_ok(f.get("csrf")) {
-        return ctx.csrf_failed();
-    }
+    ctx.check_csrf(f.get("csrf"))?;
     let email = match email_field(ctx, f.get("email"), |status, email, error| {
         resend_form(ctx, status, email, error)
     }) {
         Ok(email) => email,
-        Err(reply) => return reply,
+        Err(reply) => return Ok(reply),
     };
-    match flow::resend_activation(ctx.app, &email, ctx.req.client_ip, ctx.now).await {
-        Ok(Ok(())) => ctx.message(
-            StatusCode::OK,
-            "resend-sent-title",
-            "resend-sent-message",
-            Some(("/_vigile/login", "back-to-login")),
-        ),
-        Ok(Err(retry)) => ctx.too_many(retry),
-        Err(e) => ctx.flow_failed(&e),
-    }
+    flow::resend_activation(ctx.app, &email, ctx.req.client_ip, ctx.now)
+        .await?
+        .map_err(PageError::too_many)?;
+    Ok(ctx.message(
+        StatusCode::OK,
+        "resend-sent-title",
+        "resend-sent-message",
+        Some((Route::Login.path(), "back-to-login")),
+    ))
 }
