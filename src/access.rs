@@ -67,12 +67,14 @@ impl AccessRules {
     ///
     /// The path is also classified in the form some servers route it as, and the stricter
     /// answer wins: without `;` parameters (Tomcat, Jetty and Spring route `/admin;x/users`
-    /// to `/admin/users`) and without trailing dots and spaces on segments (IIS and Windows
-    /// file systems serve `/admin./x` and `/admin%20/x` as `/admin/x`).
+    /// to `/admin/users`), without trailing dots and spaces on segments (IIS and Windows
+    /// file systems serve `/admin./x` and `/admin%20/x` as `/admin/x`) and without a
+    /// trailing slash (Express serves `/settings/` from `/settings`).
     pub fn classify(&self, path: &CanonicalPath) -> Access {
         let path = path.as_str();
         let access = self.classify_exact(path);
-        if !path.contains([';', '.', ' ']) {
+        let trailing_slash = path.len() > 1 && path.ends_with('/');
+        if !trailing_slash && !path.contains([';', '.', ' ']) {
             return access;
         }
         let bare: String = path
@@ -83,7 +85,12 @@ impl AccessRules {
             })
             .collect::<Vec<_>>()
             .join("/");
-        access.max(self.classify_exact(&bare))
+        // Express and Spring (before 6) route `/settings/` to a `/settings` handler.
+        let bare = match bare.strip_suffix('/') {
+            Some(b) if !b.is_empty() => b,
+            _ => &bare,
+        };
+        access.max(self.classify_exact(bare))
     }
 
     fn classify_exact(&self, path: &str) -> Access {
@@ -153,6 +160,18 @@ mod tests {
         assert_eq!(r.classify(&p("/admin%20/x")), Access::Admin);
         assert_eq!(r.classify(&p("/admin.%20")), Access::Admin);
         assert_eq!(r.classify(&p("/catalog/file.")), Access::Public);
+        let exact =
+            AccessRules::new(&["/**".into()], &[], &["/settings".into(), "/a/*".into()]).unwrap();
+        for path in [
+            "/settings/",
+            "/SETTINGS/",
+            "/settings;x/",
+            "/Settings./",
+            "/a/x/",
+        ] {
+            assert_eq!(exact.classify(&p(path)), Access::Admin, "{path}");
+        }
+        assert_eq!(exact.classify(&p("/other/")), Access::Public);
         // Public rules stay exact: `/CATALOG` is not the public `/catalog`.
         assert_eq!(r.classify(&p("/CATALOG/x")), Access::Member);
     }

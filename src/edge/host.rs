@@ -118,15 +118,24 @@ fn split_port(raw: &str) -> Result<(&str, Option<u16>), HostError> {
 /// trailing dot allowed, as in DNS). `_` appears in internal host names.
 fn is_dns_name(host: &str) -> bool {
     let trimmed = host.strip_suffix('.').unwrap_or(host);
-    !trimmed.is_empty()
+    let labels_ok = !trimmed.is_empty()
         && host.len() <= MAX_NAME
         && trimmed.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().any(|b| b.is_ascii_alphanumeric())
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+        });
+    // A name ending in a numeric label is an address to inet_aton-style readers (`127.1`,
+    // `2130706433`, `0x7f.0.0.1`): only the dotted-quad form, checked above, is accepted.
+    let last = trimmed.rsplit('.').next().unwrap_or("");
+    let numeric = last.bytes().all(|b| b.is_ascii_digit())
+        || (last.len() > 2 && last.as_bytes()[..2].eq_ignore_ascii_case(b"0x"));
+    labels_ok && !numeric
 }
 
 #[cfg(test)]
@@ -175,6 +184,14 @@ mod tests {
             "[::1]x",
             "h\u{ff0e}com",
             "h\r\nx",
+            "127.1",
+            "2130706433",
+            "0x7f.0.0.1",
+            "999.1.1.1",
+            "1.2.3.4.5",
+            "-a-.b",
+            "_",
+            "a.0x10",
         ] {
             assert_eq!(Authority::parse(raw), Err(HostError::Invalid), "{raw:?}");
         }

@@ -11,12 +11,14 @@
 //! - a dot segment (`.`, `..`, `...`, raw or percent-encoded, with or without `;`
 //!   parameters);
 //! - an empty segment (`//`) anywhere but the trailing slash, or one with `;` parameters;
-//! - an encoded separator, dot, parameter mark or percent sign (`%2F`, `%5C`, `%2E`,
-//!   `%3B`, `%25`), a backslash, a fragment mark, a control character;
+//! - an encoded separator, dot, parameter mark, query or fragment mark or percent sign
+//!   (`%2F`, `%5C`, `%2E`, `%3B`, `%3F`, `%23`, `%25`), a backslash, a fragment mark, a
+//!   control character; a segment of only dots and spaces (`..%20`);
 //! - percent-encoding that does not decode to UTF-8 (overlong forms included), non-ASCII
 //!   text that Unicode compatibility normalisation (NFKC) changes (fullwidth `．．／` or
 //!   `ａｄｍｉｎ`, which NFKC-normalising apps read as `../` and `admin`), and invisible
-//!   format characters (soft hyphen, zero-width, bidi controls).
+//!   format characters (soft hyphen, zero-width, bidi controls), and characters other
+//!   readers fold into `/ \ .` or ASCII letters (`∕`, `¥`, `。`, `ı`; see `BEST_FIT`).
 //!
 //! What is left has one meaning. Its canonical wire form is RFC 3986 §6.2.2 normalisation
 //! of what came: unreserved characters decoded, other escapes upper-cased, bytes that must
@@ -90,7 +92,9 @@ impl CanonicalPath {
             check_segment(segment, last)?;
             decoded.push(b'/');
             wire.push('/');
+            let start = decoded.len();
             canonicalise_segment(segment, &mut decoded, &mut wire)?;
+            check_decoded_name(&decoded[start..])?;
         }
         let decoded = String::from_utf8(decoded).map_err(|_| PathError::Encoding)?;
         if !decoded.is_ascii() && !unicode_unambiguous(&decoded) {
@@ -142,6 +146,16 @@ fn check_segment(segment: &[u8], last: bool) -> Result<(), PathError> {
     Ok(())
 }
 
+/// A name of only dots and spaces once decoded (`..%20`, `.%20`) is a dot segment to
+/// IIS and Windows, which drop trailing dots and spaces.
+fn check_decoded_name(segment: &[u8]) -> Result<(), PathError> {
+    let name = segment.split(|&b| b == b';').next().unwrap_or(&[]);
+    if !name.is_empty() && name.iter().all(|&b| b == b'.' || b == b' ') {
+        return Err(PathError::DotSegment);
+    }
+    Ok(())
+}
+
 /// Appends one segment to the decoded and wire forms, refusing what is ambiguous.
 fn canonicalise_segment(
     segment: &[u8],
@@ -159,7 +173,10 @@ fn canonicalise_segment(
                 _ => return Err(PathError::Encoding),
             };
             match byte {
-                b'/' | b'\\' | b'.' | b';' | b'%' => return Err(PathError::Separator),
+                // `?` and `#` too: a hop that decodes once and splits again would cut there.
+                b'/' | b'\\' | b'.' | b';' | b'%' | b'?' | b'#' => {
+                    return Err(PathError::Separator)
+                }
                 0..=0x1f | 0x7f => return Err(PathError::Control),
                 _ => {}
             }
@@ -219,14 +236,24 @@ fn unicode_unambiguous(decoded: &str) -> bool {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     decoded.chars().all(|c| {
         c.is_ascii()
-            || !matches!(
-                c.general_category(),
-                GeneralCategory::Format
-                    | GeneralCategory::LineSeparator
-                    | GeneralCategory::ParagraphSeparator
-            )
+            || !(BEST_FIT.contains(&c)
+                || matches!(
+                    c.general_category(),
+                    GeneralCategory::Format
+                        | GeneralCategory::LineSeparator
+                        | GeneralCategory::ParagraphSeparator
+                ))
     }) && decoded.nfkc().eq(decoded.chars())
 }
+
+/// Characters NFKC keeps but other readers fold into ASCII that matters here: Windows
+/// "best fit" code pages turn `∕ ⁄ ∖ ⧵` into `/` or `\`, `¥ ₩` into `\` (Japanese and
+/// Korean code pages), `。` into `.`; Unicode case folding turns `ı İ` into `i` and `ſ`
+/// into `s` (Java's `equalsIgnoreCase`, .NET's invariant culture).
+const BEST_FIT: [char; 11] = [
+    '\u{2215}', '\u{2044}', '\u{2216}', '\u{29F5}', '\u{FE68}', '\u{00A5}', '\u{20A9}', '\u{3002}',
+    '\u{0131}', '\u{0130}', '\u{017F}',
+];
 
 /// A request target split into what Vigile needs: the canonical path, the query as sent,
 /// and the authority when the target was in absolute form (`GET http://host/x`).

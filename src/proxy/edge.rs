@@ -33,10 +33,9 @@ impl EdgeError {
 #[derive(Debug)]
 pub struct Edge {
     pub target: Target,
-    /// `None` only for HTTP/1.0 requests that sent no Host.
     pub host: Option<Authority>,
-    /// `Some(n)` when the client sent Content-Length as a list or repeated (all equal):
-    /// the upstream then receives the one value.
+    /// `Some(n)` when the client sent Content-Length as a list, repeated (all equal) or
+    /// with leading zeros: the upstream then receives the one plain value.
     pub content_length_to_normalise: Option<u64>,
 }
 
@@ -81,9 +80,12 @@ fn host(
             }
             h
         }
-        (Some(one), None) | (None, Some(one)) => Authority::parse(one)?,
-        (None, None) if req.version == Version::HTTP_10 => return Ok(None),
-        (None, None) => return Err(HostError::Missing),
+        (Some(one), None) => Authority::parse(one)?,
+        // HTTP/2 carries the authority as `:authority`; HTTP/1 must send Host (RFC 9112
+        // 3.2), even with an absolute-form target, and the upstream needs one to build
+        // links, so an HTTP/1.0 request without it is refused too.
+        (None, Some(one)) if req.version == Version::HTTP_2 => Authority::parse(one)?,
+        (None, _) => return Err(HostError::Missing),
     };
     if !authority.allowed_by(allowed) {
         return Err(HostError::NotAllowed);
@@ -92,10 +94,11 @@ fn host(
 }
 
 /// Every Content-Length value (repeated headers, comma lists) must be the same number.
-/// Returns the value to send when the client's spelling was not a single plain number.
+/// Returns the value to send when the client's spelling was not one plain number.
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>, EdgeError> {
     let mut agreed: Option<u64> = None;
     let mut tokens = 0usize;
+    let mut plain = true;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         let text = value.to_str().map_err(|_| EdgeError::ContentLength)?;
         for token in text.split(',') {
@@ -109,9 +112,11 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, EdgeError> {
             }
             agreed = Some(n);
             tokens += 1;
+            // `010` is 10 to Pingora but 8 to a strtol(…, 0) reader: sent as `10`.
+            plain &= token.len() == 1 || !token.starts_with('0');
         }
     }
-    Ok(agreed.filter(|_| tokens > 1))
+    Ok(agreed.filter(|_| tokens > 1 || !plain))
 }
 
 #[cfg(test)]
@@ -161,10 +166,18 @@ mod tests {
     }
 
     #[test]
-    fn http10_may_omit_host() {
+    fn http1_always_needs_host() {
         let mut r = req(b"/x", &[]);
         r.set_version(Version::HTTP_10);
-        assert!(Edge::read(&r, &[]).unwrap().host.is_none());
+        assert_eq!(
+            Edge::read(&r, &[]).unwrap_err(),
+            EdgeError::Host(HostError::Missing)
+        );
+        let r = req(b"http://evil.example/x", &[]);
+        assert_eq!(
+            Edge::read(&r, &[]).unwrap_err(),
+            EdgeError::Host(HostError::Missing)
+        );
     }
 
     #[test]
@@ -180,6 +193,8 @@ mod tests {
         assert_eq!(h(&[]), Ok(None));
         assert_eq!(h(&["5, 5"]), Ok(Some(5)));
         assert_eq!(h(&["5", "5"]), Ok(Some(5)));
+        assert_eq!(h(&["010"]), Ok(Some(10)));
+        assert_eq!(h(&["0"]), Ok(None));
         for bad in [
             &["5, 6"][..],
             &["5", "6"],

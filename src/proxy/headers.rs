@@ -11,24 +11,29 @@ use crate::auth::Identity;
 use crate::config::HeadersSection;
 use crate::pages::cookies::CookieNames;
 
-/// Lower-cased, `_` folded to `-`: the form in which two header names are "the same"
-/// to upstream frameworks (CGI/WSGI/PHP map both `Remote-User` and `remote_user` to one variable).
+/// Lower-cased, every character but letters and digits read as `-`: the form in which two
+/// header names are "the same" to upstream frameworks (CGI, WSGI and PHP map `Remote-User`,
+/// `remote_user` and, through Apache, `Remote.User` to one `HTTP_REMOTE_USER` variable).
 fn fold(name: &str) -> String {
-    name.to_ascii_lowercase().replace('_', "-")
+    name.bytes().map(|b| char::from(fold_byte(b))).collect()
+}
+
+fn fold_byte(b: u8) -> u8 {
+    if b.is_ascii_alphanumeric() {
+        b.to_ascii_lowercase()
+    } else {
+        b'-'
+    }
 }
 
 /// `name` equals the already folded `folded`, without allocating (runs for every header
 /// of every request).
 fn same_folded(name: &str, folded: &str) -> bool {
     name.len() == folded.len()
-        && name.bytes().zip(folded.bytes()).all(|(a, b)| {
-            let a = if a == b'_' {
-                b'-'
-            } else {
-                a.to_ascii_lowercase()
-            };
-            a == b
-        })
+        && name
+            .bytes()
+            .zip(folded.bytes())
+            .all(|(a, b)| fold_byte(a) == b)
 }
 
 /// Header names fixed at start-up, keeping the operator's casing on HTTP/1. `&'static`
@@ -55,8 +60,8 @@ pub struct HeaderPlan {
 }
 
 /// Headers that frame the message or the connection. Pingora reads their `-` spelling;
-/// an `_` spelling (`Transfer_Encoding`) is what a CGI/WSGI-style upstream would read as the
-/// same variable, so it is removed.
+/// another spelling (`Transfer_Encoding`, `Content.Length`) is what a CGI/WSGI-style
+/// upstream would read as the same variable, so it is removed.
 const FRAMING: [&str; 10] = [
     "host",
     "content-length",
@@ -85,11 +90,30 @@ impl HeaderPlan {
         .collect();
         // Authelia's defaults too, in case the operator renamed ours: an app written for
         // them must never receive a client-forged value.
+        // Remote-Auth-Level is Vigile's to set (SPEC 4.5; `password` until two-factor
+        // lands): a client must never claim `2fa`.
         for n in [
             "remote-user",
             "remote-email",
             "remote-name",
             "remote-groups",
+            "remote-auth-level",
+        ] {
+            strip.push(n.to_string());
+        }
+        // Identity headers other gateways set (oauth2-proxy, Apache, Pomerium-style): an
+        // app configured for one of them must not read a client's claim either.
+        for n in [
+            "x-forwarded-user",
+            "x-forwarded-email",
+            "x-forwarded-groups",
+            "x-forwarded-preferred-username",
+            "x-auth-request-user",
+            "x-auth-request-email",
+            "x-auth-request-groups",
+            "x-auth-request-preferred-username",
+            "x-remote-user",
+            "x-remote-email",
         ] {
             strip.push(n.to_string());
         }
@@ -114,6 +138,18 @@ impl HeaderPlan {
             "x-original-url",
             "x-rewrite-url",
             "x-original-uri",
+            "x-forwarded-uri",
+            "x-forwarded-path",
+            "x-envoy-original-path",
+            "x-request-uri",
+            "x-host",
+            "x-http-host-override",
+            "x-client-ip",
+            "client-ip",
+            "true-client-ip",
+            "cf-connecting-ip",
+            "fastly-client-ip",
+            "x-cluster-client-ip",
         ] {
             strip.push(n.to_string());
         }
@@ -138,7 +174,8 @@ impl HeaderPlan {
             .map(|k| k.as_str())
             .filter(|k| {
                 self.strip.iter().any(|s| same_folded(k, s))
-                    || (k.contains('_') && FRAMING.iter().any(|f| same_folded(k, f)))
+                    || (k.bytes().any(|b| !b.is_ascii_alphanumeric() && b != b'-')
+                        && FRAMING.iter().any(|f| same_folded(k, f)))
             })
             .map(str::to_string)
             .collect();
@@ -364,7 +401,9 @@ mod tests {
             assert!(same_folded(n, "remote-user"), "{n}");
         }
         assert!(!same_folded("remote-users", "remote-user"));
-        assert!(!same_folded("remote.user", "remote-user"));
+        assert!(same_folded("remote.user", "remote-user"));
+        assert!(same_folded("Remote~User", "remote-user"));
+        assert!(!same_folded("remote__user", "remote-user"));
     }
 
     #[test]

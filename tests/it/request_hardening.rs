@@ -211,3 +211,98 @@ async fn framing_and_forwarding_spellings_are_cleaned(backend: Backend) {
     assert_eq!(s.upstream.count(), before);
 }
 both_backends!(framing_and_forwarding_spellings_are_cleaned);
+
+/// What the second security review got through, each now refused or cleaned.
+async fn second_review_cases(backend: Backend) {
+    let rules = "[access]\npublic = [\"/\", \"/catalog/**\", \"/*.css\"]\n\
+                 admin = [\"/admin/**\", \"/settings\"]\n[server]\nheader_timeout = \"1s\"\n";
+    let s = backend.stack(rules).await;
+    let port = s.gw.port();
+    let member = member_cookie(&s, "ann@example.com", false).await;
+
+    // An exact protected pattern with a trailing slash (Express routes it to the handler).
+    for path in [
+        "/settings/",
+        "/SETTINGS/",
+        "/settings;x/",
+        "/Settings./",
+        "/settings%20/",
+    ] {
+        let (status, _) = raw(port, &get(path, &[HOST, &member])).await;
+        assert_eq!(status, 403, "member {path}");
+    }
+    // Encoded `?` / `#` (a decode-and-split hop cuts there), dot-and-space segments,
+    // best-fit and case-folding lookalikes.
+    for path in [
+        "/admin%3F.css",
+        "/admin%23.css",
+        "/catalog/..%20/admin/x",
+        "/catalog/.%20/admin/x",
+        "/catalog/%E2%88%95admin",
+        "/adm%C4%B1n/x",
+    ] {
+        let (status, _) = raw(port, &get(path, &[HOST, &member])).await;
+        assert_eq!(status, 400, "{path}");
+    }
+    // Every spelling of Vigile's own prefix stays here.
+    for path in ["/_VIGILE/login", "/_vigile;x/login", "/_vigile./login"] {
+        let (status, _) = raw(port, &get(path, &[HOST, &member])).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    // HTTP/1 without Host, whatever the target's form; odd numeric host names.
+    let abs = "GET http://evil.example/catalog/x HTTP/1.1\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw(port, abs).await.0, 400);
+    assert_eq!(raw(port, "GET /catalog/x HTTP/1.0\r\n\r\n").await.0, 400);
+    for host in [
+        "Host: 127.1",
+        "Host: 0x7f.0.0.1",
+        "Host: 2130706433",
+        "Host: -a-.b",
+    ] {
+        assert_eq!(
+            raw(port, &get("/catalog/x", &[host])).await.0,
+            400,
+            "{host}"
+        );
+    }
+    assert_eq!(s.upstream.count(), 0, "{:?}", s.upstream.requests());
+
+    // Headers other gateways or frameworks read as identity, client address or path.
+    let req = "POST /catalog/form HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+               Remote-Auth-Level: 2fa\r\nRemote_Auth_Level: 2fa\r\nRemote.User: boss\r\n\
+               X-Forwarded-User: boss\r\nX-Auth-Request-Email: boss@example.com\r\n\
+               CF-Connecting-IP: 6.6.6.6\r\nX-Forwarded-Uri: /admin/x\r\n\
+               Content.Length: 3\r\nContent-Length: 010\r\nConnection: close\r\n\r\n0123456789";
+    let (status, _) = raw(port, req).await;
+    assert_eq!(status, 200);
+    let seen = s.upstream.last().unwrap();
+    for h in [
+        "remote-auth-level",
+        "remote_auth_level",
+        "remote.user",
+        "x-forwarded-user",
+        "x-auth-request-email",
+        "cf-connecting-ip",
+        "x-forwarded-uri",
+        "content.length",
+    ] {
+        assert!(
+            !seen.has_header(h),
+            "{h} reached upstream: {:?}",
+            seen.headers
+        );
+    }
+    assert_eq!(seen.header_all("content-length"), ["10".to_string()]);
+    assert_eq!(seen.body, "0123456789");
+    // A member's request carries no client-claimed auth level either.
+    let claim = get("/courses/1", &[HOST, &member, "Remote-Auth-Level: 2fa"]);
+    assert_eq!(raw(port, &claim).await.0, 200);
+    assert!(!s.upstream.last().unwrap().has_header("remote-auth-level"));
+
+    // A form body to Vigile's pages that stalls is cut at header_timeout.
+    let stalled = "POST /_vigile/login HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                   Content-Type: application/x-www-form-urlencoded\r\n\
+                   Content-Length: 100\r\nConnection: close\r\n\r\nemail=a";
+    assert_eq!(raw(port, stalled).await.0, 408);
+}
+both_backends!(second_review_cases);
