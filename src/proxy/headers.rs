@@ -75,84 +75,88 @@ const FRAMING: [&str; 10] = [
     "expect",
 ];
 
+/// Authelia's identity headers, stripped even when the operator renamed Vigile's: an app
+/// written for them must never receive a client-forged value. Remote-Auth-Level is
+/// Vigile's to set (SPEC 4.5; `password` until two-factor lands): no client claims `2fa`.
+const AUTHELIA: [&str; 5] = [
+    "remote-user",
+    "remote-email",
+    "remote-name",
+    "remote-groups",
+    "remote-auth-level",
+];
+
+/// Identity headers other gateways set (oauth2-proxy, Apache, Pomerium-style): an app
+/// configured for one of them must not read a client's claim either.
+const OTHER_GATEWAYS: [&str; 10] = [
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
+    "x-auth-request-preferred-username",
+    "x-remote-user",
+    "x-remote-email",
+];
+
+/// Client-address, scheme, host and path hints Vigile does not vouch for: it sets
+/// X-Forwarded-For/-Proto/-Host itself; an app must not read a forged `Forwarded`, and
+/// Symfony, Laravel, IIS and Envoy-fronted apps take the path from X-Original-URL and
+/// friends, which would route around the rules that matched the request line.
+const HINTS: [&str; 28] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-prefix",
+    "x-request-id",
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-port",
+    "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "x-forwarded-server",
+    "x-url-scheme",
+    "front-end-https",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-forwarded-uri",
+    "x-forwarded-path",
+    "x-envoy-original-path",
+    "x-request-uri",
+    "x-host",
+    "x-http-host-override",
+    "x-client-ip",
+    "client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+];
+
 impl HeaderPlan {
     pub fn new(names: &HeadersSection) -> Self {
-        let mut strip: Vec<String> = [
+        let ours = [
             &names.user,
             &names.email,
             &names.name,
             &names.groups,
             &names.org,
             &names.session,
-        ]
-        .iter()
-        .map(|n| fold(n))
-        .collect();
-        // Authelia's defaults too, in case the operator renamed ours: an app written for
-        // them must never receive a client-forged value.
-        // Remote-Auth-Level is Vigile's to set (SPEC 4.5; `password` until two-factor
-        // lands): a client must never claim `2fa`.
-        for n in [
-            "remote-user",
-            "remote-email",
-            "remote-name",
-            "remote-groups",
-            "remote-auth-level",
-        ] {
-            strip.push(n.to_string());
-        }
-        // Identity headers other gateways set (oauth2-proxy, Apache, Pomerium-style): an
-        // app configured for one of them must not read a client's claim either.
-        for n in [
-            "x-forwarded-user",
-            "x-forwarded-email",
-            "x-forwarded-groups",
-            "x-forwarded-preferred-username",
-            "x-auth-request-user",
-            "x-auth-request-email",
-            "x-auth-request-groups",
-            "x-auth-request-preferred-username",
-            "x-remote-user",
-            "x-remote-email",
-        ] {
-            strip.push(n.to_string());
-        }
-        // Client-address, scheme and path hints Vigile does not vouch for: it sets
-        // X-Forwarded-For/-Proto/-Host itself; an app must not read a forged `Forwarded`, and
-        // Symfony, Laravel and IIS take the path from X-Original-URL / X-Rewrite-URL, which
-        // would route around the rules that matched the request line.
-        for n in [
-            "x-forwarded-for",
-            "x-forwarded-proto",
-            "x-forwarded-host",
-            "x-forwarded-prefix",
-            "x-request-id",
-            "forwarded",
-            "x-real-ip",
-            "x-forwarded-port",
-            "x-forwarded-ssl",
-            "x-forwarded-scheme",
-            "x-forwarded-server",
-            "x-url-scheme",
-            "front-end-https",
-            "x-original-url",
-            "x-rewrite-url",
-            "x-original-uri",
-            "x-forwarded-uri",
-            "x-forwarded-path",
-            "x-envoy-original-path",
-            "x-request-uri",
-            "x-host",
-            "x-http-host-override",
-            "x-client-ip",
-            "client-ip",
-            "true-client-ip",
-            "cf-connecting-ip",
-            "fastly-client-ip",
-            "x-cluster-client-ip",
-        ] {
-            strip.push(n.to_string());
-        }
+        ];
+        let strip = ours
+            .iter()
+            .map(|n| fold(n))
+            .chain(
+                AUTHELIA
+                    .iter()
+                    .chain(&OTHER_GATEWAYS)
+                    .chain(&HINTS)
+                    .map(|n| n.to_string()),
+            )
+            .collect();
         Self {
             strip,
             names: Names {
