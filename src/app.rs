@@ -6,21 +6,24 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Deps};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pages::cookies::CookieNames;
 use crate::store::{DynStore, StoreResult};
 
+impl std::ops::Deref for App {
+    type Target = Deps;
+    fn deref(&self) -> &Deps {
+        &self.deps
+    }
+}
+
 pub struct App {
-    pub config: Arc<Config>,
-    pub store: DynStore,
-    pub auth: Arc<Auth>,
-    pub metrics: Arc<Metrics>,
+    /// What the flows use (config, store, sessions, metrics, mailer); `App` derefs to it.
+    pub deps: Arc<Deps>,
     pub cookies: CookieNames,
-    /// Queues mails; the sender task is started by the server only.
-    pub mailer: Arc<crate::mail::Mailer>,
     /// Read once per request at the edge, once per tick by background tasks.
     pub clock: SharedClock,
     /// Gateway-wide key for CSRF tokens, shared by every instance through the store.
@@ -44,12 +47,14 @@ impl App {
             metrics.clone(),
         ));
         Self {
-            config,
-            store,
-            auth,
-            metrics,
+            deps: Arc::new(Deps {
+                config,
+                store,
+                auth,
+                metrics,
+                mailer,
+            }),
             cookies,
-            mailer,
             clock: crate::clock::system(),
             secret: OnceCell::new(),
         }

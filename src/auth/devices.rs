@@ -10,8 +10,8 @@
 //! next login past it meets the policy.
 
 use super::login::{new_session, replaced_session, NewSession};
+use super::Deps;
 use super::{device_label, FlowError};
-use crate::app::App;
 use crate::config::{OnOverflow, SessionsSection};
 use crate::crypto::fill_random;
 use crate::i18n::Lang;
@@ -59,9 +59,12 @@ pub fn site_policy(settings: &Settings, file: &SessionsSection) -> Policy {
 }
 
 /// The member's own cap, else the site's policy.
-pub async fn policy_for(app: &App, user: &UserId) -> StoreResult<Policy> {
-    let site = site_policy(&app.store.settings_get().await?, &app.config.file.sessions);
-    let own = app.store.member_cap(user).await?;
+pub async fn policy_for(deps: &Deps, user: &UserId) -> StoreResult<Policy> {
+    let site = site_policy(
+        &deps.store.settings_get().await?,
+        &deps.config.file.sessions,
+    );
+    let own = deps.store.member_cap(user).await?;
     Ok(Policy {
         max: own.unwrap_or(site.max),
         ..site
@@ -98,18 +101,18 @@ pub enum Open {
 /// Opens a session for `user` on this browser within their cap, ending `victims` (the
 /// member's choice) if given.
 pub async fn open(
-    app: &App,
+    deps: &Deps,
     user: &User,
     browser: NewSession<'_>,
     victims: &[SessionId],
 ) -> Result<Open, FlowError> {
-    let policy = policy_for(app, &user.id).await?;
-    let replaces = replaced_session(&app.auth, browser.previous_token, browser.now).await?;
+    let policy = policy_for(deps, &user.id).await?;
+    let replaces = replaced_session(&deps.auth, browser.previous_token, browser.now).await?;
     // Read first so this instance's cache can forget the sessions the cap ends (the store
     // answers with ids; the cache is keyed by token hash).
-    let before = app.store.sessions_of(&user.id, browser.now).await?;
-    let (token, session) = new_session(&app.auth, user, browser);
-    let opened = app
+    let before = deps.store.sessions_of(&user.id, browser.now).await?;
+    let (token, session) = new_session(&deps.auth, user, browser);
+    let opened = deps
         .store
         .session_open(
             &session,
@@ -121,7 +124,7 @@ pub async fn open(
         .await?;
     Ok(match opened {
         Opened::Opened { ended } => {
-            forget(app, &before, &ended);
+            forget(deps, &before, &ended);
             Open::Started {
                 token,
                 session: Box::new(session),
@@ -134,24 +137,24 @@ pub async fn open(
 
 /// Drops the `ended` sessions from this instance's cache at once (other instances see
 /// the end within the cache's lifetime).
-fn forget(app: &App, sessions: &[SessionRecord], ended: &[SessionId]) {
+fn forget(deps: &Deps, sessions: &[SessionRecord], ended: &[SessionId]) {
     for s in sessions.iter().filter(|s| ended.contains(&s.id)) {
-        app.auth.cache.forget(&s.token_hash);
+        deps.auth.cache.forget(&s.token_hash);
     }
 }
 
 /// Ends one of `user`'s sessions from elsewhere (the member's other device, an admin),
 /// telling its device `why`. Returns whether it was there.
 pub async fn end_session(
-    app: &App,
+    deps: &Deps,
     user: &UserId,
     id: &SessionId,
     why: SignedOut,
     now: Millis,
 ) -> StoreResult<bool> {
-    let sessions = app.store.sessions_of(user, now).await?;
-    let ended = app.store.session_end(user, id, why, now).await?;
-    forget(app, &sessions, std::slice::from_ref(id));
+    let sessions = deps.store.sessions_of(user, now).await?;
+    let ended = deps.store.session_end(user, id, why, now).await?;
+    forget(deps, &sessions, std::slice::from_ref(id));
     Ok(ended)
 }
 
@@ -165,8 +168,8 @@ pub enum Stopped {
 }
 
 /// Counts one more code for `user`; false once over the hourly or daily limit.
-async fn code_allowed(app: &App, user: &UserId, now: Millis) -> StoreResult<bool> {
-    let store = &app.store;
+async fn code_allowed(deps: &Deps, user: &UserId, now: Millis) -> StoreResult<bool> {
+    let store = &deps.store;
     let hour = store
         .counter_hit(CounterScope::DeviceCodes, user.as_str(), 3_600_000, now)
         .await?;
@@ -202,15 +205,15 @@ fn code_hash(device: &DeviceId, code: &str) -> TokenHash {
 /// The login was right but over the cap with `choose`: mails the member a code (and,
 /// once a day per member, the admins a notice), and leaves a challenge for the device.
 pub async fn stop_for_code(
-    app: &App,
+    deps: &Deps,
     user: &User,
     browser: &NewSession<'_>,
     rd: &str,
     active: u64,
     policy: Policy,
 ) -> Result<Stopped, FlowError> {
-    let store = &app.store;
-    if !code_allowed(app, &user.id, browser.now).await? {
+    let store = &deps.store;
+    if !code_allowed(deps, &user.id, browser.now).await? {
         return Ok(Stopped::TooManyCodes);
     }
     let code = new_code();
@@ -223,12 +226,12 @@ pub async fn stop_for_code(
         expires_at: browser.now + CODE_TTL_MS,
     };
     if store.challenge_put(&browser.device, &challenge).await? {
-        app.metrics
+        deps.metrics
             .device_overflows
             .with_label_values(&["abandoned"])
             .inc();
     }
-    mail_code(app, user, browser, &code, active, policy.max).await?;
+    mail_code(deps, user, browser, &code, active, policy.max).await?;
     let notices = store
         .counter_hit(
             CounterScope::AdminNotices,
@@ -238,14 +241,14 @@ pub async fn stop_for_code(
         )
         .await?;
     if notices == 1 {
-        notify_admins(app, user, browser, active, policy.max).await?;
+        notify_admins(deps, user, browser, active, policy.max).await?;
     }
     Ok(Stopped::CodeSent)
 }
 
 /// Mails `code` to the member, naming this browser in their language.
 async fn mail_code(
-    app: &App,
+    deps: &Deps,
     user: &User,
     browser: &NewSession<'_>,
     code: &str,
@@ -256,7 +259,7 @@ async fn mail_code(
         .lang
         .as_deref()
         .and_then(Lang::parse)
-        .unwrap_or(app.config.default_lang);
+        .unwrap_or(deps.config.default_lang);
     let device = describe(&browser.user_agent, lang);
     let overflow = Overflow {
         member: user,
@@ -265,7 +268,7 @@ async fn mail_code(
         active,
         max,
     };
-    app.mailer
+    deps.mailer
         .device_code(&overflow, code, (CODE_TTL_MS / 60_000) as u64, browser.now)
         .await?;
     Ok(())
@@ -273,18 +276,18 @@ async fn mail_code(
 
 /// Every `mail.admin_notify` address and every active admin, each once, in their language.
 async fn notify_admins(
-    app: &App,
+    deps: &Deps,
     member: &User,
     browser: &NewSession<'_>,
     active: u64,
     max: u32,
 ) -> Result<(), FlowError> {
     let mut sent: Vec<String> = Vec::new();
-    let admins = app.store.user_list().await?;
+    let admins = deps.store.user_list().await?;
     let admins = admins
         .iter()
         .filter(|u| u.admin && u.status == crate::store::AccountStatus::Active);
-    let notify = app.config.file.mail.admin_notify.iter().filter_map(|a| {
+    let notify = deps.config.file.mail.admin_notify.iter().filter_map(|a| {
         match crate::edge::email::Email::parse(a) {
             Ok(email) => Some((email.into_string(), None)),
             Err(e) => {
@@ -300,7 +303,10 @@ async fn notify_admins(
             continue;
         }
         // The device in the admin's language.
-        let device = describe(&browser.user_agent, lang.unwrap_or(app.config.default_lang));
+        let device = describe(
+            &browser.user_agent,
+            lang.unwrap_or(deps.config.default_lang),
+        );
         let o = Overflow {
             member,
             device: &device,
@@ -308,7 +314,7 @@ async fn notify_admins(
             active,
             max,
         };
-        app.mailer
+        deps.mailer
             .device_overflow_notice(&to, lang, &o, browser.now)
             .await?;
         sent.push(to);
@@ -318,18 +324,18 @@ async fn notify_admins(
 
 /// Checks a code entered on `/_vigile/verify`.
 pub async fn verify(
-    app: &App,
+    deps: &Deps,
     device: &DeviceId,
     code: &str,
     now: Millis,
 ) -> Result<CodeCheck, FlowError> {
     let hash = code_hash(device, code);
-    let check = app
+    let check = deps
         .store
         .challenge_check(device, &hash, CODE_TRIES, now + CHOOSE_TTL_MS, now)
         .await?;
     if check == CodeCheck::Exhausted {
-        app.metrics
+        deps.metrics
             .device_overflows
             .with_label_values(&["abandoned"])
             .inc();
@@ -346,8 +352,8 @@ pub enum Resent {
     Missing,
 }
 
-pub async fn resend(app: &App, browser: &NewSession<'_>) -> Result<Resent, FlowError> {
-    let store = &app.store;
+pub async fn resend(deps: &Deps, browser: &NewSession<'_>) -> Result<Resent, FlowError> {
+    let store = &deps.store;
     let Some(ch) = store.challenge_get(&browser.device, browser.now).await? else {
         return Ok(Resent::Missing);
     };
@@ -357,7 +363,7 @@ pub async fn resend(app: &App, browser: &NewSession<'_>) -> Result<Resent, FlowE
     if ch.verified {
         return Ok(Resent::Missing);
     }
-    if !code_allowed(app, &user.id, browser.now).await? {
+    if !code_allowed(deps, &user.id, browser.now).await? {
         return Ok(Resent::TooMany);
     }
     let code = new_code();
@@ -372,29 +378,29 @@ pub async fn resend(app: &App, browser: &NewSession<'_>) -> Result<Resent, FlowE
     if !renewed {
         return Ok(Resent::Missing);
     }
-    let policy = policy_for(app, &user.id).await?;
+    let policy = policy_for(deps, &user.id).await?;
     let active = store.sessions_of(&user.id, browser.now).await?.len() as u64;
-    mail_code(app, &user, browser, &code, active, policy.max).await?;
+    mail_code(deps, &user, browser, &code, active, policy.max).await?;
     Ok(Resent::Sent)
 }
 
 /// The verified challenge of this device and its member, if any.
 pub async fn verified(
-    app: &App,
+    deps: &Deps,
     device: &DeviceId,
     now: Millis,
 ) -> Result<Option<(Challenge, User)>, FlowError> {
-    let Some(ch) = app.store.challenge_get(device, now).await? else {
+    let Some(ch) = deps.store.challenge_get(device, now).await? else {
         return Ok(None);
     };
     if !ch.verified {
         return Ok(None);
     }
-    match app.store.user_by_id(&ch.user_id).await? {
+    match deps.store.user_by_id(&ch.user_id).await? {
         Some(user) => Ok(Some((ch, user))),
         None => {
             // The account went meanwhile: so does its pending choice.
-            app.store.challenge_delete(device).await?;
+            deps.store.challenge_delete(device).await?;
             Ok(None)
         }
     }
@@ -420,18 +426,18 @@ pub enum Chosen {
 /// "Replace with my current device": ends the chosen sessions and opens this device's,
 /// in one store operation.
 pub async fn choose(
-    app: &App,
+    deps: &Deps,
     browser: NewSession<'_>,
     victims: &[SessionId],
 ) -> Result<Chosen, FlowError> {
-    let Some((ch, user)) = verified(app, &browser.device, browser.now).await? else {
+    let Some((ch, user)) = verified(deps, &browser.device, browser.now).await? else {
         return Ok(Chosen::Missing);
     };
     let device = browser.device.clone();
-    match open(app, &user, browser, victims).await? {
+    match open(deps, &user, browser, victims).await? {
         Open::Started { token, ended, .. } => {
-            app.store.challenge_delete(&device).await?;
-            app.metrics
+            deps.store.challenge_delete(&device).await?;
+            deps.metrics
                 .device_overflows
                 .with_label_values(&["replaced"])
                 .inc();
@@ -447,9 +453,9 @@ pub async fn choose(
 }
 
 /// The member gave up on the overflow: nothing changes but the challenge goes.
-pub async fn cancel(app: &App, device: &DeviceId) -> Result<(), FlowError> {
-    if app.store.challenge_delete(device).await? {
-        app.metrics
+pub async fn cancel(deps: &Deps, device: &DeviceId) -> Result<(), FlowError> {
+    if deps.store.challenge_delete(device).await? {
+        deps.metrics
             .device_overflows
             .with_label_values(&["abandoned"])
             .inc();

@@ -95,7 +95,7 @@ impl FormLimits {
 /// request, so the answer is the same, and takes the same time, whatever the address.
 /// `what` names the work in the log line if it fails.
 pub async fn link_request<F, Fut>(
-    app: &std::sync::Arc<crate::app::App>,
+    deps: &std::sync::Arc<super::Deps>,
     email: &crate::edge::email::Email,
     ip: IpAddr,
     now: Millis,
@@ -103,17 +103,17 @@ pub async fn link_request<F, Fut>(
     work: F,
 ) -> Result<Result<(), RetryAfter>, super::FlowError>
 where
-    F: FnOnce(std::sync::Arc<crate::app::App>, crate::edge::email::Email) -> Fut + Send + 'static,
+    F: FnOnce(std::sync::Arc<super::Deps>, crate::edge::email::Email) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<(), super::FlowError>> + Send + 'static,
 {
-    let limits = FormLimits::from_config(&app.config.file);
-    if let Err(retry) = limits.form_from(&app.store, ip, now).await? {
+    let limits = FormLimits::from_config(&deps.config.file);
+    if let Err(retry) = limits.form_from(&deps.store, ip, now).await? {
         return Ok(Err(retry));
     }
     let email = email.clone();
-    let app = std::sync::Arc::clone(app);
+    let deps = std::sync::Arc::clone(deps);
     tokio::spawn(async move {
-        if let Err(e) = work(app, email).await {
+        if let Err(e) = work(deps, email).await {
             tracing::warn!(error = %e, what, "mail could not be queued");
         }
     });

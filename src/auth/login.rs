@@ -14,8 +14,8 @@ use std::net::IpAddr;
 
 use super::devices::{stop_for_code, Open, Stopped};
 use super::lockout::{self, AfterFailure, Gate};
+use super::Deps;
 use super::{Auth, FlowError};
-use crate::app::App;
 use crate::config::OnOverflow;
 use crate::crypto::random_token;
 use crate::edge::email::Email;
@@ -69,8 +69,8 @@ pub enum LoginOutcome {
 }
 
 /// `[lockout]` as the store wants it.
-pub fn ip_rule(app: &App) -> IpRule {
-    let l = &app.config.file.lockout;
+pub fn ip_rule(deps: &Deps) -> IpRule {
+    let l = &deps.config.file.lockout;
     IpRule {
         max: l.ip_max_failures,
         window_ms: millis(l.ip_window),
@@ -79,10 +79,10 @@ pub fn ip_rule(app: &App) -> IpRule {
     }
 }
 
-pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, FlowError> {
-    let (auth, store) = (&app.auth, &app.store);
-    let max = app.config.file.lockout.account_max_failures;
-    let rule = ip_rule(app);
+pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, FlowError> {
+    let (auth, store) = (&deps.auth, &deps.store);
+    let max = deps.config.file.lockout.account_max_failures;
+    let rule = ip_rule(deps);
     let ip = input.ip.to_string();
     let ip_count = if rule.max == 0 {
         0
@@ -129,12 +129,12 @@ pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, Flo
             let locked = gate == Gate::Locked
                 || (lockout::after_failure(attempt, max) == AfterFailure::LockedNow);
             if gate == Gate::Open && locked {
-                on_locked(app, user.as_ref(), known_device, &input).await?;
+                on_locked(deps, user.as_ref(), known_device, &input).await?;
             }
             // The address follows the same rule: this failure was its last allowed one.
             if lockout::after_failure(ip_count, rule.max) == AfterFailure::LockedNow {
                 let until = store.ip_block(&ip, &rule, input.now).await?;
-                app.metrics.ip_blocks.inc();
+                deps.metrics.ip_blocks.inc();
                 tracing::warn!(target: "audit", event = "ip_blocked", ip = %ip, until, "address blocked after repeated failures");
             }
             return Ok(if locked {
@@ -163,7 +163,7 @@ pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, Flo
         previous_token: input.previous_token,
         now: input.now,
     };
-    match super::devices::open(app, &user, browser.clone(), &[]).await? {
+    match super::devices::open(deps, &user, browser.clone(), &[]).await? {
         Open::Started {
             token,
             session,
@@ -179,7 +179,7 @@ pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, Flo
                 return Ok(LoginOutcome::DeviceLimit { max: policy.max });
             }
             Ok(
-                match stop_for_code(app, &user, &browser, input.rd, active, policy).await? {
+                match stop_for_code(deps, &user, &browser, input.rd, active, policy).await? {
                     Stopped::CodeSent => LoginOutcome::DeviceCode,
                     Stopped::TooManyCodes => LoginOutcome::TooManyCodes,
                 },
@@ -192,7 +192,7 @@ pub async fn login(app: &App, input: LoginInput<'_>) -> Result<LoginOutcome, Flo
 /// account gets one mail with a reset link (a device lock only blocks that device, whose
 /// owner is the one typing).
 async fn on_locked(
-    app: &App,
+    deps: &Deps,
     user: Option<&User>,
     known_device: bool,
     input: &LoginInput<'_>,
@@ -204,10 +204,10 @@ async fn on_locked(
         tracing::warn!(target: "audit", event = "device_locked", user = %user.id, ip = %input.ip, "known device locked after repeated failures");
         return Ok(());
     }
-    app.metrics.account_lockouts.inc();
+    deps.metrics.account_lockouts.inc();
     tracing::warn!(target: "audit", event = "account_locked", user = %user.id, ip = %input.ip, "account locked after repeated failures");
-    let token = super::reset::issue_link(app, user, input.now).await?;
-    app.mailer.account_locked(user, &token, input.now).await?;
+    let token = super::reset::issue_link(deps, user, input.now).await?;
+    deps.mailer.account_locked(user, &token, input.now).await?;
     Ok(())
 }
 

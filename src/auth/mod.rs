@@ -32,7 +32,18 @@ pub enum FlowError {
     Hash(#[from] password::HashError),
 }
 
-/// What the flows need: the store, the hasher and the session settings.
+/// Everything the flows use, and nothing else: they take `&Deps`, never the whole
+/// gateway (`App` holds one and derefs to it), so `auth` depends on nothing above it.
+pub struct Deps {
+    pub config: std::sync::Arc<crate::config::Config>,
+    pub store: DynStore,
+    pub auth: std::sync::Arc<Auth>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Queues mails; the sender task is started by the server only.
+    pub mailer: std::sync::Arc<crate::mail::Mailer>,
+}
+
+/// Sessions and passwords: the store, the hasher and the session settings.
 pub struct Auth {
     pub store: DynStore,
     pub hasher: password::Hasher,

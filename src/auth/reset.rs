@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use super::limits::{link_request, FormLimits, RetryAfter};
 use super::signup::{check_password, Problem};
+use super::Deps;
 use super::FlowError;
-use crate::app::App;
 use crate::crypto::random_token;
 use crate::edge::email::Email;
 use crate::store::{
@@ -27,72 +27,72 @@ fn fingerprint(user: &User) -> String {
 /// "If an account exists for this address, a link is on its way." A pending account
 /// gets its activation link again instead (it has no password to reset yet).
 pub async fn forgot(
-    app: &Arc<App>,
+    deps: &Arc<Deps>,
     email: &Email,
     ip: IpAddr,
     now: Millis,
 ) -> Result<Result<(), RetryAfter>, FlowError> {
     link_request(
-        app,
+        deps,
         email,
         ip,
         now,
         "password reset",
-        move |app, email| async move { forgot_mail(&app, &email, ip, now).await },
+        move |deps, email| async move { forgot_mail(&deps, &email, ip, now).await },
     )
     .await
 }
 
-async fn forgot_mail(app: &App, email: &Email, ip: IpAddr, now: Millis) -> Result<(), FlowError> {
-    let Some(user) = app.store.user_by_email(email.as_str()).await? else {
+async fn forgot_mail(deps: &Deps, email: &Email, ip: IpAddr, now: Millis) -> Result<(), FlowError> {
+    let Some(user) = deps.store.user_by_email(email.as_str()).await? else {
         return Ok(());
     };
     if user.status == AccountStatus::Pending {
-        return super::signup::resend_for(app, &user, now).await;
+        return super::signup::resend_for(deps, &user, now).await;
     }
-    let limits = FormLimits::from_config(&app.config.file);
-    if !limits.mail_to(&app.store, email.as_str(), now).await? {
+    let limits = FormLimits::from_config(&deps.config.file);
+    if !limits.mail_to(&deps.store, email.as_str(), now).await? {
         return Ok(());
     }
-    let token = issue_link(app, &user, now).await?;
-    app.mailer.password_reset(&user, &token, now).await?;
+    let token = issue_link(deps, &user, now).await?;
+    deps.mailer.password_reset(&user, &token, now).await?;
     tracing::info!(target: "audit", event = "password_reset_requested", user = %user.id, ip = %ip, "password reset link sent");
     Ok(())
 }
 
 /// Stores a new reset link for `user` (valid `password.reset_ttl`, bound to the current
 /// password) and returns its token, for a mail.
-pub async fn issue_link(app: &App, user: &User, now: Millis) -> Result<String, FlowError> {
+pub async fn issue_link(deps: &Deps, user: &User, now: Millis) -> Result<String, FlowError> {
     let token = random_token(32);
-    app.store
+    deps.store
         .token_insert(&TokenRecord {
             kind: TokenKind::PasswordReset,
             hash: TokenHash::of(&token),
             subject: user.id.as_str().to_string(),
             bind: fingerprint(user),
-            expires_at: now.saturating_add(millis(app.config.file.password.reset_ttl)),
+            expires_at: now.saturating_add(millis(deps.config.file.password.reset_ttl)),
         })
         .await?;
     Ok(token)
 }
 
 /// The account a reset link is valid for, if it is (does not use the link).
-pub async fn check_link(app: &App, token: &str, now: Millis) -> Result<Option<User>, FlowError> {
+pub async fn check_link(deps: &Deps, token: &str, now: Millis) -> Result<Option<User>, FlowError> {
     if token.is_empty() || token.len() > 128 {
         return Ok(None);
     }
-    let Some(link) = app
+    let Some(link) = deps
         .store
         .token_peek(TokenKind::PasswordReset, &TokenHash::of(token), now)
         .await?
     else {
         return Ok(None);
     };
-    linked_user(app, &link).await
+    linked_user(deps, &link).await
 }
 
-async fn linked_user(app: &App, link: &TokenRecord) -> Result<Option<User>, FlowError> {
-    let user = app
+async fn linked_user(deps: &Deps, link: &TokenRecord) -> Result<Option<User>, FlowError> {
+    let user = deps
         .store
         .user_by_id(&UserId::from_string(link.subject.clone()))
         .await?;
@@ -111,41 +111,41 @@ pub enum ResetOutcome {
 }
 
 pub async fn reset(
-    app: &App,
+    deps: &Deps,
     token: &str,
     password: &str,
     confirm: &str,
     ip: IpAddr,
     now: Millis,
 ) -> Result<ResetOutcome, FlowError> {
-    if check_link(app, token, now).await?.is_none() {
+    if check_link(deps, token, now).await?.is_none() {
         return Ok(ResetOutcome::BadLink);
     }
-    let problems = check_password(app, password, confirm);
+    let problems = check_password(deps, password, confirm);
     if !problems.is_empty() {
         return Ok(ResetOutcome::Invalid(problems));
     }
-    let hash = app.auth.hasher.hash(password).await?;
+    let hash = deps.auth.hasher.hash(password).await?;
     // Taken only now, so a refused password does not burn the link; taking is atomic, so
     // of two submissions racing with one link, one wins.
-    let Some(link) = app
+    let Some(link) = deps
         .store
         .token_take(TokenKind::PasswordReset, &TokenHash::of(token), now)
         .await?
     else {
         return Ok(ResetOutcome::BadLink);
     };
-    let Some(user) = linked_user(app, &link).await? else {
+    let Some(user) = linked_user(deps, &link).await? else {
         return Ok(ResetOutcome::BadLink);
     };
-    if !app.store.user_set_password(&user.id, &hash).await? {
+    if !deps.store.user_set_password(&user.id, &hash).await? {
         return Ok(ResetOutcome::BadLink);
     }
-    let ended = app.store.session_delete_all(&user.id).await?;
+    let ended = deps.store.session_delete_all(&user.id).await?;
     // Proof of owning the mailbox: lifts the lockout (the account's and its devices').
-    app.store.attempts_clear_all(&user.email).await?;
+    deps.store.attempts_clear_all(&user.email).await?;
     // Other instances' session caches drop them within their TTL (0.5 s).
     tracing::info!(target: "audit", event = "password_reset", user = %user.id, ip = %ip, sessions_ended = ended, "password reset; every session ended");
-    app.mailer.password_changed(&user, now).await?;
+    deps.mailer.password_changed(&user, now).await?;
     Ok(ResetOutcome::Done)
 }

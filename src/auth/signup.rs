@@ -13,8 +13,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::limits::{link_request, FormLimits, RetryAfter};
+use super::Deps;
 use super::{policy, start_session, FlowError, NewSession};
-use crate::app::App;
 use crate::config::SignupMode;
 use crate::crypto::random_token;
 use crate::edge::email::{Email, EmailError};
@@ -76,13 +76,13 @@ pub enum SignupOutcome {
 }
 
 /// Checks the form fields the same way for sign-up and password reset.
-pub fn check_password(app: &App, password: &str, confirm: &str) -> Vec<Problem> {
+pub fn check_password(deps: &Deps, password: &str, confirm: &str) -> Vec<Problem> {
     let mut problems = vec![];
     if password.len() > MAX_FIELD {
         problems.push(Problem::Policy(policy::Unmet::TooLong(MAX_FIELD)));
     }
     problems.extend(
-        policy::check(password, &app.config.file.password)
+        policy::check(password, &deps.config.file.password)
             .into_iter()
             .map(Problem::Policy),
     );
@@ -92,8 +92,8 @@ pub fn check_password(app: &App, password: &str, confirm: &str) -> Vec<Problem> 
     problems
 }
 
-pub async fn signup(app: &App, input: SignupInput<'_>) -> Result<SignupOutcome, FlowError> {
-    let cfg = &app.config.file.signup;
+pub async fn signup(deps: &Deps, input: SignupInput<'_>) -> Result<SignupOutcome, FlowError> {
+    let cfg = &deps.config.file.signup;
     if cfg.mode == SignupMode::Closed {
         return Ok(SignupOutcome::Closed);
     }
@@ -101,17 +101,17 @@ pub async fn signup(app: &App, input: SignupInput<'_>) -> Result<SignupOutcome, 
     if let Err(e) = &input.email {
         problems.push(Problem::BadEmail(*e));
     }
-    problems.extend(check_password(app, input.password, input.confirm));
+    problems.extend(check_password(deps, input.password, input.confirm));
     let email = match input.email {
         Ok(email) if problems.is_empty() => email,
         _ => return Ok(SignupOutcome::Invalid(problems)),
     };
-    let limits = FormLimits::from_config(&app.config.file);
-    if let Err(retry) = limits.form_from(&app.store, input.ip, input.now).await? {
+    let limits = FormLimits::from_config(&deps.config.file);
+    if let Err(retry) = limits.form_from(&deps.store, input.ip, input.now).await? {
         return Ok(SignupOutcome::TooMany(retry));
     }
     if cfg.mode == SignupMode::Invite
-        && app
+        && deps
             .store
             .token_peek(TokenKind::Invite, &invite_hash(email.as_str()), input.now)
             .await?
@@ -121,7 +121,7 @@ pub async fn signup(app: &App, input: SignupInput<'_>) -> Result<SignupOutcome, 
     }
 
     // Hashed whatever happens next, so a taken address costs the same time as a new one.
-    let password_hash = app.auth.hasher.hash(input.password).await?;
+    let password_hash = deps.auth.hasher.hash(input.password).await?;
     let user = User {
         id: UserId::random(),
         email: email.to_string(),
@@ -134,20 +134,20 @@ pub async fn signup(app: &App, input: SignupInput<'_>) -> Result<SignupOutcome, 
     };
     let expires_at = input.now.saturating_add(millis(cfg.pending_account_ttl));
     let may_mail = limits
-        .mail_to(&app.store, email.as_str(), input.now)
+        .mail_to(&deps.store, email.as_str(), input.now)
         .await?;
-    match app.store.user_insert_pending(&user, expires_at).await {
+    match deps.store.user_insert_pending(&user, expires_at).await {
         Ok(()) => {
             tracing::info!(target: "audit", event = "signup", user = %user.id, ip = %input.ip, "account created, pending activation");
             if may_mail {
-                send_activation(app, &user, input.now).await?;
+                send_activation(deps, &user, input.now).await?;
             }
         }
         Err(StoreError::Conflict) => {
             // The address belongs to an active account: its owner hears about it.
-            if let (true, Some(owner)) = (may_mail, app.store.user_by_email(email.as_str()).await?)
+            if let (true, Some(owner)) = (may_mail, deps.store.user_by_email(email.as_str()).await?)
             {
-                app.mailer.signup_attempt(&owner, input.now).await?;
+                deps.mailer.signup_attempt(&owner, input.now).await?;
             }
             tracing::info!(target: "audit", event = "signup_existing", ip = %input.ip, "sign-up for an existing address; owner notified");
         }
@@ -157,10 +157,10 @@ pub async fn signup(app: &App, input: SignupInput<'_>) -> Result<SignupOutcome, 
 }
 
 /// Issues a new activation link for a pending account and mails it.
-async fn send_activation(app: &App, user: &User, now: Millis) -> Result<(), FlowError> {
+async fn send_activation(deps: &Deps, user: &User, now: Millis) -> Result<(), FlowError> {
     let token = random_token(32);
-    let ttl = millis(app.config.file.signup.activation_ttl);
-    app.store
+    let ttl = millis(deps.config.file.signup.activation_ttl);
+    deps.store
         .token_insert(&TokenRecord {
             kind: TokenKind::Activation,
             hash: TokenHash::of(&token),
@@ -169,14 +169,14 @@ async fn send_activation(app: &App, user: &User, now: Millis) -> Result<(), Flow
             expires_at: now.saturating_add(ttl),
         })
         .await?;
-    app.mailer.activation(user, &token, now).await?;
+    deps.mailer.activation(user, &token, now).await?;
     Ok(())
 }
 
 /// A pending account that is still within `pending_account_ttl` (the store deletes it
 /// after; until the sweeper runs, this check keeps it dead).
-fn live_pending(app: &App, user: &User, now: Millis) -> bool {
-    let ttl = millis(app.config.file.signup.pending_account_ttl);
+fn live_pending(deps: &Deps, user: &User, now: Millis) -> bool {
+    let ttl = millis(deps.config.file.signup.pending_account_ttl);
     user.status == AccountStatus::Pending && now < user.created_at.saturating_add(ttl)
 }
 
@@ -197,12 +197,12 @@ pub struct ActivateInput<'a> {
     pub browser: NewSession<'a>,
 }
 
-pub async fn activate(app: &App, input: ActivateInput<'_>) -> Result<ActivateOutcome, FlowError> {
+pub async fn activate(deps: &Deps, input: ActivateInput<'_>) -> Result<ActivateOutcome, FlowError> {
     let (now, ip) = (input.browser.now, input.browser.ip.clone());
     if input.token.is_empty() || input.token.len() > 128 {
         return Ok(ActivateOutcome::Invalid);
     }
-    let store = &app.store;
+    let store = &deps.store;
     let Some(link) = store
         .token_take(TokenKind::Activation, &TokenHash::of(input.token), now)
         .await?
@@ -213,7 +213,7 @@ pub async fn activate(app: &App, input: ActivateInput<'_>) -> Result<ActivateOut
     let Some(mut user) = store.user_by_id(&user_id).await? else {
         return Ok(ActivateOutcome::Invalid);
     };
-    if !live_pending(app, &user, now) || !store.user_activate(&user.id).await? {
+    if !live_pending(deps, &user, now) || !store.user_activate(&user.id).await? {
         return Ok(ActivateOutcome::Invalid);
     }
     user.status = AccountStatus::Active;
@@ -223,8 +223,8 @@ pub async fn activate(app: &App, input: ActivateInput<'_>) -> Result<ActivateOut
         .token_take(TokenKind::Invite, &invite_hash(&user.email), now)
         .await?;
     tracing::info!(target: "audit", event = "activation", user = %user.id, ip = %ip, "account activated");
-    let (token, session) = start_session(&app.auth, &user, input.browser).await?;
-    app.mailer.account_created(&user, now).await?;
+    let (token, session) = start_session(&deps.auth, &user, input.browser).await?;
+    deps.mailer.account_created(&user, now).await?;
     Ok(ActivateOutcome::SignedIn {
         token,
         session: Box::new(session),
@@ -235,20 +235,20 @@ pub async fn activate(app: &App, input: ActivateInput<'_>) -> Result<ActivateOut
 /// The same answer whatever the address: `Ok(())` means "if an account is waiting for
 /// activation there, a new link is on its way".
 pub async fn resend_activation(
-    app: &Arc<App>,
+    deps: &Arc<Deps>,
     email: &Email,
     ip: IpAddr,
     now: Millis,
 ) -> Result<Result<(), RetryAfter>, FlowError> {
     link_request(
-        app,
+        deps,
         email,
         ip,
         now,
         "activation resend",
-        move |app, email| async move {
-            match app.store.user_by_email(email.as_str()).await? {
-                Some(user) => resend_for(&app, &user, now).await,
+        move |deps, email| async move {
+            match deps.store.user_by_email(email.as_str()).await? {
+                Some(user) => resend_for(&deps, &user, now).await,
                 None => Ok(()),
             }
         },
@@ -258,21 +258,21 @@ pub async fn resend_activation(
 
 /// Mails a new activation link if `user` is still waiting for one (and the address is
 /// within its mail limit); does nothing otherwise.
-pub async fn resend_for(app: &App, user: &User, now: Millis) -> Result<(), FlowError> {
-    let limits = FormLimits::from_config(&app.config.file);
-    if live_pending(app, user, now) && limits.mail_to(&app.store, &user.email, now).await? {
-        send_activation(app, user, now).await?;
+pub async fn resend_for(deps: &Deps, user: &User, now: Millis) -> Result<(), FlowError> {
+    let limits = FormLimits::from_config(&deps.config.file);
+    if live_pending(deps, user, now) && limits.mail_to(&deps.store, &user.email, now).await? {
+        send_activation(deps, user, now).await?;
     }
     Ok(())
 }
 
 /// Lets `email` sign up while `signup.mode = "invite"`, and mails it an invitation.
 /// Inviting again renews the invitation.
-pub async fn invite(app: &App, email: &Email, lang: Lang, now: Millis) -> Result<(), FlowError> {
+pub async fn invite(deps: &Deps, email: &Email, lang: Lang, now: Millis) -> Result<(), FlowError> {
     let hash = invite_hash(email.as_str());
-    app.store.token_take(TokenKind::Invite, &hash, now).await?;
-    let ttl = millis(app.config.file.signup.invite_ttl);
-    app.store
+    deps.store.token_take(TokenKind::Invite, &hash, now).await?;
+    let ttl = millis(deps.config.file.signup.invite_ttl);
+    deps.store
         .token_insert(&TokenRecord {
             kind: TokenKind::Invite,
             hash,
@@ -281,7 +281,7 @@ pub async fn invite(app: &App, email: &Email, lang: Lang, now: Millis) -> Result
             expires_at: now.saturating_add(ttl),
         })
         .await?;
-    app.mailer.invitation(email, lang, now).await?;
+    deps.mailer.invitation(email, lang, now).await?;
     Ok(())
 }
 

@@ -41,7 +41,7 @@ pub async fn forgot_post(ctx: &Ctx<'_, '_>) -> PageResult {
         Ok(email) => email,
         Err(reply) => return Ok(reply),
     };
-    flow::forgot(ctx.app, &email, ctx.req.client_ip, ctx.now)
+    flow::forgot(&ctx.app.deps, &email, ctx.req.client_ip, ctx.now)
         .await?
         .map_err(PageError::too_many)?;
     Ok(ctx.message(

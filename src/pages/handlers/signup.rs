@@ -184,7 +184,7 @@ pub async fn resend_post(ctx: &Ctx<'_, '_>) -> PageResult {
         Ok(email) => email,
         Err(reply) => return Ok(reply),
     };
-    flow::resend_activation(ctx.app, &email, ctx.req.client_ip, ctx.now)
+    flow::resend_activation(&ctx.app.deps, &email, ctx.req.client_ip, ctx.now)
         .await?
         .map_err(PageError::too_many)?;
     Ok(ctx.message(
