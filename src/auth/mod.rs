@@ -3,6 +3,7 @@
 //!
 //! This module must never log a password, a session token or a hash.
 
+pub mod admin;
 pub mod device_label;
 pub mod devices;
 mod hash_pool;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use crate::auth::admin::{self, Admin};
 use crate::Vigile;
 
 #[derive(Subcommand, Debug)]
@@ -19,13 +20,12 @@ pub fn run(v: &Vigile, cmd: IpCommand) -> Result<ExitCode, Box<dyn std::error::E
     v.block_on(async {
         match cmd {
             IpCommand::Unblock { addr } => {
-                let was = v.app.store.ip_unblock(&addr.to_string(), now).await?;
+                let was = admin::ip_unblock(&v.app.store, Admin::Cli, addr, now).await?;
                 if was {
                     println!("unblocked {addr}");
                 } else {
                     println!("{addr} was not blocked (its failure history is cleared)");
                 }
-                tracing::info!(target: "audit", event = "ip_unblock", by = "cli", ip = %addr, "admin lifted an IP block");
                 Ok(ExitCode::SUCCESS)
             }
         }

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::store::{overflow_parse, overflow_str, Settings};
+use crate::auth::admin::{self, Admin, SitePolicy};
+use crate::store::{overflow_parse, overflow_str};
 use crate::Vigile;
 
 #[derive(Subcommand, Debug)]
@@ -31,6 +32,7 @@ fn parse_policy(s: &str) -> Result<crate::config::OnOverflow, String> {
 }
 
 pub fn run(v: &Vigile, cmd: SettingsCommand) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let now = v.app.clock.now_ms();
     v.block_on(async {
         let store = &v.app.store;
         let file = &v.app.config.file.sessions;
@@ -40,14 +42,12 @@ pub fn run(v: &Vigile, cmd: SettingsCommand) -> Result<ExitCode, Box<dyn std::er
             reset,
         } = cmd
         {
-            let mut s = store.settings_get().await?;
-            if reset {
-                s = Settings::default();
-            }
-            s.max_per_member = max_per_member.or(s.max_per_member);
-            s.on_overflow = on_overflow.or(s.on_overflow);
-            store.settings_set(&s).await?;
-            tracing::info!(target: "audit", event = "settings_changed", by = "cli", max_per_member = ?s.max_per_member, on_overflow = ?s.on_overflow, "admin changed the device cap from the command line");
+            let change = SitePolicy {
+                max_per_member,
+                on_overflow,
+                reset,
+            };
+            admin::set_site_policy(store, Admin::Cli, change, now).await?;
         }
         let s = store.settings_get().await?;
         let site = crate::auth::devices::site_policy(&s, file);

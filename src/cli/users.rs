@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::auth::policy;
+use crate::auth::admin::{self, Admin, Revoked, Sessions};
+use crate::auth::{devices, lockout, policy};
 use crate::edge::email::Email;
-use crate::store::{AccountStatus, AttemptKey, SessionId, SignedOut, User, UserId};
+use crate::i18n::Lang;
+use crate::store::{AccountStatus, AttemptKey, Millis, SessionId, StoreError, User, UserId};
 use crate::Vigile;
 
 #[derive(Subcommand, Debug)]
@@ -74,182 +76,218 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
     // The command's one reading of the clock.
     let now = v.app.clock.now_ms();
     v.block_on(async {
-        let store = &v.app.store;
         match cmd {
-            UserCommand::Invite { email, lang } => {
-                let email = match parse_email(&email) {
-                    Ok(email) => email,
-                    Err(msg) => return fail(msg),
-                };
-                let lang = match lang.as_deref().map(crate::i18n::Lang::parse) {
-                    None => v.app.config.default_lang,
-                    Some(Some(l)) => l,
-                    Some(None) => return fail("--lang: expected fr or en"),
-                };
-                crate::auth::signup::invite(&v.app, &email, lang, now).await?;
-                println!("invited {email}; the invitation mail is queued");
-                Ok(ExitCode::SUCCESS)
-            }
-            UserCommand::Add { email, admin, name } => {
-                let email = match parse_email(&email) {
-                    Ok(email) => email,
-                    Err(msg) => return fail(msg),
-                };
-                let password = read_password()?;
-                let unmet = policy::check(&password, &v.app.config.file.password);
-                if !unmet.is_empty() {
-                    let t = crate::i18n::Lang::En.tr();
-                    let rules: Vec<String> = unmet.iter().map(|u| u.text(&t)).collect();
-                    return fail(format!("password refused: {}", rules.join("; ")));
-                }
-                let user = User {
-                    id: UserId::random(),
-                    email: email.to_string(),
-                    name,
-                    password_hash: v.app.auth.hasher.hash(&password).await?,
-                    admin,
-                    status: AccountStatus::Active,
-                    lang: None,
-                    created_at: now,
-                };
-                match store.user_insert(&user).await {
-                    Ok(()) => {
-                        println!("created {} ({})", user.email, user.id);
-                        Ok(ExitCode::SUCCESS)
-                    }
-                    Err(crate::store::StoreError::Conflict) => fail(format!("{email} already has an account")),
-                    Err(e) => Err(e.into()),
-                }
-            }
-            UserCommand::List => {
-                println!("{:<36} {:<24} {:<13} {:<8} CREATED", "EMAIL", "NAME", "ROLES", "STATUS");
-                for u in store.user_list().await? {
-                    println!(
-                        "{:<36} {:<24} {:<13} {:<8} {}",
-                        u.email,
-                        u.name,
-                        u.roles(),
-                        u.status.as_str(),
-                        fmt_time(u.created_at)
-                    );
-                }
-                Ok(ExitCode::SUCCESS)
-            }
-            UserCommand::Show { email } => {
-                let email = match parse_email(&email) {
-                    Ok(email) => email,
-                    Err(msg) => return fail(msg),
-                };
-                let Some(u) = store.user_by_email(email.as_str()).await? else {
-                    return fail(format!("no account for {email}"));
-                };
-                println!("id:       {}", u.id);
-                println!("email:    {}", u.email);
-                println!("name:     {}", u.name);
-                println!("roles:    {}", u.roles());
-                println!("status:   {}", u.status.as_str());
-                println!("created:  {}", fmt_time(u.created_at));
-                let failures = store.attempts_of(AttemptKey::Account(&u.email)).await?;
-                let max = v.app.config.file.lockout.account_max_failures;
-                let lock = if crate::auth::lockout::is_locked(failures, max) { "locked" } else { "open" };
-                println!("lock:     {lock} ({failures} failed attempt(s) in a row; `vigile user unlock` lifts it)");
-                let policy = crate::auth::devices::policy_for(&v.app, &u.id).await?;
-                let own = store.member_cap(&u.id).await?;
-                let cap = if policy.max == 0 { "unlimited".to_string() } else { policy.max.to_string() };
-                let whose = if own.is_some() { "this member's own" } else { "the site's" };
-                println!("devices:  at most {cap} ({whose} limit)");
-                let sessions = store.sessions_of(&u.id, now).await?;
-                println!("sessions: {}", sessions.len());
-                for s in sessions {
-                    println!(
-                        "  {}  {}  ip {}  since {}  last seen {}  expires {}",
-                        s.id,
-                        crate::auth::devices::describe(&s.user_agent, crate::i18n::Lang::En),
-                        s.ip,
-                        fmt_time(s.created_at),
-                        fmt_time(s.last_seen),
-                        fmt_time(s.expires_at()),
-                    );
-                }
-                let failed: Vec<_> = store
-                    .outbox_failed(FAILED_SHOWN)
-                    .await?
-                    .into_iter()
-                    .filter(|m| m.to == u.email)
-                    .collect();
-                println!("undelivered mail: {} (refused by the mail server, kept 30 days)", failed.len());
-                for m in failed {
-                    println!(
-                        "  {}  {}  after {} attempt(s): {}",
-                        fmt_time(m.failed_at),
-                        m.kind,
-                        m.attempts,
-                        m.last_error.escape_debug(),
-                    );
-                }
-                Ok(ExitCode::SUCCESS)
-            }
-            UserCommand::Unlock { email } => {
-                let email = match parse_email(&email) {
-                    Ok(email) => email,
-                    Err(msg) => return fail(msg),
-                };
-                let n = store.attempts_clear_all(email.as_str()).await?;
-                println!("unlocked {email} ({n} counter(s) cleared)");
-                tracing::info!(target: "audit", event = "unlock", by = "cli", email = %email, "admin lifted a lockout");
-                Ok(ExitCode::SUCCESS)
-            }
-            UserCommand::Cap { email, cap } => {
-                let cap = match cap.as_str() {
-                    "default" => None,
-                    n => match n.parse::<u32>() {
-                        Ok(n) => Some(n),
-                        Err(_) => return fail("cap: expected a number (0 = unlimited) or `default`"),
-                    },
-                };
-                let email = match parse_email(&email) {
-                    Ok(email) => email,
-                    Err(msg) => return fail(msg),
-                };
-                let Some(u) = store.user_by_email(email.as_str()).await? else {
-                    return fail(format!("no account for {email}"));
-                };
-                store.member_cap_set(&u.id, cap).await?;
-                tracing::info!(target: "audit", event = "member_cap_changed", by = "cli", user = %u.id, cap = ?cap, "admin changed a member's device cap from the command line");
-                match cap {
-                    Some(n) => println!("{} may keep {n} device(s) signed in (0 = unlimited)", u.email),
-                    None => println!("{} follows the site's device limit again", u.email),
-                }
-                Ok(ExitCode::SUCCESS)
-            }
-            UserCommand::Revoke { email, all, session } => {
-                let email = match parse_email(&email) {
-                    Ok(email) => email,
-                    Err(msg) => return fail(msg),
-                };
-                let Some(u) = store.user_by_email(email.as_str()).await? else {
-                    return fail(format!("no account for {email}"));
-                };
-                if all {
-                    let n = store.session_delete_all(&u.id).await?;
-                    println!("ended {n} session(s) of {}", u.email);
-                    tracing::info!(target: "audit", event = "sessions_revoked", by = "cli", user = %u.id, count = n, "admin revoked all sessions");
-                    return Ok(ExitCode::SUCCESS);
-                }
-                let Some(sid) = session else {
-                    return fail("give --all or --session ID");
-                };
-                let sid = SessionId::from_string(sid);
-                // Its device is told it was signed out at its next request.
-                if !store.session_end(&u.id, &sid, SignedOut::Revoked, now).await? {
-                    return fail(format!("{} has no session {sid}", u.email));
-                }
-                println!("ended session {sid} of {}", u.email);
-                tracing::info!(target: "audit", event = "session_revoked", by = "cli", user = %u.id, session = %sid, "admin revoked a session");
-                Ok(ExitCode::SUCCESS)
-            }
+            UserCommand::Invite { email, lang } => invite(v, &email, lang.as_deref(), now).await,
+            UserCommand::Add { email, admin, name } => add(v, &email, admin, name, now).await,
+            UserCommand::List => list(v).await,
+            UserCommand::Show { email } => show(v, &email, now).await,
+            UserCommand::Unlock { email } => unlock(v, &email, now).await,
+            UserCommand::Cap { email, cap } => set_cap(v, &email, &cap, now).await,
+            UserCommand::Revoke {
+                email,
+                all,
+                session,
+            } => revoke(v, &email, all, session, now).await,
         }
     })
+}
+
+async fn invite(v: &Vigile, email: &str, lang: Option<&str>, now: Millis) -> CmdResult {
+    let email = match parse_email(email) {
+        Ok(email) => email,
+        Err(msg) => return fail(msg),
+    };
+    let lang = match lang.map(Lang::parse) {
+        None => v.app.config.default_lang,
+        Some(Some(l)) => l,
+        Some(None) => return fail("--lang: expected fr or en"),
+    };
+    crate::auth::signup::invite(&v.app, &email, lang, now).await?;
+    println!("invited {email}; the invitation mail is queued");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn add(v: &Vigile, email: &str, admin: bool, name: String, now: Millis) -> CmdResult {
+    let email = match parse_email(email) {
+        Ok(email) => email,
+        Err(msg) => return fail(msg),
+    };
+    let password = read_password()?;
+    let unmet = policy::check(&password, &v.app.config.file.password);
+    if !unmet.is_empty() {
+        let t = Lang::En.tr();
+        let rules: Vec<String> = unmet.iter().map(|u| u.text(&t)).collect();
+        return fail(format!("password refused: {}", rules.join("; ")));
+    }
+    let user = User {
+        id: UserId::random(),
+        email: email.to_string(),
+        name,
+        password_hash: v.app.auth.hasher.hash(&password).await?,
+        admin,
+        status: AccountStatus::Active,
+        lang: None,
+        created_at: now,
+    };
+    match v.app.store.user_insert(&user).await {
+        Ok(()) => {
+            println!("created {} ({})", user.email, user.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(StoreError::Conflict) => fail(format!("{email} already has an account")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn list(v: &Vigile) -> CmdResult {
+    println!(
+        "{:<36} {:<24} {:<13} {:<8} CREATED",
+        "EMAIL", "NAME", "ROLES", "STATUS"
+    );
+    for u in v.app.store.user_list().await? {
+        println!(
+            "{:<36} {:<24} {:<13} {:<8} {}",
+            u.email,
+            u.name,
+            u.roles(),
+            u.status.as_str(),
+            fmt_time(u.created_at)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(v: &Vigile, email: &str, now: Millis) -> CmdResult {
+    let store = &v.app.store;
+    let email = match parse_email(email) {
+        Ok(email) => email,
+        Err(msg) => return fail(msg),
+    };
+    let Some(u) = store.user_by_email(email.as_str()).await? else {
+        return fail(format!("no account for {email}"));
+    };
+    println!("id:       {}", u.id);
+    println!("email:    {}", u.email);
+    println!("name:     {}", u.name);
+    println!("roles:    {}", u.roles());
+    println!("status:   {}", u.status.as_str());
+    println!("created:  {}", fmt_time(u.created_at));
+    let failures = store.attempts_of(AttemptKey::Account(&u.email)).await?;
+    let max = v.app.config.file.lockout.account_max_failures;
+    let lock = if lockout::is_locked(failures, max) {
+        "locked"
+    } else {
+        "open"
+    };
+    let hint = "`vigile user unlock` lifts it";
+    println!("lock:     {lock} ({failures} failed attempt(s) in a row; {hint})");
+    let policy = devices::policy_for(&v.app, &u.id).await?;
+    let own = store.member_cap(&u.id).await?;
+    let cap = match policy.max {
+        0 => "unlimited".to_string(),
+        n => n.to_string(),
+    };
+    let whose = if own.is_some() {
+        "this member's own"
+    } else {
+        "the site's"
+    };
+    println!("devices:  at most {cap} ({whose} limit)");
+    let sessions = store.sessions_of(&u.id, now).await?;
+    println!("sessions: {}", sessions.len());
+    for s in sessions {
+        println!(
+            "  {}  {}  ip {}  since {}  last seen {}  expires {}",
+            s.id,
+            devices::describe(&s.user_agent, Lang::En),
+            s.ip,
+            fmt_time(s.created_at),
+            fmt_time(s.last_seen),
+            fmt_time(s.expires_at()),
+        );
+    }
+    let failed: Vec<_> = store
+        .outbox_failed(FAILED_SHOWN)
+        .await?
+        .into_iter()
+        .filter(|m| m.to == u.email)
+        .collect();
+    let kept = "refused by the mail server, kept 30 days";
+    println!("undelivered mail: {} ({kept})", failed.len());
+    for m in failed {
+        println!(
+            "  {}  {}  after {} attempt(s): {}",
+            fmt_time(m.failed_at),
+            m.kind,
+            m.attempts,
+            m.last_error.escape_debug(),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn unlock(v: &Vigile, email: &str, now: Millis) -> CmdResult {
+    let email = match parse_email(email) {
+        Ok(email) => email,
+        Err(msg) => return fail(msg),
+    };
+    let n = admin::unlock(&v.app.store, Admin::Cli, &email, now).await?;
+    println!("unlocked {email} ({n} counter(s) cleared)");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn set_cap(v: &Vigile, email: &str, cap: &str, now: Millis) -> CmdResult {
+    let cap = match cap {
+        "default" => None,
+        n => match n.parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => return fail("cap: expected a number (0 = unlimited) or `default`"),
+        },
+    };
+    let email = match parse_email(email) {
+        Ok(email) => email,
+        Err(msg) => return fail(msg),
+    };
+    let Some(u) = admin::set_member_cap(&v.app.store, Admin::Cli, &email, cap, now).await? else {
+        return fail(format!("no account for {email}"));
+    };
+    match cap {
+        Some(n) => println!(
+            "{} may keep {n} device(s) signed in (0 = unlimited)",
+            u.email
+        ),
+        None => println!("{} follows the site's device limit again", u.email),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn revoke(
+    v: &Vigile,
+    email: &str,
+    all: bool,
+    session: Option<String>,
+    now: Millis,
+) -> CmdResult {
+    let email = match parse_email(email) {
+        Ok(email) => email,
+        Err(msg) => return fail(msg),
+    };
+    let sid = session.map(SessionId::from_string);
+    let which = match (&sid, all) {
+        (_, true) => Sessions::All,
+        (Some(sid), false) => Sessions::One(sid),
+        (None, false) => return fail("give --all or --session ID"),
+    };
+    let revoked = admin::revoke(&v.app, Admin::Cli, &email, which, now).await?;
+    let Revoked::Ended { user: u, count } = revoked else {
+        return fail(format!("no account for {email}"));
+    };
+    match (which, count) {
+        (Sessions::All, n) => println!("ended {n} session(s) of {}", u.email),
+        (Sessions::One(sid), 0) => return fail(format!("{} has no session {sid}", u.email)),
+        (Sessions::One(sid), _) => println!("ended session {sid} of {}", u.email),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One line from stdin (no echo control: pipe it, or type it when prompted).

@@ -6,11 +6,12 @@
 use http::StatusCode;
 
 use super::{Ctx, PageResult};
+use crate::auth::admin::{self as actions, Admin, SitePolicy};
 use crate::auth::lockout;
 use crate::pages::forms::{AdminPage, FailedRow, MemberRow};
 use crate::pages::{render, Reply};
 use crate::routes::Route;
-use crate::store::{overflow_parse, overflow_str, AttemptKey, Settings};
+use crate::store::{overflow_parse, overflow_str, AttemptKey};
 
 pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
     let notice = ctx.req.query_param("saved").map(|_| "admin-saved");
@@ -89,12 +90,16 @@ pub async fn settings(ctx: &Ctx<'_, '_>) -> PageResult {
     let Some(policy) = overflow_parse(f.get("on_overflow")) else {
         return page(ctx, StatusCode::BAD_REQUEST, None, Some("admin-bad-policy")).await;
     };
-    let settings = Settings {
+    let change = SitePolicy {
         max_per_member: Some(max),
         on_overflow: Some(policy),
+        reset: false,
     };
-    ctx.app.store.settings_set(&settings).await?;
-    tracing::info!(target: "audit", event = "settings_changed", admin = %id.user_id, ip = %ctx.req.client_ip, max_per_member = max, on_overflow = overflow_str(policy), "admin changed the device cap");
+    let by = Admin::Page {
+        user: &id.user_id,
+        ip: ctx.req.client_ip,
+    };
+    actions::set_site_policy(&ctx.app.store, by, change, ctx.now).await?;
     Ok(Reply::see_other(
         &Route::Admin.with_query(&[("saved", "1")]),
     ))
@@ -107,8 +112,11 @@ pub async fn unlock(ctx: &Ctx<'_, '_>) -> PageResult {
     let Ok(email) = crate::edge::email::Email::parse(f.get("email")) else {
         return page(ctx, StatusCode::BAD_REQUEST, None, Some("signup-bad-email")).await;
     };
-    ctx.app.store.attempts_clear_all(email.as_str()).await?;
-    tracing::info!(target: "audit", event = "unlock", admin = %id.user_id, ip = %ctx.req.client_ip, email = %email, "admin lifted a lockout");
+    let by = Admin::Page {
+        user: &id.user_id,
+        ip: ctx.req.client_ip,
+    };
+    actions::unlock(&ctx.app.store, by, &email, ctx.now).await?;
     Ok(Reply::see_other(
         &Route::Admin.with_query(&[("unlocked", email.as_str())]),
     ))

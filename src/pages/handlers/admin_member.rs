@@ -5,11 +5,12 @@ use http::StatusCode;
 
 use super::admin::parse_cap;
 use super::{Ctx, PageResult};
+use crate::auth::admin::{self as actions, Admin, Sessions};
 use crate::edge::email::Email;
 use crate::pages::forms::AdminMemberPage;
 use crate::pages::{render, Reply};
 use crate::routes::Route;
-use crate::store::{SessionId, SignedOut, StoreError};
+use crate::store::{SessionId, StoreError};
 
 /// The member's page, or "no such member" (also for a string that is not an address).
 async fn page(
@@ -94,22 +95,16 @@ pub async fn cap(ctx: &Ctx<'_, '_>) -> PageResult {
             }
         }
     };
-    let store = &ctx.app.store;
-    let result = async {
-        let Some(email) = &email else {
-            return Ok::<_, crate::store::StoreError>(None);
-        };
-        match store.user_by_email(email.as_str()).await? {
-            Some(user) => Ok(store.member_cap_set(&user.id, cap).await?.then_some(email)),
-            None => Ok(None),
-        }
+    let Some(email) = email else {
+        return page(ctx, None, StatusCode::NOT_FOUND, None, None).await;
     };
-    match result.await? {
-        Some(email) => {
-            tracing::info!(target: "audit", event = "member_cap_changed", admin = %id.user_id, ip = %ctx.req.client_ip, email = %email, cap = ?cap, "admin changed a member's device cap");
-            back(email, "cap")
-        }
-        None => page(ctx, email.as_ref(), StatusCode::NOT_FOUND, None, None).await,
+    let by = Admin::Page {
+        user: &id.user_id,
+        ip: ctx.req.client_ip,
+    };
+    match actions::set_member_cap(&ctx.app.store, by, &email, cap, ctx.now).await? {
+        Some(_) => back(&email, "cap"),
+        None => page(ctx, Some(&email), StatusCode::NOT_FOUND, None, None).await,
     }
 }
 
@@ -122,24 +117,12 @@ pub async fn revoke(ctx: &Ctx<'_, '_>) -> PageResult {
         return page(ctx, None, StatusCode::NOT_FOUND, None, None).await;
     };
     let session = SessionId::from_string(f.get("session"));
-    let store = &ctx.app.store;
-    let result = async {
-        match store.user_by_email(email.as_str()).await? {
-            Some(user) => {
-                crate::auth::devices::end_session(
-                    ctx.app,
-                    &user.id,
-                    &session,
-                    SignedOut::Revoked,
-                    ctx.now,
-                )
-                .await
-            }
-            None => Ok(false),
-        }
+    let by = Admin::Page {
+        user: &id.user_id,
+        ip: ctx.req.client_ip,
     };
-    if result.await? {
-        tracing::info!(target: "audit", event = "session_revoked", admin = %id.user_id, ip = %ctx.req.client_ip, email = %email, session = %session, "admin signed a member's device out");
-    }
+    // Already gone, or no such member: either way the member's page shows what is left.
+    let which = Sessions::One(&session);
+    actions::revoke(ctx.app, by, &email, which, ctx.now).await?;
     back(&email, "revoked")
 }

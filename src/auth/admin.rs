@@ -1,0 +1,171 @@
+//! Admin actions, each written once: the admin pages and the `vigile` CLI both call
+//! these, so an unlock or a cap change does the same store work and leaves the same audit
+//! line whoever makes it. Callers parse their input (form or command line) and render or
+//! print the result.
+//!
+//! Nothing here checks that the actor is an administrator: the page guard does, and the
+//! CLI needs the host's configuration and store.
+
+use std::net::IpAddr;
+
+use super::Deps;
+use crate::config::OnOverflow;
+use crate::edge::email::Email;
+use crate::store::{DynStore, Millis, SessionId, Settings, SignedOut, StoreResult, User, UserId};
+
+/// Who performs an admin action.
+#[derive(Debug, Clone, Copy)]
+pub enum Admin<'a> {
+    /// An administrator on the admin pages, from `ip`.
+    Page { user: &'a UserId, ip: IpAddr },
+    /// The command line, on the gateway's host.
+    Cli,
+}
+
+impl Admin<'_> {
+    fn by(&self) -> &'static str {
+        match self {
+            Admin::Page { .. } => "admin",
+            Admin::Cli => "cli",
+        }
+    }
+
+    fn admin(&self) -> Option<&str> {
+        match self {
+            Admin::Page { user, .. } => Some(user.as_str()),
+            Admin::Cli => None,
+        }
+    }
+
+    fn ip(&self) -> Option<String> {
+        match self {
+            Admin::Page { ip, .. } => Some(ip.to_string()),
+            Admin::Cli => None,
+        }
+    }
+}
+
+/// Lifts a lockout: forgets the failed attempts on the account and on its devices (there
+/// need not be an account: unknown addresses lock too). Returns the counters cleared.
+pub async fn unlock(
+    store: &DynStore,
+    by: Admin<'_>,
+    email: &Email,
+    _now: Millis,
+) -> StoreResult<u64> {
+    let cleared = store.attempts_clear_all(email.as_str()).await?;
+    tracing::info!(target: "audit", event = "unlock", by = by.by(), admin = by.admin(), ip = by.ip(), email = %email, "admin lifted a lockout");
+    Ok(cleared)
+}
+
+/// Sets the member's own device cap (a number, 0 = unlimited), or with `None` sends them
+/// back to the site's. Applies at their next login. `None` when no account has `email`.
+pub async fn set_member_cap(
+    store: &DynStore,
+    by: Admin<'_>,
+    email: &Email,
+    cap: Option<u32>,
+    _now: Millis,
+) -> StoreResult<Option<User>> {
+    let Some(user) = store.user_by_email(email.as_str()).await? else {
+        return Ok(None);
+    };
+    if !store.member_cap_set(&user.id, cap).await? {
+        return Ok(None);
+    }
+    tracing::info!(target: "audit", event = "member_cap_changed", by = by.by(), admin = by.admin(), ip = by.ip(), user = %user.id, email = %user.email, cap = ?cap, "admin changed a member's device cap");
+    Ok(Some(user))
+}
+
+/// A change to the site's device-cap settings; what is not given stays as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SitePolicy {
+    /// Devices each member may keep signed in (0 = unlimited).
+    pub max_per_member: Option<u32>,
+    pub on_overflow: Option<OnOverflow>,
+    /// Forget the saved settings first (the configuration file's apply again).
+    pub reset: bool,
+}
+
+/// Saves the site's device-cap settings for every instance (applied at the next login);
+/// returns them as saved.
+pub async fn set_site_policy(
+    store: &DynStore,
+    by: Admin<'_>,
+    change: SitePolicy,
+    _now: Millis,
+) -> StoreResult<Settings> {
+    let mut s = if change.reset {
+        Settings::default()
+    } else {
+        store.settings_get().await?
+    };
+    s.max_per_member = change.max_per_member.or(s.max_per_member);
+    s.on_overflow = change.on_overflow.or(s.on_overflow);
+    store.settings_set(&s).await?;
+    tracing::info!(target: "audit", event = "settings_changed", by = by.by(), admin = by.admin(), ip = by.ip(), max_per_member = ?s.max_per_member, on_overflow = ?s.on_overflow, "admin changed the device cap");
+    Ok(s)
+}
+
+/// Which of a member's sessions to end.
+#[derive(Debug, Clone, Copy)]
+pub enum Sessions<'a> {
+    All,
+    One(&'a SessionId),
+}
+
+#[derive(Debug)]
+pub enum Revoked {
+    NoAccount,
+    /// `count` sessions ended (0: the one named was not there).
+    Ended {
+        user: User,
+        count: u64,
+    },
+}
+
+/// Ends a member's sessions. One session's device is told it was signed out at its next
+/// request; ending them all just deletes them.
+pub async fn revoke(
+    deps: &Deps,
+    by: Admin<'_>,
+    email: &Email,
+    which: Sessions<'_>,
+    now: Millis,
+) -> StoreResult<Revoked> {
+    let Some(user) = deps.store.user_by_email(email.as_str()).await? else {
+        return Ok(Revoked::NoAccount);
+    };
+    match which {
+        Sessions::All => {
+            let count = deps.store.session_delete_all(&user.id).await?;
+            tracing::info!(target: "audit", event = "sessions_revoked", by = by.by(), admin = by.admin(), ip = by.ip(), user = %user.id, email = %user.email, count, "admin revoked all sessions");
+            Ok(Revoked::Ended { user, count })
+        }
+        Sessions::One(session) => {
+            let ended =
+                super::devices::end_session(deps, &user.id, session, SignedOut::Revoked, now)
+                    .await?;
+            if ended {
+                tracing::info!(target: "audit", event = "session_revoked", by = by.by(), admin = by.admin(), ip = by.ip(), user = %user.id, email = %user.email, session = %session, "admin signed a member's device out");
+            }
+            Ok(Revoked::Ended {
+                user,
+                count: u64::from(ended),
+            })
+        }
+    }
+}
+
+/// Lifts the block on a client address and forgets its failures. Returns whether it was
+/// blocked.
+pub async fn ip_unblock(
+    store: &DynStore,
+    by: Admin<'_>,
+    addr: IpAddr,
+    now: Millis,
+) -> StoreResult<bool> {
+    let was = store.ip_unblock(&addr.to_string(), now).await?;
+    tracing::info!(target: "audit", event = "ip_unblock", by = by.by(), admin = by.admin(), ip = %addr, "admin lifted an IP block");
+    Ok(was)
+}
