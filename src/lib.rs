@@ -5,7 +5,8 @@
 //! - [`edge`]: untrusted input (path, Host, email) parsed once into typed values.
 //! - [`access`]: `[access]` rules, matched on the canonical path.
 //! - [`store`]: the `Store` trait and its SQLite and Redis backends.
-//! - [`auth`]: login, sessions, password hashing, as plain async flows over the store.
+//! - [`auth`]: login, sessions, password hashing, as plain async flows over the store;
+//!   [`auth::admin`]: each admin action once, for the admin pages and the CLI.
 //! - [`routes`]: every `/_vigile/…` page as a `Route` (parse, path, guarded).
 //! - [`pages`]: Vigile's own pages (`/_vigile/...`), rendered with askama.
 //! - [`proxy`]: the Pingora `ProxyHttp` implementation (decide, strip, inject, forward).
@@ -13,6 +14,7 @@
 //! - [`cli`]: the admin commands; [`demo`]: `vigile demo`.
 //! - [`i18n`], [`metrics`], [`crypto`]: catalogs, Prometheus collectors, random and HMAC.
 //! - [`clock`]: the only place the time is read (flows take `now` as a parameter).
+//! - [`audit`]: the security event log: one [`audit::Event`] enum, one `emit`.
 //!
 //! [`build`] turns a configuration into a ready [`Vigile`], so tests and `main` start the
 //! same thing.

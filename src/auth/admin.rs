@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 
 use super::Deps;
+use crate::audit::{Actor, Event};
 use crate::config::OnOverflow;
 use crate::edge::email::Email;
 use crate::store::{DynStore, Millis, SessionId, Settings, SignedOut, StoreResult, User, UserId};
@@ -22,25 +23,11 @@ pub enum Admin<'a> {
     Cli,
 }
 
-impl Admin<'_> {
-    fn by(&self) -> &'static str {
+impl<'a> Admin<'a> {
+    fn actor(self) -> Actor<'a> {
         match self {
-            Admin::Page { .. } => "admin",
-            Admin::Cli => "cli",
-        }
-    }
-
-    fn admin(&self) -> Option<&str> {
-        match self {
-            Admin::Page { user, .. } => Some(user.as_str()),
-            Admin::Cli => None,
-        }
-    }
-
-    fn ip(&self) -> Option<String> {
-        match self {
-            Admin::Page { ip, .. } => Some(ip.to_string()),
-            Admin::Cli => None,
+            Admin::Page { user, ip } => Actor::Admin { user, ip },
+            Admin::Cli => Actor::Cli,
         }
     }
 }
@@ -51,10 +38,14 @@ pub async fn unlock(
     store: &DynStore,
     by: Admin<'_>,
     email: &Email,
-    _now: Millis,
+    now: Millis,
 ) -> StoreResult<u64> {
     let cleared = store.attempts_clear_all(email.as_str()).await?;
-    tracing::info!(target: "audit", event = "unlock", by = by.by(), admin = by.admin(), ip = by.ip(), email = %email, "admin lifted a lockout");
+    let unlocked = Event::Unlock {
+        email: email.as_str(),
+        cleared,
+    };
+    unlocked.emit(&by.actor(), now);
     Ok(cleared)
 }
 
@@ -65,7 +56,7 @@ pub async fn set_member_cap(
     by: Admin<'_>,
     email: &Email,
     cap: Option<u32>,
-    _now: Millis,
+    now: Millis,
 ) -> StoreResult<Option<User>> {
     let Some(user) = store.user_by_email(email.as_str()).await? else {
         return Ok(None);
@@ -73,7 +64,12 @@ pub async fn set_member_cap(
     if !store.member_cap_set(&user.id, cap).await? {
         return Ok(None);
     }
-    tracing::info!(target: "audit", event = "member_cap_changed", by = by.by(), admin = by.admin(), ip = by.ip(), user = %user.id, email = %user.email, cap = ?cap, "admin changed a member's device cap");
+    let changed = Event::MemberCapChanged {
+        user: &user.id,
+        email: &user.email,
+        cap,
+    };
+    changed.emit(&by.actor(), now);
     Ok(Some(user))
 }
 
@@ -93,7 +89,7 @@ pub async fn set_site_policy(
     store: &DynStore,
     by: Admin<'_>,
     change: SitePolicy,
-    _now: Millis,
+    now: Millis,
 ) -> StoreResult<Settings> {
     let mut s = if change.reset {
         Settings::default()
@@ -103,7 +99,11 @@ pub async fn set_site_policy(
     s.max_per_member = change.max_per_member.or(s.max_per_member);
     s.on_overflow = change.on_overflow.or(s.on_overflow);
     store.settings_set(&s).await?;
-    tracing::info!(target: "audit", event = "settings_changed", by = by.by(), admin = by.admin(), ip = by.ip(), max_per_member = ?s.max_per_member, on_overflow = ?s.on_overflow, "admin changed the device cap");
+    let changed = Event::SettingsChanged {
+        max_per_member: s.max_per_member,
+        on_overflow: s.on_overflow,
+    };
+    changed.emit(&by.actor(), now);
     Ok(s)
 }
 
@@ -139,7 +139,12 @@ pub async fn revoke(
     match which {
         Sessions::All => {
             let count = deps.store.session_delete_all(&user.id).await?;
-            tracing::info!(target: "audit", event = "sessions_revoked", by = by.by(), admin = by.admin(), ip = by.ip(), user = %user.id, email = %user.email, count, "admin revoked all sessions");
+            let revoked = Event::SessionsRevoked {
+                user: &user.id,
+                email: &user.email,
+                count,
+            };
+            revoked.emit(&by.actor(), now);
             Ok(Revoked::Ended { user, count })
         }
         Sessions::One(session) => {
@@ -147,7 +152,12 @@ pub async fn revoke(
                 super::devices::end_session(deps, &user.id, session, SignedOut::Revoked, now)
                     .await?;
             if ended {
-                tracing::info!(target: "audit", event = "session_revoked", by = by.by(), admin = by.admin(), ip = by.ip(), user = %user.id, email = %user.email, session = %session, "admin signed a member's device out");
+                let revoked = Event::SessionRevoked {
+                    user: &user.id,
+                    email: &user.email,
+                    session,
+                };
+                revoked.emit(&by.actor(), now);
             }
             Ok(Revoked::Ended {
                 user,
@@ -166,6 +176,6 @@ pub async fn ip_unblock(
     now: Millis,
 ) -> StoreResult<bool> {
     let was = store.ip_unblock(&addr.to_string(), now).await?;
-    tracing::info!(target: "audit", event = "ip_unblock", by = by.by(), admin = by.admin(), ip = %addr, "admin lifted an IP block");
+    Event::IpUnblock { address: addr }.emit(&by.actor(), now);
     Ok(was)
 }

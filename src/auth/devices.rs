@@ -264,7 +264,7 @@ async fn mail_code(
     let overflow = Overflow {
         member: user,
         device: &device,
-        ip: &browser.ip,
+        ip: browser.ip,
         active,
         max,
     };
@@ -310,7 +310,7 @@ async fn notify_admins(
         let o = Overflow {
             member,
             device: &device,
-            ip: &browser.ip,
+            ip: browser.ip,
             active,
             max,
         };

@@ -16,6 +16,7 @@ use super::devices::{stop_for_code, Open, Stopped};
 use super::lockout::{self, AfterFailure, Gate};
 use super::Deps;
 use super::{Auth, FlowError};
+use crate::audit::{Actor, Event};
 use crate::config::OnOverflow;
 use crate::crypto::random_token;
 use crate::edge::email::Email;
@@ -135,7 +136,11 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
             if lockout::after_failure(ip_count, rule.max) == AfterFailure::LockedNow {
                 let until = store.ip_block(&ip, &rule, input.now).await?;
                 deps.metrics.ip_blocks.inc();
-                tracing::warn!(target: "audit", event = "ip_blocked", ip = %ip, until, "address blocked after repeated failures");
+                let blocked = Event::IpBlocked {
+                    address: input.ip,
+                    until,
+                };
+                blocked.emit(&Actor::System(Some(input.ip)), input.now);
             }
             return Ok(if locked {
                 LoginOutcome::Locked
@@ -158,7 +163,7 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
     }
     let browser = NewSession {
         device: input.device,
-        ip,
+        ip: input.ip,
         user_agent: input.user_agent,
         previous_token: input.previous_token,
         now: input.now,
@@ -201,11 +206,13 @@ async fn on_locked(
         return Ok(());
     };
     if known_device {
-        tracing::warn!(target: "audit", event = "device_locked", user = %user.id, ip = %input.ip, "known device locked after repeated failures");
+        let locked = Event::DeviceLocked { user: &user.id };
+        locked.emit(&Actor::System(Some(input.ip)), input.now);
         return Ok(());
     }
     deps.metrics.account_lockouts.inc();
-    tracing::warn!(target: "audit", event = "account_locked", user = %user.id, ip = %input.ip, "account locked after repeated failures");
+    let locked = Event::AccountLocked { user: &user.id };
+    locked.emit(&Actor::System(Some(input.ip)), input.now);
     let token = super::reset::issue_link(deps, user, input.now).await?;
     deps.mailer.account_locked(user, &token, input.now).await?;
     Ok(())
@@ -215,7 +222,7 @@ async fn on_locked(
 #[derive(Clone)]
 pub struct NewSession<'a> {
     pub device: DeviceId,
-    pub ip: String,
+    pub ip: IpAddr,
     pub user_agent: String,
     /// The token of the session this browser already holds, if any (rotated away).
     pub previous_token: Option<&'a str>,
@@ -269,7 +276,7 @@ pub(super) fn new_session(
         last_seen: input.now,
         idle_ms: auth.idle_ms,
         absolute_expiry: input.now.saturating_add(auth.absolute_ms),
-        ip: input.ip,
+        ip: input.ip.to_string(),
         user_agent: input.user_agent.chars().take(512).collect(),
     };
     (token, session)

@@ -13,6 +13,7 @@ use super::limits::{link_request, FormLimits, RetryAfter};
 use super::signup::{check_password, Problem};
 use super::Deps;
 use super::FlowError;
+use crate::audit::{Actor, Event};
 use crate::crypto::random_token;
 use crate::edge::email::Email;
 use crate::store::{
@@ -56,7 +57,7 @@ async fn forgot_mail(deps: &Deps, email: &Email, ip: IpAddr, now: Millis) -> Res
     }
     let token = issue_link(deps, &user, now).await?;
     deps.mailer.password_reset(&user, &token, now).await?;
-    tracing::info!(target: "audit", event = "password_reset_requested", user = %user.id, ip = %ip, "password reset link sent");
+    Event::PasswordResetRequested { user: &user.id }.emit(&Actor::Visitor(ip), now);
     Ok(())
 }
 
@@ -145,7 +146,11 @@ pub async fn reset(
     // Proof of owning the mailbox: lifts the lockout (the account's and its devices').
     deps.store.attempts_clear_all(&user.email).await?;
     // Other instances' session caches drop them within their TTL (0.5 s).
-    tracing::info!(target: "audit", event = "password_reset", user = %user.id, ip = %ip, sessions_ended = ended, "password reset; every session ended");
+    let reset = Event::PasswordReset {
+        user: &user.id,
+        ended,
+    };
+    reset.emit(&Actor::Visitor(ip), now);
     deps.mailer.password_changed(&user, now).await?;
     Ok(ResetOutcome::Done)
 }

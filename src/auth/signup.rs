@@ -15,6 +15,7 @@ use std::sync::Arc;
 use super::limits::{link_request, FormLimits, RetryAfter};
 use super::Deps;
 use super::{policy, start_session, FlowError, NewSession};
+use crate::audit::{Actor, Event};
 use crate::config::SignupMode;
 use crate::crypto::random_token;
 use crate::edge::email::{Email, EmailError};
@@ -138,7 +139,11 @@ pub async fn signup(deps: &Deps, input: SignupInput<'_>) -> Result<SignupOutcome
         .await?;
     match deps.store.user_insert_pending(&user, expires_at).await {
         Ok(()) => {
-            tracing::info!(target: "audit", event = "signup", user = %user.id, ip = %input.ip, "account created, pending activation");
+            let created = Event::Signup {
+                user: &user.id,
+                email: &user.email,
+            };
+            created.emit(&Actor::Visitor(input.ip), input.now);
             if may_mail {
                 send_activation(deps, &user, input.now).await?;
             }
@@ -149,7 +154,10 @@ pub async fn signup(deps: &Deps, input: SignupInput<'_>) -> Result<SignupOutcome
             {
                 deps.mailer.signup_attempt(&owner, input.now).await?;
             }
-            tracing::info!(target: "audit", event = "signup_existing", ip = %input.ip, "sign-up for an existing address; owner notified");
+            let existing = Event::SignupExisting {
+                email: email.as_str(),
+            };
+            existing.emit(&Actor::Visitor(input.ip), input.now);
         }
         Err(e) => return Err(e.into()),
     }
@@ -198,7 +206,7 @@ pub struct ActivateInput<'a> {
 }
 
 pub async fn activate(deps: &Deps, input: ActivateInput<'_>) -> Result<ActivateOutcome, FlowError> {
-    let (now, ip) = (input.browser.now, input.browser.ip.clone());
+    let (now, ip) = (input.browser.now, input.browser.ip);
     if input.token.is_empty() || input.token.len() > 128 {
         return Ok(ActivateOutcome::Invalid);
     }
@@ -222,7 +230,7 @@ pub async fn activate(deps: &Deps, input: ActivateInput<'_>) -> Result<ActivateO
     store
         .token_take(TokenKind::Invite, &invite_hash(&user.email), now)
         .await?;
-    tracing::info!(target: "audit", event = "activation", user = %user.id, ip = %ip, "account activated");
+    Event::Activation { user: &user.id }.emit(&Actor::Visitor(ip), now);
     let (token, session) = start_session(&deps.auth, &user, input.browser).await?;
     deps.mailer.account_created(&user, now).await?;
     Ok(ActivateOutcome::SignedIn {

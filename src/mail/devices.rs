@@ -1,5 +1,7 @@
 //! The device-cap mails: the member's code, and the notice to the site's admins.
 
+use std::net::IpAddr;
+
 use super::letter::Link;
 use super::Mailer;
 use crate::i18n::Lang;
@@ -11,7 +13,7 @@ pub struct Overflow<'a> {
     pub member: &'a User,
     /// "Chrome on Windows" (already in the reader's language when generic).
     pub device: &'a str,
-    pub ip: &'a str,
+    pub ip: IpAddr,
     /// Devices signed in when the login was stopped, and the member's limit.
     pub active: u64,
     pub max: u32,

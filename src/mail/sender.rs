@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 
 use super::dev::DevOutbox;
 use super::transport::Transport;
+use crate::audit::{Actor, Event};
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::store::{millis, DynStore, Millis, OutboxMail};
@@ -105,10 +106,17 @@ impl Sender {
                 if let Some(dev) = &self.dev {
                     dev.record(&mail.to, &mail.subject, &mail.text, now);
                 }
-                tracing::info!(target: "mail", id = %mail.id, kind = %mail.kind, attempts = mail.attempts + 1, "mail sent");
+                tracing::info!(
+                    target: "mail",
+                    id = %mail.id,
+                    kind = %mail.kind,
+                    attempts = mail.attempts + 1,
+                    "mail sent"
+                );
                 if let Err(e) = self.store.outbox_done(&mail.id).await {
                     // The lease will end and the mail be sent again: a duplicate, not a loss.
-                    tracing::warn!(error = %e, id = %mail.id, "sent mail could not be removed from the outbox");
+                    let what = "sent mail could not be removed from the outbox";
+                    tracing::warn!(error = %e, id = %mail.id, "{what}");
                 }
             }
             Err(err) if err.permanent => {
@@ -116,20 +124,37 @@ impl Sender {
                 let attempts = mail.attempts.saturating_add(1);
                 // Kept for admins: the server's answer, bounded.
                 let reason: String = err.reason.chars().take(MAX_REASON).collect();
-                tracing::warn!(target: "audit", event = "mail_failed", id = %mail.id, kind = %mail.kind, to = %mail.to, attempts, error = %reason, "the mail server refused a mail for good; it is listed on the admin page");
+                let failed = Event::MailFailed {
+                    mail: &mail.id,
+                    kind: &mail.kind,
+                    to: &mail.to,
+                    attempts,
+                    error: &reason,
+                };
+                failed.emit(&Actor::System(None), now);
                 if let Err(e) = self.store.outbox_fail(&mail.id, now, &reason).await {
                     // Still waiting in the outbox: it is tried again when its lease ends.
-                    tracing::warn!(error = %e, id = %mail.id, "could not mark a refused mail as failed");
+                    let what = "could not mark a refused mail as failed";
+                    tracing::warn!(error = %e, id = %mail.id, "{what}");
                 }
             }
             Err(err) => {
                 counter("retry");
                 let attempts = mail.attempts.saturating_add(1);
                 let delay = backoff(attempts, self.retry_initial, self.retry_max);
-                tracing::warn!(target: "mail", id = %mail.id, kind = %mail.kind, attempts, retry_in_ms = delay, error = %err.reason, "mail not sent; kept for a retry");
+                tracing::warn!(
+                    target: "mail",
+                    id = %mail.id,
+                    kind = %mail.kind,
+                    attempts,
+                    retry_in_ms = delay,
+                    error = %err.reason,
+                    "mail not sent; kept for a retry"
+                );
                 let next = now.saturating_add(delay);
                 if let Err(e) = self.store.outbox_retry(&mail.id, next, &err.reason).await {
-                    tracing::warn!(error = %e, id = %mail.id, "could not reschedule a mail; its lease will bring it back");
+                    let what = "could not reschedule a mail; its lease will bring it back";
+                    tracing::warn!(error = %e, id = %mail.id, "{what}");
                 }
             }
         }

@@ -5,6 +5,7 @@
 use http::StatusCode;
 
 use super::{Ctx, PageResult};
+use crate::audit::{Actor, Event};
 use crate::auth::devices::{self, Chosen, Resent};
 use crate::auth::limits::RetryAfter;
 use crate::auth::{FlowError, NewSession};
@@ -52,7 +53,7 @@ pub(super) fn rows(
 fn browser<'a>(ctx: &'a Ctx<'_, '_>) -> NewSession<'a> {
     NewSession {
         device: ctx.device.clone(),
-        ip: ctx.req.client_ip.to_string(),
+        ip: ctx.req.client_ip,
         user_agent: ctx.req.user_agent(),
         previous_token: ctx.req.cookies.session.as_deref(),
         now: ctx.now,
@@ -203,7 +204,11 @@ pub async fn choose_post(ctx: &Ctx<'_, '_>) -> PageResult {
             ended,
         } => {
             ctx.app.metrics.logins.with_label_values(&["success"]).inc();
-            tracing::info!(target: "audit", event = "device_replaced", user = %user.id, ip = %ctx.req.client_ip, sessions = ?ended, "member replaced a device");
+            let replaced = Event::DeviceReplaced {
+                user: &user.id,
+                sessions: &ended,
+            };
+            replaced.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
             Ok(Reply::see_other(&rd::or_home(Some(&rd))).with_cookie(ctx.session_cookie(&token)))
         }
         Chosen::StillFull => {
@@ -224,7 +229,11 @@ pub async fn revoke(ctx: &Ctx<'_, '_>) -> PageResult {
         return Ok(Reply::see_other(&format!("{}#devices", Route::Account)));
     }
     if devices::end_session(ctx.app, &id.user_id, &target, SignedOut::Revoked, ctx.now).await? {
-        tracing::info!(target: "audit", event = "device_revoked", user = %id.user_id, ip = %ctx.req.client_ip, session = %target, "member signed out one of their devices");
+        let event = Event::DeviceRevoked {
+            user: &id.user_id,
+            session: &target,
+        };
+        event.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
     }
     Ok(revoked())
 }
@@ -249,6 +258,10 @@ pub async fn others(ctx: &Ctx<'_, '_>) -> PageResult {
             n += 1;
         }
     }
-    tracing::info!(target: "audit", event = "devices_revoked", user = %id.user_id, ip = %ctx.req.client_ip, count = n, "member signed out every other device");
+    let event = Event::DevicesRevoked {
+        user: &id.user_id,
+        count: n,
+    };
+    event.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
     Ok(revoked())
 }

@@ -3,6 +3,7 @@
 use http::StatusCode;
 
 use super::{Ctx, PageResult};
+use crate::audit::{Actor, Event};
 use crate::auth::limits::RetryAfter;
 use crate::auth::{login as run_login, LoginInput, LoginOutcome};
 use crate::edge::email::Email;
@@ -100,19 +101,23 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
             token, user, ended, ..
         } => {
             metrics.logins.with_label_values(&["success"]).inc();
-            tracing::info!(target: "audit", event = "login", user = %user.id, ip = %ctx.req.client_ip, "login succeeded");
+            Event::Login { user: &user.id }.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
             if !ended.is_empty() {
                 metrics
                     .device_overflows
                     .with_label_values(&["evicted"])
                     .inc();
-                tracing::info!(target: "audit", event = "device_evicted", user = %user.id, ip = %ctx.req.client_ip, sessions = ?ended, "least recently used devices signed out by the device cap");
+                let evicted = Event::DeviceEvicted {
+                    user: &user.id,
+                    sessions: &ended,
+                };
+                evicted.emit(&Actor::System(Some(ctx.req.client_ip)), ctx.now);
             }
             Reply::see_other(&rd).with_cookie(ctx.session_cookie(&token))
         }
         LoginOutcome::DeviceCode => {
             metrics.logins.with_label_values(&["overflow"]).inc();
-            tracing::info!(target: "audit", event = "device_overflow", email = %who, ip = %ctx.req.client_ip, "device cap reached, code mailed");
+            Event::DeviceOverflow { email: who }.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
             Reply::see_other(Route::Verify.path())
         }
         LoginOutcome::TooManyCodes => {
@@ -128,7 +133,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
                 .device_overflows
                 .with_label_values(&["denied"])
                 .inc();
-            tracing::info!(target: "audit", event = "device_denied", email = %who, ip = %ctx.req.client_ip, "device cap reached, login refused");
+            Event::DeviceDenied { email: who }.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
             let text = ctx
                 .lang()
                 .tr()
@@ -143,7 +148,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
         }
         LoginOutcome::BadCredentials => {
             metrics.logins.with_label_values(&["bad_credentials"]).inc();
-            tracing::info!(target: "audit", event = "login_failed", email = %who, ip = %ctx.req.client_ip, "login failed");
+            Event::LoginFailed { email: who }.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
             form(
                 ctx,
                 StatusCode::UNAUTHORIZED,
@@ -189,7 +194,7 @@ pub async fn logout(ctx: &Ctx<'_, '_>) -> PageResult {
     if let Some(token) = &ctx.req.cookies.session {
         ctx.app.auth.logout(token, ctx.now).await?;
         if let Some(id) = ctx.req.visitor.identity() {
-            tracing::info!(target: "audit", event = "logout", user = %id.user_id, ip = %ctx.req.client_ip, "logout");
+            Event::Logout { user: &id.user_id }.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
         }
     }
     Ok(

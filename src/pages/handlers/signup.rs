@@ -112,7 +112,7 @@ pub async fn activate(ctx: &Ctx<'_, '_>) -> PageResult {
         token: &token,
         browser: NewSession {
             device: ctx.device.clone(),
-            ip: ctx.req.client_ip.to_string(),
+            ip: ctx.req.client_ip,
             user_agent: ctx.req.user_agent(),
             previous_token: ctx.req.cookies.session.as_deref(),
             now: ctx.now,
