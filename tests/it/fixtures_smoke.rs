@@ -127,6 +127,35 @@ fn form_parsing() {
     assert_eq!(logout.hidden_value("csrf"), Some("zz"));
 }
 
+/// A port taken between picking it and the gateway binding it (another test's process
+/// got it) costs a retry on fresh ports, not a failed test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_moves_to_another_port_when_its_port_is_taken() {
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().port();
+    let gw = GatewayBuilder::new("http://127.0.0.1:1")
+        .first_port(taken)
+        .start()
+        .await;
+    assert_ne!(gw.port(), taken);
+    assert!(gw
+        .config_text()
+        .contains(&format!("127.0.0.1:{}", gw.port())));
+    let page = http::bare_client()
+        .get(format!("{}/_vigile/login", gw.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "the gateway serves on its new port");
+    // The squatter still holds its port: nobody took it over.
+    squatter.set_nonblocking(true).unwrap();
+    let _probe = std::net::TcpStream::connect(("127.0.0.1", taken)).unwrap();
+    poll_until("the squatter to get the probe connection", 100, || async {
+        squatter.accept().is_ok()
+    })
+    .await;
+}
+
 #[test]
 fn gateway_config_merges_extra_sections() {
     let builder = GatewayBuilder::new("http://127.0.0.1:1")

@@ -105,6 +105,20 @@ impl Backend {
 }
 
 impl Stack {
+    /// Waits (up to 20 s) until the outbox holds no mail waiting to be sent: every mail
+    /// queued so far has been taken by the SMTP server (or failed for good). Count the
+    /// mails received only after this, or a "no mail" / "exactly one mail" check races
+    /// the sender. Mails queued by work the gateway does off the request (the "mail me a
+    /// link" forms) must be waited for first: this sees only what is queued.
+    pub async fn outbox_drained(&self) {
+        let store = open_store(self);
+        super::poll_for("the outbox to drain", 400, || async {
+            let waiting = store.outbox_list().await.unwrap();
+            waiting.is_empty().then_some(())
+        })
+        .await
+    }
+
     /// A second gateway instance on the same store and the same SMTP server.
     pub async fn second_instance(&self, extra: &str) -> Gateway {
         GatewayBuilder::new(self.upstream.url())

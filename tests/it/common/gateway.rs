@@ -25,6 +25,13 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_vigile");
 /// Tries (50 ms apart) to wait for `/healthz` after a start: 60 s, for a loaded 2-core CI.
 const READY_TRIES: u32 = 1200;
 
+/// Fresh port pairs tried when a port picked was taken before the gateway could bind it
+/// (the Redis and SMTP fixtures do the same).
+const PORT_ATTEMPTS: u32 = 5;
+
+/// What Pingora logs when a listening address is taken (it then retries for 30 s).
+const PORT_IN_USE: &str = "is in use, will try again";
+
 /// Configures and starts a [`Gateway`].
 pub struct GatewayBuilder {
     name: String,
@@ -33,6 +40,7 @@ pub struct GatewayBuilder {
     store_dir: Option<Arc<TempDir>>,
     extra: Vec<toml::Table>,
     env: Vec<(String, String)>,
+    first_port: Option<u16>,
 }
 
 impl GatewayBuilder {
@@ -45,7 +53,16 @@ impl GatewayBuilder {
             store_dir: None,
             extra: Vec::new(),
             env: Vec::new(),
+            first_port: None,
         }
+    }
+
+    /// Tries `port` for the proxy listener first (instead of a free one); if it turns out
+    /// to be taken, the gateway starts on another free port like any other. For testing
+    /// that retry.
+    pub fn first_port(mut self, port: u16) -> Self {
+        self.first_port = Some(port);
+        self
     }
 
     /// A label used when printing logs (handy with several instances).
@@ -130,8 +147,9 @@ default = "en"
     }
 
     /// Writes the configuration, starts the process and waits until `/healthz` answers
-    /// `200` and the proxy port accepts connections. Panics (printing the logs) if the
-    /// process exits or never gets ready.
+    /// `200` and the proxy port accepts connections. A port taken meanwhile by someone
+    /// else (another test's process) is retried on fresh ports, up to [`PORT_ATTEMPTS`]
+    /// pairs. Panics (printing the logs) if the process exits or never gets ready.
     pub async fn start(self) -> Gateway {
         let dir = tempfile::Builder::new()
             .prefix("vigile-it-")
@@ -150,33 +168,53 @@ default = "en"
                 (url, Some(store_dir))
             }
         };
-        let port = free_port();
-        let mut metrics_port = free_port();
-        while metrics_port == port {
-            metrics_port = free_port();
-        }
-        let table = self.config_table(port, metrics_port, &store_url);
         let config_path = dir.path().join("vigile.toml");
-        std::fs::write(
-            &config_path,
-            toml::to_string(&table).expect("serialize config"),
-        )
-        .expect("write config");
         let mut gw = Gateway {
-            name: self.name,
+            name: self.name.clone(),
             dir,
             config_path,
-            port,
-            metrics_port,
+            port: 0,
+            metrics_port: 0,
             store_url,
             store_dir,
-            env: self.env,
+            env: self.env.clone(),
             child: None,
             starts: 0,
         };
-        gw.spawn_and_wait().await;
-        gw
+        let mut taken = Vec::new();
+        for attempt in 0..PORT_ATTEMPTS {
+            let port = match (attempt, self.first_port) {
+                (0, Some(port)) => port,
+                _ => free_port(),
+            };
+            let mut metrics_port = free_port();
+            while metrics_port == port {
+                metrics_port = free_port();
+            }
+            (gw.port, gw.metrics_port) = (port, metrics_port);
+            let table = self.config_table(port, metrics_port, &gw.store_url);
+            std::fs::write(
+                &gw.config_path,
+                toml::to_string(&table).expect("serialize config"),
+            )
+            .expect("write config");
+            match gw.spawn_and_wait(true).await {
+                Started::Ready => return gw,
+                Started::PortTaken => taken.push((port, metrics_port)),
+            }
+        }
+        panic!(
+            "{}: a port was taken at each of {PORT_ATTEMPTS} tries (proxy, metrics): {taken:?}",
+            gw.name
+        );
     }
+}
+
+/// How a start went when it did not panic.
+enum Started {
+    Ready,
+    /// A listening port was taken: the process was killed, try other ports.
+    PortTaken,
 }
 
 /// A running `vigile serve`. Killed on Drop; logs printed if the test is panicking.
@@ -319,7 +357,8 @@ impl Gateway {
     /// store, and waits until it is ready.
     pub async fn restart(&mut self) {
         self.kill();
-        self.spawn_and_wait().await;
+        // The ports were ours a moment ago: Pingora's own retries cover a slow release.
+        self.spawn_and_wait(false).await;
     }
 
     /// Merges `toml_snippet` into the config file on disk (takes effect at the next
@@ -429,10 +468,15 @@ impl Gateway {
         );
     }
 
-    async fn spawn_and_wait(&mut self) {
+    /// Starts the process and waits until it is ready. With `new_ports`, a listening port
+    /// found taken (Pingora says so at once, then retries for 30 s) kills the process and
+    /// returns [`Started::PortTaken`] so the caller picks others.
+    async fn spawn_and_wait(&mut self, new_ports: bool) -> Started {
         self.starts += 1;
         let stdout = self.log_file("stdout.log");
         let stderr = self.log_file("stderr.log");
+        let stderr_path = self.dir.path().join("stderr.log");
+        let logged_before = std::fs::metadata(&stderr_path).map_or(0, |m| m.len() as usize);
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
             .arg("--config")
@@ -457,6 +501,18 @@ impl Gateway {
                 // Drop prints the logs while this panic unwinds.
                 panic!("{} exited before getting ready: {status}", self.name);
             }
+            if new_ports {
+                let logged = std::fs::read(&stderr_path).unwrap_or_default();
+                let since = String::from_utf8_lossy(logged.get(logged_before..).unwrap_or(&[]));
+                if since.contains(PORT_IN_USE) {
+                    eprintln!(
+                        "{}: port {} or {} is taken; trying others",
+                        self.name, self.port, self.metrics_port
+                    );
+                    self.kill();
+                    return Started::PortTaken;
+                }
+            }
             let healthy = matches!(
                 client.get(&health).timeout(Duration::from_secs(2)).send().await,
                 Ok(r) if r.status() == 200
@@ -466,7 +522,7 @@ impl Gateway {
                     .await
                     .is_ok()
             {
-                return;
+                return Started::Ready;
             }
             if attempt + 1 < READY_TRIES {
                 tokio::time::sleep(super::POLL_INTERVAL).await;

@@ -10,6 +10,8 @@
 //! - [`upstream`]: a recording HTTP server standing in for the protected application.
 //! - [`gateway`]: the real `vigile` binary, configured in a temporary directory.
 //! - [`http`]: reqwest clients that behave like a browser that does not follow redirects.
+//! - [`relay`]: a TCP relay that can hold a client's bytes at a chosen point (a store
+//!   lookup), to see what the gateway answered before that step happened.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod backend;
@@ -19,6 +21,7 @@ pub mod gateway;
 pub mod http;
 pub mod records;
 pub mod redis_server;
+pub mod relay;
 pub mod smtp;
 pub mod upstream;
 
