@@ -26,12 +26,20 @@ fn cap(max: u32, policy: &str) -> String {
     )
 }
 
-/// A protected page as a browser navigates to it: `Ok(())` if served, else the redirect.
+/// Where a browser without a session is sent from `/courses/1`.
+const LOGIN_FROM_COURSE: &str = "/_vigile/login?rd=%2Fcourses%2F1";
+
+/// A protected page as a browser navigates to it: `Ok(())` if served, `Err(location)` if
+/// redirected; any other answer (an error page) fails the test.
 async fn browse(c: &Client, gw: &str) -> Result<(), String> {
     let resp = get(c, &format!("{gw}/courses/1"), true).await;
     match resp.status().as_u16() {
         200 => Ok(()),
-        _ => Err(header(&resp, "location").unwrap_or_default()),
+        302 | 303 => Err(header(&resp, "location").expect("a redirect has a Location")),
+        status => panic!(
+            "GET /courses/1 answered {status}:\n{}",
+            resp.text().await.unwrap_or_default()
+        ),
     }
 }
 
@@ -216,6 +224,7 @@ async fn choose_flow_replaces_the_chosen_device(backend: Backend) {
         Some("/_vigile/verify")
     );
     code_for(&s, ANN, 2).await;
+    s.outbox_drained().await;
     assert_eq!(s.smtp.count_to(NOTIFY), 1);
     assert_eq!(s.smtp.count_to(BOSS), 1);
 }
@@ -241,7 +250,11 @@ async fn abandoning_or_exhausting_the_code_changes_nothing(backend: Backend) {
         410
     );
     browse(&laptop, &gw).await.unwrap();
-    assert!(browse(&new, &gw).await.is_err());
+    assert_eq!(
+        browse(&new, &gw).await,
+        Err(LOGIN_FROM_COURSE.to_string()),
+        "the new device is not signed in"
+    );
 
     // Five wrong codes end the attempt; the right one is then useless.
     login(&new, &gw, ANN, PW).await;
@@ -427,7 +440,8 @@ async fn account_page_lists_and_revokes_devices(backend: Backend) {
     )
     .await;
     assert_eq!(resp.status(), 303);
-    assert!(browse(&c, &gw).await.is_err());
+    let to = browse(&c, &gw).await.unwrap_err();
+    assert!(to.contains("signed_out=revoked"), "{to}");
     browse(&a, &gw).await.unwrap();
     assert_eq!(sessions(&s, ANN).await, 1);
 }

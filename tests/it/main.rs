@@ -4,6 +4,7 @@
 // Real processes run on the real clock: deadlines, polling and latency are measured on it.
 #![allow(clippy::disallowed_methods)]
 
+mod admin_actions;
 mod audit;
 mod browser;
 mod client_conns;

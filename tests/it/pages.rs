@@ -221,3 +221,42 @@ async fn api_me_describes_the_current_identity() {
     assert_eq!(body["groups"], serde_json::json!(["member", "admin"]));
     assert!(body["user"].as_str().is_some_and(|u| !u.is_empty()));
 }
+
+/// `/_vigile/dev/mail` lists every mail's links (activation, password reset): with the
+/// default configuration it does not exist, for a visitor or an admin, whatever the
+/// method; `server.dev_mode` opens it (the control, so the 404 is the setting's doing).
+async fn dev_mail_is_not_found_by_default(backend: Backend) {
+    let mut s = backend.stack("").await;
+    let gw = s.gw.url();
+    s.gw.add_user("boss@example.com", PW, true);
+    // A mail with a link exists to be shown.
+    http::signup(&client(), &gw, "new@example.com", PW, PW, "en").await;
+    s.smtp
+        .wait_for_to("new@example.com", "Activate your account")
+        .await;
+    let admin = client();
+    http::login_ok(&admin, &gw, "boss@example.com", PW).await;
+    let url = format!("{gw}/_vigile/dev/mail");
+    for (who, c) in [("visitor", client()), ("admin", admin.clone())] {
+        for resp in [
+            get(&c, &url, true).await,
+            c.head(&url).send().await.unwrap(),
+            post_form(&c, &url, &[]).await,
+        ] {
+            let status = resp.status();
+            let body = resp.text().await.unwrap();
+            assert_eq!(status, 404, "{who}: {body}");
+            assert!(!body.contains("/_vigile/activate?token="), "{who}: {body}");
+        }
+    }
+
+    s.gw.update_config("[server]\ndev_mode = true\n");
+    s.gw.restart().await;
+    http::signup(&client(), &gw, "other@example.com", PW, PW, "en").await;
+    s.smtp
+        .wait_for_to("other@example.com", "Activate your account")
+        .await;
+    let page = http::decode_entities(&get_page(&admin, &url).await);
+    assert!(page.contains("/_vigile/activate?token="), "{page}");
+}
+both_backends!(dev_mail_is_not_found_by_default);

@@ -1,14 +1,22 @@
 //! Forgotten password through the real binary and a real SMTP server, on both backends:
-//! the journey, the same answer for known and unknown addresses, single use, expiry
-//! (planted with a past instant), and every session ended by a reset.
+//! the journey, the same answer for known and unknown addresses (given before the address
+//! is even looked up), single use, the link's lifetime as written and its expiry (planted
+//! with a past instant), and every session ended by a reset.
+
+use std::time::Duration;
 
 use reqwest::Client;
 use vigile::store::{TokenHash, TokenKind, TokenRecord};
 
 use crate::both_backends;
 use crate::common::backend::{open_store, Backend, Stack};
-use crate::common::consts::PW;
+use crate::common::consts::{ANN, HOUR, MINUTE, PW};
+use crate::common::gateway::GatewayBuilder;
 use crate::common::http::{self, client, form_with_action, get, get_page, submit};
+use crate::common::redis_server::RedisServer;
+use crate::common::relay::HoldingRelay;
+use crate::common::smtp::SmtpSink;
+use crate::common::upstream::Upstream;
 
 const NEW_PW: &str = "Brand-new 77 pass";
 
@@ -122,8 +130,8 @@ async fn forgot_answers_the_same_for_unknown_addresses(backend: Backend) {
     let s = backend.stack("").await;
     let gw = s.gw.url();
     s.gw.add_user("ann@example.com", PW, false);
-    let known = forgot(&client(), &gw, "ann@example.com").await;
     let unknown = forgot(&client(), &gw, "nobody@example.com").await;
+    let known = forgot(&client(), &gw, "ann@example.com").await;
     assert_eq!(known, unknown, "status and page must be identical");
     // Same for the activation resend.
     let resend = |email: &'static str| {
@@ -137,11 +145,13 @@ async fn forgot_answers_the_same_for_unknown_addresses(backend: Backend) {
         }
     };
     assert_eq!(
-        resend("ann@example.com").await,
-        resend("nobody@example.com").await
+        resend("nobody@example.com").await,
+        resend("ann@example.com").await
     );
 
+    // The last request's mail has come, and nothing else waits to be sent.
     reset_link(&s, "ann@example.com").await;
+    s.outbox_drained().await;
     assert_eq!(s.smtp.count_to("nobody@example.com"), 0);
     assert_eq!(
         s.smtp.count_to("ann@example.com"),
@@ -150,6 +160,58 @@ async fn forgot_answers_the_same_for_unknown_addresses(backend: Backend) {
     );
 }
 both_backends!(forgot_answers_the_same_for_unknown_addresses);
+
+/// The answer to "mail me a reset link" is given before anything depends on the address:
+/// the store lookup of the address is held back (a relay in front of Redis keeps it), and
+/// the page still comes, the usual one; once the lookup is let through, the mail goes.
+/// An answer that waited for that work would take longer for a known address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgot_answers_before_looking_the_address_up() {
+    let upstream = Upstream::start().await;
+    let redis = RedisServer::start().await;
+    let relay = HoldingRelay::start(redis.port()).await;
+    let smtp = SmtpSink::start().await;
+    let gw = GatewayBuilder::new(upstream.url())
+        .store(format!("redis://127.0.0.1:{}/", relay.port()))
+        .extra(&format!(
+            "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{}\"\nretry_initial = \"200ms\"\n",
+            smtp.url()
+        ))
+        .start()
+        .await;
+    gw.add_user(ANN, PW, false);
+    let (url, c) = (gw.url(), client());
+    let page = get_page(&c, &format!("{url}/_vigile/password/forgot")).await;
+    let form = form_with_action(&page, "/_vigile/password/forgot").unwrap();
+
+    relay.hold_at(&format!("vigile:user_email:{ANN}"));
+    let resp = tokio::time::timeout(
+        Duration::from_secs(20),
+        submit(&c, &url, &form, &[("email", ANN)]),
+    )
+    .await
+    .expect("the answer waited for the lookup of the address");
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("Check your mailbox"));
+    // The lookup was indeed on its way, and held: nothing about the address had happened.
+    relay
+        .wait_holding("the address lookup to reach the relay")
+        .await;
+    let direct =
+        vigile::store::open(&vigile::store::StoreUrl::parse(&redis.url()).unwrap()).unwrap();
+    assert!(
+        direct.outbox_list().await.unwrap().is_empty(),
+        "a mail was queued"
+    );
+
+    relay.release();
+    let mail = smtp.wait_for_to(ANN, "").await;
+    assert!(
+        mail.text.contains("/_vigile/password/reset?token="),
+        "{}",
+        mail.text
+    );
+}
 
 async fn reset_links_expire_and_die_with_the_password(backend: Backend) {
     let s = backend.stack("").await;
@@ -162,35 +224,58 @@ async fn reset_links_expire_and_die_with_the_password(backend: Backend) {
         .unwrap()
         .unwrap();
 
-    // Issued an hour and a minute ago with the 1 h validity: expired.
-    let token = vigile::crypto::random_token(32);
-    let bind = TokenHash::of(&user.password_hash).as_str()[..16].to_string();
-    store
-        .token_insert(&TokenRecord {
-            kind: TokenKind::PasswordReset,
-            hash: TokenHash::of(&token),
-            subject: user.id.as_str().into(),
-            bind,
-            expires_at: vigile::clock::now_ms() - 60_000,
-        })
+    // The link the gateway writes lives 1 h (`password.reset_ttl`).
+    let before = vigile::clock::now_ms();
+    forgot(&client(), &gw, "ann@example.com").await;
+    let link = reset_link(&s, "ann@example.com").await;
+    let after = vigile::clock::now_ms();
+    let token = link.split("token=").nth(1).unwrap();
+    let issued = store
+        .token_peek(TokenKind::PasswordReset, &TokenHash::of(token), after)
         .await
-        .unwrap();
-    let resp = get(
-        &client(),
-        &format!("{gw}/_vigile/password/reset?token={token}"),
-        true,
-    )
-    .await;
+        .unwrap()
+        .expect("the mailed link is stored");
+    assert_eq!(issued.subject, user.id.as_str());
+    assert!(
+        (before + HOUR..=after + HOUR).contains(&issued.expires_at),
+        "the link expires {} ms after the request, not 1 h",
+        issued.expires_at - before
+    );
+    // The same link a minute past its end: refused with a clear page; a minute before
+    // its end: the form (the control, so the refusal is the expiry's doing).
+    let copy = |expires_at: i64| {
+        let (store, issued, gw) = (store.clone(), issued.clone(), gw.clone());
+        async move {
+            let token = vigile::crypto::random_token(32);
+            store
+                .token_insert(&TokenRecord {
+                    hash: TokenHash::of(&token),
+                    expires_at,
+                    ..issued
+                })
+                .await
+                .unwrap();
+            get(
+                &client(),
+                &format!("{gw}/_vigile/password/reset?token={token}"),
+                true,
+            )
+            .await
+        }
+    };
+    let resp = copy(vigile::clock::now_ms() - MINUTE).await;
     assert_eq!(resp.status(), 410);
     assert!(resp
         .text()
         .await
         .unwrap()
         .contains("expired or has already been used"));
+    let resp = copy(vigile::clock::now_ms() + MINUTE).await;
+    assert_eq!(resp.status(), 200, "a copy within its time shows the form");
+    assert!(form_with_action(&resp.text().await.unwrap(), "/_vigile/password/reset").is_some());
 
     // Two links: using one kills the other (it was issued for the old password).
-    forgot(&client(), &gw, "ann@example.com").await;
-    let first = reset_link(&s, "ann@example.com").await;
+    let first = link;
     forgot(&client(), &gw, "ann@example.com").await;
     let second = s
         .smtp

@@ -4,10 +4,10 @@
 use vigile::store::{self, DeviceId, SessionId, SessionRecord, StoreUrl, TokenHash};
 
 use crate::both_backends;
-use crate::common::backend::Backend;
-use crate::common::consts::{DAY, PW};
+use crate::common::backend::{open_store, Backend};
+use crate::common::consts::{DAY, HOUR, MINUTE, PW};
 use crate::common::http::{self, client, get, header, login_ok};
-use crate::common::poll_until;
+use crate::common::{poll_for, poll_until};
 
 fn now_ms() -> i64 {
     vigile::clock::now_ms()
@@ -87,6 +87,72 @@ async fn expired_sessions_are_rejected(backend: Backend) {
     );
 }
 both_backends!(expired_sessions_are_rejected);
+
+/// The session a login writes: `[sessions] idle_timeout` and `absolute_timeout` as
+/// configured (values no default has), last-seen moved by browsing, and ended once idle
+/// past the configured timeout. The gateway writes last-seen at most once a minute, so
+/// the record is put back with an earlier last-seen first (time as a parameter).
+async fn login_writes_the_configured_timeouts_and_browsing_keeps_it_alive(backend: Backend) {
+    let s = backend
+        .stack("[sessions]\nidle_timeout = \"3h\"\nabsolute_timeout = \"5d\"\n")
+        .await;
+    s.gw.add_user("ann@example.com", PW, false);
+    let store = open_store(&s);
+    let user = store
+        .user_by_email("ann@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let (c, jar) = http::client_with_jar(http::UA_CHROME_WINDOWS);
+    let before = now_ms();
+    login_ok(&c, &s.gw.url(), "ann@example.com", PW).await;
+    let after = now_ms();
+    let token = http::jar_cookie(&jar, &s.gw.url(), "vigile_session").unwrap();
+    let written = store.sessions_of(&user.id, now_ms()).await.unwrap();
+    assert_eq!(written.len(), 1, "{written:?}");
+    let session = written[0].clone();
+    assert_eq!(session.token_hash, TokenHash::of(&token));
+    assert!(
+        (before..=after).contains(&session.created_at),
+        "{session:?}"
+    );
+    assert_eq!(session.idle_ms, 3 * HOUR, "idle_timeout");
+    assert_eq!(
+        session.absolute_expiry - session.created_at,
+        5 * DAY,
+        "absolute_timeout"
+    );
+
+    // The same record, last seen two minutes ago: browsing moves last-seen to now.
+    let replant = |last_seen: i64| {
+        let (store, mut record) = (store.clone(), session.clone());
+        async move {
+            record.last_seen = last_seen;
+            store.session_delete(&record.id).await.unwrap();
+            store.session_insert(&record, None).await.unwrap();
+        }
+    };
+    let page = format!("{}/courses/1", s.gw.url());
+    replant(now_ms() - 2 * MINUTE).await;
+    let browsed = now_ms();
+    // The gateway may serve from its session cache (< 1 s) before asking the store again.
+    let seen = poll_for("browsing to move last-seen", 40, || async {
+        assert_eq!(get(&c, &page, true).await.status(), 200);
+        let now = store.sessions_of(&user.id, now_ms()).await.unwrap();
+        now.first().map(|r| r.last_seen).filter(|&t| t >= browsed)
+    })
+    .await;
+    assert!(seen <= now_ms());
+
+    // Last seen just over 3 hours ago: idle, signed out.
+    replant(now_ms() - 3 * HOUR - MINUTE).await;
+    poll_until("the idle session to be refused", 40, || async {
+        let r = get(&c, &page, true).await;
+        r.status() == 302 && header(&r, "location").is_some_and(|l| l.starts_with("/_vigile/login"))
+    })
+    .await;
+}
+both_backends!(login_writes_the_configured_timeouts_and_browsing_keeps_it_alive);
 
 async fn cli_revocation_is_seen_within_a_second(backend: Backend) {
     let s = backend.stack("").await;
@@ -272,6 +338,29 @@ async fn store_down_fails_closed_and_recovers() {
     assert_eq!(get(&c2, &member, true).await.status(), 200);
 }
 
+/// Everything stored under `key`, read with the command for its type (not `DUMP`, whose
+/// serialisation may compress a value and hide a token in it).
+async fn redis_values(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<u8> {
+    let kind: String = redis::cmd("TYPE").arg(key).query_async(conn).await.unwrap();
+    let cmd = match kind.as_str() {
+        "string" => redis::cmd("GET").arg(key).clone(),
+        "hash" => redis::cmd("HGETALL").arg(key).clone(),
+        "set" => redis::cmd("SMEMBERS").arg(key).clone(),
+        "list" => redis::cmd("LRANGE").arg(key).arg(0).arg(-1).clone(),
+        "zset" => redis::cmd("ZRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .clone(),
+        // A key that expired between KEYS and TYPE.
+        "none" => return vec![],
+        other => panic!("{key}: a {other} key, which this check cannot read"),
+    };
+    let parts: Vec<Vec<u8>> = cmd.query_async(conn).await.unwrap();
+    parts.join(&b'\n')
+}
+
 /// The store keeps only the SHA-256 of a session token, never the token itself.
 async fn store_holds_token_hashes_only(backend: Backend) {
     let s = backend.stack("").await;
@@ -292,12 +381,7 @@ async fn store_holds_token_hashes_only(backend: Backend) {
             let mut all = vec![];
             for k in keys {
                 all.extend_from_slice(k.as_bytes());
-                let dump: Vec<u8> = redis::cmd("DUMP")
-                    .arg(&k)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                all.extend(dump);
+                all.extend(redis_values(&mut conn, &k).await);
             }
             all
         }

@@ -8,7 +8,7 @@ use vigile::store::{AccountStatus, DynStore, TokenHash, TokenKind, TokenRecord, 
 
 use crate::both_backends;
 use crate::common::backend::{activation_mail, open_store, Backend};
-use crate::common::consts::{DAY, PW};
+use crate::common::consts::{DAY, MINUTE, PW};
 use crate::common::http::{self, client, form_with_action, get, get_page, header, signup, submit};
 
 async fn text(resp: Response) -> (u16, String) {
@@ -73,14 +73,19 @@ async fn signup_mail_click_signed_in(backend: Backend) {
         Some("zoe@example.com")
     );
 
-    // A second mail confirms the creation.
+    // A second mail confirms the creation, in her language, with a link to her page.
     let created = s
         .smtp
-        .wait_for("account-created mail", |m| {
-            m.to.iter().any(|t| t == "zoe@example.com") && !m.subject.contains("activer")
-        })
+        .wait_for_to("zoe@example.com", "Votre compte a été créé")
         .await;
-    assert!(!created.subject.is_empty());
+    assert!(
+        created
+            .text
+            .contains("Votre compte zoe@example.com sur 127.0.0.1 est maintenant actif"),
+        "{}",
+        created.text
+    );
+    assert!(created.link_containing("/_vigile/account").starts_with(&gw));
 
     // The link was single use: a clear page offering a new one, from any browser.
     for c in [&c, &client()] {
@@ -97,8 +102,25 @@ async fn english_signup_gets_english_mail(backend: Backend) {
     let s = backend.stack("").await;
     let resp = signup(&client(), &s.gw.url(), "ed@example.com", PW, PW, "en").await;
     assert_eq!(resp.status(), 200);
-    let (mail, _) = activation_mail(&s, "ed@example.com", "Activate your account").await;
-    assert!(mail.text.contains("Activate") || mail.text.contains("activate"));
+    let (mail, link) = activation_mail(&s, "ed@example.com", "Activate your account").await;
+    // Both parts in English (the catalog's sentences, the link's lifetime), none in French.
+    let html = http::decode_entities(&mail.html);
+    for part in [&mail.text, &html] {
+        for sentence in [
+            "Thank you for signing up on 127.0.0.1.",
+            "The link can be used once and is valid for 48 hours.",
+        ] {
+            assert!(
+                part.contains(sentence),
+                "{sentence:?} missing from:\n{part}"
+            );
+        }
+        assert!(part.contains(&link), "no link in:\n{part}");
+        assert!(
+            !part.contains("Merci") && !part.contains("activer"),
+            "French in:\n{part}"
+        );
+    }
 }
 both_backends!(english_signup_gets_english_mail);
 
@@ -139,6 +161,7 @@ async fn bad_signups_name_each_problem_and_change_nothing(backend: Backend) {
     assert_eq!(resp.status(), 403);
 
     assert!(open_store(&s).user_list().await.unwrap().is_empty());
+    s.outbox_drained().await;
     assert_eq!(s.smtp.mails().len(), 0);
 }
 both_backends!(bad_signups_name_each_problem_and_change_nothing);
@@ -200,8 +223,18 @@ async fn taken_address_reveals_nothing_and_owner_is_told(backend: Backend) {
 }
 both_backends!(taken_address_reveals_nothing_and_owner_is_told);
 
-/// A pending account whose creation is `age` ago, with an activation link.
-async fn plant_pending(store: &DynStore, email: &str, age: i64, ttl: i64) -> (User, String) {
+/// A pending account created `age` ago that expires `ttl` after its creation, with an
+/// activation link shaped like the one the gateway issued in `issued` (kind, binding)
+/// that is still valid for `link_left` (negative: expired that long ago). Returns the
+/// account and the link's token.
+async fn plant_pending(
+    store: &DynStore,
+    issued: &TokenRecord,
+    email: &str,
+    age: i64,
+    ttl: i64,
+    link_left: i64,
+) -> (User, String) {
     let now = vigile::clock::now_ms();
     let user = User {
         id: UserId::random(),
@@ -219,39 +252,122 @@ async fn plant_pending(store: &DynStore, email: &str, age: i64, ttl: i64) -> (Us
         .user_insert_pending(&user, now - age + ttl)
         .await
         .unwrap();
+    let token = plant_link(store, issued, user.id.as_str(), now + link_left).await;
+    (user, token)
+}
+
+/// A copy of the link record `issued` (kind, binding) for `subject`, valid until
+/// `expires_at`, under a fresh token, which is returned.
+async fn plant_link(
+    store: &DynStore,
+    issued: &TokenRecord,
+    subject: &str,
+    expires_at: i64,
+) -> String {
     let token = vigile::crypto::random_token(32);
     store
         .token_insert(&TokenRecord {
-            kind: TokenKind::Activation,
             hash: TokenHash::of(&token),
-            subject: user.id.as_str().into(),
-            bind: String::new(),
-            expires_at: now - age + 2 * DAY,
+            subject: subject.into(),
+            expires_at,
+            ..issued.clone()
         })
         .await
         .unwrap();
-    (user, token)
+    token
 }
+
+/// The stored record of the link `link` (`...?token=T`) of kind `kind`.
+async fn link_record(store: &DynStore, kind: TokenKind, link: &str) -> TokenRecord {
+    let token = link.split("token=").nth(1).expect("a token in the link");
+    store
+        .token_peek(kind, &TokenHash::of(token), vigile::clock::now_ms())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no valid {kind:?} record for {link}"))
+}
+
+/// What the gateway writes at a sign-up: a link valid `activation_ttl` (48 h) and an
+/// account deleted `pending_account_ttl` (7 d) after, unless activated.
+async fn signup_writes_the_configured_lifetimes(backend: Backend) {
+    let s = backend.stack("").await;
+    let gw = s.gw.url();
+    let store = open_store(&s);
+    let before = vigile::clock::now_ms();
+    assert_eq!(
+        signup(&client(), &gw, "new@example.com", PW, PW, "en")
+            .await
+            .status(),
+        200
+    );
+    let after = vigile::clock::now_ms();
+    let (_, link) = activation_mail(&s, "new@example.com", "Activate your account").await;
+    let record = link_record(&store, TokenKind::Activation, &link).await;
+    assert!(
+        (before + 2 * DAY..=after + 2 * DAY).contains(&record.expires_at),
+        "the link expires {} ms after the sign-up, not 48 h",
+        record.expires_at - before
+    );
+    let user = store
+        .user_by_email("new@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.status, AccountStatus::Pending);
+    assert_eq!(record.subject, user.id.as_str());
+    // The account outlives a sweep just before its 7 days, not one just after.
+    store.sweep(before + 7 * DAY - MINUTE).await.unwrap();
+    assert!(
+        store.user_by_id(&user.id).await.unwrap().is_some(),
+        "gone before 7 days"
+    );
+    store.sweep(after + 7 * DAY + MINUTE).await.unwrap();
+    assert!(
+        store.user_by_id(&user.id).await.unwrap().is_none(),
+        "kept past 7 days"
+    );
+}
+both_backends!(signup_writes_the_configured_lifetimes);
 
 async fn expired_links_and_pending_accounts(backend: Backend) {
     let s = backend.stack("").await;
     let gw = s.gw.url();
     let store = open_store(&s);
+    let activate = |token: String| {
+        let gw = gw.clone();
+        async move {
+            text(
+                get(
+                    &client(),
+                    &format!("{gw}/_vigile/activate?token={token}"),
+                    true,
+                )
+                .await,
+            )
+            .await
+        }
+    };
 
-    // An activation link past activation_ttl (48 h) on a live pending account: a clear
-    // page, and a new link can be had.
-    let (_, stale) = plant_pending(&store, "late@example.com", 3 * DAY, 7 * DAY).await;
-    let (status, body) = text(
-        get(
-            &client(),
-            &format!("{gw}/_vigile/activate?token={stale}"),
-            true,
-        )
-        .await,
+    // A real sign-up's link is the model for the planted ones.
+    signup(&client(), &gw, "model@example.com", PW, PW, "en").await;
+    let (_, link) = activation_mail(&s, "model@example.com", "Activate your account").await;
+    let issued = link_record(&store, TokenKind::Activation, &link).await;
+
+    // A live pending account: its link a minute past its end is refused with a clear
+    // page; the same link a minute before its end activates (the control).
+    let (_, stale) = plant_pending(
+        &store,
+        &issued,
+        "late@example.com",
+        3 * DAY,
+        7 * DAY,
+        -MINUTE,
     )
     .await;
+    let (status, body) = activate(stale).await;
     assert_eq!(status, 410, "{body}");
     assert!(body.contains("expired or has already been used"), "{body}");
+    // A new link can be had.
     let c = client();
     let page = get_page(
         &c,
@@ -263,20 +379,33 @@ async fn expired_links_and_pending_accounts(backend: Backend) {
     assert_eq!(resp.status(), 200);
     let (_, fresh) = activation_mail(&s, "late@example.com", "Activate your account").await;
     assert_eq!(get(&client(), &fresh, true).await.status(), 302);
+    let (_, live) =
+        plant_pending(&store, &issued, "ctl@example.com", 3 * DAY, 7 * DAY, MINUTE).await;
+    let (status, body) = activate(live).await;
+    assert_eq!(status, 302, "a planted link within its time works: {body}");
 
-    // A pending account past pending_account_ttl (7 d) is gone: its link is dead, and the
-    // address signs up again as new.
-    let (_, old) = plant_pending(&store, "gone@example.com", 8 * DAY, 7 * DAY).await;
-    assert_eq!(
-        get(
-            &client(),
-            &format!("{gw}/_vigile/activate?token={old}"),
-            true
-        )
-        .await
-        .status(),
-        410
-    );
+    // A pending account past pending_account_ttl (7 d) is gone: even a link still valid
+    // is dead (the control: the same at 6 days works), and the address signs up again.
+    let (_, old) = plant_pending(
+        &store,
+        &issued,
+        "gone@example.com",
+        8 * DAY,
+        7 * DAY,
+        MINUTE,
+    )
+    .await;
+    assert_eq!(activate(old).await.0, 410);
+    let (_, young) = plant_pending(
+        &store,
+        &issued,
+        "young@example.com",
+        6 * DAY,
+        7 * DAY,
+        MINUTE,
+    )
+    .await;
+    assert_eq!(activate(young).await.0, 302, "the control: 6 days old");
     assert_eq!(
         signup(&client(), &gw, "gone@example.com", PW, PW, "en")
             .await
@@ -294,7 +423,15 @@ async fn expired_links_and_pending_accounts(backend: Backend) {
 
     // The store forgets expired pending accounts by itself (Redis by TTL, SQLite by the
     // sweeper, run here with the instant it would run at).
-    let (ghost, _) = plant_pending(&store, "ghost@example.com", 8 * DAY, 7 * DAY).await;
+    let (ghost, _) = plant_pending(
+        &store,
+        &issued,
+        "ghost@example.com",
+        8 * DAY,
+        7 * DAY,
+        MINUTE,
+    )
+    .await;
     store.sweep(vigile::clock::now_ms()).await.unwrap();
     assert!(store.user_by_id(&ghost.id).await.unwrap().is_none());
     assert!(store
