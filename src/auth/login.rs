@@ -69,6 +69,22 @@ pub enum LoginOutcome {
     },
 }
 
+impl LoginOutcome {
+    /// Its `vigile_logins_total{result}` label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            LoginOutcome::Success { .. } => "success",
+            LoginOutcome::DeviceCode
+            | LoginOutcome::TooManyCodes
+            | LoginOutcome::DeviceLimit { .. } => "overflow",
+            LoginOutcome::BadCredentials => "bad_credentials",
+            LoginOutcome::NotActivated => "not_activated",
+            LoginOutcome::Locked => "locked",
+            LoginOutcome::IpBlocked { .. } => "ip_blocked",
+        }
+    }
+}
+
 /// `[lockout]` as the store wants it.
 pub fn ip_rule(deps: &Deps) -> IpRule {
     let l = &deps.config.file.lockout;

@@ -92,100 +92,73 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
         rd: &rd,
         now: ctx.now,
     };
-    let outcome = match run_login(ctx.app, input).await {
-        Ok(outcome) => outcome,
-        Err(e) => return Err(e.into()),
+    let outcome = run_login(ctx.app, input).await?;
+    metrics.logins.with_label_values(&[outcome.label()]).inc();
+    answer(ctx, outcome, rd, email, who)
+}
+
+/// The page for a login's outcome, and its audit event (the caller counted it).
+fn answer(
+    ctx: &Ctx<'_, '_>,
+    outcome: LoginOutcome,
+    rd: String,
+    email: &str,
+    who: &str,
+) -> PageResult {
+    let visitor = Actor::Visitor(ctx.req.client_ip);
+    let overflows = &ctx.app.metrics.device_overflows;
+    // Refusals show the form again with the address typed; a locked account answers like
+    // a wrong password (same status and page shape), since unknown addresses lock too.
+    let again = |status, error| {
+        let typed = email.to_string();
+        Ok(form(ctx, status, rd.clone(), typed, Some(error), None))
     };
-    Ok(match outcome {
+    match outcome {
         LoginOutcome::Success {
             token, user, ended, ..
         } => {
-            metrics.logins.with_label_values(&["success"]).inc();
-            Event::Login { user: &user.id }.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
+            Event::Login { user: &user.id }.emit(&visitor, ctx.now);
             if !ended.is_empty() {
-                metrics
-                    .device_overflows
-                    .with_label_values(&["evicted"])
-                    .inc();
+                overflows.with_label_values(&["evicted"]).inc();
                 let evicted = Event::DeviceEvicted {
                     user: &user.id,
                     sessions: &ended,
                 };
                 evicted.emit(&Actor::System(Some(ctx.req.client_ip)), ctx.now);
             }
-            Reply::see_other(&rd).with_cookie(ctx.session_cookie(&token))
+            Ok(Reply::see_other(&rd).with_cookie(ctx.session_cookie(&token)))
         }
         LoginOutcome::DeviceCode => {
-            metrics.logins.with_label_values(&["overflow"]).inc();
-            Event::DeviceOverflow { email: who }.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
-            Reply::see_other(Route::Verify.path())
+            Event::DeviceOverflow { email: who }.emit(&visitor, ctx.now);
+            Ok(Reply::see_other(Route::Verify.path()))
         }
-        LoginOutcome::TooManyCodes => {
-            metrics.logins.with_label_values(&["overflow"]).inc();
-            return Err(PageError::TooMany {
-                retry: RetryAfter(3600),
-                message: "verify-too-many",
-            });
-        }
+        LoginOutcome::TooManyCodes => Err(PageError::TooMany {
+            retry: RetryAfter(3600),
+            message: "verify-too-many",
+        }),
         LoginOutcome::DeviceLimit { max } => {
-            metrics.logins.with_label_values(&["overflow"]).inc();
-            metrics
-                .device_overflows
-                .with_label_values(&["denied"])
-                .inc();
-            Event::DeviceDenied { email: who }.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
+            overflows.with_label_values(&["denied"]).inc();
+            Event::DeviceDenied { email: who }.emit(&visitor, ctx.now);
             let text = ctx
                 .lang()
                 .tr()
                 .with("limit-message", &[("max", max.to_string())]);
-            render::message_text(
+            Ok(render::message_text(
                 StatusCode::FORBIDDEN,
                 ctx.lang(),
                 "limit-title",
                 text,
                 Some((&format!("{}#devices", Route::Account), "limit-devices")),
-            )
+            ))
         }
         LoginOutcome::BadCredentials => {
-            metrics.logins.with_label_values(&["bad_credentials"]).inc();
-            Event::LoginFailed { email: who }.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
-            form(
-                ctx,
-                StatusCode::UNAUTHORIZED,
-                rd,
-                email.to_string(),
-                Some("login-failed"),
-                None,
-            )
+            Event::LoginFailed { email: who }.emit(&visitor, ctx.now);
+            again(StatusCode::UNAUTHORIZED, "login-failed")
         }
-        LoginOutcome::Locked => {
-            // Same status and page shape as a wrong password: unknown addresses lock too.
-            metrics.logins.with_label_values(&["locked"]).inc();
-            form(
-                ctx,
-                StatusCode::UNAUTHORIZED,
-                rd,
-                email.to_string(),
-                Some("login-locked"),
-                None,
-            )
-        }
-        LoginOutcome::IpBlocked { until } => {
-            metrics.logins.with_label_values(&["ip_blocked"]).inc();
-            return Err(PageError::IpBlocked { until });
-        }
-        LoginOutcome::NotActivated => {
-            metrics.logins.with_label_values(&["not_activated"]).inc();
-            form(
-                ctx,
-                StatusCode::FORBIDDEN,
-                rd,
-                email.to_string(),
-                Some("login-not-activated"),
-                None,
-            )
-        }
-    })
+        LoginOutcome::Locked => again(StatusCode::UNAUTHORIZED, "login-locked"),
+        LoginOutcome::IpBlocked { until } => Err(PageError::IpBlocked { until }),
+        LoginOutcome::NotActivated => again(StatusCode::FORBIDDEN, "login-not-activated"),
+    }
 }
 
 pub async fn logout(ctx: &Ctx<'_, '_>) -> PageResult {
