@@ -97,6 +97,18 @@ impl Vigile {
         self.bg.block_on(fut)
     }
 
+    /// Stops the background runtime (mail sender, sweeper, store connections), giving
+    /// its tasks up to `timeout`; for a process that ends without exiting at once (the
+    /// demo, which then removes its data). `vigile serve` exits through Pingora instead.
+    pub fn shutdown(self, timeout: std::time::Duration) {
+        let Vigile { app, bg } = self;
+        drop(app);
+        match Arc::try_unwrap(bg) {
+            Ok(bg) => bg.shutdown_timeout(timeout),
+            Err(_) => tracing::warn!("background runtime still shared; left to the exit"),
+        }
+    }
+
     /// The Pingora server with the gateway and metrics services, not yet running.
     pub fn server(&self, upgrade: bool) -> Result<pingora::server::Server, BuildError> {
         Ok(server::assemble(

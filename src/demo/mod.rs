@@ -1,13 +1,21 @@
 //! `vigile demo`: the whole product on one machine with nothing to install. A built-in
 //! course site plays the protected application (it shows the identity headers it
 //! receives), the store is SQLite in a temporary directory, mail stays in the dev outbox.
+//!
+//! Stopping it (Ctrl-C, `kill`, a closed terminal) is immediate and removes that
+//! directory: a tour has nothing worth draining, unlike `vigile serve`, whose SIGTERM
+//! waits for requests in flight.
 
 mod site;
 
 use std::io::Write;
 use std::net::TcpListener;
+use std::time::Duration;
 
+use async_trait::async_trait;
+use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::crypto::random_token;
 use crate::edge::email::Email;
@@ -19,7 +27,50 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Runs the demo until interrupted. Never returns on success.
+/// How long the background work (mail sender, sweeper) gets to stop once the demo is told to.
+const STOP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The demo's stop signals: SIGINT (Ctrl-C), SIGTERM and SIGHUP (the terminal closed) all
+/// stop it at once. Pingora's default would drain for the grace period on SIGTERM and
+/// leave SIGHUP to kill the process before the data directory is removed.
+struct StopNow;
+
+#[async_trait]
+impl ShutdownSignalWatch for StopNow {
+    async fn recv(&self) -> ShutdownSignal {
+        let kinds = [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+        ];
+        let mut streams = Vec::with_capacity(kinds.len());
+        for kind in kinds {
+            match signal(kind) {
+                Ok(stream) => streams.push(stream),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch a stop signal; Ctrl-C stops the demo");
+                }
+            }
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+        for mut stream in streams {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if stream.recv().await.is_some() {
+                    let _ = tx.send(()).await;
+                }
+            });
+        }
+        drop(tx);
+        if rx.recv().await.is_none() {
+            // No signal could be watched: fall back to Pingora's own handling.
+            return pingora::server::UnixShutdownSignalWatch.recv().await;
+        }
+        ShutdownSignal::FastShutdown
+    }
+}
+
+/// Runs the demo until it is told to stop (see [`StopNow`]), then removes its data.
 pub fn run(port: u16) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::Builder::new().prefix("vigile-demo-").tempdir()?;
     let site_port = free_port()?;
@@ -90,7 +141,14 @@ admin = ["/admin/**"]
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     drop(out);
-    // Keep the temporary directory for the life of the process.
-    let _keep = dir;
-    server.run_forever();
+    server.run(RunArgs {
+        shutdown_signal: Box::new(StopNow),
+    });
+    // The services have stopped; stop the background work before its files go.
+    vigile.shutdown(STOP_TIMEOUT);
+    let data = dir.path().display().to_string();
+    dir.close()?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "\nVigile demo stopped; {data} deleted.").and_then(|()| out.flush());
+    Ok(())
 }
