@@ -47,12 +47,8 @@ impl AccessRules {
                 // Protected lists match in any case: Express, IIS and case-insensitive file
                 // systems serve `/ADMIN` as `/admin`. Public ones stay exact.
                 let nocase = access != Access::Public;
-                add(&mut set, pattern, nocase).map_err(|e| (name, e))?;
-                // `/catalog/**` also covers `/catalog` itself, as operators expect.
-                if let Some(base) = pattern.strip_suffix("/**") {
-                    if !base.is_empty() {
-                        add(&mut set, base, nocase).map_err(|e| (name, e))?;
-                    }
+                for variant in variants(pattern) {
+                    add(&mut set, variant, nocase).map_err(|e| (name, e))?;
                 }
             }
             if !list.is_empty() {
@@ -68,29 +64,33 @@ impl AccessRules {
     /// The path is also classified in the form some servers route it as, and the stricter
     /// answer wins: without `;` parameters (Tomcat, Jetty and Spring route `/admin;x/users`
     /// to `/admin/users`), without trailing dots and spaces on segments (IIS and Windows
-    /// file systems serve `/admin./x` and `/admin%20/x` as `/admin/x`) and without a
-    /// trailing slash (Express serves `/settings/` from `/settings`).
+    /// file systems serve `/admin./x` and `/admin%20/x` as `/admin/x`), cut at a decoded
+    /// `?` or `#` (a hop that decodes and splits again reads `/admin%3F.css` as `/admin`),
+    /// without a trailing slash (Express serves `/settings/` from `/settings`), and without
+    /// a format suffix (Rails serves `/settings.json` from `/settings`; only rules that
+    /// name a protected path count for that one, so `/style.css` stays public).
     pub fn classify(&self, path: &CanonicalPath) -> Access {
         let path = path.as_str();
         let access = self.classify_exact(path);
         let trailing_slash = path.len() > 1 && path.ends_with('/');
-        if !trailing_slash && !path.contains([';', '.', ' ']) {
+        if !trailing_slash && !path.contains([';', '.', ' ', '?', '#']) {
             return access;
         }
-        let bare: String = path
-            .split('/')
-            .map(|seg| {
-                let name = seg.split(';').next().unwrap_or("");
-                name.trim_end_matches(['.', ' '])
-            })
-            .collect::<Vec<_>>()
-            .join("/");
-        // Express and Spring (before 6) route `/settings/` to a `/settings` handler.
-        let bare = match bare.strip_suffix('/') {
-            Some(b) if !b.is_empty() => b,
-            _ => &bare,
-        };
-        access.max(self.classify_exact(bare))
+        let bare = bare_form(path);
+        let mut access = access.max(self.classify_exact(&bare));
+        if let Some(stem) = without_format(&bare) {
+            access = access.max(self.classify_protected(stem));
+        }
+        access
+    }
+
+    /// Like `classify_exact`, but only explicit admin and member rules count.
+    fn classify_protected(&self, path: &str) -> Access {
+        self.rules
+            .iter()
+            .filter(|(_, access)| *access != Access::Public)
+            .find(|(glob, _)| glob.is_match(path))
+            .map_or(Access::Public, |(_, access)| *access)
     }
 
     fn classify_exact(&self, path: &str) -> Access {
@@ -100,6 +100,48 @@ impl AccessRules {
             .map(|(_, access)| *access)
             .unwrap_or(Access::Member)
     }
+}
+
+/// A pattern and the spellings of the same route frameworks treat as one: `/catalog/**`
+/// and `/docs/*` also cover `/catalog` and `/docs`, `/panel/` also covers `/panel`
+/// (Express and Spring route both to one handler).
+fn variants(pattern: &str) -> Vec<&str> {
+    let mut all = vec![pattern];
+    for suffix in ["/**", "/*", "/"] {
+        if let Some(base) = pattern.strip_suffix(suffix) {
+            if !base.is_empty() {
+                all.push(base);
+            }
+            break;
+        }
+    }
+    all
+}
+
+/// `path` cut at a decoded `?` or `#`, segments without `;` parameters or trailing dots
+/// and spaces, and without a trailing slash.
+fn bare_form(path: &str) -> String {
+    let cut = path.find(['?', '#']).map_or(path, |at| &path[..at]);
+    let bare: String = cut
+        .split('/')
+        .map(|seg| {
+            let name = seg.split(';').next().unwrap_or("");
+            name.trim_end_matches(['.', ' '])
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    match bare.strip_suffix('/') {
+        Some(b) if !b.is_empty() => b.to_string(),
+        _ => bare,
+    }
+}
+
+/// `/settings.json` → `/settings`: the last segment without a format suffix, if it has one.
+fn without_format(path: &str) -> Option<&str> {
+    let dot = path.rfind('.')?;
+    let (stem, ext) = (&path[..dot], &path[dot + 1..]);
+    let named = !stem.ends_with('/') && !stem.is_empty();
+    (named && !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(stem)
 }
 
 fn add(set: &mut GlobSetBuilder, pattern: &str, nocase: bool) -> Result<(), String> {
@@ -172,6 +214,55 @@ mod tests {
             assert_eq!(exact.classify(&p(path)), Access::Admin, "{path}");
         }
         assert_eq!(exact.classify(&p("/other/")), Access::Public);
+        // Rules written with a trailing slash or a star cover the bare path too, both ways.
+        let slash = AccessRules::new(
+            &["/**".into(), "/about/".into(), "/docs/*".into()],
+            &["/account/".into()],
+            &["/panel/".into(), "/c/*/".into()],
+        )
+        .unwrap();
+        for (path, want) in [
+            ("/panel", Access::Admin),
+            ("/PANEL", Access::Admin),
+            ("/panel;x", Access::Admin),
+            ("/c/1", Access::Admin),
+            ("/account", Access::Member),
+        ] {
+            assert_eq!(slash.classify(&p(path)), want, "{path}");
+        }
+        let deny = AccessRules::new(
+            &["/about/".into(), "/docs/*".into(), "/*.css".into()],
+            &[],
+            &["/settings".into()],
+        )
+        .unwrap();
+        for path in [
+            "/about/",
+            "/about",
+            "/docs/",
+            "/docs/x",
+            "/style.css",
+            "/tags%23",
+        ] {
+            assert_eq!(
+                deny.classify(&p(path)),
+                if path == "/tags%23" {
+                    Access::Member
+                } else {
+                    Access::Public
+                },
+                "{path}"
+            );
+        }
+        // Format suffixes and a decoded `?` / `#` meet the protected rule they hide.
+        for path in [
+            "/settings.json",
+            "/SETTINGS.css",
+            "/settings%3F.css",
+            "/settings%23.css",
+        ] {
+            assert_eq!(deny.classify(&p(path)), Access::Admin, "{path}");
+        }
         // Public rules stay exact: `/CATALOG` is not the public `/catalog`.
         assert_eq!(r.classify(&p("/CATALOG/x")), Access::Member);
     }

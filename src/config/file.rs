@@ -433,6 +433,8 @@ pub struct HeadersSection {
     pub groups: String,
     pub org: String,
     pub session: String,
+    /// How the member signed in: `password` (`2fa` once two-factor lands).
+    pub auth_level: String,
 }
 
 impl Default for HeadersSection {
@@ -444,6 +446,7 @@ impl Default for HeadersSection {
             groups: "Remote-Groups".into(),
             org: "Remote-Org".into(),
             session: "Remote-Session".into(),
+            auth_level: "Remote-Auth-Level".into(),
         }
     }
 }

@@ -53,7 +53,8 @@ impl Authority {
         } else if host.parse::<Ipv4Addr>().is_ok() {
             host.to_string()
         } else if is_dns_name(host) {
-            host.to_ascii_lowercase()
+            // `example.com.` is `example.com` (DNS root): one spelling for the allow-list.
+            host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
         } else {
             return Err(HostError::Invalid);
         };
@@ -134,7 +135,7 @@ fn is_dns_name(host: &str) -> bool {
     // `2130706433`, `0x7f.0.0.1`): only the dotted-quad form, checked above, is accepted.
     let last = trimmed.rsplit('.').next().unwrap_or("");
     let numeric = last.bytes().all(|b| b.is_ascii_digit())
-        || (last.len() > 2 && last.as_bytes()[..2].eq_ignore_ascii_case(b"0x"));
+        || (last.len() >= 2 && last.as_bytes()[..2].eq_ignore_ascii_case(b"0x"));
     labels_ok && !numeric
 }
 
@@ -157,6 +158,11 @@ mod tests {
             ("[::1]:8000", "[::1]:8000", "[::1]"),
             ("[::1]", "[::1]", "[::1]"),
             ("localhost", "localhost", "localhost"),
+            (
+                "Courses.Example.com.",
+                "courses.example.com",
+                "courses.example.com",
+            ),
             ("my_host.internal", "my_host.internal", "my_host.internal"),
         ] {
             let a = Authority::parse(raw).unwrap();
@@ -192,6 +198,7 @@ mod tests {
             "-a-.b",
             "_",
             "a.0x10",
+            "0x",
         ] {
             assert_eq!(Authority::parse(raw), Err(HostError::Invalid), "{raw:?}");
         }

@@ -26,6 +26,34 @@ fn fold_byte(b: u8) -> u8 {
     }
 }
 
+/// `name`, folded, starts with the already folded `prefix`.
+fn folded_prefix(name: &str, prefix: &str) -> bool {
+    name.len() >= prefix.len()
+        && name
+            .bytes()
+            .zip(prefix.bytes())
+            .all(|(a, b)| fold_byte(a) == b)
+}
+
+/// Whole families of identity headers, by prefix: `Remote-*` is Vigile's and Authelia's
+/// namespace; the others are what oauth2-proxy, Cloudflare Access, Google IAP, AWS ALB,
+/// Azure App Service, authentik, Pomerium and Grafana's auth proxy send. An app once
+/// configured for one of them must not read a client's claim.
+const STRIP_PREFIXES: [&str; 12] = [
+    "remote-",
+    "x-remote-",
+    "x-auth-request-",
+    "x-forwarded-access-token",
+    "cf-access-",
+    "x-goog-authenticated-",
+    "x-goog-iap-",
+    "x-amzn-oidc-",
+    "x-ms-client-principal",
+    "x-authentik-",
+    "x-pomerium-",
+    "x-webauth-",
+];
+
 /// `name` equals the already folded `folded`, without allocating (runs for every header
 /// of every request).
 fn same_folded(name: &str, folded: &str) -> bool {
@@ -46,6 +74,7 @@ struct Names {
     groups: &'static str,
     org: &'static str,
     session: &'static str,
+    auth_level: &'static str,
 }
 
 fn leak(s: &str) -> &'static str {
@@ -88,7 +117,7 @@ const AUTHELIA: [&str; 5] = [
 
 /// Identity headers other gateways set (oauth2-proxy, Apache, Pomerium-style): an app
 /// configured for one of them must not read a client's claim either.
-const OTHER_GATEWAYS: [&str; 10] = [
+const OTHER_GATEWAYS: [&str; 19] = [
     "x-forwarded-user",
     "x-forwarded-email",
     "x-forwarded-groups",
@@ -99,6 +128,15 @@ const OTHER_GATEWAYS: [&str; 10] = [
     "x-auth-request-preferred-username",
     "x-remote-user",
     "x-remote-email",
+    "x-user",
+    "x-email",
+    "x-username",
+    "x-authenticated-user",
+    "x-authenticated-email",
+    "x-auth-user",
+    "x-auth-email",
+    "x-auth-username",
+    "x-auth-groups",
 ];
 
 /// Client-address, scheme, host and path hints Vigile does not vouch for: it sets
@@ -145,6 +183,7 @@ impl HeaderPlan {
             &names.groups,
             &names.org,
             &names.session,
+            &names.auth_level,
         ];
         let strip = ours
             .iter()
@@ -166,6 +205,7 @@ impl HeaderPlan {
                 groups: leak(&names.groups),
                 org: leak(&names.org),
                 session: leak(&names.session),
+                auth_level: leak(&names.auth_level),
             },
         }
     }
@@ -178,6 +218,7 @@ impl HeaderPlan {
             .map(|k| k.as_str())
             .filter(|k| {
                 self.strip.iter().any(|s| same_folded(k, s))
+                    || STRIP_PREFIXES.iter().any(|p| folded_prefix(k, p))
                     || (k.bytes().any(|b| !b.is_ascii_alphanumeric() && b != b'-')
                         && FRAMING.iter().any(|f| same_folded(k, f)))
             })
@@ -216,6 +257,7 @@ impl HeaderPlan {
             req.insert_header(n.name, w.name.clone())?;
             req.insert_header(n.groups, w.groups.clone())?;
             req.insert_header(n.session, w.session.clone())?;
+            req.insert_header(n.auth_level, "password")?;
             if let Some(org) = &w.org {
                 req.insert_header(n.org, org.clone())?;
             }

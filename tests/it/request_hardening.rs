@@ -215,27 +215,34 @@ both_backends!(framing_and_forwarding_spellings_are_cleaned);
 /// What the second security review got through, each now refused or cleaned.
 async fn second_review_cases(backend: Backend) {
     let rules = "[access]\npublic = [\"/\", \"/catalog/**\", \"/*.css\"]\n\
-                 admin = [\"/admin/**\", \"/settings\"]\n[server]\nheader_timeout = \"1s\"\n";
+                 admin = [\"/admin/**\", \"/settings\", \"/panel/\"]\n\
+                 [server]\nheader_timeout = \"1s\"\n";
     let s = backend.stack(rules).await;
     let port = s.gw.port();
     let member = member_cookie(&s, "ann@example.com", false).await;
 
-    // An exact protected pattern with a trailing slash (Express routes it to the handler).
+    // An exact protected pattern with a trailing slash (Express routes it to the handler);
+    // a rule written with the slash covers the path without it; a format suffix (Rails'
+    // `(.:format)`) or a decoded `?`/`#` (a decode-and-split hop) cannot hide the rule.
     for path in [
         "/settings/",
         "/SETTINGS/",
         "/settings;x/",
         "/Settings./",
         "/settings%20/",
+        "/panel",
+        "/PANEL",
+        "/settings.json",
+        "/settings.css",
+        "/admin%3F.css",
+        "/admin%23.css",
     ] {
         let (status, _) = raw(port, &get(path, &[HOST, &member])).await;
         assert_eq!(status, 403, "member {path}");
     }
-    // Encoded `?` / `#` (a decode-and-split hop cuts there), dot-and-space segments,
-    // best-fit and case-folding lookalikes.
+    // NTFS streams, dot-and-space segments, best-fit and case-folding lookalikes.
     for path in [
-        "/admin%3F.css",
-        "/admin%23.css",
+        "/administration::$INDEX_ALLOCATION/x",
         "/catalog/..%20/admin/x",
         "/catalog/.%20/admin/x",
         "/catalog/%E2%88%95admin",
@@ -272,6 +279,8 @@ async fn second_review_cases(backend: Backend) {
                Remote-Auth-Level: 2fa\r\nRemote_Auth_Level: 2fa\r\nRemote.User: boss\r\n\
                X-Forwarded-User: boss\r\nX-Auth-Request-Email: boss@example.com\r\n\
                CF-Connecting-IP: 6.6.6.6\r\nX-Forwarded-Uri: /admin/x\r\n\
+               Cf-Access-Authenticated-User-Email: boss@example.com\r\nX-WEBAUTH-USER: boss\r\n\
+               X-Remote-Groups: admin\r\nRemote-Anything: x\r\n\
                Content.Length: 3\r\nContent-Length: 010\r\nConnection: close\r\n\r\n0123456789";
     let (status, _) = raw(port, req).await;
     assert_eq!(status, 200);
@@ -284,6 +293,10 @@ async fn second_review_cases(backend: Backend) {
         "x-auth-request-email",
         "cf-connecting-ip",
         "x-forwarded-uri",
+        "cf-access-authenticated-user-email",
+        "x-webauth-user",
+        "x-remote-groups",
+        "remote-anything",
         "content.length",
     ] {
         assert!(
@@ -294,10 +307,15 @@ async fn second_review_cases(backend: Backend) {
     }
     assert_eq!(seen.header_all("content-length"), ["10".to_string()]);
     assert_eq!(seen.body, "0123456789");
-    // A member's request carries no client-claimed auth level either.
+    // A member's request carries the level Vigile vouches for, not the client's claim.
     let claim = get("/courses/1", &[HOST, &member, "Remote-Auth-Level: 2fa"]);
     assert_eq!(raw(port, &claim).await.0, 200);
-    assert!(!s.upstream.last().unwrap().has_header("remote-auth-level"));
+    assert_eq!(
+        s.upstream.last().unwrap().header_all("remote-auth-level"),
+        ["password".to_string()]
+    );
+    // A `#` or `?` that belongs to a public name is fine (a course tag `C#`).
+    assert_eq!(raw(port, &get("/catalog/tags/C%23", &[HOST])).await.0, 200);
 
     // A form body to Vigile's pages that stalls is cut at header_timeout.
     let stalled = "POST /_vigile/login HTTP/1.1\r\nHost: 127.0.0.1\r\n\
