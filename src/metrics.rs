@@ -1,9 +1,17 @@
 //! Every Prometheus collector Vigile exports, registered once in one registry. Names and
 //! labels are part of the public contract (SPEC section 7): change them only with the SPEC.
+//!
+//! Besides Vigile's own, the registry holds the standard process collector (on Linux:
+//! `process_open_fds`, `process_max_fds`, `process_resident_memory_bytes`,
+//! `process_virtual_memory_bytes`, `process_cpu_seconds_total`,
+//! `process_start_time_seconds`, `process_threads`, read from `/proc` at each scrape,
+//! under the names every Prometheus client library uses, so stock dashboards and alerts
+//! work) and `vigile_build_info{version}`, always 1, to tell which version each instance
+//! runs.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -133,6 +141,22 @@ impl Metrics {
         for p in ["header", "keepalive"] {
             client_timeouts.with_label_values(&[p]);
         }
+
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "vigile_build_info",
+                "Always 1; the version label says which release this process runs.",
+            ),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        registry.register(Box::new(build_info))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
 
         // Pre-create the documented label values so dashboards see zeros, not gaps.
         for d in [

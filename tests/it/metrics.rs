@@ -2,13 +2,14 @@
 //! on one gateway in front of a real Redis and a real SMTP server: each request decision,
 //! each login result, each device-overflow resolution, lockouts and IP blocks, mails,
 //! store timings and (with Redis stopped) store errors, and `/readyz` failing meanwhile.
-//! SMS has no sender yet: its counter is exported at zero.
+//! SMS has no sender yet: its counter is exported at zero. Then the process metrics and
+//! the build, compared with what the kernel says about the gateway process.
 
 use crate::common::backend::Backend;
 use crate::common::consts::{ANN, BOSS, PW};
-use crate::common::gateway::Gateway;
+use crate::common::gateway::{metric_value, Gateway};
 use crate::common::http::{self, client, client_ua, get, login, login_ok};
-use crate::common::poll_until;
+use crate::common::{poll_for, poll_until};
 use crate::devices::post_on;
 
 async fn value(gw: &Gateway, series: &str) -> f64 {
@@ -178,4 +179,116 @@ async fn every_spec_metric_moves_with_its_action() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 503);
+}
+
+/// What `/proc` says about process `pid`: open descriptors, the soft limit on them,
+/// resident bytes, CPU seconds (user + system).
+fn proc_view(pid: u32) -> (f64, f64, f64, f64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as f64;
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let max_fds = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name: state is the 3rd field, utime the 14th, stime the 15th.
+    let after = stat.rsplit_once(") ").unwrap().1;
+    let fields: Vec<f64> = after
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    // SAFETY: sysconf reads a constant of the C library.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let cpu = (fields[10] + fields[11]) / ticks;
+    (fds, max_fds, rss_kib * 1024.0, cpu)
+}
+
+/// The standard process metrics describe the gateway process as the kernel sees it, and
+/// follow it (descriptors grow with the connections it holds); `vigile_build_info` names
+/// the version of the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_metrics_and_build_info_describe_the_gateway() {
+    let s = Backend::Sqlite.stack("").await;
+    let pid = s.gw.pid();
+    let exported = |text: &str, name: &str| {
+        metric_value(text, name).unwrap_or_else(|| panic!("{name} is not exported:\n{text}"))
+    };
+    // One scraper on one kept-alive connection, so scrapes leave no connections closing
+    // behind them in the counts.
+    let scraper = http::bare_client();
+    let scrape = || async {
+        let resp = scraper
+            .get(format!("{}/metrics", s.gw.metrics_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    };
+    let text = scrape().await;
+    let version = format!(
+        "vigile_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(metric_value(&text, &version), Some(1.0), "{text}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("vigile_build_info"))
+            .count(),
+        1,
+        "one build: {text}"
+    );
+
+    let text = scrape().await;
+    let (fds, max_fds, rss, cpu) = proc_view(pid);
+    let open = exported(&text, "process_open_fds");
+    assert!(
+        (open - fds).abs() <= 2.0,
+        "process_open_fds {open}, /proc {fds}"
+    );
+    assert_eq!(exported(&text, "process_max_fds"), max_fds);
+    let resident = exported(&text, "process_resident_memory_bytes");
+    assert!(
+        resident >= rss / 2.0 && resident <= rss * 2.0,
+        "process_resident_memory_bytes {resident}, /proc VmRSS {rss}"
+    );
+    let seconds = exported(&text, "process_cpu_seconds_total");
+    assert!(
+        seconds <= cpu + 0.01 && seconds >= cpu.floor() - 1.0,
+        "process_cpu_seconds_total {seconds}, /proc {cpu}"
+    );
+
+    // Twenty client connections held open: twenty more descriptors in the gateway.
+    let before = exported(&scrape().await, "process_open_fds");
+    let mut held = vec![];
+    for _ in 0..20 {
+        held.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", s.gw.port()))
+                .await
+                .unwrap(),
+        );
+    }
+    let now = poll_for("20 more open descriptors", 100, || async {
+        let open = exported(&scrape().await, "process_open_fds");
+        (open >= before + 20.0).then_some(open)
+    })
+    .await;
+    assert!(
+        (now - proc_view(pid).0).abs() <= 2.0,
+        "process_open_fds {now} after the connections, /proc {}",
+        proc_view(pid).0
+    );
+    drop(held);
 }
