@@ -52,6 +52,11 @@ pub fn client_with_jar(user_agent: &str) -> (Client, Arc<Jar>) {
 /// A browser-like client (cookies, no redirects) sending `headers` with every request,
 /// e.g. a spoofed `X-Forwarded-For`.
 pub fn client_with_headers(headers: &[(&str, &str)]) -> Client {
+    client_with_headers_and_jar(headers).0
+}
+
+/// [`client_with_headers`] and its cookie jar, to read the cookies it was given.
+pub fn client_with_headers_and_jar(headers: &[(&str, &str)]) -> (Client, Arc<Jar>) {
     let mut map = reqwest::header::HeaderMap::new();
     for (name, value) in headers {
         map.insert(
@@ -59,15 +64,17 @@ pub fn client_with_headers(headers: &[(&str, &str)]) -> Client {
             reqwest::header::HeaderValue::from_str(value).expect("header value"),
         );
     }
-    Client::builder()
-        .cookie_provider(Arc::new(Jar::default()))
+    let jar = Arc::new(Jar::default());
+    let client = Client::builder()
+        .cookie_provider(jar.clone())
         .redirect(Policy::none())
         .no_proxy()
         .user_agent(UA_CHROME_WINDOWS)
         .default_headers(map)
         .timeout(Duration::from_secs(30))
         .build()
-        .expect("build reqwest client")
+        .expect("build reqwest client");
+    (client, jar)
 }
 
 /// A client without cookies (each request is a fresh visitor), not following redirects.
