@@ -15,7 +15,6 @@ use crate::common::gateway::GatewayBuilder;
 use crate::common::http::{self, client, form_with_action, get, get_page, submit};
 use crate::common::redis_server::RedisServer;
 use crate::common::relay::HoldingRelay;
-use crate::common::smtp::SmtpSink;
 use crate::common::upstream::Upstream;
 
 const NEW_PW: &str = "Brand-new 77 pass";
@@ -162,27 +161,26 @@ async fn forgot_answers_the_same_for_unknown_addresses(backend: Backend) {
 both_backends!(forgot_answers_the_same_for_unknown_addresses);
 
 /// The answer to "mail me a reset link" is given before anything depends on the address:
-/// the store lookup of the address is held back (a relay in front of Redis keeps it), and
-/// the page still comes, the usual one; once the lookup is let through, the mail goes.
-/// An answer that waited for that work would take longer for a known address.
+/// a relay in front of Redis holds the gateway's lookup of the address, and the usual page
+/// still comes. The gateway gives up on a store reply after a second (the Redis store's
+/// response timeout), so an answer that waited for the lookup would come only after that
+/// failure, logged as a warning; none is there when the answer arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forgot_answers_before_looking_the_address_up() {
     let upstream = Upstream::start().await;
     let redis = RedisServer::start().await;
     let relay = HoldingRelay::start(redis.port()).await;
-    let smtp = SmtpSink::start().await;
     let gw = GatewayBuilder::new(upstream.url())
         .store(format!("redis://127.0.0.1:{}/", relay.port()))
-        .extra(&format!(
-            "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{}\"\nretry_initial = \"200ms\"\n",
-            smtp.url()
-        ))
+        .extra("[mail]\ntransport = \"log\"\n")
         .start()
         .await;
     gw.add_user(ANN, PW, false);
     let (url, c) = (gw.url(), client());
     let page = get_page(&c, &format!("{url}/_vigile/password/forgot")).await;
     let form = form_with_action(&page, "/_vigile/password/forgot").unwrap();
+    let stderr = gw.dir().join("stderr.log");
+    let logged = std::fs::read_to_string(&stderr).unwrap().len();
 
     relay.hold_at(&format!("vigile:user_email:{ANN}"));
     let resp = tokio::time::timeout(
@@ -191,9 +189,14 @@ async fn forgot_answers_before_looking_the_address_up() {
     )
     .await
     .expect("the answer waited for the lookup of the address");
+    let since = std::fs::read_to_string(&stderr).unwrap()[logged..].to_string();
     assert_eq!(resp.status(), 200);
     assert!(resp.text().await.unwrap().contains("Check your mailbox"));
-    // The lookup was indeed on its way, and held: nothing about the address had happened.
+    assert!(
+        !since.contains(" WARN ") && !since.contains(" ERROR "),
+        "the answer came after the address lookup had failed:\n{since}"
+    );
+    // The lookup of this address was indeed under way, and held.
     relay
         .wait_holding("the address lookup to reach the relay")
         .await;
@@ -203,14 +206,7 @@ async fn forgot_answers_before_looking_the_address_up() {
         direct.outbox_list().await.unwrap().is_empty(),
         "a mail was queued"
     );
-
     relay.release();
-    let mail = smtp.wait_for_to(ANN, "").await;
-    assert!(
-        mail.text.contains("/_vigile/password/reset?token="),
-        "{}",
-        mail.text
-    );
 }
 
 async fn reset_links_expire_and_die_with_the_password(backend: Backend) {
