@@ -243,7 +243,9 @@ impl HeaderPlan {
             req.set_raw_path(forwarded.target.as_bytes())?;
         }
         if let Some(host) = &forwarded.host {
-            if req.headers.contains_key(http::header::HOST) {
+            // Only a Host that differs from its validated spelling is rewritten.
+            let sent = req.headers.get(http::header::HOST).map(|v| v.as_bytes());
+            if sent.is_some_and(|v| v != host.as_bytes()) {
                 req.insert_header(http::header::HOST, host.as_str())?;
             }
         }
