@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod admin_member;
 mod devices;
+mod link_form;
 mod login;
 mod misc;
 mod password;
@@ -20,6 +21,7 @@ use crate::auth::Identity;
 use crate::i18n::Lang;
 use crate::routes::Route;
 use crate::store::DeviceId;
+use link_form::LinkForm;
 
 /// What a handler returns: the page, or why it could not be shown.
 pub(super) type PageResult = Result<Reply, PageError>;
@@ -184,10 +186,10 @@ async fn page(ctx: &Ctx<'_, '_>) -> PageResult {
         (Route::Signup, true, _) => signup::get(ctx),
         (Route::Signup, _, true) => signup::post(ctx).await,
         (Route::Activate, true, _) => signup::activate(ctx).await,
-        (Route::ActivateResend, true, _) => signup::resend_get(ctx),
-        (Route::ActivateResend, _, true) => signup::resend_post(ctx).await,
-        (Route::PasswordForgot, true, _) => password::forgot_get(ctx),
-        (Route::PasswordForgot, _, true) => password::forgot_post(ctx).await,
+        (Route::ActivateResend, true, _) => LinkForm::Resend.get(ctx),
+        (Route::ActivateResend, _, true) => LinkForm::Resend.post(ctx).await,
+        (Route::PasswordForgot, true, _) => LinkForm::Forgot.get(ctx),
+        (Route::PasswordForgot, _, true) => LinkForm::Forgot.post(ctx).await,
         (Route::PasswordReset, true, _) => password::reset_get(ctx).await,
         (Route::PasswordReset, _, true) => password::reset_post(ctx).await,
         (Route::Account, true, _) => account::get(ctx).await,

@@ -2,55 +2,12 @@
 
 use http::StatusCode;
 
-use super::signup::{email_field, problems, rules};
+use super::signup::{problems, rules};
 use super::{Ctx, PageResult};
 use crate::auth::reset::{self as flow, ResetOutcome};
-use crate::pages::forms::{EmailFormPage, ResetPage};
+use crate::pages::forms::ResetPage;
 use crate::pages::{render, PageError, Reply};
 use crate::routes::Route;
-
-fn forgot_form(
-    ctx: &Ctx<'_, '_>,
-    status: StatusCode,
-    email: String,
-    error: Option<String>,
-) -> Reply {
-    let page = EmailFormPage {
-        c: ctx.chrome(Route::PasswordForgot.path()),
-        title: "forgot-title",
-        intro: "forgot-intro",
-        submit: "forgot-submit",
-        action: Route::PasswordForgot.path(),
-        email,
-        error,
-    };
-    render::page(status, &page)
-}
-
-pub fn forgot_get(ctx: &Ctx<'_, '_>) -> PageResult {
-    let email = ctx.req.query_param("email").unwrap_or_default();
-    Ok(forgot_form(ctx, StatusCode::OK, email, None))
-}
-
-pub async fn forgot_post(ctx: &Ctx<'_, '_>) -> PageResult {
-    let f = ctx.req.form();
-    ctx.check_csrf(f.get("csrf"))?;
-    let email = match email_field(ctx, f.get("email"), |status, email, error| {
-        forgot_form(ctx, status, email, error)
-    }) {
-        Ok(email) => email,
-        Err(reply) => return Ok(reply),
-    };
-    flow::forgot(&ctx.app.deps, &email, ctx.req.client_ip, ctx.now)
-        .await?
-        .map_err(PageError::too_many)?;
-    Ok(ctx.message(
-        StatusCode::OK,
-        "forgot-sent-title",
-        "forgot-sent-message",
-        Some((Route::Login.path(), "back-to-login")),
-    ))
-}
 
 const BAD_LINK: PageError = PageError::Gone {
     title: "reset-invalid-title",

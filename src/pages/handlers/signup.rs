@@ -10,7 +10,7 @@ use crate::auth::{policy, NewSession};
 use crate::config::SignupMode;
 use crate::edge::email::Email;
 use crate::i18n::Lang;
-use crate::pages::forms::{EmailFormPage, SignupPage};
+use crate::pages::forms::SignupPage;
 use crate::pages::{render, PageError, Reply};
 use crate::routes::Route;
 
@@ -133,64 +133,4 @@ pub async fn activate(ctx: &Ctx<'_, '_>) -> PageResult {
             next: (Route::ActivateResend, "activate-resend-link"),
         }),
     }
-}
-
-fn resend_form(
-    ctx: &Ctx<'_, '_>,
-    status: StatusCode,
-    email: String,
-    error: Option<String>,
-) -> Reply {
-    let page = EmailFormPage {
-        c: ctx.chrome(Route::ActivateResend.path()),
-        title: "resend-title",
-        intro: "resend-intro",
-        submit: "resend-submit",
-        action: Route::ActivateResend.path(),
-        email,
-        error,
-    };
-    render::page(status, &page)
-}
-
-pub fn resend_get(ctx: &Ctx<'_, '_>) -> PageResult {
-    let email = ctx.req.query_param("email").unwrap_or_default();
-    Ok(resend_form(ctx, StatusCode::OK, email, None))
-}
-
-/// The email field of a "mail me a link" form, parsed; or the form again, saying why not
-/// (such a string can have no account: the page reveals nothing).
-pub(super) fn email_field(
-    ctx: &Ctx<'_, '_>,
-    raw: &str,
-    form: impl FnOnce(StatusCode, String, Option<String>) -> Reply,
-) -> Result<Email, Reply> {
-    Email::parse(raw).map_err(|e| {
-        let problem = Problem::BadEmail(e).text(&ctx.lang().tr());
-        form(
-            StatusCode::BAD_REQUEST,
-            raw.chars().take(254).collect(),
-            Some(problem),
-        )
-    })
-}
-
-pub async fn resend_post(ctx: &Ctx<'_, '_>) -> PageResult {
-    let f = ctx.req.form();
-    ctx.check_csrf(f.get("csrf"))?;
-    let email = match email_field(ctx, f.get("email"), |status, email, error| {
-        resend_form(ctx, status, email, error)
-    }) {
-        Ok(email) => email,
-        Err(reply) => return Ok(reply),
-    };
-    flow::resend_activation(&ctx.app.deps, &email, ctx.req.client_ip, ctx.now)
-        .await?
-        .map_err(PageError::too_many)?;
-    Ok(ctx.message(
-        StatusCode::OK,
-        "resend-sent-title",
-        "resend-sent-message",
-        Some((Route::Login.path(), "back-to-login")),
-    ))
 }

@@ -1,0 +1,110 @@
+//! The two "mail me a link" forms, forgot password and resend activation: one address
+//! field, the same answer whether or not the address has an account (the per-address work
+//! runs after the answer), and a rate limit.
+
+use http::StatusCode;
+
+use super::{Ctx, PageResult};
+use crate::auth::signup::Problem;
+use crate::auth::{reset, signup};
+use crate::edge::email::Email;
+use crate::pages::forms::EmailFormPage;
+use crate::pages::{render, PageError, Reply};
+use crate::routes::Route;
+
+#[derive(Clone, Copy)]
+pub enum LinkForm {
+    /// `password/forgot`: mails a reset link.
+    Forgot,
+    /// `activate/resend`: mails a new activation link.
+    Resend,
+}
+
+/// A form's route and catalog keys: title, intro, button, then the "sent" page.
+struct Texts {
+    route: Route,
+    title: &'static str,
+    intro: &'static str,
+    submit: &'static str,
+    sent_title: &'static str,
+    sent_message: &'static str,
+}
+
+impl LinkForm {
+    fn texts(self) -> Texts {
+        match self {
+            LinkForm::Forgot => Texts {
+                route: Route::PasswordForgot,
+                title: "forgot-title",
+                intro: "forgot-intro",
+                submit: "forgot-submit",
+                sent_title: "forgot-sent-title",
+                sent_message: "forgot-sent-message",
+            },
+            LinkForm::Resend => Texts {
+                route: Route::ActivateResend,
+                title: "resend-title",
+                intro: "resend-intro",
+                submit: "resend-submit",
+                sent_title: "resend-sent-title",
+                sent_message: "resend-sent-message",
+            },
+        }
+    }
+
+    fn form(
+        self,
+        ctx: &Ctx<'_, '_>,
+        status: StatusCode,
+        email: String,
+        error: Option<String>,
+    ) -> Reply {
+        let t = self.texts();
+        let page = EmailFormPage {
+            c: ctx.chrome(t.route.path()),
+            title: t.title,
+            intro: t.intro,
+            submit: t.submit,
+            action: t.route.path(),
+            email,
+            error,
+        };
+        render::page(status, &page)
+    }
+
+    /// The empty form, or prefilled from `?email=`.
+    pub fn get(self, ctx: &Ctx<'_, '_>) -> PageResult {
+        let email = ctx.req.query_param("email").unwrap_or_default();
+        Ok(self.form(ctx, StatusCode::OK, email, None))
+    }
+
+    /// Queues the mail (or nothing, for an address without an account) and says it was
+    /// sent; a string that is not an address gets the form again saying why (such a
+    /// string can have no account: the page reveals nothing).
+    pub async fn post(self, ctx: &Ctx<'_, '_>) -> PageResult {
+        let f = ctx.req.form();
+        ctx.check_csrf(f.get("csrf"))?;
+        let raw = f.get("email");
+        let email = match Email::parse(raw) {
+            Ok(email) => email,
+            Err(e) => {
+                let problem = Problem::BadEmail(e).text(&ctx.lang().tr());
+                let typed = raw.chars().take(254).collect();
+                return Ok(self.form(ctx, StatusCode::BAD_REQUEST, typed, Some(problem)));
+            }
+        };
+        let (deps, ip, now) = (&ctx.app.deps, ctx.req.client_ip, ctx.now);
+        match self {
+            LinkForm::Forgot => reset::forgot(deps, &email, ip, now).await?,
+            LinkForm::Resend => signup::resend_activation(deps, &email, ip, now).await?,
+        }
+        .map_err(PageError::too_many)?;
+        let t = self.texts();
+        Ok(ctx.message(
+            StatusCode::OK,
+            t.sent_title,
+            t.sent_message,
+            Some((Route::Login.path(), "back-to-login")),
+        ))
+    }
+}
