@@ -159,35 +159,12 @@ fn key_err(file: &str, key: &str, reason: impl Into<String>) -> ConfigError {
 
 fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
     let err = |key: &str, reason: String| key_err(source, key, reason);
+    check_server(&file, source)?;
+    check_durations(&file, source)?;
+    check_mail(&file.mail, source)?;
+    check_password(&file.password, source)?;
+    check_headers(&file.headers, source)?;
 
-    if file.server.listen.parse::<std::net::SocketAddr>().is_err() {
-        return Err(err(
-            "server.listen",
-            "expected IP:PORT, e.g. 0.0.0.0:8000".into(),
-        ));
-    }
-    if file.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
-        return Err(err(
-            "metrics.listen",
-            "expected IP:PORT, e.g. 127.0.0.1:9464".into(),
-        ));
-    }
-    match (&file.server.tls_cert, &file.server.tls_key) {
-        (Some(_), None) | (None, Some(_)) => {
-            return Err(err(
-                "server.tls_cert",
-                "tls_cert and tls_key must be set together".into(),
-            ))
-        }
-        (Some(cert), Some(key)) => {
-            for (k, p) in [("server.tls_cert", cert), ("server.tls_key", key)] {
-                if !Path::new(p).is_file() {
-                    return Err(err(k, format!("file not found: {p}")));
-                }
-            }
-        }
-        (None, None) => {}
-    }
     let public_url = url::Url::parse(&file.server.public_url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
@@ -216,11 +193,55 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
     let default_lang = Lang::parse(&file.i18n.default)
         .ok_or_else(|| err("i18n.default", "expected \"fr\" or \"en\"".into()))?;
 
+    let secure_cookies = public_url.scheme() == "https" || file.server.tls_cert.is_some();
+    Ok(Config {
+        file,
+        source: source.to_string(),
+        store_url,
+        access,
+        upstream,
+        public_url,
+        secure_cookies,
+        trusted_proxies,
+        allowed_hosts,
+        default_lang,
+    })
+}
+
+/// Listen addresses and the TLS pair.
+fn check_server(file: &FileConfig, source: &str) -> Result<(), ConfigError> {
+    let err = |key: &str, reason: &str| Err(key_err(source, key, reason));
+    if file.server.listen.parse::<std::net::SocketAddr>().is_err() {
+        return err("server.listen", "expected IP:PORT, e.g. 0.0.0.0:8000");
+    }
+    if file.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
+        return err("metrics.listen", "expected IP:PORT, e.g. 127.0.0.1:9464");
+    }
+    match (&file.server.tls_cert, &file.server.tls_key) {
+        (Some(_), None) | (None, Some(_)) => err(
+            "server.tls_cert",
+            "tls_cert and tls_key must be set together",
+        ),
+        (Some(cert), Some(key)) => {
+            for (k, p) in [("server.tls_cert", cert), ("server.tls_key", key)] {
+                if !Path::new(p).is_file() {
+                    return Err(key_err(source, k, format!("file not found: {p}")));
+                }
+            }
+            Ok(())
+        }
+        (None, None) => Ok(()),
+    }
+}
+
+/// Every duration that a zero would turn into "never" or "at once".
+fn check_durations(file: &FileConfig, source: &str) -> Result<(), ConfigError> {
     let s = &file.sessions;
     if s.idle_timeout.is_zero() || s.absolute_timeout.is_zero() {
-        return Err(err(
+        return Err(key_err(
+            source,
             "sessions.idle_timeout",
-            "timeouts must be positive".into(),
+            "timeouts must be positive",
         ));
     }
     for (key, d) in [
@@ -239,30 +260,37 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
         ("mail.address_window", file.mail.address_window),
     ] {
         if d.is_zero() {
-            return Err(err(key, "must be positive".into()));
+            return Err(key_err(source, key, "must be positive"));
         }
     }
-    if file.mail.retry_max < file.mail.retry_initial {
+    Ok(())
+}
+
+fn check_mail(mail: &file::MailSection, source: &str) -> Result<(), ConfigError> {
+    let err = |key: &str, reason: String| key_err(source, key, reason);
+    if mail.retry_max < mail.retry_initial {
         return Err(err(
             "mail.retry_max",
             "must not be shorter than mail.retry_initial".into(),
         ));
     }
-    file.mail
-        .from
+    mail.from
         .parse::<lettre::message::Mailbox>()
         .map_err(|e| err("mail.from", format!("not a mail address: {e}")))?;
-    if file.mail.transport == MailTransport::Smtp {
-        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(file.mail.smtp_url.expose())
+    if mail.transport == MailTransport::Smtp {
+        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(mail.smtp_url.expose())
             .map_err(|e| err("mail.smtp_url", format!("invalid SMTP URL: {e}")))?;
     }
-    for a in &file.mail.admin_notify {
+    for a in &mail.admin_notify {
         a.parse::<lettre::Address>()
             .map_err(|e| err("mail.admin_notify", format!("{a}: {e}")))?;
     }
-    let p = &file.password;
+    Ok(())
+}
+
+fn check_password(p: &file::PasswordSection, source: &str) -> Result<(), ConfigError> {
     if p.min_length == 0 || p.min_length > 256 {
-        return Err(err("password.min_length", "expected 1..=256".into()));
+        return Err(key_err(source, "password.min_length", "expected 1..=256"));
     }
     argon2::Params::new(
         p.argon2_memory_kib,
@@ -271,37 +299,34 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
         None,
     )
     .map_err(|e| {
-        err(
+        key_err(
+            source,
             "password.argon2_memory_kib",
             format!("invalid argon2 parameters: {e}"),
         )
     })?;
-    for h in [
-        ("headers.user", &file.headers.user),
-        ("headers.email", &file.headers.email),
-        ("headers.name", &file.headers.name),
-        ("headers.groups", &file.headers.groups),
-        ("headers.org", &file.headers.org),
-        ("headers.session", &file.headers.session),
+    Ok(())
+}
+
+fn check_headers(h: &HeadersSection, source: &str) -> Result<(), ConfigError> {
+    for (key, name) in [
+        ("headers.user", &h.user),
+        ("headers.email", &h.email),
+        ("headers.name", &h.name),
+        ("headers.groups", &h.groups),
+        ("headers.org", &h.org),
+        ("headers.session", &h.session),
+        ("headers.auth_level", &h.auth_level),
     ] {
-        if http::HeaderName::from_bytes(h.1.as_bytes()).is_err() {
-            return Err(err(h.0, format!("not a valid header name: {}", h.1)));
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(key_err(
+                source,
+                key,
+                format!("not a valid header name: {name}"),
+            ));
         }
     }
-
-    let secure_cookies = public_url.scheme() == "https" || file.server.tls_cert.is_some();
-    Ok(Config {
-        file,
-        source: source.to_string(),
-        store_url,
-        access,
-        upstream,
-        public_url,
-        secure_cookies,
-        trusted_proxies,
-        allowed_hosts,
-        default_lang,
-    })
+    Ok(())
 }
 
 fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
