@@ -93,6 +93,7 @@ mod counters;
 mod devices;
 mod expiring;
 mod outbox;
+mod record;
 mod throttle;
 mod tokens;
 mod users;
@@ -308,31 +309,18 @@ fn session_fields(s: &SessionRecord) -> [(&'static str, String); 10] {
 
 /// Rebuilds a session from the flat `HGETALL` reply.
 fn session_from_hash(flat: Vec<String>) -> StoreResult<SessionRecord> {
-    let mut map = std::collections::HashMap::with_capacity(flat.len() / 2);
-    let mut it = flat.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        map.insert(k, v);
-    }
-    let mut text = |name: &str| {
-        map.remove(name)
-            .ok_or_else(|| StoreError::Corrupt(format!("session without {name}")))
-    };
-    let id = text("id")?;
-    let number = |name: &str, v: String| {
-        v.parse::<Millis>()
-            .map_err(|_| StoreError::Corrupt(format!("session {id}: bad {name}")))
-    };
+    let mut r = record::HashRecord::new("session", flat);
     Ok(SessionRecord {
-        token_hash: TokenHash::from_hex(text("token_hash")?),
-        user_id: UserId::from_string(text("user_id")?),
-        device_id: DeviceId::from_string(text("device_id")?),
-        created_at: number("created_at", text("created_at")?)?,
-        last_seen: number("last_seen", text("last_seen")?)?,
-        idle_ms: number("idle_ms", text("idle_ms")?)?,
-        absolute_expiry: number("absolute_expiry", text("absolute_expiry")?)?,
-        ip: text("ip")?,
-        user_agent: text("user_agent")?,
-        id: SessionId::from_string(id.clone()),
+        id: SessionId::from_string(r.text("id")?),
+        token_hash: TokenHash::from_hex(r.text("token_hash")?),
+        user_id: UserId::from_string(r.text("user_id")?),
+        device_id: DeviceId::from_string(r.text("device_id")?),
+        created_at: r.number("created_at")?,
+        last_seen: r.number("last_seen")?,
+        idle_ms: r.number("idle_ms")?,
+        absolute_expiry: r.number("absolute_expiry")?,
+        ip: r.text("ip")?,
+        user_agent: r.text("user_agent")?,
     })
 }
 

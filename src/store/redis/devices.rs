@@ -8,7 +8,7 @@
 //! check counts, compares and verifies or deletes in one script. Settings and member caps
 //! are plain hashes.
 
-use std::collections::HashMap;
+use super::record::HashRecord;
 use std::sync::LazyLock;
 
 use ::redis::Script;
@@ -229,16 +229,6 @@ return 1
     )
 });
 
-/// A flat `HGETALL` reply as a map.
-fn pairs(flat: Vec<String>) -> HashMap<String, String> {
-    let mut map = HashMap::with_capacity(flat.len() / 2);
-    let mut it = flat.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        map.insert(k, v);
-    }
-    map
-}
-
 fn challenge_fields(c: &Challenge) -> [(&'static str, String); 6] {
     [
         ("user_id", c.user_id.as_str().to_string()),
@@ -252,22 +242,18 @@ fn challenge_fields(c: &Challenge) -> [(&'static str, String); 6] {
 
 /// Rebuilds a challenge from its flat `HGETALL` reply.
 fn challenge_from_hash(flat: Vec<String>) -> StoreResult<Challenge> {
-    let mut map = pairs(flat);
-    let corrupt = |what: &str| StoreError::Corrupt(format!("challenge: bad {what}"));
-    let mut text = |name: &str| map.remove(name).ok_or_else(|| corrupt(name));
+    let mut r = HashRecord::new("challenge", flat);
     Ok(Challenge {
-        user_id: UserId::from_string(text("user_id")?),
-        code_hash: TokenHash::from_hex(text("code_hash")?),
-        attempts: text("attempts")?.parse().map_err(|_| corrupt("attempts"))?,
-        verified: match text("verified")?.as_str() {
+        user_id: UserId::from_string(r.text("user_id")?),
+        code_hash: TokenHash::from_hex(r.text("code_hash")?),
+        attempts: r.number("attempts")?,
+        verified: match r.text("verified")?.as_str() {
             "1" => true,
             "0" => false,
-            _ => return Err(corrupt("verified")),
+            _ => return Err(StoreError::Corrupt("challenge: bad verified".into())),
         },
-        rd: text("rd")?,
-        expires_at: text("expires_at")?
-            .parse()
-            .map_err(|_| corrupt("expires_at"))?,
+        rd: r.text("rd")?,
+        expires_at: r.number("expires_at")?,
     })
 }
 
@@ -428,14 +414,14 @@ impl DeviceStore for RedisStore {
     async fn settings_get(&self) -> StoreResult<Settings> {
         let mut cmd = ::redis::cmd("HGETALL");
         cmd.arg(Key::Settings.name());
-        let map = pairs(self.query(&cmd).await?);
+        let mut r = HashRecord::new("settings", self.query(&cmd).await?);
         let bad = |k: &str, v: &str| StoreError::Corrupt(format!("setting {k} = {v:?}"));
         let mut settings = Settings::default();
-        if let Some(v) = map.get("max_per_member") {
-            settings.max_per_member = Some(v.parse().map_err(|_| bad("max_per_member", v))?);
+        if let Some(v) = r.optional("max_per_member") {
+            settings.max_per_member = Some(v.parse().map_err(|_| bad("max_per_member", &v))?);
         }
-        if let Some(v) = map.get("on_overflow") {
-            settings.on_overflow = Some(overflow_parse(v).ok_or_else(|| bad("on_overflow", v))?);
+        if let Some(v) = r.optional("on_overflow") {
+            settings.on_overflow = Some(overflow_parse(&v).ok_or_else(|| bad("on_overflow", &v))?);
         }
         Ok(settings)
     }

@@ -7,7 +7,7 @@
 //! set scored by when it failed; the hash expires `FAILED_KEEP_MS` later and is in the
 //! `Expiring` index, so `sweep` purges it like SQLite does.
 
-use std::collections::HashMap;
+use super::record::HashRecord;
 use std::sync::LazyLock;
 
 use ::redis::Script;
@@ -148,55 +148,33 @@ fn mail_fields(m: &OutboxMail) -> Vec<(&'static str, String)> {
 
 /// Rebuilds a mail from the flat `HGETALL` reply.
 fn mail_from_hash(flat: Vec<String>) -> StoreResult<OutboxMail> {
-    let mut map = HashMap::with_capacity(flat.len() / 2);
-    let mut it = flat.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        map.insert(k, v);
-    }
-    let mut text = |name: &str| {
-        map.remove(name)
-            .ok_or_else(|| StoreError::Corrupt(format!("outbox mail without {name}")))
-    };
-    let id = text("id")?;
-    let bad = |name: &str| StoreError::Corrupt(format!("outbox mail {id}: bad {name}"));
+    let mut r = HashRecord::new("outbox mail", flat);
     Ok(OutboxMail {
-        kind: text("kind")?,
-        to: text("to")?,
-        subject: text("subject")?,
-        text: text("text")?,
-        html: text("html")?,
-        created_at: text("created_at")?.parse().map_err(|_| bad("created_at"))?,
-        attempts: text("attempts")?.parse().map_err(|_| bad("attempts"))?,
-        next_attempt: text("next_attempt")?
-            .parse()
-            .map_err(|_| bad("next_attempt"))?,
-        last_error: text("last_error").ok(),
-        id: id.clone(),
+        id: r.text("id")?,
+        kind: r.text("kind")?,
+        to: r.text("to")?,
+        subject: r.text("subject")?,
+        text: r.text("text")?,
+        html: r.text("html")?,
+        created_at: r.number("created_at")?,
+        attempts: r.number("attempts")?,
+        next_attempt: r.number("next_attempt")?,
+        last_error: r.optional("last_error"),
     })
 }
 
 /// Rebuilds a failed mail from the flat `HGETALL` reply.
 fn failed_from_hash(flat: Vec<String>) -> StoreResult<FailedMail> {
-    let mut map = HashMap::with_capacity(flat.len() / 2);
-    let mut it = flat.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        map.insert(k, v);
-    }
-    let mut text = |name: &str| {
-        map.remove(name)
-            .ok_or_else(|| StoreError::Corrupt(format!("failed mail without {name}")))
-    };
-    let id = text("id")?;
-    let bad = |name: &str| StoreError::Corrupt(format!("failed mail {id}: bad {name}"));
+    let mut r = HashRecord::new("failed mail", flat);
     Ok(FailedMail {
-        kind: text("kind")?,
-        to: text("to")?,
-        subject: text("subject")?,
-        created_at: text("created_at")?.parse().map_err(|_| bad("created_at"))?,
-        attempts: text("attempts")?.parse().map_err(|_| bad("attempts"))?,
-        failed_at: text("failed_at")?.parse().map_err(|_| bad("failed_at"))?,
-        last_error: text("last_error")?,
-        id: id.clone(),
+        id: r.text("id")?,
+        kind: r.text("kind")?,
+        to: r.text("to")?,
+        subject: r.text("subject")?,
+        created_at: r.number("created_at")?,
+        attempts: r.number("attempts")?,
+        failed_at: r.number("failed_at")?,
+        last_error: r.text("last_error")?,
     })
 }
 
