@@ -99,12 +99,7 @@ impl PageError {
             PageError::LoginRequired { here } => {
                 Reply::redirect(StatusCode::FOUND, &rd::login_url(&here))
             }
-            PageError::Forbidden => message(
-                StatusCode::FORBIDDEN,
-                "forbidden-title",
-                "forbidden-message",
-                Some(("/", "back-home")),
-            ),
+            PageError::Forbidden => render::forbidden(lang),
             PageError::Gone {
                 title,
                 message: text,

@@ -123,6 +123,17 @@ pub fn message_text(
     page(status, &p)
 }
 
+/// Signed in, but without the role the path or page needs: a 403 page.
+pub fn forbidden(lang: Lang) -> Reply {
+    message(
+        StatusCode::FORBIDDEN,
+        lang,
+        "forbidden-title",
+        "forbidden-message",
+        Some(("/", "back-home")),
+    )
+}
+
 /// The store cannot be reached: a 503 page with `Retry-After` (fail closed).
 pub fn unavailable(lang: Lang) -> Reply {
     message(

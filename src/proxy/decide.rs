@@ -267,14 +267,7 @@ fn apply_rules(
         }
         (_, Visitor::Anonymous) => login_needed(app, req, facts, signed_out),
         (Access::Admin, Visitor::Member(id)) if !id.admin => {
-            let reply = render::message(
-                StatusCode::FORBIDDEN,
-                facts.lang,
-                "forbidden-title",
-                "forbidden-message",
-                Some(("/", "back-home")),
-            );
-            Decision::Respond(reply, Outcome::Forbidden)
+            Decision::Respond(render::forbidden(facts.lang), Outcome::Forbidden)
         }
         (_, member) => Decision::Forward(member),
     }

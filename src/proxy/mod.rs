@@ -23,6 +23,7 @@ use crate::app::App;
 use crate::auth::Identity;
 use crate::clock::Stopwatch;
 use crate::i18n::Lang;
+pub use client::is_trusted;
 pub use decide::Decision;
 use headers::{Forwarded, HeaderPlan};
 

@@ -88,7 +88,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ClientConns<A> {
     /// A slot for this peer, or `None` when its address is at the cap.
     fn admit(&self, peer: Option<IpAddr>) -> Option<AddrSlot> {
         match peer {
-            Some(ip) if !self.limits.exempt.iter().any(|n| n.contains(&ip)) => {
+            Some(ip) if !crate::proxy::is_trusted(ip, &self.limits.exempt) => {
                 self.open.try_open(ip)
             }
             // Unix sockets and trusted proxies: not capped.
