@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::common::backend::{Backend, Stack};
 use crate::common::consts::{ANN, BOSS, PW, WRONG};
-use crate::common::http::{self, client, jar_cookie, login, login_ok};
+use crate::common::http::{self, client, jar_cookie, login, login_ok, session_row};
 use crate::devices::{code_for, post_on};
 
 fn audit_lines(s: &Stack) -> (String, Vec<Value>) {
@@ -49,23 +49,6 @@ const ATTACKER_IP: &str = "203.0.113.66";
 
 fn from(ip: &str) -> (Client, std::sync::Arc<reqwest::cookie::Jar>) {
     http::client_with_headers_and_jar(&[("x-forwarded-for", ip)])
-}
-
-/// The id of the first `<li>` device row on `page` that `pick` accepts.
-fn session_row(page: &str, pick: impl Fn(&str) -> bool) -> String {
-    page.split("<li")
-        .skip(1)
-        .filter(|li| pick(&http::decode_entities(li)))
-        .find_map(|li| {
-            Some(
-                li.split("name=\"session\" value=\"")
-                    .nth(1)?
-                    .split('"')
-                    .next()?
-                    .to_string(),
-            )
-        })
-        .unwrap_or_else(|| panic!("no such device row in:\n{page}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -76,17 +76,7 @@ pub(crate) async fn post_on(
 /// The session ids offered on the choose page, with the text of their rows.
 async fn offered(c: &Client, gw: &str) -> Vec<(String, String)> {
     let page = http::get_page(c, &format!("{gw}/_vigile/devices/choose")).await;
-    page.split("<li")
-        .skip(1)
-        .filter_map(|li| {
-            let id = li
-                .split("name=\"session\" value=\"")
-                .nth(1)?
-                .split('"')
-                .next()?;
-            Some((id.to_string(), http::decode_entities(li)))
-        })
-        .collect()
+    http::device_rows(&page)
 }
 
 async fn sessions(s: &Stack, email: &str) -> usize {
@@ -411,13 +401,7 @@ async fn account_page_lists_and_revokes_devices(backend: Backend) {
         assert!(page.contains(label), "{label}: {page}");
     }
     // Revoke the phone from the laptop.
-    let phone_id = page
-        .split("<li")
-        .find(|li| li.contains("Safari on iPhone"))
-        .and_then(|li| li.split("name=\"session\" value=\"").nth(1))
-        .and_then(|v| v.split('"').next())
-        .unwrap()
-        .to_string();
+    let phone_id = http::session_row(&page, |li| li.contains("Safari on iPhone"));
     let resp = post_on(
         &a,
         &gw,

@@ -76,19 +76,13 @@ async fn every_spec_metric_moves_with_its_action() {
     )
     .await;
     let html = http::get_page(&phone, &format!("{gw}/_vigile/devices/choose")).await;
-    let victim = html
-        .split("name=\"session\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    let victim = http::session_row(&html, |_| true);
     post_on(
         &phone,
         &gw,
         "/_vigile/devices/choose",
         "/_vigile/devices/choose",
-        &[("session", victim)],
+        &[("session", &victim)],
     )
     .await;
     s.gw.cli_ok(&["settings", "set", "--on-overflow", "evict-oldest"], None);

@@ -408,6 +408,31 @@ fn attr(attrs: &[(String, String)], name: &str) -> Option<String> {
 }
 
 /// Decodes the HTML entities template engines emit (`&amp;`, `&quot;`, `&#39;`, `&#x2F;`, ...).
+/// The device rows (`<li>` with a `session` field) of the account or choose page: each
+/// session id with its row's text, entities decoded.
+pub fn device_rows(page: &str) -> Vec<(String, String)> {
+    page.split("<li")
+        .skip(1)
+        .filter_map(|li| {
+            let id = li
+                .split("name=\"session\" value=\"")
+                .nth(1)?
+                .split('"')
+                .next()?;
+            Some((id.to_string(), decode_entities(li)))
+        })
+        .collect()
+}
+
+/// The session id of the first device row whose text `pick` accepts.
+pub fn session_row(page: &str, pick: impl Fn(&str) -> bool) -> String {
+    device_rows(page)
+        .into_iter()
+        .find(|(_, text)| pick(text))
+        .map(|(id, _)| id)
+        .unwrap_or_else(|| panic!("no such device row in:\n{page}"))
+}
+
 pub fn decode_entities(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
