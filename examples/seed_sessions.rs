@@ -57,6 +57,7 @@ async fn main() -> Result<(), Error> {
             status: AccountStatus::Active,
             lang: None,
             created_at: now,
+            org: None,
         })
         .collect();
     stream::iter(users.iter().map(|u| {

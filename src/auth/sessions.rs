@@ -14,7 +14,8 @@ use pingora_memory_cache::MemoryCache;
 
 use super::Auth;
 use crate::store::{
-    roles, DeviceId, Millis, SessionId, SessionRecord, StoreResult, TokenHash, User, UserId,
+    roles, DeviceId, Membership, Millis, OrgRole, SessionId, SessionRecord, StoreResult, TokenHash,
+    User, UserId,
 };
 
 /// Upper bound on how stale a cached session may be (revocation delay across instances).
@@ -50,7 +51,8 @@ pub struct Identity {
     pub admin: bool,
     pub session_id: SessionId,
     pub device_id: DeviceId,
-    pub org: Option<String>,
+    /// The organisation and the member's role in it, if any.
+    pub org: Option<Membership>,
     /// The identity header values, validated once when the identity is built rather than
     /// on every proxied request (cloning a `HeaderValue` shares its bytes).
     pub wire: WireIdentity,
@@ -81,15 +83,15 @@ impl Identity {
         admin: bool,
         session_id: SessionId,
         device_id: DeviceId,
-        org: Option<String>,
+        org: Option<Membership>,
     ) -> Self {
         let wire = WireIdentity {
             user: header_value(user_id.as_str()),
             email: header_value(&email),
             name: header_value(&name),
-            groups: HeaderValue::from_static(roles(admin)),
+            groups: HeaderValue::from_static(roles(admin, org.as_ref().map(|m| m.role))),
             session: header_value(session_id.as_str()),
-            org: org.as_deref().map(header_value),
+            org: org.as_ref().map(|m| header_value(m.org.as_str())),
         };
         Self {
             user_id,
@@ -111,12 +113,16 @@ impl Identity {
             user.admin,
             session.id.clone(),
             session.device_id.clone(),
-            None,
+            user.org.clone(),
         )
     }
 
     pub fn groups(&self) -> &'static str {
-        roles(self.admin)
+        roles(self.admin, self.org_role())
+    }
+
+    pub fn org_role(&self) -> Option<OrgRole> {
+        self.org.as_ref().map(|m| m.role)
     }
 }
 

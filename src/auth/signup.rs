@@ -132,6 +132,7 @@ pub async fn signup(deps: &Deps, input: SignupInput<'_>) -> Result<SignupOutcome
         status: AccountStatus::Pending,
         lang: Some(input.lang.code().to_string()),
         created_at: input.now,
+        org: None,
     };
     let expires_at = input.now.saturating_add(millis(cfg.pending_account_ttl));
     let may_mail = limits

@@ -128,6 +128,7 @@ async fn add(v: &Vigile, email: &str, admin: bool, name: String, now: Millis) ->
         status: AccountStatus::Active,
         lang: None,
         created_at: now,
+        org: None,
     };
     match v.app.store.user_insert(&user).await {
         Ok(()) => {

@@ -110,6 +110,7 @@ admin = ["/admin/**"]
             status: AccountStatus::Active,
             lang: None,
             created_at: vigile.app.clock.now_ms(),
+            org: None,
         };
         vigile.app.store.user_insert(&user).await?;
         Ok::<_, Box<dyn std::error::Error>>(user)

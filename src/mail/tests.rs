@@ -31,6 +31,7 @@ fn user(lang: &str) -> User {
         status: AccountStatus::Active,
         lang: Some(lang.into()),
         created_at: 0,
+        org: None,
     }
 }
 

@@ -41,6 +41,10 @@ macro_rules! string_id {
 string_id!(UserId, "Stable account id, sent upstream as `Remote-User`.");
 string_id!(SessionId, "Public session handle (not the cookie secret).");
 string_id!(DeviceId, "Value of the long-lived `vigile_device` cookie.");
+string_id!(
+    OrgId,
+    "Stable organisation id, sent upstream as `Remote-Org`."
+);
 
 /// SHA-256 of a session token, hex-encoded. The only form in which tokens are stored.
 #[derive(Clone, Eq, Serialize, Deserialize)]

@@ -138,6 +138,7 @@ mod tests {
             crate::store::counters::TIMED_OPS,
             crate::store::throttle::TIMED_OPS,
             crate::store::devices::TIMED_OPS,
+            crate::store::orgs::TIMED_OPS,
         ]
         .concat()
     }
@@ -152,6 +153,7 @@ mod tests {
             status,
             lang: None,
             created_at: 0,
+            org: None,
         }
     }
 
@@ -205,21 +207,17 @@ mod tests {
         store.sweep(now).await.unwrap();
         store.user_delete(&pending.id).await.unwrap();
 
-        // TokenStore
+        // TokenStore (a registration link, used again below)
         let token = TokenRecord {
-            kind: TokenKind::Activation,
-            hash: TokenHash::of("t"),
-            subject: "s".into(),
+            kind: TokenKind::OrgRegistration,
+            hash: TokenHash::of("link"),
+            subject: "boss@example.org".into(),
             bind: String::new(),
             expires_at: 10_000,
         };
         store.token_insert(&token).await.unwrap();
         store
             .token_peek(token.kind, &token.hash, now)
-            .await
-            .unwrap();
-        store
-            .token_take(token.kind, &token.hash, now)
             .await
             .unwrap();
 
@@ -307,6 +305,82 @@ mod tests {
         store.settings_set(&settings).await.unwrap();
         store.member_cap(&member.id).await.unwrap();
         store.member_cap_set(&member.id, Some(3)).await.unwrap();
+
+        // OrgStore
+        let org_id = OrgId::random();
+        let mut founder = user("boss@example.org", AccountStatus::Active);
+        founder.org = Some(Membership {
+            org: org_id.clone(),
+            role: OrgRole::SuperAdmin,
+        });
+        let profile = OrgProfile {
+            company: "Acme".into(),
+            id_type: "other".into(),
+            id_number: "x".into(),
+            phone: "+33612345678".into(),
+            address: "1 rue".into(),
+        };
+        let org = Org {
+            id: org_id.clone(),
+            profile: profile.clone(),
+            terms: OrgTerms::default(),
+            super_admin: founder.id.clone(),
+            created_at: now,
+        };
+        let registered = store
+            .org_register(&org, &founder, &token.hash, now)
+            .await
+            .unwrap();
+        assert_eq!(registered, Registered::Created);
+        store.org_get(&org_id).await.unwrap();
+        store.org_list().await.unwrap();
+        store.org_members(&org_id).await.unwrap();
+        store.org_member_count(&org_id).await.unwrap();
+        store.org_set_profile(&org_id, &profile).await.unwrap();
+        store
+            .org_set_terms(&org_id, &OrgTerms::default())
+            .await
+            .unwrap();
+        let invite = OrgInvite {
+            org: org_id.clone(),
+            email: "new@example.org".into(),
+            token_hash: TokenHash::of("invite"),
+            invited_by: founder.id.clone(),
+            created_at: now,
+            expires_at: 10_000,
+        };
+        store.org_invite(&invite, 5, now).await.unwrap();
+        store.org_invites(&org_id, now).await.unwrap();
+        store
+            .org_invite_by_token(&invite.token_hash, now)
+            .await
+            .unwrap();
+        let mut joiner = user("new@example.org", AccountStatus::Active);
+        joiner.org = Some(Membership {
+            org: org_id.clone(),
+            role: OrgRole::Member,
+        });
+        store
+            .org_join(&invite.token_hash, &joiner, now)
+            .await
+            .unwrap();
+        store
+            .org_invite_cancel(&org_id, "x@example.org")
+            .await
+            .unwrap();
+        store
+            .org_set_role(&org_id, &joiner.id, OrgRole::Admin)
+            .await
+            .unwrap();
+        store
+            .org_transfer(&org_id, &founder.id, &joiner.id)
+            .await
+            .unwrap();
+        store.org_remove(&org_id, &founder.id).await.unwrap();
+        store
+            .token_take(token.kind, &token.hash, now)
+            .await
+            .unwrap();
 
         let ops = all_ops();
         for op in &ops {

@@ -46,10 +46,18 @@
 //!   (`user_id`, `code_hash`, `attempts`, `verified`, `rd`, `expires_at`); TTL its expiry.
 //! - `vigile:settings`: hash of the admin settings (`max_per_member`, `on_overflow`).
 //! - `vigile:member_caps`: hash of user id → that member's own session cap.
+//! - `vigile:org:{org_id}`: a [`super::Org`] as JSON.
+//! - `vigile:orgs`: set of every organisation id.
+//! - `vigile:org_members:{org_id}`: set of the organisation's user ids (each user's JSON
+//!   also names its organisation; account scripts keep the two in step).
+//! - `vigile:org_invites:{org_id}`: hash of invited address → [`super::OrgInvite`] as JSON;
+//!   entries past their `expires_at` are ignored and pruned by the next invitation.
+//! - `vigile:org_invite_token:{token_hash}`: `{"org":…,"email":…}` of the invitation
+//!   behind a link; TTL its expiry, and its name is in `vigile:expiring` with that score.
 //! - `vigile:expiring`: sorted set of the *names* of token and counter keys, scored by
 //!   their expiry, so `sweep` removes them at a `now` ahead of Redis's clock too.
 
-use super::{CounterScope, DeviceId, Millis, SessionId, TokenHash, TokenKind, UserId};
+use super::{CounterScope, DeviceId, Millis, OrgId, SessionId, TokenHash, TokenKind, UserId};
 
 /// Common prefix of every key Vigile writes.
 pub const NAMESPACE: &str = "vigile:";
@@ -71,6 +79,10 @@ pub enum Prefix {
     KnownDevices,
     Ip,
     Ended,
+    Org,
+    OrgMembers,
+    OrgInvites,
+    OrgInviteToken,
 }
 
 impl Prefix {
@@ -89,6 +101,10 @@ impl Prefix {
             Prefix::KnownDevices => "vigile:known_devices:",
             Prefix::Ip => "vigile:ip:",
             Prefix::Ended => "vigile:ended:",
+            Prefix::Org => "vigile:org:",
+            Prefix::OrgMembers => "vigile:org_members:",
+            Prefix::OrgInvites => "vigile:org_invites:",
+            Prefix::OrgInviteToken => "vigile:org_invite_token:",
         }
     }
 
@@ -130,6 +146,11 @@ pub enum Key<'a> {
     Challenge(&'a DeviceId),
     Settings,
     MemberCaps,
+    Org(&'a OrgId),
+    Orgs,
+    OrgMembers(&'a OrgId),
+    OrgInvites(&'a OrgId),
+    OrgInviteToken(&'a TokenHash),
 }
 
 impl Key<'_> {
@@ -145,6 +166,11 @@ impl Key<'_> {
             Key::Expiring => "vigile:expiring".to_string(),
             Key::Settings => "vigile:settings".to_string(),
             Key::MemberCaps => "vigile:member_caps".to_string(),
+            Key::Orgs => "vigile:orgs".to_string(),
+            Key::Org(id) => Prefix::Org.with(id.as_str()),
+            Key::OrgMembers(id) => Prefix::OrgMembers.with(id.as_str()),
+            Key::OrgInvites(id) => Prefix::OrgInvites.with(id.as_str()),
+            Key::OrgInviteToken(hash) => Prefix::OrgInviteToken.with(hash.as_str()),
             Key::Ended(hash) => Prefix::Ended.with(hash.as_str()),
             Key::Challenge(device) => "vigile:challenge:".to_string() + device.as_str(),
             Key::User(id) => Prefix::User.with(id.as_str()),
@@ -174,6 +200,7 @@ mod tests {
         let session = SessionId::from_string("s1");
         let hash = TokenHash::from_hex("ab");
         let device = DeviceId::from_string("d1");
+        let org = OrgId::from_string("o1");
         let keys = [
             (Key::Secret, None),
             (Key::Users, None),
@@ -207,6 +234,14 @@ mod tests {
             (Key::Challenge(&device), None),
             (Key::Settings, None),
             (Key::MemberCaps, None),
+            (Key::Orgs, None),
+            (Key::Org(&org), Some((Prefix::Org, "o1"))),
+            (Key::OrgMembers(&org), Some((Prefix::OrgMembers, "o1"))),
+            (Key::OrgInvites(&org), Some((Prefix::OrgInvites, "o1"))),
+            (
+                Key::OrgInviteToken(&hash),
+                Some((Prefix::OrgInviteToken, "ab")),
+            ),
         ];
         for (key, prefix) in keys {
             let name = key.name();

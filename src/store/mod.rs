@@ -11,6 +11,7 @@ mod devices;
 mod ids;
 mod instrumented;
 pub mod keys;
+mod orgs;
 mod outbox;
 mod redis;
 mod sqlite;
@@ -26,9 +27,13 @@ pub use devices::{
     overflow_parse, overflow_str, Cap, Challenge, CodeCheck, DeviceStore, Opened, Settings,
     SignedOut,
 };
-pub use ids::{DeviceId, SessionId, TokenHash, UserId};
+pub use ids::{DeviceId, OrgId, SessionId, TokenHash, UserId};
 use instrumented::timed_store;
 pub use instrumented::Instrumented;
+pub use orgs::{
+    seats_used, Invited, Joined, Membership, Org, OrgInvite, OrgProfile, OrgRole, OrgStore,
+    OrgTerms, Registered,
+};
 pub use outbox::{FailedMail, OutboxMail, OutboxStore, FAILED_KEEP_MS};
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
@@ -82,6 +87,9 @@ pub struct User {
     /// Preferred language ("fr" / "en"), if the member chose one.
     pub lang: Option<String>,
     pub created_at: Millis,
+    /// The organisation the account belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<Membership>,
 }
 
 impl std::fmt::Debug for User {
@@ -95,22 +103,31 @@ impl std::fmt::Debug for User {
             .field("status", &self.status)
             .field("lang", &self.lang)
             .field("created_at", &self.created_at)
+            .field("org", &self.org)
             .finish()
     }
 }
 
 impl User {
     pub fn roles(&self) -> &'static str {
-        roles(self.admin)
+        roles(self.admin, self.org_role())
+    }
+
+    pub fn org_role(&self) -> Option<OrgRole> {
+        self.org.as_ref().map(|m| m.role)
     }
 }
 
-/// The comma-separated roles of an account (`Remote-Groups`, `vigile user list`).
-pub fn roles(admin: bool) -> &'static str {
-    if admin {
-        "member,admin"
-    } else {
-        "member"
+/// The comma-separated roles of an account (`Remote-Groups`, `vigile user list`): `member`,
+/// `admin` for a site admin, and the organisation role above plain membership.
+pub fn roles(admin: bool, org: Option<OrgRole>) -> &'static str {
+    match (admin, org) {
+        (false, None | Some(OrgRole::Member)) => "member",
+        (true, None | Some(OrgRole::Member)) => "member,admin",
+        (false, Some(OrgRole::Admin)) => "member,org-admin",
+        (true, Some(OrgRole::Admin)) => "member,admin,org-admin",
+        (false, Some(OrgRole::SuperAdmin)) => "member,org-super-admin",
+        (true, Some(OrgRole::SuperAdmin)) => "member,admin,org-super-admin",
     }
 }
 
@@ -162,7 +179,7 @@ timed_store! {
     /// Everything the gateway keeps. The domain-specific parts (tokens, outbox, counters)
     /// are their own traits, in their own modules, so each stays readable.
     pub trait Store:
-        TokenStore + OutboxStore + CounterStore + ThrottleStore + DeviceStore + Send + Sync + 'static
+        TokenStore + OutboxStore + CounterStore + ThrottleStore + DeviceStore + OrgStore + Send + Sync + 'static
     {
         // Answered without a round-trip: not a store operation, so not timed.
         untimed {

@@ -89,14 +89,18 @@ macro_rules! session_script {
 }
 
 // After the macros, so the submodules can use them.
+// `users` first: its `user_prelude!` is shared by the organisation scripts.
+#[macro_use]
+mod users;
+
 mod counters;
 mod devices;
 mod expiring;
+mod orgs;
 mod outbox;
 mod record;
 mod throttle;
 mod tokens;
-mod users;
 
 // KEYS[2] session, KEYS[3] token, KEYS[4] user sessions.
 // ARGV[4] id, ARGV[5] replaced id or '', ARGV[6] expires_at, ARGV[7] absolute_expiry,
@@ -244,8 +248,9 @@ return redis.call('GET', ARGV[1] .. id)
     )
 });
 
-// KEYS[1] user set; ARGV[1] user prefix.
-static USER_LIST: LazyLock<Script> = LazyLock::new(|| {
+// KEYS[1] a set of ids; ARGV[1] the prefix of their JSON records (accounts,
+// organisations). Returns the records that exist.
+static SET_RECORDS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local out = {}
@@ -418,7 +423,7 @@ impl Store for RedisStore {
     }
 
     async fn user_list(&self) -> StoreResult<Vec<User>> {
-        let mut inv = USER_LIST.prepare_invoke();
+        let mut inv = SET_RECORDS.prepare_invoke();
         inv.key(Key::Users.name()).arg(Prefix::User.as_str());
         let all: Vec<String> = self.call(&inv).await?;
         let mut users = all

@@ -16,6 +16,7 @@
 
 mod counters;
 mod devices;
+mod orgs;
 mod outbox;
 mod schema;
 mod throttle;
@@ -41,7 +42,8 @@ const POOL_SIZE: usize = 4;
 /// `Unavailable`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-const USER_COLUMNS: &str = "id, email, name, password_hash, admin, status, lang, created_at";
+const USER_COLUMNS: &str =
+    "id, email, name, password_hash, admin, status, lang, created_at, org_id, org_role";
 const SESSION_COLUMNS: &str = "id, token_hash, user_id, device_id, created_at, last_seen, \
                                idle_ms, absolute_expiry, ip, user_agent";
 
@@ -138,7 +140,54 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         status,
         lang: r.get(6)?,
         created_at: r.get(7)?,
+        org: orgs::membership(r.get(8)?, r.get(9)?)?,
     })
+}
+
+/// Inserts an account row (inside the caller's transaction or on its own); a pending one
+/// carries the instant it disappears.
+fn insert_user(c: &Connection, u: &User, expires_at: Option<Millis>) -> rusqlite::Result<()> {
+    c.execute(
+        &format!(
+            "INSERT INTO users ({USER_COLUMNS}, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        ),
+        params![
+            u.id.as_str(),
+            u.email,
+            u.name,
+            u.password_hash,
+            u.admin,
+            u.status.as_str(),
+            u.lang,
+            u.created_at,
+            u.org.as_ref().map(|m| m.org.as_str()),
+            u.org.as_ref().map(|m| m.role.as_str()),
+            expires_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// Makes room for a new account at `email`: a pending sign-up holding it goes (with its
+/// sessions); an account that is not pending is a `Conflict`.
+fn free_email(tx: &rusqlite::Transaction<'_>, email: &str) -> StoreResult<()> {
+    let holder: Option<(String, String)> = tx
+        .query_row(
+            "SELECT id, status FROM users WHERE email = ?1",
+            [email],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((old, status)) = holder {
+        if status != AccountStatus::Pending.as_str() {
+            return Err(StoreError::Conflict);
+        }
+        // Sessions go by the foreign key's cascade; said here for clarity.
+        tx.execute("DELETE FROM sessions WHERE user_id = ?1", [&old])?;
+        tx.execute("DELETE FROM users WHERE id = ?1", [&old])?;
+    }
+    Ok(())
 }
 
 fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
@@ -259,25 +308,8 @@ impl Store for SqliteStore {
 
     async fn user_insert(&self, user: &User) -> StoreResult<()> {
         let u = user.clone();
-        self.run(move |c| {
-            c.execute(
-                &format!(
-                    "INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                ),
-                params![
-                    u.id.as_str(),
-                    u.email,
-                    u.name,
-                    u.password_hash,
-                    u.admin,
-                    u.status.as_str(),
-                    u.lang,
-                    u.created_at
-                ],
-            )?;
-            Ok(())
-        })
-        .await
+        self.run(move |c| insert_user(c, &u, None).map_err(map_err))
+            .await
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
@@ -319,43 +351,16 @@ impl Store for SqliteStore {
     }
 
     async fn user_insert_pending(&self, user: &User, expires_at: Millis) -> StoreResult<()> {
-        let u = user.clone();
+        let u = User {
+            status: AccountStatus::Pending,
+            ..user.clone()
+        };
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let holder: Option<(String, String)> = tx
-                .query_row(
-                    "SELECT id, status FROM users WHERE email = ?1",
-                    [&u.email],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            if let Some((old, status)) = holder {
-                if status != AccountStatus::Pending.as_str() {
-                    return Err(StoreError::Conflict);
-                }
-                // Sessions go by the foreign key's cascade; said here for clarity.
-                tx.execute("DELETE FROM sessions WHERE user_id = ?1", [&old])?;
-                tx.execute("DELETE FROM users WHERE id = ?1", [&old])?;
-            }
+            free_email(&tx, &u.email)?;
             // An id already used by another address is a constraint violation: Conflict,
             // and the rollback on drop keeps the replaced account.
-            tx.execute(
-                &format!(
-                    "INSERT INTO users ({USER_COLUMNS}, expires_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                ),
-                params![
-                    u.id.as_str(),
-                    u.email,
-                    u.name,
-                    u.password_hash,
-                    u.admin,
-                    AccountStatus::Pending.as_str(),
-                    u.lang,
-                    u.created_at,
-                    expires_at
-                ],
-            )?;
+            insert_user(&tx, &u, Some(expires_at))?;
             tx.commit().map_err(map_err)
         })
         .await
@@ -521,6 +526,7 @@ impl Store for SqliteStore {
                 "DELETE FROM login_attempts WHERE email IN (SELECT email FROM login_attempts \
                      GROUP BY email HAVING MAX(last_at) <= ?1 - 2592000000)",
                 "DELETE FROM ended_sessions WHERE expires_at <= ?1",
+                "DELETE FROM org_invites WHERE expires_at <= ?1",
                 "DELETE FROM device_challenges WHERE expires_at <= ?1",
                 "DELETE FROM ip_state WHERE COALESCE(window_end, 0) <= ?1 \
                      AND COALESCE(block_until, 0) <= ?1 AND COALESCE(level_until, 0) <= ?1",

@@ -15,13 +15,16 @@ pub enum TokenKind {
     PasswordReset,
     /// An admin invited this address (invite mode); keyed by the hash of the address.
     Invite,
+    /// Registering a company: the step-1 link (subject: the address it was mailed to).
+    OrgRegistration,
 }
 
 impl TokenKind {
-    pub const ALL: [TokenKind; 3] = [
+    pub const ALL: [TokenKind; 4] = [
         TokenKind::Activation,
         TokenKind::PasswordReset,
         TokenKind::Invite,
+        TokenKind::OrgRegistration,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -29,6 +32,7 @@ impl TokenKind {
             TokenKind::Activation => "activation",
             TokenKind::PasswordReset => "reset",
             TokenKind::Invite => "invite",
+            TokenKind::OrgRegistration => "org_register",
         }
     }
 

@@ -27,4 +27,5 @@ mod sessions;
 mod shutdown;
 mod signup;
 mod store_devices;
+mod store_orgs;
 mod store_suite;

@@ -247,6 +247,7 @@ async fn plant_pending(
         status: AccountStatus::Pending,
         lang: Some("en".into()),
         created_at: now - age,
+        org: None,
     };
     store
         .user_insert_pending(&user, now - age + ttl)

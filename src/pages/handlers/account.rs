@@ -55,7 +55,8 @@ pub fn api_me(ctx: &Ctx<'_, '_>) -> PageResult {
             "email": id.email,
             "name": id.name,
             "groups": id.groups().split(',').collect::<Vec<_>>(),
-            "org": id.org,
+            "org": id.org.as_ref().map(|m| m.org.as_str()),
+            "org_role": id.org_role().map(|r| r.as_str()),
             "session": id.session_id.as_str(),
         }),
     ))

@@ -16,15 +16,16 @@ use crate::store::keys::{Key, Prefix};
 use crate::store::{AccountStatus, Millis, StoreError, StoreResult, User, UserId};
 
 /// Shared by the account scripts, on top of `session_prelude!` (whose calling convention
-/// it extends): `KEYS[2]` the user set, `KEYS[3]` the pending-account index, `ARGV[4]`
-/// and `ARGV[5]` the user and email-index key prefixes; each script's own keys and
-/// arguments follow, from `KEYS[4]` and `ARGV[6]`.
+/// it extends): `KEYS[2]` the user set, `KEYS[3]` the pending-account index, `ARGV[4]`,
+/// `ARGV[5]` and `ARGV[6]` the user, email-index and organisation-members key prefixes;
+/// each script's own keys and arguments follow, from `KEYS[4]` and `ARGV[7]`.
 macro_rules! user_prelude {
     () => {
         concat!(
             session_prelude!(),
             r#"
 local USERS, PENDING, P_USER, P_EMAIL = KEYS[2], KEYS[3], ARGV[4], ARGV[5]
+local P_ORG_MEMBERS = ARGV[6]
 -- The decoded account (nil if missing or unreadable), and whether its key exists.
 local function user_record(id)
   local json = redis.call('GET', P_USER .. id)
@@ -46,6 +47,9 @@ local function delete_user(id)
     sessions = sessions + delete_session(sid)
   end
   redis.call('DEL', index)
+  if u and type(u.org) == 'table' and type(u.org.org) == 'string' then
+    redis.call('SREM', P_ORG_MEMBERS .. u.org.org, id)
+  end
   redis.call('SREM', USERS, id)
   redis.call('ZREM', PENDING, id)
   return redis.call('DEL', P_USER .. id), sessions
@@ -62,13 +66,13 @@ macro_rules! user_script {
     };
 }
 
-// KEYS[4] user, KEYS[5] email index; ARGV[6] id, ARGV[7] JSON, ARGV[8] expires_at.
+// KEYS[4] user, KEYS[5] email index; ARGV[7] id, ARGV[8] JSON, ARGV[9] expires_at.
 // Returns 0 (nothing changed) if the address belongs to an account that is not pending
 // or the id is taken by another address.
 user_script!(
     USER_INSERT_PENDING,
     r#"
-local id = ARGV[6]
+local id = ARGV[7]
 local holder = redis.call('GET', KEYS[5])
 if holder then
   local u, exists = user_record(holder)
@@ -77,58 +81,58 @@ end
 if holder ~= id and redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 -- The replaced sign-up goes whole (sessions too); a dangling index is cleaned the same way.
 if holder then delete_user(holder) end
-redis.call('SET', KEYS[4], ARGV[7])
-redis.call('PEXPIREAT', KEYS[4], ARGV[8])
+redis.call('SET', KEYS[4], ARGV[8])
+redis.call('PEXPIREAT', KEYS[4], ARGV[9])
 redis.call('SET', KEYS[5], id)
-redis.call('PEXPIREAT', KEYS[5], ARGV[8])
+redis.call('PEXPIREAT', KEYS[5], ARGV[9])
 redis.call('SADD', USERS, id)
-redis.call('ZADD', PENDING, ARGV[8], id)
+redis.call('ZADD', PENDING, ARGV[9], id)
 return 1
 "#
 );
 
-// KEYS[4] user; ARGV[6] id. Returns 1 if activated, 0 if missing or not pending, -1 if
+// KEYS[4] user; ARGV[7] id. Returns 1 if activated, 0 if missing or not pending, -1 if
 // the record is unreadable.
 user_script!(
     USER_ACTIVATE,
     r#"
-local u, exists = user_record(ARGV[6])
+local u, exists = user_record(ARGV[7])
 if not u then return exists and -1 or 0 end
 if u.status ~= 'pending' then return 0 end
 u.status = 'active'
 redis.call('SET', KEYS[4], cjson.encode(u))
 redis.call('PERSIST', KEYS[4])
 if type(u.email) == 'string' then redis.call('PERSIST', P_EMAIL .. u.email) end
-redis.call('ZREM', PENDING, ARGV[6])
+redis.call('ZREM', PENDING, ARGV[7])
 return 1
 "#
 );
 
-// KEYS[4] user; ARGV[6] id, ARGV[7] password hash. Same returns as USER_ACTIVATE. A
+// KEYS[4] user; ARGV[7] id, ARGV[8] password hash. Same returns as USER_ACTIVATE. A
 // pending account keeps its expiry.
 user_script!(
     USER_SET_PASSWORD,
     r#"
-local u, exists = user_record(ARGV[6])
+local u, exists = user_record(ARGV[7])
 if not u then return exists and -1 or 0 end
-u.password_hash = ARGV[7]
+u.password_hash = ARGV[8]
 redis.call('SET', KEYS[4], cjson.encode(u))
-local expires_at = redis.call('ZSCORE', PENDING, ARGV[6])
+local expires_at = redis.call('ZSCORE', PENDING, ARGV[7])
 if expires_at then redis.call('PEXPIREAT', KEYS[4], int(tonumber(expires_at))) end
 return 1
 "#
 );
 
-// ARGV[6] id.
-user_script!(USER_DELETE, "return (delete_user(ARGV[6]))");
+// ARGV[7] id.
+user_script!(USER_DELETE, "return (delete_user(ARGV[7]))");
 
-// ARGV[6] now, ARGV[7] batch size. Returns {accounts swept, records removed}: every
+// ARGV[7] now, ARGV[8] batch size. Returns {accounts swept, records removed}: every
 // index entry counts as one account (its keys may already be gone by TTL), plus its
 // sessions.
 user_script!(
     SWEEP_PENDING,
     r#"
-local ids = redis.call('ZRANGEBYSCORE', PENDING, '-inf', ARGV[6], 'LIMIT', 0, ARGV[7])
+local ids = redis.call('ZRANGEBYSCORE', PENDING, '-inf', ARGV[7], 'LIMIT', 0, ARGV[8])
 local removed = 0
 for _, id in ipairs(ids) do
   local _, sessions = delete_user(id)
@@ -139,12 +143,13 @@ return {#ids, removed}
 );
 
 /// An account script invocation with the calling convention of `user_prelude!`.
-fn user_call(script: &'static Script) -> ScriptInvocation<'static> {
+pub(super) fn user_call(script: &'static Script) -> ScriptInvocation<'static> {
     let mut inv = session_call(script);
     inv.key(Key::Users.name())
         .key(Key::PendingUsers.name())
         .arg(Prefix::User.as_str())
-        .arg(Prefix::UserEmail.as_str());
+        .arg(Prefix::UserEmail.as_str())
+        .arg(Prefix::OrgMembers.as_str());
     inv
 }
 

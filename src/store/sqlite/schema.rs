@@ -10,7 +10,7 @@ use super::map_err;
 use crate::store::{StoreError, StoreResult};
 
 /// Bumped whenever the schema below changes (with a step added to [`MIGRATIONS`]).
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 /// What version 2 added besides the `users.expires_at` column: sign-up expiry, single-use
 /// links, the mail outbox, rate-limit counters. Shared by [`SCHEMA`] and the v1→v2 step.
@@ -140,6 +140,40 @@ CREATE INDEX IF NOT EXISTS outbox_failed_at ON outbox_failed(failed_at);
     };
 }
 
+/// What version 6 added besides the `users.org_id` and `users.org_role` columns:
+/// organisations and their pending invitations.
+macro_rules! since_v6 {
+    () => {
+        "
+CREATE TABLE IF NOT EXISTS orgs (
+    id          TEXT PRIMARY KEY,
+    company     TEXT NOT NULL,
+    id_type     TEXT NOT NULL,
+    id_number   TEXT NOT NULL,
+    phone       TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    super_admin TEXT NOT NULL,
+    -- NULL: the site's default (orgs.default_seats, sessions.max_per_member).
+    seats       INTEGER,
+    plan        TEXT,
+    max_devices INTEGER,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS org_invites (
+    org_id     TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    email      TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    invited_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (org_id, email)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS org_invites_expires_at ON org_invites(expires_at);
+CREATE INDEX IF NOT EXISTS users_org ON users(org_id) WHERE org_id IS NOT NULL;
+"
+    };
+}
+
 /// The whole current schema, for a new file.
 const SCHEMA: &str = concat!(
     "
@@ -153,7 +187,9 @@ CREATE TABLE IF NOT EXISTS users (
     lang          TEXT,
     created_at    INTEGER NOT NULL,
     -- When a pending account disappears; NULL once active (and for accounts created active).
-    expires_at    INTEGER
+    expires_at    INTEGER,
+    org_id        TEXT REFERENCES orgs(id),
+    org_role      TEXT
 );
 CREATE TABLE IF NOT EXISTS secrets (
     name  TEXT PRIMARY KEY,
@@ -180,11 +216,12 @@ CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
     since_v2!(),
     since_v3!(),
     since_v4!(),
-    since_v5!()
+    since_v5!(),
+    since_v6!()
 );
 
 /// `MIGRATIONS[i]` brings a file from version `i + 1` to version `i + 2`.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     concat!(
         "ALTER TABLE users ADD COLUMN expires_at INTEGER;",
         since_v2!()
@@ -192,6 +229,11 @@ const MIGRATIONS: [&str; 4] = [
     since_v3!(),
     since_v4!(),
     since_v5!(),
+    concat!(
+        "ALTER TABLE users ADD COLUMN org_id TEXT REFERENCES orgs(id);
+ALTER TABLE users ADD COLUMN org_role TEXT;",
+        since_v6!()
+    ),
 ];
 
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION - 1);
@@ -389,6 +431,7 @@ INSERT INTO sessions (id, token_hash, user_id, device_id, created_at, last_seen,
             status: AccountStatus::Pending,
             lang: None,
             created_at: 5000,
+            org: None,
         };
         store.user_insert_pending(&pending, 10_000).await.unwrap();
         assert_eq!(store.sweep(10_000).await.unwrap(), 1);

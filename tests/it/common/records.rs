@@ -28,6 +28,7 @@ pub fn user(email: &str, now: Millis) -> User {
         status: AccountStatus::Active,
         lang: Some("fr".to_string()),
         created_at: now,
+        org: None,
     }
 }
 

@@ -1,0 +1,457 @@
+//! [`OrgStore`] on Redis (layout in `store::keys`). Every operation that checks before it
+//! writes is one Lua script on the account scripts' calling convention (`user_prelude!`),
+//! so registration and joining replace a pending sign-up and removing a member deletes
+//! the account exactly as the account scripts do. Records are JSON; scripts change one
+//! field with `cjson`, never a read-modify-write from Rust.
+
+use std::sync::LazyLock;
+
+use ::redis::Script;
+use async_trait::async_trait;
+
+use super::users::user_call;
+use super::{user_from_json, RedisStore, SET_RECORDS};
+use crate::store::keys::{Key, Prefix};
+use crate::store::{
+    Invited, Joined, Millis, Org, OrgId, OrgInvite, OrgProfile, OrgRole, OrgStore, OrgTerms,
+    Registered, StoreError, StoreResult, TokenHash, TokenKind, User, UserId,
+};
+
+/// On top of `user_prelude!`: whether an email-index key may take a new account (free, or
+/// held by a pending sign-up, which then goes whole), without changing anything.
+macro_rules! org_prelude {
+    () => {
+        concat!(
+            user_prelude!(),
+            r#"
+local function email_free(email_key)
+  local holder = redis.call('GET', email_key)
+  if not holder then return true end
+  local u, exists = user_record(holder)
+  return not exists or (u and u.status == 'pending')
+end
+local function take_email(email_key)
+  local holder = redis.call('GET', email_key)
+  if holder then delete_user(holder) end
+end
+local function add_user(user_key, email_key, members_key, id, json)
+  redis.call('SET', user_key, json)
+  redis.call('SET', email_key, id)
+  redis.call('SADD', USERS, id)
+  redis.call('SADD', members_key, id)
+end
+"#
+        )
+    };
+}
+
+macro_rules! org_script {
+    ($name:ident, $body:literal) => {
+        static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::new(concat!(org_prelude!(), $body)));
+    };
+}
+
+// KEYS[4] link token, KEYS[5] expiring, KEYS[6] org, KEYS[7] org set, KEYS[8] members,
+// KEYS[9] user, KEYS[10] email index; ARGV[7] now, ARGV[8] org id, ARGV[9] org JSON,
+// ARGV[10] user id, ARGV[11] user JSON, ARGV[12] email.
+// Returns 1 created, 0 link gone, 2 email taken, 3 id in use.
+org_script!(
+    ORG_REGISTER,
+    r#"
+local f = redis.call('HMGET', KEYS[4], 'subject', 'expires_at')
+local expires_at = tonumber(f[2])
+if not expires_at or f[1] ~= ARGV[12] or tonumber(ARGV[7]) >= expires_at then return 0 end
+if not email_free(KEYS[10]) then return 2 end
+if redis.call('EXISTS', KEYS[6]) == 1 or redis.call('EXISTS', KEYS[9]) == 1 then return 3 end
+redis.call('DEL', KEYS[4])
+redis.call('ZREM', KEYS[5], KEYS[4])
+take_email(KEYS[10])
+redis.call('SET', KEYS[6], ARGV[9])
+redis.call('SADD', KEYS[7], ARGV[8])
+add_user(KEYS[9], KEYS[10], KEYS[8], ARGV[10], ARGV[11])
+return 1
+"#
+);
+
+// KEYS[4] org; ARGV[7] field ("profile" or "terms"), ARGV[8] its JSON. Returns 1 if set.
+org_script!(
+    ORG_SET_FIELD,
+    r#"
+local json = redis.call('GET', KEYS[4])
+if not json then return 0 end
+local org = cjson.decode(json)
+org[ARGV[7]] = cjson.decode(ARGV[8])
+redis.call('SET', KEYS[4], cjson.encode(org))
+return 1
+"#
+);
+
+// KEYS[4] members, KEYS[5] user; ARGV[7] user id, ARGV[8] role. Returns 1 if set.
+org_script!(
+    ORG_SET_ROLE,
+    r#"
+if redis.call('SISMEMBER', KEYS[4], ARGV[7]) == 0 then return 0 end
+local u = user_record(ARGV[7])
+if not (u and type(u.org) == 'table') or u.org.role == 'org-super-admin' then return 0 end
+u.org.role = ARGV[8]
+redis.call('SET', KEYS[5], cjson.encode(u))
+return 1
+"#
+);
+
+// KEYS[4] org, KEYS[5] members, KEYS[6] from user, KEYS[7] to user; ARGV[7] from id,
+// ARGV[8] to id. Returns 1 if transferred.
+org_script!(
+    ORG_TRANSFER,
+    r#"
+local from, to = ARGV[7], ARGV[8]
+local json = redis.call('GET', KEYS[4])
+if not json or from == to then return 0 end
+local org = cjson.decode(json)
+if org.super_admin ~= from then return 0 end
+if redis.call('SISMEMBER', KEYS[5], from) == 0 or redis.call('SISMEMBER', KEYS[5], to) == 0 then
+  return 0
+end
+local a, b = user_record(from), user_record(to)
+if not (a and b and type(a.org) == 'table' and type(b.org) == 'table') then return 0 end
+if a.org.role ~= 'org-super-admin' then return 0 end
+a.org.role, b.org.role, org.super_admin = 'org-admin', 'org-super-admin', to
+redis.call('SET', KEYS[6], cjson.encode(a))
+redis.call('SET', KEYS[7], cjson.encode(b))
+redis.call('SET', KEYS[4], cjson.encode(org))
+return 1
+"#
+);
+
+// KEYS[4] members, KEYS[5] invites, KEYS[6] new link's key, KEYS[7] expiring, KEYS[8] the
+// invited address's email index; ARGV[7] now, ARGV[8] email, ARGV[9] invite JSON,
+// ARGV[10] seats, ARGV[11] expires_at, ARGV[12] link record JSON, ARGV[13] link key prefix.
+// Returns 1 invited, 0 no seat, 2 already a member.
+org_script!(
+    ORG_INVITE,
+    r#"
+local now, email = tonumber(ARGV[7]), ARGV[8]
+local holder = redis.call('GET', KEYS[8])
+if holder and redis.call('SISMEMBER', KEYS[4], holder) == 1 then return 2 end
+local pending = 0
+local all = redis.call('HGETALL', KEYS[5])
+for i = 1, #all, 2 do
+  local ok, inv = pcall(cjson.decode, all[i + 1])
+  local live = ok and type(inv) == 'table' and tonumber(inv.expires_at) and tonumber(inv.expires_at) > now
+  if not live then
+    redis.call('HDEL', KEYS[5], all[i])
+  elseif all[i] ~= email then
+    pending = pending + 1
+  end
+end
+if redis.call('SCARD', KEYS[4]) + pending >= tonumber(ARGV[10]) then return 0 end
+local old = redis.call('HGET', KEYS[5], email)
+if old then
+  local ok, inv = pcall(cjson.decode, old)
+  if ok and type(inv) == 'table' and type(inv.token_hash) == 'string' then
+    local key = ARGV[13] .. inv.token_hash
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[7], key)
+  end
+end
+redis.call('HSET', KEYS[5], email, ARGV[9])
+redis.call('SET', KEYS[6], ARGV[12])
+redis.call('PEXPIREAT', KEYS[6], ARGV[11])
+redis.call('ZADD', KEYS[7], ARGV[11], KEYS[6])
+return 1
+"#
+);
+
+// KEYS[1] invites, KEYS[2] expiring; ARGV[1] email, ARGV[2] link key prefix. Returns 1 if
+// an invitation was there.
+static ORG_INVITE_CANCEL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return 0 end
+local ok, inv = pcall(cjson.decode, old)
+if ok and type(inv) == 'table' and type(inv.token_hash) == 'string' then
+  local key = ARGV[2] .. inv.token_hash
+  redis.call('DEL', key)
+  redis.call('ZREM', KEYS[2], key)
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
+"#,
+    )
+});
+
+// KEYS[4] link key, KEYS[5] expiring, KEYS[6] invites, KEYS[7] members, KEYS[8] user,
+// KEYS[9] email index; ARGV[7] now, ARGV[8] token hash, ARGV[9] email, ARGV[10] user id,
+// ARGV[11] user JSON. Returns 1 joined, 0 gone, 2 email taken (invitation spent), 3 id in use.
+org_script!(
+    ORG_JOIN,
+    r#"
+local json = redis.call('HGET', KEYS[6], ARGV[9])
+if not json then return 0 end
+local ok, inv = pcall(cjson.decode, json)
+if not (ok and type(inv) == 'table' and inv.token_hash == ARGV[8]) then return 0 end
+if not (tonumber(inv.expires_at) and tonumber(inv.expires_at) > tonumber(ARGV[7])) then return 0 end
+if redis.call('EXISTS', KEYS[8]) == 1 then return 3 end
+redis.call('HDEL', KEYS[6], ARGV[9])
+redis.call('DEL', KEYS[4])
+redis.call('ZREM', KEYS[5], KEYS[4])
+if not email_free(KEYS[9]) then return 2 end
+take_email(KEYS[9])
+add_user(KEYS[8], KEYS[9], KEYS[7], ARGV[10], ARGV[11])
+return 1
+"#
+);
+
+// KEYS[4] members; ARGV[7] user id. Returns 1 if the account was deleted.
+org_script!(
+    ORG_REMOVE,
+    r#"
+if redis.call('SISMEMBER', KEYS[4], ARGV[7]) == 0 then return 0 end
+local u = user_record(ARGV[7])
+if u and type(u.org) == 'table' and u.org.role == 'org-super-admin' then return 0 end
+delete_user(ARGV[7])
+redis.call('SREM', KEYS[4], ARGV[7])
+return 1
+"#
+);
+
+fn encode<T: serde::Serialize>(what: &str, value: &T) -> StoreResult<String> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode {what}: {e}")))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> StoreResult<T> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("{what} record: {e}")))
+}
+
+/// What a link key holds: which invitation it opens.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LinkRef {
+    org: OrgId,
+    email: String,
+}
+
+/// The organisation a new account joins (as the scripts need its keys).
+fn org_of(user: &User) -> StoreResult<&OrgId> {
+    user.org.as_ref().map(|m| &m.org).ok_or_else(|| {
+        StoreError::Corrupt("an organisation account without an organisation".into())
+    })
+}
+
+impl RedisStore {
+    async fn set_org_field(&self, id: &OrgId, field: &str, json: String) -> StoreResult<bool> {
+        let mut inv = user_call(&ORG_SET_FIELD);
+        inv.key(Key::Org(id).name()).arg(field).arg(json);
+        Ok(self.call::<i64>(&inv).await? == 1)
+    }
+
+    async fn records_of_set(&self, set: Key<'_>, prefix: Prefix) -> StoreResult<Vec<String>> {
+        let mut inv = SET_RECORDS.prepare_invoke();
+        inv.key(set.name()).arg(prefix.as_str());
+        self.call(&inv).await
+    }
+}
+
+#[async_trait]
+impl OrgStore for RedisStore {
+    async fn org_register(
+        &self,
+        org: &Org,
+        founder: &User,
+        link: &TokenHash,
+        now: Millis,
+    ) -> StoreResult<Registered> {
+        let mut inv = user_call(&ORG_REGISTER);
+        inv.key(Key::Token(TokenKind::OrgRegistration, link).name())
+            .key(Key::Expiring.name())
+            .key(Key::Org(&org.id).name())
+            .key(Key::Orgs.name())
+            .key(Key::OrgMembers(&org.id).name())
+            .key(Key::User(&founder.id).name())
+            .key(Key::UserEmail(&founder.email).name())
+            .arg(now)
+            .arg(org.id.as_str())
+            .arg(encode("organisation", org)?)
+            .arg(founder.id.as_str())
+            .arg(encode("user", founder)?)
+            .arg(&founder.email);
+        match self.call::<i64>(&inv).await? {
+            1 => Ok(Registered::Created),
+            0 => Ok(Registered::LinkGone),
+            2 => Ok(Registered::EmailTaken),
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn org_get(&self, id: &OrgId) -> StoreResult<Option<Org>> {
+        let mut cmd = ::redis::cmd("GET");
+        cmd.arg(Key::Org(id).name());
+        let json: Option<String> = self.query(&cmd).await?;
+        json.as_deref()
+            .map(|j| decode("organisation", j))
+            .transpose()
+    }
+
+    async fn org_list(&self) -> StoreResult<Vec<Org>> {
+        let all = self.records_of_set(Key::Orgs, Prefix::Org).await?;
+        let mut orgs = all
+            .iter()
+            .map(|j| decode::<Org>("organisation", j))
+            .collect::<StoreResult<Vec<_>>>()?;
+        orgs.sort_by(|a, b| (&a.profile.company, &a.id).cmp(&(&b.profile.company, &b.id)));
+        Ok(orgs)
+    }
+
+    async fn org_members(&self, id: &OrgId) -> StoreResult<Vec<User>> {
+        let all = self
+            .records_of_set(Key::OrgMembers(id), Prefix::User)
+            .await?;
+        let mut users = all
+            .iter()
+            .map(|j| user_from_json(j))
+            .collect::<StoreResult<Vec<_>>>()?;
+        users.sort_by(|a, b| a.email.cmp(&b.email));
+        Ok(users)
+    }
+
+    async fn org_member_count(&self, id: &OrgId) -> StoreResult<u64> {
+        let mut cmd = ::redis::cmd("SCARD");
+        cmd.arg(Key::OrgMembers(id).name());
+        self.query(&cmd).await
+    }
+
+    async fn org_set_profile(&self, id: &OrgId, profile: &OrgProfile) -> StoreResult<bool> {
+        self.set_org_field(id, "profile", encode("profile", profile)?)
+            .await
+    }
+
+    async fn org_set_terms(&self, id: &OrgId, terms: &OrgTerms) -> StoreResult<bool> {
+        self.set_org_field(id, "terms", encode("terms", terms)?)
+            .await
+    }
+
+    async fn org_set_role(&self, id: &OrgId, user: &UserId, role: OrgRole) -> StoreResult<bool> {
+        if role == OrgRole::SuperAdmin {
+            return Ok(false);
+        }
+        let mut inv = user_call(&ORG_SET_ROLE);
+        inv.key(Key::OrgMembers(id).name())
+            .key(Key::User(user).name())
+            .arg(user.as_str())
+            .arg(role.as_str());
+        Ok(self.call::<i64>(&inv).await? == 1)
+    }
+
+    async fn org_transfer(&self, id: &OrgId, from: &UserId, to: &UserId) -> StoreResult<bool> {
+        let mut inv = user_call(&ORG_TRANSFER);
+        inv.key(Key::Org(id).name())
+            .key(Key::OrgMembers(id).name())
+            .key(Key::User(from).name())
+            .key(Key::User(to).name())
+            .arg(from.as_str())
+            .arg(to.as_str());
+        Ok(self.call::<i64>(&inv).await? == 1)
+    }
+
+    async fn org_invite(
+        &self,
+        invite: &OrgInvite,
+        seats: u32,
+        now: Millis,
+    ) -> StoreResult<Invited> {
+        let link = LinkRef {
+            org: invite.org.clone(),
+            email: invite.email.clone(),
+        };
+        let mut inv = user_call(&ORG_INVITE);
+        inv.key(Key::OrgMembers(&invite.org).name())
+            .key(Key::OrgInvites(&invite.org).name())
+            .key(Key::OrgInviteToken(&invite.token_hash).name())
+            .key(Key::Expiring.name())
+            .key(Key::UserEmail(&invite.email).name())
+            .arg(now)
+            .arg(&invite.email)
+            .arg(encode("invitation", invite)?)
+            .arg(seats)
+            .arg(invite.expires_at)
+            .arg(encode("invitation link", &link)?)
+            .arg(Prefix::OrgInviteToken.as_str());
+        match self.call::<i64>(&inv).await? {
+            1 => Ok(Invited::Invited),
+            2 => Ok(Invited::AlreadyMember),
+            _ => Ok(Invited::NoSeat),
+        }
+    }
+
+    async fn org_invites(&self, id: &OrgId, now: Millis) -> StoreResult<Vec<OrgInvite>> {
+        let mut cmd = ::redis::cmd("HVALS");
+        cmd.arg(Key::OrgInvites(id).name());
+        let all: Vec<String> = self.query(&cmd).await?;
+        let mut invites = all
+            .iter()
+            .map(|j| decode::<OrgInvite>("invitation", j))
+            .filter(|i| i.as_ref().map_or(true, |i| now < i.expires_at))
+            .collect::<StoreResult<Vec<_>>>()?;
+        invites.sort_by(|a, b| (a.created_at, &a.email).cmp(&(b.created_at, &b.email)));
+        Ok(invites)
+    }
+
+    async fn org_invite_cancel(&self, id: &OrgId, email: &str) -> StoreResult<bool> {
+        let mut inv = ORG_INVITE_CANCEL.prepare_invoke();
+        inv.key(Key::OrgInvites(id).name())
+            .key(Key::Expiring.name())
+            .arg(email)
+            .arg(Prefix::OrgInviteToken.as_str());
+        Ok(self.call::<i64>(&inv).await? == 1)
+    }
+
+    async fn org_invite_by_token(
+        &self,
+        token: &TokenHash,
+        now: Millis,
+    ) -> StoreResult<Option<OrgInvite>> {
+        let mut cmd = ::redis::cmd("GET");
+        cmd.arg(Key::OrgInviteToken(token).name());
+        let Some(link) = self.query::<Option<String>>(&cmd).await? else {
+            return Ok(None);
+        };
+        let link: LinkRef = decode("invitation link", &link)?;
+        let mut cmd = ::redis::cmd("HGET");
+        cmd.arg(Key::OrgInvites(&link.org).name()).arg(&link.email);
+        let Some(json) = self.query::<Option<String>>(&cmd).await? else {
+            return Ok(None);
+        };
+        let invite: OrgInvite = decode("invitation", &json)?;
+        Ok((invite.token_hash == *token && now < invite.expires_at).then_some(invite))
+    }
+
+    async fn org_join(&self, token: &TokenHash, user: &User, now: Millis) -> StoreResult<Joined> {
+        let org = org_of(user)?;
+        let mut inv = user_call(&ORG_JOIN);
+        inv.key(Key::OrgInviteToken(token).name())
+            .key(Key::Expiring.name())
+            .key(Key::OrgInvites(org).name())
+            .key(Key::OrgMembers(org).name())
+            .key(Key::User(&user.id).name())
+            .key(Key::UserEmail(&user.email).name())
+            .arg(now)
+            .arg(token.as_str())
+            .arg(&user.email)
+            .arg(user.id.as_str())
+            .arg(encode("user", user)?);
+        match self.call::<i64>(&inv).await? {
+            1 => Ok(Joined::Joined),
+            0 => Ok(Joined::Gone),
+            2 => Ok(Joined::EmailTaken),
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn org_remove(&self, id: &OrgId, user: &UserId) -> StoreResult<bool> {
+        let mut inv = user_call(&ORG_REMOVE);
+        inv.key(Key::OrgMembers(id).name()).arg(user.as_str());
+        Ok(self.call::<i64>(&inv).await? == 1)
+    }
+}
