@@ -1,10 +1,14 @@
 //! Untrusted input becomes a typed value here, once, at the edge of the gateway: the request
-//! path ([`path::CanonicalPath`]), the Host authority ([`host::Authority`]) and email
-//! addresses. Everything downstream works on these types and never re-parses the strings.
+//! path ([`path::CanonicalPath`]), the Host authority ([`host::Authority`]), email
+//! addresses ([`email::Email`]), organisation identifications ([`company_id::CompanyId`]:
+//! SIRET, VAT, other) and phone numbers ([`phone::Phone`], E.164). Everything downstream
+//! works on these types and never re-parses the strings.
 //!
 //! Each parser refuses what two common readers could understand differently rather than
 //! guessing, and each has property tests attacking it.
 
+pub mod company_id;
 pub mod email;
 pub mod host;
 pub mod path;
+pub mod phone;
