@@ -1,8 +1,10 @@
 //! Which paths need what: the `[access]` rules, compiled once.
 //!
-//! Rules are checked most restrictive first (admin, then member, then public) and the first
-//! match wins, so an overlap between lists can never expose a protected path; a path no rule
-//! names needs a member session (deny by default).
+//! Rules are checked most restrictive first (admin, then the organisation roles from
+//! super-admin down, then member, then public) and the first match wins, so an overlap
+//! between lists can never expose a protected path; a path no rule names needs a member
+//! session (deny by default). Site admin counts as the strictest: a path both an `admin`
+//! and an `org_admin` rule name is for site admins only.
 //!
 //! Matching happens on the [`CanonicalPath`] (percent-decoded; paths an upstream could read
 //! differently from us were already refused by the canonicaliser).
@@ -16,7 +18,26 @@ use crate::edge::path::CanonicalPath;
 pub enum Access {
     Public,
     Member,
+    /// A member of any organisation.
+    OrgMember,
+    /// An organisation's admin or super-admin.
+    OrgAdmin,
+    OrgSuperAdmin,
     Admin,
+}
+
+impl Access {
+    /// Whether a member with these roles may pass.
+    pub fn admits(self, admin: bool, org: Option<crate::store::OrgRole>) -> bool {
+        use crate::store::OrgRole;
+        match self {
+            Access::Public | Access::Member => true,
+            Access::OrgMember => org.is_some(),
+            Access::OrgAdmin => matches!(org, Some(OrgRole::Admin | OrgRole::SuperAdmin)),
+            Access::OrgSuperAdmin => org == Some(OrgRole::SuperAdmin),
+            Access::Admin => admin,
+        }
+    }
 }
 
 /// One compiled set per list: a single automaton pass per list on the hot path instead
@@ -27,18 +48,35 @@ pub struct AccessRules {
 }
 
 impl AccessRules {
-    /// Compiles the three lists. On error returns (list name, reason).
+    /// Compiles every list of `[access]`. On error returns (list name, reason).
+    pub fn from_section(a: &crate::config::AccessSection) -> Result<Self, (&'static str, String)> {
+        Self::build(&[
+            ("admin", &a.admin, Access::Admin),
+            ("org_super_admin", &a.org_super_admin, Access::OrgSuperAdmin),
+            ("org_admin", &a.org_admin, Access::OrgAdmin),
+            ("org_member", &a.org_member, Access::OrgMember),
+            ("member", &a.member, Access::Member),
+            ("public", &a.public, Access::Public),
+        ])
+    }
+
+    /// Compiles the public, member and admin lists alone.
     pub fn new(
         public: &[String],
         member: &[String],
         admin: &[String],
     ) -> Result<Self, (&'static str, String)> {
-        let mut rules = Vec::with_capacity(3);
-        for (name, list, access) in [
+        Self::build(&[
             ("admin", admin, Access::Admin),
             ("member", member, Access::Member),
             ("public", public, Access::Public),
-        ] {
+        ])
+    }
+
+    /// `lists` most restrictive first.
+    fn build(lists: &[(&'static str, &[String], Access)]) -> Result<Self, (&'static str, String)> {
+        let mut rules = Vec::with_capacity(lists.len());
+        for &(name, list, access) in lists {
             let mut set = GlobSetBuilder::new();
             for pattern in list {
                 if !pattern.starts_with('/') {

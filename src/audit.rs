@@ -24,7 +24,7 @@ use tracing_subscriber::Layer;
 
 use crate::clock::rfc3339;
 use crate::config::OnOverflow;
-use crate::store::{overflow_str, Millis, SessionId, UserId};
+use crate::store::{overflow_str, Millis, OrgId, SessionId, UserId};
 
 /// The target every audit event uses.
 pub const TARGET: &str = "audit";
@@ -37,6 +37,8 @@ pub enum Actor<'a> {
     Visitor(IpAddr),
     /// An administrator on the admin pages.
     Admin { user: &'a UserId, ip: IpAddr },
+    /// An organisation's admin or super-admin on the organisation page.
+    OrgAdmin { user: &'a UserId, ip: IpAddr },
     /// The command line, on the gateway's host.
     Cli,
     /// Vigile itself (a lockout, the mail sender); `Some` when a client address caused it.
@@ -48,6 +50,7 @@ impl Actor<'_> {
         match self {
             Actor::Visitor(_) => "visitor",
             Actor::Admin { .. } => "admin",
+            Actor::OrgAdmin { .. } => "org_admin",
             Actor::Cli => "cli",
             Actor::System(_) => "system",
         }
@@ -55,7 +58,10 @@ impl Actor<'_> {
 
     fn ip(&self) -> Option<IpAddr> {
         match *self {
-            Actor::Visitor(ip) | Actor::Admin { ip, .. } | Actor::System(Some(ip)) => Some(ip),
+            Actor::Visitor(ip)
+            | Actor::Admin { ip, .. }
+            | Actor::OrgAdmin { ip, .. }
+            | Actor::System(Some(ip)) => Some(ip),
             Actor::Cli | Actor::System(None) => None,
         }
     }
@@ -163,6 +169,49 @@ pub enum Event<'a> {
     IpUnblock {
         address: IpAddr,
     },
+    /// A company registered: the organisation and its super-admin were created.
+    OrgRegistered {
+        org: &'a OrgId,
+        user: &'a UserId,
+        email: &'a str,
+    },
+    OrgInvited {
+        org: &'a OrgId,
+        email: &'a str,
+    },
+    OrgInviteCancelled {
+        org: &'a OrgId,
+        email: &'a str,
+    },
+    /// An invited address set its password: the account exists, in the organisation.
+    OrgJoined {
+        org: &'a OrgId,
+        user: &'a UserId,
+        email: &'a str,
+    },
+    OrgRoleChanged {
+        org: &'a OrgId,
+        user: &'a UserId,
+        role: &'static str,
+    },
+    /// The super-admin role went to `user`.
+    OrgTransferred {
+        org: &'a OrgId,
+        user: &'a UserId,
+    },
+    /// A member was removed: their account and sessions were deleted.
+    OrgMemberRemoved {
+        org: &'a OrgId,
+        user: &'a UserId,
+        email: &'a str,
+    },
+    OrgProfileUpdated {
+        org: &'a OrgId,
+    },
+    /// A site admin set the organisation's seats, plan or device cap.
+    OrgTermsChanged {
+        org: &'a OrgId,
+    },
     /// The mail server refused a mail for good (it is listed on the admin page).
     MailFailed {
         mail: &'a str,
@@ -191,6 +240,8 @@ struct Fields<'a> {
     to: Option<&'a str>,
     attempts: Option<u32>,
     error: Option<&'a str>,
+    org: Option<&'a str>,
+    role: Option<&'static str>,
 }
 
 /// A cap or a setting as logged: the number, or `default` when it follows the next level.
@@ -231,6 +282,15 @@ impl<'a> Event<'a> {
             Event::SettingsChanged { .. } => "settings_changed",
             Event::IpUnblock { .. } => "ip_unblock",
             Event::MailFailed { .. } => "mail_failed",
+            Event::OrgRegistered { .. } => "org_registered",
+            Event::OrgInvited { .. } => "org_invited",
+            Event::OrgInviteCancelled { .. } => "org_invite_cancelled",
+            Event::OrgJoined { .. } => "org_joined",
+            Event::OrgRoleChanged { .. } => "org_role_changed",
+            Event::OrgTransferred { .. } => "org_transferred",
+            Event::OrgMemberRemoved { .. } => "org_member_removed",
+            Event::OrgProfileUpdated { .. } => "org_profile_updated",
+            Event::OrgTermsChanged { .. } => "org_settings_changed",
         }
     }
 
@@ -264,6 +324,19 @@ impl<'a> Event<'a> {
             Event::IpUnblock { .. } => "admin lifted an IP block",
             Event::MailFailed { .. } => {
                 "the mail server refused a mail for good; it is listed on the admin page"
+            }
+            Event::OrgRegistered { .. } => "organisation registered with its super-admin",
+            Event::OrgInvited { .. } => "address invited to join an organisation",
+            Event::OrgInviteCancelled { .. } => "organisation invitation withdrawn",
+            Event::OrgJoined { .. } => "invited member joined the organisation",
+            Event::OrgRoleChanged { .. } => "organisation role changed",
+            Event::OrgTransferred { .. } => "organisation super-admin handed over",
+            Event::OrgMemberRemoved { .. } => {
+                "member removed from the organisation; account deleted"
+            }
+            Event::OrgProfileUpdated { .. } => "organisation profile updated",
+            Event::OrgTermsChanged { .. } => {
+                "site admin changed an organisation's seats, plan or device cap"
             }
         }
     }
@@ -366,6 +439,34 @@ impl<'a> Event<'a> {
                 address: Some(address.to_string()),
                 ..f
             },
+            Event::OrgRegistered { org, user, email }
+            | Event::OrgJoined { org, user, email }
+            | Event::OrgMemberRemoved { org, user, email } => Fields {
+                org: Some(org.as_str()),
+                user: Some(user.as_str()),
+                email: Some(email),
+                ..f
+            },
+            Event::OrgInvited { org, email } | Event::OrgInviteCancelled { org, email } => Fields {
+                org: Some(org.as_str()),
+                email: Some(email),
+                ..f
+            },
+            Event::OrgRoleChanged { org, user, role } => Fields {
+                org: Some(org.as_str()),
+                user: Some(user.as_str()),
+                role: Some(role),
+                ..f
+            },
+            Event::OrgTransferred { org, user } => Fields {
+                org: Some(org.as_str()),
+                user: Some(user.as_str()),
+                ..f
+            },
+            Event::OrgProfileUpdated { org } | Event::OrgTermsChanged { org } => Fields {
+                org: Some(org.as_str()),
+                ..f
+            },
             Event::MailFailed {
                 mail,
                 kind,
@@ -389,7 +490,7 @@ impl<'a> Event<'a> {
     pub fn emit(&self, by: &Actor<'_>, at: Millis) {
         let f = self.fields();
         let admin = match by {
-            Actor::Admin { user, .. } => Some(user.as_str()),
+            Actor::Admin { user, .. } | Actor::OrgAdmin { user, .. } => Some(user.as_str()),
             _ => None,
         };
         let ip = by.ip().map(|ip| ip.to_string());
@@ -419,6 +520,8 @@ impl<'a> Event<'a> {
                     to = f.to,
                     attempts = f.attempts,
                     error = f.error,
+                    org = f.org,
+                    role = f.role,
                     "{}",
                     self.summary()
                 )
@@ -513,6 +616,11 @@ mod tests {
             user: admin,
             ip: IP,
         };
+        let org_admin = Actor::OrgAdmin {
+            user: admin,
+            ip: IP,
+        };
+        let org = org_id();
         vec![
             (Event::Signup { user, email }, Actor::Visitor(IP)),
             (Event::SignupExisting { email }, Actor::Visitor(IP)),
@@ -583,6 +691,25 @@ mod tests {
                 },
                 Actor::System(None),
             ),
+            (
+                Event::OrgRegistered { org, user, email },
+                Actor::Visitor(IP),
+            ),
+            (Event::OrgInvited { org, email }, org_admin),
+            (Event::OrgInviteCancelled { org, email }, org_admin),
+            (Event::OrgJoined { org, user, email }, Actor::Visitor(IP)),
+            (
+                Event::OrgRoleChanged {
+                    org,
+                    user,
+                    role: "org-admin",
+                },
+                org_admin,
+            ),
+            (Event::OrgTransferred { org, user }, org_admin),
+            (Event::OrgMemberRemoved { org, user, email }, org_admin),
+            (Event::OrgProfileUpdated { org }, org_admin),
+            (Event::OrgTermsChanged { org }, Actor::Cli),
         ]
     }
 
@@ -613,9 +740,24 @@ mod tests {
             Event::SettingsChanged { .. } => 21,
             Event::IpUnblock { .. } => 22,
             Event::MailFailed { .. } => 23,
+            Event::OrgRegistered { .. } => 24,
+            Event::OrgInvited { .. } => 25,
+            Event::OrgInviteCancelled { .. } => 26,
+            Event::OrgJoined { .. } => 27,
+            Event::OrgRoleChanged { .. } => 28,
+            Event::OrgTransferred { .. } => 29,
+            Event::OrgMemberRemoved { .. } => 30,
+            Event::OrgProfileUpdated { .. } => 31,
+            Event::OrgTermsChanged { .. } => 32,
         }
     }
-    const VARIANTS: usize = 24;
+    const VARIANTS: usize = 33;
+
+    fn org_id() -> &'static OrgId {
+        static ORG: std::sync::LazyLock<OrgId> =
+            std::sync::LazyLock::new(|| OrgId::from_string("o-acme"));
+        &ORG
+    }
 
     #[test]
     fn every_event_says_what_who_when_where_and_no_secret() {
@@ -650,11 +792,15 @@ mod tests {
             // Who did it, and whom it concerns (the site's settings concern everyone).
             let by = line["by"].as_str().unwrap();
             assert!(
-                ["visitor", "admin", "cli", "system"].contains(&by),
+                ["visitor", "admin", "org_admin", "cli", "system"].contains(&by),
                 "{line:?}"
             );
-            assert_eq!(by == "admin", line.contains_key("admin"), "{line:?}");
-            let subject = ["user", "email", "address"]
+            assert_eq!(
+                by == "admin" || by == "org_admin",
+                line.contains_key("admin"),
+                "{line:?}"
+            );
+            let subject = ["user", "email", "address", "org"]
                 .iter()
                 .any(|k| line.contains_key(*k));
             assert!(

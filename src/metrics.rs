@@ -30,6 +30,8 @@ pub struct Metrics {
     pub mail: IntCounterVec,
     /// result
     pub sms: IntCounterVec,
+    /// step: email (link mailed), company (step 2 accepted), created
+    pub org_registrations: IntCounterVec,
     pub store_duration: HistogramVec,
     pub store_errors: IntCounter,
     pub password_hash: Histogram,
@@ -89,6 +91,11 @@ impl Metrics {
             "vigile_device_overflows_total",
             "Logins past the device cap, by how they ended.",
             &["resolution"],
+        )?;
+        let org_registrations = counter_vec(
+            "vigile_org_registrations_total",
+            "Company registrations, by the step they passed.",
+            &["step"],
         )?;
         let account_lockouts = counter(
             "vigile_account_lockouts_total",
@@ -185,6 +192,9 @@ impl Metrics {
         for r in ["sent", "retry"] {
             sms.with_label_values(&[r]);
         }
+        for step in ["email", "company", "created"] {
+            org_registrations.with_label_values(&[step]);
+        }
         requests.with_label_values(&["unavailable"]);
 
         Ok(Self {
@@ -194,6 +204,7 @@ impl Metrics {
             logins,
             sessions_active,
             device_overflows,
+            org_registrations,
             account_lockouts,
             ip_blocks,
             mail,

@@ -71,6 +71,21 @@ routes! {
     AdminMember = "/admin/member";
     AdminMemberCap = "/admin/member/cap";
     AdminMemberRevoke = "/admin/member/revoke";
+    /// One organisation (`?id=`), its seats, plan and device cap.
+    AdminOrg = "/admin/org";
+    /// Company registration, three steps (the step-1 link carries `?token=`).
+    Register = "/register", guarded;
+    /// The member's organisation: profile, members, invitations.
+    Org = "/org";
+    OrgBilling = "/org/billing";
+    OrgProfile = "/org/profile";
+    OrgInvite = "/org/invite";
+    OrgInviteCancel = "/org/invite/cancel";
+    OrgRemove = "/org/remove";
+    OrgRole = "/org/role";
+    OrgTransfer = "/org/transfer";
+    /// An invitation's link (`?token=`): set a password and join.
+    OrgJoin = "/org/join", guarded;
     /// The current identity as JSON, for single-page apps.
     ApiMe = "/api/me";
     /// Mails the gateway sent (demo and `dev_mode` only).

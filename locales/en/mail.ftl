@@ -48,3 +48,15 @@ mail-overflow-count = The limit is { $max } devices and { $active } were already
 mail-overflow-next = The member was sent a code and must choose which device to sign out. Frequent notices for one member can mean a shared account.
 mail-overflow-action = Open the administration page
 mail-overflow-footer = You get this notice at most once a day per member.
+
+mail-org-link-subject = Continue registering your company
+mail-org-link-intro = You started registering a company on { $site } with the address { $email }. To go on, follow the link below: you will enter the company's details, then choose your password.
+mail-org-link-validity = The link can be used to finish the registration once and is valid for { $hours } hours.
+mail-org-link-action = Continue the registration
+mail-org-taken-subject = Someone tried to register a company with your address
+mail-org-taken-intro = Someone tried to register a company on { $site } with your address { $email }, which already has an account.
+mail-org-invite-subject = You are invited to join { $company }
+mail-org-invite-intro = { $company } invites you to its space on { $site } with the address { $email }. Follow the link to choose your password.
+mail-org-invite-action = Join { $company }
+mail-org-invite-taken-intro = { $company } tried to invite your address { $email } to its space on { $site }, but this address already has an account.
+mail-org-invite-taken-nothing = Your account was not changed. To join { $company }, ask its administrator or the site's support.

@@ -48,3 +48,15 @@ mail-overflow-count = La limite est de { $max } appareils et { $active } étaien
 mail-overflow-next = Le membre a reçu un code et doit choisir quel appareil déconnecter. Des avis fréquents pour un même membre peuvent signaler un compte partagé.
 mail-overflow-action = Ouvrir la page d'administration
 mail-overflow-footer = Vous recevez cet avis au plus une fois par jour et par membre.
+
+mail-org-link-subject = Poursuivez l'inscription de votre entreprise
+mail-org-link-intro = Vous avez commencé l'inscription d'une entreprise sur { $site } avec l'adresse { $email }. Pour continuer, suivez le lien ci-dessous : vous saisirez les informations de l'entreprise, puis choisirez votre mot de passe.
+mail-org-link-validity = Le lien permet de terminer l'inscription une seule fois et reste valable { $hours } heures.
+mail-org-link-action = Poursuivre l'inscription
+mail-org-taken-subject = Quelqu'un a voulu inscrire une entreprise avec votre adresse
+mail-org-taken-intro = Quelqu'un a voulu inscrire une entreprise sur { $site } avec votre adresse { $email }, qui a déjà un compte.
+mail-org-invite-subject = Vous êtes invité à rejoindre { $company }
+mail-org-invite-intro = { $company } vous invite dans son espace sur { $site } avec l'adresse { $email }. Suivez le lien pour choisir votre mot de passe.
+mail-org-invite-action = Rejoindre { $company }
+mail-org-invite-taken-intro = { $company } a voulu inviter votre adresse { $email } dans son espace sur { $site }, mais cette adresse a déjà un compte.
+mail-org-invite-taken-nothing = Votre compte n'a pas été modifié. Pour rejoindre { $company }, adressez-vous à son administrateur ou au support du site.

@@ -179,3 +179,19 @@ pub async fn ip_unblock(
     Event::IpUnblock { address: addr }.emit(&by.actor(), now);
     Ok(was)
 }
+
+/// Sets an organisation's seats, plan and device cap (`None`: the site's default).
+/// Returns false when there is no such organisation.
+pub async fn set_org_terms(
+    store: &DynStore,
+    by: Admin<'_>,
+    org: &crate::store::OrgId,
+    terms: &crate::store::OrgTerms,
+    now: Millis,
+) -> StoreResult<bool> {
+    if !store.org_set_terms(org, terms).await? {
+        return Ok(false);
+    }
+    Event::OrgTermsChanged { org }.emit(&by.actor(), now);
+    Ok(true)
+}

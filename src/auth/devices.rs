@@ -17,8 +17,8 @@ use crate::crypto::fill_random;
 use crate::i18n::Lang;
 use crate::mail::Overflow;
 use crate::store::{
-    Cap, Challenge, CodeCheck, CounterScope, DeviceId, Millis, Opened, SessionId, SessionRecord,
-    Settings, SignedOut, StoreResult, TokenHash, User, UserId,
+    Cap, Challenge, CodeCheck, CounterScope, DeviceId, Millis, Opened, OrgId, SessionId,
+    SessionRecord, Settings, SignedOut, StoreResult, TokenHash, User, UserId,
 };
 
 /// A mailed code is valid this long.
@@ -58,17 +58,30 @@ pub fn site_policy(settings: &Settings, file: &SessionsSection) -> Policy {
     }
 }
 
-/// The member's own cap, else the site's policy.
-pub async fn policy_for(deps: &Deps, user: &UserId) -> StoreResult<Policy> {
+/// The member's own cap, else their organisation's, else the site's policy.
+pub async fn policy_for(deps: &Deps, user: &UserId, org: Option<&OrgId>) -> StoreResult<Policy> {
     let site = site_policy(
         &deps.store.settings_get().await?,
         &deps.config.file.sessions,
     );
-    let own = deps.store.member_cap(user).await?;
-    Ok(Policy {
-        max: own.unwrap_or(site.max),
-        ..site
-    })
+    let max = match deps.store.member_cap(user).await? {
+        Some(own) => own,
+        None => match org {
+            Some(org) => deps
+                .store
+                .org_get(org)
+                .await?
+                .and_then(|o| o.terms.max_devices),
+            None => None,
+        }
+        .unwrap_or(site.max),
+    };
+    Ok(Policy { max, ..site })
+}
+
+/// The organisation an account belongs to, for [`policy_for`].
+pub fn org_of(user: &User) -> Option<&OrgId> {
+    user.org.as_ref().map(|m| &m.org)
 }
 
 /// "Chrome on Windows", in `lang`; generic words when the user agent says too little.
@@ -106,7 +119,7 @@ pub async fn open(
     browser: NewSession<'_>,
     victims: &[SessionId],
 ) -> Result<Open, FlowError> {
-    let policy = policy_for(deps, &user.id).await?;
+    let policy = policy_for(deps, &user.id, org_of(user)).await?;
     let replaces = replaced_session(&deps.auth, browser.previous_token, browser.now).await?;
     // Read first so this instance's cache can forget the sessions the cap ends (the store
     // answers with ids; the cache is keyed by token hash).
@@ -378,7 +391,7 @@ pub async fn resend(deps: &Deps, browser: &NewSession<'_>) -> Result<Resent, Flo
     if !renewed {
         return Ok(Resent::Missing);
     }
-    let policy = policy_for(deps, &user.id).await?;
+    let policy = policy_for(deps, &user.id, org_of(&user)).await?;
     let active = store.sessions_of(&user.id, browser.now).await?.len() as u64;
     mail_code(deps, &user, browser, &code, active, policy.max).await?;
     Ok(Resent::Sent)

@@ -10,6 +10,7 @@ mod hash_pool;
 pub mod limits;
 pub mod lockout;
 mod login;
+pub mod orgs;
 pub mod password;
 pub mod policy;
 pub mod reset;

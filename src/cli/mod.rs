@@ -3,6 +3,7 @@
 //! seen by every instance within the session cache's lifetime (under one second).
 
 mod ip;
+mod orgs;
 mod settings;
 mod users;
 
@@ -69,6 +70,13 @@ pub enum Command {
         config: ConfigArg,
         #[command(subcommand)]
         action: settings::SettingsCommand,
+    },
+    /// Organisations: list, show, set seats, plan and device cap.
+    Org {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: orgs::OrgCommand,
     },
     /// Manage client addresses blocked after repeated failures.
     Ip {
@@ -157,6 +165,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             init_logging(Some(&cfg.file.log))?;
             let vigile = crate::build(cfg)?;
             settings::run(&vigile, action)
+        }
+        Command::Org { config, action } => {
+            let cfg = load(&config)?;
+            init_logging(Some(&cfg.file.log))?;
+            let vigile = crate::build(cfg)?;
+            orgs::run(&vigile, action)
         }
         Command::Ip { config, action } => {
             let cfg = load(&config)?;

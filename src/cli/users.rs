@@ -182,7 +182,7 @@ async fn show(v: &Vigile, email: &str, now: Millis) -> CmdResult {
     };
     let hint = "`vigile user unlock` lifts it";
     println!("lock:     {lock} ({failures} failed attempt(s) in a row; {hint})");
-    let policy = devices::policy_for(&v.app, &u.id).await?;
+    let policy = devices::policy_for(&v.app, &u.id, devices::org_of(&u)).await?;
     let own = store.member_cap(&u.id).await?;
     let cap = match policy.max {
         0 => "unlimited".to_string(),

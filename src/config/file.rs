@@ -34,6 +34,10 @@ pub struct FileConfig {
     #[serde(default)]
     pub sms: SmsSection,
     #[serde(default)]
+    pub orgs: OrgsSection,
+    #[serde(default)]
+    pub site: SiteSection,
+    #[serde(default)]
     pub i18n: I18nSection,
     #[serde(default)]
     pub metrics: MetricsSection,
@@ -141,6 +145,12 @@ pub struct AccessSection {
     pub member: Vec<String>,
     /// Paths that need the admin role. Everything else needs a member session.
     pub admin: Vec<String>,
+    /// Paths for members of an organisation (any role).
+    pub org_member: Vec<String>,
+    /// Paths for organisation admins (and super-admins).
+    pub org_admin: Vec<String>,
+    /// Paths for organisation super-admins only.
+    pub org_super_admin: Vec<String>,
 }
 
 impl Default for AccessSection {
@@ -154,6 +164,9 @@ impl Default for AccessSection {
             ],
             member: vec![],
             admin: vec!["/admin/**".into()],
+            org_member: vec![],
+            org_admin: vec![],
+            org_super_admin: vec![],
         }
     }
 }
@@ -249,6 +262,52 @@ impl Default for SignupSection {
             invite_ttl: Duration::from_secs(30 * 86_400),
             max_per_ip: 10,
             ip_window: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrgRegistration {
+    Open,
+    Closed,
+}
+
+/// Companies registering themselves (`/_vigile/register`) and their seats.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrgsSection {
+    pub registration: OrgRegistration,
+    /// How long the link mailed at step 1 stays usable (steps 2 and 3 need it).
+    #[serde(with = "humantime_serde")]
+    pub step_link_ttl: Duration,
+    /// Members plus pending invitations an organisation may hold, unless a site admin
+    /// sets its own.
+    pub default_seats: u32,
+}
+
+impl Default for OrgsSection {
+    fn default() -> Self {
+        Self {
+            registration: OrgRegistration::Open,
+            step_link_ttl: Duration::from_secs(48 * 3600),
+            default_seats: 25,
+        }
+    }
+}
+
+/// About the site itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteSection {
+    /// Region (ISO 3166 code) in which phone numbers typed without `+country` are read.
+    pub phone_region: String,
+}
+
+impl Default for SiteSection {
+    fn default() -> Self {
+        Self {
+            phone_region: "FR".into(),
         }
     }
 }

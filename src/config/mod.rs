@@ -32,6 +32,8 @@ pub struct Config {
     /// `server.hosts`, validated; empty allows any valid Host.
     pub allowed_hosts: Vec<crate::edge::host::Authority>,
     pub default_lang: Lang,
+    /// `site.phone_region`: where phone numbers typed without `+country` are read.
+    pub phone_region: crate::edge::phone::Region,
 }
 
 /// Where requests go, pre-computed for Pingora's `HttpPeer`.
@@ -188,10 +190,17 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
         .collect::<Result<Vec<_>, _>>()?;
     let upstream = parse_upstream(&file.upstream.url).map_err(|r| err("upstream.url", r))?;
     let store_url = StoreUrl::parse(file.store.url.expose()).map_err(|r| err("store.url", r))?;
-    let access = AccessRules::new(&file.access.public, &file.access.member, &file.access.admin)
-        .map_err(|(k, r)| err(&format!("access.{k}"), r))?;
+    let access =
+        AccessRules::from_section(&file.access).map_err(|(k, r)| err(&format!("access.{k}"), r))?;
     let default_lang = Lang::parse(&file.i18n.default)
         .ok_or_else(|| err("i18n.default", "expected \"fr\" or \"en\"".into()))?;
+    let phone_region =
+        crate::edge::phone::Region::parse(&file.site.phone_region).ok_or_else(|| {
+            err(
+                "site.phone_region",
+                "expected a region code such as \"FR\", \"BE\" or \"GB\"".into(),
+            )
+        })?;
 
     let secure_cookies = public_url.scheme() == "https" || file.server.tls_cert.is_some();
     Ok(Config {
@@ -205,6 +214,7 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
         trusted_proxies,
         allowed_hosts,
         default_lang,
+        phone_region,
     })
 }
 

@@ -9,6 +9,7 @@
 mod dev;
 mod devices;
 mod letter;
+mod orgs;
 mod sender;
 mod transport;
 

@@ -71,6 +71,7 @@ pub struct FailedRow {
 pub struct AdminPage {
     pub c: Chrome,
     pub members: Vec<MemberRow>,
+    pub orgs: Vec<super::org_pages::OrgRow>,
     /// Mails refused for good, most recent first.
     pub failed: Vec<FailedRow>,
     /// The address just unlocked, for the notice.

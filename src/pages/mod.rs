@@ -6,8 +6,10 @@
 pub mod cookies;
 mod csrf;
 pub mod error;
+pub mod fields;
 pub mod forms;
 mod handlers;
+pub mod org_pages;
 pub mod rd;
 pub mod render;
 

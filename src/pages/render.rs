@@ -43,6 +43,8 @@ pub struct LoginPage {
     /// The activation-resend page for this address (offered when not activated yet).
     pub resend_url: String,
     pub signup_open: bool,
+    /// Companies may register themselves (`orgs.registration`).
+    pub register_open: bool,
 }
 
 #[derive(Template)]

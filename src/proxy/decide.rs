@@ -266,7 +266,7 @@ fn apply_rules(
             Decision::Respond(render::unavailable(facts.lang), Outcome::Unavailable)
         }
         (_, Visitor::Anonymous) => login_needed(app, req, facts, signed_out),
-        (Access::Admin, Visitor::Member(id)) if !id.admin => {
+        (access, Visitor::Member(id)) if !access.admits(id.admin, id.org_role()) => {
             Decision::Respond(render::forbidden(facts.lang), Outcome::Forbidden)
         }
         (_, member) => Decision::Forward(member),

@@ -64,7 +64,11 @@ fn rank(a: Access) -> u8 {
     match a {
         Access::Public => 0,
         Access::Member => 1,
-        Access::Admin => 2,
+        // The model has no organisation rules; their ranks keep `Access`'s order.
+        Access::OrgMember => 2,
+        Access::OrgAdmin => 3,
+        Access::OrgSuperAdmin => 4,
+        Access::Admin => 5,
     }
 }
 

@@ -10,7 +10,9 @@ use crate::routes::Route;
 
 pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
     let id = ctx.member()?;
-    let policy = crate::auth::devices::policy_for(ctx.app, &id.user_id).await?;
+    let policy =
+        crate::auth::devices::policy_for(ctx.app, &id.user_id, id.org.as_ref().map(|m| &m.org))
+            .await?;
     let sessions = ctx.app.store.sessions_of(&id.user_id, ctx.now).await?;
     let t = ctx.lang().tr();
     let devices_intro = if policy.max == 0 {

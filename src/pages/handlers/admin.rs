@@ -54,9 +54,11 @@ async fn page(
             email: u.email,
         });
     }
+    let orgs = super::admin_org::rows(ctx).await?;
     let page = AdminPage {
         c: ctx.chrome(Route::Admin.path()),
         members,
+        orgs,
         failed,
         unlocked: ctx.req.query_param("unlocked"),
         max_per_member: site.max,

@@ -152,7 +152,7 @@ async fn choose_page(ctx: &Ctx<'_, '_>, status: StatusCode, error: Option<String
         let Some((_, user)) = devices::verified(ctx.app, &ctx.device, now).await? else {
             return Ok::<_, FlowError>(None);
         };
-        let policy = devices::policy_for(ctx.app, &user.id).await?;
+        let policy = devices::policy_for(ctx.app, &user.id, devices::org_of(&user)).await?;
         let sessions = ctx.app.store.sessions_of(&user.id, now).await?;
         Ok(Some((policy, sessions)))
     };

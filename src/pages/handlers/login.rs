@@ -57,6 +57,8 @@ fn form(
         notice,
         resend_url,
         signup_open: ctx.app.config.file.signup.mode != crate::config::SignupMode::Closed,
+        register_open: ctx.app.config.file.orgs.registration
+            == crate::config::OrgRegistration::Open,
     };
     render::page(status, &page)
 }

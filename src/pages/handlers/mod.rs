@@ -4,11 +4,14 @@
 mod account;
 mod admin;
 mod admin_member;
+mod admin_org;
 mod devices;
 mod link_form;
 mod login;
 mod misc;
+mod org;
 mod password;
+mod register;
 mod signup;
 
 use http::{Method, StatusCode};
@@ -207,6 +210,20 @@ async fn page(ctx: &Ctx<'_, '_>) -> PageResult {
         (Route::AdminMember, true, _) => admin_member::get(ctx).await,
         (Route::AdminMemberCap, _, true) => admin_member::cap(ctx).await,
         (Route::AdminMemberRevoke, _, true) => admin_member::revoke(ctx).await,
+        (Route::AdminOrg, true, _) => admin_org::get(ctx).await,
+        (Route::AdminOrg, _, true) => admin_org::post(ctx).await,
+        (Route::Register, true, _) => register::get(ctx).await,
+        (Route::Register, _, true) => register::post(ctx).await,
+        (Route::Org, true, _) => org::get(ctx).await,
+        (Route::OrgBilling, true, _) => org::billing(ctx).await,
+        (Route::OrgProfile, _, true) => org::profile(ctx).await,
+        (Route::OrgInvite, _, true) => org::invite(ctx).await,
+        (Route::OrgInviteCancel, _, true) => org::cancel_invite(ctx).await,
+        (Route::OrgRemove, _, true) => org::remove(ctx).await,
+        (Route::OrgRole, _, true) => org::role(ctx).await,
+        (Route::OrgTransfer, _, true) => org::transfer(ctx).await,
+        (Route::OrgJoin, true, _) => org::join_get(ctx).await,
+        (Route::OrgJoin, _, true) => org::join_post(ctx).await,
         (Route::ApiMe, true, _) => account::api_me(ctx),
         (Route::DevMail, true, _) if ctx.app.config.file.server.dev_mode => misc::dev_mail(ctx),
         (Route::DevMail, _, _) => Err(PageError::NotFound),
