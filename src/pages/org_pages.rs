@@ -64,7 +64,6 @@ pub struct OrgPage {
     pub invites: Vec<OrgInviteRow>,
     /// "3 of 25 seats used".
     pub seats_text: String,
-    pub notice: Option<&'static str>,
 }
 
 #[derive(Template)]

@@ -18,6 +18,8 @@ pub enum CounterScope {
     DeviceCodesDaily,
     /// "A member went over the device cap" mails to the admins, per member.
     AdminNotices,
+    /// Invitation mails one organisation sent.
+    OrgInvites,
 }
 
 impl CounterScope {
@@ -28,6 +30,7 @@ impl CounterScope {
             CounterScope::DeviceCodes => "device_codes",
             CounterScope::DeviceCodesDaily => "device_codes_day",
             CounterScope::AdminNotices => "admin_notices",
+            CounterScope::OrgInvites => "org_invites",
         }
     }
 }

@@ -24,7 +24,9 @@ fn audit_lines(s: &Stack) -> (String, Vec<Value>) {
 }
 
 /// The `event` names of every kind `src/audit.rs` can write (the arms of `Event::name`).
-fn kinds_in_source() -> BTreeSet<String> {
+/// Organisation events (`org_*`) are written by `orgs::observability`, which runs those
+/// flows and checks each of them against this same list.
+pub(crate) fn kinds_in_source() -> BTreeSet<String> {
     let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/audit.rs"))
         .expect("read src/audit.rs");
     let body = src
@@ -285,8 +287,12 @@ async fn every_audit_event_kind_is_written_with_who_what_when_where() {
         .refuse("bounce@example.com", "550 5.1.1 No such user");
     http::signup(&client(), &gw, "bounce@example.com", PW, PW, "en").await;
 
-    // Every kind the code can write is there (the last ones are written off the request).
-    let kinds = kinds_in_source();
+    // Every kind the code can write is there (the last ones are written off the request),
+    // the organisation ones aside (see `kinds_in_source`).
+    let kinds: BTreeSet<String> = kinds_in_source()
+        .into_iter()
+        .filter(|k| !k.starts_with("org_"))
+        .collect();
     let missing = || {
         let (_, lines) = audit_lines(&s);
         let seen: BTreeSet<String> = lines

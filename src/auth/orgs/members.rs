@@ -10,13 +10,14 @@ use std::net::IpAddr;
 
 use super::{check_company, check_person, CompanyForm, PersonForm, Refused};
 use crate::audit::{Actor, Event};
+use crate::auth::limits::{FormLimits, Limit};
 use crate::auth::{start_session, Deps, FlowError, NewSession};
 use crate::crypto::random_token;
 use crate::edge::email::Email;
 use crate::i18n::Lang;
 use crate::store::{
-    millis, seats_used, AccountStatus, Invited, Joined, Membership, Millis, Org, OrgInvite,
-    OrgRole, SessionRecord, TokenHash, User, UserId,
+    millis, seats_used, AccountStatus, CounterScope, Invited, Joined, Membership, Millis, Org,
+    OrgInvite, OrgRole, SessionRecord, TokenHash, User, UserId,
 };
 
 /// An organisation's member acting on its page, as the store has them now.
@@ -65,6 +66,42 @@ pub async fn acting(
         ip,
         now,
     }))
+}
+
+/// Invitation mails one organisation may send per hour: enough to invite a class, not
+/// enough to make the site a mail relay for whoever registers a company.
+pub const INVITE_MAILS_PER_HOUR: u32 = 100;
+
+/// Ends nothing, but makes this instance forget `user`'s cached sessions, so a role
+/// change shows in their identity at their next request here (other instances: within
+/// the session cache's lifetime).
+async fn forget_sessions(deps: &Deps, user: &UserId, now: Millis) -> Result<(), FlowError> {
+    for s in deps.store.sessions_of(user, now).await? {
+        deps.auth.cache.forget(&s.token_hash);
+    }
+    Ok(())
+}
+
+/// Whether an invitation mail may go to `email` now: the address's own limit
+/// (`mail.max_per_address`, as for the public forms) and the organisation's.
+async fn may_mail(deps: &Deps, by: &Acting, email: &Email) -> Result<bool, FlowError> {
+    let limits = FormLimits::from_config(&deps.config.file);
+    if !limits.mail_to(&deps.store, email.as_str(), by.now).await? {
+        return Ok(false);
+    }
+    let per_org = Limit {
+        max: INVITE_MAILS_PER_HOUR,
+        window: std::time::Duration::from_secs(3600),
+    };
+    let hit = per_org
+        .hit(
+            &deps.store,
+            CounterScope::OrgInvites,
+            by.org.id.as_str(),
+            by.now,
+        )
+        .await?;
+    Ok(hit.is_ok())
 }
 
 /// Seats the organisation may fill (members plus pending invitations).
@@ -144,16 +181,22 @@ pub async fn invite(
         Invited::Invited => {}
     }
     let company = &by.org.profile.company;
-    match deps.store.user_by_email(email.as_str()).await? {
-        Some(owner) if owner.status != AccountStatus::Pending => {
-            deps.mailer
-                .org_invite_taken(&owner, company, by.now)
-                .await?;
-        }
-        _ => {
-            deps.mailer
-                .org_invitation(email, lang, company, &token, by.now)
-                .await?;
+    // Past a limit the invitation stands (and shows) but no mail goes: re-inviting or
+    // cancelling and inviting again cannot turn the form into a mail relay.
+    if !may_mail(deps, by, email).await? {
+        tracing::warn!(org = %by.org.id, "invitation mail limit reached; invitation kept, not mailed");
+    } else {
+        match deps.store.user_by_email(email.as_str()).await? {
+            Some(owner) if owner.status != AccountStatus::Pending => {
+                deps.mailer
+                    .org_invite_taken(&owner, company, by.now)
+                    .await?;
+            }
+            _ => {
+                deps.mailer
+                    .org_invitation(email, lang, company, &token, by.now)
+                    .await?;
+            }
         }
     }
     let invited = Event::OrgInvited {
@@ -164,14 +207,18 @@ pub async fn invite(
     Ok(Ok(()))
 }
 
-pub async fn cancel_invite(deps: &Deps, by: &Acting, email: &str) -> Result<Done, FlowError> {
+pub async fn cancel_invite(deps: &Deps, by: &Acting, email: &Email) -> Result<Done, FlowError> {
     if !by.role.manages_members() {
         return Ok(Err(Refusal::Forbidden));
     }
-    if deps.store.org_invite_cancel(&by.org.id, email).await? {
+    if deps
+        .store
+        .org_invite_cancel(&by.org.id, email.as_str())
+        .await?
+    {
         let cancelled = Event::OrgInviteCancelled {
             org: &by.org.id,
-            email,
+            email: email.as_str(),
         };
         cancelled.emit(&by.actor(), by.now);
     }
@@ -230,6 +277,7 @@ pub async fn set_role(
     if !deps.store.org_set_role(&by.org.id, target, role).await? {
         return Ok(Err(Refusal::Forbidden));
     }
+    forget_sessions(deps, target, by.now).await?;
     let changed = Event::OrgRoleChanged {
         org: &by.org.id,
         user: target,
@@ -251,6 +299,8 @@ pub async fn transfer(deps: &Deps, by: &Acting, target: &UserId) -> Result<Done,
     {
         return Ok(Err(Refusal::Forbidden));
     }
+    forget_sessions(deps, target, by.now).await?;
+    forget_sessions(deps, &by.user.id, by.now).await?;
     let transferred = Event::OrgTransferred {
         org: &by.org.id,
         user: target,

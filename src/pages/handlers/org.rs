@@ -46,12 +46,12 @@ fn profile_fields(org: &Org) -> Fields {
     f
 }
 
-async fn seats_text(ctx: &Ctx<'_, '_>, org: &Org) -> Result<String, PageError> {
+async fn seats_text(ctx: &Ctx<'_, '_>, org: &Org, key: &str) -> Result<String, PageError> {
     let used = flow::seats_in_use(ctx.app, org, ctx.now).await?;
     let seats = flow::seats(ctx.app, org);
     let t = ctx.lang().tr();
     Ok(t.with(
-        "org-seats-used",
+        key,
         &[("used", used.to_string()), ("seats", seats.to_string())],
     ))
 }
@@ -61,7 +61,6 @@ async fn seats_text(ctx: &Ctx<'_, '_>, org: &Org) -> Result<String, PageError> {
 struct Shown {
     f: Option<Fields>,
     invite_form: Fields,
-    notice: Option<&'static str>,
 }
 
 async fn page(ctx: &Ctx<'_, '_>, by: &Acting, status: StatusCode, shown: Shown) -> PageResult {
@@ -124,30 +123,14 @@ async fn page(ctx: &Ctx<'_, '_>, by: &Acting, status: StatusCode, shown: Shown) 
         invite_form: shown.invite_form,
         members,
         invites,
-        seats_text: seats_text(ctx, org).await?,
-        notice: shown.notice,
+        seats_text: seats_text(ctx, org, "org-seats-used").await?,
     };
     Ok(render::page(status, &page))
 }
 
 pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
     let by = acting(ctx).await?;
-    let notice = match ctx.req.query_param("done").as_deref() {
-        Some("invited") => Some("org-invited"),
-        Some("saved") => Some("admin-saved"),
-        Some(_) => Some("org-done"),
-        None => None,
-    };
-    page(
-        ctx,
-        &by,
-        StatusCode::OK,
-        Shown {
-            notice,
-            ..Shown::default()
-        },
-    )
-    .await
+    page(ctx, &by, StatusCode::OK, Shown::default()).await
 }
 
 pub async fn billing(ctx: &Ctx<'_, '_>) -> PageResult {
@@ -165,7 +148,7 @@ pub async fn billing(ctx: &Ctx<'_, '_>) -> PageResult {
             .plan
             .clone()
             .unwrap_or_else(|| t.get("org-plan-standard")),
-        seats_text: seats_text(ctx, &by.org).await?,
+        seats_text: seats_text(ctx, &by.org, "org-billing-seats").await?,
     };
     Ok(render::page(StatusCode::OK, &page))
 }
@@ -178,13 +161,10 @@ async fn posted(ctx: &Ctx<'_, '_>) -> Result<(Form, Acting), PageError> {
     Ok((form, by))
 }
 
-/// Back to the page, or why not.
-fn answer(done: Done, what: &str) -> PageResult {
+/// Back to the page (which shows the change), or why not.
+fn answer(done: Done) -> PageResult {
     match done {
-        Ok(()) => Ok(Reply::redirect(
-            StatusCode::SEE_OTHER,
-            &Route::Org.with_query(&[("done", what)]),
-        )),
+        Ok(()) => Ok(Reply::redirect(StatusCode::SEE_OTHER, Route::Org.path())),
         Err(Refusal::Forbidden) => Err(PageError::Forbidden),
         // The callers with forms show these themselves.
         Err(Refusal::Invalid(_) | Refusal::NoSeat { .. }) => Err(PageError::Forbidden),
@@ -210,7 +190,7 @@ pub async fn profile(ctx: &Ctx<'_, '_>) -> PageResult {
             };
             page(ctx, &by, StatusCode::BAD_REQUEST, shown).await
         }
-        done => answer(done, "saved"),
+        done => answer(done),
     }
 }
 
@@ -245,14 +225,18 @@ pub async fn invite(ctx: &Ctx<'_, '_>) -> PageResult {
             };
             page(ctx, &by, StatusCode::CONFLICT, shown).await
         }
-        done => answer(done, "invited"),
+        done => answer(done),
     }
 }
 
 pub async fn cancel_invite(ctx: &Ctx<'_, '_>) -> PageResult {
     let (form, by) = posted(ctx).await?;
-    let done = flow::cancel_invite(ctx.app, &by, form.get("email")).await?;
-    answer(done, "cancelled")
+    // The page posts the stored (normalised) address; a typed one is normalised the same way.
+    let Ok(email) = Email::parse(form.get("email")) else {
+        return answer(Ok(()));
+    };
+    let done = flow::cancel_invite(ctx.app, &by, &email).await?;
+    answer(done)
 }
 
 fn target(form: &Form) -> UserId {
@@ -262,7 +246,7 @@ fn target(form: &Form) -> UserId {
 pub async fn remove(ctx: &Ctx<'_, '_>) -> PageResult {
     let (form, by) = posted(ctx).await?;
     let done = flow::remove(ctx.app, &by, &target(&form)).await?;
-    answer(done, "removed")
+    answer(done)
 }
 
 pub async fn role(ctx: &Ctx<'_, '_>) -> PageResult {
@@ -273,13 +257,13 @@ pub async fn role(ctx: &Ctx<'_, '_>) -> PageResult {
         _ => return Err(PageError::Forbidden),
     };
     let done = flow::set_role(ctx.app, &by, &target(&form), role).await?;
-    answer(done, "role")
+    answer(done)
 }
 
 pub async fn transfer(ctx: &Ctx<'_, '_>) -> PageResult {
     let (form, by) = posted(ctx).await?;
     let done = flow::transfer(ctx.app, &by, &target(&form)).await?;
-    answer(done, "transferred")
+    answer(done)
 }
 
 fn gone() -> PageError {
