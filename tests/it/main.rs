@@ -7,6 +7,7 @@
 mod admin_actions;
 mod audit;
 mod browser;
+mod browser_orgs;
 mod client_conns;
 mod common;
 mod demo;
@@ -18,6 +19,7 @@ mod lockout;
 mod mail_outbox;
 mod metrics;
 mod ops;
+mod orgs;
 mod pages;
 mod password_reset;
 mod path_differential;
