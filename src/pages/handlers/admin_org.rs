@@ -99,29 +99,15 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
     ctx.check_csrf(form.get("csrf"))?;
     let org = find(ctx, form.get("id")).await?;
     let plan = form.get("plan").trim();
-    let (Ok(seats), Ok(max_devices)) = (
+    let plan_ok = plan.chars().count() <= 100 && !plan.chars().any(char::is_control);
+    let (Ok(seats), Ok(max_devices), true) = (
         optional(form.get("seats")),
         optional(form.get("max_devices")),
+        plan_ok,
     ) else {
-        return page(
-            ctx,
-            &org,
-            StatusCode::BAD_REQUEST,
-            None,
-            Some("admin-org-bad"),
-        )
-        .await;
+        let bad = Some("admin-org-bad");
+        return page(ctx, &org, StatusCode::BAD_REQUEST, None, bad).await;
     };
-    if plan.chars().count() > 100 || plan.chars().any(char::is_control) {
-        return page(
-            ctx,
-            &org,
-            StatusCode::BAD_REQUEST,
-            None,
-            Some("admin-org-bad"),
-        )
-        .await;
-    }
     let terms = OrgTerms {
         seats,
         plan: (!plan.is_empty()).then(|| plan.to_string()),

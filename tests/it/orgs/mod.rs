@@ -19,6 +19,7 @@ mod observability;
 mod races;
 mod refusals;
 mod roles;
+mod wording;
 
 use reqwest::{Client, Response};
 use serde_json::Value;
@@ -154,7 +155,7 @@ pub(crate) async fn step1_ok(c: &Client, gw: &str, email: &str) {
 /// The first `n` step links mailed to `email`, in arrival order (waits for the n-th).
 pub(crate) async fn step_links(s: &Stack, email: &str, n: usize) -> Vec<String> {
     let is_link = |m: &crate::common::smtp::ReceivedMail| {
-        m.to.iter().any(|t| t == email) && m.subject.contains(STEP_SUBJECT)
+        m.to.iter().any(|t| t == email) && m.text.contains(STEP_LINK)
     };
     s.smtp
         .wait_for(&format!("step link #{n} to {email}"), |_| {
