@@ -19,6 +19,7 @@ mod observability;
 mod races;
 mod refusals;
 mod roles;
+mod tampering;
 mod wording;
 
 use reqwest::{Client, Response};
