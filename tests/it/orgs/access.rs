@@ -123,3 +123,62 @@ async fn org_device_cap_sits_between_member_and_site(backend: Backend) {
     );
 }
 both_backends!(org_device_cap_sits_between_member_and_site);
+
+/// `Remote-Org` sent by a client (any case, `-` or `_`) never reaches the upstream: not
+/// from a visitor on a public page, not from a member of no organisation, and a member's
+/// is replaced by their own.
+async fn forged_remote_org_never_reaches_upstream(backend: Backend) {
+    let s = backend.stack("").await;
+    let gw = s.gw.url();
+    let owner = client();
+    let org = register(&s, &owner, OWNER, &ACME).await;
+    s.gw.add_user(ANN, PW, false);
+    let ann = client();
+    login_ok(&ann, &gw, ANN, PW).await;
+    let forged = [
+        ("Remote-Org", "evil"),
+        ("remote_org", "evil"),
+        ("REMOTE-ORG", "evil"),
+        ("Remote-Groups", "member,org-super-admin"),
+    ];
+    for (who, c, path, expected) in [
+        ("a visitor", client(), "/", None),
+        ("a member of no organisation", ann, "/courses/1", None),
+        ("the super-admin", owner, "/courses/2", Some(org.as_str())),
+    ] {
+        let mut req = c.get(format!("{gw}{path}"));
+        for (name, value) in forged {
+            req = req.header(name, value);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 200, "{who}");
+        let seen = s
+            .upstream
+            .requests()
+            .into_iter()
+            .rev()
+            .find(|r| r.path == path)
+            .unwrap();
+        let orgs: Vec<&String> = seen
+            .headers
+            .iter()
+            .filter(|(name, _)| name.replace('_', "-") == "remote-org")
+            .flat_map(|(_, values)| values)
+            .collect();
+        let expected: Vec<String> = expected.into_iter().map(str::to_string).collect();
+        assert_eq!(
+            orgs,
+            expected.iter().collect::<Vec<_>>(),
+            "{who}: {:?}",
+            seen.headers
+        );
+        assert!(
+            !seen
+                .header_all("remote-groups")
+                .iter()
+                .any(|g| g.contains("org-super-admin") && expected.is_empty()),
+            "{who}: {:?}",
+            seen.headers
+        );
+    }
+}
+both_backends!(forged_remote_org_never_reaches_upstream);

@@ -182,7 +182,8 @@ async fn inviting_an_existing_account_tells_its_owner(backend: Backend) {
     // Her account is untouched, in no organisation.
     let ann = client();
     login_ok(&ann, &gw, ANN, PW).await;
-    assert!(api_me(&ann, &gw).await["org"].is_null());
+    let me = api_me(&ann, &gw).await;
+    assert!(me["org"].is_null() && me["org_role"].is_null(), "{me}");
 }
 both_backends!(inviting_an_existing_account_tells_its_owner);
 

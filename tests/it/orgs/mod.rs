@@ -15,6 +15,7 @@ mod access;
 mod html;
 mod invitations;
 mod journey;
+mod limits;
 mod observability;
 mod races;
 mod refusals;
