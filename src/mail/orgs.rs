@@ -80,7 +80,7 @@ impl Mailer {
             t.with("mail-invite-validity", &[("days", days.to_string())]),
         ];
         l.action = Some(Link {
-            label: t.get("mail-org-invite-action"),
+            label: t.with("mail-org-invite-action", &args),
             url: self.link(&Route::OrgJoin.with_query(&[("token", token)])),
         });
         l.footer = t.get("mail-ignore");
