@@ -106,7 +106,7 @@ impl Mailer {
         l.subject = t.with("mail-org-invite-subject", &args);
         l.paragraphs = vec![
             t.with("mail-org-invite-taken-intro", &args),
-            t.get("mail-org-invite-taken-nothing"),
+            t.with("mail-org-invite-taken-nothing", &args),
         ];
         l.action = Some(Link {
             label: t.get("mail-attempt-login"),
