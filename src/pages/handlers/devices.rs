@@ -8,7 +8,7 @@ use super::{Ctx, PageResult};
 use crate::audit::{Actor, Event};
 use crate::auth::devices::{self, Chosen, Resent};
 use crate::auth::limits::RetryAfter;
-use crate::auth::{FlowError, NewSession};
+use crate::auth::FlowError;
 use crate::i18n::Lang;
 use crate::pages::forms::{ChoosePage, DeviceRow, VerifyPage};
 use crate::pages::{rd, render, PageError, Reply};
@@ -47,17 +47,6 @@ pub(super) fn rows(
             }
         })
         .collect()
-}
-
-/// This browser, for a session opened from a page.
-fn browser<'a>(ctx: &'a Ctx<'_, '_>) -> NewSession<'a> {
-    NewSession {
-        device: ctx.device.clone(),
-        ip: ctx.req.client_ip,
-        user_agent: ctx.req.user_agent(),
-        previous_token: ctx.req.cookies.session.as_deref(),
-        now: ctx.now,
-    }
 }
 
 /// No pending login for this device (expired, finished, or never): 410 and a way back.
@@ -121,7 +110,7 @@ pub async fn verify_post(ctx: &Ctx<'_, '_>) -> PageResult {
 pub async fn resend(ctx: &Ctx<'_, '_>) -> PageResult {
     let f = ctx.req.form();
     ctx.check_csrf(f.get("csrf"))?;
-    match devices::resend(ctx.app, &browser(ctx)).await? {
+    match devices::resend(ctx.app, &ctx.browser()).await? {
         Resent::Sent => Ok(Reply::see_other(
             &Route::Verify.with_query(&[("resent", "1")]),
         )),
@@ -196,7 +185,7 @@ pub async fn choose_post(ctx: &Ctx<'_, '_>) -> PageResult {
         .take(64)
         .map(SessionId::from_string)
         .collect();
-    match devices::choose(ctx.app, browser(ctx), &victims).await? {
+    match devices::choose(ctx.app, ctx.browser(), &victims).await? {
         Chosen::Started {
             token,
             user,

@@ -80,6 +80,17 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// This browser, for a session opened from a page.
+    pub fn browser(&self) -> crate::auth::NewSession<'_> {
+        crate::auth::NewSession {
+            device: self.device.clone(),
+            ip: self.req.client_ip,
+            user_agent: self.req.user_agent(),
+            previous_token: self.req.cookies.session.as_deref(),
+            now: self.now,
+        }
+    }
+
     /// The `Set-Cookie` value for a session just opened (lives as long as it may).
     pub fn session_cookie(&self, token: &str) -> String {
         let lifetime = self.app.config.file.sessions.absolute_timeout;

@@ -8,7 +8,6 @@ use http::StatusCode;
 use super::{Ctx, PageResult};
 use crate::auth::orgs::register::{self as flow, Completed, Completion, LinkOutcome, LinkRequest};
 use crate::auth::orgs::{CompanyForm, PersonForm, Refused};
-use crate::auth::NewSession;
 use crate::config::OrgRegistration;
 use crate::edge::email::Email;
 use crate::i18n::Lang;
@@ -136,7 +135,8 @@ async fn step1(ctx: &Ctx<'_, '_>, form: &Form) -> PageResult {
     }
 }
 
-fn company_form(form: &Form) -> CompanyForm<'_> {
+/// The company fields of step 2 (and of the profile form on the organisation page).
+pub(super) fn company_form(form: &Form) -> CompanyForm<'_> {
     CompanyForm {
         company: form.get("company"),
         id_type: form.get("id_type"),
@@ -192,13 +192,7 @@ async fn step3(ctx: &Ctx<'_, '_>, form: &Form) -> PageResult {
             confirm: form.get("confirm"),
         },
         lang,
-        browser: NewSession {
-            device: ctx.device.clone(),
-            ip: ctx.req.client_ip,
-            user_agent: ctx.req.user_agent(),
-            previous_token: ctx.req.cookies.session.as_deref(),
-            now: ctx.now,
-        },
+        browser: ctx.browser(),
     };
     let again = |step: u8, refused: &[Refused], email: String| -> PageResult {
         let mut names = COMPANY_FIELDS.to_vec();

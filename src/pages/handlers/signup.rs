@@ -3,10 +3,10 @@
 use http::StatusCode;
 
 use super::{Ctx, PageResult};
+use crate::auth::policy;
 use crate::auth::signup::{
     self as flow, ActivateInput, ActivateOutcome, Problem, SignupInput, SignupOutcome,
 };
-use crate::auth::{policy, NewSession};
 use crate::config::SignupMode;
 use crate::edge::email::Email;
 use crate::i18n::Lang;
@@ -110,13 +110,7 @@ pub async fn activate(ctx: &Ctx<'_, '_>) -> PageResult {
     let token = ctx.req.query_param("token").unwrap_or_default();
     let input = ActivateInput {
         token: &token,
-        browser: NewSession {
-            device: ctx.device.clone(),
-            ip: ctx.req.client_ip,
-            user_agent: ctx.req.user_agent(),
-            previous_token: ctx.req.cookies.session.as_deref(),
-            now: ctx.now,
-        },
+        browser: ctx.browser(),
     };
     match flow::activate(ctx.app, input).await? {
         ActivateOutcome::SignedIn { token, .. } => {
