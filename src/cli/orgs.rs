@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::auth::admin::{self, Admin};
-use crate::auth::orgs::members::{seats, seats_in_use};
+use crate::auth::orgs::members::{occupancy, seats};
 use crate::store::{Org, OrgId, OrgTerms};
 use crate::Vigile;
 
@@ -53,8 +53,7 @@ pub fn run(v: &Vigile, cmd: OrgCommand) -> Result<ExitCode, Box<dyn std::error::
     v.block_on(async {
         let store = &deps.store;
         let summary = |org: Org| async move {
-            let members = store.org_member_count(&org.id).await?;
-            let used = seats_in_use(deps, &org, now).await?;
+            let seated = occupancy(deps, &org, now).await?;
             let boss = store.user_by_id(&org.super_admin).await?;
             let boss = boss.map(|u| u.email).unwrap_or_default();
             Ok::<_, crate::auth::FlowError>(format!(
@@ -62,8 +61,8 @@ pub fn run(v: &Vigile, cmd: OrgCommand) -> Result<ExitCode, Box<dyn std::error::
                 org.id,
                 org.profile.company,
                 boss,
-                members,
-                used,
+                seated.members,
+                seated.used,
                 seats(deps, &org)
             ))
         };
@@ -90,7 +89,7 @@ pub fn run(v: &Vigile, cmd: OrgCommand) -> Result<ExitCode, Box<dyn std::error::
                 );
                 println!(
                     "seats:       {}/{} ({})",
-                    seats_in_use(deps, &org, now).await?,
+                    occupancy(deps, &org, now).await?.used,
                     seats(deps, &org),
                     or_default(org.terms.seats)
                 );

@@ -111,14 +111,19 @@ pub fn seats(deps: &Deps, org: &Org) -> u32 {
         .unwrap_or(deps.config.file.orgs.default_seats)
 }
 
-/// Seats in use now: members and invitations still pending.
-pub async fn seats_in_use(deps: &Deps, org: &Org, now: Millis) -> Result<u32, FlowError> {
+/// An organisation's members, and the seats they and the pending invitations use.
+#[derive(Debug, Clone, Copy)]
+pub struct Occupancy {
+    pub members: u64,
+    pub used: u32,
+}
+
+/// Who holds the organisation's seats now: members and invitations still pending.
+pub async fn occupancy(deps: &Deps, org: &Org, now: Millis) -> Result<Occupancy, FlowError> {
     let members = deps.store.org_member_count(&org.id).await?;
     let invites = deps.store.org_invites(&org.id, now).await?.len();
-    Ok(seats_used(
-        usize::try_from(members).unwrap_or(usize::MAX),
-        invites,
-    ))
+    let used = seats_used(usize::try_from(members).unwrap_or(usize::MAX), invites);
+    Ok(Occupancy { members, used })
 }
 
 /// Why an action was not done.

@@ -5,7 +5,7 @@ use http::StatusCode;
 
 use super::{Ctx, PageResult};
 use crate::auth::admin::{self as actions, Admin};
-use crate::auth::orgs::members::{seats, seats_in_use};
+use crate::auth::orgs::members::{occupancy, seats};
 use crate::pages::org_pages::{AdminOrgPage, OrgRow};
 use crate::pages::{render, PageError, Reply};
 use crate::routes::Route;
@@ -16,9 +16,10 @@ pub(super) async fn rows(ctx: &Ctx<'_, '_>) -> Result<Vec<OrgRow>, PageError> {
     let store = &ctx.app.store;
     let mut rows = vec![];
     for org in store.org_list().await? {
+        let seated = occupancy(ctx.app, &org, ctx.now).await?;
         rows.push(OrgRow {
-            members: store.org_member_count(&org.id).await?,
-            seats_used: seats_in_use(ctx.app, &org, ctx.now).await?,
+            members: seated.members,
+            seats_used: seated.used,
             seats: seats(ctx.app, &org),
             super_admin: super_admin(ctx, &org).await?,
             id: org.id.to_string(),
@@ -45,17 +46,17 @@ async fn page(
     error: Option<&'static str>,
 ) -> PageResult {
     let t = ctx.lang().tr();
-    let used = seats_in_use(ctx.app, org, ctx.now).await?;
+    let seated = occupancy(ctx.app, org, ctx.now).await?;
     let page = AdminOrgPage {
         c: ctx.chrome(Route::AdminOrg.path()),
         id: org.id.to_string(),
         company: org.profile.company.clone(),
         super_admin: super_admin(ctx, org).await?,
-        members: ctx.app.store.org_member_count(&org.id).await?,
+        members: seated.members,
         seats_text: t.with(
             "org-seats-used",
             &[
-                ("used", used.to_string()),
+                ("used", seated.used.to_string()),
                 ("seats", seats(ctx.app, org).to_string()),
             ],
         ),

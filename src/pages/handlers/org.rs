@@ -7,8 +7,7 @@ use http::StatusCode;
 
 use super::{Ctx, PageResult};
 use crate::auth::orgs::members::{self as flow, Acting, Done, JoinOutcome, Refusal};
-use crate::auth::orgs::{CompanyForm, PersonForm};
-use crate::auth::NewSession;
+use crate::auth::orgs::PersonForm;
 use crate::edge::email::Email;
 use crate::i18n::Lang;
 use crate::pages::fields::Fields;
@@ -17,7 +16,7 @@ use crate::pages::org_pages::{
 };
 use crate::pages::{render, Form, PageError, Reply};
 use crate::routes::Route;
-use crate::store::{Org, OrgRole, UserId};
+use crate::store::{seats_used, Org, OrgRole, UserId};
 
 /// The signed-in member, as an organisation's member acting now.
 async fn acting(ctx: &Ctx<'_, '_>) -> Result<Acting, PageError> {
@@ -46,14 +45,14 @@ fn profile_fields(org: &Org) -> Fields {
     f
 }
 
-async fn seats_text(ctx: &Ctx<'_, '_>, org: &Org, key: &str) -> Result<String, PageError> {
-    let used = flow::seats_in_use(ctx.app, org, ctx.now).await?;
+/// "3 of 25 seats used" (`key` says how), `used` counting members and pending invitations.
+fn seats_text(ctx: &Ctx<'_, '_>, org: &Org, used: u32, key: &str) -> String {
     let seats = flow::seats(ctx.app, org);
     let t = ctx.lang().tr();
-    Ok(t.with(
+    t.with(
         key,
         &[("used", used.to_string()), ("seats", seats.to_string())],
-    ))
+    )
 }
 
 /// What the page shows beside the organisation itself: a refused profile or invitation.
@@ -74,6 +73,8 @@ async fn page(ctx: &Ctx<'_, '_>, by: &Acting, status: StatusCode, shown: Shown) 
     } else {
         (vec![], vec![])
     };
+    // The page lists exactly who holds the seats (shown to those who see the lists).
+    let used = seats_used(members.len(), invites.len());
     let members = members
         .into_iter()
         .map(|u| {
@@ -123,7 +124,7 @@ async fn page(ctx: &Ctx<'_, '_>, by: &Acting, status: StatusCode, shown: Shown) 
         invite_form: shown.invite_form,
         members,
         invites,
-        seats_text: seats_text(ctx, org, "org-seats-used").await?,
+        seats_text: seats_text(ctx, org, used, "org-seats-used"),
     };
     Ok(render::page(status, &page))
 }
@@ -148,7 +149,12 @@ pub async fn billing(ctx: &Ctx<'_, '_>) -> PageResult {
             .plan
             .clone()
             .unwrap_or_else(|| t.get("org-plan-standard")),
-        seats_text: seats_text(ctx, &by.org, "org-billing-seats").await?,
+        seats_text: seats_text(
+            ctx,
+            &by.org,
+            flow::occupancy(ctx.app, &by.org, ctx.now).await?.used,
+            "org-billing-seats",
+        ),
     };
     Ok(render::page(StatusCode::OK, &page))
 }
@@ -173,13 +179,7 @@ fn answer(done: Done) -> PageResult {
 
 pub async fn profile(ctx: &Ctx<'_, '_>) -> PageResult {
     let (form, by) = posted(ctx).await?;
-    let company = CompanyForm {
-        company: form.get("company"),
-        id_type: form.get("id_type"),
-        id_number: form.get("id_number"),
-        phone: form.get("phone"),
-        address: form.get("address"),
-    };
+    let company = super::register::company_form(&form);
     match flow::edit_profile(ctx.app, &by, &company).await? {
         Err(Refusal::Invalid(refused)) => {
             let names = ["company", "id_type", "id_number", "phone", "address"];
@@ -322,14 +322,7 @@ pub async fn join_post(ctx: &Ctx<'_, '_>) -> PageResult {
         password: form.get("password"),
         confirm: form.get("confirm"),
     };
-    let browser = NewSession {
-        device: ctx.device.clone(),
-        ip: ctx.req.client_ip,
-        user_agent: ctx.req.user_agent(),
-        previous_token: ctx.req.cookies.session.as_deref(),
-        now: ctx.now,
-    };
-    match flow::join(ctx.app, token, &person, lang, browser).await? {
+    match flow::join(ctx.app, token, &person, lang, ctx.browser()).await? {
         JoinOutcome::SignedIn { token, .. } => {
             ctx.app.metrics.logins.with_label_values(&["success"]).inc();
             let welcome = Route::Account.with_query(&[("welcome", "1")]);
