@@ -34,6 +34,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub sms: SmsSection,
     #[serde(default)]
+    pub contact: ContactSection,
+    #[serde(default)]
     pub orgs: OrgsSection,
     #[serde(default)]
     pub site: SiteSection,
@@ -302,12 +304,16 @@ impl Default for OrgsSection {
 pub struct SiteSection {
     /// Region (ISO 3166 code) in which phone numbers typed without `+country` are read.
     pub phone_region: String,
+    /// Where members who cannot help themselves (no confirmed address to recover with)
+    /// are told to write; empty: not shown.
+    pub support_email: String,
 }
 
 impl Default for SiteSection {
     fn default() -> Self {
         Self {
             phone_region: "FR".into(),
+            support_email: String::new(),
         }
     }
 }
@@ -404,8 +410,11 @@ impl Default for MailSection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmsTransport {
+    /// Any provider's HTTP API, through `http_method`, `http_url`, `http_headers`, `http_body`.
     Http,
+    /// One file per text message in `file_dir` (development, tests).
     File,
+    /// A log line without the text (codes are secret): no message reaches anyone.
     Log,
 }
 
@@ -415,13 +424,66 @@ pub struct SmsSection {
     pub transport: SmsTransport,
     /// Provider endpoint; may carry a token (redacted).
     pub http_url: Secret,
+    pub http_method: String,
+    /// Extra request headers (an `Authorization` token, say); values redacted.
+    pub http_headers: std::collections::BTreeMap<String, Secret>,
+    /// Request body; `{to}` (E.164) and `{text}` are replaced by JSON-escaped values.
+    pub http_body: String,
+    /// Directory of the file transport.
+    pub file_dir: String,
+    /// Bound on one provider call.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// First retry delay after a failed call; doubles up to `retry_max`.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
 }
 
 impl Default for SmsSection {
     fn default() -> Self {
         Self {
-            transport: SmsTransport::Http,
+            transport: SmsTransport::Log,
             http_url: Secret::new("http://127.0.0.1:9000/send"),
+            http_method: "POST".into(),
+            http_headers: Default::default(),
+            http_body: r#"{"to":"{to}","text":"{text}"}"#.into(),
+            file_dir: "data/sms".into(),
+            timeout: Duration::from_secs(10),
+            retry_initial: Duration::from_secs(10),
+            retry_max: Duration::from_secs(900),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContactSection {
+    /// Ask every member at each login until their contact details are confirmed.
+    pub require_confirmed: bool,
+    /// The mobile number is part of what is asked and confirmed (else the email alone).
+    pub ask_mobile: bool,
+    /// How long a mailed or texted confirmation code (and the mailed link) stays valid.
+    #[serde(with = "humantime_serde")]
+    pub code_ttl: Duration,
+    /// Wrong codes accepted per code before it is spent.
+    pub max_tries: u32,
+    /// Codes one member may be sent per channel in an hour...
+    pub max_codes_per_hour: u32,
+    /// ...and in a day.
+    pub max_codes_per_day: u32,
+}
+
+impl Default for ContactSection {
+    fn default() -> Self {
+        Self {
+            require_confirmed: false,
+            ask_mobile: true,
+            code_ttl: Duration::from_secs(600),
+            max_tries: 5,
+            max_codes_per_hour: 3,
+            max_codes_per_day: 10,
         }
     }
 }

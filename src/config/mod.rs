@@ -6,6 +6,7 @@
 
 mod file;
 mod secret;
+mod sms;
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,8 @@ pub struct Config {
     pub default_lang: Lang,
     /// `site.phone_region`: where phone numbers typed without `+country` are read.
     pub phone_region: crate::edge::phone::Region,
+    /// A text message reaches someone (`sms.transport` is not `log`, or `dev_mode`).
+    pub sms_delivers: bool,
 }
 
 /// Where requests go, pre-computed for Pingora's `HttpPeer`.
@@ -164,6 +167,8 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
     check_server(&file, source)?;
     check_durations(&file, source)?;
     check_mail(&file.mail, source)?;
+    sms::check_sms(&file, source)?;
+    sms::check_contact(&file, source)?;
     check_password(&file.password, source)?;
     check_headers(&file.headers, source)?;
 
@@ -203,6 +208,7 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
         })?;
 
     let secure_cookies = public_url.scheme() == "https" || file.server.tls_cert.is_some();
+    let sms_delivers = sms::sms_delivers(&file);
     Ok(Config {
         file,
         source: source.to_string(),
@@ -215,6 +221,7 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
         allowed_hosts,
         default_lang,
         phone_region,
+        sms_delivers,
     })
 }
 
@@ -268,6 +275,9 @@ fn check_durations(file: &FileConfig, source: &str) -> Result<(), ConfigError> {
         ("mail.timeout", file.mail.timeout),
         ("mail.retry_initial", file.mail.retry_initial),
         ("mail.address_window", file.mail.address_window),
+        ("sms.timeout", file.sms.timeout),
+        ("sms.retry_initial", file.sms.retry_initial),
+        ("contact.code_ttl", file.contact.code_ttl),
     ] {
         if d.is_zero() {
             return Err(key_err(source, key, "must be positive"));

@@ -1,0 +1,79 @@
+//! Checks of `[sms]` and `[contact]`: a provider call that could never be built, or a
+//! configuration that must text codes to members with nothing that delivers a text, is
+//! refused at start (and by `vigile check-config`), not discovered at a member's login.
+
+use super::{key_err, ConfigError, FileConfig, SmsTransport};
+
+pub(super) fn check_sms(file: &FileConfig, source: &str) -> Result<(), ConfigError> {
+    let err = |key: &str, reason: String| Err(key_err(source, key, reason));
+    let sms = &file.sms;
+    if sms.retry_max < sms.retry_initial {
+        return err(
+            "sms.retry_max",
+            "must not be shorter than sms.retry_initial".into(),
+        );
+    }
+    if sms.transport == SmsTransport::Http {
+        let url = url::Url::parse(sms.http_url.expose()).ok();
+        if !url.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some()) {
+            return err("sms.http_url", "expected an http(s) URL".into());
+        }
+        if http::Method::from_bytes(sms.http_method.as_bytes()).is_err() {
+            return err("sms.http_method", "not an HTTP method".into());
+        }
+        for (name, value) in &sms.http_headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return err("sms.http_headers", format!("{name}: not a header name"));
+            }
+            if http::HeaderValue::from_str(value.expose()).is_err() {
+                return err("sms.http_headers", format!("{name}: not a header value"));
+            }
+        }
+        if !sms.http_body.contains("{to}") || !sms.http_body.contains("{text}") {
+            return err(
+                "sms.http_body",
+                "the template must hold both {to} and {text}".into(),
+            );
+        }
+    }
+    if sms_needed(file) && !sms_delivers(file) {
+        return err(
+            "sms.transport",
+            "\"log\" delivers no text message, but contact.require_confirmed with \
+             contact.ask_mobile texts codes to members: set transport = \"http\" (or \"file\")"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn check_contact(file: &FileConfig, source: &str) -> Result<(), ConfigError> {
+    let err = |key: &str, reason: &str| Err(key_err(source, key, reason));
+    let c = &file.contact;
+    if c.max_tries == 0 {
+        return err("contact.max_tries", "must be at least 1");
+    }
+    if c.max_codes_per_hour == 0 || c.max_codes_per_day < c.max_codes_per_hour {
+        return err(
+            "contact.max_codes_per_day",
+            "max_codes_per_hour must be at least 1 and max_codes_per_day at least as large",
+        );
+    }
+    let support = &file.site.support_email;
+    if !support.is_empty() && support.parse::<lettre::Address>().is_err() {
+        return err("site.support_email", "not a mail address");
+    }
+    Ok(())
+}
+
+/// Whether this configuration texts codes to members on its own (campaigns decide at run
+/// time and are refused then).
+pub(super) fn sms_needed(file: &FileConfig) -> bool {
+    file.contact.require_confirmed && file.contact.ask_mobile
+}
+
+/// Whether a text message reaches someone: a provider, files, or (development only) the
+/// dev outbox page.
+pub(super) fn sms_delivers(file: &FileConfig) -> bool {
+    file.sms.transport != SmsTransport::Log || file.server.dev_mode
+}
