@@ -10,6 +10,7 @@ mod browser;
 mod browser_orgs;
 mod client_conns;
 mod common;
+mod contact;
 mod demo;
 mod deploy;
 mod devices;
