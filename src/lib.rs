@@ -36,6 +36,7 @@ pub mod pages;
 pub mod proxy;
 pub mod routes;
 pub mod server;
+pub mod sms;
 pub mod store;
 
 use std::sync::Arc;

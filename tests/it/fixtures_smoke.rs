@@ -5,6 +5,7 @@
 
 use crate::common::gateway::{merge, metric_value, GatewayBuilder};
 use crate::common::http::{self, csrf_from, form_with_action, forms, hidden_inputs};
+use crate::common::sms_sink::{six_digit_runs, SmsSink};
 use crate::common::smtp::{ReceivedMail, SmtpSink};
 use crate::common::upstream::Upstream;
 use crate::common::{free_port, poll_until};
@@ -365,4 +366,59 @@ fn received_mail_parsing_and_links() {
 fn link_containing_panics_listing_links() {
     let mail = ReceivedMail::parse(b"Subject: x\n\nhttps://h.example/activate\n".to_vec());
     mail.link_containing("/reset");
+}
+
+#[tokio::test]
+async fn sms_sink_records_refuses_on_demand_and_finds_codes() {
+    let sink = SmsSink::start().await;
+    assert!(sink.url().starts_with("http://127.0.0.1:") && sink.url().ends_with("/send"));
+    let client = http::bare_client();
+    let post = |body: String| {
+        client
+            .post(sink.url())
+            .header("Authorization", "Bearer t")
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    let sms = |text: &str| serde_json::json!({"to": "+33612345678", "text": text}).to_string();
+
+    sink.fail_next(1);
+    assert_eq!(post(sms("Code: 111111")).await.unwrap().status(), 500);
+    assert_eq!(
+        post(sms("Code: 222222 (10 min)")).await.unwrap().status(),
+        200
+    );
+    assert_eq!(post("not json".into()).await.unwrap().status(), 200);
+
+    let calls = sink.calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[0].answered, 500);
+    assert_eq!(calls[0].to, "+33612345678");
+    assert_eq!(calls[1].method, "POST");
+    assert_eq!(calls[1].path, "/send");
+    assert_eq!(calls[1].header("authorization"), Some("Bearer t"));
+    assert_eq!(calls[1].text, "Code: 222222 (10 min)");
+    assert_eq!(
+        (calls[2].to.as_str(), calls[2].body.as_str()),
+        ("", "not json")
+    );
+    assert_eq!(sink.delivered().len(), 2);
+    assert_eq!(sink.wait_delivered(2).await.len(), 2);
+    // The refused text's code is not the one a member received.
+    assert_eq!(sink.code_for("+33612345678").await, "222222");
+
+    // A wait is woken by the call it waits for.
+    let later = async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        post(sms("Code 333333")).await.unwrap();
+    };
+    let (delivered, ()) = tokio::join!(sink.wait_delivered(3), later);
+    assert_eq!(delivered.len(), 3);
+    assert_eq!(sink.code_for("+33612345678").await, "333333");
+
+    assert_eq!(
+        six_digit_runs("a 123456 b 1234567 c 12345 d 654321"),
+        ["123456", "654321"]
+    );
 }

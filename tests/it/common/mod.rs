@@ -7,6 +7,7 @@
 //! - [`records`]: users and sessions the store contract tests plant directly.
 //! - [`redis_server`]: a real `redis-server` on a free port.
 //! - [`smtp`]: a real SMTP server (aiosmtpd) that keeps and parses what it receives.
+//! - [`sms_sink`]: a real HTTP server standing in for an SMS provider, recording each call.
 //! - [`upstream`]: a recording HTTP server standing in for the protected application.
 //! - [`gateway`]: the real `vigile` binary, configured in a temporary directory.
 //! - [`http`]: reqwest clients that behave like a browser that does not follow redirects.
@@ -22,6 +23,7 @@ pub mod http;
 pub mod records;
 pub mod redis_server;
 pub mod relay;
+pub mod sms_sink;
 pub mod smtp;
 pub mod upstream;
 
