@@ -212,6 +212,24 @@ pub enum Event<'a> {
     OrgTermsChanged {
         org: &'a OrgId,
     },
+    /// A contact-confirmation campaign asked `count` members to confirm `channels`.
+    CampaignStarted {
+        campaign: &'a str,
+        channels: &'a str,
+        scope: &'a str,
+        count: u64,
+    },
+    /// A member confirmed a channel (`via` a code, the mailed link...).
+    ContactConfirmed {
+        user: &'a UserId,
+        channel: &'static str,
+        via: &'static str,
+    },
+    /// A member's address or mobile number was replaced by a confirmed new one.
+    ContactChanged {
+        user: &'a UserId,
+        channel: &'static str,
+    },
     /// The mail server refused a mail for good (it is listed on the admin page).
     MailFailed {
         mail: &'a str,
@@ -242,6 +260,10 @@ struct Fields<'a> {
     error: Option<&'a str>,
     org: Option<&'a str>,
     role: Option<&'static str>,
+    campaign: Option<&'a str>,
+    channel: Option<&'a str>,
+    via: Option<&'static str>,
+    scope: Option<&'a str>,
 }
 
 /// A cap or a setting as logged: the number, or `default` when it follows the next level.
@@ -291,6 +313,9 @@ impl<'a> Event<'a> {
             Event::OrgMemberRemoved { .. } => "org_member_removed",
             Event::OrgProfileUpdated { .. } => "org_profile_updated",
             Event::OrgTermsChanged { .. } => "org_settings_changed",
+            Event::CampaignStarted { .. } => "campaign_started",
+            Event::ContactConfirmed { .. } => "contact_confirmed",
+            Event::ContactChanged { .. } => "contact_changed",
         }
     }
 
@@ -338,6 +363,9 @@ impl<'a> Event<'a> {
             Event::OrgTermsChanged { .. } => {
                 "site admin changed an organisation's seats, plan or device cap"
             }
+            Event::CampaignStarted { .. } => "contact-confirmation campaign started",
+            Event::ContactConfirmed { .. } => "member confirmed a contact channel",
+            Event::ContactChanged { .. } => "member's address or mobile replaced",
         }
     }
 
@@ -467,6 +495,29 @@ impl<'a> Event<'a> {
                 org: Some(org.as_str()),
                 ..f
             },
+            Event::CampaignStarted {
+                campaign,
+                channels,
+                scope,
+                count,
+            } => Fields {
+                campaign: Some(campaign),
+                channel: Some(channels),
+                scope: Some(scope),
+                count: Some(count),
+                ..f
+            },
+            Event::ContactConfirmed { user, channel, via } => Fields {
+                user: Some(user.as_str()),
+                channel: Some(channel),
+                via: Some(via),
+                ..f
+            },
+            Event::ContactChanged { user, channel } => Fields {
+                user: Some(user.as_str()),
+                channel: Some(channel),
+                ..f
+            },
             Event::MailFailed {
                 mail,
                 kind,
@@ -522,6 +573,10 @@ impl<'a> Event<'a> {
                     error = f.error,
                     org = f.org,
                     role = f.role,
+                    campaign = f.campaign,
+                    channel = f.channel,
+                    via = f.via,
+                    scope = f.scope,
                     "{}",
                     self.summary()
                 )
@@ -710,6 +765,30 @@ mod tests {
             (Event::OrgMemberRemoved { org, user, email }, org_admin),
             (Event::OrgProfileUpdated { org }, org_admin),
             (Event::OrgTermsChanged { org }, Actor::Cli),
+            (
+                Event::CampaignStarted {
+                    campaign: "c-1",
+                    channels: "email,mobile",
+                    scope: "all",
+                    count: 12,
+                },
+                Actor::Cli,
+            ),
+            (
+                Event::ContactConfirmed {
+                    user,
+                    channel: "mobile",
+                    via: "code",
+                },
+                Actor::Visitor(IP),
+            ),
+            (
+                Event::ContactChanged {
+                    user,
+                    channel: "email",
+                },
+                Actor::Visitor(IP),
+            ),
         ]
     }
 
@@ -749,9 +828,12 @@ mod tests {
             Event::OrgMemberRemoved { .. } => 30,
             Event::OrgProfileUpdated { .. } => 31,
             Event::OrgTermsChanged { .. } => 32,
+            Event::CampaignStarted { .. } => 33,
+            Event::ContactConfirmed { .. } => 34,
+            Event::ContactChanged { .. } => 35,
         }
     }
-    const VARIANTS: usize = 33;
+    const VARIANTS: usize = 36;
 
     fn org_id() -> &'static OrgId {
         static ORG: std::sync::LazyLock<OrgId> =
@@ -800,7 +882,7 @@ mod tests {
                 line.contains_key("admin"),
                 "{line:?}"
             );
-            let subject = ["user", "email", "address", "org"]
+            let subject = ["user", "email", "address", "org", "campaign"]
                 .iter()
                 .any(|k| line.contains_key(*k));
             assert!(

@@ -14,6 +14,19 @@ pub fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(&buf)
 }
 
+/// A fresh 6-digit code (device cap, contact confirmation), uniformly drawn.
+pub fn six_digit_code() -> String {
+    loop {
+        let mut b = [0u8; 4];
+        fill_random(&mut b);
+        let n = u32::from_le_bytes(b);
+        // Rejection sampling: the last partial block of 10^6 would bias low codes.
+        if n < u32::MAX - u32::MAX % 1_000_000 {
+            return format!("{:06}", n % 1_000_000);
+        }
+    }
+}
+
 pub fn fill_random(buf: &mut [u8]) {
     // The OS entropy source failing is unrecoverable for an authentication gateway.
     #[allow(clippy::expect_used)]

@@ -32,6 +32,7 @@ pub struct Metrics {
     pub sms: IntCounterVec,
     /// step: email (link mailed), company (step 2 accepted), created
     pub org_registrations: IntCounterVec,
+    pub contact_confirmations: IntCounterVec,
     pub store_duration: HistogramVec,
     pub store_errors: IntCounter,
     pub password_hash: Histogram,
@@ -91,6 +92,11 @@ impl Metrics {
             "vigile_device_overflows_total",
             "Logins past the device cap, by how they ended.",
             &["resolution"],
+        )?;
+        let contact_confirmations = counter_vec(
+            "vigile_contact_confirmations_total",
+            "Email addresses and mobile numbers members confirmed, by channel.",
+            &["channel"],
         )?;
         let org_registrations = counter_vec(
             "vigile_org_registrations_total",
@@ -192,6 +198,9 @@ impl Metrics {
         for r in ["sent", "retry"] {
             sms.with_label_values(&[r]);
         }
+        for channel in ["email", "mobile"] {
+            contact_confirmations.with_label_values(&[channel]);
+        }
         for step in ["email", "company", "created"] {
             org_registrations.with_label_values(&[step]);
         }
@@ -205,6 +214,7 @@ impl Metrics {
             sessions_active,
             device_overflows,
             org_registrations,
+            contact_confirmations,
             account_lockouts,
             ip_blocks,
             mail,

@@ -86,10 +86,20 @@ routes! {
     OrgTransfer = "/org/transfer";
     /// An invitation's link (`?token=`): set a password and join.
     OrgJoin = "/org/join", guarded;
+    /// Confirming the member's email and mobile (also the mailed link, `?token=`).
+    Contact = "/contact", guarded;
+    /// Sends a code to the email or mobile typed (`channel`).
+    ContactSend = "/contact/send", guarded;
+    /// Checks a typed code (`channel`, `code`).
+    ContactConfirm = "/contact/confirm", guarded;
+    /// Starts a contact-confirmation campaign.
+    AdminCampaign = "/admin/campaign";
     /// The current identity as JSON, for single-page apps.
     ApiMe = "/api/me";
     /// Mails the gateway sent (demo and `dev_mode` only).
     DevMail = "/dev/mail";
+    /// Text messages the gateway sent (demo and `dev_mode` only).
+    DevSms = "/dev/sms";
     Stylesheet = "/static/vigile.css";
 }
 

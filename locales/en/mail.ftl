@@ -60,3 +60,15 @@ mail-org-invite-intro = { $company } invites you to its space on { $site } with 
 mail-org-invite-action = Join { $company }
 mail-org-invite-taken-intro = { $company } tried to invite your address { $email } to its space on { $site }, but this address already has an account.
 mail-org-invite-taken-nothing = Your account was not changed. To join { $company }, ask its administrator or the site's support.
+
+mail-contact-subject = Confirm your email address
+mail-contact-intro = To confirm that { $email } is your address on { $site }, enter this code on the page that asked for it, or use the button below.
+mail-contact-enter = The code and the button are valid { $minutes } minutes:
+mail-contact-action = Confirm my address
+mail-email-changed-subject = Your email address was changed
+mail-email-changed-intro = The address of your account on { $site } was changed from { $old } to { $new }. Mail for the account, and password recovery, now go to the new address.
+mail-mobile-changed-subject = Your mobile number was changed
+mail-mobile-changed-intro = The mobile number of your account { $email } on { $site } was changed to { $mobile }.
+mail-changed-footer = If you did not make this change, someone may have access to your account: change your password now.
+mail-locked-unconfirmed = This address is not confirmed yet, so no reset link can be sent to it: the lock ends when an administrator lifts it.
+mail-locked-unconfirmed-support = This address is not confirmed yet, so no reset link can be sent to it: write to { $support } to have the lock lifted.

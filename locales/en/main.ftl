@@ -258,3 +258,41 @@ admin-org-bad = Seats and device limit are whole numbers (or empty); the plan na
 org-cap-site = the site's
 org-back-admin = Back to administration
 org-billing-seats = { $used } / { $seats } seats used
+phone-not-mobile = This number cannot receive text messages: give a mobile number.
+sms-contact-code = { $site }: your confirmation code is { $code } (valid { $minutes } min).
+
+contact-title = Confirm your contact details
+contact-intro = Please check that the address and mobile number below are yours and still right, then confirm each with the code we send to it. It takes a minute; you can also do it later.
+contact-done = Your contact details are confirmed. Thank you!
+contact-email-title = Email address
+contact-mobile-title = Mobile number
+field-mobile = Mobile number
+contact-confirmed = Confirmed
+contact-unconfirmed = Not confirmed yet
+contact-send-email = Email me a code
+contact-send-mobile = Text me a code
+contact-code = Code received
+contact-confirm = Confirm
+contact-code-sent = A 6-digit code was sent to { $to }. It is valid { $minutes } minutes.
+contact-email-confirmed = Your email address is confirmed.
+contact-mobile-confirmed = Your mobile number is confirmed.
+contact-recovery = A forgotten password can only be recovered through a confirmed email address.
+support-write = Without one, write to { $email }.
+contact-continue = Continue
+contact-later = Later
+contact-back = Confirm my contact details
+contact-link-title = Email address confirmation
+contact-link-done = { $email } is confirmed. Thank you!
+contact-link-gone = This confirmation link was already used, has expired, or was replaced by a newer one. Ask for a new code on your contact page.
+contact-email-taken = This address belongs to another account, so it cannot become yours. Nothing was changed.
+contact-too-many = Too many codes were sent lately. Please wait before asking for another one.
+contact-no-sms = Text messages cannot be sent from this site at the moment. Please try later or contact the site.
+code-format = A code is 6 digits.
+contact-code-wrong = This code is not the right one. { $left ->
+    [one] One try left.
+   *[other] { $left } tries left.
+}
+contact-code-gone = This code was used up or has expired. Ask for a new one.
+devsms-title = Text messages (development)
+devsms-intro = The last text messages handed to the SMS transport, newest first. Shown in the demo and with server.dev_mode only.
+devsms-empty = No text message sent yet.

@@ -60,3 +60,15 @@ mail-org-invite-intro = { $company } vous invite dans son espace sur { $site } a
 mail-org-invite-action = Rejoindre { $company }
 mail-org-invite-taken-intro = { $company } a voulu inviter votre adresse { $email } dans son espace sur { $site }, mais cette adresse a déjà un compte.
 mail-org-invite-taken-nothing = Votre compte n'a pas été modifié. Pour rejoindre { $company }, adressez-vous à son administrateur ou au support du site.
+
+mail-contact-subject = Confirmez votre adresse e-mail
+mail-contact-intro = Pour confirmer que { $email } est bien votre adresse sur { $site }, saisissez ce code sur la page qui vous l'a demandé, ou utilisez le bouton ci-dessous.
+mail-contact-enter = Le code et le bouton sont valables { $minutes } minutes :
+mail-contact-action = Confirmer mon adresse
+mail-email-changed-subject = Votre adresse e-mail a été modifiée
+mail-email-changed-intro = L'adresse de votre compte sur { $site } est passée de { $old } à { $new }. Les messages du compte, et la récupération du mot de passe, vont désormais à la nouvelle adresse.
+mail-mobile-changed-subject = Votre numéro de mobile a été modifié
+mail-mobile-changed-intro = Le numéro de mobile de votre compte { $email } sur { $site } est désormais { $mobile }.
+mail-changed-footer = Si vous n'êtes pas à l'origine de ce changement, quelqu'un a peut-être accès à votre compte : changez votre mot de passe dès maintenant.
+mail-locked-unconfirmed = Cette adresse n'est pas encore confirmée : aucun lien de réinitialisation ne peut lui être envoyé. Le verrou sera levé par un administrateur.
+mail-locked-unconfirmed-support = Cette adresse n'est pas encore confirmée : aucun lien de réinitialisation ne peut lui être envoyé. Écrivez à { $support } pour faire lever le verrou.

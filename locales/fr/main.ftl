@@ -258,3 +258,41 @@ admin-org-bad = Les places et la limite d'appareils sont des nombres entiers (ou
 org-cap-site = celle du site
 org-back-admin = Retour à l'administration
 org-billing-seats = { $used } / { $seats } places utilisées
+phone-not-mobile = Ce numéro ne peut pas recevoir de SMS : indiquez un numéro de mobile.
+sms-contact-code = { $site } : votre code de confirmation est { $code } (valable { $minutes } min).
+
+contact-title = Confirmez vos coordonnées
+contact-intro = Vérifiez que l'adresse e-mail et le numéro de mobile ci-dessous sont bien les vôtres et toujours à jour, puis confirmez chacun avec le code que nous y envoyons. Cela prend une minute ; vous pouvez aussi le faire plus tard.
+contact-done = Vos coordonnées sont confirmées. Merci !
+contact-email-title = Adresse e-mail
+contact-mobile-title = Numéro de mobile
+field-mobile = Numéro de mobile
+contact-confirmed = Confirmé
+contact-unconfirmed = Pas encore confirmé
+contact-send-email = M'envoyer un code par e-mail
+contact-send-mobile = M'envoyer un code par SMS
+contact-code = Code reçu
+contact-confirm = Confirmer
+contact-code-sent = Un code à 6 chiffres a été envoyé à { $to }. Il est valable { $minutes } minutes.
+contact-email-confirmed = Votre adresse e-mail est confirmée.
+contact-mobile-confirmed = Votre numéro de mobile est confirmé.
+contact-recovery = Un mot de passe oublié ne peut être récupéré que par une adresse e-mail confirmée.
+support-write = À défaut, écrivez à { $email }.
+contact-continue = Continuer
+contact-later = Plus tard
+contact-back = Confirmer mes coordonnées
+contact-link-title = Confirmation de l'adresse e-mail
+contact-link-done = { $email } est confirmée. Merci !
+contact-link-gone = Ce lien de confirmation a déjà servi, a expiré ou a été remplacé par un plus récent. Demandez un nouveau code sur votre page de coordonnées.
+contact-email-taken = Cette adresse appartient à un autre compte : elle ne peut pas devenir la vôtre. Rien n'a été modifié.
+contact-too-many = Trop de codes ont été envoyés récemment. Patientez avant d'en demander un autre.
+contact-no-sms = Ce site ne peut pas envoyer de SMS pour le moment. Réessayez plus tard ou contactez le site.
+code-format = Un code comporte 6 chiffres.
+contact-code-wrong = Ce code n'est pas le bon. { $left ->
+    [one] Il reste un essai.
+   *[other] Il reste { $left } essais.
+}
+contact-code-gone = Ce code a été épuisé ou a expiré. Demandez-en un nouveau.
+devsms-title = SMS (développement)
+devsms-intro = Les derniers SMS remis au transport, du plus récent au plus ancien. Visible uniquement dans la démo et avec server.dev_mode.
+devsms-empty = Aucun SMS envoyé pour l'instant.

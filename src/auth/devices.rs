@@ -13,7 +13,6 @@ use super::login::{new_session, replaced_session, NewSession};
 use super::Deps;
 use super::{device_label, FlowError};
 use crate::config::{OnOverflow, SessionsSection};
-use crate::crypto::fill_random;
 use crate::i18n::Lang;
 use crate::mail::Overflow;
 use crate::store::{
@@ -197,17 +196,8 @@ async fn code_allowed(deps: &Deps, user: &UserId, now: Millis) -> StoreResult<bo
     Ok(hour <= CODES_PER_HOUR && day <= CODES_PER_DAY)
 }
 
-/// A fresh 6-digit code, uniformly drawn.
 fn new_code() -> String {
-    loop {
-        let mut b = [0u8; 4];
-        fill_random(&mut b);
-        let n = u32::from_le_bytes(b);
-        // Rejection sampling: the last partial block of 10^6 would bias low codes.
-        if n < u32::MAX - u32::MAX % 1_000_000 {
-            return format!("{:06}", n % 1_000_000);
-        }
-    }
+    crate::crypto::six_digit_code()
 }
 
 /// The stored form of a code: bound to the device it was issued for.

@@ -229,8 +229,15 @@ async fn on_locked(
     deps.metrics.account_lockouts.inc();
     let locked = Event::AccountLocked { user: &user.id };
     locked.emit(&Actor::System(Some(input.ip)), input.now);
-    let token = super::reset::issue_link(deps, user, input.now).await?;
-    deps.mailer.account_locked(user, &token, input.now).await?;
+    // The way out is a reset link, which only a confirmed address may receive.
+    let token = if super::contact::recovers(user) {
+        Some(super::reset::issue_link(deps, user, input.now).await?)
+    } else {
+        None
+    };
+    deps.mailer
+        .account_locked(user, token.as_deref(), input.now)
+        .await?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! This module must never log a password, a session token or a hash.
 
 pub mod admin;
+pub mod contact;
 pub mod device_label;
 pub mod devices;
 mod hash_pool;
@@ -67,5 +68,19 @@ impl Auth {
             idle_ms: sessions.idle_timeout.as_millis() as i64,
             absolute_ms: sessions.absolute_timeout.as_millis() as i64,
         })
+    }
+
+    /// Ends nothing, but makes this instance forget `user`'s cached sessions, so a change
+    /// to the account (a role, an address) shows in their identity at their next request
+    /// here (other instances: within the session cache's lifetime).
+    pub async fn forget_user(
+        &self,
+        user: &crate::store::UserId,
+        now: crate::store::Millis,
+    ) -> crate::store::StoreResult<()> {
+        for s in self.store.sessions_of(user, now).await? {
+            self.cache.forget(&s.token_hash);
+        }
+        Ok(())
     }
 }

@@ -51,6 +51,10 @@ async fn forgot_mail(deps: &Deps, email: &Email, ip: IpAddr, now: Millis) -> Res
     if user.status == AccountStatus::Pending {
         return super::signup::resend_for(deps, &user, now).await;
     }
+    if !super::contact::recovers(&user) {
+        // Same page for the visitor; the page says recovery needs a confirmed address.
+        return Ok(());
+    }
     let limits = FormLimits::from_config(&deps.config.file);
     if !limits.mail_to(&deps.store, email.as_str(), now).await? {
         return Ok(());

@@ -21,8 +21,8 @@ use crate::crypto::random_token;
 use crate::edge::email::{Email, EmailError};
 use crate::i18n::Lang;
 use crate::store::{
-    millis, AccountStatus, Millis, SessionRecord, StoreError, TokenHash, TokenKind, TokenRecord,
-    User, UserId,
+    millis, AccountStatus, Confirmed, Contact, Millis, SessionRecord, StoreError, TokenHash,
+    TokenKind, TokenRecord, User, UserId, Via,
 };
 
 /// Longest email or password looked at; longer input is refused as invalid.
@@ -133,6 +133,8 @@ pub async fn signup(deps: &Deps, input: SignupInput<'_>) -> Result<SignupOutcome
         lang: Some(input.lang.code().to_string()),
         created_at: input.now,
         org: None,
+        // Confirmed by the activation link (`user_activate`).
+        contact: Contact::default(),
     };
     let expires_at = input.now.saturating_add(millis(cfg.pending_account_ttl));
     let may_mail = limits
@@ -222,10 +224,15 @@ pub async fn activate(deps: &Deps, input: ActivateInput<'_>) -> Result<ActivateO
     let Some(mut user) = store.user_by_id(&user_id).await? else {
         return Ok(ActivateOutcome::Invalid);
     };
-    if !live_pending(deps, &user, now) || !store.user_activate(&user.id).await? {
+    if !live_pending(deps, &user, now) || !store.user_activate(&user.id, now).await? {
         return Ok(ActivateOutcome::Invalid);
     }
+    // As `user_activate` stored it.
     user.status = AccountStatus::Active;
+    user.contact.email_confirmed = Some(Confirmed {
+        at: now,
+        via: Via::Activation,
+    });
     // The invitation has served; it is spent at activation, not at sign-up, so a sign-up
     // whose link expired unused can be made again.
     store

@@ -8,8 +8,11 @@ use clap::Subcommand;
 use crate::auth::admin::{self, Admin, Revoked, Sessions};
 use crate::auth::{devices, lockout, policy};
 use crate::edge::email::Email;
+use crate::edge::phone::Phone;
 use crate::i18n::Lang;
-use crate::store::{AccountStatus, AttemptKey, Millis, SessionId, StoreError, User, UserId};
+use crate::store::{
+    AccountStatus, AttemptKey, Confirmed, Contact, Millis, SessionId, StoreError, User, UserId, Via,
+};
 use crate::Vigile;
 
 #[derive(Subcommand, Debug)]
@@ -21,6 +24,14 @@ pub enum UserCommand {
         admin: bool,
         #[arg(long, default_value = "")]
         name: String,
+        /// Mobile number (E.164, or national in `site.phone_region`).
+        #[arg(long)]
+        mobile: Option<String>,
+        /// The address (and the mobile, if given) are known to be right: they start
+        /// confirmed. Otherwise the member confirms them (contact page) before password
+        /// recovery can use them.
+        #[arg(long)]
+        confirmed: bool,
     },
     /// List accounts.
     List,
@@ -78,7 +89,21 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
     v.block_on(async {
         match cmd {
             UserCommand::Invite { email, lang } => invite(v, &email, lang.as_deref(), now).await,
-            UserCommand::Add { email, admin, name } => add(v, &email, admin, name, now).await,
+            UserCommand::Add {
+                email,
+                admin,
+                name,
+                mobile,
+                confirmed,
+            } => {
+                let new = NewAccount {
+                    admin,
+                    name,
+                    mobile,
+                    confirmed,
+                };
+                add(v, &email, new, now).await
+            }
             UserCommand::List => list(v).await,
             UserCommand::Show { email } => show(v, &email, now).await,
             UserCommand::Unlock { email } => unlock(v, &email, now).await,
@@ -107,10 +132,36 @@ async fn invite(v: &Vigile, email: &str, lang: Option<&str>, now: Millis) -> Cmd
     Ok(ExitCode::SUCCESS)
 }
 
-async fn add(v: &Vigile, email: &str, admin: bool, name: String, now: Millis) -> CmdResult {
+struct NewAccount {
+    admin: bool,
+    name: String,
+    mobile: Option<String>,
+    confirmed: bool,
+}
+
+async fn add(v: &Vigile, email: &str, new: NewAccount, now: Millis) -> CmdResult {
     let email = match parse_email(email) {
         Ok(email) => email,
         Err(msg) => return fail(msg),
+    };
+    let mobile = match new
+        .mobile
+        .as_deref()
+        .map(|m| Phone::parse_mobile(m, v.app.config.phone_region))
+    {
+        None => None,
+        Some(Ok(m)) => Some(m.into_string()),
+        Some(Err(e)) => return fail(format!("--mobile: {e}")),
+    };
+    let vouched = new.confirmed.then_some(Confirmed {
+        at: now,
+        via: Via::Admin,
+    });
+    let contact = Contact {
+        mobile_confirmed: vouched.filter(|_| mobile.is_some()),
+        mobile,
+        email_confirmed: vouched,
+        campaign: None,
     };
     let password = read_password()?;
     let unmet = policy::check(&password, &v.app.config.file.password);
@@ -122,13 +173,14 @@ async fn add(v: &Vigile, email: &str, admin: bool, name: String, now: Millis) ->
     let user = User {
         id: UserId::random(),
         email: email.to_string(),
-        name,
+        name: new.name,
         password_hash: v.app.auth.hasher.hash(&password).await?,
-        admin,
+        admin: new.admin,
         status: AccountStatus::Active,
         lang: None,
         created_at: now,
         org: None,
+        contact,
     };
     match v.app.store.user_insert(&user).await {
         Ok(()) => {

@@ -19,7 +19,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::crypto::random_token;
 use crate::edge::email::Email;
-use crate::store::{AccountStatus, User, UserId};
+use crate::store::{AccountStatus, Contact, User, UserId, Via};
 
 pub const ADMIN_EMAIL: &str = "admin@demo.vigile.test";
 
@@ -111,6 +111,7 @@ admin = ["/admin/**"]
             lang: None,
             created_at: vigile.app.clock.now_ms(),
             org: None,
+            contact: Contact::email_proved(vigile.app.clock.now_ms(), Via::Admin),
         };
         vigile.app.store.user_insert(&user).await?;
         Ok::<_, Box<dyn std::error::Error>>(user)

@@ -90,6 +90,8 @@ pub enum PhoneError {
     TooLong,
     #[error("not a valid phone number")]
     Invalid,
+    #[error("not a number that receives text messages")]
+    NotMobile,
 }
 
 impl PhoneError {
@@ -99,6 +101,7 @@ impl PhoneError {
             PhoneError::Empty => "phone-empty",
             PhoneError::TooLong => "phone-too-long",
             PhoneError::Invalid => "phone-invalid",
+            PhoneError::NotMobile => "phone-not-mobile",
         }
     }
 }
@@ -121,6 +124,35 @@ impl Phone {
             return Err(PhoneError::Invalid);
         }
         Ok(Phone(e164))
+    }
+
+    /// A number for text messages: like [`Phone::parse`], and refused when the metadata
+    /// says it is a kind that cannot receive them (fixed line, freephone, premium rate,
+    /// shared cost, company, emergency, voicemail numbers). Numbers it cannot tell from a
+    /// mobile (`FixedLineOrMobile` in North America), personal, VoIP and pager numbers pass.
+    pub fn parse_mobile(input: &str, default_region: Region) -> Result<Phone, PhoneError> {
+        use phonenumber::Type;
+        let phone = Phone::parse(input, default_region)?;
+        let kind = panic::catch_unwind(|| {
+            phonenumber::parse(None, phone.as_str())
+                .ok()
+                .map(|n| n.number_type(&DATABASE))
+        })
+        .ok()
+        .flatten()
+        .ok_or(PhoneError::Invalid)?;
+        match kind {
+            Type::FixedLine
+            | Type::TollFree
+            | Type::PremiumRate
+            | Type::SharedCost
+            | Type::Uan
+            | Type::Emergency
+            | Type::Voicemail
+            | Type::ShortCode
+            | Type::StandardRate => Err(PhoneError::NotMobile),
+            _ => Ok(phone),
+        }
     }
 
     /// The E.164 spelling: `+33612345678`.

@@ -1,11 +1,13 @@
-//! Mail: one function per email, named for its purpose (after vaultwarden's mail.rs),
-//! and a durable outbox with a sender task owning the transport (after rauthy's mailer).
+//! Mail and text messages: one function per message, named for its purpose (after
+//! vaultwarden's mail.rs), and a durable outbox with a sender task per channel owning its
+//! transport (after rauthy's mailer).
 //!
 //! A flow calling, say, [`Mailer::activation`] only renders the mail in the recipient's
 //! language and writes it to the store's outbox; the [`sender`] task sends it later and
 //! retries until it goes. So a mail is never lost to an SMTP outage or a restart, and a
 //! flow never waits for an SMTP server. This module must never log a mail's content.
 
+mod contact;
 mod dev;
 mod devices;
 mod letter;
@@ -27,7 +29,7 @@ use crate::edge::email::Email;
 use crate::i18n::Lang;
 use crate::metrics::Metrics;
 use crate::routes::Route;
-use crate::store::{millis, DynStore, Millis, OutboxMail, StoreError, StoreResult, User};
+use crate::store::{millis, Channel, DynStore, Millis, OutboxMail, StoreError, StoreResult, User};
 use letter::{Letter, Link};
 
 pub struct Mailer {
@@ -35,22 +37,22 @@ pub struct Mailer {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
+    wake_sms: Arc<Notify>,
     dev: Option<Arc<DevOutbox>>,
+    dev_sms: Option<Arc<DevOutbox>>,
 }
 
 impl Mailer {
     pub fn new(config: Arc<Config>, store: DynStore, metrics: Arc<Metrics>) -> Self {
-        let dev = config
-            .file
-            .server
-            .dev_mode
-            .then(|| Arc::new(DevOutbox::default()));
+        let dev_mode = config.file.server.dev_mode;
         Self {
             store,
             config,
             metrics,
             wake: Arc::new(Notify::new()),
-            dev,
+            wake_sms: Arc::new(Notify::new()),
+            dev: dev_mode.then(|| Arc::new(DevOutbox::default())),
+            dev_sms: dev_mode.then(|| Arc::new(DevOutbox::default())),
         }
     }
 
@@ -70,24 +72,69 @@ impl Mailer {
         };
         let sender = sender::Sender {
             store: self.store.clone(),
-            transport,
-            from,
-            host: self.site(),
+            delivery: sender::Delivery::Mail {
+                transport,
+                from,
+                host: self.site(),
+            },
             timeout: cfg.timeout,
             retry_initial: millis(cfg.retry_initial),
             retry_max: millis(cfg.retry_max),
             metrics: self.metrics.clone(),
             wake: self.wake.clone(),
             dev: self.dev.clone(),
-            clock,
+            clock: clock.clone(),
         };
         rt.spawn(sender.run());
+
+        let sms = &self.config.file.sms;
+        let transport = {
+            let _guard = rt.enter();
+            crate::sms::Transport::from_config(sms)?
+        };
+        let texter = sender::Sender {
+            store: self.store.clone(),
+            delivery: sender::Delivery::Sms(transport),
+            timeout: sms.timeout,
+            retry_initial: millis(sms.retry_initial),
+            retry_max: millis(sms.retry_max),
+            metrics: self.metrics.clone(),
+            wake: self.wake_sms.clone(),
+            dev: self.dev_sms.clone(),
+            clock,
+        };
+        rt.spawn(texter.run());
         Ok(())
     }
 
     /// Mails handed to the transport lately, newest first (dev mode only, else empty).
     pub fn dev_outbox(&self) -> Vec<SentMail> {
         self.dev.as_ref().map(|d| d.list()).unwrap_or_default()
+    }
+
+    /// Text messages handed to the transport lately, newest first (dev mode only).
+    pub fn dev_sms(&self) -> Vec<SentMail> {
+        self.dev_sms.as_ref().map(|d| d.list()).unwrap_or_default()
+    }
+
+    /// Writes a text message to the outbox, due `now`, then wakes its sender.
+    async fn queue_sms(&self, kind: &str, to: &str, text: String, now: Millis) -> StoreResult<()> {
+        let sms = OutboxMail {
+            id: OutboxMail::new_id(),
+            channel: Channel::Mobile,
+            kind: kind.to_string(),
+            to: to.to_string(),
+            subject: String::new(),
+            text,
+            html: String::new(),
+            created_at: now,
+            attempts: 0,
+            next_attempt: now,
+            last_error: None,
+        };
+        self.store.outbox_push(&sms).await?;
+        self.wake_sms.notify_one();
+        Ok(())
     }
 
     /// The site's name in mails: the host of `public_url`.
@@ -139,6 +186,7 @@ impl Mailer {
         })?;
         let mail = OutboxMail {
             id: OutboxMail::new_id(),
+            channel: Channel::Email,
             kind: kind.to_string(),
             to: to.to_string(),
             subject: rendered.subject,
@@ -251,7 +299,14 @@ impl Mailer {
 
     /// The account was locked after repeated wrong passwords: what happened, and the
     /// reset link that reactivates it.
-    pub async fn account_locked(&self, user: &User, token: &str, now: Millis) -> StoreResult<()> {
+    /// The account was locked. `token`: a reset link to lift it, when the address is
+    /// confirmed; without one the member is told to confirm it or write to support.
+    pub async fn account_locked(
+        &self,
+        user: &User,
+        token: Option<&str>,
+        now: Millis,
+    ) -> StoreResult<()> {
         let lang = self.lang_of(user);
         let t = lang.tr();
         let minutes = self.config.file.password.reset_ttl.as_secs().div_ceil(60);
@@ -267,12 +322,28 @@ impl Mailer {
                 ],
             ),
             t.get("mail-locked-devices"),
-            t.with("mail-locked-how", &[("minutes", minutes.to_string())]),
         ];
-        l.action = Some(Link {
-            label: t.get("mail-locked-action"),
-            url: self.link(&Route::PasswordReset.with_query(&[("token", token)])),
-        });
+        match token {
+            Some(token) => {
+                l.paragraphs
+                    .push(t.with("mail-locked-how", &[("minutes", minutes.to_string())]));
+                l.action = Some(Link {
+                    label: t.get("mail-locked-action"),
+                    url: self.link(&Route::PasswordReset.with_query(&[("token", token)])),
+                });
+            }
+            None => {
+                let support = &self.config.file.site.support_email;
+                l.paragraphs.push(if support.is_empty() {
+                    t.get("mail-locked-unconfirmed")
+                } else {
+                    t.with(
+                        "mail-locked-unconfirmed-support",
+                        &[("support", support.clone())],
+                    )
+                });
+            }
+        }
         l.footer = t.get("mail-locked-footer");
         self.queue("account_locked", &user.email, l, now).await
     }

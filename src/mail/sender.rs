@@ -1,5 +1,7 @@
-//! The sender task: takes due mails from the store's outbox one at a time, sends them,
-//! then deletes them or schedules the next attempt. A mail the server cannot take now
+//! The sender tasks, one per channel: each takes due messages of its channel from the
+//! store's outbox one at a time, sends them, then deletes them or schedules the next
+//! attempt. Text messages follow the mail's rules, except that nothing refuses one for
+//! good: any answer but 2xx from the provider is retried. A mail the server cannot take now
 //! (4xx, no connection) is retried with a growing delay; one it refuses for good (5xx)
 //! is marked failed: counted (`vigile_mail_total{result="failed"}`), audited, listed for
 //! admins, never retried. A mail whose sender died mid-send comes back when its lease
@@ -13,11 +15,11 @@ use lettre::message::Mailbox;
 use tokio::sync::Notify;
 
 use super::dev::DevOutbox;
-use super::transport::Transport;
+use super::transport::{SendError, Transport};
 use crate::audit::{Actor, Event};
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
-use crate::store::{millis, DynStore, Millis, OutboxMail};
+use crate::store::{millis, Channel, DynStore, Millis, OutboxMail};
 
 /// Without a wake-up, look for due mails (retries, mails queued by another instance or by
 /// the CLI) this often.
@@ -26,12 +28,29 @@ const POLL: Duration = Duration::from_secs(1);
 /// Longest server answer kept with a failed mail (characters).
 const MAX_REASON: usize = 500;
 
+/// What a sender hands its messages to.
+pub enum Delivery {
+    Mail {
+        transport: Transport,
+        from: Mailbox,
+        /// Host of `public_url`, for Message-IDs.
+        host: String,
+    },
+    Sms(crate::sms::Transport),
+}
+
+impl Delivery {
+    fn channel(&self) -> Channel {
+        match self {
+            Delivery::Mail { .. } => Channel::Email,
+            Delivery::Sms(_) => Channel::Mobile,
+        }
+    }
+}
+
 pub struct Sender {
     pub store: DynStore,
-    pub transport: Transport,
-    pub from: Mailbox,
-    /// Host of `public_url`, for Message-IDs.
-    pub host: String,
+    pub delivery: Delivery,
     pub timeout: Duration,
     pub retry_initial: Millis,
     pub retry_max: Millis,
@@ -74,10 +93,11 @@ impl Sender {
     /// Handles at most one due mail. `Some(true)`: one was handled (look again),
     /// `Some(false)`: none due, `None`: the store failed (wait for the next tick).
     pub async fn step(&self, now: Millis) -> Option<bool> {
-        let claimed = match self.store.outbox_claim(now, self.lease(), 1).await {
+        let channel = self.delivery.channel();
+        let claimed = match self.store.outbox_claim(channel, now, self.lease(), 1).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, "mail outbox unreachable; will retry");
+                tracing::warn!(error = %e, channel = channel.as_str(), "outbox unreachable; will retry");
                 return None;
             }
         };
@@ -88,18 +108,32 @@ impl Sender {
         Some(true)
     }
 
+    async fn send(&self, mail: &OutboxMail) -> Result<(), SendError> {
+        match &self.delivery {
+            Delivery::Mail {
+                transport,
+                from,
+                host,
+            } => transport.send(from, host, mail, self.timeout).await,
+            Delivery::Sms(sms) => sms
+                .send(&mail.id, &mail.to, &mail.text, self.timeout)
+                .await
+                .map_err(SendError::transient),
+        }
+    }
+
+    fn count(&self, mail: &OutboxMail, result: &str) {
+        match self.delivery {
+            Delivery::Mail { .. } => self.metrics.mail.with_label_values(&[&mail.kind, result]),
+            Delivery::Sms(_) => self.metrics.sms.with_label_values(&[result]),
+        }
+        .inc();
+    }
+
     async fn deliver(&self, mail: &OutboxMail) {
-        let result = self
-            .transport
-            .send(&self.from, &self.host, mail, self.timeout)
-            .await;
+        let result = self.send(mail).await;
         let now = self.clock.now_ms();
-        let counter = |result: &str| {
-            self.metrics
-                .mail
-                .with_label_values(&[mail.kind.as_str(), result])
-                .inc()
-        };
+        let counter = |result: &str| self.count(mail, result);
         match result {
             Ok(()) => {
                 counter("sent");
@@ -109,9 +143,10 @@ impl Sender {
                 tracing::info!(
                     target: "mail",
                     id = %mail.id,
+                    channel = mail.channel.as_str(),
                     kind = %mail.kind,
                     attempts = mail.attempts + 1,
-                    "mail sent"
+                    "message sent"
                 );
                 if let Err(e) = self.store.outbox_done(&mail.id).await {
                     // The lease will end and the mail be sent again: a duplicate, not a loss.
@@ -145,11 +180,12 @@ impl Sender {
                 tracing::warn!(
                     target: "mail",
                     id = %mail.id,
+                    channel = mail.channel.as_str(),
                     kind = %mail.kind,
                     attempts,
                     retry_in_ms = delay,
                     error = %err.reason,
-                    "mail not sent; kept for a retry"
+                    "message not sent; kept for a retry"
                 );
                 let next = now.saturating_add(delay);
                 if let Err(e) = self.store.outbox_retry(&mail.id, next, &err.reason).await {

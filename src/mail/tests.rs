@@ -32,6 +32,7 @@ fn user(lang: &str) -> User {
         lang: Some(lang.into()),
         created_at: 0,
         org: None,
+        contact: Default::default(),
     }
 }
 
@@ -48,7 +49,7 @@ async fn every_mail(lang: &str) -> Vec<(OutboxMail, &'static str)> {
     m.invitation(&invited, Lang::parse(lang).unwrap(), NOW)
         .await
         .unwrap();
-    m.account_locked(&u, "TOKEN3", NOW).await.unwrap();
+    m.account_locked(&u, Some("TOKEN3"), NOW).await.unwrap();
     let mut mails = store.outbox_list().await.unwrap();
     mails.sort_by_key(|m| {
         [

@@ -25,7 +25,7 @@ pub struct SendError {
 }
 
 impl SendError {
-    fn transient(reason: impl std::fmt::Display) -> Self {
+    pub(super) fn transient(reason: impl std::fmt::Display) -> Self {
         Self {
             permanent: false,
             reason: reason.to_string(),
@@ -130,6 +130,7 @@ mod tests {
     fn mail(to: &str) -> OutboxMail {
         OutboxMail {
             id: "abc".into(),
+            channel: crate::store::Channel::Email,
             kind: "activation".into(),
             to: to.into(),
             subject: "Veuillez activer votre compte".into(),

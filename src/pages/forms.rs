@@ -33,6 +33,8 @@ pub struct EmailFormPage {
     pub email: String,
     /// Why the address was refused, in the reader's language.
     pub error: Option<String>,
+    /// A remark under the form (recovery needs a confirmed address), in that language.
+    pub note: Option<String>,
 }
 
 #[derive(Template)]

@@ -80,6 +80,14 @@ pub struct DevMailPage {
     pub mails: Vec<crate::mail::SentMail>,
 }
 
+#[derive(Template)]
+#[template(path = "pages/dev_sms.html")]
+pub struct DevSmsPage {
+    pub c: Chrome,
+    /// Newest first.
+    pub texts: Vec<crate::mail::SentMail>,
+}
+
 /// Renders `page` as an HTML reply. A template error is a bug: logged, answered 500.
 pub fn page(status: StatusCode, page: &impl Template) -> Reply {
     match page.render() {

@@ -20,6 +20,10 @@ pub enum CounterScope {
     AdminNotices,
     /// Invitation mails one organisation sent.
     OrgInvites,
+    /// Contact-confirmation codes sent to one member on one channel, per hour...
+    ContactCodes,
+    /// ...and per day.
+    ContactCodesDaily,
 }
 
 impl CounterScope {
@@ -31,6 +35,8 @@ impl CounterScope {
             CounterScope::DeviceCodesDaily => "device_codes_day",
             CounterScope::AdminNotices => "admin_notices",
             CounterScope::OrgInvites => "org_invites",
+            CounterScope::ContactCodes => "contact_codes",
+            CounterScope::ContactCodesDaily => "contact_codes_day",
         }
     }
 }

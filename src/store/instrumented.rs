@@ -139,6 +139,7 @@ mod tests {
             crate::store::throttle::TIMED_OPS,
             crate::store::devices::TIMED_OPS,
             crate::store::orgs::TIMED_OPS,
+            crate::store::contact::TIMED_OPS,
         ]
         .concat()
     }
@@ -154,6 +155,7 @@ mod tests {
             lang: None,
             created_at: 0,
             org: None,
+            contact: Default::default(),
         }
     }
 
@@ -194,7 +196,7 @@ mod tests {
         store.user_list().await.unwrap();
         let pending = user("p@example.org", AccountStatus::Pending);
         store.user_insert_pending(&pending, 10_000).await.unwrap();
-        store.user_activate(&pending.id).await.unwrap();
+        store.user_activate(&pending.id, now).await.unwrap();
         store.user_set_password(&pending.id, "h2").await.unwrap();
         let s1 = session(&member.id, "s1");
         store.session_insert(&s1, None).await.unwrap();
@@ -224,6 +226,7 @@ mod tests {
         // OutboxStore
         let mail = OutboxMail {
             id: OutboxMail::new_id(),
+            channel: Channel::Email,
             kind: "activation".into(),
             to: "a@example.org".into(),
             subject: String::new(),
@@ -235,7 +238,10 @@ mod tests {
             last_error: None,
         };
         store.outbox_push(&mail).await.unwrap();
-        store.outbox_claim(now, 10, 1).await.unwrap();
+        store
+            .outbox_claim(Channel::Email, now, 10, 1)
+            .await
+            .unwrap();
         store.outbox_retry(&mail.id, 0, "e").await.unwrap();
         store.outbox_list().await.unwrap();
         store.outbox_done(&mail.id).await.unwrap();
@@ -305,6 +311,54 @@ mod tests {
         store.settings_set(&settings).await.unwrap();
         store.member_cap(&member.id).await.unwrap();
         store.member_cap_set(&member.id, Some(3)).await.unwrap();
+
+        // ContactStore
+        let code = ContactCode {
+            channel: Channel::Email,
+            value: "new@example.org".into(),
+            code_hash: TokenHash::of("123456"),
+            link_hash: Some(TokenHash::of("link")),
+            attempts: 0,
+            expires_at: 10_000,
+        };
+        store.contact_code_put(&member.id, &code).await.unwrap();
+        store
+            .contact_code_get(&member.id, Channel::Email, now)
+            .await
+            .unwrap();
+        store
+            .contact_link(&TokenHash::of("link"), now)
+            .await
+            .unwrap();
+        let at = Confirmed {
+            at: now,
+            via: Via::Code,
+        };
+        store
+            .contact_confirm(&member.id, Channel::Email, Proof::Link, 5, at, now)
+            .await
+            .unwrap();
+        let mark = CampaignMark {
+            id: "c1".into(),
+            channels: Channels {
+                email: true,
+                mobile: false,
+            },
+            asked_at: now,
+            seen_at: None,
+        };
+        store.contact_ask(&member.id, &mark).await.unwrap();
+        store.contact_seen(&member.id, "c1", now).await.unwrap();
+        let campaign = Campaign {
+            id: "c1".into(),
+            started_at: now,
+            by: "cli".into(),
+            scope: "all".into(),
+            channels: mark.channels,
+            asked: 1,
+        };
+        store.campaign_insert(&campaign).await.unwrap();
+        store.campaign_list().await.unwrap();
 
         // OrgStore
         let org_id = OrgId::random();

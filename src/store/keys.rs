@@ -54,10 +54,19 @@
 //!   entries past their `expires_at` are ignored and pruned by the next invitation.
 //! - `vigile:org_invite_token:{token_hash}`: `{"org":…,"email":…}` of the invitation
 //!   behind a link; TTL its expiry, and its name is in `vigile:expiring` with that score.
+//! - `vigile:outbox_mobile`: sorted set of waiting text-message ids (their hashes are
+//!   `vigile:outbox_mail:{id}` too, with `channel` = `mobile`).
+//! - `vigile:contact_code:{user_id}:{channel}`: hash of a code waiting to confirm a
+//!   channel (`value`, `code_hash`, `link_hash`, `attempts`, `expires_at`); TTL its expiry.
+//! - `vigile:contact_link:{token_hash}`: the user id whose pending email code carries that
+//!   mailed link; TTL the code's expiry.
+//! - `vigile:campaigns`: hash of campaign id → [`super::Campaign`] as JSON.
 //! - `vigile:expiring`: sorted set of the *names* of token and counter keys, scored by
 //!   their expiry, so `sweep` removes them at a `now` ahead of Redis's clock too.
 
-use super::{CounterScope, DeviceId, Millis, OrgId, SessionId, TokenHash, TokenKind, UserId};
+use super::{
+    Channel, CounterScope, DeviceId, Millis, OrgId, SessionId, TokenHash, TokenKind, UserId,
+};
 
 /// Common prefix of every key Vigile writes.
 pub const NAMESPACE: &str = "vigile:";
@@ -83,6 +92,8 @@ pub enum Prefix {
     OrgMembers,
     OrgInvites,
     OrgInviteToken,
+    ContactCode,
+    ContactLink,
 }
 
 impl Prefix {
@@ -105,6 +116,8 @@ impl Prefix {
             Prefix::OrgMembers => "vigile:org_members:",
             Prefix::OrgInvites => "vigile:org_invites:",
             Prefix::OrgInviteToken => "vigile:org_invite_token:",
+            Prefix::ContactCode => "vigile:contact_code:",
+            Prefix::ContactLink => "vigile:contact_link:",
         }
     }
 
@@ -130,7 +143,9 @@ pub enum Key<'a> {
     SessionExpiry,
     PendingUsers,
     Token(TokenKind, &'a TokenHash),
+    /// Mails waiting; `OutboxMobile` holds the text messages.
     Outbox,
+    OutboxMobile,
     OutboxMail(&'a str),
     OutboxFailed,
     OutboxFailedMail(&'a str),
@@ -151,6 +166,11 @@ pub enum Key<'a> {
     OrgMembers(&'a OrgId),
     OrgInvites(&'a OrgId),
     OrgInviteToken(&'a TokenHash),
+    /// A member's pending code for one channel.
+    ContactCode(&'a UserId, Channel),
+    /// The mailed confirmation link's hash → the member it confirms.
+    ContactLink(&'a TokenHash),
+    Campaigns,
 }
 
 impl Key<'_> {
@@ -162,6 +182,12 @@ impl Key<'_> {
             Key::SessionExpiry => "vigile:session_expiry".to_string(),
             Key::PendingUsers => "vigile:pending_users".to_string(),
             Key::Outbox => "vigile:outbox".to_string(),
+            Key::OutboxMobile => "vigile:outbox_mobile".to_string(),
+            Key::Campaigns => "vigile:campaigns".to_string(),
+            Key::ContactCode(id, channel) => {
+                Prefix::ContactCode.with(&[id.as_str(), ":", channel.as_str()].concat())
+            }
+            Key::ContactLink(hash) => Prefix::ContactLink.with(hash.as_str()),
             Key::OutboxFailed => "vigile:outbox_failed".to_string(),
             Key::Expiring => "vigile:expiring".to_string(),
             Key::Settings => "vigile:settings".to_string(),
@@ -207,6 +233,13 @@ mod tests {
             (Key::SessionExpiry, None),
             (Key::PendingUsers, None),
             (Key::Outbox, None),
+            (Key::OutboxMobile, None),
+            (Key::Campaigns, None),
+            (
+                Key::ContactCode(&user, Channel::Mobile),
+                Some((Prefix::ContactCode, "u1:mobile")),
+            ),
+            (Key::ContactLink(&hash), Some((Prefix::ContactLink, "ab"))),
             (Key::Expiring, None),
             (Key::User(&user), Some((Prefix::User, "u1"))),
             (Key::UserEmail("a@b.c"), Some((Prefix::UserEmail, "a@b.c"))),

@@ -6,6 +6,7 @@
 //! Rust. Time is always passed in (`now`, unix milliseconds) so expiry is testable without
 //! sleeping. This module must never know about HTTP or Pingora.
 
+mod contact;
 mod counters;
 mod devices;
 mod ids;
@@ -22,6 +23,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use contact::{
+    Campaign, CampaignMark, Channel, Channels, Confirmed, Contact, ContactCheck, ContactCode,
+    ContactStore, Proof, Via,
+};
 pub use counters::{CounterScope, CounterStore};
 pub use devices::{
     overflow_parse, overflow_str, Cap, Challenge, CodeCheck, DeviceStore, Opened, Settings,
@@ -90,6 +95,10 @@ pub struct User {
     /// The organisation the account belongs to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org: Option<Membership>,
+    /// Mobile number and what is confirmed. Always written: a record without it was
+    /// stored before confirmations were recorded ([`Contact::before`]).
+    #[serde(default = "Contact::before")]
+    pub contact: Contact,
 }
 
 impl std::fmt::Debug for User {
@@ -104,6 +113,7 @@ impl std::fmt::Debug for User {
             .field("lang", &self.lang)
             .field("created_at", &self.created_at)
             .field("org", &self.org)
+            .field("contact", &self.contact)
             .finish()
     }
 }
@@ -179,7 +189,8 @@ timed_store! {
     /// Everything the gateway keeps. The domain-specific parts (tokens, outbox, counters)
     /// are their own traits, in their own modules, so each stays readable.
     pub trait Store:
-        TokenStore + OutboxStore + CounterStore + ThrottleStore + DeviceStore + OrgStore + Send + Sync + 'static
+        TokenStore + OutboxStore + CounterStore + ThrottleStore + DeviceStore + OrgStore + ContactStore
+        + Send + Sync + 'static
     {
         // Answered without a round-trip: not a store operation, so not timed.
         untimed {
@@ -207,9 +218,10 @@ timed_store! {
         /// mailed for it lead nowhere;
         /// `StoreError::Conflict` if it belongs to an `Active` one.
         async fn user_insert_pending(&self, user: &User, expires_at: Millis) -> StoreResult<()>;
-        /// `Pending` → `Active`, and the account no longer expires. Returns false if there is
+        /// `Pending` → `Active`, and the account no longer expires; the activation link
+        /// proved the address, so its email is confirmed at `now`. Returns false if there is
         /// no such account or it was not pending.
-        async fn user_activate(&self, id: &UserId) -> StoreResult<bool>;
+        async fn user_activate(&self, id: &UserId, now: Millis) -> StoreResult<bool>;
         /// Replaces the password hash. Returns false if there is no such account.
         async fn user_set_password(&self, id: &UserId, password_hash: &str) -> StoreResult<bool>;
         /// Deletes an account, its email index and its sessions. Returns whether it existed.

@@ -1,6 +1,9 @@
-//! The durable mail outbox: every mail is written here before any attempt to send it,
-//! so a mail the SMTP server cannot take now (or a gateway crash) loses nothing. A sender
-//! task claims due mails, sends them, then deletes them or schedules a retry.
+//! The durable outbox: every mail and text message is written here before any attempt to
+//! send it, so a message the SMTP server or SMS provider cannot take now (or a gateway
+//! crash) loses nothing. One sender task per channel claims due messages of its channel,
+//! sends them, then deletes them or schedules a retry; a slow SMS provider never holds
+//! mail back. (A text message is an [`OutboxMail`] on [`Channel::Mobile`]: `to` is the
+//! E.164 number, `text` the message, `subject` and `html` empty.)
 //!
 //! Claiming leases a mail: it is hidden from other claimers (other instances) until the
 //! lease ends, and comes back by itself if its sender dies mid-send.
@@ -11,7 +14,7 @@
 
 use super::timed_store;
 
-use super::{Millis, StoreResult};
+use super::{Channel, Millis, StoreResult};
 
 /// How long a failed mail stays listed before `sweep` purges it: 30 days.
 pub const FAILED_KEEP_MS: Millis = 30 * 86_400_000;
@@ -21,6 +24,8 @@ pub const FAILED_KEEP_MS: Millis = 30 * 86_400_000;
 pub struct OutboxMail {
     /// Random, unique (see [`OutboxMail::new_id`]).
     pub id: String,
+    /// Mail or text message: which sender takes it.
+    pub channel: Channel,
     /// What the mail is (`activation`, `password_reset`...): the `kind` label of
     /// `vigile_mail_total`, and logged instead of the content.
     pub kind: String,
@@ -48,6 +53,7 @@ impl std::fmt::Debug for OutboxMail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutboxMail")
             .field("id", &self.id)
+            .field("channel", &self.channel)
             .field("kind", &self.kind)
             .field("to", &self.to)
             .field("created_at", &self.created_at)
@@ -77,11 +83,12 @@ timed_store! {
     pub trait OutboxStore: Send + Sync {
         /// Adds a mail (due at its `next_attempt`). `StoreError::Conflict` if the id exists.
         async fn outbox_push(&self, mail: &OutboxMail) -> StoreResult<()>;
-        /// Claims up to `limit` mails due at `now` (`next_attempt <= now`), earliest due
-        /// first, and leases them: their `next_attempt` becomes `now + lease_ms`, so no other
-        /// claimer gets them meanwhile. Atomic across instances.
+        /// Claims up to `limit` messages of `channel` due at `now` (`next_attempt <= now`),
+        /// earliest due first, and leases them: their `next_attempt` becomes
+        /// `now + lease_ms`, so no other claimer gets them meanwhile. Atomic across instances.
         async fn outbox_claim(
             &self,
+            channel: Channel,
             now: Millis,
             lease_ms: Millis,
             limit: usize,

@@ -93,6 +93,7 @@ macro_rules! session_script {
 #[macro_use]
 mod users;
 
+mod contact;
 mod counters;
 mod devices;
 mod expiring;
@@ -438,8 +439,8 @@ impl Store for RedisStore {
         self.insert_pending(user, expires_at).await
     }
 
-    async fn user_activate(&self, id: &UserId) -> StoreResult<bool> {
-        self.activate(id).await
+    async fn user_activate(&self, id: &UserId, now: Millis) -> StoreResult<bool> {
+        self.activate(id, now).await
     }
 
     async fn user_set_password(&self, id: &UserId, password_hash: &str) -> StoreResult<bool> {

@@ -14,6 +14,7 @@
 //! Layout: the schema and its migrations in `sqlite/schema.rs`; the token, outbox and
 //! counter traits each in their own file beside it.
 
+mod contact;
 mod counters;
 mod devices;
 mod orgs;
@@ -43,7 +44,7 @@ const POOL_SIZE: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const USER_COLUMNS: &str =
-    "id, email, name, password_hash, admin, status, lang, created_at, org_id, org_role";
+    "id, email, name, password_hash, admin, status, lang, created_at, org_id, org_role, contact";
 const SESSION_COLUMNS: &str = "id, token_hash, user_id, device_id, created_at, last_seen, \
                                idle_ms, absolute_expiry, ip, user_agent";
 
@@ -141,6 +142,7 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         lang: r.get(6)?,
         created_at: r.get(7)?,
         org: orgs::membership(r.get(8)?, r.get(9)?)?,
+        contact: contact::from_column(r.get(10)?)?,
     })
 }
 
@@ -150,7 +152,7 @@ fn insert_user(c: &Connection, u: &User, expires_at: Option<Millis>) -> rusqlite
     c.execute(
         &format!(
             "INSERT INTO users ({USER_COLUMNS}, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
         ),
         params![
             u.id.as_str(),
@@ -163,6 +165,7 @@ fn insert_user(c: &Connection, u: &User, expires_at: Option<Millis>) -> rusqlite
             u.created_at,
             u.org.as_ref().map(|m| m.org.as_str()),
             u.org.as_ref().map(|m| m.role.as_str()),
+            contact::to_column(&u.contact),
             expires_at
         ],
     )?;
@@ -366,18 +369,30 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn user_activate(&self, id: &UserId) -> StoreResult<bool> {
-        let id = id.as_str().to_string();
+    async fn user_activate(&self, id: &UserId, now: Millis) -> StoreResult<bool> {
+        let id = id.clone();
         self.run(move |c| {
-            let n = c.execute(
-                "UPDATE users SET status = ?2, expires_at = NULL WHERE id = ?1 AND status = ?3",
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(mut user) = contact::user_in(&tx, &id)? else {
+                return Ok(false);
+            };
+            if user.status != AccountStatus::Pending {
+                return Ok(false);
+            }
+            user.contact.email_confirmed = Some(Confirmed {
+                at: now,
+                via: Via::Activation,
+            });
+            tx.execute(
+                "UPDATE users SET status = ?2, expires_at = NULL, contact = ?3 WHERE id = ?1",
                 params![
-                    id,
+                    id.as_str(),
                     AccountStatus::Active.as_str(),
-                    AccountStatus::Pending.as_str()
+                    contact::to_column(&user.contact)
                 ],
             )?;
-            Ok(n > 0)
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }
@@ -528,6 +543,7 @@ impl Store for SqliteStore {
                 "DELETE FROM ended_sessions WHERE expires_at <= ?1",
                 "DELETE FROM org_invites WHERE expires_at <= ?1",
                 "DELETE FROM device_challenges WHERE expires_at <= ?1",
+                "DELETE FROM contact_codes WHERE expires_at <= ?1",
                 "DELETE FROM ip_state WHERE COALESCE(window_end, 0) <= ?1 \
                      AND COALESCE(block_until, 0) <= ?1 AND COALESCE(level_until, 0) <= ?1",
             ];

@@ -248,6 +248,7 @@ async fn plant_pending(
         lang: Some("en".into()),
         created_at: now - age,
         org: None,
+        contact: Default::default(),
     };
     store
         .user_insert_pending(&user, now - age + ttl)

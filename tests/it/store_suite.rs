@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use vigile::store::keys::{Key, NAMESPACE};
 use vigile::store::{
-    AccountStatus, AttemptKey, CounterScope, DeviceId, DynStore, FailedMail, IpRule, Millis,
-    OutboxMail, RedisStore, SessionId, SessionRecord, StoreError, TokenHash, TokenKind,
+    AccountStatus, AttemptKey, Channel, CounterScope, DeviceId, DynStore, FailedMail, IpRule,
+    Millis, OutboxMail, RedisStore, SessionId, SessionRecord, StoreError, TokenHash, TokenKind,
     TokenRecord, User, UserId, FAILED_KEEP_MS,
 };
 
@@ -487,6 +487,7 @@ async fn token_peek_does_not_consume_and_kinds_are_separate(b: StoreBackend) {
 fn mail(to: &str, now: Millis, next_attempt: Millis) -> OutboxMail {
     OutboxMail {
         id: OutboxMail::new_id(),
+        channel: Channel::Email,
         kind: "activation".to_string(),
         to: to.to_string(),
         subject: "Activez votre compte — Vigile".to_string(),
@@ -511,25 +512,38 @@ async fn outbox_claim_leases_mails_until_the_lease_ends(b: StoreBackend) {
     }
     let err = store.outbox_push(&first).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict), "{err:?}");
-    assert!(store.outbox_claim(now, lease, 0).await.unwrap().is_empty());
+    assert!(store
+        .outbox_claim(Channel::Email, now, lease, 0)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Earliest due first, up to the limit, with their next_attempt moved to the lease end.
-    let claimed = store.outbox_claim(now, lease, 1).await.unwrap();
+    let claimed = store
+        .outbox_claim(Channel::Email, now, lease, 1)
+        .await
+        .unwrap();
     let leased = |m: &OutboxMail, at: Millis| OutboxMail {
         next_attempt: at + lease,
         ..m.clone()
     };
     assert_eq!(claimed, vec![leased(&first, now)]);
-    let claimed = store.outbox_claim(now, lease, 10).await.unwrap();
+    let claimed = store
+        .outbox_claim(Channel::Email, now, lease, 10)
+        .await
+        .unwrap();
     assert_eq!(claimed, vec![leased(&second, now)]);
     // Leased: nobody gets them again before the lease ends, and `later` is not due.
     assert!(store
-        .outbox_claim(now + lease - 1, lease, 10)
+        .outbox_claim(Channel::Email, now + lease - 1, lease, 10)
         .await
         .unwrap()
         .is_empty());
     // A sender that died mid-send: the mails come back by themselves.
-    let again = store.outbox_claim(now + lease, lease, 10).await.unwrap();
+    let again = store
+        .outbox_claim(Channel::Email, now + lease, lease, 10)
+        .await
+        .unwrap();
     let ids: Vec<&str> = again.iter().map(|m| m.id.as_str()).collect();
     let mut expected = [first.id.as_str(), second.id.as_str()];
     expected.sort();
@@ -541,7 +555,10 @@ async fn outbox_claim_leases_mails_until_the_lease_ends(b: StoreBackend) {
     for m in [&first, &second] {
         assert!(store.outbox_done(&m.id).await.unwrap());
     }
-    let due_later = store.outbox_claim(now + HOUR, lease, 10).await.unwrap();
+    let due_later = store
+        .outbox_claim(Channel::Email, now + HOUR, lease, 10)
+        .await
+        .unwrap();
     assert_eq!(due_later, vec![leased(&later, now + HOUR)]);
 }
 
@@ -559,7 +576,10 @@ async fn outbox_retry_done_and_list_order(b: StoreBackend) {
         vec![a.clone(), d.clone(), c.clone()]
     );
 
-    let claimed = store.outbox_claim(now, MINUTE, 1).await.unwrap();
+    let claimed = store
+        .outbox_claim(Channel::Email, now, MINUTE, 1)
+        .await
+        .unwrap();
     assert_eq!(claimed[0].id, a.id);
     assert!(store
         .outbox_retry(&a.id, now + 10 * MINUTE, "421 try again later")
@@ -581,7 +601,7 @@ async fn outbox_retry_done_and_list_order(b: StoreBackend) {
     );
     // Not due before its new next_attempt.
     let due = store
-        .outbox_claim(now + 20 * MINUTE - 1, MINUTE, 10)
+        .outbox_claim(Channel::Email, now + 20 * MINUTE - 1, MINUTE, 10)
         .await
         .unwrap();
     assert_eq!(due.len(), 2);
@@ -612,7 +632,10 @@ async fn outbox_two_instances_never_claim_the_same_mail(b: StoreBackend) {
         tasks.spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let batch = store.outbox_claim(now, HOUR, 4).await.unwrap();
+                let batch = store
+                    .outbox_claim(Channel::Email, now, HOUR, 4)
+                    .await
+                    .unwrap();
                 if batch.is_empty() {
                     return mine;
                 }
@@ -642,7 +665,10 @@ async fn outbox_failed_mails_are_kept_apart_then_purged(b: StoreBackend) {
     for m in [&a, &c, &d] {
         store.outbox_push(m).await.unwrap();
     }
-    let claimed = store.outbox_claim(now, MINUTE, 2).await.unwrap();
+    let claimed = store
+        .outbox_claim(Channel::Email, now, MINUTE, 2)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 2);
     assert!(store
         .outbox_retry(&a.id, now, "421 try later")
@@ -661,7 +687,10 @@ async fn outbox_failed_mails_are_kept_apart_then_purged(b: StoreBackend) {
 
     // Gone from the waiting mails: not listed, never claimed, whatever the instant.
     assert_eq!(store.outbox_list().await.unwrap(), vec![d.clone()]);
-    let later = store.outbox_claim(now + DAY, MINUTE, 10).await.unwrap();
+    let later = store
+        .outbox_claim(Channel::Email, now + DAY, MINUTE, 10)
+        .await
+        .unwrap();
     assert_eq!(later.iter().map(|m| &m.id).collect::<Vec<_>>(), vec![&d.id]);
     assert!(!store.outbox_done(&a.id).await.unwrap());
     assert!(!store.outbox_retry(&a.id, now, "e").await.unwrap());
@@ -841,16 +870,21 @@ async fn activation_makes_a_pending_account_permanent(b: StoreBackend) {
     let expires_at = now + 7 * DAY;
     let u = pending("new@example.org", now);
     a.user_insert_pending(&u, expires_at).await.unwrap();
-    assert!(c.user_activate(&u.id).await.unwrap());
+    assert!(c.user_activate(&u.id, now + 1).await.unwrap());
     assert!(
-        !a.user_activate(&u.id).await.unwrap(),
+        !a.user_activate(&u.id, now + 2).await.unwrap(),
         "not pending any more"
     );
-    assert!(!a.user_activate(&UserId::random()).await.unwrap());
-    let active = User {
+    assert!(!a.user_activate(&UserId::random(), now).await.unwrap());
+    // The activation link proved the address.
+    let mut active = User {
         status: AccountStatus::Active,
         ..u.clone()
     };
+    active.contact.email_confirmed = Some(vigile::store::Confirmed {
+        at: now + 1,
+        via: vigile::store::Via::Activation,
+    });
     assert_eq!(a.user_by_id(&u.id).await.unwrap(), Some(active.clone()));
 
     assert_eq!(a.sweep(expires_at + 1000 * DAY).await.unwrap(), 0);
@@ -868,7 +902,7 @@ async fn activation_makes_a_pending_account_permanent(b: StoreBackend) {
     // An account created active was never pending.
     let direct = user("direct@example.org", now);
     a.user_insert(&direct).await.unwrap();
-    assert!(!a.user_activate(&direct.id).await.unwrap());
+    assert!(!a.user_activate(&direct.id, 0).await.unwrap());
 }
 
 async fn sweep_removes_expired_sign_ups_and_frees_their_address(b: StoreBackend) {
@@ -1103,7 +1137,7 @@ async fn redis_sign_ups_tokens_and_counters_expire_by_ttl() {
         .await
         .unwrap();
     assert!(pttl(Key::User(&u.id).name()).await > DAY - MINUTE);
-    assert!(store.user_activate(&u.id).await.unwrap());
+    assert!(store.user_activate(&u.id, 0).await.unwrap());
     for key in [Key::User(&u.id).name(), Key::UserEmail(&u.email).name()] {
         assert_eq!(pttl(key.clone()).await, -1, "{key} must be permanent");
     }

@@ -16,8 +16,8 @@ use crate::crypto::random_token;
 use crate::edge::email::Email;
 use crate::i18n::Lang;
 use crate::store::{
-    millis, seats_used, AccountStatus, CounterScope, Invited, Joined, Membership, Millis, Org,
-    OrgInvite, OrgRole, SessionRecord, TokenHash, User, UserId,
+    millis, seats_used, AccountStatus, Contact, CounterScope, Invited, Joined, Membership, Millis,
+    Org, OrgInvite, OrgRole, SessionRecord, TokenHash, User, UserId, Via,
 };
 
 /// An organisation's member acting on its page, as the store has them now.
@@ -72,14 +72,9 @@ pub async fn acting(
 /// enough to make the site a mail relay for whoever registers a company.
 pub const INVITE_MAILS_PER_HOUR: u32 = 100;
 
-/// Ends nothing, but makes this instance forget `user`'s cached sessions, so a role
-/// change shows in their identity at their next request here (other instances: within
-/// the session cache's lifetime).
+/// A role change shows in the member's identity at their next request here.
 async fn forget_sessions(deps: &Deps, user: &UserId, now: Millis) -> Result<(), FlowError> {
-    for s in deps.store.sessions_of(user, now).await? {
-        deps.auth.cache.forget(&s.token_hash);
-    }
-    Ok(())
+    Ok(deps.auth.forget_user(user, now).await?)
 }
 
 /// Whether an invitation mail may go to `email` now: the address's own limit
@@ -387,6 +382,8 @@ pub async fn join(
             org: invite.org.clone(),
             role: OrgRole::Member,
         }),
+        // The invitation link reached this address.
+        contact: Contact::email_proved(now, Via::Invitation),
     };
     match deps
         .store

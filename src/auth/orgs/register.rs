@@ -19,8 +19,8 @@ use crate::crypto::random_token;
 use crate::edge::email::{Email, EmailError};
 use crate::i18n::Lang;
 use crate::store::{
-    millis, AccountStatus, Membership, Millis, Org, OrgId, OrgProfile, OrgRole, OrgTerms,
-    Registered, SessionRecord, TokenHash, TokenKind, TokenRecord, User, UserId,
+    millis, AccountStatus, Contact, Membership, Millis, Org, OrgId, OrgProfile, OrgRole, OrgTerms,
+    Registered, SessionRecord, TokenHash, TokenKind, TokenRecord, User, UserId, Via,
 };
 
 pub struct LinkRequest<'a> {
@@ -185,6 +185,8 @@ pub async fn complete(deps: &Deps, input: Completion<'_>) -> Result<Completed, F
             org: org_id.clone(),
             role: OrgRole::SuperAdmin,
         }),
+        // The step-1 link reached this address.
+        contact: Contact::email_proved(now, Via::Registration),
     };
     let org = Org {
         id: org_id.clone(),

@@ -305,3 +305,21 @@ proptest! {
         prop_assert_eq!(Phone::parse(&raw, r), Err(PhoneError::TooLong));
     }
 }
+
+#[test]
+fn mobiles_receive_texts_and_landlines_do_not() {
+    let fr = region("FR");
+    for mobile in ["06 12 34 56 78", "07 81 23 45 67", "+44 7400 123456"] {
+        assert!(Phone::parse_mobile(mobile, fr).is_ok(), "{mobile}");
+    }
+    // Paris landline, French freephone.
+    for landline in ["01 42 68 53 00", "0800 123 456"] {
+        assert_eq!(
+            Phone::parse_mobile(landline, fr),
+            Err(PhoneError::NotMobile),
+            "{landline}"
+        );
+        assert!(Phone::parse(landline, fr).is_ok(), "{landline}");
+    }
+    assert_eq!(Phone::parse_mobile("12", fr), Err(PhoneError::Invalid));
+}

@@ -198,7 +198,9 @@ pub async fn choose_post(ctx: &Ctx<'_, '_>) -> PageResult {
                 sessions: &ended,
             };
             replaced.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
-            Ok(Reply::see_other(&rd::or_home(Some(&rd))).with_cookie(ctx.session_cookie(&token)))
+            let rd = rd::or_home(Some(&rd));
+            let next = crate::auth::contact::after_sign_in(&ctx.app.config.file, &user, &rd);
+            Ok(Reply::see_other(&next).with_cookie(ctx.session_cookie(&token)))
         }
         Chosen::StillFull => {
             let text = ctx.lang().tr().get("choose-more");

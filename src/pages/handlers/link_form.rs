@@ -12,7 +12,7 @@ use crate::pages::forms::EmailFormPage;
 use crate::pages::{render, PageError, Reply};
 use crate::routes::Route;
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum LinkForm {
     /// `password/forgot`: mails a reset link.
     Forgot,
@@ -68,8 +68,25 @@ impl LinkForm {
             action: t.route.path(),
             email,
             error,
+            note: self.note(ctx),
         };
         render::page(status, &page)
+    }
+
+    /// Recovery links go to confirmed addresses only: the forgot form says so, and where
+    /// to write without one.
+    fn note(self, ctx: &Ctx<'_, '_>) -> Option<String> {
+        if self != LinkForm::Forgot {
+            return None;
+        }
+        let t = ctx.lang().tr();
+        let mut note = t.get("contact-recovery");
+        let support = &ctx.app.config.file.site.support_email;
+        if !support.is_empty() {
+            note.push(' ');
+            note.push_str(&t.with("support-write", &[("email", support.clone())]));
+        }
+        Some(note)
     }
 
     /// The empty form, or prefilled from `?email=`.
@@ -100,10 +117,16 @@ impl LinkForm {
         }
         .map_err(PageError::too_many)?;
         let t = self.texts();
-        Ok(ctx.message(
+        let mut text = ctx.lang().tr().get(t.sent_message);
+        if let Some(note) = self.note(ctx) {
+            text.push(' ');
+            text.push_str(&note);
+        }
+        Ok(render::message_text(
             StatusCode::OK,
+            ctx.lang(),
             t.sent_title,
-            t.sent_message,
+            text,
             Some((Route::Login.path(), "back-to-login")),
         ))
     }

@@ -128,7 +128,9 @@ fn answer(
                 };
                 evicted.emit(&Actor::System(Some(ctx.req.client_ip)), ctx.now);
             }
-            Ok(Reply::see_other(&rd).with_cookie(ctx.session_cookie(&token)))
+            // Contact details asked of the member come first; "Later" goes on to rd.
+            let next = crate::auth::contact::after_sign_in(&ctx.app.config.file, &user, &rd);
+            Ok(Reply::see_other(&next).with_cookie(ctx.session_cookie(&token)))
         }
         LoginOutcome::DeviceCode => {
             Event::DeviceOverflow { email: who }.emit(&visitor, ctx.now);

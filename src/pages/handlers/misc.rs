@@ -4,7 +4,7 @@ use http::StatusCode;
 
 use super::{Ctx, PageResult};
 use crate::i18n::Lang;
-use crate::pages::render::{self, DevMailPage};
+use crate::pages::render::{self, DevMailPage, DevSmsPage};
 use crate::pages::{rd, Reply};
 use crate::routes::Route;
 
@@ -22,6 +22,15 @@ pub fn stylesheet() -> Reply {
 
 /// Mails the gateway would have sent, for `vigile demo` and `dev_mode`. Mail sending
 /// arrives with signup; until then the outbox is empty and says so.
+/// Text messages the gateway sent (demo and `dev_mode`), newest first.
+pub fn dev_sms(ctx: &Ctx<'_, '_>) -> PageResult {
+    let page = DevSmsPage {
+        c: ctx.chrome(Route::DevSms.path()),
+        texts: ctx.app.mailer.dev_sms(),
+    };
+    Ok(render::page(StatusCode::OK, &page))
+}
+
 pub fn dev_mail(ctx: &Ctx<'_, '_>) -> PageResult {
     let page = DevMailPage {
         c: ctx.chrome(Route::DevMail.path()),

@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod admin_member;
 mod admin_org;
+mod contact;
 mod devices;
 mod link_form;
 mod login;
@@ -235,9 +236,14 @@ async fn page(ctx: &Ctx<'_, '_>) -> PageResult {
         (Route::OrgTransfer, _, true) => org::transfer(ctx).await,
         (Route::OrgJoin, true, _) => org::join_get(ctx).await,
         (Route::OrgJoin, _, true) => org::join_post(ctx).await,
+        (Route::Contact, true, _) => contact::get(ctx).await,
+        (Route::ContactSend, _, true) => contact::send(ctx).await,
+        (Route::ContactConfirm, _, true) => contact::confirm(ctx).await,
         (Route::ApiMe, true, _) => account::api_me(ctx),
         (Route::DevMail, true, _) if ctx.app.config.file.server.dev_mode => misc::dev_mail(ctx),
         (Route::DevMail, _, _) => Err(PageError::NotFound),
+        (Route::DevSms, true, _) if ctx.app.config.file.server.dev_mode => misc::dev_sms(ctx),
+        (Route::DevSms, _, _) => Err(PageError::NotFound),
         (Route::Lang(lang), true, _) => Ok(misc::lang(ctx, lang)),
         (_, false, false) => Err(PageError::MethodNotAllowed),
         _ => Err(PageError::NotFound),

@@ -113,9 +113,11 @@ pub async fn activate(ctx: &Ctx<'_, '_>) -> PageResult {
         browser: ctx.browser(),
     };
     match flow::activate(ctx.app, input).await? {
-        ActivateOutcome::SignedIn { token, .. } => {
+        ActivateOutcome::SignedIn { token, user, .. } => {
             ctx.app.metrics.logins.with_label_values(&["success"]).inc();
-            let welcome = Route::Account.with_query(&[("welcome", "1")]);
+            let account = Route::Account.with_query(&[("welcome", "1")]);
+            let welcome =
+                crate::auth::contact::after_sign_in(&ctx.app.config.file, &user, &account);
             Ok(
                 Reply::redirect(StatusCode::FOUND, &welcome)
                     .with_cookie(ctx.session_cookie(&token)),

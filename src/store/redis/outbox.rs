@@ -1,5 +1,7 @@
-//! [`OutboxStore`] on Redis: the `Outbox` sorted set of mail ids scored by
-//! `next_attempt`, and one hash per mail (no TTL: durable until sent). Ties are ordered
+//! [`OutboxStore`] on Redis: one sorted set of message ids per channel (`Outbox` for mail,
+//! `OutboxMobile` for text messages) scored by `next_attempt`, and one hash per message
+//! (no TTL: durable until sent; a hash without `channel` is a mail from before text
+//! messages). Ties are ordered
 //! by id, as in SQLite. A claim is one script that picks the due ids and re-scores them
 //! to the end of the lease, so instances claiming together never get the same mail.
 //!
@@ -16,7 +18,7 @@ use async_trait::async_trait;
 use super::RedisStore;
 use crate::store::keys::{Key, Prefix};
 use crate::store::{
-    FailedMail, Millis, OutboxMail, OutboxStore, StoreError, StoreResult, FAILED_KEEP_MS,
+    Channel, FailedMail, Millis, OutboxMail, OutboxStore, StoreError, StoreResult, FAILED_KEEP_MS,
 };
 
 // KEYS[1] mail, KEYS[2] outbox; ARGV[1] id, ARGV[2] next_attempt, ARGV[3..] field/value
@@ -53,24 +55,28 @@ return out
     )
 });
 
-// KEYS[1] mail, KEYS[2] outbox; ARGV[1] id.
+// KEYS[1] mail, KEYS[2] mail queue, KEYS[3] text-message queue; ARGV[1] id.
 static OUTBOX_DONE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 return redis.call('DEL', KEYS[1])
 "#,
     )
 });
 
-// KEYS[1] mail, KEYS[2] outbox; ARGV[1] id, ARGV[2] next_attempt, ARGV[3] error.
+// KEYS[1] mail, KEYS[2] mail queue, KEYS[3] text-message queue; ARGV[1] id,
+// ARGV[2] next_attempt, ARGV[3] error.
 static OUTBOX_RETRY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local queue = KEYS[2]
+if redis.call('HGET', KEYS[1], 'channel') == 'mobile' then queue = KEYS[3] end
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'next_attempt', ARGV[2], 'last_error', ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', queue, ARGV[2], ARGV[1])
 return 1
 "#,
     )
@@ -139,6 +145,7 @@ fn mail_fields(m: &OutboxMail) -> Vec<(&'static str, String)> {
         ("created_at", m.created_at.to_string()),
         ("attempts", m.attempts.to_string()),
         ("next_attempt", m.next_attempt.to_string()),
+        ("channel", m.channel.as_str().to_string()),
     ];
     if let Some(e) = &m.last_error {
         fields.push(("last_error", e.clone()));
@@ -160,7 +167,20 @@ fn mail_from_hash(flat: Vec<String>) -> StoreResult<OutboxMail> {
         attempts: r.number("attempts")?,
         next_attempt: r.number("next_attempt")?,
         last_error: r.optional("last_error"),
+        channel: match r.optional("channel") {
+            None => Channel::Email,
+            Some(c) => Channel::parse(&c)
+                .ok_or_else(|| StoreError::Corrupt(format!("outbox channel {c:?}")))?,
+        },
     })
+}
+
+/// The sorted set a channel's messages wait in.
+fn queue(channel: Channel) -> Key<'static> {
+    match channel {
+        Channel::Email => Key::Outbox,
+        Channel::Mobile => Key::OutboxMobile,
+    }
 }
 
 /// Rebuilds a failed mail from the flat `HGETALL` reply.
@@ -183,7 +203,7 @@ impl OutboxStore for RedisStore {
     async fn outbox_push(&self, mail: &OutboxMail) -> StoreResult<()> {
         let mut inv = OUTBOX_PUSH.prepare_invoke();
         inv.key(Key::OutboxMail(&mail.id).name())
-            .key(Key::Outbox.name())
+            .key(queue(mail.channel).name())
             .arg(&mail.id)
             .arg(mail.next_attempt);
         for (field, value) in mail_fields(mail) {
@@ -197,6 +217,7 @@ impl OutboxStore for RedisStore {
 
     async fn outbox_claim(
         &self,
+        channel: Channel,
         now: Millis,
         lease_ms: Millis,
         limit: usize,
@@ -206,7 +227,7 @@ impl OutboxStore for RedisStore {
             return Ok(Vec::new());
         }
         let mut inv = OUTBOX_CLAIM.prepare_invoke();
-        inv.key(Key::Outbox.name())
+        inv.key(queue(channel).name())
             .arg(now)
             .arg(now.saturating_add(lease_ms))
             .arg(u64::try_from(limit).unwrap_or(u64::MAX))
@@ -219,6 +240,7 @@ impl OutboxStore for RedisStore {
         let mut inv = OUTBOX_DONE.prepare_invoke();
         inv.key(Key::OutboxMail(id).name())
             .key(Key::Outbox.name())
+            .key(Key::OutboxMobile.name())
             .arg(id);
         Ok(self.call::<i64>(&inv).await? == 1)
     }
@@ -227,6 +249,7 @@ impl OutboxStore for RedisStore {
         let mut inv = OUTBOX_RETRY.prepare_invoke();
         inv.key(Key::OutboxMail(id).name())
             .key(Key::Outbox.name())
+            .key(Key::OutboxMobile.name())
             .arg(id)
             .arg(next_attempt)
             .arg(error);
@@ -234,10 +257,19 @@ impl OutboxStore for RedisStore {
     }
 
     async fn outbox_list(&self) -> StoreResult<Vec<OutboxMail>> {
-        let mut inv = OUTBOX_LIST.prepare_invoke();
-        inv.key(Key::Outbox.name()).arg(Prefix::OutboxMail.as_str());
-        let hashes: Vec<Vec<String>> = self.call(&inv).await?;
-        hashes.into_iter().map(mail_from_hash).collect()
+        let mut all = Vec::new();
+        for channel in Channel::ALL {
+            let mut inv = OUTBOX_LIST.prepare_invoke();
+            inv.key(queue(channel).name())
+                .arg(Prefix::OutboxMail.as_str());
+            let hashes: Vec<Vec<String>> = self.call(&inv).await?;
+            for h in hashes {
+                all.push(mail_from_hash(h)?);
+            }
+        }
+        // Both queues together, in SQLite's order.
+        all.sort_by(|a, b| (a.next_attempt, &a.id).cmp(&(b.next_attempt, &b.id)));
+        Ok(all)
     }
 
     async fn outbox_fail(&self, id: &str, failed_at: Millis, error: &str) -> StoreResult<bool> {

@@ -91,8 +91,8 @@ return 1
 "#
 );
 
-// KEYS[4] user; ARGV[7] id. Returns 1 if activated, 0 if missing or not pending, -1 if
-// the record is unreadable.
+// KEYS[4] user; ARGV[7] id, ARGV[8] now. Returns 1 if activated, 0 if missing or not
+// pending, -1 if the record is unreadable. The link proved the address: email confirmed.
 user_script!(
     USER_ACTIVATE,
     r#"
@@ -100,6 +100,8 @@ local u, exists = user_record(ARGV[7])
 if not u then return exists and -1 or 0 end
 if u.status ~= 'pending' then return 0 end
 u.status = 'active'
+if type(u.contact) ~= 'table' then u.contact = {} end
+u.contact.email_confirmed = {at = tonumber(ARGV[8]), via = 'activation'}
 redis.call('SET', KEYS[4], cjson.encode(u))
 redis.call('PERSIST', KEYS[4])
 if type(u.email) == 'string' then redis.call('PERSIST', P_EMAIL .. u.email) end
@@ -180,9 +182,9 @@ impl RedisStore {
         }
     }
 
-    pub(super) async fn activate(&self, id: &UserId) -> StoreResult<bool> {
+    pub(super) async fn activate(&self, id: &UserId, now: Millis) -> StoreResult<bool> {
         let mut inv = user_call(&USER_ACTIVATE);
-        inv.key(Key::User(id).name()).arg(id.as_str());
+        inv.key(Key::User(id).name()).arg(id.as_str()).arg(now);
         changed(self.call(&inv).await?, id)
     }
 

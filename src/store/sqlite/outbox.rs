@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use rusqlite::{params, Row, TransactionBehavior};
 
 use super::{map_err, SqliteStore};
-use crate::store::{FailedMail, Millis, OutboxMail, OutboxStore, StoreResult};
+use crate::store::{Channel, FailedMail, Millis, OutboxMail, OutboxStore, StoreResult};
 
 const MAIL_COLUMNS: &str = "id, kind, recipient, subject, text_body, html_body, created_at, \
-                            attempts, next_attempt, last_error";
+                            attempts, next_attempt, last_error, channel";
 
 fn mail_from_row(r: &Row<'_>) -> rusqlite::Result<OutboxMail> {
     Ok(OutboxMail {
@@ -25,6 +25,16 @@ fn mail_from_row(r: &Row<'_>) -> rusqlite::Result<OutboxMail> {
         attempts: r.get(7)?,
         next_attempt: r.get(8)?,
         last_error: r.get(9)?,
+        channel: {
+            let c: String = r.get(10)?;
+            Channel::parse(&c).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    10,
+                    rusqlite::types::Type::Text,
+                    format!("unknown channel {c:?}").into(),
+                )
+            })?
+        },
     })
 }
 
@@ -36,7 +46,7 @@ impl OutboxStore for SqliteStore {
             c.execute(
                 &format!(
                     "INSERT INTO outbox ({MAIL_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                 ),
                 params![
                     m.id,
@@ -48,7 +58,8 @@ impl OutboxStore for SqliteStore {
                     m.created_at,
                     m.attempts,
                     m.next_attempt,
-                    m.last_error
+                    m.last_error,
+                    m.channel.as_str()
                 ],
             )?;
             Ok(())
@@ -58,6 +69,7 @@ impl OutboxStore for SqliteStore {
 
     async fn outbox_claim(
         &self,
+        channel: Channel,
         now: Millis,
         lease_ms: Millis,
         limit: usize,
@@ -68,10 +80,10 @@ impl OutboxStore for SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut due = {
                 let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT {MAIL_COLUMNS} FROM outbox WHERE next_attempt <= ?1 \
+                    "SELECT {MAIL_COLUMNS} FROM outbox WHERE channel = ?3 AND next_attempt <= ?1 \
                      ORDER BY next_attempt, id LIMIT ?2"
                 ))?;
-                let rows = stmt.query_map(params![now, limit], mail_from_row)?;
+                let rows = stmt.query_map(params![now, limit, channel.as_str()], mail_from_row)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()?
             };
             for mail in &mut due {

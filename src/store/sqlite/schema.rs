@@ -10,7 +10,7 @@ use super::map_err;
 use crate::store::{StoreError, StoreResult};
 
 /// Bumped whenever the schema below changes (with a step added to [`MIGRATIONS`]).
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 /// What version 2 added besides the `users.expires_at` column: sign-up expiry, single-use
 /// links, the mail outbox, rate-limit counters. Shared by [`SCHEMA`] and the v1→v2 step.
@@ -174,6 +174,38 @@ CREATE INDEX IF NOT EXISTS users_org ON users(org_id) WHERE org_id IS NOT NULL;
     };
 }
 
+/// What version 7 added: contact confirmation. `users.contact` holds the account's
+/// [`crate::store::Contact`] as JSON (NULL: stored before confirmations were recorded), the
+/// outbox a channel per message (mail or text message), and the codes waiting to
+/// confirm a channel and the campaigns. A new file gets the two columns by the same ALTERs
+/// as a migrated one, so both end up alike.
+macro_rules! since_v7 {
+    () => {
+        "
+ALTER TABLE users ADD COLUMN contact TEXT;
+ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'email';
+DROP INDEX IF EXISTS outbox_due;
+CREATE INDEX IF NOT EXISTS outbox_channel_due ON outbox(channel, next_attempt, id);
+CREATE TABLE IF NOT EXISTS contact_codes (
+    user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    channel    TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    code_hash  TEXT NOT NULL,
+    link_hash  TEXT UNIQUE,
+    attempts   INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, channel)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS contact_codes_expires_at ON contact_codes(expires_at);
+CREATE TABLE IF NOT EXISTS campaigns (
+    id         TEXT PRIMARY KEY,
+    started_at INTEGER NOT NULL,
+    record     TEXT NOT NULL
+) WITHOUT ROWID;
+"
+    };
+}
+
 /// The whole current schema, for a new file.
 const SCHEMA: &str = concat!(
     "
@@ -217,11 +249,12 @@ CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
     since_v3!(),
     since_v4!(),
     since_v5!(),
-    since_v6!()
+    since_v6!(),
+    since_v7!()
 );
 
 /// `MIGRATIONS[i]` brings a file from version `i + 1` to version `i + 2`.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     concat!(
         "ALTER TABLE users ADD COLUMN expires_at INTEGER;",
         since_v2!()
@@ -234,6 +267,7 @@ const MIGRATIONS: [&str; 5] = [
 ALTER TABLE users ADD COLUMN org_role TEXT;",
         since_v6!()
     ),
+    since_v7!(),
 ];
 
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION - 1);
@@ -432,6 +466,7 @@ INSERT INTO sessions (id, token_hash, user_id, device_id, created_at, last_seen,
             lang: None,
             created_at: 5000,
             org: None,
+            contact: Default::default(),
         };
         store.user_insert_pending(&pending, 10_000).await.unwrap();
         assert_eq!(store.sweep(10_000).await.unwrap(), 1);

@@ -29,6 +29,8 @@ pub fn user(email: &str, now: Millis) -> User {
         lang: Some("fr".to_string()),
         created_at: now,
         org: None,
+        // An admin-made account with a known-good address (recovery mails reach it).
+        contact: vigile::store::Contact::email_proved(now, vigile::store::Via::Admin),
     }
 }
 

@@ -1,0 +1,366 @@
+//! Contact confirmation (SPEC §6): which channels a member is asked to confirm, sending a
+//! code to the address or number they typed, checking it, the mailed link, and where a
+//! browser goes after a sign-in. Never blocking: the contact page is offered after a
+//! sign-in, and the member may go on without it.
+//!
+//! A code confirms the value it was sent to: a new address becomes the account's only
+//! when its code (or link) comes back, in the same store operation that counts the try.
+//! Codes go out at most `contact.max_codes_per_hour` / `per_day` per member and channel.
+
+use std::time::Duration;
+
+use super::limits::{Limit, RetryAfter};
+use super::{Deps, FlowError};
+use crate::audit::{Actor, Event};
+use crate::config::FileConfig;
+use crate::crypto::{random_token, six_digit_code};
+use crate::edge::code::Code;
+use crate::edge::email::Email;
+use crate::edge::phone::Phone;
+use crate::routes::Route;
+use crate::store::{
+    millis, Channel, Channels, Confirmed, ContactCheck, ContactCode, CounterScope, Millis, Proof,
+    TokenHash, User, UserId, Via,
+};
+
+/// The channels `user` must have confirmed: their campaign's, plus what
+/// `contact.require_confirmed` asks of everyone.
+pub fn wanted(file: &FileConfig, user: &User) -> Channels {
+    let mut want = user
+        .contact
+        .campaign
+        .as_ref()
+        .map(|m| m.channels)
+        .unwrap_or_default();
+    if file.contact.require_confirmed {
+        want.email = true;
+        want.mobile |= file.contact.ask_mobile;
+    }
+    want
+}
+
+/// What `user` is still asked to confirm.
+pub fn asked(file: &FileConfig, user: &User) -> Channels {
+    let want = wanted(file, user);
+    Channels {
+        email: want.email && user.contact.email_confirmed.is_none(),
+        mobile: want.mobile && user.contact.mobile_confirmed.is_none(),
+    }
+}
+
+/// Whether password-recovery links may go to the account's address: only to a confirmed
+/// one (an address nobody proved may be someone else's mailbox).
+pub fn recovers(user: &User) -> bool {
+    user.contact.email_confirmed.is_some()
+}
+
+/// Where a browser goes after a sign-in opened its session: the contact page when
+/// something is asked of the member, else where they were going.
+pub fn after_sign_in(file: &FileConfig, user: &User, rd: &str) -> String {
+    if asked(file, user).is_empty() {
+        rd.to_string()
+    } else {
+        Route::Contact.with_query(&[("rd", rd)])
+    }
+}
+
+/// Where a code goes, parsed at the edge.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Email(Email),
+    Mobile(Phone),
+}
+
+impl Target {
+    pub fn channel(&self) -> Channel {
+        match self {
+            Target::Email(_) => Channel::Email,
+            Target::Mobile(_) => Channel::Mobile,
+        }
+    }
+
+    fn value(&self) -> &str {
+        match self {
+            Target::Email(e) => e.as_str(),
+            Target::Mobile(p) => p.as_str(),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sent {
+    Sent,
+    /// Too many codes for this member and channel lately: nothing sent.
+    TooMany(RetryAfter),
+    /// No text message can be delivered (`sms.transport = "log"` outside dev mode).
+    NoSms,
+}
+
+/// The stored form of a code: bound to the member and channel it was sent for.
+fn code_hash(user: &UserId, channel: Channel, code: &str) -> TokenHash {
+    TokenHash::of(&format!(
+        "contact:{}:{}:{code}",
+        user.as_str(),
+        channel.as_str()
+    ))
+}
+
+/// Whether one more code may go to `user` on `channel` (counts it).
+async fn within_limits(
+    deps: &Deps,
+    user: &UserId,
+    channel: Channel,
+    now: Millis,
+) -> Result<Result<(), RetryAfter>, FlowError> {
+    let c = &deps.config.file.contact;
+    let subject = format!("{}:{}", user.as_str(), channel.as_str());
+    let windows = [
+        (c.max_codes_per_hour, 3600, CounterScope::ContactCodes),
+        (c.max_codes_per_day, 86_400, CounterScope::ContactCodesDaily),
+    ];
+    for (max, secs, scope) in windows {
+        let limit = Limit {
+            max,
+            window: Duration::from_secs(secs),
+        };
+        if let Err(retry) = limit.hit(&deps.store, scope, &subject, now).await? {
+            return Ok(Err(retry));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Sends a code (and, for an address, a link) confirming `target` for `user`, replacing
+/// any earlier code on that channel.
+pub async fn send_code(
+    deps: &Deps,
+    user: &User,
+    target: &Target,
+    now: Millis,
+) -> Result<Sent, FlowError> {
+    let channel = target.channel();
+    if channel == Channel::Mobile && !deps.config.sms_delivers {
+        return Ok(Sent::NoSms);
+    }
+    if let Err(retry) = within_limits(deps, &user.id, channel, now).await? {
+        return Ok(Sent::TooMany(retry));
+    }
+    let ttl = deps.config.file.contact.code_ttl;
+    let code = six_digit_code();
+    let token = (channel == Channel::Email).then(|| random_token(16));
+    let record = ContactCode {
+        channel,
+        value: target.value().to_string(),
+        code_hash: code_hash(&user.id, channel, &code),
+        link_hash: token.as_deref().map(TokenHash::of),
+        attempts: 0,
+        expires_at: now.saturating_add(millis(ttl)),
+    };
+    if !deps.store.contact_code_put(&user.id, &record).await? {
+        // The account was deleted meanwhile: there is nobody to confirm for.
+        return Ok(Sent::Sent);
+    }
+    let minutes = ttl.as_secs().div_ceil(60);
+    match (target, token) {
+        (Target::Email(to), Some(token)) => {
+            deps.mailer
+                .contact_code(user, to.as_str(), &code, &token, minutes, now)
+                .await?
+        }
+        (Target::Mobile(to), _) => deps.mailer.sms_code(user, to.as_str(), &code, now).await?,
+        (Target::Email(_), None) => {}
+    }
+    Ok(Sent::Sent)
+}
+
+/// What checking a code (or following the link) came to.
+#[derive(Debug)]
+pub enum Checked {
+    Confirmed {
+        user: Box<User>,
+        channel: Channel,
+    },
+    Wrong {
+        left: u32,
+    },
+    /// Tries used up, or none pending, or expired: a new code must be sent.
+    Gone,
+    /// The new address belongs to another account: nothing changed.
+    Taken,
+}
+
+/// Checks a code the signed-in `user` typed for `channel`.
+pub async fn confirm_code(
+    deps: &Deps,
+    user: &UserId,
+    channel: Channel,
+    code: &Code,
+    ip: std::net::IpAddr,
+    now: Millis,
+) -> Result<Checked, FlowError> {
+    let hash = code_hash(user, channel, code.as_str());
+    let at = Confirmed {
+        at: now,
+        via: Via::Code,
+    };
+    let max = deps.config.file.contact.max_tries;
+    let check = deps
+        .store
+        .contact_confirm(user, channel, Proof::Code(&hash), max, at, now)
+        .await?;
+    settle(deps, user, channel, check, Actor::Visitor(ip), now).await
+}
+
+/// Follows the mailed link (any browser, no session needed).
+pub async fn confirm_link(
+    deps: &Deps,
+    token: &str,
+    ip: std::net::IpAddr,
+    now: Millis,
+) -> Result<Checked, FlowError> {
+    let hash = TokenHash::of(token);
+    let Some(user) = deps.store.contact_link(&hash, now).await? else {
+        return Ok(Checked::Gone);
+    };
+    let at = Confirmed {
+        at: now,
+        via: Via::Link,
+    };
+    let max = deps.config.file.contact.max_tries;
+    let check = deps
+        .store
+        .contact_confirm(&user, Channel::Email, Proof::Link, max, at, now)
+        .await?;
+    settle(deps, &user, Channel::Email, check, Actor::Visitor(ip), now).await
+}
+
+/// Counts, audits and tells what a check did.
+async fn settle(
+    deps: &Deps,
+    user: &UserId,
+    channel: Channel,
+    check: ContactCheck,
+    by: Actor<'_>,
+    now: Millis,
+) -> Result<Checked, FlowError> {
+    Ok(match check {
+        ContactCheck::Confirmed {
+            user: account,
+            previous,
+        } => {
+            deps.metrics
+                .contact_confirmations
+                .with_label_values(&[channel.as_str()])
+                .inc();
+            let via = account
+                .contact
+                .confirmed(channel)
+                .map_or("code", |c| c.via.as_str());
+            let confirmed = Event::ContactConfirmed {
+                user,
+                channel: channel.as_str(),
+                via,
+            };
+            confirmed.emit(&by, now);
+            if let Some(old) = previous {
+                Event::ContactChanged {
+                    user,
+                    channel: channel.as_str(),
+                }
+                .emit(&by, now);
+                match channel {
+                    Channel::Email => deps.mailer.email_changed(&account, &old, now).await?,
+                    Channel::Mobile => deps.mailer.mobile_changed(&account, now).await?,
+                }
+                // Remote-Email changes at the member's next request here.
+                deps.auth.forget_user(user, now).await?;
+            }
+            Checked::Confirmed {
+                user: account,
+                channel,
+            }
+        }
+        ContactCheck::Wrong { left } => Checked::Wrong { left },
+        ContactCheck::Exhausted | ContactCheck::Missing => Checked::Gone,
+        ContactCheck::Taken => Checked::Taken,
+    })
+}
+
+/// Marks the member as having seen the contact page for their campaign (for progress).
+pub async fn seen(deps: &Deps, user: &User, now: Millis) -> Result<(), FlowError> {
+    if let Some(mark) = user
+        .contact
+        .campaign
+        .as_ref()
+        .filter(|m| m.seen_at.is_none())
+    {
+        deps.store.contact_seen(&user.id, &mark.id, now).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AccountStatus, CampaignMark, Contact};
+
+    fn member(contact: Contact) -> User {
+        User {
+            id: UserId::from_string("u1"),
+            email: "a@example.org".into(),
+            name: String::new(),
+            password_hash: String::new(),
+            admin: false,
+            status: AccountStatus::Active,
+            lang: None,
+            created_at: 0,
+            org: None,
+            contact,
+        }
+    }
+
+    #[test]
+    fn asked_follows_the_campaign_and_the_site_rule() {
+        let mut file: FileConfig = toml::from_str("[upstream]\nurl = \"http://127.0.0.1:1\"")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let confirmed = Contact::email_proved(1, Via::Code);
+        assert!(asked(&file, &member(confirmed.clone())).is_empty());
+        assert!(
+            asked(&file, &member(Contact::default())).is_empty(),
+            "nothing required"
+        );
+
+        file.contact.require_confirmed = true;
+        let both = Channels {
+            email: true,
+            mobile: true,
+        };
+        assert_eq!(asked(&file, &member(Contact::default())), both);
+        assert_eq!(
+            asked(&file, &member(confirmed.clone())),
+            Channels {
+                email: false,
+                mobile: true
+            }
+        );
+        file.contact.ask_mobile = false;
+        assert!(asked(&file, &member(confirmed.clone())).is_empty());
+        assert_eq!(after_sign_in(&file, &member(confirmed.clone()), "/x"), "/x");
+
+        file.contact.require_confirmed = false;
+        let mut in_campaign = confirmed;
+        in_campaign.campaign = Some(CampaignMark {
+            id: "c".into(),
+            channels: Channels {
+                email: false,
+                mobile: true,
+            },
+            asked_at: 0,
+            seen_at: None,
+        });
+        assert_eq!(
+            after_sign_in(&file, &member(in_campaign), "/courses/1"),
+            "/_vigile/contact?rd=%2Fcourses%2F1"
+        );
+    }
+}

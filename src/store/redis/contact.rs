@@ -1,0 +1,311 @@
+//! [`ContactStore`] on Redis (layout in `store::keys`). The contact state lives in the
+//! account's JSON (`contact`); scripts on the account scripts' calling convention
+//! (`user_prelude!`) change it with `cjson`, never a read-modify-write from Rust. A pending
+//! code is a hash with its expiry as TTL; its mailed link has an index key beside it.
+
+use std::sync::LazyLock;
+
+use ::redis::Script;
+use async_trait::async_trait;
+
+use super::users::user_call;
+use super::{user_from_json, RedisStore};
+use crate::store::keys::{Key, Prefix};
+use crate::store::{
+    Campaign, CampaignMark, Channel, Confirmed, ContactCheck, ContactCode, ContactStore, Millis,
+    Proof, StoreError, StoreResult, TokenHash, UserId,
+};
+
+/// On top of `user_prelude!`: an account's contact table, an account from before
+/// confirmations (no `contact`) counting its address as confirmed, as `Contact::before`.
+macro_rules! contact_prelude {
+    () => {
+        concat!(
+            user_prelude!(),
+            r#"
+local function contact_of(u)
+  if type(u.contact) ~= 'table' then
+    u.contact = {email_confirmed = {at = 0, via = 'before'}}
+  end
+  return u.contact
+end
+"#
+        )
+    };
+}
+
+macro_rules! contact_script {
+    ($name:ident, $body:literal) => {
+        static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::new(concat!(contact_prelude!(), $body)));
+    };
+}
+
+// KEYS[4] user, KEYS[5] code, KEYS[6] new link key ('' for none); ARGV[7] link prefix,
+// ARGV[8] user id, ARGV[9] expires_at, ARGV[10..] field/value pairs. Returns 0 if there
+// is no such account.
+contact_script!(
+    CODE_PUT,
+    r#"
+if redis.call('EXISTS', KEYS[4]) == 0 then return 0 end
+local old = redis.call('HGET', KEYS[5], 'link_hash')
+if old then redis.call('DEL', ARGV[7] .. old) end
+redis.call('DEL', KEYS[5])
+redis.call('HSET', KEYS[5], unpack(ARGV, 10))
+redis.call('PEXPIREAT', KEYS[5], ARGV[9])
+if KEYS[6] ~= '' then
+  redis.call('SET', KEYS[6], ARGV[8])
+  redis.call('PEXPIREAT', KEYS[6], ARGV[9])
+end
+return 1
+"#
+);
+
+// KEYS[4] user, KEYS[5] code; ARGV[7] id, ARGV[8] channel, ARGV[9] typed code hash ('' for
+// the link), ARGV[10] max tries, ARGV[11] now, ARGV[12] confirmation JSON, ARGV[13] link
+// prefix. Returns {outcome, tries left | previous value, account JSON}.
+contact_script!(
+    CONFIRM,
+    r#"
+local u, exists = user_record(ARGV[7])
+if not u then return {exists and 'corrupt' or 'missing'} end
+local f = redis.call('HMGET', KEYS[5], 'value', 'code_hash', 'link_hash', 'attempts', 'expires_at')
+if not f[1] or tonumber(f[5]) <= tonumber(ARGV[11]) then return {'missing'} end
+local function spend()
+  redis.call('DEL', KEYS[5])
+  if f[3] then redis.call('DEL', ARGV[13] .. f[3]) end
+end
+if ARGV[9] ~= '' then
+  local attempts, max = tonumber(f[4]), tonumber(ARGV[10])
+  if attempts >= max then spend() return {'exhausted'} end
+  attempts = attempts + 1
+  if ARGV[9] ~= f[2] then
+    if attempts >= max then spend() return {'exhausted'} end
+    redis.call('HSET', KEYS[5], 'attempts', attempts)
+    return {'wrong', tostring(max - attempts)}
+  end
+end
+spend()
+local c, previous = contact_of(u), ''
+if ARGV[8] == 'email' then
+  if u.email ~= f[1] then
+    if redis.call('EXISTS', P_EMAIL .. f[1]) == 1 then return {'taken'} end
+    if redis.call('GET', P_EMAIL .. u.email) == ARGV[7] then
+      redis.call('DEL', P_EMAIL .. u.email)
+    end
+    redis.call('SET', P_EMAIL .. f[1], ARGV[7])
+    previous = u.email
+    u.email = f[1]
+  end
+  c.email_confirmed = cjson.decode(ARGV[12])
+else
+  if type(c.mobile) == 'string' and c.mobile ~= f[1] then previous = c.mobile end
+  c.mobile = f[1]
+  c.mobile_confirmed = cjson.decode(ARGV[12])
+end
+local json = cjson.encode(u)
+redis.call('SET', KEYS[4], json)
+return {'confirmed', previous, json}
+"#
+);
+
+// KEYS[4] user; ARGV[7] id, ARGV[8] mark JSON. Returns 0 if there is no such account.
+contact_script!(
+    ASK,
+    r#"
+local u = user_record(ARGV[7])
+if not u then return 0 end
+local c, mark = contact_of(u), cjson.decode(ARGV[8])
+if mark.channels.email then c.email_confirmed = nil end
+if mark.channels.mobile then c.mobile_confirmed = nil end
+c.campaign = mark
+redis.call('SET', KEYS[4], cjson.encode(u))
+return 1
+"#
+);
+
+// KEYS[4] user; ARGV[7] id, ARGV[8] campaign id, ARGV[9] now. Returns 1 the first time.
+contact_script!(
+    SEEN,
+    r#"
+local u = user_record(ARGV[7])
+if not u then return 0 end
+local c = contact_of(u)
+local mark = c.campaign
+if type(mark) ~= 'table' or mark.id ~= ARGV[8] or type(mark.seen_at) == 'number' then
+  return 0
+end
+mark.seen_at = tonumber(ARGV[9])
+redis.call('SET', KEYS[4], cjson.encode(u))
+return 1
+"#
+);
+
+// KEYS[1] link key; ARGV[1] link hash, ARGV[2] now, ARGV[3] code prefix. Returns the user id
+// if the link belongs to that member's pending email code, valid at `now`.
+static LINK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+local f = redis.call('HMGET', ARGV[3] .. id .. ':email', 'link_hash', 'expires_at')
+if f[1] ~= ARGV[1] or not f[2] or tonumber(f[2]) <= tonumber(ARGV[2]) then return false end
+return id
+"#,
+    )
+});
+
+fn code_fields(c: &ContactCode) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("value", c.value.clone()),
+        ("code_hash", c.code_hash.as_str().to_string()),
+        ("attempts", c.attempts.to_string()),
+        ("expires_at", c.expires_at.to_string()),
+    ];
+    if let Some(link) = &c.link_hash {
+        fields.push(("link_hash", link.as_str().to_string()));
+    }
+    fields
+}
+
+fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
+}
+
+#[async_trait]
+impl ContactStore for RedisStore {
+    async fn contact_code_put(&self, user: &UserId, code: &ContactCode) -> StoreResult<bool> {
+        let link_key = code
+            .link_hash
+            .as_ref()
+            .map_or(String::new(), |h| Key::ContactLink(h).name());
+        let mut inv = user_call(&CODE_PUT);
+        inv.key(Key::User(user).name())
+            .key(Key::ContactCode(user, code.channel).name())
+            .key(link_key)
+            .arg(Prefix::ContactLink.as_str())
+            .arg(user.as_str())
+            .arg(code.expires_at);
+        for (field, value) in code_fields(code) {
+            inv.arg(field).arg(value);
+        }
+        Ok(self.call::<i64>(&inv).await? == 1)
+    }
+
+    async fn contact_code_get(
+        &self,
+        user: &UserId,
+        channel: Channel,
+        now: Millis,
+    ) -> StoreResult<Option<ContactCode>> {
+        let mut cmd = ::redis::cmd("HGETALL");
+        cmd.arg(Key::ContactCode(user, channel).name());
+        let flat: Vec<String> = self.query(&cmd).await?;
+        if flat.is_empty() {
+            return Ok(None);
+        }
+        let mut r = super::record::HashRecord::new("contact code", flat);
+        let code = ContactCode {
+            channel,
+            value: r.text("value")?,
+            code_hash: TokenHash::from_hex(r.text("code_hash")?),
+            link_hash: r.optional("link_hash").map(TokenHash::from_hex),
+            attempts: r.number("attempts")?,
+            expires_at: r.number("expires_at")?,
+        };
+        Ok((code.expires_at > now).then_some(code))
+    }
+
+    async fn contact_confirm(
+        &self,
+        user: &UserId,
+        channel: Channel,
+        proof: Proof<'_>,
+        max_tries: u32,
+        at: Confirmed,
+        now: Millis,
+    ) -> StoreResult<ContactCheck> {
+        let typed = match proof {
+            Proof::Code(hash) => hash.as_str().to_string(),
+            Proof::Link => String::new(),
+        };
+        let mut inv = user_call(&CONFIRM);
+        inv.key(Key::User(user).name())
+            .key(Key::ContactCode(user, channel).name())
+            .arg(user.as_str())
+            .arg(channel.as_str())
+            .arg(typed)
+            .arg(max_tries)
+            .arg(now)
+            .arg(json(&at)?)
+            .arg(Prefix::ContactLink.as_str());
+        let reply: Vec<String> = self.call(&inv).await?;
+        let field = |i: usize| reply.get(i).map(String::as_str).unwrap_or_default();
+        Ok(match field(0) {
+            "confirmed" => ContactCheck::Confirmed {
+                user: Box::new(user_from_json(field(2))?),
+                previous: Some(field(1).to_string()).filter(|p| !p.is_empty()),
+            },
+            "wrong" => ContactCheck::Wrong {
+                left: field(1).parse().unwrap_or(0),
+            },
+            "exhausted" => ContactCheck::Exhausted,
+            "taken" => ContactCheck::Taken,
+            "missing" => ContactCheck::Missing,
+            other => return Err(StoreError::Corrupt(format!("user record {user} ({other})"))),
+        })
+    }
+
+    async fn contact_link(&self, link: &TokenHash, now: Millis) -> StoreResult<Option<UserId>> {
+        let mut inv = LINK.prepare_invoke();
+        inv.key(Key::ContactLink(link).name())
+            .arg(link.as_str())
+            .arg(now)
+            .arg(Prefix::ContactCode.as_str());
+        let id: Option<String> = self.call(&inv).await?;
+        Ok(id.map(UserId::from_string))
+    }
+
+    async fn contact_ask(&self, user: &UserId, mark: &CampaignMark) -> StoreResult<bool> {
+        let mut inv = user_call(&ASK);
+        inv.key(Key::User(user).name())
+            .arg(user.as_str())
+            .arg(json(mark)?);
+        Ok(self.call::<i64>(&inv).await? == 1)
+    }
+
+    async fn contact_seen(&self, user: &UserId, id: &str, now: Millis) -> StoreResult<bool> {
+        let mut inv = user_call(&SEEN);
+        inv.key(Key::User(user).name())
+            .arg(user.as_str())
+            .arg(id)
+            .arg(now);
+        Ok(self.call::<i64>(&inv).await? == 1)
+    }
+
+    async fn campaign_insert(&self, campaign: &Campaign) -> StoreResult<()> {
+        let mut cmd = ::redis::cmd("HSETNX");
+        cmd.arg(Key::Campaigns.name())
+            .arg(&campaign.id)
+            .arg(json(campaign)?);
+        match self.query::<i64>(&cmd).await? {
+            1 => Ok(()),
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn campaign_list(&self) -> StoreResult<Vec<Campaign>> {
+        let mut cmd = ::redis::cmd("HVALS");
+        cmd.arg(Key::Campaigns.name());
+        let all: Vec<String> = self.query(&cmd).await?;
+        let mut out = all
+            .iter()
+            .map(|j| {
+                serde_json::from_str::<Campaign>(j)
+                    .map_err(|e| StoreError::Corrupt(format!("campaign record: {e}")))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        out.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
+        Ok(out)
+    }
+}
