@@ -29,6 +29,7 @@ mod request_hardening;
 mod sessions;
 mod shutdown;
 mod signup;
+mod store_contact;
 mod store_devices;
 mod store_orgs;
 mod store_suite;
