@@ -58,6 +58,7 @@ async fn main() -> Result<(), Error> {
             lang: None,
             created_at: now,
             org: None,
+            contact: Default::default(),
         })
         .collect();
     stream::iter(users.iter().map(|u| {

@@ -119,7 +119,7 @@ pub enum Revoked {
     NoAccount,
     /// `count` sessions ended (0: the one named was not there).
     Ended {
-        user: User,
+        user: Box<User>,
         count: u64,
     },
 }
@@ -145,7 +145,10 @@ pub async fn revoke(
                 count,
             };
             revoked.emit(&by.actor(), now);
-            Ok(Revoked::Ended { user, count })
+            Ok(Revoked::Ended {
+                user: Box::new(user),
+                count,
+            })
         }
         Sessions::One(session) => {
             let ended =
@@ -160,7 +163,7 @@ pub async fn revoke(
                 revoked.emit(&by.actor(), now);
             }
             Ok(Revoked::Ended {
-                user,
+                user: Box::new(user),
                 count: u64::from(ended),
             })
         }

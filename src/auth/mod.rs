@@ -4,6 +4,7 @@
 //! This module must never log a password, a session token or a hash.
 
 pub mod admin;
+pub mod campaign;
 pub mod contact;
 pub mod device_label;
 pub mod devices;

@@ -2,6 +2,7 @@
 //! against both backends while `vigile serve` runs; what they change (a revocation) is
 //! seen by every instance within the session cache's lifetime (under one second).
 
+mod campaigns;
 mod ip;
 mod orgs;
 mod settings;
@@ -77,6 +78,13 @@ pub enum Command {
         config: ConfigArg,
         #[command(subcommand)]
         action: orgs::OrgCommand,
+    },
+    /// Contact-confirmation campaigns: start one, see their progress.
+    Campaign {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: campaigns::CampaignCommand,
     },
     /// Manage client addresses blocked after repeated failures.
     Ip {
@@ -171,6 +179,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             init_logging(Some(&cfg.file.log))?;
             let vigile = crate::build(cfg)?;
             orgs::run(&vigile, action)
+        }
+        Command::Campaign { config, action } => {
+            let cfg = load(&config)?;
+            init_logging(Some(&cfg.file.log))?;
+            let vigile = crate::build(cfg)?;
+            campaigns::run(&vigile, action)
         }
         Command::Ip { config, action } => {
             let cfg = load(&config)?;

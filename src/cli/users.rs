@@ -220,7 +220,23 @@ async fn show(v: &Vigile, email: &str, now: Millis) -> CmdResult {
         return fail(format!("no account for {email}"));
     };
     println!("id:       {}", u.id);
-    println!("email:    {}", u.email);
+    let state = |c: Option<Confirmed>| match c {
+        Some(c) => format!("(confirmed {} by {})", fmt_time(c.at), c.via.as_str()),
+        None => "(unconfirmed)".to_string(),
+    };
+    println!("email:    {} {}", u.email, state(u.contact.email_confirmed));
+    match &u.contact.mobile {
+        Some(m) => println!("mobile:   {m} {}", state(u.contact.mobile_confirmed)),
+        None => println!("mobile:   none"),
+    }
+    if let Some(mark) = &u.contact.campaign {
+        let seen = if mark.seen_at.is_some() {
+            "seen"
+        } else {
+            "not seen"
+        };
+        println!("campaign: {} ({seen})", mark.id);
+    }
     println!("name:     {}", u.name);
     println!("roles:    {}", u.roles());
     println!("status:   {}", u.status.as_str());

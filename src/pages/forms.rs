@@ -74,6 +74,10 @@ pub struct AdminPage {
     pub c: Chrome,
     pub members: Vec<MemberRow>,
     pub orgs: Vec<super::org_pages::OrgRow>,
+    /// Contact-confirmation campaigns, newest first.
+    pub campaigns: Vec<CampaignRow>,
+    /// Whether the campaign form offers mobile numbers (text messages can be sent).
+    pub sms: bool,
     /// Mails refused for good, most recent first.
     pub failed: Vec<FailedRow>,
     /// The address just unlocked, for the notice.
@@ -88,6 +92,16 @@ pub struct AdminPage {
     /// Catalog key of a notice (settings saved) or an error (bad value).
     pub notice: Option<&'static str>,
     pub error: Option<&'static str>,
+}
+
+/// One campaign on the admin page.
+pub struct CampaignRow {
+    pub id: String,
+    pub started: String,
+    pub by: String,
+    pub scope: String,
+    pub channels: String,
+    pub progress: crate::auth::campaign::Progress,
 }
 
 /// `/_vigile/admin/member?email=`: one member's devices and own device cap.

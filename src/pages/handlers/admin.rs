@@ -1,17 +1,19 @@
 //! `/_vigile/admin`: the administrators' page: the device-cap settings (saved in the
 //! store, so every instance applies them at the next login) and the member list with each
 //! account's state and lock, and the unlock action; and the mails the mail server refused
-//! for good. One member's page is in `admin_member.rs`. Admins only: anyone else gets the login redirect or a 403 page.
+//! for good, and contact-confirmation campaigns with their progress. One member's page is in `admin_member.rs`. Admins only: anyone else gets the login redirect or a 403 page.
 
 use http::StatusCode;
 
 use super::{Ctx, PageResult};
+use crate::audit::Actor;
 use crate::auth::admin::{self as actions, Admin, SitePolicy};
+use crate::auth::campaign::{self, Refused, Scope};
 use crate::auth::lockout;
-use crate::pages::forms::{AdminPage, FailedRow, MemberRow};
+use crate::pages::forms::{AdminPage, CampaignRow, FailedRow, MemberRow};
 use crate::pages::{render, Reply};
 use crate::routes::Route;
-use crate::store::{overflow_parse, overflow_str, AttemptKey};
+use crate::store::{overflow_parse, overflow_str, AttemptKey, OrgId};
 
 pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
     let notice = ctx.req.query_param("saved").map(|_| "admin-saved");
@@ -55,10 +57,24 @@ async fn page(
         });
     }
     let orgs = super::admin_org::rows(ctx).await?;
+    let campaigns = campaign::progress(ctx.app)
+        .await?
+        .into_iter()
+        .map(|(c, progress)| CampaignRow {
+            started: super::devices::when(c.started_at),
+            channels: c.channels.label(),
+            id: c.id,
+            by: c.by,
+            scope: c.scope,
+            progress,
+        })
+        .collect();
     let page = AdminPage {
         c: ctx.chrome(Route::Admin.path()),
         members,
         orgs,
+        campaigns,
+        sms: ctx.app.config.sms_delivers,
         failed,
         unlocked: ctx.req.query_param("unlocked"),
         max_per_member: site.max,
@@ -105,6 +121,57 @@ pub async fn settings(ctx: &Ctx<'_, '_>) -> PageResult {
     Ok(Reply::see_other(
         &Route::Admin.with_query(&[("saved", "1")]),
     ))
+}
+
+/// Starts a contact-confirmation campaign: the members in the textarea when it is filled,
+/// else everyone or one organisation.
+pub async fn start_campaign(ctx: &Ctx<'_, '_>) -> PageResult {
+    let id = ctx.admin()?;
+    let f = ctx.req.form();
+    ctx.check_csrf(f.get("csrf"))?;
+    let t = ctx.lang().tr();
+    let refuse = |text: String| {
+        Ok(render::message_text(
+            StatusCode::BAD_REQUEST,
+            ctx.lang(),
+            "admin-campaigns",
+            text,
+            Some((Route::Admin.path(), "admin-back")),
+        ))
+    };
+    let Some(channels) = campaign::parse_channels(f.all("channels")) else {
+        return refuse(t.get("admin-campaign-channels"));
+    };
+    let members = f.get("members");
+    let scope = if !members.trim().is_empty() {
+        match campaign::parse_members(members) {
+            Ok(lines) => Scope::Members(lines),
+            Err(bad) => return refuse(lines_text(&t, "admin-campaign-bad-lines", &bad)),
+        }
+    } else if f.get("scope") == "org" {
+        Scope::Org(OrgId::from_string(f.get("org")))
+    } else {
+        Scope::All
+    };
+    let by = Actor::Admin {
+        user: &id.user_id,
+        ip: ctx.req.client_ip,
+    };
+    match campaign::start(ctx.app, &by, &id.email, &scope, channels, ctx.now).await? {
+        Ok(_) => Ok(Reply::see_other(&format!("{}#campaigns", Route::Admin))),
+        Err(refused) => refuse(match refused {
+            Refused::NoChannel => t.get("admin-campaign-channels"),
+            Refused::NoSms => t.get("admin-campaign-no-sms"),
+            Refused::UnknownOrg => t.get("admin-campaign-no-org"),
+            Refused::Nobody => t.get("admin-campaign-nobody"),
+            Refused::UnknownMembers(bad) => lines_text(&t, "admin-campaign-unknown", &bad),
+        }),
+    }
+}
+
+fn lines_text(t: &crate::i18n::Tr, key: &str, lines: &[usize]) -> String {
+    let n: Vec<String> = lines.iter().map(usize::to_string).collect();
+    t.with(key, &[("lines", n.join(", "))])
 }
 
 pub async fn unlock(ctx: &Ctx<'_, '_>) -> PageResult {

@@ -219,6 +219,7 @@ async fn page(ctx: &Ctx<'_, '_>) -> PageResult {
         (Route::Admin, true, _) => admin::get(ctx).await,
         (Route::AdminUnlock, _, true) => admin::unlock(ctx).await,
         (Route::AdminSettings, _, true) => admin::settings(ctx).await,
+        (Route::AdminCampaign, _, true) => admin::start_campaign(ctx).await,
         (Route::AdminMember, true, _) => admin_member::get(ctx).await,
         (Route::AdminMemberCap, _, true) => admin_member::cap(ctx).await,
         (Route::AdminMemberRevoke, _, true) => admin_member::revoke(ctx).await,
