@@ -134,6 +134,7 @@ admin = ["/admin/**"]
          Email:     {email}\n  \
          Password:  {password}\n  \
          Mail:      http://127.0.0.1:{port}/_vigile/dev/mail\n  \
+         SMS:       http://127.0.0.1:{port}/_vigile/dev/sms\n  \
          Metrics:   http://127.0.0.1:{metrics_port}/metrics\n  \
          Data:      {data} (deleted on exit)\n\n\
          Press Ctrl-C to stop.\n",
