@@ -259,7 +259,7 @@ org-cap-site = the site's
 org-back-admin = Back to administration
 org-billing-seats = { $used } / { $seats } seats used
 phone-not-mobile = This number cannot receive text messages: give a mobile number.
-sms-contact-code = { $site }: your confirmation code is { $code } (valid { $minutes } min).
+sms-contact-code = Your { $site } confirmation code: { $code } (valid { $minutes } minutes).
 
 contact-title = Confirm your contact details
 contact-intro = Please check that the address and mobile number below are yours and still right, then confirm each with the code we send to it. It takes a minute; you can also do it later.
@@ -317,3 +317,4 @@ admin-campaign-nobody = Nobody to ask: no active member matches. Nothing was sta
 admin-campaign-bad-lines = Not an email address on line(s) { $lines }. Nothing was started.
 admin-campaign-unknown = No active account for the address on line(s) { $lines }. Nothing was started.
 admin-back = Back to the admin page
+contact-code-spent = This code is not the right one, and it has no tries left: ask for a new code.

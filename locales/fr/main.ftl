@@ -259,7 +259,7 @@ org-cap-site = celle du site
 org-back-admin = Retour à l'administration
 org-billing-seats = { $used } / { $seats } places utilisées
 phone-not-mobile = Ce numéro ne peut pas recevoir de SMS : indiquez un numéro de mobile.
-sms-contact-code = { $site } : votre code de confirmation est { $code } (valable { $minutes } min).
+sms-contact-code = Votre code de confirmation { $site } : { $code } (valable { $minutes } minutes).
 
 contact-title = Confirmez vos coordonnées
 contact-intro = Vérifiez que l'adresse e-mail et le numéro de mobile ci-dessous sont bien les vôtres et toujours à jour, puis confirmez chacun avec le code que nous y envoyons. Cela prend une minute ; vous pouvez aussi le faire plus tard.
@@ -317,3 +317,4 @@ admin-campaign-nobody = Personne à solliciter : aucun membre actif ne correspon
 admin-campaign-bad-lines = Pas une adresse e-mail à la ou aux ligne(s) { $lines }. Rien n'a été lancé.
 admin-campaign-unknown = Aucun compte actif pour l'adresse de la ou des ligne(s) { $lines }. Rien n'a été lancé.
 admin-back = Retour à la page d'administration
+contact-code-spent = Ce code n'est pas le bon, et il ne reste plus d'essai : demandez un nouveau code.

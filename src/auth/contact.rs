@@ -17,6 +17,7 @@ use crate::crypto::{random_token, six_digit_code};
 use crate::edge::code::Code;
 use crate::edge::email::Email;
 use crate::edge::phone::Phone;
+use crate::i18n::Lang;
 use crate::routes::Route;
 use crate::store::{
     millis, Channel, Channels, Confirmed, ContactCheck, ContactCode, CounterScope, Millis, Proof,
@@ -131,11 +132,13 @@ async fn within_limits(
 }
 
 /// Sends a code (and, for an address, a link) confirming `target` for `user`, replacing
-/// any earlier code on that channel.
+/// any earlier code on that channel. The message is in the member's language, else in
+/// `page_lang` (the page they asked from).
 pub async fn send_code(
     deps: &Deps,
     user: &User,
     target: &Target,
+    page_lang: Lang,
     now: Millis,
 ) -> Result<Sent, FlowError> {
     let channel = target.channel();
@@ -161,13 +164,18 @@ pub async fn send_code(
         return Ok(Sent::Sent);
     }
     let minutes = ttl.as_secs().div_ceil(60);
+    let lang = user
+        .lang
+        .as_deref()
+        .and_then(Lang::parse)
+        .unwrap_or(page_lang);
     match (target, token) {
         (Target::Email(to), Some(token)) => {
             deps.mailer
-                .contact_code(user, to.as_str(), &code, &token, minutes, now)
+                .contact_code(lang, to.as_str(), &code, &token, minutes, now)
                 .await?
         }
-        (Target::Mobile(to), _) => deps.mailer.sms_code(user, to.as_str(), &code, now).await?,
+        (Target::Mobile(to), _) => deps.mailer.sms_code(lang, to.as_str(), &code, now).await?,
         (Target::Email(_), None) => {}
     }
     Ok(Sent::Sent)
@@ -180,10 +188,12 @@ pub enum Checked {
         user: Box<User>,
         channel: Channel,
     },
+    /// Wrong code; `left` tries remain (0: that was the last, the code is spent).
     Wrong {
         left: u32,
     },
-    /// Tries used up, or none pending, or expired: a new code must be sent.
+    /// No code pending (never sent, expired, used, or spent by wrong tries): a new code
+    /// must be sent.
     Gone,
     /// The new address belongs to another account: nothing changed.
     Taken,
@@ -281,7 +291,9 @@ async fn settle(
             }
         }
         ContactCheck::Wrong { left } => Checked::Wrong { left },
-        ContactCheck::Exhausted | ContactCheck::Missing => Checked::Gone,
+        // The try that used the last chance was still a wrong code.
+        ContactCheck::Exhausted => Checked::Wrong { left: 0 },
+        ContactCheck::Missing => Checked::Gone,
         ContactCheck::Taken => Checked::Taken,
     })
 }

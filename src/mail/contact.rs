@@ -10,17 +10,16 @@ use crate::store::{Millis, StoreResult, User};
 
 impl Mailer {
     /// The 6-digit code and single-use link confirming `to` (the account's address, or the
-    /// new one it asked for) for `member`.
+    /// new one it asked for), in `lang`.
     pub async fn contact_code(
         &self,
-        member: &User,
+        lang: Lang,
         to: &str,
         code: &str,
         token: &str,
         minutes: u64,
         now: Millis,
     ) -> StoreResult<()> {
-        let lang = self.lang_of(member);
         let t = lang.tr();
         let mut l = self.letter(lang, "mail-contact-subject");
         l.paragraphs = vec![
@@ -79,20 +78,9 @@ impl Mailer {
         self.queue("mobile_changed", &member.email, l, now).await
     }
 
-    /// The text message confirming `to` for `member`: one GSM-7 segment in both languages.
-    pub async fn sms_code(
-        &self,
-        member: &User,
-        to: &str,
-        code: &str,
-        now: Millis,
-    ) -> StoreResult<()> {
-        let text = sms_code_text(
-            self.lang_of(member),
-            &self.site(),
-            code,
-            self.code_minutes(),
-        );
+    /// The text message confirming `to`: one GSM-7 segment in both languages.
+    pub async fn sms_code(&self, lang: Lang, to: &str, code: &str, now: Millis) -> StoreResult<()> {
+        let text = sms_code_text(lang, &self.site(), code, self.code_minutes());
         self.queue_sms("contact_code", to, text, now).await
     }
 

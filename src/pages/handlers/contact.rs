@@ -127,7 +127,7 @@ pub async fn send(ctx: &Ctx<'_, '_>) -> PageResult {
             return page(ctx, &user, StatusCode::BAD_REQUEST, rd, shown, None).await;
         }
     };
-    match flow::send_code(ctx.app, &user, &target, ctx.now).await? {
+    match flow::send_code(ctx.app, &user, &target, ctx.lang(), ctx.now).await? {
         Sent::Sent => Ok(Reply::see_other(
             &Route::Contact.with_query(&[("rd", &rd), ("sent", channel.as_str())]),
         )),
@@ -173,6 +173,10 @@ pub async fn confirm(ctx: &Ctx<'_, '_>) -> PageResult {
                 &Route::Contact.with_query(&[("rd", &rd), ("confirmed", channel.as_str())]),
             ))
         }
+        Checked::Wrong { left: 0 } => (
+            StatusCode::BAD_REQUEST,
+            Shown::code(channel, t.get("contact-code-spent")),
+        ),
         Checked::Wrong { left } => {
             let text = t.with("contact-code-wrong", &[("left", left.to_string())]);
             (StatusCode::BAD_REQUEST, Shown::code(channel, text))
