@@ -10,37 +10,30 @@
 //! with the CLI, campaigns, the contact page read by its `data-*` hooks, its two forms as
 //! a browser posts them, and the codes read from the mail and the SMS received.
 
-// Until tests/it/common/sms_sink.rs lands, only the configuration tests are declared:
-// the helpers below serve the others.
-#![allow(dead_code, unused_imports)]
-
+mod campaigns;
+mod change;
+mod codes;
 mod config;
+mod journey;
+mod links;
+mod observability;
+mod recovery;
+mod signup;
+mod site;
+mod sms_outbox;
+mod wording;
 
-// Waiting for tests/it/common/sms_sink.rs:
-// mod campaigns;
-// mod change;
-// mod codes;
-// mod journey;
-// mod links;
-// mod observability;
-// mod recovery;
-// mod signup;
-// mod site;
-// mod sms_outbox;
-// mod wording;
-// pub(crate) use site::*;
+pub(crate) use site::*;
 
 use reqwest::{Client, Response};
 
-use crate::common::backend::{Backend, Stack};
+use crate::common::backend::Stack;
 use crate::common::consts::PW;
 use crate::common::gateway::{merge, Gateway};
 use crate::common::http::{self, form_with_action, forms, get, get_page, header, submit};
 use crate::common::smtp::ReceivedMail;
 
-pub(crate) use crate::orgs::{
-    assert_kept, error_next_to, field_block, input_value, redirect, text, Deferred,
-};
+pub(crate) use crate::orgs::{assert_kept, error_next_to, input_value, redirect, text, Deferred};
 
 /// A French mobile as a member types it, and as it is stored (E.164).
 pub(crate) const MOBILE: &str = "06 12 34 56 78";
@@ -203,12 +196,13 @@ pub(crate) async fn user_show(gw: &Gateway, email: &str) -> String {
     stdout
 }
 
-/// The line of `user show` starting with `label:` (`email`, `mobile`, `campaign`).
+/// The line of `user show` starting with `label:` (`email`, `mobile`, `campaign`), with
+/// the padding that aligns the values squeezed: `email:    a@x.com` reads `email: a@x.com`.
 pub(crate) fn show_line(show: &str, label: &str) -> Option<String> {
-    show.lines()
-        .map(str::trim)
-        .find(|l| l.starts_with(&format!("{label}: ")))
-        .map(str::to_string)
+    show.lines().find_map(|l| {
+        let value = l.trim().strip_prefix(&format!("{label}:"))?;
+        Some(format!("{label}: {}", value.trim()))
+    })
 }
 
 /// A `Location` (or link) read as a path and its decoded query parameters.
@@ -404,10 +398,24 @@ pub(crate) async fn send_ok(c: &Client, gw: &str, channel: &str, value: &str, rd
     );
 }
 
-/// Posts the contact page's confirm form for `channel` with `code`.
-pub(crate) async fn confirm(c: &Client, gw: &str, channel: &str, code: &str, rd: &str) -> Response {
+/// The contact page's confirm form for `channel`. The page offers it only while a code is
+/// pending; otherwise (a tab left open, a code spent meanwhile) it is the same form as the
+/// channel's send form (CSRF token, `rd`, `channel`) posting to the confirm action.
+pub(crate) async fn confirm_form(c: &Client, gw: &str, channel: &str, rd: &str) -> http::Form {
     let page = contact_page(c, gw, rd).await;
-    let form = channel_form(&page.html, "/_vigile/contact/confirm", channel);
+    let pending = forms(&page.html).into_iter().find(|f| {
+        f.action == "/_vigile/contact/confirm" && f.hidden_value("channel") == Some(channel)
+    });
+    pending.unwrap_or_else(|| http::Form {
+        action: "/_vigile/contact/confirm".into(),
+        ..channel_form(&page.html, "/_vigile/contact/send", channel)
+    })
+}
+
+/// Posts the confirm form for `channel` with `code`, as a browser does from the contact
+/// page (see [`confirm_form`]).
+pub(crate) async fn confirm(c: &Client, gw: &str, channel: &str, code: &str, rd: &str) -> Response {
+    let form = confirm_form(c, gw, channel, rd).await;
     submit(c, gw, &form, &[("channel", channel), ("code", code)]).await
 }
 

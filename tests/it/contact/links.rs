@@ -1,0 +1,72 @@
+//! The link of the confirmation mail, on both backends: opened in another browser without
+//! any session (the mail read on a phone), it confirms the address and says so; a second
+//! use, or a token nobody was sent, is 410; the member's own page then shows the address
+//! confirmed, "by link".
+
+use super::*;
+use crate::both_backends;
+use crate::common::backend::Backend;
+use crate::common::consts::ANN;
+use crate::common::http::{bare_client, client};
+
+async fn mailed_link_confirms_without_a_session(backend: Backend) {
+    let site = site(backend, "").await;
+    let (s, gw) = (&site.s, site.gw());
+    confirmed_member(&s.gw, ANN, None);
+    let (id, _) = campaign_start(&s.gw, &["--all", "--channels", "email"]).await;
+    let c = client();
+    login_asked(&c, &gw, ANN).await;
+    send_ok(&c, &gw, "email", ANN, RD).await;
+    let mail = nth_code_mail(s, ANN, 1).await;
+    let link = mail.link_containing(CONTACT_LINK);
+    assert!(
+        link.starts_with(&format!("{gw}{CONTACT_LINK}")),
+        "the link is not on the gateway's public URL: {link}"
+    );
+    // The mail also carries the code, for typing it.
+    mail_code(&mail);
+
+    // Another client, no cookies at all.
+    let (status, body) = text(http::get(&bare_client(), &link, true).await).await;
+    assert_eq!(status, 200, "the mailed link:\n{body}");
+    assert!(
+        visible(&body).contains("confirmed"),
+        "the page does not say the address is confirmed:\n{body}"
+    );
+    assert_eq!(contact_page(&c, &gw, RD).await.state("email"), "confirmed");
+    let show = user_show(&s.gw, ANN).await;
+    assert!(
+        show_line(&show, "email")
+            .is_some_and(|l| l.contains("(confirmed") && l.contains("by link")),
+        "{show}"
+    );
+    assert_eq!(status_of(&s.gw, &id).await.email, 1);
+
+    // Used: gone, from any client.
+    for other in [bare_client(), client(), c.clone()] {
+        let (status, body) = text(http::get(&other, &link, true).await).await;
+        assert_eq!(status, 410, "the link's second use:\n{body}");
+    }
+    // A token nobody was sent.
+    let forged = format!("{gw}{CONTACT_LINK}{}", "A".repeat(43));
+    assert_eq!(http::get(&bare_client(), &forged, true).await.status(), 410);
+    // Only the email was asked and it is confirmed: the next login goes straight on.
+    login_straight(&client(), &gw, ANN).await;
+}
+both_backends!(mailed_link_confirms_without_a_session);
+
+/// The typed code and the link are one proof: once the code is used, the link of the
+/// same mail is spent too.
+async fn code_used_spends_the_link(backend: Backend) {
+    let site = site(backend, "").await;
+    let (s, gw) = (&site.s, site.gw());
+    add_member(&s.gw, ANN, &[]);
+    let c = client();
+    login_straight(&c, &gw, ANN).await;
+    send_ok(&c, &gw, "email", ANN, RD).await;
+    let mail = nth_code_mail(s, ANN, 1).await;
+    confirm_ok(&c, &gw, "email", &mail_code(&mail), RD).await;
+    let link = mail.link_containing(CONTACT_LINK);
+    assert_eq!(http::get(&bare_client(), &link, true).await.status(), 410);
+}
+both_backends!(code_used_spends_the_link);
