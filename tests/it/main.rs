@@ -7,6 +7,7 @@
 mod admin_actions;
 mod audit;
 mod browser;
+mod browser_contact;
 mod browser_orgs;
 mod client_conns;
 mod common;
