@@ -343,6 +343,8 @@ pub enum JoinOutcome {
     SignedIn {
         token: String,
         session: Box<SessionRecord>,
+        /// The account as created.
+        user: Box<User>,
     },
     Invalid(Vec<Refused>),
     /// Used, withdrawn or expired invitation.
@@ -405,5 +407,6 @@ pub async fn join(
     Ok(JoinOutcome::SignedIn {
         token,
         session: Box::new(session),
+        user: Box::new(user),
     })
 }

@@ -145,6 +145,8 @@ pub enum Completed {
         token: String,
         session: Box<SessionRecord>,
         org: OrgId,
+        /// The super-admin as created.
+        user: Box<User>,
     },
     /// The company fields were refused (step 2 again).
     Company(Vec<Refused>),
@@ -218,5 +220,6 @@ pub async fn complete(deps: &Deps, input: Completion<'_>) -> Result<Completed, F
         token,
         session: Box::new(session),
         org: org_id,
+        user: Box::new(founder),
     })
 }

@@ -323,9 +323,11 @@ pub async fn join_post(ctx: &Ctx<'_, '_>) -> PageResult {
         confirm: form.get("confirm"),
     };
     match flow::join(ctx.app, token, &person, lang, ctx.browser()).await? {
-        JoinOutcome::SignedIn { token, .. } => {
+        JoinOutcome::SignedIn { token, user, .. } => {
             ctx.app.metrics.logins.with_label_values(&["success"]).inc();
-            let welcome = Route::Account.with_query(&[("welcome", "1")]);
+            let account = Route::Account.with_query(&[("welcome", "1")]);
+            let file = &ctx.app.config.file;
+            let welcome = crate::auth::contact::after_sign_in(file, &user, &account);
             Ok(Reply::redirect(StatusCode::SEE_OTHER, &welcome)
                 .with_cookie(ctx.session_cookie(&token)))
         }

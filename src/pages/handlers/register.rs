@@ -211,9 +211,11 @@ async fn step3(ctx: &Ctx<'_, '_>, form: &Form) -> PageResult {
         ))
     };
     match flow::complete(ctx.app, input).await? {
-        Completed::SignedIn { token, .. } => {
+        Completed::SignedIn { token, user, .. } => {
             ctx.app.metrics.logins.with_label_values(&["success"]).inc();
-            Ok(Reply::redirect(StatusCode::SEE_OTHER, Route::Org.path())
+            let file = &ctx.app.config.file;
+            let next = crate::auth::contact::after_sign_in(file, &user, Route::Org.path());
+            Ok(Reply::redirect(StatusCode::SEE_OTHER, &next)
                 .with_cookie(ctx.session_cookie(&token)))
         }
         Completed::Company(refused) => again(2, &refused, String::new()),
