@@ -1,8 +1,9 @@
 //! `contact.require_confirmed` without any campaign, on both backends: sign-up's
 //! activation link confirms the email, so with `ask_mobile` the new member lands on the
-//! contact page for the mobile, and without it goes straight in; a member made by the CLI
-//! without `--confirmed` is asked at login. The device-choice step, another sign-in that
-//! opens a session, also leads to the contact page.
+//! contact page for the mobile, and without it goes straight in; the same for company
+//! registration and joining by invitation, whose links confirm the email too; a member
+//! made by the CLI without `--confirmed` is asked at login. The device-choice step,
+//! another sign-in that opens a session, also leads to the contact page.
 
 use super::*;
 use crate::both_backends;
@@ -157,3 +158,79 @@ async fn device_choice_step_leads_to_contact(backend: Backend) {
     assert_eq!(visit(&new, &gw, RD).await.0, 200);
 }
 both_backends!(device_choice_step_leads_to_contact);
+
+/// Company registration and joining by invitation also open a session in a browser: with
+/// the mobile asked, both land on the contact page (the email confirmed by their link),
+/// going on to where they would have gone; without it, straight there.
+async fn registration_and_joining_go_through_contact(backend: Backend) {
+    use crate::orgs::{
+        invite, join, join_link, sets_session, step1_ok, step3, step3_form, step_link, ACME,
+        MEMBER, OWNER,
+    };
+    let site = site(
+        backend,
+        "[contact]\nrequire_confirmed = true\nask_mobile = true\n",
+    )
+    .await;
+    let (s, gw) = (&site.s, site.gw());
+    let owner = client();
+    step1_ok(&owner, &gw, OWNER).await;
+    let link = step_link(s, OWNER).await;
+    let (form, _) = step3_form(&owner, &gw, &link, &ACME).await;
+    let resp = step3(&owner, &gw, &form, PW).await;
+    let signed_in = sets_session(&resp);
+    let (status, location) = redirect(resp).await;
+    assert!(
+        status == 303 && signed_in && Target::parse(&location).is_contact_for("/_vigile/org"),
+        "registration with the mobile asked: {status} {location} (session: {signed_in})"
+    );
+    let page = contact_page(&owner, &gw, "/_vigile/org").await;
+    assert_eq!(
+        page.state("email"),
+        "confirmed",
+        "the step link proved the address"
+    );
+    assert_eq!(page.state("mobile"), "unconfirmed");
+
+    let (status, _) = redirect(invite(&owner, &gw, MEMBER).await).await;
+    assert_eq!(status, 303);
+    let member = client();
+    let resp = join(&member, &gw, &join_link(s, MEMBER).await).await;
+    let signed_in = sets_session(&resp);
+    let (status, location) = redirect(resp).await;
+    assert!(
+        status == 303 && signed_in && Target::parse(&location).is_contact_for(WELCOME),
+        "joining with the mobile asked: {status} {location} (session: {signed_in})"
+    );
+    let page = contact_page(&member, &gw, WELCOME).await;
+    assert_eq!(
+        page.state("email"),
+        "confirmed",
+        "the invitation proved the address"
+    );
+    assert_eq!(page.state("mobile"), "unconfirmed");
+    for (who, via) in [(OWNER, "registration"), (MEMBER, "invitation")] {
+        let show = user_show(&s.gw, who).await;
+        assert!(
+            show_line(&show, "email")
+                .is_some_and(|l| l.contains("(confirmed") && l.contains(&format!("by {via}"))),
+            "{show}"
+        );
+    }
+}
+both_backends!(registration_and_joining_go_through_contact);
+
+async fn registration_and_joining_go_straight_in_without_the_mobile(backend: Backend) {
+    use crate::orgs::{invite_and_join, register, ACME, MEMBER, OWNER};
+    let site = site(
+        backend,
+        "[contact]\nrequire_confirmed = true\nask_mobile = false\n",
+    )
+    .await;
+    let s = &site.s;
+    // Both helpers assert the usual landing: /_vigile/org, /_vigile/account?welcome=1.
+    let owner = client();
+    register(s, &owner, OWNER, &ACME).await;
+    invite_and_join(s, &owner, MEMBER).await;
+}
+both_backends!(registration_and_joining_go_straight_in_without_the_mobile);
