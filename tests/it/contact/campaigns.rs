@@ -351,3 +351,35 @@ async fn members_file_with_an_unknown_address_starts_nothing(backend: Backend) {
     assert_eq!(one, 1);
 }
 both_backends!(members_file_with_an_unknown_address_starts_nothing);
+
+/// Without `ask_mobile`, a campaign's default channels are the email alone: a confirmed
+/// mobile stays confirmed, and the member is asked for the email only.
+async fn default_channels_follow_ask_mobile(backend: Backend) {
+    let site = site(backend, "[contact]\nask_mobile = false\n").await;
+    let (s, gw) = (&site.s, site.gw());
+    confirmed_member(&s.gw, ANN, Some(MOBILE_E164));
+    campaign_start(&s.gw, &["--all"]).await;
+    let show = user_show(&s.gw, ANN).await;
+    assert_eq!(
+        show_line(&show, "email").as_deref(),
+        Some(format!("email: {ANN} (unconfirmed)").as_str()),
+        "{show}"
+    );
+    assert!(
+        show_line(&show, "mobile").is_some_and(|l| l.contains("(confirmed")),
+        "the mobile was asked although ask_mobile = false:\n{show}"
+    );
+    let c = client();
+    login_asked(&c, &gw, ANN).await;
+    send_ok(&c, &gw, "email", ANN, RD).await;
+    confirm_ok(&c, &gw, "email", &email_code(s, ANN, 1).await, RD).await;
+    let page = contact_page(&c, &gw, RD).await;
+    assert_eq!(page.state("email"), "confirmed");
+    assert!(
+        page.html.contains(&format!("href=\"{RD}\"")),
+        "no link on to {RD}:\n{}",
+        page.html
+    );
+    login_straight(&client(), &gw, ANN).await;
+}
+both_backends!(default_channels_follow_ask_mobile);

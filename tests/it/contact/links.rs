@@ -70,3 +70,34 @@ async fn code_used_spends_the_link(backend: Backend) {
     assert_eq!(http::get(&bare_client(), &link, true).await.status(), 410);
 }
 both_backends!(code_used_spends_the_link);
+
+/// A new address confirmed by its mailed link, opened in another browser: the login
+/// address changes then, and the old address is told.
+async fn mailed_link_applies_a_new_address(backend: Backend) {
+    let site = site(backend, "").await;
+    let (s, gw) = (&site.s, site.gw());
+    confirmed_member(&s.gw, ANN, None);
+    let c = client();
+    login_straight(&c, &gw, ANN).await;
+    let new = "ann.new@example.com";
+    send_ok(&c, &gw, "email", new, RD).await;
+    let link = nth_code_mail(s, new, 1).await.link_containing(CONTACT_LINK);
+    let show = user_show(&s.gw, ANN).await;
+    assert!(
+        show_line(&show, "email")
+            .is_some_and(|l| l.starts_with(&format!("email: {ANN} (confirmed"))),
+        "the address changed before its link was followed:\n{show}"
+    );
+    let (status, body) = text(http::get(&bare_client(), &link, true).await).await;
+    assert_eq!(status, 200, "{body}");
+    let show = user_show(&s.gw, new).await;
+    assert!(
+        show_line(&show, "email").is_some_and(|l| l
+            .starts_with(&format!("email: {new} (confirmed"))
+            && l.contains("by link")),
+        "{show}"
+    );
+    s.smtp.wait_for_to(ANN, EMAIL_CHANGED_SUBJECT).await;
+    login_straight(&client(), &gw, new).await;
+}
+both_backends!(mailed_link_applies_a_new_address);
