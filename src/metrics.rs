@@ -195,7 +195,7 @@ impl Metrics {
         for r in ["replaced", "evicted", "denied", "abandoned"] {
             device_overflows.with_label_values(&[r]);
         }
-        for r in ["sent", "retry"] {
+        for r in ["sent", "retry", "expired"] {
             sms.with_label_values(&[r]);
         }
         for channel in ["email", "mobile"] {

@@ -72,3 +72,4 @@ mail-mobile-changed-intro = The mobile number of your account { $email } on { $s
 mail-changed-footer = If you did not make this change, someone may have access to your account: change your password now.
 mail-locked-unconfirmed = This address is not confirmed yet, so no reset link can be sent to it: the lock ends when an administrator lifts it.
 mail-locked-unconfirmed-support = This address is not confirmed yet, so no reset link can be sent to it: write to { $support } to have the lock lifted.
+mail-contact-replaces = This address would become the login of the account that signs in today with { $current }, and only that account, signed in, can confirm it. If that is not you, ignore this email: nothing will change.

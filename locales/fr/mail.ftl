@@ -72,3 +72,4 @@ mail-mobile-changed-intro = Le numéro de mobile de votre compte { $email } sur 
 mail-changed-footer = Si vous n'êtes pas à l'origine de ce changement, quelqu'un a peut-être accès à votre compte : changez votre mot de passe dès maintenant.
 mail-locked-unconfirmed = Cette adresse n'est pas encore confirmée : aucun lien de réinitialisation ne peut lui être envoyé. Le verrou sera levé par un administrateur.
 mail-locked-unconfirmed-support = Cette adresse n'est pas encore confirmée : aucun lien de réinitialisation ne peut lui être envoyé. Écrivez à { $support } pour faire lever le verrou.
+mail-contact-replaces = Cette adresse deviendrait l'identifiant du compte qui se connecte aujourd'hui avec { $current }, et seul ce compte, connecté, peut la confirmer. Si ce n'est pas vous, ignorez ce message : rien ne changera.

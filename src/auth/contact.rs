@@ -91,10 +91,15 @@ impl Target {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Sent {
     Sent,
-    /// Too many codes for this member and channel lately: nothing sent.
+    /// Too many codes lately (for this member and channel, to this address or number, or
+    /// texts from the whole site): nothing sent.
     TooMany(RetryAfter),
     /// No text message can be delivered (`sms.transport = "log"` outside dev mode).
     NoSms,
+    /// `sms.countries` does not include this number's country: nothing sent.
+    Country,
+    /// Changing the login address needs the account's password, and this was not it.
+    BadPassword,
 }
 
 /// The stored form of a code: bound to the member and channel it was sent for.
@@ -106,29 +111,71 @@ fn code_hash(user: &UserId, channel: Channel, code: &str) -> TokenHash {
     ))
 }
 
-/// Whether one more code may go to `user` on `channel` (counts it).
+/// Whether one more code may go to `user` at `target` (counts it): the member's codes on
+/// that channel per hour and per day, then what the address or number may receive
+/// whoever asks (`mail.max_per_address`, `sms.max_per_number`), then the site's texts per
+/// hour (`sms.max_per_hour`). The last two keep the form from bombing someone else's
+/// mailbox or phone, or running up the SMS bill, from many accounts.
 async fn within_limits(
     deps: &Deps,
     user: &UserId,
-    channel: Channel,
+    target: &Target,
     now: Millis,
 ) -> Result<Result<(), RetryAfter>, FlowError> {
-    let c = &deps.config.file.contact;
-    let subject = format!("{}:{}", user.as_str(), channel.as_str());
-    let windows = [
-        (c.max_codes_per_hour, 3600, CounterScope::ContactCodes),
-        (c.max_codes_per_day, 86_400, CounterScope::ContactCodesDaily),
+    let file = &deps.config.file;
+    let (c, sms) = (&file.contact, &file.sms);
+    let member = format!("{}:{}", user.as_str(), target.channel().as_str());
+    let hour = Duration::from_secs(3600);
+    let mut windows = vec![
+        (
+            c.max_codes_per_hour,
+            hour,
+            CounterScope::ContactCodes,
+            member.clone(),
+        ),
+        (
+            c.max_codes_per_day,
+            Duration::from_secs(86_400),
+            CounterScope::ContactCodesDaily,
+            member,
+        ),
     ];
-    for (max, secs, scope) in windows {
-        let limit = Limit {
-            max,
-            window: Duration::from_secs(secs),
-        };
+    match target {
+        Target::Email(e) => windows.push((
+            file.mail.max_per_address,
+            file.mail.address_window,
+            CounterScope::MailsPerAddress,
+            e.as_str().to_string(),
+        )),
+        Target::Mobile(p) => {
+            let to = p.as_str().to_string();
+            windows.push((sms.max_per_number, hour, CounterScope::TextsPerNumber, to));
+            windows.push((
+                sms.max_per_hour,
+                hour,
+                CounterScope::TextsSite,
+                String::new(),
+            ));
+        }
+    }
+    for (max, window, scope, subject) in windows {
+        let limit = Limit { max, window };
         if let Err(retry) = limit.hit(&deps.store, scope, &subject, now).await? {
             return Ok(Err(retry));
         }
     }
     Ok(Ok(()))
+}
+
+/// Whether `sms.countries` lets this number be texted.
+fn country_allowed(deps: &Deps, phone: &Phone) -> bool {
+    let allowed = &deps.config.file.sms.countries;
+    allowed.is_empty()
+        || phone.region().is_some_and(|r| {
+            allowed
+                .iter()
+                .any(|c| c.trim().eq_ignore_ascii_case(&r.to_string()))
+        })
 }
 
 /// Sends a code (and, for an address, a link) confirming `target` for `user`, replacing
@@ -138,15 +185,31 @@ pub async fn send_code(
     deps: &Deps,
     user: &User,
     target: &Target,
+    password: &str,
     page_lang: Lang,
     now: Millis,
 ) -> Result<Sent, FlowError> {
     let channel = target.channel();
-    if channel == Channel::Mobile && !deps.config.sms_delivers {
-        return Ok(Sent::NoSms);
+    match target {
+        Target::Mobile(_) if !deps.config.sms_delivers => return Ok(Sent::NoSms),
+        Target::Mobile(p) if !country_allowed(deps, p) => return Ok(Sent::Country),
+        _ => {}
     }
-    if let Err(retry) = within_limits(deps, &user.id, channel, now).await? {
+    if let Err(retry) = within_limits(deps, &user.id, target, now).await? {
         return Ok(Sent::TooMany(retry));
+    }
+    // A new login address takes the account with it (recovery goes there): a session
+    // alone (a stolen cookie, a script on the site) must not be enough. Checked after the
+    // limits, so guesses are bounded by them.
+    let changes_login = matches!(target, Target::Email(e) if e.as_str() != user.email);
+    if changes_login
+        && !deps
+            .auth
+            .hasher
+            .verify(password, Some(&user.password_hash))
+            .await?
+    {
+        return Ok(Sent::BadPassword);
     }
     let ttl = deps.config.file.contact.code_ttl;
     let code = six_digit_code();
@@ -163,16 +226,16 @@ pub async fn send_code(
         // The account was deleted meanwhile: there is nobody to confirm for.
         return Ok(Sent::Sent);
     }
-    let minutes = ttl.as_secs().div_ceil(60);
     let lang = user
         .lang
         .as_deref()
         .and_then(Lang::parse)
         .unwrap_or(page_lang);
+    let replaces = changes_login.then_some(user.email.as_str());
     match (target, token) {
         (Target::Email(to), Some(token)) => {
             deps.mailer
-                .contact_code(lang, to.as_str(), &code, &token, minutes, now)
+                .contact_code(lang, to.as_str(), replaces, &code, &token, now)
                 .await?
         }
         (Target::Mobile(to), _) => deps.mailer.sms_code(lang, to.as_str(), &code, now).await?,
@@ -197,6 +260,11 @@ pub enum Checked {
     Gone,
     /// The new address belongs to another account: nothing changed.
     Taken,
+    /// The link would move the login to a new address: only that account, signed in,
+    /// may follow it (nothing changed).
+    SignIn,
+    /// Followed while signed in to another account: nothing changed.
+    OtherAccount,
 }
 
 /// Checks a code the signed-in `user` typed for `channel`.
@@ -221,10 +289,15 @@ pub async fn confirm_code(
     settle(deps, user, channel, check, Actor::Visitor(ip), now).await
 }
 
-/// Follows the mailed link (any browser, no session needed).
+/// Follows the mailed link. Confirming the address the account already has works in any
+/// browser (a phone's mail app); a link that would make a *new* address the login works
+/// only for that account signed in (`visitor`): whoever owns the mailbox must not be
+/// able to hand their address to someone else's account by one click, nor a mail
+/// scanner fetching links.
 pub async fn confirm_link(
     deps: &Deps,
     token: &str,
+    visitor: Option<&UserId>,
     ip: std::net::IpAddr,
     now: Millis,
 ) -> Result<Checked, FlowError> {
@@ -232,6 +305,21 @@ pub async fn confirm_link(
     let Some(user) = deps.store.contact_link(&hash, now).await? else {
         return Ok(Checked::Gone);
     };
+    let account = deps.store.user_by_id(&user).await?;
+    let pending = deps
+        .store
+        .contact_code_get(&user, Channel::Email, now)
+        .await?;
+    let (Some(account), Some(pending)) = (account, pending) else {
+        return Ok(Checked::Gone);
+    };
+    if pending.value != account.email {
+        match visitor {
+            None => return Ok(Checked::SignIn),
+            Some(v) if *v != user => return Ok(Checked::OtherAccount),
+            Some(_) => {}
+        }
+    }
     let at = Confirmed {
         at: now,
         via: Via::Link,
@@ -239,7 +327,7 @@ pub async fn confirm_link(
     let max = deps.config.file.contact.max_tries;
     let check = deps
         .store
-        .contact_confirm(&user, Channel::Email, Proof::Link, max, at, now)
+        .contact_confirm(&user, Channel::Email, Proof::Link(&hash), max, at, now)
         .await?;
     settle(deps, &user, Channel::Email, check, Actor::Visitor(ip), now).await
 }

@@ -439,6 +439,14 @@ pub struct SmsSection {
     pub retry_initial: Duration,
     #[serde(with = "humantime_serde")]
     pub retry_max: Duration,
+    /// Countries (ISO 3166 codes) whose numbers may be texted; empty: any. Texts cost
+    /// money per destination: a site whose members live in a few countries lists them, so
+    /// the contact form cannot be used to pump texts to premium ranges elsewhere.
+    pub countries: Vec<String>,
+    /// Texts to one number per hour, whoever asks (0 = unlimited).
+    pub max_per_number: u32,
+    /// Texts the whole site sends per hour (0 = unlimited): a ceiling on the bill.
+    pub max_per_hour: u32,
 }
 
 impl Default for SmsSection {
@@ -453,6 +461,9 @@ impl Default for SmsSection {
             timeout: Duration::from_secs(10),
             retry_initial: Duration::from_secs(10),
             retry_max: Duration::from_secs(900),
+            countries: Vec::new(),
+            max_per_number: 5,
+            max_per_hour: 500,
         }
     }
 }

@@ -36,6 +36,14 @@ pub(super) fn check_sms(file: &FileConfig, source: &str) -> Result<(), ConfigErr
             );
         }
     }
+    for c in &sms.countries {
+        if crate::edge::phone::Region::parse(c).is_none() {
+            return err(
+                "sms.countries",
+                format!("{c}: expected a region code such as \"FR\""),
+            );
+        }
+    }
     if sms_needed(file) && !sms_delivers(file) {
         return err(
             "sms.transport",

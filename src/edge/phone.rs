@@ -155,6 +155,19 @@ impl Phone {
         }
     }
 
+    /// The country the number belongs to, by the metadata (`None` for numbers shared by
+    /// several countries that it cannot tell apart).
+    pub fn region(&self) -> Option<Region> {
+        panic::catch_unwind(|| {
+            phonenumber::parse(None, self.as_str())
+                .ok()
+                .and_then(|n| n.country().id())
+        })
+        .ok()
+        .flatten()
+        .map(Region)
+    }
+
     /// The E.164 spelling: `+33612345678`.
     pub fn as_str(&self) -> &str {
         &self.0

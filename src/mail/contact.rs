@@ -10,23 +10,29 @@ use crate::store::{Millis, StoreResult, User};
 
 impl Mailer {
     /// The 6-digit code and single-use link confirming `to` (the account's address, or the
-    /// new one it asked for), in `lang`.
+    /// new one it asked for, which would then replace `replaces`), in `lang`.
     pub async fn contact_code(
         &self,
         lang: Lang,
         to: &str,
+        replaces: Option<&str>,
         code: &str,
         token: &str,
-        minutes: u64,
         now: Millis,
     ) -> StoreResult<()> {
         let t = lang.tr();
+        let minutes = self.code_minutes();
         let mut l = self.letter(lang, "mail-contact-subject");
-        l.paragraphs = vec![
-            t.with("mail-contact-intro", &self.args(to)),
+        l.paragraphs = vec![t.with("mail-contact-intro", &self.args(to))];
+        if let Some(current) = replaces {
+            // Whoever reads it can tell whether it was them asking.
+            l.paragraphs
+                .push(t.with("mail-contact-replaces", &[("current", current.to_string())]));
+        }
+        l.paragraphs.extend([
             t.with("mail-contact-enter", &[("minutes", minutes.to_string())]),
             code.to_string(),
-        ];
+        ]);
         l.action = Some(Link {
             label: t.get("mail-contact-action"),
             url: self.link(&Route::Contact.with_query(&[("token", token)])),

@@ -77,6 +77,8 @@ impl Mailer {
                 from,
                 host: self.site(),
             },
+            // Mails carry links valid hours or days; they are never dropped.
+            useless_after: None,
             timeout: cfg.timeout,
             retry_initial: millis(cfg.retry_initial),
             retry_max: millis(cfg.retry_max),
@@ -95,6 +97,8 @@ impl Mailer {
         let texter = sender::Sender {
             store: self.store.clone(),
             delivery: sender::Delivery::Sms(transport),
+            // Every text carries a code valid `contact.code_ttl`.
+            useless_after: Some(millis(self.config.file.contact.code_ttl)),
             timeout: sms.timeout,
             retry_initial: millis(sms.retry_initial),
             retry_max: millis(sms.retry_max),

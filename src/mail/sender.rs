@@ -51,6 +51,9 @@ impl Delivery {
 pub struct Sender {
     pub store: DynStore,
     pub delivery: Delivery,
+    /// Messages older than this are dropped unsent (counted `expired`): a text carries a
+    /// code that has expired by then, and arriving late it would only mislead.
+    pub useless_after: Option<Millis>,
     pub timeout: Duration,
     pub retry_initial: Millis,
     pub retry_max: Millis,
@@ -104,6 +107,24 @@ impl Sender {
         let Some(mail) = claimed.into_iter().next() else {
             return Some(false);
         };
+        if self
+            .useless_after
+            .is_some_and(|after| now.saturating_sub(mail.created_at) > after)
+        {
+            self.count(&mail, "expired");
+            tracing::info!(
+                target: "mail",
+                id = %mail.id,
+                channel = mail.channel.as_str(),
+                kind = %mail.kind,
+                attempts = mail.attempts,
+                "message dropped unsent: what it carries has expired"
+            );
+            if let Err(e) = self.store.outbox_done(&mail.id).await {
+                tracing::warn!(error = %e, id = %mail.id, "could not drop an expired message");
+            }
+            return Some(true);
+        }
         self.deliver(&mail).await;
         Some(true)
     }

@@ -29,6 +29,8 @@ pub struct ChannelView {
 pub struct ContactPage {
     pub c: Chrome,
     pub rd: String,
+    /// Why the password typed to change the login address was refused.
+    pub password_error: Option<String>,
     pub email: ChannelView,
     /// `None` when mobile numbers are neither asked nor possible (no SMS transport).
     pub mobile: Option<ChannelView>,

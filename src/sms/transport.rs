@@ -116,6 +116,9 @@ impl Http {
             header_value.set_sensitive(true);
             headers.append(header, header_value);
             secrets.push(value.expose().to_string());
+            // A provider echoing "invalid token X" quotes the token without its scheme
+            // ("Bearer X"): each word of the value is masked on its own too.
+            secrets.extend(value.expose().split_whitespace().map(str::to_string));
         }
         if !headers.contains_key(CONTENT_TYPE) {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -181,8 +181,10 @@ pub struct ContactCode {
 pub enum Proof<'a> {
     /// Typed on the contact page by the signed-in member: counts a try.
     Code(&'a TokenHash),
-    /// The mailed link (found by its hash): no try to count, the token is 128 bits.
-    Link,
+    /// The mailed link's token hash: no try to count (the token is 128 bits), but it must
+    /// be the pending code's own link, compared in the same atomic step, so a link mailed
+    /// for one address never confirms a code sent since to another.
+    Link(&'a TokenHash),
 }
 
 /// What presenting a code did.

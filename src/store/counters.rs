@@ -24,6 +24,10 @@ pub enum CounterScope {
     ContactCodes,
     /// ...and per day.
     ContactCodesDaily,
+    /// Texts sent to one number, whoever asked.
+    TextsPerNumber,
+    /// Texts the whole site sent (subject: empty).
+    TextsSite,
 }
 
 impl CounterScope {
@@ -37,6 +41,8 @@ impl CounterScope {
             CounterScope::OrgInvites => "org_invites",
             CounterScope::ContactCodes => "contact_codes",
             CounterScope::ContactCodesDaily => "contact_codes_day",
+            CounterScope::TextsPerNumber => "texts_to",
+            CounterScope::TextsSite => "texts_site",
         }
     }
 }

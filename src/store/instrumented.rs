@@ -335,7 +335,14 @@ mod tests {
             via: Via::Code,
         };
         store
-            .contact_confirm(&member.id, Channel::Email, Proof::Link, 5, at, now)
+            .contact_confirm(
+                &member.id,
+                Channel::Email,
+                Proof::Link(&TokenHash::of("link")),
+                5,
+                at,
+                now,
+            )
             .await
             .unwrap();
         let mark = CampaignMark {

@@ -285,8 +285,30 @@ async fn the_mailed_link_confirms_without_a_try(b: StoreBackend) {
         at: now,
         via: Via::Link,
     };
+    // The first link, looked up before the newer code replaced it, confirms nothing now
+    // (the check is in the same atomic step as the confirmation).
+    let stale = store
+        .contact_confirm(&u.id, Channel::Email, Proof::Link(&link), 5, by_link, now)
+        .await
+        .unwrap();
+    assert_eq!(stale, ContactCheck::Missing);
+    assert!(store
+        .user_by_id(&u.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .contact
+        .email_confirmed
+        .is_none());
     let done = store
-        .contact_confirm(&u.id, Channel::Email, Proof::Link, 5, by_link, now)
+        .contact_confirm(
+            &u.id,
+            Channel::Email,
+            Proof::Link(&newer_link),
+            5,
+            by_link,
+            now,
+        )
         .await
         .unwrap();
     assert!(matches!(

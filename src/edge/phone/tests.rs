@@ -323,3 +323,14 @@ fn mobiles_receive_texts_and_landlines_do_not() {
     }
     assert_eq!(Phone::parse_mobile("12", fr), Err(PhoneError::Invalid));
 }
+
+#[test]
+fn a_number_knows_its_country() {
+    let fr = region("FR");
+    let uk = Phone::parse("+44 7400 123456", fr).unwrap();
+    assert_eq!(uk.region(), Some(region("GB")));
+    assert_eq!(
+        Phone::parse("06 12 34 56 78", fr).unwrap().region(),
+        Some(fr)
+    );
+}

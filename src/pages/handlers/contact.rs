@@ -24,6 +24,8 @@ struct Shown {
     error: Option<(Channel, String)>,
     /// A refusal beside a code field.
     code_error: Option<(Channel, String)>,
+    /// A refusal beside the password (changing the login address).
+    password_error: Option<String>,
 }
 
 impl Shown {
@@ -75,7 +77,8 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
 
 /// The mailed link: confirms that address, whoever opens it.
 async fn link(ctx: &Ctx<'_, '_>, token: &str) -> PageResult {
-    match flow::confirm_link(ctx.app, token, ctx.req.client_ip, ctx.now).await? {
+    let visitor = ctx.req.visitor.identity().map(|id| &id.user_id);
+    match flow::confirm_link(ctx.app, token, visitor, ctx.req.client_ip, ctx.now).await? {
         Checked::Confirmed { user, .. } => {
             let page = ContactLinkPage {
                 c: ctx.chrome(Route::Contact.path()),
@@ -91,6 +94,15 @@ async fn link(ctx: &Ctx<'_, '_>, token: &str) -> PageResult {
             "contact-link-title",
             "contact-email-taken",
             Some((Route::Contact.path(), "contact-back")),
+        )),
+        Checked::SignIn => Err(PageError::LoginRequired {
+            here: Route::Contact.with_query(&[("token", token)]),
+        }),
+        Checked::OtherAccount => Ok(ctx.message(
+            StatusCode::FORBIDDEN,
+            "contact-link-title",
+            "contact-link-other",
+            None,
         )),
         Checked::Wrong { .. } | Checked::Gone => Err(PageError::Gone {
             title: "contact-link-title",
@@ -127,7 +139,13 @@ pub async fn send(ctx: &Ctx<'_, '_>) -> PageResult {
             return page(ctx, &user, StatusCode::BAD_REQUEST, rd, shown, None).await;
         }
     };
-    match flow::send_code(ctx.app, &user, &target, ctx.lang(), ctx.now).await? {
+    let password = f.get("password");
+    let sent = flow::send_code(ctx.app, &user, &target, password, ctx.lang(), ctx.now).await?;
+    let kept = |why: String| Shown {
+        typed: Some((channel, raw.chars().take(254).collect())),
+        ..Shown::field(channel, why)
+    };
+    match sent {
         Sent::Sent => Ok(Reply::see_other(
             &Route::Contact.with_query(&[("rd", &rd), ("sent", channel.as_str())]),
         )),
@@ -136,11 +154,20 @@ pub async fn send(ctx: &Ctx<'_, '_>) -> PageResult {
             message: "contact-too-many",
         }),
         Sent::NoSms => {
+            let shown = kept(t.get("contact-no-sms"));
+            page(ctx, &user, StatusCode::SERVICE_UNAVAILABLE, rd, shown, None).await
+        }
+        Sent::Country => {
+            let shown = kept(t.get("contact-country"));
+            page(ctx, &user, StatusCode::BAD_REQUEST, rd, shown, None).await
+        }
+        Sent::BadPassword => {
             let shown = Shown {
                 typed: Some((channel, raw.chars().take(254).collect())),
-                ..Shown::field(channel, t.get("contact-no-sms"))
+                password_error: Some(t.get("contact-password-wrong")),
+                ..Shown::default()
             };
-            page(ctx, &user, StatusCode::SERVICE_UNAVAILABLE, rd, shown, None).await
+            page(ctx, &user, StatusCode::BAD_REQUEST, rd, shown, None).await
         }
     }
 }
@@ -181,7 +208,8 @@ pub async fn confirm(ctx: &Ctx<'_, '_>) -> PageResult {
             let text = t.with("contact-code-wrong", &[("left", left.to_string())]);
             (StatusCode::BAD_REQUEST, Shown::code(channel, text))
         }
-        Checked::Gone => (
+        // Only the mailed link answers these.
+        Checked::Gone | Checked::SignIn | Checked::OtherAccount => (
             StatusCode::GONE,
             Shown::field(channel, t.get("contact-code-gone")),
         ),
@@ -258,6 +286,7 @@ async fn page(
     let page = ContactPage {
         c: ctx.chrome(&here),
         rd,
+        password_error: shown.password_error.clone(),
         email,
         mobile,
         notice,

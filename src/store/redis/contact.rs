@@ -63,7 +63,8 @@ return 1
 
 // KEYS[4] user, KEYS[5] code; ARGV[7] id, ARGV[8] channel, ARGV[9] typed code hash ('' for
 // the link), ARGV[10] max tries, ARGV[11] now, ARGV[12] confirmation JSON, ARGV[13] link
-// prefix. Returns {outcome, tries left | previous value, account JSON}.
+// prefix, ARGV[14] the link's hash ('' for a typed code). Returns {outcome, tries left |
+// previous value, account JSON}.
 contact_script!(
     CONFIRM,
     r#"
@@ -75,6 +76,7 @@ local function spend()
   redis.call('DEL', KEYS[5])
   if f[3] then redis.call('DEL', ARGV[13] .. f[3]) end
 end
+if ARGV[14] ~= '' and f[3] ~= ARGV[14] then return {'missing'} end
 if ARGV[9] ~= '' then
   local attempts, max = tonumber(f[4]), tonumber(ARGV[10])
   if attempts >= max then spend() return {'exhausted'} end
@@ -225,9 +227,9 @@ impl ContactStore for RedisStore {
         at: Confirmed,
         now: Millis,
     ) -> StoreResult<ContactCheck> {
-        let typed = match proof {
-            Proof::Code(hash) => hash.as_str().to_string(),
-            Proof::Link => String::new(),
+        let (typed, link) = match proof {
+            Proof::Code(hash) => (hash.as_str(), ""),
+            Proof::Link(hash) => ("", hash.as_str()),
         };
         let mut inv = user_call(&CONFIRM);
         inv.key(Key::User(user).name())
@@ -238,7 +240,8 @@ impl ContactStore for RedisStore {
             .arg(max_tries)
             .arg(now)
             .arg(json(&at)?)
-            .arg(Prefix::ContactLink.as_str());
+            .arg(Prefix::ContactLink.as_str())
+            .arg(link);
         let reply: Vec<String> = self.call(&inv).await?;
         let field = |i: usize| reply.get(i).map(String::as_str).unwrap_or_default();
         Ok(match field(0) {

@@ -188,9 +188,9 @@ impl ContactStore for SqliteStore {
         now: Millis,
     ) -> StoreResult<ContactCheck> {
         let user = user.clone();
-        let typed = match proof {
-            Proof::Code(hash) => Some(hash.clone()),
-            Proof::Link => None,
+        let (typed, link) = match proof {
+            Proof::Code(hash) => (Some(hash.clone()), None),
+            Proof::Link(hash) => (None, Some(hash.clone())),
         };
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -199,6 +199,11 @@ impl ContactStore for SqliteStore {
             else {
                 return Ok(ContactCheck::Missing);
             };
+            if let Some(link) = &link {
+                if code.link_hash.as_ref() != Some(link) {
+                    return Ok(ContactCheck::Missing);
+                }
+            }
             if let Some(typed) = &typed {
                 if code.attempts >= max_tries {
                     drop_code(&tx, &user, channel)?;
