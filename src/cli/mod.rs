@@ -3,6 +3,7 @@
 //! seen by every instance within the session cache's lifetime (under one second).
 
 mod campaigns;
+mod import;
 mod ip;
 mod orgs;
 mod settings;

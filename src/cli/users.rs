@@ -45,6 +45,23 @@ pub enum UserCommand {
         #[arg(long)]
         lang: Option<String>,
     },
+    /// Create (or with --invite, invite) a cohort from a CSV file whose header names
+    /// the columns: email (required), name, lang (fr, en), mobile, org (an organisation
+    /// id; the account joins it as a member, within its seats). A refused row is
+    /// reported as `line N: field: reason` and nothing of it is written; the others are
+    /// applied. Created accounts have no password: members set one through a password
+    /// reset, which needs a confirmed address (--confirmed). Invitations keep no name or
+    /// mobile: the invited person types theirs when accepting.
+    Import {
+        file: std::path::PathBuf,
+        /// Mail invitations (to sign up, or to join the row's organisation) instead of
+        /// creating accounts.
+        #[arg(long)]
+        invite: bool,
+        /// The addresses (and mobiles) are known to be right: they start confirmed.
+        #[arg(long, conflicts_with = "invite")]
+        confirmed: bool,
+    },
     /// Lift a lockout: forget the failed attempts on the account and on its devices.
     Unlock { email: String },
     /// Set this member's own device cap (a number, 0 = unlimited) or go back to the
@@ -104,6 +121,11 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 };
                 add(v, &email, new, now).await
             }
+            UserCommand::Import {
+                file,
+                invite,
+                confirmed,
+            } => super::import::run(v, &file, super::import::Options { invite, confirmed }).await,
             UserCommand::List => list(v).await,
             UserCommand::Show { email } => show(v, &email, now).await,
             UserCommand::Unlock { email } => unlock(v, &email, now).await,
