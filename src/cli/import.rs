@@ -651,10 +651,11 @@ pub async fn run(v: &Vigile, file: &Path, opts: Options) -> CmdResult {
     }
     if imported > 0 && !opts.confirmed {
         println!(
-            "note: the imported addresses are unconfirmed, and password-reset links only go \
-             to confirmed addresses: these members cannot set a password until theirs is \
-             confirmed. Import with --confirmed when the file's addresses are known to be \
-             right, or with --invite to mail each a link."
+            "note: the imported addresses are unconfirmed, and password-reset links only \
+             go to confirmed addresses: these members cannot reset their password (the only \
+             way to set one) until they confirm their address. Import with --confirmed when \
+             the file's addresses are known to be right, or with --invite to mail each a \
+             link."
         );
     }
     println!("imported {imported}, invited {invited}, refused {refused}");

@@ -45,14 +45,16 @@ pub enum UserCommand {
         #[arg(long)]
         lang: Option<String>,
     },
-    /// Create (or with --invite, invite) a cohort from a CSV file whose header names
-    /// the columns: email (required), name, lang (fr, en), mobile, org (an organisation
-    /// id; the account joins it as a member, within its seats). A refused row is
-    /// reported as `line N: field: reason` and nothing of it is written; the others are
-    /// applied. Created accounts have no password: members set one through a password
-    /// reset, which needs a confirmed address (--confirmed). Invitations keep no name or
-    /// mobile: the invited person types theirs when accepting.
+    /// Create (or with --invite, invite) a cohort from a CSV file.
+    ///
+    /// A refused row is reported as `line N: field: reason` and nothing of it is
+    /// written; the others are applied. Created accounts have no password: members set
+    /// one through a password reset, which needs a confirmed address (--confirmed).
+    /// Invitations keep no name or mobile: the invited person types theirs.
     Import {
+        /// CSV whose first line names the columns: email (required), name, lang (fr or
+        /// en), mobile, org (an organisation id: the account joins it as a member,
+        /// within its seats).
         file: std::path::PathBuf,
         /// Mail invitations (to sign up, or to join the row's organisation) instead of
         /// creating accounts.

@@ -34,3 +34,4 @@ mod store_contact;
 mod store_devices;
 mod store_orgs;
 mod store_suite;
+mod user_import;
