@@ -73,3 +73,4 @@ mail-changed-footer = If you did not make this change, someone may have access t
 mail-locked-unconfirmed = This address is not confirmed yet, so no reset link can be sent to it: the lock ends when an administrator lifts it.
 mail-locked-unconfirmed-support = This address is not confirmed yet, so no reset link can be sent to it: write to { $support } to have the lock lifted.
 mail-contact-replaces = This address would become the login of the account that signs in today with { $current }, and only that account, signed in, can confirm it. If that is not you, ignore this email: nothing will change.
+mail-support = You can also write to { $email }.

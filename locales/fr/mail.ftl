@@ -73,3 +73,4 @@ mail-changed-footer = Si vous n'êtes pas à l'origine de ce changement, quelqu'
 mail-locked-unconfirmed = Cette adresse n'est pas encore confirmée : aucun lien de réinitialisation ne peut lui être envoyé. Le verrou sera levé par un administrateur.
 mail-locked-unconfirmed-support = Cette adresse n'est pas encore confirmée : aucun lien de réinitialisation ne peut lui être envoyé. Écrivez à { $support } pour faire lever le verrou.
 mail-contact-replaces = Cette adresse deviendrait l'identifiant du compte qui se connecte aujourd'hui avec { $current }, et seul ce compte, connecté, peut la confirmer. Si ce n'est pas vous, ignorez ce message : rien ne changera.
+mail-support = Vous pouvez aussi écrire à { $email }.

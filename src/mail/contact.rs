@@ -58,7 +58,7 @@ impl Mailer {
             label: t.get("mail-code-notme"),
             url: self.link(Route::PasswordForgot.path()),
         }];
-        l.footer = t.get("mail-changed-footer");
+        l.footer = self.changed_footer(lang);
         self.queue("email_changed", old, l, now).await
     }
 
@@ -80,7 +80,7 @@ impl Mailer {
             label: t.get("mail-code-notme"),
             url: self.link(Route::PasswordForgot.path()),
         }];
-        l.footer = t.get("mail-changed-footer");
+        l.footer = self.changed_footer(lang);
         self.queue("mobile_changed", &member.email, l, now).await
     }
 
@@ -88,6 +88,18 @@ impl Mailer {
     pub async fn sms_code(&self, lang: Lang, to: &str, code: &str, now: Millis) -> StoreResult<()> {
         let text = sms_code_text(lang, &self.site(), code, self.code_minutes());
         self.queue_sms("contact_code", to, text, now).await
+    }
+
+    /// "If it was not you…", and where to write when the site says.
+    fn changed_footer(&self, lang: Lang) -> String {
+        let t = lang.tr();
+        let mut footer = t.get("mail-changed-footer");
+        let support = &self.config.file.site.support_email;
+        if !support.is_empty() {
+            footer.push(' ');
+            footer.push_str(&t.with("mail-support", &[("email", support.clone())]));
+        }
+        footer
     }
 
     fn code_minutes(&self) -> u64 {
