@@ -459,7 +459,7 @@ fn no_seat(row: &Row, org: &Org, seats: u32) -> Applied {
         "org",
         format!(
             "organisation {} ({}) is full: its {seats} seat(s) are taken by members and \
-             pending invitations (`vigile org set {} --seats N` adds some)",
+             pending invitations (`vigile org set --seats N -- {}` adds some)",
             org.id, org.profile.company, org.id
         ),
     ))

@@ -60,12 +60,19 @@ async fn user_list(s: &Stack) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `vigile org show ID`, asserting success.
+/// `vigile org show ID`, asserting success. Ids are base64url and may start with `-`,
+/// hence the `--`.
 async fn org_show(s: &Stack, org: &str) -> String {
-    let out = s.gw.cli_async(&["org", "show", org], None).await;
+    let out = s.gw.cli_async(&["org", "show", "--", org], None).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "org show {org}: {out:?}");
     stdout
+}
+
+/// `vigile org set ID --seats N` (the id after `--`: it may start with `-`).
+fn set_seats(s: &Stack, org: &str, seats: u32) {
+    let seats = seats.to_string();
+    s.gw.cli_ok(&["org", "set", "--seats", &seats, "--", org], None);
 }
 
 /// Posts the forgot-password form for `email` (the page answers the same either way).
@@ -350,7 +357,7 @@ async fn org_rows_join_within_the_seats(backend: Backend) {
     let s = backend.stack("").await;
     let org = register(&s, &client(), OWNER, &ACME).await;
     // The super-admin holds one seat: one is left.
-    s.gw.cli_ok(&["org", "set", &org, "--seats", "2"], None);
+    set_seats(&s, &org, 2);
     let file = csv_file(
         &s,
         "seats.csv",
@@ -411,7 +418,7 @@ async fn org_rows_join_within_the_seats(backend: Backend) {
     );
 
     // Invitations count against the seats the same way.
-    s.gw.cli_ok(&["org", "set", &org, "--seats", "3"], None);
+    set_seats(&s, &org, 3);
     let file = csv_file(
         &s,
         "seats-invite.csv",
