@@ -28,9 +28,14 @@ async fn new_email_applies_only_once_confirmed(backend: Backend) {
     login_straight(&c, &gw, ANN).await;
     assert_eq!(contact_page(&c, &gw, RD).await.state("email"), "confirmed");
 
-    send_ok(&c, &gw, "email", NEW, RD).await;
+    change_email(&c, &gw, NEW, RD).await;
     let mail = nth_code_mail(s, NEW, 1).await;
     let code = mail_code(&mail);
+    assert!(
+        mail.text.contains(ANN),
+        "the mail for a new address should say which login it would replace:\n{}",
+        mail.text
+    );
     // Not applied yet: the old address is the login, and what recovery would use.
     assert!(
         signs_in(&gw, ANN).await,
@@ -84,7 +89,7 @@ async fn new_email_of_another_account_is_refused(backend: Backend) {
     confirmed_member(&s.gw, BOB, None);
     let c = client();
     login_straight(&c, &gw, ANN).await;
-    send_ok(&c, &gw, "email", BOB, RD).await;
+    change_email(&c, &gw, BOB, RD).await;
     let code = email_code(s, BOB, 1).await;
     let (status, body) = text(confirm(&c, &gw, "email", &code, RD).await).await;
     assert_eq!(status, 409, "confirming another account's address:\n{body}");
@@ -204,3 +209,50 @@ async fn bad_address_or_number_refused_beside_the_field(backend: Backend) {
     );
 }
 both_backends!(bad_address_or_number_refused_beside_the_field);
+
+/// A new login address needs the account's password: missing or wrong, the page comes
+/// back (400) with the error beside `password`, the address kept, nothing sent. The same
+/// address again, or a mobile, needs none.
+async fn new_login_address_needs_the_password(backend: Backend) {
+    // Refused guesses count against the hourly code budget (the product bounds password
+    // guesses by it): room for the six sends below.
+    let site = site(backend, "[contact]\nmax_codes_per_hour = 10\n").await;
+    let (s, gw) = (&site.s, site.gw());
+    confirmed_member(&s.gw, ANN, None);
+    let c = client();
+    login_straight(&c, &gw, ANN).await;
+    for (what, password) in [
+        ("missing", None),
+        ("empty", Some("")),
+        ("wrong", Some("Wrong-password-1")),
+    ] {
+        let more: Vec<(&str, &str)> = password.map(|p| ("password", p)).into_iter().collect();
+        let (status, body) = text(send_with(&c, &gw, "email", NEW, RD, &more).await).await;
+        assert_eq!(status, 400, "{what} password:\n{body}");
+        assert!(
+            error_next_to(&body, "password"),
+            "{what} password: no error beside it:\n{body}"
+        );
+        assert!(
+            !error_next_to(&body, "email"),
+            "{what} password: an error beside email"
+        );
+        assert_kept(&body, "email", NEW);
+    }
+    // The same address (re-confirming) and a mobile: no password asked.
+    send_ok(&c, &gw, "email", ANN, RD).await;
+    send_ok(&c, &gw, "mobile", MOBILE_E164, RD).await;
+    site.sms.code_for(MOBILE_E164).await;
+    nth_code_mail(s, ANN, 1).await;
+    s.outbox_drained().await;
+    assert_eq!(
+        s.smtp.count_to(NEW),
+        0,
+        "a code went to the new address without the password"
+    );
+    assert!(signs_in(&gw, ANN).await);
+    // The control: with the password.
+    change_email(&c, &gw, NEW, RD).await;
+    nth_code_mail(s, NEW, 1).await;
+}
+both_backends!(new_login_address_needs_the_password);

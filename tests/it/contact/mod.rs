@@ -2,8 +2,9 @@
 //! real HTTP server standing in for the SMS provider and both store backends, against the
 //! page and CLI contract (`/work/notes/contact-contract.md`): campaigns started from the
 //! CLI and the admin page, the post-login redirect to `/_vigile/contact`, codes mailed and
-//! texted, their tries and resend limits, the mailed link, address changes, the password
-//! recovery rule, the SMS outbox (provider down, restarts, two instances), the
+//! texted, their tries and resend limits (per member, and whoever asks), the mailed link,
+//! address changes (the password a new login address needs), the password recovery rule,
+//! the SMS outbox (provider down, restarts, two instances, texts outliving their code), the
 //! configuration refusal, metrics, audit and wording.
 //!
 //! This file holds what the journeys share: a stack whose SMS go to the sink, members made
@@ -15,6 +16,7 @@ mod change;
 mod codes;
 mod config;
 mod journey;
+mod limits;
 mod links;
 mod observability;
 mod recovery;
@@ -382,20 +384,51 @@ fn channel_form(page: &str, action: &str, channel: &str) -> http::Form {
 /// Posts the contact page's send form for `channel` (`email` or `mobile`) with `value`
 /// typed in, as a browser does from `/_vigile/contact?rd=RD`.
 pub(crate) async fn send(c: &Client, gw: &str, channel: &str, value: &str, rd: &str) -> Response {
+    send_with(c, gw, channel, value, rd, &[]).await
+}
+
+/// [`send`] with more fields typed in (the `password` a new login address needs).
+pub(crate) async fn send_with(
+    c: &Client,
+    gw: &str,
+    channel: &str,
+    value: &str,
+    rd: &str,
+    more: &[(&str, &str)],
+) -> Response {
     let page = contact_page(c, gw, rd).await;
     let form = channel_form(&page.html, "/_vigile/contact/send", channel);
-    submit(c, gw, &form, &[("channel", channel), (channel, value)]).await
+    let mut fields = vec![("channel", channel), (channel, value)];
+    fields.extend_from_slice(more);
+    submit(c, gw, &form, &fields).await
 }
 
 /// [`send`], asserting the `303` to `/_vigile/contact?rd=RD&sent=CHANNEL`.
 pub(crate) async fn send_ok(c: &Client, gw: &str, channel: &str, value: &str, rd: &str) {
-    let (status, location) = redirect(send(c, gw, channel, value, rd).await).await;
+    send_ok_with(c, gw, channel, value, rd, &[]).await
+}
+
+/// [`send_with`], asserting the `303` to `/_vigile/contact?rd=RD&sent=CHANNEL`.
+pub(crate) async fn send_ok_with(
+    c: &Client,
+    gw: &str,
+    channel: &str,
+    value: &str,
+    rd: &str,
+    more: &[(&str, &str)],
+) {
+    let (status, location) = redirect(send_with(c, gw, channel, value, rd, more).await).await;
     let target = Target::parse(&location);
     assert!(
         status == 303 && target.is_contact_for(rd) && target.param("sent") == Some(channel),
         "send {channel} {value:?}: {status} {location}\n\
          (expected 303 to {CONTACT}?rd={rd}&sent={channel})"
     );
+}
+
+/// Asks for a new login address (the account's password typed with it, as the page asks).
+pub(crate) async fn change_email(c: &Client, gw: &str, new: &str, rd: &str) {
+    send_ok_with(c, gw, "email", new, rd, &[("password", PW)]).await
 }
 
 /// The contact page's confirm form for `channel`. The page offers it only while a code is

@@ -116,7 +116,7 @@ async fn contact_actions_are_audited_without_codes() {
     secrets.push(code.clone());
     confirm_ok(&c, &gw, "mobile", &code, RD).await;
     let new = "ann.new@example.com";
-    send_ok(&c, &gw, "email", new, RD).await;
+    change_email(&c, &gw, new, RD).await;
     let mail = nth_code_mail(s, new, 1).await;
     secrets.push(mail_code(&mail));
     secrets.push(

@@ -222,3 +222,56 @@ async fn file_transport_writes_one_file_per_text(backend: Backend) {
     confirm_ok(&c, &gw, "mobile", &codes[0], RD).await;
 }
 both_backends!(file_transport_writes_one_file_per_text);
+
+/// A text that waited in the outbox longer than its code lives is dropped unsent
+/// (`vigile_sms_total{result="expired"}`); a fresh one is delivered (the control). The
+/// provider is down while the member asks; the waiting text is then moved back in time in
+/// the store (no sleeping) before the provider comes up.
+async fn a_text_older_than_its_code_is_dropped(backend: Backend) {
+    let dead = format!("http://127.0.0.1:{}/send", free_port());
+    let mut site = site(backend, &format!("[sms]\nhttp_url = \"{dead}\"\n")).await;
+    let gw = site.gw();
+    confirmed_member(&site.s.gw, ANN, None);
+    let c = client();
+    login_straight(&c, &gw, ANN).await;
+    send_ok(&c, &gw, "mobile", MOBILE_E164, RD).await;
+    poll_until("a failed SMS attempt", 400, || async {
+        sms_retries(&site.s.gw).await >= 1.0
+    })
+    .await;
+    site.s.gw.kill();
+    let store = open_store(&site.s);
+    let waiting = store.outbox_list().await.unwrap();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    let text = waiting[0].clone();
+    // code_ttl (10 min) and a minute ago.
+    let long_ago = vigile::clock::now_ms() - 11 * crate::common::consts::MINUTE;
+    assert!(store.outbox_done(&text.id).await.unwrap());
+    store
+        .outbox_push(&vigile::store::OutboxMail {
+            created_at: long_ago,
+            next_attempt: 0,
+            ..text
+        })
+        .await
+        .unwrap();
+
+    site.s
+        .gw
+        .update_config(&format!("[sms]\nhttp_url = \"{}\"\n", site.sms.url()));
+    site.s.gw.restart().await;
+    site.s.outbox_drained().await;
+    assert_eq!(
+        site.s
+            .gw
+            .metric("vigile_sms_total{result=\"expired\"}")
+            .await,
+        Some(1.0)
+    );
+    assert_eq!(site.sms.calls().len(), 0, "an expired code was texted");
+    // The control: a text asked now is delivered.
+    send_ok(&c, &gw, "mobile", MOBILE_E164, RD).await;
+    let code = site.sms.code_for(MOBILE_E164).await;
+    confirm_ok(&c, &gw, "mobile", &code, RD).await;
+}
+both_backends!(a_text_older_than_its_code_is_dropped);

@@ -246,14 +246,23 @@ async fn journey(site: &Site, seen: &mut Seen, w: &Words) {
     seen.page("a code used", lang, &body);
 
     // A new email: its code mail, the link's reuse page, the old address told.
-    send_ok(&c, &gw, "email", w.new_email, &rd).await;
+    change_email(&c, &gw, w.new_email, &rd).await;
     let mail = nth_mail(s, w.new_email, w.confirm_subject, 1).await;
     seen.mail("the code mail", &mail);
     let link = mail.link_containing(CONTACT_LINK);
-    let (status, body) = answer(get(&browser(&gw, lang).await, &link, true).await).await;
+    // Another account signed in follows it: refused.
+    let other = browser(&gw, lang).await;
+    let someone = format!("someone.{lang}@example.com");
+    confirmed_member(&s.gw, &someone, None);
+    crate::common::http::login_ok(&other, &gw, &someone, PW).await;
+    let (status, body) = answer(get(&other, &link, true).await).await;
+    assert_eq!(status, 403);
+    seen.page("the link of another account", lang, &body);
+    // A new login address: the link works for that account, signed in.
+    let (status, body) = answer(get(&c, &link, true).await).await;
     assert_eq!(status, 200);
     seen.page("the mailed link", lang, &body);
-    let (status, body) = answer(get(&browser(&gw, lang).await, &link, true).await).await;
+    let (status, body) = answer(get(&c, &link, true).await).await;
     assert_eq!(status, 410);
     seen.page("the mailed link used", lang, &body);
     let notice = s.smtp.wait_for_to(w.email, w.email_changed).await;
