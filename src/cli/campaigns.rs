@@ -17,8 +17,8 @@ pub enum CampaignCommand {
         /// Every active account.
         #[arg(long, group = "who")]
         all: bool,
-        /// The active members of this organisation.
-        #[arg(long, group = "who")]
+        /// The active members of this organisation (ids may start with `-`).
+        #[arg(long, group = "who", allow_hyphen_values = true)]
         org: Option<String>,
         /// A file with one address per line (blank lines and # comments skipped).
         #[arg(long, group = "who")]

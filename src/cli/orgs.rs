@@ -14,9 +14,14 @@ pub enum OrgCommand {
     /// Every organisation: id, company, super-admin, members, seats used / seats.
     List,
     /// One organisation: profile, terms, members with their roles, pending invitations.
-    Show { id: String },
+    Show {
+        /// Organisation ids are base64url and may start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Set an organisation's seats, plan or device cap; what is not given stays.
     Set {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Seats (members plus pending invitations), or `default` for `orgs.default_seats`.
         #[arg(long, value_parser = number_or_default)]
