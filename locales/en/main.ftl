@@ -259,7 +259,10 @@ org-cap-site = the site's
 org-back-admin = Back to administration
 org-billing-seats = { $used } / { $seats } seats used
 phone-not-mobile = This number cannot receive text messages: give a mobile number.
-sms-contact-code = Your { $site } confirmation code: { $code } (valid { $minutes } minutes).
+sms-contact-code = Your { $site } confirmation code: { $code } (valid { $minutes } { $minutes ->
+    [one] minute
+   *[other] minutes
+}).
 
 contact-title = Confirm your contact details
 contact-intro = Please check that the address and mobile number below are yours and still right, then confirm each with the code we send to it. It takes a minute; you can also do it later.

@@ -259,7 +259,10 @@ org-cap-site = celle du site
 org-back-admin = Retour à l'administration
 org-billing-seats = { $used } / { $seats } places utilisées
 phone-not-mobile = Ce numéro ne peut pas recevoir de SMS : indiquez un numéro de mobile.
-sms-contact-code = Votre code de confirmation { $site } : { $code } (valable { $minutes } minutes).
+sms-contact-code = Votre code de confirmation { $site } : { $code } (valable { $minutes } { $minutes ->
+    [one] minute
+   *[other] minutes
+}).
 
 contact-title = Confirmez vos coordonnées
 contact-intro = Vérifiez que l'adresse e-mail et le numéro de mobile ci-dessous sont bien les vôtres et toujours à jour, puis confirmez chacun avec le code que nous y envoyons. Cela prend une minute ; vous pouvez aussi le faire plus tard.

@@ -111,25 +111,36 @@ fn code_hash(user: &UserId, channel: Channel, code: &str) -> TokenHash {
     ))
 }
 
-/// Whether one more code may go to `user` at `target` (counts it): the member's codes on
-/// that channel per hour and per day, then what the address or number may receive
-/// whoever asks (`mail.max_per_address`, `sms.max_per_number`), then the site's texts per
-/// hour (`sms.max_per_hour`). The last two keep the form from bombing someone else's
-/// mailbox or phone, or running up the SMS bill, from many accounts.
-async fn within_limits(
+/// Counts one hit on each `(max, window, scope, subject)`; the first full one refuses.
+async fn hit_all(
+    deps: &Deps,
+    windows: Vec<(u32, Duration, CounterScope, String)>,
+    now: Millis,
+) -> Result<Result<(), RetryAfter>, FlowError> {
+    for (max, window, scope, subject) in windows {
+        let limit = Limit { max, window };
+        if let Err(retry) = limit.hit(&deps.store, scope, &subject, now).await? {
+            return Ok(Err(retry));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Whether `user` may ask for one more code on `target`'s channel (counts it): per hour
+/// and per day. Counted before the password of an address change is checked, so this
+/// also bounds password guesses.
+async fn member_limits(
     deps: &Deps,
     user: &UserId,
     target: &Target,
     now: Millis,
 ) -> Result<Result<(), RetryAfter>, FlowError> {
-    let file = &deps.config.file;
-    let (c, sms) = (&file.contact, &file.sms);
+    let c = &deps.config.file.contact;
     let member = format!("{}:{}", user.as_str(), target.channel().as_str());
-    let hour = Duration::from_secs(3600);
-    let mut windows = vec![
+    let windows = vec![
         (
             c.max_codes_per_hour,
-            hour,
+            Duration::from_secs(3600),
             CounterScope::ContactCodes,
             member.clone(),
         ),
@@ -140,31 +151,44 @@ async fn within_limits(
             member,
         ),
     ];
-    match target {
-        Target::Email(e) => windows.push((
+    hit_all(deps, windows, now).await
+}
+
+/// Whether the address or number may receive one more code, whoever asks
+/// (`mail.max_per_address`, on a counter of its own; `sms.max_per_number`), and the site
+/// one more text this hour (`sms.max_per_hour`): the form must not bomb someone else's
+/// mailbox or phone, or run up the SMS bill, from many accounts. Counted only once the
+/// request is otherwise accepted, so refused requests use nobody's allowance.
+async fn target_limits(
+    deps: &Deps,
+    target: &Target,
+    now: Millis,
+) -> Result<Result<(), RetryAfter>, FlowError> {
+    let file = &deps.config.file;
+    let hour = Duration::from_secs(3600);
+    let windows = match target {
+        Target::Email(e) => vec![(
             file.mail.max_per_address,
             file.mail.address_window,
-            CounterScope::MailsPerAddress,
+            CounterScope::ContactMailsTo,
             e.as_str().to_string(),
-        )),
-        Target::Mobile(p) => {
-            let to = p.as_str().to_string();
-            windows.push((sms.max_per_number, hour, CounterScope::TextsPerNumber, to));
-            windows.push((
-                sms.max_per_hour,
+        )],
+        Target::Mobile(p) => vec![
+            (
+                file.sms.max_per_number,
+                hour,
+                CounterScope::TextsPerNumber,
+                p.as_str().to_string(),
+            ),
+            (
+                file.sms.max_per_hour,
                 hour,
                 CounterScope::TextsSite,
                 String::new(),
-            ));
-        }
-    }
-    for (max, window, scope, subject) in windows {
-        let limit = Limit { max, window };
-        if let Err(retry) = limit.hit(&deps.store, scope, &subject, now).await? {
-            return Ok(Err(retry));
-        }
-    }
-    Ok(Ok(()))
+            ),
+        ],
+    };
+    hit_all(deps, windows, now).await
 }
 
 /// Whether `sms.countries` lets this number be texted.
@@ -195,7 +219,7 @@ pub async fn send_code(
         Target::Mobile(p) if !country_allowed(deps, p) => return Ok(Sent::Country),
         _ => {}
     }
-    if let Err(retry) = within_limits(deps, &user.id, target, now).await? {
+    if let Err(retry) = member_limits(deps, &user.id, target, now).await? {
         return Ok(Sent::TooMany(retry));
     }
     // A new login address takes the account with it (recovery goes there): a session
@@ -210,6 +234,9 @@ pub async fn send_code(
             .await?
     {
         return Ok(Sent::BadPassword);
+    }
+    if let Err(retry) = target_limits(deps, target, now).await? {
+        return Ok(Sent::TooMany(retry));
     }
     let ttl = deps.config.file.contact.code_ttl;
     let code = six_digit_code();

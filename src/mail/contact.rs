@@ -132,7 +132,9 @@ mod tests {
             let text = sms_code_text(lang, site, "042137", 10);
             assert_eq!(crate::sms::gsm7_segments(&text), 1, "{text}");
             assert_eq!(text.matches("042137").count(), 1, "{text}");
-            assert!(text.contains("10"), "{text}");
+            assert!(text.contains("10 minutes"), "{text}");
         }
+        let one = sms_code_text(Lang::En, "x.example", "123456", 1);
+        assert!(one.ends_with("(valid 1 minute)."), "{one}");
     }
 }

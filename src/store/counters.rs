@@ -24,6 +24,9 @@ pub enum CounterScope {
     ContactCodes,
     /// ...and per day.
     ContactCodesDaily,
+    /// Contact codes mailed to one address, whoever asked (apart from the public forms'
+    /// `MailsPerAddress`, so neither can be used to read the other's count).
+    ContactMailsTo,
     /// Texts sent to one number, whoever asked.
     TextsPerNumber,
     /// Texts the whole site sent (subject: empty).
@@ -41,6 +44,7 @@ impl CounterScope {
             CounterScope::OrgInvites => "org_invites",
             CounterScope::ContactCodes => "contact_codes",
             CounterScope::ContactCodesDaily => "contact_codes_day",
+            CounterScope::ContactMailsTo => "contact_mails_to",
             CounterScope::TextsPerNumber => "texts_to",
             CounterScope::TextsSite => "texts_site",
         }

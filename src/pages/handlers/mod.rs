@@ -263,7 +263,9 @@ fn finish(mut reply: Reply, device_cookie: Option<String>) -> Reply {
     extra.extend([
         (http::header::X_FRAME_OPTIONS, "DENY".to_string()),
         (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
-        (http::header::REFERRER_POLICY, "same-origin".to_string()),
+        // Vigile's URLs can carry single-use tokens (links from mails, a login's `rd`
+        // back to one): never sent on, not even to the site behind.
+        (http::header::REFERRER_POLICY, "no-referrer".to_string()),
         (
             http::header::CONTENT_SECURITY_POLICY,
             "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"

@@ -124,3 +124,65 @@ async fn texts_only_to_the_listed_countries(backend: Backend) {
     assert_eq!(site.sms.calls().len(), 1, "only the French text was sent");
 }
 both_backends!(texts_only_to_the_listed_countries);
+
+/// Refused requests (a wrong password for a new address) spend no allowance of the
+/// address they name, and the contact codes' count of an address is its own: the forgot
+/// page's per-address mail limit can neither be used up from the contact page nor read
+/// through it (a 429 there told whether the address had an account).
+async fn refused_sends_spend_nothing_and_counts_stay_apart(backend: Backend) {
+    let site = site(
+        backend,
+        "[mail]\nmax_per_address = 2\n[contact]\nmax_codes_per_hour = 10\n",
+    )
+    .await;
+    let (s, gw) = (&site.s, site.gw());
+    let ann = member(&site, ANN).await;
+    confirmed_member(&s.gw, BOB, None);
+    // Five wrong passwords naming Bob's address: refused, nothing mailed.
+    for _ in 0..5 {
+        let resp = send_with(&ann, &gw, "email", BOB, RD, &[("password", "wrong")]).await;
+        assert_eq!(resp.status(), 400, "a wrong password");
+    }
+    // Bob's own reset mails still go (the forgot page's count is untouched)...
+    for _ in 0..2 {
+        let resp = post_from(
+            &client(),
+            &gw,
+            "/_vigile/password/forgot",
+            "/_vigile/password/forgot",
+            &[("email", BOB)],
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+    }
+    s.outbox_drained().await;
+    let resets = |s: &crate::common::backend::Stack| {
+        s.smtp
+            .mails()
+            .iter()
+            .filter(|m| {
+                m.to.iter().any(|t| t == BOB) && m.text.contains("/_vigile/password/reset?token=")
+            })
+            .count()
+    };
+    assert_eq!(resets(s), 2, "both reset mails reached Bob");
+    // ...and the forgot page's full count does not show on the contact page: an address
+    // of a member answers like any other (303, a code goes out).
+    let resp = send_with(&ann, &gw, "email", BOB, RD, &[("password", PW)]).await;
+    assert_eq!(
+        resp.status(),
+        303,
+        "a code to an address whose reset mails are used up"
+    );
+    let resp = send_with(
+        &ann,
+        &gw,
+        "email",
+        "nobody@example.org",
+        RD,
+        &[("password", PW)],
+    )
+    .await;
+    assert_eq!(resp.status(), 303, "and to an address without an account");
+}
+both_backends!(refused_sends_spend_nothing_and_counts_stay_apart);
