@@ -40,7 +40,7 @@ async fn main() -> Result<(), Error> {
     let members: usize = args.next().ok_or_else(usage)?.parse::<usize>()?.max(1);
     let tokens_file = args.next().ok_or_else(usage)?;
 
-    let store = store::open(&url)?;
+    let store = store::open(&url, false)?;
     let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
     let started = Instant::now();
 

@@ -83,7 +83,7 @@ pub fn build(config: Config) -> Result<Vigile, BuildError> {
     let metrics = Arc::new(Metrics::new()?);
     let raw = {
         let _guard = bg.enter();
-        store::open(&config.store_url)?
+        store::open(&config.store_url, config.file.store.allow_eviction)?
     };
     let store: store::DynStore = Arc::new(Instrumented::new(raw, metrics.clone()));
     let hasher = Hasher::new(&config.file.password, Some(metrics.clone()))?;

@@ -33,6 +33,7 @@ pub struct Metrics {
     /// step: email (link mailed), company (step 2 accepted), created
     pub org_registrations: IntCounterVec,
     pub contact_confirmations: IntCounterVec,
+    pub eviction_unsafe: IntGauge,
     pub store_duration: HistogramVec,
     pub store_errors: IntCounter,
     pub password_hash: Histogram,
@@ -88,6 +89,12 @@ impl Metrics {
         )?;
         let sessions_active = IntGauge::new("vigile_sessions_active", "Sessions currently valid.")?;
         registry.register(Box::new(sessions_active.clone()))?;
+        let eviction_unsafe = IntGauge::new(
+            "vigile_store_eviction_policy_unsafe",
+            "1 while the store may evict keys (Redis maxmemory-policy other than noeviction), \
+             served only because store.allow_eviction is set.",
+        )?;
+        registry.register(Box::new(eviction_unsafe.clone()))?;
         let device_overflows = counter_vec(
             "vigile_device_overflows_total",
             "Logins past the device cap, by how they ended.",
@@ -215,6 +222,7 @@ impl Metrics {
             device_overflows,
             org_registrations,
             contact_confirmations,
+            eviction_unsafe,
             account_lockouts,
             ip_blocks,
             mail,

@@ -128,6 +128,21 @@ pub fn init_logging(log: Option<&config::LogSection>) -> Result<(), Box<dyn std:
     Ok(())
 }
 
+/// Refuses to start on a Redis whose eviction policy would drop sessions and lockout
+/// counters (unless `store.allow_eviction`). A store that does not answer yet does not
+/// stop the start: it is checked again every few seconds, and refused then.
+fn refuse_evicting_store(vigile: &crate::Vigile) -> Result<(), Box<dyn std::error::Error>> {
+    let app = &vigile.app;
+    match vigile.block_on(crate::server::background::check_store(app)) {
+        Err(e) if app.store.eviction_unsafe() => Err(format!("store.url: {e}").into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "the store does not answer yet; starting anyway");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
+}
+
 fn load(arg: &ConfigArg) -> Result<Config, config::ConfigError> {
     config::load(&arg.config, std::env::vars())
 }
@@ -149,6 +164,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 "starting vigile"
             );
             let vigile = crate::build(cfg)?;
+            refuse_evicting_store(&vigile)?;
             let server = vigile.server(upgrade)?;
             server.run_forever();
         }

@@ -128,12 +128,16 @@ fn default_read_timeout() -> Duration {
 pub struct StoreSection {
     /// `sqlite://PATH` (embedded, one host) or `redis://HOST:PORT/DB` (shared by instances).
     pub url: Secret,
+    /// Serve on a Redis whose `maxmemory-policy` evicts keys. Unsafe: evicted sessions
+    /// sign members out, evicted counters reset lockouts.
+    pub allow_eviction: bool,
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
         Self {
             url: Secret::new("sqlite://data/vigile.db"),
+            allow_eviction: false,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Work that must not ride on requests: the mail sender, sweeping expired records (SQLite has no
-//! TTLs) and refreshing the `vigile_sessions_active` gauge. Runs on the background runtime;
+//! TTLs), refreshing the `vigile_sessions_active` gauge, and checking the store is still
+//! safe to use (Redis's eviction policy, after a reconnection or a change at run time). Runs on the background runtime;
 //! a failing store only logs and retries at the next tick.
 
 use std::sync::Arc;
@@ -30,10 +31,24 @@ pub fn spawn(bg: &tokio::runtime::Runtime, app: Arc<App>) -> Result<(), String> 
         let mut tick = tokio::time::interval(GAUGE_EVERY);
         loop {
             tick.tick().await;
+            let _ = check_store(&app).await;
             if let Ok(n) = app.store.session_count(app.clock.now_ms()).await {
                 app.metrics.sessions_active.set(n as i64);
             }
         }
     });
     Ok(())
+}
+
+/// Pings the store (Redis re-reads its eviction policy there) and sets
+/// `vigile_store_eviction_policy_unsafe`. Returns the ping's result.
+pub async fn check_store(app: &App) -> crate::store::StoreResult<()> {
+    let ping = app.store.ping().await;
+    if let Err(e) = &ping {
+        tracing::warn!(error = %e, "store check failed");
+    }
+    app.metrics
+        .eviction_unsafe
+        .set(i64::from(app.store.eviction_unsafe()));
+    ping
 }

@@ -2,7 +2,7 @@
 //! the metrics listener, background tasks, and for `vigile demo` the demo site.
 //! Pingora's `ServerConf` is built here from our TOML, so operators keep one file.
 
-mod background;
+pub(crate) mod background;
 pub mod client_conns;
 mod ops;
 

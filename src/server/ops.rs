@@ -55,11 +55,22 @@ impl ServeHttp for OpsEndpoints {
             }
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" => {
-                let ping =
-                    tokio::time::timeout(std::time::Duration::from_secs(2), self.app.store.ping())
-                        .await;
+                let check = super::background::check_store(&self.app);
+                let ping = tokio::time::timeout(std::time::Duration::from_secs(2), check).await;
                 match ping {
+                    // Serving, but the operator must keep seeing why it is unsafe.
+                    Ok(Ok(())) if self.app.store.eviction_unsafe() => reply(
+                        StatusCode::OK,
+                        "text/plain",
+                        b"ready (unsafe: the store may evict keys; store.allow_eviction is set)\n"
+                            .to_vec(),
+                    ),
                     Ok(Ok(())) => reply(StatusCode::OK, "text/plain", b"ready\n".to_vec()),
+                    Ok(Err(e)) if self.app.store.eviction_unsafe() => reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        format!("store refused: {e}\n").into_bytes(),
+                    ),
                     _ => reply(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "text/plain",

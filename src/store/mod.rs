@@ -196,9 +196,13 @@ timed_store! {
         untimed {
             /// Short name for logs and metrics ("sqlite" / "redis").
             fn backend(&self) -> &'static str;
+            /// The last `ping` found a server that may evict keys (Redis `maxmemory-policy`
+            /// other than `noeviction`); always false for SQLite.
+            fn eviction_unsafe(&self) -> bool;
         }
 
-        /// Cheap round-trip proving the backend answers (used by /readyz).
+        /// Cheap round-trip proving the backend answers and is safe to use (`/readyz`, and
+        /// every few seconds): Redis also checks its eviction policy here.
         async fn ping(&self) -> StoreResult<()>;
 
         /// Returns the gateway-wide secret, storing `candidate` if none exists yet. Every
@@ -305,9 +309,10 @@ impl StoreUrl {
 /// Opens the configured backend. Must be called inside the background runtime (Redis
 /// spawns its connection driver there). Redis connects lazily, so a gateway starts even
 /// while Redis is down and serves 503s on protected paths until it comes back.
-pub fn open(url: &StoreUrl) -> StoreResult<DynStore> {
+/// `allow_eviction`: `store.allow_eviction` (Redis only).
+pub fn open(url: &StoreUrl, allow_eviction: bool) -> StoreResult<DynStore> {
     match url {
         StoreUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
-        StoreUrl::Redis(url) => Ok(Arc::new(RedisStore::connect_lazy(url)?)),
+        StoreUrl::Redis(url) => Ok(Arc::new(RedisStore::connect_lazy(url, allow_eviction)?)),
     }
 }

@@ -96,6 +96,7 @@ mod users;
 mod contact;
 mod counters;
 mod devices;
+mod eviction;
 mod expiring;
 mod orgs;
 mod outbox;
@@ -277,6 +278,7 @@ return redis.call('GET', KEYS[1])
 /// The Redis backend. Cheap to clone the connection inside; share it through an `Arc`.
 pub struct RedisStore {
     conn: ConnectionManager,
+    guard: eviction::Guard,
 }
 
 fn map_err(e: RedisError) -> StoreError {
@@ -337,7 +339,9 @@ fn user_from_json(json: &str) -> StoreResult<User> {
 impl RedisStore {
     /// Creates the store without connecting (see the module doc). Must be called inside a
     /// Tokio runtime: the connection manager spawns its tasks there.
-    pub fn connect_lazy(url: &str) -> StoreResult<Self> {
+    /// `allow_eviction`: serve even on a Redis whose `maxmemory-policy` evicts keys
+    /// (`store.allow_eviction`, unsafe; see `redis/eviction.rs`).
+    pub fn connect_lazy(url: &str, allow_eviction: bool) -> StoreResult<Self> {
         let client = ::redis::Client::open(url)
             .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
         let config = ConnectionManagerConfig::new()
@@ -347,11 +351,25 @@ impl RedisStore {
             .set_min_delay(Duration::from_millis(100))
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(map_err)?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            guard: eviction::Guard::new(allow_eviction),
+        })
+    }
+
+    /// Refuses every call while the server's eviction policy is unsafe and not allowed.
+    fn guarded(&self) -> StoreResult<()> {
+        if self.guard.blocks() {
+            return Err(StoreError::Unavailable(
+                "redis evicts keys (maxmemory-policy): refusing to use it".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Runs one plain command (single-key operations only: anything else is a script).
     async fn query<T: FromRedisValue>(&self, cmd: &::redis::Cmd) -> StoreResult<T> {
+        self.guarded()?;
         let mut conn = self.conn.clone();
         match tokio::time::timeout(OP_DEADLINE, cmd.query_async(&mut conn)).await {
             Ok(result) => result.map_err(map_err),
@@ -362,6 +380,7 @@ impl RedisStore {
     }
 
     async fn call<T: FromRedisValue>(&self, inv: &ScriptInvocation<'_>) -> StoreResult<T> {
+        self.guarded()?;
         let mut conn = self.conn.clone();
         match tokio::time::timeout(OP_DEADLINE, inv.invoke_async(&mut conn)).await {
             Ok(result) => result.map_err(map_err),
@@ -378,12 +397,30 @@ impl Store for RedisStore {
         "redis"
     }
 
+    fn eviction_unsafe(&self) -> bool {
+        self.guard.is_unsafe()
+    }
+
+    /// Answers and reads the eviction policy (`INFO memory`), so a policy changed at run
+    /// time or a reconnection to another server is noticed at the next check.
     async fn ping(&self) -> StoreResult<()> {
         let mut conn = self.conn.clone();
-        let cmd = ::redis::cmd("PING");
-        match tokio::time::timeout(OP_DEADLINE, cmd.query_async::<String>(&mut conn)).await {
-            Ok(result) => result.map(drop).map_err(map_err),
-            Err(_) => Err(StoreError::Unavailable("redis PING timed out".into())),
+        let mut cmd = ::redis::cmd("INFO");
+        cmd.arg("memory");
+        let info =
+            match tokio::time::timeout(OP_DEADLINE, cmd.query_async::<String>(&mut conn)).await {
+                Ok(result) => result.map_err(map_err)?,
+                Err(_) => return Err(StoreError::Unavailable("redis INFO timed out".into())),
+            };
+        let policy = eviction::policy_in(&info).unwrap_or("unknown (not in INFO memory)");
+        match self.guard.record(policy) {
+            Ok(()) => Ok(()),
+            Err(why) if self.guard.allowed => {
+                tracing::warn!(policy, "store.allow_eviction: serving on an evicting Redis");
+                let _ = why;
+                Ok(())
+            }
+            Err(why) => Err(StoreError::Unavailable(why)),
         }
     }
 

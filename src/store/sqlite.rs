@@ -286,6 +286,10 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn eviction_unsafe(&self) -> bool {
+        false
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.run(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
             .await

@@ -16,6 +16,7 @@ mod demo;
 mod deploy;
 mod devices;
 mod email_addresses;
+mod eviction_guard;
 mod fixtures_smoke;
 mod lockout;
 mod mail_outbox;

@@ -200,8 +200,11 @@ async fn forgot_answers_before_looking_the_address_up() {
     relay
         .wait_holding("the address lookup to reach the relay")
         .await;
-    let direct =
-        vigile::store::open(&vigile::store::StoreUrl::parse(&redis.url()).unwrap()).unwrap();
+    let direct = vigile::store::open(
+        &vigile::store::StoreUrl::parse(&redis.url()).unwrap(),
+        false,
+    )
+    .unwrap();
     assert!(
         direct.outbox_list().await.unwrap().is_empty(),
         "a mail was queued"

@@ -16,7 +16,7 @@ fn now_ms() -> i64 {
 /// Plants a session straight into the store (as a gateway would), with chosen times, and
 /// returns its cookie token. Lets expiry be tested without waiting for it.
 async fn plant_session(store_url: &str, email: &str, created: i64, last_seen: i64) -> String {
-    let store = store::open(&StoreUrl::parse(store_url).unwrap()).unwrap();
+    let store = store::open(&StoreUrl::parse(store_url).unwrap(), false).unwrap();
     let user = store.user_by_email(email).await.unwrap().unwrap();
     let token = vigile::crypto::random_token(32);
     let session = SessionRecord {

@@ -1011,7 +1011,7 @@ async fn user_delete_removes_the_account_its_address_and_its_sessions(b: StoreBa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_fails_fast_then_recovers_by_itself() {
     let mut server = RedisServer::start().await;
-    let store = RedisStore::connect_lazy(&server.url()).unwrap();
+    let store = RedisStore::connect_lazy(&server.url(), false).unwrap();
     let store: DynStore = std::sync::Arc::new(store);
     store.ping().await.unwrap();
 
@@ -1109,7 +1109,8 @@ async fn redis_keys_are_namespaced_and_sessions_expire_by_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sign_ups_tokens_and_counters_expire_by_ttl() {
     let server = RedisServer::start().await;
-    let store: DynStore = std::sync::Arc::new(RedisStore::connect_lazy(&server.url()).unwrap());
+    let store: DynStore =
+        std::sync::Arc::new(RedisStore::connect_lazy(&server.url(), false).unwrap());
     let client = ::redis::Client::open(server.url()).unwrap();
     let conn = client.get_multiplexed_async_connection().await.unwrap();
     let pttl = |key: String| {
@@ -1178,7 +1179,8 @@ async fn redis_sign_ups_tokens_and_counters_expire_by_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_user_list_skips_sign_ups_dropped_by_ttl() {
     let server = RedisServer::start().await;
-    let store: DynStore = std::sync::Arc::new(RedisStore::connect_lazy(&server.url()).unwrap());
+    let store: DynStore =
+        std::sync::Arc::new(RedisStore::connect_lazy(&server.url(), false).unwrap());
     let now = real_now();
     let member = user("member@example.org", now);
     store.user_insert(&member).await.unwrap();

@@ -133,7 +133,7 @@ impl Stack {
 
 /// A store object on the gateway's data, as the admin CLI would open it.
 pub fn open_store(s: &Stack) -> DynStore {
-    store::open(&StoreUrl::parse(s.gw.store_url()).unwrap()).unwrap()
+    store::open(&StoreUrl::parse(s.gw.store_url()).unwrap(), false).unwrap()
 }
 
 /// The activation mail for `email` and the link in it (made absolute on the gateway).
@@ -166,7 +166,7 @@ impl StoreBackend {
         match self {
             StoreBackend::Sqlite { path, .. } => Arc::new(SqliteStore::open(path).unwrap()),
             StoreBackend::Redis(server) => {
-                Arc::new(RedisStore::connect_lazy(&server.url()).unwrap())
+                Arc::new(RedisStore::connect_lazy(&server.url(), false).unwrap())
             }
         }
     }

@@ -1,0 +1,159 @@
+//! A Redis that may evict keys (issue 21): `vigile serve` refuses to start on any
+//! `maxmemory-policy` but `noeviction`, saying why; `store.allow_eviction` serves anyway
+//! and `/readyz` and `vigile_store_eviction_policy_unsafe` keep saying so; a policy changed
+//! at run time stops the service (503, `/readyz` failing) until it is set back, with no
+//! restart. Real redis-server, real binary.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::backend::Backend;
+use crate::common::consts::PW;
+use crate::common::gateway::BIN;
+use crate::common::http::{self, client, get, login_ok};
+use crate::common::redis_server::RedisServer;
+use crate::common::upstream::Upstream;
+
+async fn set_policy(redis: &RedisServer, policy: &str) {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg(policy)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+async fn readyz(metrics_url: &str) -> (u16, String) {
+    let r = http::bare_client()
+        .get(format!("{metrics_url}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Runs `vigile serve` on `redis` and waits for it to exit (it must, within 20 s).
+fn serve_exits(redis: &RedisServer, upstream: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, metrics) = (crate::common::free_port(), crate::common::free_port());
+    let config = dir.path().join("vigile.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics}\"\n[upstream]\nurl = \"{upstream}\"\n\
+             [store]\nurl = \"{}\"\n[mail]\ntransport = \"log\"\n",
+            redis.url()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_remove("VIGILE_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("vigile serve kept running on an evicting Redis");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_an_evicting_redis_and_says_what_to_set() {
+    let redis = RedisServer::start().await;
+    let upstream = Upstream::start().await;
+    for policy in [
+        "volatile-lru",
+        "allkeys-lru",
+        "volatile-ttl",
+        "allkeys-random",
+    ] {
+        set_policy(&redis, policy).await;
+        let (ok, stderr) = serve_exits(&redis, &upstream.url());
+        assert!(!ok, "{policy}: exit status");
+        assert!(
+            stderr.contains(&format!("maxmemory-policy is {policy}"))
+                && stderr.contains("noeviction")
+                && stderr.contains("store.allow_eviction"),
+            "{policy}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_override_serves_and_keeps_saying_so() {
+    let redis = RedisServer::start().await;
+    set_policy(&redis, "volatile-lru").await;
+    let upstream = Upstream::start().await;
+    let gw = crate::common::gateway::GatewayBuilder::new(upstream.url())
+        .store(redis.url())
+        .extra("[store]\nallow_eviction = true\n")
+        .start()
+        .await;
+    gw.add_user("ann@example.com", PW, false);
+    let c = client();
+    login_ok(&c, &gw.url(), "ann@example.com", PW).await;
+    let r = get(&c, &format!("{}/courses/1", gw.url()), true).await;
+    assert_eq!(r.status(), 200, "served, as the operator asked");
+    let (status, body) = readyz(&gw.metrics_url()).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("unsafe"), "/readyz: {body}");
+    assert_eq!(
+        gw.metric("vigile_store_eviction_policy_unsafe").await,
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_changed_at_run_time_stops_service_until_set_back() {
+    let s = Backend::Redis.stack("").await;
+    let redis = s.redis.as_ref().unwrap();
+    s.gw.add_user("ann@example.com", PW, false);
+    let c = client();
+    login_ok(&c, &s.gw.url(), "ann@example.com", PW).await;
+    assert_eq!(readyz(&s.gw.metrics_url()).await.0, 200);
+    assert_eq!(
+        s.gw.metric("vigile_store_eviction_policy_unsafe").await,
+        Some(0.0)
+    );
+
+    set_policy(redis, "allkeys-lru").await;
+    // Noticed at the next check (/readyz runs one; the gateway runs one every 10 s).
+    let (status, body) = readyz(&s.gw.metrics_url()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("allkeys-lru"), "{body}");
+    // Members and logins fail closed: nothing is read from or written to that Redis.
+    crate::common::poll_for("protected pages to answer 503", 200, || async {
+        let r = get(&c, &format!("{}/courses/1", s.gw.url()), false).await;
+        (r.status() == 503).then_some(())
+    })
+    .await;
+
+    set_policy(redis, "noeviction").await;
+    assert_eq!(readyz(&s.gw.metrics_url()).await.0, 200);
+    let r = get(&c, &format!("{}/courses/1", s.gw.url()), true).await;
+    assert_eq!(r.status(), 200, "back without a restart, session kept");
+    assert_eq!(
+        s.gw.metric("vigile_store_eviction_policy_unsafe").await,
+        Some(0.0)
+    );
+}
