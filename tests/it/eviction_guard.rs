@@ -157,3 +157,74 @@ async fn a_policy_changed_at_run_time_stops_service_until_set_back() {
         Some(0.0)
     );
 }
+
+/// Makes `redis` full: `maxmemory` far below what it uses, so under `noeviction` it
+/// refuses every write (as a Redis that filled up does) while reads still work.
+async fn fill_up(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let refused: redis::RedisResult<()> = redis::cmd("SET")
+        .arg("junk")
+        .arg("x")
+        .query_async(&mut conn)
+        .await;
+    assert!(refused.is_err(), "Redis still takes writes");
+    conn
+}
+
+/// With `noeviction` and a full Redis, a login whose failure could not be counted is never
+/// let through (503, not "success because the counter could not be written"), a signed-in
+/// member's session is not lost, and once room is made the lockout picks up where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_fails_closed_and_loses_nothing() {
+    let s = Backend::Redis.stack("").await;
+    let redis = s.redis.as_ref().unwrap();
+    let gw = s.gw.url();
+    s.gw.add_user("ann@example.com", PW, false);
+    let member = client();
+    login_ok(&member, &gw, "ann@example.com", PW).await;
+    let attacker = client();
+    for _ in 0..5 {
+        let r = http::login(&attacker, &gw, "ann@example.com", "wrong password 1!").await;
+        assert_eq!(r.status(), 401);
+    }
+
+    let mut conn = fill_up(redis).await;
+    // Signed-in members go on: reading a session needs no write. (Over 1.5 s, past the
+    // half-second session cache, so the store is read too.)
+    for _ in 0..6 {
+        let r = get(&member, &format!("{gw}/courses/1"), true).await;
+        assert_eq!(r.status(), 200, "a signed-in member with a full store");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let errors = s.gw.metric("vigile_store_errors_total").await.unwrap_or(0.0);
+    for password in ["wrong password 1!", PW] {
+        let r = http::login(&attacker, &gw, "ann@example.com", password).await;
+        assert_eq!(r.status(), 503, "full store: refused, not let in");
+        assert!(r.headers().contains_key("retry-after"));
+    }
+    let now = s.gw.metric("vigile_store_errors_total").await.unwrap_or(0.0);
+    assert!(now > errors, "refused writes are counted as store errors");
+
+    // Room again: nothing was lost, the lockout goes on from five.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let r = get(&member, &format!("{gw}/courses/1"), true).await;
+    assert_eq!(r.status(), 200, "the member's session survived");
+    let r = http::login(&attacker, &gw, "ann@example.com", "wrong password 1!").await;
+    assert_eq!(r.status(), 401, "the sixth failure");
+    let r = http::login(&attacker, &gw, "ann@example.com", PW).await;
+    assert_ne!(r.status(), 303, "locked after six failures: the right password is refused");
+}
