@@ -21,6 +21,28 @@
 //! Unknown addresses follow the same machine (with nobody to mail), so "locked" reveals
 //! nothing about which addresses have accounts. Attempts are counted before the check,
 //! so parallel guesses never get more than `max` checked.
+//!
+//! Counters of unknown addresses are not kept per typed address: an attacker typing a
+//! million made-up addresses would make the store keep a million counters for a month.
+//! They share [`unknown_counter`]'s fixed set of counters (`lockout.unknown_buckets`),
+//! picked by a keyed hash of the address, so their memory is bounded whatever is typed,
+//! and nobody without the gateway secret can choose two addresses that share one.
+
+/// The counter an address without an account is counted under: one of `buckets`, by an
+/// HMAC of the address under the gateway secret. Never a valid address (no `@`).
+pub fn unknown_counter(secret: &[u8], email: &str, buckets: u32) -> String {
+    use base64::Engine;
+    let mac = crate::crypto::hmac_b64(secret, &["unknown-address-attempts", email]);
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(mac)
+        .unwrap_or_default();
+    // The MAC's first 32 bits: uniform.
+    let first: [u8; 4] = bytes
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or([0; 4]);
+    format!("#unknown:{}", u32::from_be_bytes(first) % buckets.max(1))
+}
 
 /// Whether an attempt may be checked at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +86,26 @@ pub fn is_locked(count: u64, max: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_addresses_share_a_bounded_set_of_counters() {
+        let key = b"gateway secret";
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..2000 {
+            let c = unknown_counter(key, &format!("made-up-{i}@example.org"), 64);
+            assert!(c.starts_with("#unknown:") && !c.contains('@'));
+            seen.insert(c);
+        }
+        assert_eq!(
+            seen.len(),
+            64,
+            "2000 addresses fill exactly the 64 counters"
+        );
+        // Stable for one secret, different under another.
+        let a = unknown_counter(key, "x@example.org", 1 << 20);
+        assert_eq!(a, unknown_counter(key, "x@example.org", 1 << 20));
+        assert_ne!(a, unknown_counter(b"other", "x@example.org", 1 << 20));
+    }
 
     #[test]
     fn the_sixth_failure_locks_and_later_attempts_are_refused() {

@@ -204,13 +204,19 @@ async fn a_full_redis_fails_closed_and_loses_nothing() {
         assert_eq!(r.status(), 200, "a signed-in member with a full store");
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    let errors = s.gw.metric("vigile_store_errors_total").await.unwrap_or(0.0);
+    let errors =
+        s.gw.metric("vigile_store_errors_total")
+            .await
+            .unwrap_or(0.0);
     for password in ["wrong password 1!", PW] {
         let r = http::login(&attacker, &gw, "ann@example.com", password).await;
         assert_eq!(r.status(), 503, "full store: refused, not let in");
         assert!(r.headers().contains_key("retry-after"));
     }
-    let now = s.gw.metric("vigile_store_errors_total").await.unwrap_or(0.0);
+    let now =
+        s.gw.metric("vigile_store_errors_total")
+            .await
+            .unwrap_or(0.0);
     assert!(now > errors, "refused writes are counted as store errors");
 
     // Room again: nothing was lost, the lockout goes on from five.
@@ -226,5 +232,9 @@ async fn a_full_redis_fails_closed_and_loses_nothing() {
     let r = http::login(&attacker, &gw, "ann@example.com", "wrong password 1!").await;
     assert_eq!(r.status(), 401, "the sixth failure");
     let r = http::login(&attacker, &gw, "ann@example.com", PW).await;
-    assert_ne!(r.status(), 303, "locked after six failures: the right password is refused");
+    assert_ne!(
+        r.status(),
+        303,
+        "locked after six failures: the right password is refused"
+    );
 }

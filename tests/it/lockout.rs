@@ -480,3 +480,54 @@ fn member_row(page: &str, email: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// Failures on made-up addresses cost bounded store memory (issue 21): however many
+/// distinct unknown addresses are typed, they are counted under at most
+/// `lockout.unknown_buckets` counters, while an unknown address still locks like a known
+/// one and a real account keeps its own counter.
+async fn made_up_addresses_share_a_bounded_set_of_counters(backend: Backend) {
+    let s = backend
+        .stack("[lockout]\nip_max_failures = 0\nunknown_buckets = 8\n")
+        .await;
+    let gw = s.gw.url();
+    s.gw.add_user(ANN, PW, false);
+    let c = client();
+    for i in 0..120 {
+        let (status, _) = attempt(&c, &gw, &format!("made-up-{i}@example.org"), WRONG).await;
+        assert_eq!(status, 401);
+    }
+    let (status, _) = attempt(&c, &gw, ANN, WRONG).await;
+    assert_eq!(status, 401);
+    let store = open_store(&s);
+    let mut counters = 0;
+    let mut total = 0;
+    for bucket in 0..8 {
+        let n = store
+            .attempts_of(AttemptKey::Account(&format!("#unknown:{bucket}")))
+            .await
+            .unwrap();
+        counters += u64::from(n > 0);
+        total += n;
+    }
+    assert!(
+        (6..=8).contains(&counters),
+        "{counters} shared counters in use"
+    );
+    assert_eq!(
+        total, 120,
+        "every failure on a made-up address counted, shared"
+    );
+    for i in 0..3 {
+        let none = store
+            .attempts_of(AttemptKey::Account(&format!("made-up-{i}@example.org")))
+            .await
+            .unwrap();
+        assert_eq!(none, 0, "no counter of its own for a made-up address");
+    }
+    assert_eq!(
+        store.attempts_of(AttemptKey::Account(ANN)).await.unwrap(),
+        1,
+        "a real account keeps its own counter"
+    );
+}
+both_backends!(made_up_addresses_share_a_bounded_set_of_counters);
