@@ -34,6 +34,7 @@ pub struct Metrics {
     pub org_registrations: IntCounterVec,
     pub contact_confirmations: IntCounterVec,
     pub eviction_unsafe: IntGauge,
+    pub store_full: IntCounter,
     pub store_duration: HistogramVec,
     pub store_errors: IntCounter,
     pub password_hash: Histogram,
@@ -95,6 +96,12 @@ impl Metrics {
              served only because store.allow_eviction is set.",
         )?;
         registry.register(Box::new(eviction_unsafe.clone()))?;
+        let store_full = IntCounter::new(
+            "vigile_store_full_total",
+            "Store writes refused because the store is full (Redis maxmemory under noeviction); \
+             each failed closed.",
+        )?;
+        registry.register(Box::new(store_full.clone()))?;
         let device_overflows = counter_vec(
             "vigile_device_overflows_total",
             "Logins past the device cap, by how they ended.",
@@ -223,6 +230,7 @@ impl Metrics {
             org_registrations,
             contact_confirmations,
             eviction_unsafe,
+            store_full,
             account_lockouts,
             ip_blocks,
             mail,

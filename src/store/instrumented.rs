@@ -111,6 +111,9 @@ impl Instrumented {
         if let Err(e) = &result {
             if !matches!(e, StoreError::Conflict) {
                 self.metrics.store_errors.inc();
+                if matches!(e, StoreError::Full(_)) {
+                    self.metrics.store_full.inc();
+                }
                 tracing::warn!(op, backend = self.inner.backend(), error = %e, "store operation failed");
             }
         }

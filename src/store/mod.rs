@@ -181,6 +181,10 @@ pub enum StoreError {
     /// Data in the store could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The store is out of memory and refuses writes (Redis `maxmemory` reached under
+    /// `noeviction`): callers fail closed (503) as for `Unavailable`.
+    #[error("store full, writes refused: {0}")]
+    Full(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -282,6 +282,11 @@ pub struct RedisStore {
 }
 
 fn map_err(e: RedisError) -> StoreError {
+    if e.code() == Some("OOM") {
+        return StoreError::Full(format!(
+            "redis reached maxmemory and may evict nothing (noeviction): {e}"
+        ));
+    }
     match e.kind() {
         ErrorKind::Parse | ErrorKind::UnexpectedReturnType => {
             StoreError::Corrupt(format!("redis: {e}"))

@@ -218,6 +218,8 @@ async fn a_full_redis_fails_closed_and_loses_nothing() {
             .await
             .unwrap_or(0.0);
     assert!(now > errors, "refused writes are counted as store errors");
+    let full = s.gw.metric("vigile_store_full_total").await.unwrap_or(0.0);
+    assert!(full >= 2.0, "and as refused for a full store: {full}");
 
     // Room again: nothing was lost, the lockout goes on from five.
     let _: () = redis::cmd("CONFIG")
