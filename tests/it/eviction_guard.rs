@@ -240,3 +240,120 @@ async fn a_full_redis_fails_closed_and_loses_nothing() {
         "locked after six failures: the right password is refused"
     );
 }
+
+async fn used_memory(redis: &RedisServer) -> u64 {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The scenario with `noeviction`: a member signed in, five wrong guesses on
+/// another member, then a flood of failed logins on made-up addresses into a Redis with
+/// little room. The sixth guess and the right password never get through, and the
+/// signed-in member's session is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_into_a_small_redis_never_unlocks_anyone() {
+    let s = Backend::Redis
+        .stack("[lockout]\nip_max_failures = 0\n")
+        .await;
+    let redis = s.redis.as_ref().unwrap();
+    let gw = s.gw.url();
+    s.gw.add_user("ann@example.com", PW, false);
+    s.gw.add_user("bob@example.com", PW, false);
+    let member = client();
+    login_ok(&member, &gw, "bob@example.com", PW).await;
+    let attacker = client();
+    for _ in 0..5 {
+        let r = http::login(&attacker, &gw, "ann@example.com", "wrong password 1!").await;
+        assert_eq!(r.status(), 401);
+    }
+    let client_ = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client_.get_multiplexed_async_connection().await.unwrap();
+    let room = used_memory(redis).await + 16 * 1024;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(room)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut statuses = std::collections::BTreeMap::new();
+    for i in 0..400 {
+        let r = http::login(
+            &attacker,
+            &gw,
+            &format!("x{i}@made-up.example"),
+            "nope 12345!",
+        )
+        .await;
+        *statuses.entry(r.status().as_u16()).or_insert(0) += 1;
+    }
+    assert!(
+        statuses.keys().all(|s| [401, 503].contains(s)),
+        "a flood answers wrong password or unavailable: {statuses:?}"
+    );
+    assert!(
+        statuses.contains_key(&503),
+        "the flood filled the room left: {statuses:?}"
+    );
+    for password in ["wrong password 1!", PW, PW] {
+        let r = http::login(&attacker, &gw, "ann@example.com", password).await;
+        assert_ne!(r.status(), 303, "never let in: {statuses:?}");
+    }
+    let r = get(&member, &format!("{gw}/courses/1"), true).await;
+    assert_eq!(
+        r.status(),
+        200,
+        "the signed-in member's session is still there"
+    );
+}
+
+/// Memory for failed logins on 100 000 distinct made-up addresses, counted through the
+/// store as the login flow counts them, stays under the README's bound (about 1.2 MB
+/// with the default 4 096 shared counters; 2 MB allowed here for allocator slack).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_addresses_cost_bounded_memory() {
+    use futures_util::stream::{self, StreamExt};
+    let redis = RedisServer::start().await;
+    let store = vigile::store::open(
+        &vigile::store::StoreUrl::parse(&redis.url()).unwrap(),
+        false,
+    )
+    .unwrap();
+    let before = used_memory(&redis).await;
+    let now = crate::common::records::real_now();
+    let secret = b"test secret";
+    stream::iter(0..100_000)
+        .map(|i| {
+            let store = store.clone();
+            async move {
+                let key = vigile::auth::lockout::unknown_counter(
+                    secret,
+                    &format!("made-up-{i}@example.org"),
+                    4096,
+                );
+                store
+                    .attempt_begin(vigile::store::AttemptKey::Account(&key), now)
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    let grown = used_memory(&redis).await.saturating_sub(before);
+    assert!(
+        grown < 2 * 1024 * 1024,
+        "{grown} bytes for 100 000 made-up addresses"
+    );
+}
