@@ -174,7 +174,10 @@ impl Auth {
             return Ok(None);
         };
         if now - session.last_seen >= TOUCH_EVERY_MS {
-            self.store.session_touch(&session.id, now).await?;
+            // Best effort: a store refusing writes (a full Redis) must not sign every member
+            // out; the failure is counted and logged by the store decorator, and the idle
+            // clock runs from the last touch that went through (sooner expiry, never later).
+            let _ = self.store.session_touch(&session.id, now).await;
         }
         let identity = Arc::new(Identity::from_parts(&user, &session));
         let expires_at = session.expires_at();

@@ -196,9 +196,26 @@ async fn a_full_redis_fails_closed_and_loses_nothing() {
         assert_eq!(r.status(), 401);
     }
 
+    // The member's session was last seen two minutes ago, so their next request wants to
+    // record activity: a write the full store refuses.
+    let store = crate::common::backend::open_store(&s);
+    let ann = store.user_by_email("ann@example.com").await.unwrap().unwrap();
+    let now = crate::common::records::real_now();
+    let raw = redis::Client::open(redis.url()).unwrap();
+    let mut raw = raw.get_multiplexed_async_connection().await.unwrap();
+    for session in store.sessions_of(&ann.id, now).await.unwrap() {
+        let key = vigile::store::keys::Key::Session(&session.id).name();
+        let _: () = redis::cmd("HSET")
+            .arg(key)
+            .arg("last_seen")
+            .arg(now - 120_000)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
     let mut conn = fill_up(redis).await;
-    // Signed-in members go on: reading a session needs no write. (Over 1.5 s, past the
-    // half-second session cache, so the store is read too.)
+    // Signed-in members go on: the activity that cannot be recorded is skipped. (Over
+    // 1.5 s, past the half-second session cache, so the store is read too.)
     for _ in 0..6 {
         let r = get(&member, &format!("{gw}/courses/1"), true).await;
         assert_eq!(r.status(), 200, "a signed-in member with a full store");
