@@ -170,15 +170,17 @@ pub async fn revoke(
     }
 }
 
-/// Lifts the block on a client address and forgets its failures. Returns whether it was
-/// blocked.
+/// Lifts the block on a client address (for IPv6, on its /64) and forgets its failures.
+/// Returns whether it was blocked.
 pub async fn ip_unblock(
     store: &DynStore,
     by: Admin<'_>,
     addr: IpAddr,
     now: Millis,
 ) -> StoreResult<bool> {
-    let was = store.ip_unblock(&addr.to_string(), now).await?;
+    let was = store
+        .ip_unblock(&super::lockout::client_key(addr), now)
+        .await?;
     Event::IpUnblock { address: addr }.emit(&by.actor(), now);
     Ok(was)
 }

@@ -76,7 +76,12 @@ impl FormLimits {
         now: Millis,
     ) -> StoreResult<Result<(), RetryAfter>> {
         self.per_ip
-            .hit(store, CounterScope::FormsPerIp, &ip.to_string(), now)
+            .hit(
+                store,
+                CounterScope::FormsPerIp,
+                &super::lockout::client_key(ip),
+                now,
+            )
             .await
     }
 

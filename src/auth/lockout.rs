@@ -22,26 +22,25 @@
 //! nothing about which addresses have accounts. Attempts are counted before the check,
 //! so parallel guesses never get more than `max` checked.
 //!
-//! Counters of unknown addresses are not kept per typed address: an attacker typing a
-//! million made-up addresses would make the store keep a million counters for a month.
-//! They share [`unknown_counter`]'s fixed set of counters (`lockout.unknown_buckets`),
-//! picked by a keyed hash of the address, so their memory is bounded whatever is typed,
-//! and nobody without the gateway secret can choose two addresses that share one.
+//! Every typed address has its own exact counter, unknown ones too: counters shared
+//! between addresses would lock an unknown address sooner than a known one, and so tell
+//! them apart. What bounds their number is the client address: it is blocked after
+//! `ip_max_failures` failures per window ([`client_key`]: an IPv6 /64 counts as one
+//! client), and a blocked client's attempts are refused before any address is counted.
 
-/// The counter an address without an account is counted under: one of `buckets`, by an
-/// HMAC of the address under the gateway secret. Never a valid address (no `@`).
-pub fn unknown_counter(secret: &[u8], email: &str, buckets: u32) -> String {
-    use base64::Engine;
-    let mac = crate::crypto::hmac_b64(secret, &["unknown-address-attempts", email]);
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(mac)
-        .unwrap_or_default();
-    // The MAC's first 32 bits: uniform.
-    let first: [u8; 4] = bytes
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .unwrap_or([0; 4]);
-    format!("#unknown:{}", u32::from_be_bytes(first) % buckets.max(1))
+/// The client a failure window and block belong to: an IPv4 address, or the /64 network
+/// of an IPv6 one (one subscriber holds a whole /64 and could rotate through it).
+pub fn client_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
 }
 
 /// Whether an attempt may be checked at all.
@@ -88,23 +87,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_addresses_share_a_bounded_set_of_counters() {
-        let key = b"gateway secret";
-        let mut seen = std::collections::HashSet::new();
-        for i in 0..2000 {
-            let c = unknown_counter(key, &format!("made-up-{i}@example.org"), 64);
-            assert!(c.starts_with("#unknown:") && !c.contains('@'));
-            seen.insert(c);
-        }
-        assert_eq!(
-            seen.len(),
-            64,
-            "2000 addresses fill exactly the 64 counters"
-        );
-        // Stable for one secret, different under another.
-        let a = unknown_counter(key, "x@example.org", 1 << 20);
-        assert_eq!(a, unknown_counter(key, "x@example.org", 1 << 20));
-        assert_ne!(a, unknown_counter(b"other", "x@example.org", 1 << 20));
+    fn an_ipv6_subscriber_is_one_client() {
+        let key = |s: &str| client_key(s.parse().unwrap_or_else(|e| panic!("{s}: {e}")));
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
     }
 
     #[test]

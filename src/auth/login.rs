@@ -36,8 +36,6 @@ pub struct LoginInput<'a> {
     pub previous_token: Option<&'a str>,
     /// Where the member was going (kept while they deal with the device cap).
     pub rd: &'a str,
-    /// The gateway secret: keys the counters of unknown addresses.
-    pub secret: &'a [u8],
     pub now: Millis,
 }
 
@@ -102,7 +100,7 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
     let (auth, store) = (&deps.auth, &deps.store);
     let max = deps.config.file.lockout.account_max_failures;
     let rule = ip_rule(deps);
-    let ip = input.ip.to_string();
+    let ip = lockout::client_key(input.ip);
     let ip_count = if rule.max == 0 {
         0
     } else {
@@ -122,20 +120,11 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
         .device_known(user.as_ref().map_or(&nobody, |u| &u.id), &input.device)
         .await?
         && user.is_some();
-    // An address without an account is counted under a shared counter (bounded memory).
-    let unknown = match (input.email, &user) {
-        (Some(email), None) => Some(lockout::unknown_counter(
-            input.secret,
-            email.as_str(),
-            deps.config.file.lockout.unknown_buckets,
-        )),
-        _ => None,
-    };
     let key = input.email.map(|email| {
         if known_device {
             AttemptKey::Device(email.as_str(), &input.device)
         } else {
-            AttemptKey::Account(unknown.as_deref().unwrap_or(email.as_str()))
+            AttemptKey::Account(email.as_str())
         }
     });
     let attempt = match key {

@@ -220,9 +220,6 @@ pub struct LockoutSection {
     pub ip_window: Duration,
     #[serde(with = "humantime_serde")]
     pub ip_block: Duration,
-    /// Counters shared by addresses without an account (bounded store memory whatever
-    /// attackers type); at least 1.
-    pub unknown_buckets: u32,
 }
 
 impl Default for LockoutSection {
@@ -232,7 +229,6 @@ impl Default for LockoutSection {
             ip_max_failures: 20,
             ip_window: Duration::from_secs(600),
             ip_block: Duration::from_secs(900),
-            unknown_buckets: 4096,
         }
     }
 }

@@ -170,9 +170,7 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
     sms::check_sms(&file, source)?;
     sms::check_contact(&file, source)?;
     check_password(&file.password, source)?;
-    if file.lockout.unknown_buckets == 0 {
-        return Err(err("lockout.unknown_buckets", "must be at least 1".into()));
-    }
+
     check_headers(&file.headers, source)?;
 
     let public_url = url::Url::parse(&file.server.public_url)

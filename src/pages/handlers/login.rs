@@ -92,7 +92,6 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
         user_agent: ctx.req.user_agent(),
         previous_token: ctx.req.cookies.session.as_deref(),
         rd: &rd,
-        secret: ctx.secret,
         now: ctx.now,
     };
     let outcome = run_login(ctx.app, input).await?;

@@ -179,7 +179,7 @@ pub async fn dispatch(app: &std::sync::Arc<App>, req: PageRequest<'_>) -> Answer
 async fn page(ctx: &Ctx<'_, '_>) -> PageResult {
     let req = ctx.req;
     if ctx.route.guarded() {
-        let ip = req.client_ip.to_string();
+        let ip = crate::auth::lockout::client_key(req.client_ip);
         if let Some(until) = ctx.app.store.ip_blocked_until(&ip, ctx.now).await? {
             // A sign-in refused here is a login attempt like any other.
             if ctx.route == Route::Login && *req.method == Method::POST {
