@@ -362,8 +362,12 @@ impl RedisStore {
         })
     }
 
-    /// Refuses every call while the server's eviction policy is unsafe and not allowed.
-    fn guarded(&self) -> StoreResult<()> {
+    /// Refuses every call while the server's eviction policy is unsafe and not allowed,
+    /// reading it first on a connection not checked yet.
+    async fn guarded(&self) -> StoreResult<()> {
+        if self.guard.unchecked() {
+            self.check_policy().await?;
+        }
         if self.guard.blocks() {
             return Err(StoreError::Unavailable(
                 "redis evicts keys (maxmemory-policy): refusing to use it".into(),
@@ -374,25 +378,58 @@ impl RedisStore {
 
     /// Runs one plain command (single-key operations only: anything else is a script).
     async fn query<T: FromRedisValue>(&self, cmd: &::redis::Cmd) -> StoreResult<T> {
-        self.guarded()?;
+        self.guarded().await?;
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(OP_DEADLINE, cmd.query_async(&mut conn)).await {
+        let result = match tokio::time::timeout(OP_DEADLINE, cmd.query_async(&mut conn)).await {
             Ok(result) => result.map_err(map_err),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "redis did not answer within {OP_DEADLINE:?}"
             ))),
+        };
+        self.after(result)
+    }
+
+    /// A call that failed for want of Redis makes the next one check the policy again (a
+    /// server found evicting stays refused until a check finds it safe).
+    fn after<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        if matches!(result, Err(StoreError::Unavailable(_))) && !self.guard.is_unsafe() {
+            self.guard.forget();
+        }
+        result
+    }
+
+    /// Reads the server's eviction policy and records it; `Err` when it evicts and that is
+    /// not allowed, or when Redis does not answer.
+    async fn check_policy(&self) -> StoreResult<()> {
+        let mut conn = self.conn.clone();
+        let mut cmd = ::redis::cmd("INFO");
+        cmd.arg("memory");
+        let info =
+            match tokio::time::timeout(OP_DEADLINE, cmd.query_async::<String>(&mut conn)).await {
+                Ok(result) => result.map_err(map_err)?,
+                Err(_) => return Err(StoreError::Unavailable("redis INFO timed out".into())),
+            };
+        let policy = eviction::policy_in(&info).unwrap_or("unknown (not in INFO memory)");
+        match self.guard.record(policy) {
+            Ok(()) => Ok(()),
+            Err(_) if self.guard.allowed => {
+                tracing::warn!(policy, "store.allow_eviction: serving on an evicting Redis");
+                Ok(())
+            }
+            Err(why) => Err(StoreError::Unavailable(why)),
         }
     }
 
     async fn call<T: FromRedisValue>(&self, inv: &ScriptInvocation<'_>) -> StoreResult<T> {
-        self.guarded()?;
+        self.guarded().await?;
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(OP_DEADLINE, inv.invoke_async(&mut conn)).await {
+        let result = match tokio::time::timeout(OP_DEADLINE, inv.invoke_async(&mut conn)).await {
             Ok(result) => result.map_err(map_err),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "redis did not answer within {OP_DEADLINE:?}"
             ))),
-        }
+        };
+        self.after(result)
     }
 }
 
@@ -407,26 +444,10 @@ impl Store for RedisStore {
     }
 
     /// Answers and reads the eviction policy (`INFO memory`), so a policy changed at run
-    /// time or a reconnection to another server is noticed at the next check.
+    /// time is noticed at the next check.
     async fn ping(&self) -> StoreResult<()> {
-        let mut conn = self.conn.clone();
-        let mut cmd = ::redis::cmd("INFO");
-        cmd.arg("memory");
-        let info =
-            match tokio::time::timeout(OP_DEADLINE, cmd.query_async::<String>(&mut conn)).await {
-                Ok(result) => result.map_err(map_err)?,
-                Err(_) => return Err(StoreError::Unavailable("redis INFO timed out".into())),
-            };
-        let policy = eviction::policy_in(&info).unwrap_or("unknown (not in INFO memory)");
-        match self.guard.record(policy) {
-            Ok(()) => Ok(()),
-            Err(why) if self.guard.allowed => {
-                tracing::warn!(policy, "store.allow_eviction: serving on an evicting Redis");
-                let _ = why;
-                Ok(())
-            }
-            Err(why) => Err(StoreError::Unavailable(why)),
-        }
+        let checked = self.check_policy().await;
+        self.after(checked)
     }
 
     async fn secret_get_or_init(&self, candidate: &[u8]) -> StoreResult<Vec<u8>> {

@@ -35,7 +35,8 @@ async fn readyz(metrics_url: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-/// Runs `vigile serve` on `redis` and waits for it to exit (it must, within 20 s).
+/// Runs `vigile serve` on `redis` and waits for it to exit (it must, within 20 s); then
+/// an admin command on the same configuration, which must refuse too.
 fn serve_exits(redis: &RedisServer, upstream: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let (port, metrics) = (crate::common::free_port(), crate::common::free_port());
@@ -71,6 +72,17 @@ fn serve_exits(redis: &RedisServer, upstream: &str) -> (bool, String) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = child.wait_with_output().unwrap();
+    let admin = Command::new(BIN)
+        .args(["user", "list", "--config"])
+        .arg(&config)
+        .env_remove("VIGILE_CONFIG")
+        .output()
+        .unwrap();
+    let admin_err = String::from_utf8_lossy(&admin.stderr).into_owned();
+    assert!(
+        !admin.status.success() && admin_err.contains("maxmemory-policy"),
+        "vigile user list on an evicting Redis: {admin_err}"
+    );
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -337,4 +349,32 @@ async fn a_flood_into_a_small_redis_never_unlocks_anyone() {
         200,
         "the signed-in member's session is still there"
     );
+}
+
+/// After the connection fails, the policy is read again before the next use: a Redis that
+/// comes back evicting (a restarted or failed-over server) is refused at once, not after
+/// the next periodic check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_coming_back_evicting_is_refused_at_once() {
+    let mut s = Backend::Redis.stack("").await;
+    let gw = s.gw.url();
+    s.gw.add_user("ann@example.com", PW, false);
+    let member = client();
+    login_ok(&member, &gw, "ann@example.com", PW).await;
+    let redis = s.redis.as_mut().unwrap();
+    redis.stop();
+    // Pingora logs aside, what the member sees while Redis is down: 503.
+    crate::common::poll_for("the gateway to notice Redis is down", 200, || async {
+        let r = get(&member, &format!("{gw}/courses/1"), false).await;
+        (r.status() == 503).then_some(())
+    })
+    .await;
+    redis.start_again().await;
+    set_policy(redis, "volatile-lru").await;
+    for _ in 0..3 {
+        let r = get(&member, &format!("{gw}/courses/1"), false).await;
+        assert_eq!(r.status(), 503, "served from an evicting Redis");
+        let r = get(&client(), &format!("{gw}/_vigile/login"), false).await;
+        assert_eq!(r.status(), 503, "the login page on an evicting Redis");
+    }
 }

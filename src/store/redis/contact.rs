@@ -87,15 +87,17 @@ if ARGV[9] ~= '' then
     return {'wrong', tostring(max - attempts)}
   end
 end
-spend()
+-- The first write of what follows is a SET, which a full Redis (noeviction) refuses:
+-- the whole change then fails before anything is applied. (Redis checks memory at a
+-- script's first write only; a DEL first would let the rest through.)
 local c, previous = contact_of(u), ''
 if ARGV[8] == 'email' then
   if u.email ~= f[1] then
-    if redis.call('EXISTS', P_EMAIL .. f[1]) == 1 then return {'taken'} end
+    if redis.call('EXISTS', P_EMAIL .. f[1]) == 1 then spend() return {'taken'} end
+    redis.call('SET', P_EMAIL .. f[1], ARGV[7])
     if redis.call('GET', P_EMAIL .. u.email) == ARGV[7] then
       redis.call('DEL', P_EMAIL .. u.email)
     end
-    redis.call('SET', P_EMAIL .. f[1], ARGV[7])
     previous = u.email
     u.email = f[1]
   end
@@ -107,6 +109,7 @@ else
 end
 local json = cjson.encode(u)
 redis.call('SET', KEYS[4], json)
+spend()
 return {'confirmed', previous, json}
 "#
 );

@@ -6,10 +6,11 @@
 //! the gateway fails closed with 503s), unless the operator sets `store.allow_eviction`.
 //!
 //! The policy is read from `INFO memory` (works where `CONFIG` is renamed or disabled, as
-//! on managed services) at start and at every readiness check, which the server runs
-//! every few seconds; so a reconnection to another server, or a policy changed at run
-//! time, is noticed within that period. While the policy is unsafe and not allowed, every
-//! store call fails as if Redis were down.
+//! on managed services) before the first call on a new connection (at start, and after
+//! any connection failure: the server answering next may be another one), and again at
+//! every readiness check, which the server runs every 10 s, so a policy changed at run
+//! time is noticed within that period. While the policy is unsafe and not allowed, or not
+//! read yet, every store call fails as if Redis were down.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -69,6 +70,17 @@ impl Guard {
     /// Whether store calls must be refused now.
     pub fn blocks(&self) -> bool {
         self.is_unsafe() && !self.allowed
+    }
+
+    /// No check since the connection was (re)established: the next call checks first.
+    pub fn unchecked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == UNKNOWN
+    }
+
+    /// The connection failed: whatever answers next may be another server (a restarted
+    /// or failed-over one), so its policy is read again before it is used.
+    pub fn forget(&self) {
+        self.state.store(UNKNOWN, Ordering::Relaxed);
     }
 }
 
