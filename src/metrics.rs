@@ -92,8 +92,8 @@ impl Metrics {
         registry.register(Box::new(sessions_active.clone()))?;
         let eviction_unsafe = IntGauge::new(
             "vigile_store_eviction_policy_unsafe",
-            "1 while the store may evict keys (Redis maxmemory-policy other than noeviction), \
-             served only because store.allow_eviction is set.",
+            "1 while the store's server may evict keys (Redis maxmemory-policy other than \
+             noeviction): Vigile refuses it, or serves anyway if store.allow_eviction is set.",
         )?;
         registry.register(Box::new(eviction_unsafe.clone()))?;
         let store_full = IntCounter::new(

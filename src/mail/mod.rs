@@ -86,6 +86,7 @@ impl Mailer {
             wake: self.wake.clone(),
             dev: self.dev.clone(),
             clock: clock.clone(),
+            outage: Default::default(),
         };
         rt.spawn(sender.run());
 
@@ -106,6 +107,7 @@ impl Mailer {
             wake: self.wake_sms.clone(),
             dev: self.dev_sms.clone(),
             clock,
+            outage: Default::default(),
         };
         rt.spawn(texter.run());
         Ok(())

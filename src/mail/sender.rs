@@ -24,6 +24,8 @@ use crate::store::{millis, Channel, DynStore, Millis, OutboxMail};
 /// Without a wake-up, look for due mails (retries, mails queued by another instance or by
 /// the CLI) this often.
 const POLL: Duration = Duration::from_secs(1);
+/// The same while the store is failing.
+const OUTAGE_POLL: Duration = Duration::from_secs(5);
 
 /// Longest server answer kept with a failed mail (characters).
 const MAX_REASON: usize = 500;
@@ -62,6 +64,9 @@ pub struct Sender {
     pub dev: Option<Arc<DevOutbox>>,
     /// Read before each claim and after each send (a send can take `timeout`).
     pub clock: SharedClock,
+    /// The outbox could not be read at the last look: logged once per outage, not every
+    /// second.
+    pub outage: std::sync::atomic::AtomicBool,
 }
 
 /// Delay before the next attempt after `attempts` failed ones (at least one):
@@ -86,9 +91,15 @@ impl Sender {
                     break;
                 }
             }
+            // While the store fails, look less often (each failed look is logged).
+            let wait = if self.outage.load(std::sync::atomic::Ordering::Relaxed) {
+                OUTAGE_POLL
+            } else {
+                POLL
+            };
             tokio::select! {
                 () = self.wake.notified() => {}
-                () = tokio::time::sleep(POLL) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -100,10 +111,19 @@ impl Sender {
         let claimed = match self.store.outbox_claim(channel, now, self.lease(), 1).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, channel = channel.as_str(), "outbox unreachable; will retry");
+                if !self.outage.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    let channel = channel.as_str();
+                    tracing::warn!(error = %e, channel, "outbox unreachable; will retry");
+                }
                 return None;
             }
         };
+        if self
+            .outage
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::info!(channel = channel.as_str(), "outbox reachable again");
+        }
         let Some(mail) = claimed.into_iter().next() else {
             return Some(false);
         };
