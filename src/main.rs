@@ -13,6 +13,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = vigile::cli::Cli::parse();
+    if cli.command.is_admin() {
+        // `vigile user list | head`: an admin command whose reader went away just ends, as
+        // shell tools do, instead of panicking on the next line. (The server keeps Rust's
+        // ignored SIGPIPE: a client closing a socket must never kill it.)
+        // SAFETY: restoring the default disposition of one signal, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match vigile::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

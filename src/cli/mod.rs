@@ -96,6 +96,13 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// A command that prints and exits (not the server, not the demo).
+    pub fn is_admin(&self) -> bool {
+        !matches!(self, Command::Demo { .. } | Command::Serve { .. })
+    }
+}
+
 /// Logging to standard error (`VIGILE_LOG` filter, `[log] format`) and, with
 /// `[log] audit_file`, the audit log to its file. `None` (the demo): text, no audit file.
 pub fn init_logging(log: Option<&config::LogSection>) -> Result<(), Box<dyn std::error::Error>> {
