@@ -203,6 +203,12 @@ pub fn default_channels(deps: &Deps) -> Channels {
     }
 }
 
+/// Line numbers as people read them in a message: `3, 7, 12`.
+pub fn line_list(numbers: &[usize]) -> String {
+    let n: Vec<String> = numbers.iter().map(usize::to_string).collect();
+    n.join(", ")
+}
+
 /// One address per line; blank lines and `#` comments skipped. Lines that are not an
 /// address are returned as errors with their number.
 pub fn parse_members(text: &str) -> Result<Vec<(usize, Email)>, Vec<usize>> {

@@ -304,16 +304,7 @@ pub async fn confirm_code(
     now: Millis,
 ) -> Result<Checked, FlowError> {
     let hash = code_hash(user, channel, code.as_str());
-    let at = Confirmed {
-        at: now,
-        via: Via::Code,
-    };
-    let max = deps.config.file.contact.max_tries;
-    let check = deps
-        .store
-        .contact_confirm(user, channel, Proof::Code(&hash), max, at, now)
-        .await?;
-    settle(deps, user, channel, check, Actor::Visitor(ip), now).await
+    present(deps, user, channel, Proof::Code(&hash), ip, now).await
 }
 
 /// Follows the mailed link. Confirming the address the account already has works in any
@@ -347,27 +338,29 @@ pub async fn confirm_link(
             Some(_) => {}
         }
     }
-    let at = Confirmed {
-        at: now,
-        via: Via::Link,
-    };
-    let max = deps.config.file.contact.max_tries;
-    let check = deps
-        .store
-        .contact_confirm(&user, Channel::Email, Proof::Link(&hash), max, at, now)
-        .await?;
-    settle(deps, &user, Channel::Email, check, Actor::Visitor(ip), now).await
+    present(deps, &user, Channel::Email, Proof::Link(&hash), ip, now).await
 }
 
-/// Counts, audits and tells what a check did.
-async fn settle(
+/// Presents a code or link to the store, then counts, audits and tells what it did.
+async fn present(
     deps: &Deps,
     user: &UserId,
     channel: Channel,
-    check: ContactCheck,
-    by: Actor<'_>,
+    proof: Proof<'_>,
+    ip: std::net::IpAddr,
     now: Millis,
 ) -> Result<Checked, FlowError> {
+    let via = match proof {
+        Proof::Code(_) => Via::Code,
+        Proof::Link(_) => Via::Link,
+    };
+    let at = Confirmed { at: now, via };
+    let max = deps.config.file.contact.max_tries;
+    let check = deps
+        .store
+        .contact_confirm(user, channel, proof, max, at, now)
+        .await?;
+    let by = Actor::Visitor(ip);
     Ok(match check {
         ContactCheck::Confirmed {
             user: account,
@@ -377,14 +370,10 @@ async fn settle(
                 .contact_confirmations
                 .with_label_values(&[channel.as_str()])
                 .inc();
-            let via = account
-                .contact
-                .confirmed(channel)
-                .map_or("code", |c| c.via.as_str());
             let confirmed = Event::ContactConfirmed {
                 user,
                 channel: channel.as_str(),
-                via,
+                via: via.as_str(),
             };
             confirmed.emit(&by, now);
             if let Some(old) = previous {

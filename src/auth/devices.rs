@@ -13,6 +13,7 @@ use super::login::{new_session, replaced_session, NewSession};
 use super::Deps;
 use super::{device_label, FlowError};
 use crate::config::{OnOverflow, SessionsSection};
+use crate::crypto::six_digit_code;
 use crate::i18n::Lang;
 use crate::mail::Overflow;
 use crate::store::{
@@ -196,10 +197,6 @@ async fn code_allowed(deps: &Deps, user: &UserId, now: Millis) -> StoreResult<bo
     Ok(hour <= CODES_PER_HOUR && day <= CODES_PER_DAY)
 }
 
-fn new_code() -> String {
-    crate::crypto::six_digit_code()
-}
-
 /// The stored form of a code: bound to the device it was issued for.
 fn code_hash(device: &DeviceId, code: &str) -> TokenHash {
     TokenHash::of(&format!("{}:{}", device.as_str(), code.trim()))
@@ -219,7 +216,7 @@ pub async fn stop_for_code(
     if !code_allowed(deps, &user.id, browser.now).await? {
         return Ok(Stopped::TooManyCodes);
     }
-    let code = new_code();
+    let code = six_digit_code();
     let challenge = Challenge {
         user_id: user.id.clone(),
         code_hash: code_hash(&browser.device, &code),
@@ -369,7 +366,7 @@ pub async fn resend(deps: &Deps, browser: &NewSession<'_>) -> Result<Resent, Flo
     if !code_allowed(deps, &user.id, browser.now).await? {
         return Ok(Resent::TooMany);
     }
-    let code = new_code();
+    let code = six_digit_code();
     let renewed = store
         .challenge_renew(
             &browser.device,
@@ -472,7 +469,7 @@ mod tests {
 
     #[test]
     fn codes_are_six_digits_and_vary() {
-        let codes: std::collections::HashSet<String> = (0..50).map(|_| new_code()).collect();
+        let codes: std::collections::HashSet<String> = (0..50).map(|_| six_digit_code()).collect();
         assert!(codes
             .iter()
             .all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())));

@@ -84,7 +84,7 @@ pub fn run(v: &Vigile, cmd: CampaignCommand) -> CmdResult {
                                 return fail(format!(
                                     "{}: not an email address on line(s) {}; nothing started",
                                     path.display(),
-                                    lines(&bad)
+                                    campaign::line_list(&bad)
                                 ))
                             }
                         }
@@ -111,11 +111,6 @@ pub fn run(v: &Vigile, cmd: CampaignCommand) -> CmdResult {
     })
 }
 
-fn lines(numbers: &[usize]) -> String {
-    let n: Vec<String> = numbers.iter().map(usize::to_string).collect();
-    n.join(", ")
-}
-
 /// Why nothing was started, for the shell.
 pub fn refusal(r: &Refused) -> String {
     match r {
@@ -127,7 +122,7 @@ pub fn refusal(r: &Refused) -> String {
         Refused::UnknownOrg => "no such organisation; nothing started".into(),
         Refused::UnknownMembers(bad) => format!(
             "no active account for the address on line(s) {}; nothing started",
-            lines(bad)
+            campaign::line_list(bad)
         ),
         Refused::Nobody => "no active member to ask; nothing started".into(),
     }

@@ -32,6 +32,16 @@ use crate::routes::Route;
 use crate::store::{millis, Channel, DynStore, Millis, OutboxMail, StoreError, StoreResult, User};
 use letter::{Letter, Link};
 
+/// A rendered message before it gets its outbox id and times.
+struct Message<'a> {
+    channel: Channel,
+    kind: &'a str,
+    to: &'a str,
+    subject: String,
+    text: String,
+    html: String,
+}
+
 pub struct Mailer {
     store: DynStore,
     config: Arc<Config>,
@@ -125,22 +135,15 @@ impl Mailer {
 
     /// Writes a text message to the outbox, due `now`, then wakes its sender.
     async fn queue_sms(&self, kind: &str, to: &str, text: String, now: Millis) -> StoreResult<()> {
-        let sms = OutboxMail {
-            id: OutboxMail::new_id(),
+        let sms = Message {
             channel: Channel::Mobile,
-            kind: kind.to_string(),
-            to: to.to_string(),
+            kind,
+            to,
             subject: String::new(),
             text,
             html: String::new(),
-            created_at: now,
-            attempts: 0,
-            next_attempt: now,
-            last_error: None,
         };
-        self.store.outbox_push(&sms).await?;
-        self.wake_sms.notify_one();
-        Ok(())
+        self.push(sms, now).await
     }
 
     /// The site's name in mails: the host of `public_url`.
@@ -190,21 +193,38 @@ impl Mailer {
             tracing::error!(error = %e, kind, "mail template failed");
             StoreError::Corrupt(format!("mail template {kind}: {e}"))
         })?;
-        let mail = OutboxMail {
-            id: OutboxMail::new_id(),
+        let mail = Message {
             channel: Channel::Email,
-            kind: kind.to_string(),
-            to: to.to_string(),
+            kind,
+            to,
             subject: rendered.subject,
             text: rendered.text,
             html: rendered.html,
+        };
+        self.push(mail, now).await
+    }
+
+    /// Writes a message to the outbox, due `now`, then wakes its channel's sender.
+    async fn push(&self, m: Message<'_>, now: Millis) -> StoreResult<()> {
+        let channel = m.channel;
+        let message = OutboxMail {
+            id: OutboxMail::new_id(),
+            channel,
+            kind: m.kind.to_string(),
+            to: m.to.to_string(),
+            subject: m.subject,
+            text: m.text,
+            html: m.html,
             created_at: now,
             attempts: 0,
             next_attempt: now,
             last_error: None,
         };
-        self.store.outbox_push(&mail).await?;
-        self.wake.notify_one();
+        self.store.outbox_push(&message).await?;
+        match channel {
+            Channel::Email => self.wake.notify_one(),
+            Channel::Mobile => self.wake_sms.notify_one(),
+        }
         Ok(())
     }
 

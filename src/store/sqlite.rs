@@ -123,15 +123,26 @@ fn map_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
-    let status: String = r.get(5)?;
-    let status = AccountStatus::parse(&status).ok_or_else(|| {
+/// Column `idx` as text read by `parse` (an enum's spelling); a value it does not know
+/// is a conversion error naming `what`.
+fn parsed<T>(
+    r: &Row<'_>,
+    idx: usize,
+    what: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(idx)?;
+    parse(&text).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
-            5,
+            idx,
             rusqlite::types::Type::Text,
-            format!("unknown account status {status:?}").into(),
+            format!("unknown {what} {text:?}").into(),
         )
-    })?;
+    })
+}
+
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    let status = parsed(r, 5, "account status", AccountStatus::parse)?;
     Ok(User {
         id: UserId::from_string(r.get::<_, String>(0)?),
         email: r.get(1)?,

@@ -170,8 +170,7 @@ pub async fn start_campaign(ctx: &Ctx<'_, '_>) -> PageResult {
 }
 
 fn lines_text(t: &crate::i18n::Tr, key: &str, lines: &[usize]) -> String {
-    let n: Vec<String> = lines.iter().map(usize::to_string).collect();
-    t.with(key, &[("lines", n.join(", "))])
+    t.with(key, &[("lines", campaign::line_list(lines))])
 }
 
 pub async fn unlock(ctx: &Ctx<'_, '_>) -> PageResult {

@@ -276,12 +276,7 @@ async fn page(
     } else {
         None
     };
-    let support = &file.site.support_email;
-    let mut recovery = t.get("contact-recovery");
-    if !support.is_empty() {
-        recovery.push(' ');
-        recovery.push_str(&t.with("support-write", &[("email", support.clone())]));
-    }
+    let recovery = ctx.recovery_note();
     let here = Route::Contact.with_query(&[("rd", &rd)]);
     let page = ContactPage {
         c: ctx.chrome(&here),

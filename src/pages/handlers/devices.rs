@@ -199,8 +199,7 @@ pub async fn choose_post(ctx: &Ctx<'_, '_>) -> PageResult {
             };
             replaced.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
             let rd = rd::or_home(Some(&rd));
-            let next = crate::auth::contact::after_sign_in(&ctx.app.config.file, &user, &rd);
-            Ok(Reply::see_other(&next).with_cookie(ctx.session_cookie(&token)))
+            Ok(ctx.signed_in(StatusCode::SEE_OTHER, &user, &rd, &token))
         }
         Chosen::StillFull => {
             let text = ctx.lang().tr().get("choose-more");

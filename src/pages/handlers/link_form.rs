@@ -79,14 +79,7 @@ impl LinkForm {
         if self != LinkForm::Forgot {
             return None;
         }
-        let t = ctx.lang().tr();
-        let mut note = t.get("contact-recovery");
-        let support = &ctx.app.config.file.site.support_email;
-        if !support.is_empty() {
-            note.push(' ');
-            note.push_str(&t.with("support-write", &[("email", support.clone())]));
-        }
-        Some(note)
+        Some(ctx.recovery_note())
     }
 
     /// The empty form, or prefilled from `?email=`.

@@ -128,9 +128,7 @@ fn answer(
                 };
                 evicted.emit(&Actor::System(Some(ctx.req.client_ip)), ctx.now);
             }
-            // Contact details asked of the member come first; "Later" goes on to rd.
-            let next = crate::auth::contact::after_sign_in(&ctx.app.config.file, &user, &rd);
-            Ok(Reply::see_other(&next).with_cookie(ctx.session_cookie(&token)))
+            Ok(ctx.signed_in(StatusCode::SEE_OTHER, &user, &rd, &token))
         }
         LoginOutcome::DeviceCode => {
             Event::DeviceOverflow { email: who }.emit(&visitor, ctx.now);

@@ -98,6 +98,33 @@ impl Ctx<'_, '_> {
         self.app.cookies.set_session(token, lifetime)
     }
 
+    /// The answer to a sign-in that opened a session in this browser: its cookie, and a
+    /// redirect to `rd`, or first to the contact page when something is asked of the
+    /// member ("Later" goes on to `rd`).
+    pub fn signed_in(
+        &self,
+        status: StatusCode,
+        user: &crate::store::User,
+        rd: &str,
+        token: &str,
+    ) -> Reply {
+        let next = crate::auth::contact::after_sign_in(&self.app.config.file, user, rd);
+        Reply::redirect(status, &next).with_cookie(self.session_cookie(token))
+    }
+
+    /// "Recovery needs a confirmed address", and where to write without one
+    /// (`site.support_email`, when set): the forgot page and the contact page say it.
+    pub fn recovery_note(&self) -> String {
+        let t = self.lang().tr();
+        let mut note = t.get("contact-recovery");
+        let support = &self.app.config.file.site.support_email;
+        if !support.is_empty() {
+            note.push(' ');
+            note.push_str(&t.with("support-write", &[("email", support.clone())]));
+        }
+        note
+    }
+
     pub fn chrome(&self, here: &str) -> Chrome {
         let user = self.req.visitor.identity().map(|i| {
             if i.name.is_empty() {

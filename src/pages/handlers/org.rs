@@ -326,10 +326,7 @@ pub async fn join_post(ctx: &Ctx<'_, '_>) -> PageResult {
         JoinOutcome::SignedIn { token, user, .. } => {
             ctx.app.metrics.logins.with_label_values(&["success"]).inc();
             let account = Route::Account.with_query(&[("welcome", "1")]);
-            let file = &ctx.app.config.file;
-            let welcome = crate::auth::contact::after_sign_in(file, &user, &account);
-            Ok(Reply::redirect(StatusCode::SEE_OTHER, &welcome)
-                .with_cookie(ctx.session_cookie(&token)))
+            Ok(ctx.signed_in(StatusCode::SEE_OTHER, &user, &account, &token))
         }
         JoinOutcome::Invalid(refused) => {
             let Some(invitation) = flow::invitation(ctx.app, token, ctx.now).await? else {

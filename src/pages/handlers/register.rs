@@ -213,10 +213,7 @@ async fn step3(ctx: &Ctx<'_, '_>, form: &Form) -> PageResult {
     match flow::complete(ctx.app, input).await? {
         Completed::SignedIn { token, user, .. } => {
             ctx.app.metrics.logins.with_label_values(&["success"]).inc();
-            let file = &ctx.app.config.file;
-            let next = crate::auth::contact::after_sign_in(file, &user, Route::Org.path());
-            Ok(Reply::redirect(StatusCode::SEE_OTHER, &next)
-                .with_cookie(ctx.session_cookie(&token)))
+            Ok(ctx.signed_in(StatusCode::SEE_OTHER, &user, Route::Org.path(), &token))
         }
         Completed::Company(refused) => again(2, &refused, String::new()),
         Completed::Person(refused) => {

@@ -116,12 +116,8 @@ pub async fn activate(ctx: &Ctx<'_, '_>) -> PageResult {
         ActivateOutcome::SignedIn { token, user, .. } => {
             ctx.app.metrics.logins.with_label_values(&["success"]).inc();
             let account = Route::Account.with_query(&[("welcome", "1")]);
-            let welcome =
-                crate::auth::contact::after_sign_in(&ctx.app.config.file, &user, &account);
-            Ok(
-                Reply::redirect(StatusCode::FOUND, &welcome)
-                    .with_cookie(ctx.session_cookie(&token)),
-            )
+            // The link is a GET: 302, as before the contact step existed.
+            Ok(ctx.signed_in(StatusCode::FOUND, &user, &account, &token))
         }
         ActivateOutcome::Invalid => Err(PageError::Gone {
             title: "activate-invalid-title",

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
 
-use super::{map_err, user_from_row, SqliteStore, USER_COLUMNS};
+use super::{map_err, parsed, user_from_row, SqliteStore, USER_COLUMNS};
 use crate::store::{
     Campaign, CampaignMark, Channel, Confirmed, Contact, ContactCheck, ContactCode, ContactStore,
     Millis, Proof, StoreError, StoreResult, TokenHash, User, UserId,
@@ -48,15 +48,8 @@ fn set_contact(tx: &Transaction<'_>, id: &UserId, contact: &Contact) -> rusqlite
 const CODE_COLUMNS: &str = "channel, value, code_hash, link_hash, attempts, expires_at";
 
 fn code_from_row(r: &Row<'_>) -> rusqlite::Result<ContactCode> {
-    let channel: String = r.get(0)?;
     Ok(ContactCode {
-        channel: Channel::parse(&channel).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Text,
-                format!("unknown channel {channel:?}").into(),
-            )
-        })?,
+        channel: parsed(r, 0, "channel", Channel::parse)?,
         value: r.get(1)?,
         code_hash: TokenHash::from_hex(r.get::<_, String>(2)?),
         link_hash: r.get::<_, Option<String>>(3)?.map(TokenHash::from_hex),

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use rusqlite::{params, Row, TransactionBehavior};
 
-use super::{map_err, SqliteStore};
+use super::{map_err, parsed, SqliteStore};
 use crate::store::{Channel, FailedMail, Millis, OutboxMail, OutboxStore, StoreResult};
 
 const MAIL_COLUMNS: &str = "id, kind, recipient, subject, text_body, html_body, created_at, \
@@ -25,16 +25,7 @@ fn mail_from_row(r: &Row<'_>) -> rusqlite::Result<OutboxMail> {
         attempts: r.get(7)?,
         next_attempt: r.get(8)?,
         last_error: r.get(9)?,
-        channel: {
-            let c: String = r.get(10)?;
-            Channel::parse(&c).ok_or_else(|| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    10,
-                    rusqlite::types::Type::Text,
-                    format!("unknown channel {c:?}").into(),
-                )
-            })?
-        },
+        channel: parsed(r, 10, "channel", Channel::parse)?,
     })
 }
 
