@@ -101,6 +101,14 @@ fn free_ports_are_bindable() {
 }
 
 #[test]
+fn refusing_port_refuses_and_cannot_be_taken() {
+    let refusing = crate::common::RefusingPort::new();
+    let err = std::net::TcpStream::connect(("127.0.0.1", refusing.port)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(std::net::TcpListener::bind(("127.0.0.1", refusing.port)).is_err());
+}
+
+#[test]
 fn form_parsing() {
     let html = r#"<html><body>
       <form method="post" action="/_vigile/login?x=1">

@@ -40,6 +40,28 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local_addr").port()
 }
 
+/// A port on 127.0.0.1 that refuses every connection for as long as this value lives: bound
+/// without listening, so no other fixture can be given it (a port merely free a moment ago
+/// was, once, taken by a parallel test's server and answered 200).
+pub struct RefusingPort {
+    _socket: tokio::net::TcpSocket,
+    pub port: u16,
+}
+
+impl RefusingPort {
+    pub fn new() -> RefusingPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("address"))
+            .expect("bind 127.0.0.1:0");
+        let port = socket.local_addr().expect("local_addr").port();
+        RefusingPort {
+            _socket: socket,
+            port,
+        }
+    }
+}
+
 /// Retries `check` until it returns `true`, sleeping [`POLL_INTERVAL`] between tries;
 /// panics after `max_tries`. For waiting on a process to become ready, never as a timing
 /// assertion.

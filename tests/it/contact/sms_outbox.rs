@@ -13,7 +13,7 @@ use crate::common::backend::{open_store, Backend};
 use crate::common::consts::ANN;
 use crate::common::gateway::Gateway;
 use crate::common::http::client;
-use crate::common::{free_port, poll_until};
+use crate::common::{poll_until, RefusingPort};
 
 /// Failed provider calls the gateway has counted.
 async fn sms_retries(gw: &Gateway) -> f64 {
@@ -75,7 +75,8 @@ both_backends!(provider_errors_delay_but_never_lose_a_text);
 /// The provider not listening at all, and the gateway restarted meanwhile: the text waits
 /// in the store and is delivered once the (restarted) gateway reaches the provider.
 async fn queued_text_survives_a_gateway_restart(backend: Backend) {
-    let dead = format!("http://127.0.0.1:{}/send", free_port());
+    let refusing = RefusingPort::new();
+    let dead = format!("http://127.0.0.1:{}/send", refusing.port);
     let mut site = site(backend, &format!("[sms]\nhttp_url = \"{dead}\"\n")).await;
     let gw = site.gw();
     confirmed_member(&site.s.gw, ANN, None);
@@ -228,7 +229,8 @@ both_backends!(file_transport_writes_one_file_per_text);
 /// provider is down while the member asks; the waiting text is then moved back in time in
 /// the store (no sleeping) before the provider comes up.
 async fn a_text_older_than_its_code_is_dropped(backend: Backend) {
-    let dead = format!("http://127.0.0.1:{}/send", free_port());
+    let refusing = RefusingPort::new();
+    let dead = format!("http://127.0.0.1:{}/send", refusing.port);
     let mut site = site(backend, &format!("[sms]\nhttp_url = \"{dead}\"\n")).await;
     let gw = site.gw();
     confirmed_member(&site.s.gw, ANN, None);
