@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod pages;
 pub mod proxy;
 pub mod routes;
+pub mod seal;
 pub mod server;
 pub mod sms;
 pub mod store;

@@ -15,9 +15,11 @@ mod login;
 pub mod orgs;
 pub mod password;
 pub mod policy;
+pub mod recovery_codes;
 pub mod reset;
 mod sessions;
 pub mod signup;
+pub mod totp;
 
 pub use login::{ip_rule, login, start_session, LoginInput, LoginOutcome, NewSession};
 pub use sessions::{Identity, SessionCache, Visitor};
