@@ -13,6 +13,7 @@ pub mod limits;
 pub mod lockout;
 mod login;
 pub mod orgs;
+pub mod passkeys;
 pub mod password;
 pub mod policy;
 pub mod recovery_codes;
