@@ -35,4 +35,5 @@ mod store_contact;
 mod store_devices;
 mod store_orgs;
 mod store_suite;
+mod twofactor;
 mod user_import;

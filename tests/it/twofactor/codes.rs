@@ -1,0 +1,152 @@
+//! Codes sent to a confirmed contact as the second factor: the email method with codes
+//! from the real SMTP server, the SMS method with codes from the real HTTP provider, each
+//! enrolled with a code sent at enrolment and sent again (without being asked) when the
+//! login reaches `/_vigile/2fa`; a wrong one refused. A channel not confirmed cannot be
+//! enrolled, even by a forged form, and nothing is sent to it.
+
+use super::*;
+use crate::both_backends;
+use crate::common::backend::Backend;
+use crate::common::consts::ANN;
+use crate::common::http::{client, csrf_from};
+use crate::contact::{add_member, confirmed_member, logout, merged, site, MOBILE_E164};
+
+const WITH_SMS: &str = "[twofactor]\nmethods = [\"totp\", \"email\", \"sms\"]\n";
+
+/// Posts `action` from `page` like its form would, or, when the page offers no such form,
+/// as a forged one (the page's CSRF token, nothing else).
+async fn act_or_forge(
+    c: &Client,
+    gw: &str,
+    page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> Response {
+    if find_action(page, ACCOUNT_2FA, action).is_some() {
+        return act(c, gw, page, ACCOUNT_2FA, action, fields).await;
+    }
+    let form = Form {
+        action: ACCOUNT_2FA.to_string(),
+        method: "post".into(),
+        hidden: vec![("csrf".into(), csrf_from(page))],
+    };
+    let mut all = vec![("action", action)];
+    all.extend_from_slice(fields);
+    submit(c, gw, &form, &all).await
+}
+
+/// Enrols the code method `action` (`enrol-email`, `enrol-sms`) on the account page; the
+/// code comes from `code_of` once the page asked for it. Asserts the ten recovery codes.
+async fn enrol_code_method<F, Fut>(c: &Client, gw: &str, action: &str, code_of: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
+    let account = account_page(c, gw).await;
+    let resp = act(c, gw, &account, ACCOUNT_2FA, action, &[]).await;
+    let (status, asking) = settle(c, gw, resp).await;
+    assert_eq!(status, 200, "{action}:\n{asking}");
+    let code = code_of().await;
+    let resp = act(
+        c,
+        gw,
+        &asking,
+        ACCOUNT_2FA,
+        "confirm-code",
+        &[("code", &code)],
+    )
+    .await;
+    let (status, shown) = settle(c, gw, resp).await;
+    assert_eq!(status, 200, "confirm-code after {action}:\n{shown}");
+    assert_ten_codes(&recovery_codes(&shown), &shown);
+}
+
+/// The `/_vigile/2fa` page reached after the password, and its verify form for `method`
+/// (the page the code was sent from: it is not asked again).
+async fn code_page(c: &Client, gw: &str, method: &str) -> Form {
+    let html = page(c, gw, TWOFA).await;
+    verify_form_in(&html, method)
+        .unwrap_or_else(|| panic!("{TWOFA} shows no code form for {method}:\n{html}"))
+}
+
+async fn email_codes_enrol_and_pass_the_second_step(backend: Backend) {
+    let site = site(backend, NO_IP_LIMIT).await;
+    let (s, gw) = (&site.s, site.gw());
+    confirmed_member(&s.gw, ANN, None);
+    let c = client();
+    login_straight(&c, &gw, ANN).await;
+    let before = mails_to(s, ANN).len();
+    enrol_code_method(&c, &gw, "enrol-email", || mailed_code(s, ANN, before)).await;
+    assert_eq!(second_factors(&s.gw, ANN).await, "email");
+    logout(&c, &gw).await;
+
+    // The login reaches /2fa: the code is mailed without asking.
+    password_step(&c, &gw, ANN, RD).await;
+    let before = mails_to(s, ANN).len();
+    let form = code_page(&c, &gw, "email").await;
+    let code = mailed_code(s, ANN, before).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let resp = verify_with(&c, &gw, &form, "email", wrong, false).await;
+    assert_refused(resp, "a wrong emailed code").await;
+    let resp = verify_with(&c, &gw, &form, "email", &code, false).await;
+    assert_signed_in(resp, RD, "the emailed code").await;
+    assert_level(s, &c, &gw, RD, "2fa").await;
+}
+both_backends!(email_codes_enrol_and_pass_the_second_step);
+
+async fn sms_codes_enrol_and_pass_the_second_step(backend: Backend) {
+    let site = site(backend, &merged(&[NO_IP_LIMIT, WITH_SMS])).await;
+    let (s, gw) = (&site.s, site.gw());
+    confirmed_member(&s.gw, ANN, Some(MOBILE_E164));
+    let c = client();
+    login_straight(&c, &gw, ANN).await;
+    let before = texts_to(&site, MOBILE_E164);
+    enrol_code_method(&c, &gw, "enrol-sms", || {
+        texted_code(&site, MOBILE_E164, before)
+    })
+    .await;
+    assert_eq!(second_factors(&s.gw, ANN).await, "sms");
+    logout(&c, &gw).await;
+
+    password_step(&c, &gw, ANN, RD).await;
+    let before = texts_to(&site, MOBILE_E164);
+    let form = code_page(&c, &gw, "sms").await;
+    let code = texted_code(&site, MOBILE_E164, before).await;
+    let resp = verify_with(&c, &gw, &form, "sms", &code, false).await;
+    assert_signed_in(resp, RD, "the texted code").await;
+    assert_level(s, &c, &gw, RD, "2fa").await;
+}
+both_backends!(sms_codes_enrol_and_pass_the_second_step);
+
+async fn unconfirmed_channels_cannot_be_enrolled_and_get_nothing(backend: Backend) {
+    let site = site(backend, &merged(&[NO_IP_LIMIT, WITH_SMS])).await;
+    let (s, gw) = (&site.s, site.gw());
+    // Neither the address nor the mobile is confirmed.
+    add_member(&s.gw, ANN, &["--mobile", MOBILE_E164]);
+    let c = client();
+    login_straight(&c, &gw, ANN).await;
+    s.outbox_drained().await;
+    let (mails, texts) = (mails_to(s, ANN).len(), site.sms.calls().len());
+    for action in ["enrol-email", "enrol-sms"] {
+        let account = account_page(&c, &gw).await;
+        let resp = act_or_forge(&c, &gw, &account, action, &[]).await;
+        let (status, body) = crate::contact::text(resp).await;
+        assert_eq!(status, 409, "{action} for an unconfirmed channel:\n{body}");
+    }
+    s.outbox_drained().await;
+    assert_eq!(
+        mails_to(s, ANN).len(),
+        mails,
+        "a mail was sent to an unconfirmed address"
+    );
+    assert_eq!(
+        site.sms.calls().len(),
+        texts,
+        "a text was sent to an unconfirmed mobile"
+    );
+    assert_eq!(second_factors(&s.gw, ANN).await, "none");
+    // Nothing was enrolled: the password alone still signs in.
+    logout(&c, &gw).await;
+    login_straight(&c, &gw, ANN).await;
+}
+both_backends!(unconfirmed_channels_cannot_be_enrolled_and_get_nothing);
