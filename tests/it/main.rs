@@ -9,6 +9,7 @@ mod audit;
 mod browser;
 mod browser_contact;
 mod browser_orgs;
+mod browser_twofactor;
 mod client_conns;
 mod common;
 mod contact;
