@@ -80,9 +80,11 @@ async fn email_codes_enrol_and_pass_the_second_step(backend: Backend) {
     assert_eq!(second_factors(&s.gw, ANN).await, "email");
     logout(&c, &gw).await;
 
-    // The login reaches /2fa: the code is mailed without asking.
-    password_step(&c, &gw, ANN, RD).await;
+    // The login reaches /2fa: the code is mailed without asking (counted from before the
+    // password, as it may be sent as soon as the login is under way).
+    s.outbox_drained().await;
     let before = mails_to(s, ANN).len();
+    password_step(&c, &gw, ANN, RD).await;
     let form = code_page(&c, &gw, "email").await;
     let code = mailed_code(s, ANN, before).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
@@ -108,8 +110,9 @@ async fn sms_codes_enrol_and_pass_the_second_step(backend: Backend) {
     assert_eq!(second_factors(&s.gw, ANN).await, "sms");
     logout(&c, &gw).await;
 
-    password_step(&c, &gw, ANN, RD).await;
+    s.outbox_drained().await;
     let before = texts_to(&site, MOBILE_E164);
+    password_step(&c, &gw, ANN, RD).await;
     let form = code_page(&c, &gw, "sms").await;
     let code = texted_code(&site, MOBILE_E164, before).await;
     let resp = verify_with(&c, &gw, &form, "sms", &code, false).await;

@@ -47,6 +47,7 @@ mod codes;
 mod config;
 mod headers;
 mod instances;
+mod kit;
 mod lockout;
 mod manage;
 mod observability;
