@@ -45,19 +45,26 @@ impl Access {
 #[derive(Debug, Clone)]
 pub struct AccessRules {
     rules: Vec<(GlobSet, Access)>,
+    /// `[access] twofactor`: paths that need a session which passed the second factor.
+    second_factor: Option<GlobSet>,
 }
 
 impl AccessRules {
     /// Compiles every list of `[access]`. On error returns (list name, reason).
     pub fn from_section(a: &crate::config::AccessSection) -> Result<Self, (&'static str, String)> {
-        Self::build(&[
+        let mut rules = Self::build(&[
             ("admin", &a.admin, Access::Admin),
             ("org_super_admin", &a.org_super_admin, Access::OrgSuperAdmin),
             ("org_admin", &a.org_admin, Access::OrgAdmin),
             ("org_member", &a.org_member, Access::OrgMember),
             ("member", &a.member, Access::Member),
             ("public", &a.public, Access::Public),
-        ])
+        ])?;
+        // Compiled like a protected list (any case, the same variants), kept apart: it adds
+        // a condition to whatever role rule the path has.
+        let second = Self::build(&[("twofactor", &a.twofactor, Access::Member)])?;
+        rules.second_factor = second.rules.into_iter().next().map(|(set, _)| set);
+        Ok(rules)
     }
 
     /// Compiles the public, member and admin lists alone.
@@ -94,7 +101,10 @@ impl AccessRules {
                 rules.push((set, access));
             }
         }
-        Ok(Self { rules })
+        Ok(Self {
+            rules,
+            second_factor: None,
+        })
     }
 
     /// Access needed for a canonical path.
@@ -120,6 +130,20 @@ impl AccessRules {
             access = access.max(self.classify_protected(stem));
         }
         access
+    }
+
+    /// Whether `[access] twofactor` names the path, in any of the forms [`Self::classify`]
+    /// reads it (a path that needs it also needs a member session).
+    pub fn needs_second_factor(&self, path: &CanonicalPath) -> bool {
+        let Some(set) = &self.second_factor else {
+            return false;
+        };
+        let path = path.as_str();
+        if set.is_match(path) {
+            return true;
+        }
+        let bare = bare_form(path);
+        set.is_match(&bare) || without_format(&bare).is_some_and(|stem| set.is_match(stem))
     }
 
     /// Like `classify_exact`, but only explicit admin and member rules count.
@@ -198,6 +222,32 @@ mod tests {
 
     fn p(raw: &str) -> CanonicalPath {
         CanonicalPath::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn second_factor_paths_match_in_every_form_the_role_rules_read() {
+        let section = crate::config::AccessSection {
+            twofactor: vec!["/admin/**".into(), "/billing".into()],
+            ..Default::default()
+        };
+        let r = AccessRules::from_section(&section).unwrap();
+        for yes in [
+            "/admin",
+            "/admin/x",
+            "/ADMIN/x",
+            "/admin;x/y",
+            "/admin./y",
+            "/billing",
+            "/billing/",
+            "/billing.json",
+        ] {
+            assert!(r.needs_second_factor(&p(yes)), "{yes}");
+        }
+        for no in ["/", "/administrator", "/catalog/admin", "/billingx"] {
+            assert!(!r.needs_second_factor(&p(no)), "{no}");
+        }
+        let none = AccessRules::from_section(&Default::default()).unwrap();
+        assert!(!none.needs_second_factor(&p("/admin/x")));
     }
 
     fn rules() -> AccessRules {

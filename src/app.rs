@@ -29,6 +29,29 @@ pub struct App {
     /// Gateway-wide key for CSRF tokens, shared by every instance through the store.
     /// Fetched lazily so a gateway can start while its store is still down.
     secret: OnceCell<Vec<u8>>,
+    twofactor_keys: OnceCell<crate::auth::twofactor::Keys>,
+}
+
+/// The passkey relying party, when passkeys are offered and `public_url` can be one (a
+/// domain name over https, or localhost); said once at start otherwise.
+fn passkeys_for(config: &Config) -> Option<Arc<crate::auth::passkeys::Passkeys>> {
+    use crate::config::FactorMethod;
+    if !config
+        .file
+        .twofactor
+        .methods
+        .contains(&FactorMethod::Webauthn)
+    {
+        return None;
+    }
+    let url = config.public_url.as_str();
+    match crate::auth::passkeys::Passkeys::new(url, "") {
+        Ok(p) => Some(Arc::new(p)),
+        Err(why) => {
+            tracing::warn!(reason = %why, "passkeys are not offered");
+            None
+        }
+    }
 }
 
 impl App {
@@ -46,6 +69,7 @@ impl App {
             store.clone(),
             metrics.clone(),
         ));
+        let passkeys = passkeys_for(&config);
         Self {
             deps: Arc::new(Deps {
                 config,
@@ -53,10 +77,12 @@ impl App {
                 auth,
                 metrics,
                 mailer,
+                passkeys,
             }),
             cookies,
             clock: crate::clock::system(),
             secret: OnceCell::new(),
+            twofactor_keys: OnceCell::new(),
         }
     }
 
@@ -69,5 +95,15 @@ impl App {
             })
             .await
             .map(Vec::as_slice)
+    }
+
+    /// The keys sealing TOTP seeds and hashing recovery codes (from the configuration, or
+    /// derived from the shared secret).
+    pub async fn twofactor_keys(&self) -> StoreResult<&crate::auth::twofactor::Keys> {
+        let secret = self.secret().await?;
+        Ok(self
+            .twofactor_keys
+            .get_or_init(|| async { crate::auth::twofactor::Keys::new(&self.config.file, secret) })
+            .await)
     }
 }

@@ -230,6 +230,36 @@ pub enum Event<'a> {
         user: &'a UserId,
         channel: &'static str,
     },
+    /// A second factor was verified and added (`method`: totp, webauthn, email, sms).
+    SecondFactorEnrolled {
+        user: &'a UserId,
+        method: &'static str,
+    },
+    /// A member removed one of their second factors.
+    SecondFactorRemoved {
+        user: &'a UserId,
+        method: &'static str,
+    },
+    /// The second step of a login (or step-up) passed.
+    SecondFactorPassed {
+        user: &'a UserId,
+        method: &'static str,
+    },
+    /// A wrong (or replayed) second-factor answer.
+    SecondFactorFailed {
+        user: &'a UserId,
+        method: &'static str,
+    },
+    /// An admin removed every second factor of a member.
+    SecondFactorReset {
+        user: &'a UserId,
+        email: &'a str,
+    },
+    /// A recovery code was spent; `left` remain.
+    RecoveryCodeUsed {
+        user: &'a UserId,
+        left: usize,
+    },
     /// The mail server refused a mail for good (it is listed on the admin page).
     MailFailed {
         mail: &'a str,
@@ -264,6 +294,7 @@ struct Fields<'a> {
     channel: Option<&'a str>,
     via: Option<&'static str>,
     scope: Option<&'a str>,
+    method: Option<&'static str>,
 }
 
 /// A cap or a setting as logged: the number, or `default` when it follows the next level.
@@ -316,6 +347,12 @@ impl<'a> Event<'a> {
             Event::CampaignStarted { .. } => "campaign_started",
             Event::ContactConfirmed { .. } => "contact_confirmed",
             Event::ContactChanged { .. } => "contact_changed",
+            Event::SecondFactorEnrolled { .. } => "2fa_enrolled",
+            Event::SecondFactorRemoved { .. } => "2fa_removed",
+            Event::SecondFactorPassed { .. } => "2fa_passed",
+            Event::SecondFactorFailed { .. } => "2fa_failed",
+            Event::SecondFactorReset { .. } => "2fa_reset",
+            Event::RecoveryCodeUsed { .. } => "recovery_code_used",
         }
     }
 
@@ -366,6 +403,12 @@ impl<'a> Event<'a> {
             Event::CampaignStarted { .. } => "contact-confirmation campaign started",
             Event::ContactConfirmed { .. } => "member confirmed a contact channel",
             Event::ContactChanged { .. } => "member's address or mobile replaced",
+            Event::SecondFactorEnrolled { .. } => "second factor added",
+            Event::SecondFactorRemoved { .. } => "second factor removed",
+            Event::SecondFactorPassed { .. } => "second factor passed",
+            Event::SecondFactorFailed { .. } => "second factor refused",
+            Event::SecondFactorReset { .. } => "second factors reset by an admin",
+            Event::RecoveryCodeUsed { .. } => "recovery code used",
         }
     }
 
@@ -518,6 +561,24 @@ impl<'a> Event<'a> {
                 channel: Some(channel),
                 ..f
             },
+            Event::SecondFactorEnrolled { user, method }
+            | Event::SecondFactorRemoved { user, method }
+            | Event::SecondFactorPassed { user, method }
+            | Event::SecondFactorFailed { user, method } => Fields {
+                user: Some(user.as_str()),
+                method: Some(method),
+                ..f
+            },
+            Event::SecondFactorReset { user, email } => Fields {
+                user: Some(user.as_str()),
+                email: Some(email),
+                ..f
+            },
+            Event::RecoveryCodeUsed { user, left } => Fields {
+                user: Some(user.as_str()),
+                count: Some(left as u64),
+                ..f
+            },
             Event::MailFailed {
                 mail,
                 kind,
@@ -577,6 +638,7 @@ impl<'a> Event<'a> {
                     channel = f.channel,
                     via = f.via,
                     scope = f.scope,
+                    method = f.method,
                     "{}",
                     self.summary()
                 )
@@ -789,6 +851,39 @@ mod tests {
                 },
                 Actor::Visitor(IP),
             ),
+            (
+                Event::SecondFactorEnrolled {
+                    user,
+                    method: "totp",
+                },
+                Actor::Visitor(IP),
+            ),
+            (
+                Event::SecondFactorRemoved {
+                    user,
+                    method: "webauthn",
+                },
+                Actor::Visitor(IP),
+            ),
+            (
+                Event::SecondFactorPassed {
+                    user,
+                    method: "email",
+                },
+                Actor::Visitor(IP),
+            ),
+            (
+                Event::SecondFactorFailed {
+                    user,
+                    method: "sms",
+                },
+                Actor::Visitor(IP),
+            ),
+            (Event::SecondFactorReset { user, email }, Actor::Cli),
+            (
+                Event::RecoveryCodeUsed { user, left: 9 },
+                Actor::Visitor(IP),
+            ),
         ]
     }
 
@@ -831,9 +926,15 @@ mod tests {
             Event::CampaignStarted { .. } => 33,
             Event::ContactConfirmed { .. } => 34,
             Event::ContactChanged { .. } => 35,
+            Event::SecondFactorEnrolled { .. } => 36,
+            Event::SecondFactorRemoved { .. } => 37,
+            Event::SecondFactorPassed { .. } => 38,
+            Event::SecondFactorFailed { .. } => 39,
+            Event::SecondFactorReset { .. } => 40,
+            Event::RecoveryCodeUsed { .. } => 41,
         }
     }
-    const VARIANTS: usize = 36;
+    const VARIANTS: usize = 42;
 
     fn org_id() -> &'static OrgId {
         static ORG: std::sync::LazyLock<OrgId> =

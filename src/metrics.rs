@@ -33,6 +33,9 @@ pub struct Metrics {
     /// step: email (link mailed), company (step 2 accepted), created
     pub org_registrations: IntCounterVec,
     pub contact_confirmations: IntCounterVec,
+    /// method: totp, webauthn, email, sms, recovery; result: success, failure, replayed,
+    /// locked, enrolled
+    pub second_factor: IntCounterVec,
     pub eviction_unsafe: IntGauge,
     pub store_full: IntCounter,
     pub store_duration: HistogramVec,
@@ -111,6 +114,11 @@ impl Metrics {
             "vigile_contact_confirmations_total",
             "Email addresses and mobile numbers members confirmed, by channel.",
             &["channel"],
+        )?;
+        let second_factor = counter_vec(
+            "vigile_second_factor_total",
+            "Second-factor checks and enrolments, by method and result.",
+            &["method", "result"],
         )?;
         let org_registrations = counter_vec(
             "vigile_org_registrations_total",
@@ -215,6 +223,11 @@ impl Metrics {
         for channel in ["email", "mobile"] {
             contact_confirmations.with_label_values(&[channel]);
         }
+        for method in ["totp", "webauthn", "email", "sms", "recovery"] {
+            for result in ["success", "failure"] {
+                second_factor.with_label_values(&[method, result]);
+            }
+        }
         for step in ["email", "company", "created"] {
             org_registrations.with_label_values(&[step]);
         }
@@ -229,6 +242,7 @@ impl Metrics {
             device_overflows,
             org_registrations,
             contact_confirmations,
+            second_factor,
             eviction_unsafe,
             store_full,
             account_lockouts,

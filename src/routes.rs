@@ -101,6 +101,14 @@ routes! {
     /// Text messages the gateway sent (demo and `dev_mode` only).
     DevSms = "/dev/sms";
     Stylesheet = "/static/vigile.css";
+    /// The passkey ceremonies' script (no inline script: the pages' CSP forbids it).
+    PasskeysScript = "/static/passkeys.js";
+    /// The second step of a login (and of a step-up).
+    TwoFactor = "/2fa", guarded;
+    /// The member's second factors: enrol, name, remove; recovery codes.
+    AccountTwoFactor = "/account/2fa", guarded;
+    /// An admin removes a member's second factors.
+    AdminMemberTwoFactorReset = "/admin/member/2fa-reset";
 }
 
 impl Route {

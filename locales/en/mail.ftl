@@ -74,3 +74,13 @@ mail-locked-unconfirmed = This address is not confirmed yet, so no reset link ca
 mail-locked-unconfirmed-support = This address is not confirmed yet, so no reset link can be sent to it: write to { $support } to have the lock lifted.
 mail-contact-replaces = This address would become the login of the account that signs in today with { $current }, and only that account, signed in, can confirm it. If that is not you, ignore this email: nothing will change.
 mail-support = You can also write to { $email }.
+
+mail-2fa-subject = Your sign-in code
+mail-2fa-intro = Someone (hopefully you) is signing in to { $site } as { $email } and was asked for a second factor.
+mail-2fa-enter = Enter this code on the sign-in page; it is valid { $minutes } minutes:
+mail-2fa-footer = If you are not signing in, someone knows your password: change it now. Never give this code to anyone.
+mail-2fa-manage = Manage my second factors
+mail-recovery-used-subject = A recovery code was used on your account
+mail-recovery-used-intro = A recovery code was just used to sign in to your account on { $site }. { $left } codes are left; make new ones from your security page if you are running low.
+mail-2fa-reset-subject = Your second factors were removed
+mail-2fa-reset-intro = An administrator of { $site } removed the second factors of your account (authenticator apps, passkeys, codes by email or text, recovery codes). Sign in with your password and add a second factor again from your security page.

@@ -264,6 +264,11 @@ sms-contact-code = Your { $site } confirmation code: { $code } (valid { $minutes
    *[other] minutes
 }).
 
+sms-2fa-code = { $site } sign-in code: { $code } (valid { $minutes } { $minutes ->
+    [one] minute
+   *[other] minutes
+}). Never share it.
+
 contact-title = Confirm your contact details
 contact-intro = Please check that the address and mobile number below are yours and still right, then confirm each with the code we send to it. It takes a minute; you can also do it later.
 contact-done = Your contact details are confirmed. Thank you!
@@ -326,3 +331,73 @@ contact-password-why = Needed only to change the address: it becomes your login.
 contact-password-wrong = This is not your password. It is needed to change the address you sign in with.
 contact-country = Text messages cannot be sent to numbers of this country from this site.
 contact-link-other = This link confirms an address for another account than the one signed in here. Sign out, then sign in to the account that asked for it and open the link again.
+
+twofa-title = Second factor
+twofa-intro = Your password is right. To finish signing in, prove it is you with your second factor.
+twofa-must-enrol = This account must be protected by a second factor. Add one now to finish signing in: it takes a minute.
+twofa-continue = Continue
+twofa-webauthn-use = Use my passkey
+twofa-webauthn-create = Create a passkey
+twofa-webauthn-failed = The passkey did not answer (cancelled, or this browser cannot use passkeys). Try again or choose another method.
+twofa-send = Send me a code
+twofa-resend = Send a new code
+twofa-verify = Verify
+twofa-other = Or use:
+twofa-cancel = Back to the login page
+twofa-trust = Trust this device for { $days } days
+twofa-code = Code
+twofa-totp-code = Code from your authenticator app
+twofa-recovery-code = Recovery code
+twofa-use-totp = authenticator app
+twofa-use-webauthn = passkey
+twofa-use-email = a code by email
+twofa-use-sms = a code by text message
+twofa-use-recovery = a recovery code
+twofa-method-totp = Authenticator app
+twofa-method-webauthn = Passkey
+twofa-method-email = Email code
+twofa-method-sms = SMS code
+twofa-totp-scan = Scan this QR code with your authenticator app (Google Authenticator, Aegis, 1Password…), then type the 6-digit code it shows.
+twofa-totp-type = Or type this key into the app:
+twofa-name = Name
+twofa-add = Add
+twofa-code-sent = A 6-digit code was sent. It is valid 10 minutes.
+twofa-add-title = Add a second factor
+twofa-enrol-totp = Authenticator app
+twofa-enrol-webauthn = Passkey (fingerprint, face, security key)
+twofa-enrol-email = Code by email
+twofa-enrol-sms = Code by text message
+twofa-recovery-title = Your recovery codes
+twofa-recovery-once = Keep these codes somewhere safe: each one signs you in once if you lose your second factor. They are shown only now.
+twofa-account-title = Two-factor authentication
+twofa-account-link = Two-factor authentication
+twofa-unlock-intro = To see and change your second factors, type your password again.
+twofa-unlock = Continue
+twofa-factors-title = Your second factors
+twofa-none = You have no second factor yet.
+twofa-none-short = none
+twofa-method = Method
+twofa-added-at = Added
+twofa-last-used = Last used
+twofa-rename = Rename
+twofa-remove = Remove
+twofa-recovery-left = Recovery codes left: { $count }
+twofa-recovery-new = Make new recovery codes
+twofa-untrust = Forget trusted devices
+twofa-back = Back to my account
+twofa-wrong = That code is not right. Try again.
+twofa-replayed = That code was already used. Wait for the next one.
+twofa-too-many = Too many codes were sent lately. Try again later or choose another method.
+twofa-unavailable = This method is not available for your account.
+twofa-expired = This step expired. Start again.
+twofa-unlock-first = Type your password again first.
+twofa-removed = The second factor was removed.
+twofa-last-required = This is your last second factor and your account must keep one: add another before removing it.
+twofa-renamed = Saved.
+twofa-added = Second factor added.
+twofa-untrusted = No device skips the second factor any more.
+twofa-bad-password = Wrong password.
+admin-2fa-title = Second factors
+admin-2fa-reset-help = For a member who lost their phone or key: removes every second factor, recovery code and trusted device. The member is told by email.
+admin-2fa-reset = Remove the second factors
+admin-2fa-reset-done = The member's second factors were removed; they were told by email.

@@ -74,3 +74,13 @@ mail-locked-unconfirmed = Cette adresse n'est pas encore confirmée : aucun lien
 mail-locked-unconfirmed-support = Cette adresse n'est pas encore confirmée : aucun lien de réinitialisation ne peut lui être envoyé. Écrivez à { $support } pour faire lever le verrou.
 mail-contact-replaces = Cette adresse deviendrait l'identifiant du compte qui se connecte aujourd'hui avec { $current }, et seul ce compte, connecté, peut la confirmer. Si ce n'est pas vous, ignorez ce message : rien ne changera.
 mail-support = Vous pouvez aussi écrire à { $email }.
+
+mail-2fa-subject = Votre code de connexion
+mail-2fa-intro = Quelqu'un (vous, espérons-le) se connecte à { $site } avec { $email } et un second facteur lui est demandé.
+mail-2fa-enter = Saisissez ce code sur la page de connexion ; il est valable { $minutes } minutes :
+mail-2fa-footer = Si vous n'êtes pas en train de vous connecter, quelqu'un connaît votre mot de passe : changez-le maintenant. Ne donnez jamais ce code à personne.
+mail-2fa-manage = Gérer mes seconds facteurs
+mail-recovery-used-subject = Un code de secours a été utilisé sur votre compte
+mail-recovery-used-intro = Un code de secours vient d'être utilisé pour se connecter à votre compte sur { $site }. Il vous en reste { $left } ; créez-en de nouveaux depuis votre page de sécurité s'il en reste peu.
+mail-2fa-reset-subject = Vos seconds facteurs ont été supprimés
+mail-2fa-reset-intro = Un administrateur de { $site } a supprimé les seconds facteurs de votre compte (applications d'authentification, clés d'accès, codes par e-mail ou SMS, codes de secours). Connectez-vous avec votre mot de passe et ajoutez de nouveau un second facteur depuis votre page de sécurité.

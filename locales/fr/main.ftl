@@ -264,6 +264,11 @@ sms-contact-code = Votre code de confirmation { $site } : { $code } (valable { $
    *[other] minutes
 }).
 
+sms-2fa-code = Code de connexion { $site } : { $code } (valable { $minutes } { $minutes ->
+    [one] minute
+   *[other] minutes
+}). Ne le donnez à personne.
+
 contact-title = Confirmez vos coordonnées
 contact-intro = Vérifiez que l'adresse e-mail et le numéro de mobile ci-dessous sont bien les vôtres et toujours à jour, puis confirmez chacun avec le code que nous y envoyons. Cela prend une minute ; vous pouvez aussi le faire plus tard.
 contact-done = Vos coordonnées sont confirmées. Merci !
@@ -326,3 +331,73 @@ contact-password-why = Nécessaire seulement pour changer d'adresse : elle devie
 contact-password-wrong = Ce n'est pas votre mot de passe. Il est nécessaire pour changer l'adresse avec laquelle vous vous connectez.
 contact-country = Ce site ne peut pas envoyer de SMS aux numéros de ce pays.
 contact-link-other = Ce lien confirme une adresse pour un autre compte que celui connecté ici. Déconnectez-vous, puis connectez-vous au compte qui l'a demandé et rouvrez le lien.
+
+twofa-title = Second facteur
+twofa-intro = Votre mot de passe est correct. Pour terminer la connexion, prouvez que c'est bien vous avec votre second facteur.
+twofa-must-enrol = Ce compte doit être protégé par un second facteur. Ajoutez-en un maintenant pour terminer la connexion : cela prend une minute.
+twofa-continue = Continuer
+twofa-webauthn-use = Utiliser ma clé d'accès
+twofa-webauthn-create = Créer une clé d'accès
+twofa-webauthn-failed = La clé d'accès n'a pas répondu (annulée, ou ce navigateur ne sait pas les utiliser). Réessayez ou choisissez une autre méthode.
+twofa-send = M'envoyer un code
+twofa-resend = Envoyer un nouveau code
+twofa-verify = Vérifier
+twofa-other = Ou utiliser :
+twofa-cancel = Retour à la page de connexion
+twofa-trust = Faire confiance à cet appareil pendant { $days } jours
+twofa-code = Code
+twofa-totp-code = Code de votre application d'authentification
+twofa-recovery-code = Code de secours
+twofa-use-totp = application d'authentification
+twofa-use-webauthn = clé d'accès
+twofa-use-email = un code par e-mail
+twofa-use-sms = un code par SMS
+twofa-use-recovery = un code de secours
+twofa-method-totp = Application d'authentification
+twofa-method-webauthn = Clé d'accès
+twofa-method-email = Code par e-mail
+twofa-method-sms = Code par SMS
+twofa-totp-scan = Scannez ce QR code avec votre application d'authentification (Google Authenticator, Aegis, 1Password…), puis saisissez le code à 6 chiffres qu'elle affiche.
+twofa-totp-type = Ou saisissez cette clé dans l'application :
+twofa-name = Nom
+twofa-add = Ajouter
+twofa-code-sent = Un code à 6 chiffres a été envoyé. Il est valable 10 minutes.
+twofa-add-title = Ajouter un second facteur
+twofa-enrol-totp = Application d'authentification
+twofa-enrol-webauthn = Clé d'accès (empreinte, visage, clé de sécurité)
+twofa-enrol-email = Code par e-mail
+twofa-enrol-sms = Code par SMS
+twofa-recovery-title = Vos codes de secours
+twofa-recovery-once = Gardez ces codes en lieu sûr : chacun vous connecte une fois si vous perdez votre second facteur. Ils ne sont affichés que maintenant.
+twofa-account-title = Authentification à deux facteurs
+twofa-account-link = Authentification à deux facteurs
+twofa-unlock-intro = Pour voir et modifier vos seconds facteurs, saisissez de nouveau votre mot de passe.
+twofa-unlock = Continuer
+twofa-factors-title = Vos seconds facteurs
+twofa-none = Vous n'avez pas encore de second facteur.
+twofa-none-short = aucun
+twofa-method = Méthode
+twofa-added-at = Ajouté le
+twofa-last-used = Dernière utilisation
+twofa-rename = Renommer
+twofa-remove = Supprimer
+twofa-recovery-left = Codes de secours restants : { $count }
+twofa-recovery-new = Créer de nouveaux codes de secours
+twofa-untrust = Oublier les appareils de confiance
+twofa-back = Retour à mon compte
+twofa-wrong = Ce code n'est pas le bon. Réessayez.
+twofa-replayed = Ce code a déjà servi. Attendez le suivant.
+twofa-too-many = Trop de codes envoyés récemment. Réessayez plus tard ou choisissez une autre méthode.
+twofa-unavailable = Cette méthode n'est pas disponible pour votre compte.
+twofa-expired = Cette étape a expiré. Recommencez.
+twofa-unlock-first = Saisissez d'abord de nouveau votre mot de passe.
+twofa-removed = Le second facteur a été supprimé.
+twofa-last-required = C'est votre dernier second facteur et votre compte doit en garder un : ajoutez-en un autre avant de le supprimer.
+twofa-renamed = Enregistré.
+twofa-added = Second facteur ajouté.
+twofa-untrusted = Plus aucun appareil ne saute le second facteur.
+twofa-bad-password = Mot de passe incorrect.
+admin-2fa-title = Seconds facteurs
+admin-2fa-reset-help = Pour un membre qui a perdu son téléphone ou sa clé : supprime tous ses seconds facteurs, codes de secours et appareils de confiance. Le membre est prévenu par e-mail.
+admin-2fa-reset = Supprimer les seconds facteurs
+admin-2fa-reset-done = Les seconds facteurs du membre ont été supprimés ; il a été prévenu par e-mail.

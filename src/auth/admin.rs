@@ -132,13 +132,14 @@ pub async fn revoke(
     email: &Email,
     which: Sessions<'_>,
     now: Millis,
-) -> StoreResult<Revoked> {
+) -> Result<Revoked, super::FlowError> {
     let Some(user) = deps.store.user_by_email(email.as_str()).await? else {
         return Ok(Revoked::NoAccount);
     };
     match which {
         Sessions::All => {
             let count = deps.store.session_delete_all(&user.id).await?;
+            super::twofactor::untrust(deps, &user.id, None, now).await?;
             let revoked = Event::SessionsRevoked {
                 user: &user.id,
                 email: &user.email,
@@ -199,4 +200,26 @@ pub async fn set_org_terms(
     }
     Event::OrgTermsChanged { org }.emit(&by.actor(), now);
     Ok(true)
+}
+
+/// Removes every second factor of the member behind `email` (a lost phone), ends the
+/// trust of their devices, and mails them. `None`: no such member. Sessions stay: the
+/// member is signed in already; their next login asks (or enrols) again.
+pub async fn twofactor_reset(
+    deps: &Deps,
+    by: Admin<'_>,
+    email: &Email,
+    now: Millis,
+) -> Result<Option<bool>, super::FlowError> {
+    let Some(user) = deps.store.user_by_email(email.as_str()).await? else {
+        return Ok(None);
+    };
+    let had = super::twofactor::reset(deps, &user.id, now).await?;
+    let reset = Event::SecondFactorReset {
+        user: &user.id,
+        email: &user.email,
+    };
+    reset.emit(&by.actor(), now);
+    deps.mailer.twofactor_reset(&user, now).await?;
+    Ok(Some(had))
 }

@@ -129,7 +129,7 @@ async fn hit_all(
 /// Whether `user` may ask for one more code on `target`'s channel (counts it): per hour
 /// and per day. Counted before the password of an address change is checked, so this
 /// also bounds password guesses.
-async fn member_limits(
+pub(super) async fn member_limits(
     deps: &Deps,
     user: &UserId,
     target: &Target,
@@ -159,7 +159,7 @@ async fn member_limits(
 /// one more text this hour (`sms.max_per_hour`): the form must not bomb someone else's
 /// mailbox or phone, or run up the SMS bill, from many accounts. Counted only once the
 /// request is otherwise accepted, so refused requests use nobody's allowance.
-async fn target_limits(
+pub(super) async fn target_limits(
     deps: &Deps,
     target: &Target,
     now: Millis,
@@ -192,7 +192,7 @@ async fn target_limits(
 }
 
 /// Whether `sms.countries` lets this number be texted.
-fn country_allowed(deps: &Deps, phone: &Phone) -> bool {
+pub(super) fn country_allowed(deps: &Deps, phone: &Phone) -> bool {
     let allowed = &deps.config.file.sms.countries;
     allowed.is_empty()
         || phone.region().is_some_and(|r| {

@@ -164,10 +164,15 @@ pub async fn end_session(
     id: &SessionId,
     why: SignedOut,
     now: Millis,
-) -> StoreResult<bool> {
+) -> Result<bool, FlowError> {
     let sessions = deps.store.sessions_of(user, now).await?;
     let ended = deps.store.session_end(user, id, why, now).await?;
     forget(deps, &sessions, std::slice::from_ref(id));
+    // A revoked device is no longer trusted to skip the second factor.
+    if let Some(s) = sessions.iter().find(|s| &s.id == id) {
+        let device = std::slice::from_ref(&s.device_id);
+        super::twofactor::untrust(deps, user, Some(device), now).await?;
+    }
     Ok(ended)
 }
 
@@ -224,6 +229,7 @@ pub async fn stop_for_code(
         verified: false,
         rd: rd.to_string(),
         expires_at: browser.now + CODE_TTL_MS,
+        level: browser.level,
     };
     if store.challenge_put(&browser.device, &challenge).await? {
         deps.metrics
@@ -432,6 +438,11 @@ pub async fn choose(
 ) -> Result<Chosen, FlowError> {
     let Some((ch, user)) = verified(deps, &browser.device, browser.now).await? else {
         return Ok(Chosen::Missing);
+    };
+    // The level the login reached before the cap stopped it, not this request's.
+    let browser = NewSession {
+        level: ch.level,
+        ..browser
     };
     let device = browser.device.clone();
     match open(deps, &user, browser, victims).await? {

@@ -21,8 +21,8 @@ use crate::config::OnOverflow;
 use crate::crypto::random_token;
 use crate::edge::email::Email;
 use crate::store::{
-    millis, AccountStatus, AttemptKey, Cap, DeviceId, IpRule, Millis, SessionId, SessionRecord,
-    StoreError, TokenHash, User,
+    millis, AccountStatus, AttemptKey, AuthLevel, Cap, DeviceId, IpRule, Millis, SessionId,
+    SessionRecord, StoreError, TokenHash, User,
 };
 
 pub struct LoginInput<'a> {
@@ -54,6 +54,8 @@ pub enum LoginOutcome {
     DeviceCode,
     /// Over the cap with `choose`, but this member was sent too many codes lately.
     TooManyCodes,
+    /// Right password; a second factor is asked on `/_vigile/2fa` (no session yet).
+    SecondFactor,
     /// Over the cap with `deny`.
     DeviceLimit {
         max: u32,
@@ -77,6 +79,7 @@ impl LoginOutcome {
             LoginOutcome::DeviceCode
             | LoginOutcome::TooManyCodes
             | LoginOutcome::DeviceLimit { .. } => "overflow",
+            LoginOutcome::SecondFactor => "second_factor",
             LoginOutcome::BadCredentials => "bad_credentials",
             LoginOutcome::NotActivated => "not_activated",
             LoginOutcome::Locked => "locked",
@@ -143,21 +146,12 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
     let user = match (gate, user) {
         (Gate::Open, Some(user)) if ok => user,
         (gate, user) => {
-            let locked = gate == Gate::Locked
-                || (lockout::after_failure(attempt, max) == AfterFailure::LockedNow);
-            if gate == Gate::Open && locked {
-                on_locked(deps, user.as_ref(), known_device, &input).await?;
-            }
-            // The address follows the same rule: this failure was its last allowed one.
-            if lockout::after_failure(ip_count, rule.max) == AfterFailure::LockedNow {
-                let until = store.ip_block(&ip, &rule, input.now).await?;
-                deps.metrics.ip_blocks.inc();
-                let blocked = Event::IpBlocked {
-                    address: input.ip,
-                    until,
-                };
-                blocked.emit(&Actor::System(Some(input.ip)), input.now);
-            }
+            let counted = Counted {
+                attempt,
+                ip_count,
+                known_device,
+            };
+            let locked = failed(deps, user.as_ref(), gate, counted, input.ip, input.now).await?;
             return Ok(if locked {
                 LoginOutcome::Locked
             } else {
@@ -174,16 +168,43 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
     if user.status != AccountStatus::Active {
         return Ok(LoginOutcome::NotActivated);
     }
-    if !known_device {
-        store.device_remember(&user.id, &input.device).await?;
+    use super::twofactor::verify::{self, Need};
+    let need = verify::need(deps, &user, &input.device, input.now).await?;
+    if need == Need::Ask {
+        let purpose = super::twofactor::step::Purpose::Login { known_device };
+        verify::begin(deps, &user, &input.device, purpose, input.rd, input.now).await?;
+        return Ok(LoginOutcome::SecondFactor);
     }
     let browser = NewSession {
         device: input.device,
         ip: input.ip,
         user_agent: input.user_agent,
         previous_token: input.previous_token,
+        level: if need == Need::Trusted {
+            AuthLevel::SecondFactor
+        } else {
+            AuthLevel::Password
+        },
         now: input.now,
     };
+    open_for(deps, user, browser, input.rd, known_device).await
+}
+
+/// The rest of a login once every factor it needs was proven: the device is remembered
+/// for its own lockout counter, and the session opens within the device cap (or the
+/// member is asked to choose, or refused).
+pub async fn open_for(
+    deps: &Deps,
+    user: User,
+    browser: NewSession<'_>,
+    rd: &str,
+    known_device: bool,
+) -> Result<LoginOutcome, FlowError> {
+    if !known_device {
+        deps.store
+            .device_remember(&user.id, &browser.device)
+            .await?;
+    }
     match super::devices::open(deps, &user, browser.clone(), &[]).await? {
         Open::Started {
             token,
@@ -200,13 +221,50 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
                 return Ok(LoginOutcome::DeviceLimit { max: policy.max });
             }
             Ok(
-                match stop_for_code(deps, &user, &browser, input.rd, active, policy).await? {
+                match stop_for_code(deps, &user, &browser, rd, active, policy).await? {
                     Stopped::CodeSent => LoginOutcome::DeviceCode,
                     Stopped::TooManyCodes => LoginOutcome::TooManyCodes,
                 },
             )
         }
     }
+}
+
+/// What a failed attempt (password or second-factor code) was counted as.
+pub(super) struct Counted {
+    /// The address's (or device's) consecutive failures, this one included.
+    pub attempt: u64,
+    /// The client address's failures in its window, this one included.
+    pub ip_count: u64,
+    pub known_device: bool,
+}
+
+/// A failed attempt: the lock it completes (logged, counted, the owner mailed) and the
+/// client address's block. Returns whether the address is locked.
+pub(super) async fn failed(
+    deps: &Deps,
+    user: Option<&User>,
+    gate: Gate,
+    counted: Counted,
+    ip: IpAddr,
+    now: Millis,
+) -> Result<bool, FlowError> {
+    let max = deps.config.file.lockout.account_max_failures;
+    let rule = ip_rule(deps);
+    let locked = gate == Gate::Locked
+        || lockout::after_failure(counted.attempt, max) == AfterFailure::LockedNow;
+    if gate == Gate::Open && locked {
+        on_locked(deps, user, counted.known_device, ip, now).await?;
+    }
+    // The address follows the same rule: this failure was its last allowed one.
+    if lockout::after_failure(counted.ip_count, rule.max) == AfterFailure::LockedNow {
+        let key = lockout::client_key(ip);
+        let until = deps.store.ip_block(&key, &rule, now).await?;
+        deps.metrics.ip_blocks.inc();
+        let blocked = Event::IpBlocked { address: ip, until };
+        blocked.emit(&Actor::System(Some(ip)), now);
+    }
+    Ok(locked)
 }
 
 /// The failure that locked an address: counted, logged, and the owner of an active
@@ -216,27 +274,28 @@ async fn on_locked(
     deps: &Deps,
     user: Option<&User>,
     known_device: bool,
-    input: &LoginInput<'_>,
+    ip: IpAddr,
+    now: Millis,
 ) -> Result<(), FlowError> {
     let Some(user) = user.filter(|u| u.status == AccountStatus::Active) else {
         return Ok(());
     };
     if known_device {
         let locked = Event::DeviceLocked { user: &user.id };
-        locked.emit(&Actor::System(Some(input.ip)), input.now);
+        locked.emit(&Actor::System(Some(ip)), now);
         return Ok(());
     }
     deps.metrics.account_lockouts.inc();
     let locked = Event::AccountLocked { user: &user.id };
-    locked.emit(&Actor::System(Some(input.ip)), input.now);
+    locked.emit(&Actor::System(Some(ip)), now);
     // The way out is a reset link, which only a confirmed address may receive.
     let token = if super::contact::recovers(user) {
-        Some(super::reset::issue_link(deps, user, input.now).await?)
+        Some(super::reset::issue_link(deps, user, now).await?)
     } else {
         None
     };
     deps.mailer
-        .account_locked(user, token.as_deref(), input.now)
+        .account_locked(user, token.as_deref(), now)
         .await?;
     Ok(())
 }
@@ -249,6 +308,8 @@ pub struct NewSession<'a> {
     pub user_agent: String,
     /// The token of the session this browser already holds, if any (rotated away).
     pub previous_token: Option<&'a str>,
+    /// What the member proved.
+    pub level: AuthLevel,
     pub now: Millis,
 }
 
@@ -301,6 +362,7 @@ pub(super) fn new_session(
         absolute_expiry: input.now.saturating_add(auth.absolute_ms),
         ip: input.ip.to_string(),
         user_agent: input.user_agent.chars().take(512).collect(),
+        level: input.level,
     };
     (token, session)
 }

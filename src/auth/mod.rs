@@ -21,8 +21,9 @@ pub mod reset;
 mod sessions;
 pub mod signup;
 pub mod totp;
+pub mod twofactor;
 
-pub use login::{ip_rule, login, start_session, LoginInput, LoginOutcome, NewSession};
+pub use login::{ip_rule, login, open_for, start_session, LoginInput, LoginOutcome, NewSession};
 pub use sessions::{Identity, SessionCache, Visitor};
 
 use std::sync::Arc;
@@ -48,6 +49,9 @@ pub struct Deps {
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Queues mails; the sender task is started by the server only.
     pub mailer: std::sync::Arc<crate::mail::Mailer>,
+    /// Passkey ceremonies; `None` when `server.public_url` cannot be a relying party (an
+    /// IP address) or passkeys are not among `[twofactor] methods`.
+    pub passkeys: Option<std::sync::Arc<passkeys::Passkeys>>,
 }
 
 /// Sessions and passwords: the store, the hasher and the session settings.

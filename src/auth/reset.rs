@@ -147,6 +147,8 @@ pub async fn reset(
         return Ok(ResetOutcome::BadLink);
     }
     let ended = deps.store.session_delete_all(&user.id).await?;
+    // A new password: no device keeps skipping the second factor on the old one's word.
+    super::twofactor::untrust(deps, &user.id, None, now).await?;
     // Proof of owning the mailbox: lifts the lockout (the account's and its devices').
     deps.store.attempts_clear_all(&user.email).await?;
     // Other instances' session caches drop them within their TTL (0.5 s).

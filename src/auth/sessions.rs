@@ -53,6 +53,8 @@ pub struct Identity {
     pub device_id: DeviceId,
     /// The organisation and the member's role in it, if any.
     pub org: Option<Membership>,
+    /// What opening the session proved (`Remote-Auth-Level`).
+    pub level: crate::store::AuthLevel,
     /// The identity header values, validated once when the identity is built rather than
     /// on every proxied request (cloning a `HeaderValue` shares its bytes).
     pub wire: WireIdentity,
@@ -101,12 +103,13 @@ impl Identity {
             session_id,
             device_id,
             org,
+            level: crate::store::AuthLevel::Password,
             wire,
         }
     }
 
     pub fn from_parts(user: &User, session: &SessionRecord) -> Self {
-        Self::new(
+        let mut id = Self::new(
             user.id.clone(),
             user.email.clone(),
             user.name.clone(),
@@ -114,7 +117,9 @@ impl Identity {
             session.id.clone(),
             session.device_id.clone(),
             user.org.clone(),
-        )
+        );
+        id.level = session.level;
+        id
     }
 
     pub fn groups(&self) -> &'static str {

@@ -78,6 +78,11 @@ pub enum UserCommand {
         #[arg(long, allow_hyphen_values = true)]
         session: Option<String>,
     },
+    /// Remove every second factor of a member (a lost phone): authenticator apps,
+    /// passkeys, codes by mail or text, recovery codes and trusted devices. The member is
+    /// mailed; their next login asks them to enrol again if a factor is required.
+    #[command(name = "2fa-reset")]
+    TwoFactorReset { email: String },
 }
 
 type CmdResult = Result<ExitCode, Box<dyn std::error::Error>>;
@@ -137,6 +142,7 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 all,
                 session,
             } => revoke(v, &email, all, session, now).await,
+            UserCommand::TwoFactorReset { email } => twofactor_reset(v, &email, now).await,
         }
     })
 }
@@ -261,6 +267,26 @@ async fn show(v: &Vigile, email: &str, now: Millis) -> CmdResult {
         };
         println!("campaign: {} ({seen})", mark.id);
     }
+    let (_, factors) = crate::auth::twofactor::load(&v.app, &u.id, now).await?;
+    let methods: Vec<&str> = factors
+        .list
+        .iter()
+        .map(|f| match f.method() {
+            crate::config::FactorMethod::Totp => "totp",
+            crate::config::FactorMethod::Webauthn => "webauthn",
+            crate::config::FactorMethod::Email => "email",
+            crate::config::FactorMethod::Sms => "sms",
+        })
+        .collect();
+    let methods = if methods.is_empty() {
+        "none".to_string()
+    } else {
+        methods.join(", ")
+    };
+    println!(
+        "second factors: {methods} ({} recovery code(s) left)",
+        factors.recovery.len()
+    );
     println!("name:     {}", u.name);
     println!("roles:    {}", u.roles());
     println!("status:   {}", u.status.as_str());
@@ -418,5 +444,19 @@ mod tests {
         };
         assert_eq!(session.as_deref(), Some("-NnjO8Cu"));
         assert!(!all);
+    }
+}
+
+async fn twofactor_reset(v: &Vigile, email: &str, now: Millis) -> CmdResult {
+    let email = match parse_email(email) {
+        Ok(email) => email,
+        Err(msg) => return fail(msg),
+    };
+    match admin::twofactor_reset(&v.app, Admin::Cli, &email, now).await? {
+        Some(_) => {
+            println!("second factors removed for {email}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => fail(format!("no account for {email}")),
     }
 }

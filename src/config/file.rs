@@ -36,6 +36,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub contact: ContactSection,
     #[serde(default)]
+    pub twofactor: TwoFactorSection,
+    #[serde(default)]
     pub orgs: OrgsSection,
     #[serde(default)]
     pub site: SiteSection,
@@ -157,6 +159,9 @@ pub struct AccessSection {
     pub org_admin: Vec<String>,
     /// Paths for organisation super-admins only.
     pub org_super_admin: Vec<String>,
+    /// Paths that need a session which passed the second factor, on top of their role
+    /// rule: a password-only member is asked for it there (step-up), not refused.
+    pub twofactor: Vec<String>,
 }
 
 impl Default for AccessSection {
@@ -173,6 +178,7 @@ impl Default for AccessSection {
             org_member: vec![],
             org_admin: vec![],
             org_super_admin: vec![],
+            twofactor: vec![],
         }
     }
 }
@@ -499,6 +505,51 @@ impl Default for ContactSection {
             max_tries: 5,
             max_codes_per_hour: 3,
             max_codes_per_day: 10,
+        }
+    }
+}
+
+/// A second-factor method (`[twofactor] methods`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FactorMethod {
+    Totp,
+    Webauthn,
+    Email,
+    Sms,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TwoFactorSection {
+    /// Roles that must pass a second factor at every login ("member", "admin",
+    /// "org-admin", "org-super-admin", or "all"); they enrol one at their next login.
+    pub required_for: Vec<String>,
+    /// Methods members may enrol. "sms" needs an `[sms]` transport that delivers.
+    pub methods: Vec<FactorMethod>,
+    /// A device that passed the second factor with "trust this device" skips it this
+    /// long; "0s" never trusts.
+    #[serde(with = "humantime_serde")]
+    pub trusted_device: Duration,
+    /// Issuer shown in authenticator apps; empty = `site.name`.
+    pub issuer: String,
+    /// Base64 of 32 bytes sealing TOTP seeds at rest; empty = derived from the secret
+    /// every instance shares through the store.
+    pub encryption_key: Secret,
+}
+
+impl Default for TwoFactorSection {
+    fn default() -> Self {
+        Self {
+            required_for: Vec::new(),
+            methods: vec![
+                FactorMethod::Totp,
+                FactorMethod::Webauthn,
+                FactorMethod::Email,
+            ],
+            trusted_device: Duration::from_secs(30 * 86_400),
+            issuer: String::new(),
+            encryption_key: Secret::default(),
         }
     }
 }

@@ -169,6 +169,7 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
     check_mail(&file.mail, source)?;
     sms::check_sms(&file, source)?;
     sms::check_contact(&file, source)?;
+    sms::check_twofactor(&file, source)?;
     check_password(&file.password, source)?;
 
     check_headers(&file.headers, source)?;

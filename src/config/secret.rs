@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
@@ -18,6 +18,9 @@ impl Secret {
 
     /// The value with any password and credential-like query parameters masked.
     pub fn redacted(&self) -> String {
+        if self.0.is_empty() {
+            return String::new();
+        }
         redact_url(&self.0)
     }
 }

@@ -1,8 +1,8 @@
-//! Checks of `[sms]` and `[contact]`: a provider call that could never be built, or a
+//! Checks of `[sms]`, `[contact]` and `[twofactor]`: a provider call that could never be built, or a
 //! configuration that must text codes to members with nothing that delivers a text, is
 //! refused at start (and by `vigile check-config`), not discovered at a member's login.
 
-use super::{key_err, ConfigError, FileConfig, SmsTransport};
+use super::{key_err, ConfigError, FactorMethod, FileConfig, SmsTransport};
 
 pub(super) fn check_sms(file: &FileConfig, source: &str) -> Result<(), ConfigError> {
     let err = |key: &str, reason: String| Err(key_err(source, key, reason));
@@ -44,13 +44,23 @@ pub(super) fn check_sms(file: &FileConfig, source: &str) -> Result<(), ConfigErr
             );
         }
     }
-    if sms_needed(file) && !sms_delivers(file) {
-        return err(
-            "sms.transport",
-            "\"log\" delivers no text message, but contact.require_confirmed with \
-             contact.ask_mobile texts codes to members: set transport = \"http\" (or \"file\")"
-                .into(),
-        );
+    if !sms_delivers(file) {
+        if file.twofactor.methods.contains(&FactorMethod::Sms) {
+            return err(
+                "twofactor.methods",
+                "\"sms\" needs text messages, but sms.transport = \"log\" delivers none: \
+                 set sms.transport = \"http\" (or \"file\"), or remove \"sms\""
+                    .into(),
+            );
+        }
+        if sms_needed(file) {
+            return err(
+                "sms.transport",
+                "\"log\" delivers no text message, but contact.require_confirmed with \
+                 contact.ask_mobile texts codes to members: set transport = \"http\" (or \"file\")"
+                    .into(),
+            );
+        }
     }
     Ok(())
 }
@@ -70,6 +80,37 @@ pub(super) fn check_contact(file: &FileConfig, source: &str) -> Result<(), Confi
     let support = &file.site.support_email;
     if !support.is_empty() && support.parse::<lettre::Address>().is_err() {
         return err("site.support_email", "not a mail address");
+    }
+    Ok(())
+}
+
+/// `[twofactor]`: roles it knows, a method to enrol when one is required, a usable key.
+pub(super) fn check_twofactor(file: &FileConfig, source: &str) -> Result<(), ConfigError> {
+    let err = |key: &str, reason: String| Err(key_err(source, key, reason));
+    let t = &file.twofactor;
+    for role in &t.required_for {
+        if !crate::auth::twofactor::ROLES.contains(&role.as_str()) {
+            return err(
+                "twofactor.required_for",
+                format!(
+                    "{role}: expected one of {}",
+                    crate::auth::twofactor::ROLES.join(", ")
+                ),
+            );
+        }
+    }
+    if t.methods.is_empty() && !t.required_for.is_empty() {
+        return err(
+            "twofactor.methods",
+            "required_for names roles, but no method is offered to enrol".into(),
+        );
+    }
+    let key = t.encryption_key.expose();
+    if !key.is_empty() && crate::auth::twofactor::parse_key(key).is_none() {
+        return err(
+            "twofactor.encryption_key",
+            "expected the base64 of 32 bytes (e.g. `openssl rand -base64 32`)".into(),
+        );
     }
     Ok(())
 }

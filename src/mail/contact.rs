@@ -102,7 +102,7 @@ impl Mailer {
         footer
     }
 
-    fn code_minutes(&self) -> u64 {
+    pub(super) fn code_minutes(&self) -> u64 {
         self.config.file.contact.code_ttl.as_secs().div_ceil(60)
     }
 }

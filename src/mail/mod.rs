@@ -14,6 +14,7 @@ mod letter;
 mod orgs;
 mod sender;
 mod transport;
+mod twofactor;
 
 use std::sync::Arc;
 

@@ -114,6 +114,9 @@ pub struct AdminMemberPage {
     pub own_cap: String,
     pub site_cap: u32,
     pub devices: Vec<DeviceRow>,
+    /// "TOTP, passkey" or "none", in the page's language.
+    pub factors: String,
+    pub has_factors: bool,
     pub notice: Option<&'static str>,
     pub error: Option<&'static str>,
 }

@@ -13,6 +13,7 @@ mod handlers;
 pub mod org_pages;
 pub mod rd;
 pub mod render;
+pub mod twofactor_page;
 
 use std::net::IpAddr;
 

@@ -259,7 +259,7 @@ impl HeaderPlan {
             req.insert_header(n.name, w.name.clone())?;
             req.insert_header(n.groups, w.groups.clone())?;
             req.insert_header(n.session, w.session.clone())?;
-            req.insert_header(n.auth_level, "password")?;
+            req.insert_header(n.auth_level, id.level.as_str())?;
             if let Some(org) = &w.org {
                 req.insert_header(n.org, org.clone())?;
             }

@@ -78,6 +78,8 @@ pub struct Challenge {
     /// Where the member was going, for after the choice.
     pub rd: String,
     pub expires_at: Millis,
+    /// What the login proved so far; the session it opens gets it.
+    pub level: super::AuthLevel,
 }
 
 /// Result of entering a code.

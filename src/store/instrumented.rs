@@ -143,6 +143,7 @@ mod tests {
             crate::store::devices::TIMED_OPS,
             crate::store::orgs::TIMED_OPS,
             crate::store::contact::TIMED_OPS,
+            crate::store::kept::TIMED_OPS,
         ]
         .concat()
     }
@@ -173,6 +174,7 @@ mod tests {
             idle_ms: 60_000,
             absolute_expiry: 60_000,
             ip: "192.0.2.1".into(),
+            level: Default::default(),
             user_agent: "test".into(),
         }
     }
@@ -297,6 +299,7 @@ mod tests {
             verified: false,
             rd: "/".into(),
             expires_at: 10_000,
+            level: Default::default(),
         };
         store.challenge_put(&device, &challenge).await.unwrap();
         store.challenge_get(&device, now).await.unwrap();
@@ -314,6 +317,16 @@ mod tests {
         store.settings_set(&settings).await.unwrap();
         store.member_cap(&member.id).await.unwrap();
         store.member_cap_set(&member.id, Some(3)).await.unwrap();
+
+        // KeptStore
+        store
+            .kept_put(crate::store::Kept::Factors, "k", 0, Some("{}"), None, now)
+            .await
+            .unwrap();
+        store
+            .kept_get(crate::store::Kept::Factors, "k", now)
+            .await
+            .unwrap();
 
         // ContactStore
         let code = ContactCode {

@@ -61,6 +61,8 @@
 //! - `vigile:contact_link:{token_hash}`: the user id whose pending email code carries that
 //!   mailed link; TTL the code's expiry.
 //! - `vigile:campaigns`: hash of campaign id → [`super::Campaign`] as JSON.
+//! - `vigile:kept:{kind}:{key}`: hash of one versioned document (`v` version, `d` the
+//!   JSON, `x` expiry or empty); TTL its expiry when it has one.
 //! - `vigile:expiring`: sorted set of the *names* of token and counter keys, scored by
 //!   their expiry, so `sweep` removes them at a `now` ahead of Redis's clock too.
 
@@ -171,6 +173,8 @@ pub enum Key<'a> {
     /// The mailed confirmation link's hash → the member it confirms.
     ContactLink(&'a TokenHash),
     Campaigns,
+    /// A versioned document ([`super::Kept`]).
+    Kept(super::Kept, &'a str),
 }
 
 impl Key<'_> {
@@ -184,6 +188,7 @@ impl Key<'_> {
             Key::Outbox => "vigile:outbox".to_string(),
             Key::OutboxMobile => "vigile:outbox_mobile".to_string(),
             Key::Campaigns => "vigile:campaigns".to_string(),
+            Key::Kept(kind, key) => ["vigile:kept:", kind.as_str(), ":", key].concat(),
             Key::ContactCode(id, channel) => {
                 Prefix::ContactCode.with(&[id.as_str(), ":", channel.as_str()].concat())
             }
@@ -235,6 +240,7 @@ mod tests {
             (Key::Outbox, None),
             (Key::OutboxMobile, None),
             (Key::Campaigns, None),
+            (Key::Kept(crate::store::Kept::Factors, "u1"), None),
             (
                 Key::ContactCode(&user, Channel::Mobile),
                 Some((Prefix::ContactCode, "u1:mobile")),

@@ -11,6 +11,7 @@ mod counters;
 mod devices;
 mod ids;
 mod instrumented;
+mod kept;
 pub mod keys;
 mod orgs;
 mod outbox;
@@ -35,6 +36,7 @@ pub use devices::{
 pub use ids::{DeviceId, OrgId, SessionId, TokenHash, UserId};
 use instrumented::timed_store;
 pub use instrumented::Instrumented;
+pub use kept::{Kept, KeptStore, Versioned};
 pub use orgs::{
     seats_used, Invited, Joined, Membership, Org, OrgInvite, OrgProfile, OrgRole, OrgStore,
     OrgTerms, Registered,
@@ -157,6 +159,38 @@ pub struct SessionRecord {
     pub absolute_expiry: Millis,
     pub ip: String,
     pub user_agent: String,
+    /// What the member proved to open it (sent upstream as `Remote-Auth-Level`).
+    #[serde(default)]
+    pub level: AuthLevel,
+}
+
+/// How a session was opened: the password alone, or the password and a second factor
+/// (or a device trusted after one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AuthLevel {
+    #[default]
+    #[serde(rename = "password")]
+    Password,
+    #[serde(rename = "2fa")]
+    SecondFactor,
+}
+
+impl AuthLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthLevel::Password => "password",
+            AuthLevel::SecondFactor => "2fa",
+        }
+    }
+
+    /// A stored value; anything unknown reads as the lower level.
+    pub fn parse(s: &str) -> Self {
+        if s == "2fa" {
+            AuthLevel::SecondFactor
+        } else {
+            AuthLevel::Password
+        }
+    }
 }
 
 impl SessionRecord {
@@ -194,6 +228,7 @@ timed_store! {
     /// are their own traits, in their own modules, so each stays readable.
     pub trait Store:
         TokenStore + OutboxStore + CounterStore + ThrottleStore + DeviceStore + OrgStore + ContactStore
+        + KeptStore
         + Send + Sync + 'static
     {
         // Answered without a round-trip: not a store operation, so not timed.

@@ -98,6 +98,7 @@ mod counters;
 mod devices;
 mod eviction;
 mod expiring;
+mod kept;
 mod orgs;
 mod outbox;
 mod record;
@@ -305,7 +306,7 @@ fn session_call(script: &'static Script) -> ScriptInvocation<'static> {
     inv
 }
 
-fn session_fields(s: &SessionRecord) -> [(&'static str, String); 10] {
+fn session_fields(s: &SessionRecord) -> [(&'static str, String); 11] {
     [
         ("id", s.id.as_str().to_string()),
         ("token_hash", s.token_hash.as_str().to_string()),
@@ -317,6 +318,7 @@ fn session_fields(s: &SessionRecord) -> [(&'static str, String); 10] {
         ("absolute_expiry", s.absolute_expiry.to_string()),
         ("ip", s.ip.clone()),
         ("user_agent", s.user_agent.clone()),
+        ("level", s.level.as_str().to_string()),
     ]
 }
 
@@ -334,6 +336,8 @@ fn session_from_hash(flat: Vec<String>) -> StoreResult<SessionRecord> {
         absolute_expiry: r.number("absolute_expiry")?,
         ip: r.text("ip")?,
         user_agent: r.text("user_agent")?,
+        // Absent in sessions opened before second factors existed.
+        level: crate::store::AuthLevel::parse(&r.optional("level").unwrap_or_default()),
     })
 }
 
@@ -514,7 +518,8 @@ impl Store for RedisStore {
         let deleted = self.delete_user(id).await?;
         // Its own key, keyed by a random id nobody reuses: no need to be in the script.
         let mut cmd = ::redis::cmd("DEL");
-        cmd.arg(Key::KnownDevices(id).name());
+        cmd.arg(Key::KnownDevices(id).name())
+            .arg(Key::Kept(crate::store::Kept::Factors, id.as_str()).name());
         let _: u64 = self.query(&cmd).await?;
         Ok(deleted)
     }

@@ -17,6 +17,7 @@
 mod contact;
 mod counters;
 mod devices;
+mod kept;
 mod orgs;
 mod outbox;
 mod schema;
@@ -46,7 +47,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const USER_COLUMNS: &str =
     "id, email, name, password_hash, admin, status, lang, created_at, org_id, org_role, contact";
 const SESSION_COLUMNS: &str = "id, token_hash, user_id, device_id, created_at, last_seen, \
-                               idle_ms, absolute_expiry, ip, user_agent";
+                               idle_ms, absolute_expiry, ip, user_agent, level";
 
 /// The SQLite backend. Cheap to share: clone the `Arc` it sits in.
 pub struct SqliteStore {
@@ -216,6 +217,7 @@ fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         absolute_expiry: r.get(7)?,
         ip: r.get(8)?,
         user_agent: r.get(9)?,
+        level: crate::store::AuthLevel::parse(&r.get::<_, String>(10)?),
     })
 }
 
@@ -224,7 +226,7 @@ fn insert_session(tx: &rusqlite::Transaction<'_>, s: &SessionRecord) -> rusqlite
     tx.execute(
         &format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
         ),
         params![
             s.id.as_str(),
@@ -236,7 +238,8 @@ fn insert_session(tx: &rusqlite::Transaction<'_>, s: &SessionRecord) -> rusqlite
             s.idle_ms,
             s.absolute_expiry,
             s.ip,
-            s.user_agent
+            s.user_agent,
+            s.level.as_str()
         ],
     )?;
     Ok(())
@@ -428,8 +431,15 @@ impl Store for SqliteStore {
     async fn user_delete(&self, id: &UserId) -> StoreResult<bool> {
         let id = id.as_str().to_string();
         self.run(move |c| {
-            // One statement: its sessions go with it by the foreign key's cascade.
-            let n = c.execute("DELETE FROM users WHERE id = ?1", [id])?;
+            // Its sessions go with it by the foreign key's cascade; its factors are a
+            // document keyed by its id.
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute("DELETE FROM users WHERE id = ?1", [&id])?;
+            tx.execute(
+                "DELETE FROM kept WHERE kind = 'factors' AND key = ?1",
+                [&id],
+            )?;
+            tx.commit()?;
             Ok(n > 0)
         })
         .await
@@ -559,6 +569,7 @@ impl Store for SqliteStore {
                 "DELETE FROM org_invites WHERE expires_at <= ?1",
                 "DELETE FROM device_challenges WHERE expires_at <= ?1",
                 "DELETE FROM contact_codes WHERE expires_at <= ?1",
+                "DELETE FROM kept WHERE expires_at <= ?1",
                 "DELETE FROM ip_state WHERE COALESCE(window_end, 0) <= ?1 \
                      AND COALESCE(block_until, 0) <= ?1 AND COALESCE(level_until, 0) <= ?1",
             ];

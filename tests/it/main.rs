@@ -34,6 +34,7 @@ mod shutdown;
 mod signup;
 mod store_contact;
 mod store_devices;
+mod store_kept;
 mod store_orgs;
 mod store_suite;
 mod twofactor;

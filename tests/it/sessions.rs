@@ -30,6 +30,7 @@ async fn plant_session(store_url: &str, email: &str, created: i64, last_seen: i6
         absolute_expiry: created + 30 * DAY,
         ip: "127.0.0.1".into(),
         user_agent: "test".into(),
+        level: Default::default(),
     };
     store.session_insert(&session, None).await.unwrap();
     token

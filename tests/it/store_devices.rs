@@ -259,6 +259,8 @@ fn challenge(u: &User, code: &str, expires_at: i64) -> Challenge {
         verified: false,
         rd: "/courses/1?x=é".to_string(),
         expires_at,
+        // Not the default, so a store that dropped it would be seen.
+        level: vigile::store::AuthLevel::SecondFactor,
     }
 }
 

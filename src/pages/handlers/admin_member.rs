@@ -42,7 +42,25 @@ async fn page(
             Some((Route::Admin.path(), "admin-title")),
         ));
     };
+    let (_, factors) = crate::auth::twofactor::load(ctx.app, &user.id, now).await?;
+    let t = ctx.lang().tr();
+    let names: Vec<String> = factors
+        .list
+        .iter()
+        .map(|f| {
+            t.get(&format!(
+                "twofa-method-{}",
+                super::twofactor::method_name(f.method())
+            ))
+        })
+        .collect();
     let page = AdminMemberPage {
+        factors: if names.is_empty() {
+            t.get("twofa-none-short")
+        } else {
+            names.join(", ")
+        },
+        has_factors: factors.any() || !factors.recovery.is_empty(),
         c: ctx.chrome(&Route::AdminMember.with_query(&[("email", &user.email)])),
         own_cap: own.map(|c| c.to_string()).unwrap_or_default(),
         site_cap: crate::auth::devices::site_policy(&settings, &ctx.app.config.file.sessions).max,
@@ -60,6 +78,7 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
     let notice = match ctx.req.query_param("done").as_deref() {
         Some("cap") => Some("admin-saved"),
         Some("revoked") => Some("admin-device-revoked"),
+        Some("2fa") => Some("admin-2fa-reset-done"),
         _ => None,
     };
     page(ctx, email.as_ref(), StatusCode::OK, notice, None).await
@@ -125,4 +144,22 @@ pub async fn revoke(ctx: &Ctx<'_, '_>) -> PageResult {
     let which = Sessions::One(&session);
     actions::revoke(ctx.app, by, &email, which, ctx.now).await?;
     back(&email, "revoked")
+}
+
+/// Removes the member's second factors (they lost their phone); they are mailed.
+pub async fn twofactor_reset(ctx: &Ctx<'_, '_>) -> PageResult {
+    let id = ctx.admin()?;
+    let f = ctx.req.form();
+    ctx.check_csrf(f.get("csrf"))?;
+    let Ok(email) = Email::parse(f.get("email")) else {
+        return page(ctx, None, StatusCode::NOT_FOUND, None, None).await;
+    };
+    let by = Admin::Page {
+        user: &id.user_id,
+        ip: ctx.req.client_ip,
+    };
+    match actions::twofactor_reset(ctx.app, by, &email, ctx.now).await? {
+        Some(_) => back(&email, "2fa"),
+        None => page(ctx, Some(&email), StatusCode::NOT_FOUND, None, None).await,
+    }
 }

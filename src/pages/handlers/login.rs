@@ -100,7 +100,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
 }
 
 /// The page for a login's outcome, and its audit event (the caller counted it).
-fn answer(
+pub(super) fn answer(
     ctx: &Ctx<'_, '_>,
     outcome: LoginOutcome,
     rd: String,
@@ -130,6 +130,8 @@ fn answer(
             }
             Ok(ctx.signed_in(StatusCode::SEE_OTHER, &user, &rd, &token))
         }
+        // No cookie yet: the session opens once the second factor passed.
+        LoginOutcome::SecondFactor => Ok(Reply::see_other(Route::TwoFactor.path())),
         LoginOutcome::DeviceCode => {
             Event::DeviceOverflow { email: who }.emit(&visitor, ctx.now);
             Ok(Reply::see_other(Route::Verify.path()))

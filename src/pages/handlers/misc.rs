@@ -15,6 +15,17 @@ pub fn lang(ctx: &Ctx<'_, '_>, lang: Lang) -> Reply {
 
 const CSS: &str = include_str!("../../../templates/static/vigile.css");
 
+const PASSKEYS_JS: &str = include_str!("../../../templates/static/passkeys.js");
+
+pub fn passkeys_script() -> Reply {
+    Reply::new(
+        StatusCode::OK,
+        "text/javascript; charset=utf-8",
+        PASSKEYS_JS,
+    )
+    .with_header(http::header::CACHE_CONTROL, "public, max-age=3600".into())
+}
+
 pub fn stylesheet() -> Reply {
     Reply::new(StatusCode::OK, "text/css; charset=utf-8", CSS)
         .with_header(http::header::CACHE_CONTROL, "public, max-age=3600".into())

@@ -2,6 +2,7 @@
 //! visit, it anchors CSRF tokens and, later, device tracking), security headers, no caching.
 
 mod account;
+mod account_twofactor;
 mod admin;
 mod admin_member;
 mod admin_org;
@@ -14,6 +15,7 @@ mod org;
 mod password;
 mod register;
 mod signup;
+mod twofactor;
 
 use http::{Method, StatusCode};
 
@@ -88,6 +90,7 @@ impl Ctx<'_, '_> {
             ip: self.req.client_ip,
             user_agent: self.req.user_agent(),
             previous_token: self.req.cookies.session.as_deref(),
+            level: crate::store::AuthLevel::Password,
             now: self.now,
         }
     }
@@ -168,6 +171,7 @@ pub async fn dispatch(app: &std::sync::Arc<App>, req: PageRequest<'_>) -> Answer
         None => (Err(PageError::NotFound), None),
         // Static files need neither the store nor a device.
         Some(Route::Stylesheet) => (Ok(misc::stylesheet()), None),
+        Some(Route::PasskeysScript) => (Ok(misc::passkeys_script()), None),
         Some(route) => {
             let existing = req.cookies.device.as_deref().filter(|d| valid_device(d));
             let new_device = existing.is_none().then(DeviceId::random);
@@ -235,6 +239,11 @@ async fn page(ctx: &Ctx<'_, '_>) -> PageResult {
         (Route::PasswordReset, true, _) => password::reset_get(ctx).await,
         (Route::PasswordReset, _, true) => password::reset_post(ctx).await,
         (Route::Account, true, _) => account::get(ctx).await,
+        (Route::AccountTwoFactor, true, _) => account_twofactor::get(ctx).await,
+        (Route::AccountTwoFactor, _, true) => account_twofactor::post(ctx).await,
+        (Route::TwoFactor, true, _) => twofactor::get(ctx).await,
+        (Route::TwoFactor, _, true) => twofactor::post(ctx).await,
+        (Route::AdminMemberTwoFactorReset, _, true) => admin_member::twofactor_reset(ctx).await,
         (Route::AccountDevicesRevoke, _, true) => devices::revoke(ctx).await,
         (Route::AccountDevicesOthers, _, true) => devices::others(ctx).await,
         (Route::Verify, true, _) => devices::verify_get(ctx).await,

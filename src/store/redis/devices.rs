@@ -229,7 +229,7 @@ return 1
     )
 });
 
-fn challenge_fields(c: &Challenge) -> [(&'static str, String); 6] {
+fn challenge_fields(c: &Challenge) -> [(&'static str, String); 7] {
     [
         ("user_id", c.user_id.as_str().to_string()),
         ("code_hash", c.code_hash.as_str().to_string()),
@@ -237,6 +237,7 @@ fn challenge_fields(c: &Challenge) -> [(&'static str, String); 6] {
         ("verified", if c.verified { "1" } else { "0" }.to_string()),
         ("rd", c.rd.clone()),
         ("expires_at", c.expires_at.to_string()),
+        ("level", c.level.as_str().to_string()),
     ]
 }
 
@@ -254,6 +255,7 @@ fn challenge_from_hash(flat: Vec<String>) -> StoreResult<Challenge> {
         },
         rd: r.text("rd")?,
         expires_at: r.number("expires_at")?,
+        level: crate::store::AuthLevel::parse(&r.optional("level").unwrap_or_default()),
     })
 }
 

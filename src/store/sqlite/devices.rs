@@ -30,10 +30,11 @@ fn challenge_from_row(r: &Row<'_>) -> rusqlite::Result<Challenge> {
         verified: r.get(3)?,
         rd: r.get(4)?,
         expires_at: r.get(5)?,
+        level: crate::store::AuthLevel::parse(&r.get::<_, String>(6)?),
     })
 }
 
-const CHALLENGE_COLUMNS: &str = "user_id, code_hash, attempts, verified, rd, expires_at";
+const CHALLENGE_COLUMNS: &str = "user_id, code_hash, attempts, verified, rd, expires_at, level";
 
 fn challenge_of(
     tx: &Transaction<'_>,
@@ -165,7 +166,7 @@ impl DeviceStore for SqliteStore {
             tx.execute(
                 &format!(
                     "INSERT INTO device_challenges (device, {CHALLENGE_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                 ),
                 params![
                     device,
@@ -174,7 +175,8 @@ impl DeviceStore for SqliteStore {
                     ch.attempts,
                     ch.verified,
                     ch.rd,
-                    ch.expires_at
+                    ch.expires_at,
+                    ch.level.as_str()
                 ],
             )?;
             tx.commit()?;

@@ -10,7 +10,7 @@ use super::map_err;
 use crate::store::{StoreError, StoreResult};
 
 /// Bumped whenever the schema below changes (with a step added to [`MIGRATIONS`]).
-pub(super) const SCHEMA_VERSION: i64 = 7;
+pub(super) const SCHEMA_VERSION: i64 = 8;
 
 /// What version 2 added besides the `users.expires_at` column: sign-up expiry, single-use
 /// links, the mail outbox, rate-limit counters. Shared by [`SCHEMA`] and the v1→v2 step.
@@ -206,6 +206,27 @@ CREATE TABLE IF NOT EXISTS campaigns (
     };
 }
 
+/// What version 8 added: second factors. Sessions and device challenges record the level
+/// the login reached; `kept` holds versioned JSON documents (a member's factors, a login
+/// waiting for its second factor) written only when their version is the one read.
+macro_rules! since_v8 {
+    () => {
+        "
+ALTER TABLE sessions ADD COLUMN level TEXT NOT NULL DEFAULT 'password';
+ALTER TABLE device_challenges ADD COLUMN level TEXT NOT NULL DEFAULT 'password';
+CREATE TABLE IF NOT EXISTS kept (
+    kind       TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    doc        TEXT NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kept_expires_at ON kept(expires_at) WHERE expires_at IS NOT NULL;
+"
+    };
+}
+
 /// The whole current schema, for a new file.
 const SCHEMA: &str = concat!(
     "
@@ -250,11 +271,12 @@ CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
     since_v4!(),
     since_v5!(),
     since_v6!(),
-    since_v7!()
+    since_v7!(),
+    since_v8!()
 );
 
 /// `MIGRATIONS[i]` brings a file from version `i + 1` to version `i + 2`.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     concat!(
         "ALTER TABLE users ADD COLUMN expires_at INTEGER;",
         since_v2!()
@@ -268,6 +290,7 @@ ALTER TABLE users ADD COLUMN org_role TEXT;",
         since_v6!()
     ),
     since_v7!(),
+    since_v8!(),
 ];
 
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION - 1);

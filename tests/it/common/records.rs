@@ -48,6 +48,7 @@ pub fn session(user: &UserId, at: Millis) -> (SessionRecord, String) {
         absolute_expiry: at + ABSOLUTE,
         ip: "192.0.2.7".to_string(),
         user_agent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0 — é".to_string(),
+        level: Default::default(),
     };
     (record, token)
 }

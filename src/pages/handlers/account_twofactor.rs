@@ -1,0 +1,255 @@
+//! `/_vigile/account/2fa`: the member's second factors. Everything here needs the
+//! password typed again (valid [`UNLOCK_MS`] for this session): a session alone (a stolen
+//! cookie) must not be able to add its own factor or remove the member's.
+
+use http::StatusCode;
+
+use super::twofactor::{enrol_view, method_name, run_enrol, EnrolResult};
+use super::{Ctx, PageResult};
+use crate::audit::{Actor, Event};
+use crate::auth::lockout::{self, Gate};
+use crate::auth::twofactor::enrol::{self, Removed};
+use crate::auth::twofactor::load;
+use crate::auth::twofactor::step::{self, Purpose, SecondStep};
+use crate::pages::render;
+use crate::pages::twofactor_page::{AccountTwoFactorPage, FactorRow};
+use crate::pages::PageError;
+use crate::routes::Route;
+use crate::store::{AttemptKey, User};
+
+/// How long a typed password opens the page.
+const UNLOCK_MS: i64 = 10 * 60_000;
+
+/// The member, and this session's step (created when missing).
+async fn member(ctx: &Ctx<'_, '_>) -> Result<(String, u64, SecondStep, User), PageError> {
+    let id = ctx.member()?;
+    let Some(user) = ctx.app.store.user_by_id(&id.user_id).await? else {
+        return Err(PageError::LoginRequired {
+            here: Route::AccountTwoFactor.path().into(),
+        });
+    };
+    let key = step::key_for_session(&id.session_id);
+    if let Some((version, s)) = step::get(ctx.app, &key, ctx.now).await? {
+        return Ok((key, version, s, user));
+    }
+    let purpose = Purpose::Account {
+        session: id.session_id.clone(),
+    };
+    let rd = Route::AccountTwoFactor.path();
+    let s = SecondStep::new(&user.id, purpose, rd, ctx.now);
+    let version = step::start(ctx.app, &key, &s, ctx.now).await?;
+    Ok((key, version, s, user))
+}
+
+fn unlocked(s: &SecondStep, now: i64) -> bool {
+    s.unlocked_until.is_some_and(|until| now < until)
+}
+
+pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
+    let (key, _, s, user) = member(ctx).await?;
+    render_page(ctx, &key, &s, &user, None, None, Vec::new(), StatusCode::OK).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn render_page(
+    ctx: &Ctx<'_, '_>,
+    key: &str,
+    s: &SecondStep,
+    user: &User,
+    notice: Option<String>,
+    error: Option<String>,
+    recovery_codes: Vec<String>,
+    status: StatusCode,
+) -> PageResult {
+    let t = ctx.lang().tr();
+    let locked = !unlocked(s, ctx.now);
+    let (_, factors) = load(ctx.app, &user.id, ctx.now).await?;
+    let factors_rows = factors
+        .list
+        .iter()
+        .map(|f| {
+            let m = method_name(f.method());
+            FactorRow {
+                id: f.id.clone(),
+                method: m,
+                label: t.get(&format!("twofa-method-{m}")),
+                name: f.name.clone(),
+                added: super::devices::when(f.added_at),
+                last_used: f.last_used.map(super::devices::when).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let page = AccountTwoFactorPage {
+        c: ctx.chrome(Route::AccountTwoFactor.path()),
+        notice,
+        error,
+        locked,
+        factors: factors_rows,
+        recovery_left: t.with(
+            "twofa-recovery-left",
+            &[("count", factors.recovery.len().to_string())],
+        ),
+        recovery_codes,
+        trusted: factors.trusted.iter().filter(|x| ctx.now < x.until).count(),
+        enrol: enrol_view(ctx, key, s, user, Route::AccountTwoFactor).await?,
+    };
+    Ok(render::page(status, &page))
+}
+
+pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
+    let f = ctx.req.form();
+    ctx.check_csrf(f.get("csrf"))?;
+    let (key, version, mut s, user) = member(ctx).await?;
+    let t = ctx.lang().tr();
+    let action = f.get("action");
+    if action == "unlock" {
+        return unlock(ctx, &key, version, s, user, f.get("password")).await;
+    }
+    if !unlocked(&s, ctx.now) {
+        let error = Some(t.get("twofa-unlock-first"));
+        return render_page(
+            ctx,
+            &key,
+            &s,
+            &user,
+            None,
+            error,
+            Vec::new(),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+    let (app, now) = (ctx.app, ctx.now);
+    let (notice, error, codes, status) = match action {
+        "remove" => match enrol::remove(app, &user, f.get("id"), now).await? {
+            Removed::Removed(_) => (Some(t.get("twofa-removed")), None, vec![], StatusCode::OK),
+            Removed::LastRequired => (
+                None,
+                Some(t.get("twofa-last-required")),
+                vec![],
+                StatusCode::CONFLICT,
+            ),
+            Removed::Missing => (None, None, vec![], StatusCode::OK),
+        },
+        "rename" => {
+            enrol::rename(app, &user, f.get("id"), f.get("name"), now).await?;
+            (Some(t.get("twofa-renamed")), None, vec![], StatusCode::OK)
+        }
+        "recovery" => {
+            let keys = app.twofactor_keys().await?;
+            match enrol::regenerate(app, keys, &user, now).await? {
+                Some(codes) => (None, None, codes, StatusCode::OK),
+                None => (
+                    None,
+                    Some(t.get("twofa-unavailable")),
+                    vec![],
+                    StatusCode::CONFLICT,
+                ),
+            }
+        }
+        "untrust" => {
+            crate::auth::twofactor::untrust(app, &user.id, None, now).await?;
+            (Some(t.get("twofa-untrusted")), None, vec![], StatusCode::OK)
+        }
+        a if a.starts_with("enrol-") || a.starts_with("confirm-") => {
+            match run_enrol(ctx, &key, &user, a, &f).await? {
+                EnrolResult::Added(codes) => {
+                    (Some(t.get("twofa-added")), None, codes, StatusCode::OK)
+                }
+                EnrolResult::Shown => (None, None, vec![], StatusCode::OK),
+                EnrolResult::Webauthn(options) => {
+                    let (_, s) = step::get(app, &key, now).await?.unwrap_or((0, s.clone()));
+                    let mut page_s = s;
+                    page_s.enrolling = None;
+                    return webauthn_page(ctx, &key, &page_s, &user, options).await;
+                }
+                EnrolResult::Message(text, status) => (None, Some(text), vec![], status),
+            }
+        }
+        _ => return Err(PageError::NotFound),
+    };
+    if let Some((_, fresh)) = step::get(app, &key, now).await? {
+        s = fresh;
+    }
+    render_page(ctx, &key, &s, &user, notice, error, codes, status).await
+}
+
+/// The page with the passkey registration ceremony on it.
+async fn webauthn_page(
+    ctx: &Ctx<'_, '_>,
+    key: &str,
+    s: &SecondStep,
+    user: &User,
+    options: String,
+) -> PageResult {
+    let t = ctx.lang().tr();
+    let (_, factors) = load(ctx.app, &user.id, ctx.now).await?;
+    let mut enrol = enrol_view(ctx, key, s, user, Route::AccountTwoFactor).await?;
+    enrol.webauthn = Some(options);
+    enrol.choices.clear();
+    let page = AccountTwoFactorPage {
+        c: ctx.chrome(Route::AccountTwoFactor.path()),
+        notice: None,
+        error: None,
+        locked: false,
+        factors: Vec::new(),
+        recovery_left: t.with(
+            "twofa-recovery-left",
+            &[("count", factors.recovery.len().to_string())],
+        ),
+        recovery_codes: Vec::new(),
+        trusted: 0,
+        enrol,
+    };
+    Ok(render::page(StatusCode::OK, &page))
+}
+
+/// The password typed again: counted on this device's lockout counter like a login (a
+/// stolen session must not become a password oracle).
+async fn unlock(
+    ctx: &Ctx<'_, '_>,
+    key: &str,
+    version: u64,
+    mut s: SecondStep,
+    user: User,
+    password: &str,
+) -> PageResult {
+    let t = ctx.lang().tr();
+    let store = &ctx.app.store;
+    let attempts = AttemptKey::Device(&user.email, &ctx.device);
+    let max = ctx.app.config.file.lockout.account_max_failures;
+    let count = store.attempt_begin(attempts, ctx.now).await?;
+    let gate = lockout::gate(count, max);
+    let right = password.len() <= 1024
+        && ctx
+            .app
+            .auth
+            .hasher
+            .verify(password, Some(&user.password_hash))
+            .await
+            .map_err(crate::auth::FlowError::from)?;
+    if gate == Gate::Open && right {
+        store.attempts_clear(attempts).await?;
+        s.unlocked_until = Some(ctx.now + UNLOCK_MS);
+        step::put(ctx.app, key, version, &s, ctx.now).await?;
+        return render_page(ctx, key, &s, &user, None, None, Vec::new(), StatusCode::OK).await;
+    }
+    let failed = Event::LoginFailed { email: &user.email };
+    failed.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
+    let error = t.get(if gate == Gate::Locked {
+        "login-locked"
+    } else {
+        "twofa-bad-password"
+    });
+    render_page(
+        ctx,
+        key,
+        &s,
+        &user,
+        None,
+        Some(error),
+        Vec::new(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await
+}
