@@ -87,6 +87,7 @@ async fn main() -> Result<(), Error> {
             ip: "127.0.0.1".into(),
             user_agent: "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
                 .into(),
+            level: Default::default(),
         });
         tokens.push(token);
     }

@@ -283,10 +283,8 @@ async fn show(v: &Vigile, email: &str, now: Millis) -> CmdResult {
     } else {
         methods.join(", ")
     };
-    println!(
-        "second factors: {methods} ({} recovery code(s) left)",
-        factors.recovery.len()
-    );
+    println!("second factors: {methods}");
+    println!("recovery codes: {} left", factors.recovery.len());
     println!("name:     {}", u.name);
     println!("roles:    {}", u.roles());
     println!("status:   {}", u.status.as_str());
@@ -424,6 +422,20 @@ fn read_password() -> Result<String, Box<dyn std::error::Error>> {
     Ok(password)
 }
 
+async fn twofactor_reset(v: &Vigile, email: &str, now: Millis) -> CmdResult {
+    let email = match parse_email(email) {
+        Ok(email) => email,
+        Err(msg) => return fail(msg),
+    };
+    match admin::twofactor_reset(&v.app, Admin::Cli, &email, now).await? {
+        Some(_) => {
+            println!("second factors removed for {email}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => fail(format!("no account for {email}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -444,19 +456,5 @@ mod tests {
         };
         assert_eq!(session.as_deref(), Some("-NnjO8Cu"));
         assert!(!all);
-    }
-}
-
-async fn twofactor_reset(v: &Vigile, email: &str, now: Millis) -> CmdResult {
-    let email = match parse_email(email) {
-        Ok(email) => email,
-        Err(msg) => return fail(msg),
-    };
-    match admin::twofactor_reset(&v.app, Admin::Cli, &email, now).await? {
-        Some(_) => {
-            println!("second factors removed for {email}");
-            Ok(ExitCode::SUCCESS)
-        }
-        None => fail(format!("no account for {email}")),
     }
 }

@@ -336,7 +336,7 @@ mod tests {
         assert!(!f.trusts(&d, 100));
         assert!(!f.trusts(&DeviceId::from_string("d2"), 50));
         for i in 0..30 {
-            f.trust(&DeviceId::from_string(&format!("x{i}")), 1_000, 10);
+            f.trust(&DeviceId::from_string(format!("x{i}")), 1_000, 10);
         }
         assert_eq!(f.trusted.len(), MAX_TRUSTED);
         assert!(f.trusts(&DeviceId::from_string("x29"), 500));
