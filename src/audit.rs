@@ -295,6 +295,7 @@ struct Fields<'a> {
     via: Option<&'static str>,
     scope: Option<&'a str>,
     method: Option<&'static str>,
+    left: Option<u64>,
 }
 
 /// A cap or a setting as logged: the number, or `default` when it follows the next level.
@@ -576,7 +577,7 @@ impl<'a> Event<'a> {
             },
             Event::RecoveryCodeUsed { user, left } => Fields {
                 user: Some(user.as_str()),
-                count: Some(left as u64),
+                left: Some(left as u64),
                 ..f
             },
             Event::MailFailed {
@@ -639,6 +640,7 @@ impl<'a> Event<'a> {
                     via = f.via,
                     scope = f.scope,
                     method = f.method,
+                    left = f.left,
                     "{}",
                     self.summary()
                 )

@@ -401,3 +401,6 @@ admin-2fa-title = Second factors
 admin-2fa-reset-help = For a member who lost their phone or key: removes every second factor, recovery code and trusted device. The member is told by email.
 admin-2fa-reset = Remove the second factors
 admin-2fa-reset-done = The member's second factors were removed; they were told by email.
+twofa-stuck = None of your second factors can be used now, and no recovery code is left. Ask the site's administrators to reset your second factors.
+twofa-stepup-enrol = This page needs a second factor. Add one on your security page (your password is asked there), then come back.
+twofa-unlock-locked = Too many wrong passwords: this device is locked. The owner of the account can lift it with a password reset.

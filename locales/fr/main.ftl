@@ -401,3 +401,6 @@ admin-2fa-title = Seconds facteurs
 admin-2fa-reset-help = Pour un membre qui a perdu son téléphone ou sa clé : supprime tous ses seconds facteurs, codes de secours et appareils de confiance. Le membre est prévenu par e-mail.
 admin-2fa-reset = Supprimer les seconds facteurs
 admin-2fa-reset-done = Les seconds facteurs du membre ont été supprimés ; il a été prévenu par e-mail.
+twofa-stuck = Aucun de vos seconds facteurs n'est utilisable maintenant et il ne reste aucun code de secours. Demandez aux administrateurs du site de réinitialiser vos seconds facteurs.
+twofa-stepup-enrol = Cette page demande un second facteur. Ajoutez-en un sur votre page de sécurité (votre mot de passe y est demandé), puis revenez.
+twofa-unlock-locked = Trop de mots de passe erronés : cet appareil est bloqué. Le titulaire du compte peut le débloquer en réinitialisant son mot de passe.

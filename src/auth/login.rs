@@ -159,8 +159,20 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
             });
         }
     };
+    use super::twofactor::verify::{self, Need};
+    let need = if user.status == AccountStatus::Active {
+        verify::need(deps, &user, &input.device, input.now).await?
+    } else {
+        Need::Nothing
+    };
     if let Some(key) = key {
-        store.attempts_clear(key).await?;
+        if need == Need::Ask {
+            // Not a success yet: the failures before it still count, so the password
+            // cannot be used to reset the count between guesses of the second factor.
+            store.attempt_refund(key).await?;
+        } else {
+            store.attempts_clear(key).await?;
+        }
     }
     if rule.max > 0 {
         store.ip_refund(&ip).await?;
@@ -168,8 +180,6 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
     if user.status != AccountStatus::Active {
         return Ok(LoginOutcome::NotActivated);
     }
-    use super::twofactor::verify::{self, Need};
-    let need = verify::need(deps, &user, &input.device, input.now).await?;
     if need == Need::Ask {
         let purpose = super::twofactor::step::Purpose::Login { known_device };
         verify::begin(deps, &user, &input.device, purpose, input.rd, input.now).await?;

@@ -23,7 +23,7 @@ use crate::i18n::Lang;
 use crate::pages::cookies::RequestCookies;
 use crate::pages::{self, rd, render, PageRequest, Reply};
 use crate::routes::Route;
-use crate::store::{Millis, SignedOut, TokenHash};
+use crate::store::{AuthLevel, Millis, SignedOut, TokenHash};
 
 /// A unique id per request for logs and `X-Request-Id`: a random per-process prefix and a
 /// counter (ids need to be unique, not secret; no syscall on the hot path).
@@ -259,7 +259,12 @@ fn apply_rules(
     visitor: Visitor,
     signed_out: Option<SignedOut>,
 ) -> Decision {
-    let access = app.config.access.classify(&facts.edge.target.path);
+    let path = &facts.edge.target.path;
+    let mut access = app.config.access.classify(path);
+    let second_factor = app.config.access.needs_second_factor(path);
+    if second_factor {
+        access = access.max(Access::Member);
+    }
     match (access, visitor) {
         (Access::Public, visitor) => Decision::Forward(visitor),
         (_, Visitor::StoreDown) => {
@@ -269,7 +274,30 @@ fn apply_rules(
         (access, Visitor::Member(id)) if !access.admits(id.admin, id.org_role()) => {
             Decision::Respond(render::forbidden(facts.lang), Outcome::Forbidden)
         }
+        (_, Visitor::Member(id)) if second_factor && id.level < AuthLevel::SecondFactor => {
+            second_factor_needed(req, facts)
+        }
         (_, member) => Decision::Forward(member),
+    }
+}
+
+/// A member signed in with the password alone on a path that needs the second factor:
+/// browsers go to `/2fa` (step-up), then back; API clients get a 401 they can act on.
+fn second_factor_needed(req: &RequestHeader, facts: &Facts) -> Decision {
+    let page = Route::TwoFactor.path();
+    if wants_html(&req.method, &req.headers) {
+        let rd = facts.edge.target.wire();
+        let url = Route::TwoFactor.with_query(&[("rd", &rd)]);
+        Decision::Respond(
+            Reply::redirect(StatusCode::FOUND, &url),
+            Outcome::LoginRedirect,
+        )
+    } else {
+        let body = json!({"error": "second_factor_required", "url": page});
+        Decision::Respond(
+            Reply::json(StatusCode::UNAUTHORIZED, &body),
+            Outcome::Unauthorized,
+        )
     }
 }
 

@@ -265,6 +265,7 @@ mod tests {
         store.attempt_begin(key, now).await.unwrap();
         store.attempts_of(key).await.unwrap();
         store.attempts_clear(key).await.unwrap();
+        store.attempt_refund(key).await.unwrap();
         store.attempts_clear_all(&member.email).await.unwrap();
         store.device_remember(&member.id, &device).await.unwrap();
         store.device_known(&member.id, &device).await.unwrap();

@@ -45,6 +45,10 @@ timed_store! {
         async fn attempts_of(&self, key: AttemptKey<'_>) -> StoreResult<u64>;
         /// The attempt succeeded: forgets `key`'s count.
         async fn attempts_clear(&self, key: AttemptKey<'_>) -> StoreResult<()>;
+        /// Takes back one counted attempt (never below 0), keeping the failures before it:
+        /// a right password whose login still waits for its second factor neither counts
+        /// as a failure nor clears the earlier ones.
+        async fn attempt_refund(&self, key: AttemptKey<'_>) -> StoreResult<()>;
         /// Forgets every count of `email`, the account's and its devices' (password reset,
         /// `vigile user unlock`). Returns how many counters were removed.
         async fn attempts_clear_all(&self, email: &str) -> StoreResult<u64>;

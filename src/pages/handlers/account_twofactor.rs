@@ -7,15 +7,14 @@ use http::StatusCode;
 use super::twofactor::{enrol_view, method_name, run_enrol, EnrolResult};
 use super::{Ctx, PageResult};
 use crate::audit::{Actor, Event};
-use crate::auth::lockout::{self, Gate};
-use crate::auth::twofactor::enrol::{self, Removed};
+use crate::auth::twofactor::enrol::{self, Removed, Unlock};
 use crate::auth::twofactor::load;
 use crate::auth::twofactor::step::{self, Purpose, SecondStep};
 use crate::pages::render;
 use crate::pages::twofactor_page::{AccountTwoFactorPage, FactorRow};
 use crate::pages::PageError;
 use crate::routes::Route;
-use crate::store::{AttemptKey, User};
+use crate::store::User;
 
 /// How long a typed password opens the page.
 const UNLOCK_MS: i64 = 10 * 60_000;
@@ -204,8 +203,7 @@ async fn webauthn_page(
     Ok(render::page(StatusCode::OK, &page))
 }
 
-/// The password typed again: counted on this device's lockout counter like a login (a
-/// stolen session must not become a password oracle).
+/// The password typed again (counted like a login attempt, see [`enrol::unlock`]).
 async fn unlock(
     ctx: &Ctx<'_, '_>,
     key: &str,
@@ -215,41 +213,21 @@ async fn unlock(
     password: &str,
 ) -> PageResult {
     let t = ctx.lang().tr();
-    let store = &ctx.app.store;
-    let attempts = AttemptKey::Device(&user.email, &ctx.device);
-    let max = ctx.app.config.file.lockout.account_max_failures;
-    let count = store.attempt_begin(attempts, ctx.now).await?;
-    let gate = lockout::gate(count, max);
-    let right = password.len() <= 1024
-        && ctx
-            .app
-            .auth
-            .hasher
-            .verify(password, Some(&user.password_hash))
-            .await
-            .map_err(crate::auth::FlowError::from)?;
-    if gate == Gate::Open && right {
-        store.attempts_clear(attempts).await?;
-        s.unlocked_until = Some(ctx.now + UNLOCK_MS);
-        step::put(ctx.app, key, version, &s, ctx.now).await?;
-        return render_page(ctx, key, &s, &user, None, None, Vec::new(), StatusCode::OK).await;
-    }
+    let device = &ctx.member()?.device_id;
+    let ip = ctx.req.client_ip;
+    let error = match enrol::unlock(ctx.app, &user, device, ip, password, ctx.now).await? {
+        Unlock::Open => {
+            s.unlocked_until = Some(ctx.now + UNLOCK_MS);
+            step::put(ctx.app, key, version, &s, ctx.now).await?;
+            let ok = StatusCode::OK;
+            return render_page(ctx, key, &s, &user, None, None, Vec::new(), ok).await;
+        }
+        Unlock::IpBlocked(until) => return Err(PageError::IpBlocked { until }),
+        Unlock::Wrong => t.get("twofa-bad-password"),
+        Unlock::Locked => t.get("twofa-unlock-locked"),
+    };
     let failed = Event::LoginFailed { email: &user.email };
-    failed.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
-    let error = t.get(if gate == Gate::Locked {
-        "login-locked"
-    } else {
-        "twofa-bad-password"
-    });
-    render_page(
-        ctx,
-        key,
-        &s,
-        &user,
-        None,
-        Some(error),
-        Vec::new(),
-        StatusCode::UNAUTHORIZED,
-    )
-    .await
+    failed.emit(&Actor::Visitor(ip), ctx.now);
+    let status = StatusCode::UNAUTHORIZED;
+    render_page(ctx, key, &s, &user, None, Some(error), Vec::new(), status).await
 }

@@ -80,6 +80,12 @@ async fn verify_step(ctx: &Ctx<'_, '_>, key: &str) -> Result<Option<(u64, Second
     Ok(valid.then_some((version, s)))
 }
 
+/// Whether `/2fa` may enrol a first factor: only in a login (the password was just typed)
+/// of a member who has none.
+fn may_enrol_here(s: &SecondStep, has_factor: bool) -> bool {
+    matches!(s.purpose, Purpose::Login { .. }) && !has_factor
+}
+
 fn to_login() -> Reply {
     Reply::see_other(Route::Login.path())
 }
@@ -143,17 +149,40 @@ async fn show(
     if page.passed {
         return Ok(render::page(status, &page));
     }
-    if usable.is_empty() {
-        page.enrol = Some(enrol_view(ctx, key, s, user, Route::TwoFactor).await?);
-        return Ok(render::page(status, &page));
-    }
     let recovery = !factors.recovery.is_empty();
+    if usable.is_empty() {
+        if may_enrol_here(s, factors.any()) {
+            page.enrol = Some(enrol_view(ctx, key, s, user, Route::TwoFactor).await?);
+            return Ok(render::page(status, &page));
+        }
+        if !factors.any() {
+            // A signed-in member without a factor adds one on the security page, which
+            // asks for the password again.
+            return Ok(ctx.message(
+                StatusCode::FORBIDDEN,
+                "twofa-title",
+                "twofa-stepup-enrol",
+                Some((Route::AccountTwoFactor.path(), "twofa-account-title")),
+            ));
+        }
+        if !recovery {
+            // Factors this member cannot use now (a channel no longer confirmed, a method
+            // the site stopped offering) and no recovery code: an admin resets them.
+            return Ok(ctx.message(
+                StatusCode::CONFLICT,
+                "twofa-title",
+                "twofa-stuck",
+                Some((Route::AccountTwoFactor.path(), "twofa-account-title")),
+            ));
+        }
+    }
     let method = match wanted {
         Some("recovery") if recovery => "recovery",
-        Some(w) => parse_method(w)
-            .filter(|m| usable.contains(m))
-            .map_or(method_name(usable[0]), method_name),
-        None => method_name(usable[0]),
+        Some(w) => parse_method(w).filter(|m| usable.contains(m)).map_or(
+            usable.first().map_or("recovery", |m| method_name(*m)),
+            method_name,
+        ),
+        None => usable.first().map_or("recovery", |m| method_name(*m)),
     };
     page.method = method;
     page.code_label = t.get(match method {
@@ -340,10 +369,12 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
             .await
         }
         action if action.starts_with("enrol-") || action.starts_with("confirm-") => {
-            // Enrolling here is for a member with no usable factor only: with one, the
-            // password alone must never be enough to add another.
+            // Enrolling here is for a login whose member has no factor at all: with one
+            // (even one unusable now), the password alone must never add another, and a
+            // session alone (step-up) never: that goes through the security page, which
+            // asks the password again.
             let (_, factors) = load(ctx.app, &user.id, ctx.now).await?;
-            if !factors.usable(&ctx.app.config.file, &user).is_empty() || s.passed.is_some() {
+            if !may_enrol_here(&s, factors.any()) || s.passed.is_some() {
                 return Err(PageError::Forbidden);
             }
             enrol_action(ctx, &key, s, user, action, &f).await

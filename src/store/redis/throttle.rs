@@ -154,6 +154,21 @@ fn ip_invocation(
     inv
 }
 
+// KEYS[1] the address's attempts; ARGV[1] the counter's field. One less, never below 0.
+static ATTEMPT_REFUND: std::sync::LazyLock<::redis::Script> = std::sync::LazyLock::new(|| {
+    ::redis::Script::new(
+        r#"
+local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if n > 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], n - 1)
+elseif n == 1 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return n
+"#,
+    )
+});
+
 #[async_trait]
 impl ThrottleStore for RedisStore {
     async fn attempt_begin(&self, key: AttemptKey<'_>, now: Millis) -> StoreResult<u64> {
@@ -179,6 +194,14 @@ impl ThrottleStore for RedisStore {
         let mut cmd = ::redis::cmd("HDEL");
         cmd.arg(name).arg(field);
         let _: u64 = self.query(&cmd).await?;
+        Ok(())
+    }
+
+    async fn attempt_refund(&self, key: AttemptKey<'_>) -> StoreResult<()> {
+        let (name, field) = field(key);
+        let mut inv = ATTEMPT_REFUND.prepare_invoke();
+        inv.key(name).arg(field);
+        let _: i64 = self.call(&inv).await?;
         Ok(())
     }
 

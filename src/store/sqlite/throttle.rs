@@ -129,6 +129,19 @@ impl ThrottleStore for SqliteStore {
         .await
     }
 
+    async fn attempt_refund(&self, key: AttemptKey<'_>) -> StoreResult<()> {
+        let (email, device) = key_parts(key);
+        self.run(move |c| {
+            c.execute(
+                "UPDATE login_attempts SET count = MAX(count - 1, 0) \
+                 WHERE email = ?1 AND device = ?2",
+                params![email, device],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn attempts_clear_all(&self, email: &str) -> StoreResult<u64> {
         let email = email.to_string();
         self.run(move |c| {
