@@ -223,11 +223,24 @@ pub(crate) async fn page(c: &Client, gw: &str, path: &str) -> String {
 
 /// The account's two-factor page, unlocked with the password if it asks for it.
 pub(crate) async fn account_page(c: &Client, gw: &str) -> String {
+    account_page_with(c, gw, PW).await
+}
+
+/// [`account_page`] for a member whose password is `password`.
+pub(crate) async fn account_page_with(c: &Client, gw: &str, password: &str) -> String {
     let locked = page(c, gw, ACCOUNT_2FA).await;
     if find_action(&locked, ACCOUNT_2FA, "unlock").is_none() {
         return locked;
     }
-    let resp = act(c, gw, &locked, ACCOUNT_2FA, "unlock", &[("password", PW)]).await;
+    let resp = act(
+        c,
+        gw,
+        &locked,
+        ACCOUNT_2FA,
+        "unlock",
+        &[("password", password)],
+    )
+    .await;
     let (status, body) = settle(c, gw, resp).await;
     assert_eq!(
         status, 200,

@@ -107,7 +107,7 @@ async fn a_password_reset_or_forgetting_devices_ends_trust(backend: Backend) {
     assert_signed_in(resp, RD, "trusted again, the password alone").await;
 
     // "Forget trusted devices" on the account page: asked again.
-    let account = account_page(&laptop, &gw).await;
+    let account = account_page_with(&laptop, &gw, NEW_PW).await;
     let resp = act(&laptop, &gw, &account, ACCOUNT_2FA, "untrust", &[]).await;
     let (status, body) = settle(&laptop, &gw, resp).await;
     assert_eq!(status, 200, "untrust:\n{body}");
