@@ -26,10 +26,6 @@ pub struct App {
     pub cookies: CookieNames,
     /// Read once per request at the edge, once per tick by background tasks.
     pub clock: SharedClock,
-    /// Gateway-wide key for CSRF tokens, shared by every instance through the store.
-    /// Fetched lazily so a gateway can start while its store is still down.
-    secret: OnceCell<Vec<u8>>,
-    twofactor_keys: OnceCell<crate::auth::twofactor::Keys>,
 }
 
 /// The passkey relying party, when passkeys are offered and `public_url` can be one (a
@@ -78,32 +74,16 @@ impl App {
                 metrics,
                 mailer,
                 passkeys,
+                secret: OnceCell::new(),
+                twofactor_keys: OnceCell::new(),
             }),
             cookies,
             clock: crate::clock::system(),
-            secret: OnceCell::new(),
-            twofactor_keys: OnceCell::new(),
         }
     }
 
+    /// Gateway-wide key for CSRF tokens (see [`Deps::secret`]).
     pub async fn secret(&self) -> StoreResult<&[u8]> {
-        self.secret
-            .get_or_try_init(|| async {
-                let mut candidate = vec![0u8; 32];
-                crate::crypto::fill_random(&mut candidate);
-                self.store.secret_get_or_init(&candidate).await
-            })
-            .await
-            .map(Vec::as_slice)
-    }
-
-    /// The keys sealing TOTP seeds and hashing recovery codes (from the configuration, or
-    /// derived from the shared secret).
-    pub async fn twofactor_keys(&self) -> StoreResult<&crate::auth::twofactor::Keys> {
-        let secret = self.secret().await?;
-        Ok(self
-            .twofactor_keys
-            .get_or_init(|| async { crate::auth::twofactor::Keys::new(&self.config.file, secret) })
-            .await)
+        self.deps.secret().await
     }
 }

@@ -52,6 +52,34 @@ pub struct Deps {
     /// Passkey ceremonies; `None` when `server.public_url` cannot be a relying party (an
     /// IP address) or passkeys are not among `[twofactor] methods`.
     pub passkeys: Option<std::sync::Arc<passkeys::Passkeys>>,
+    /// The gateway-wide secret, shared by every instance through the store; fetched
+    /// lazily so a gateway can start while its store is still down.
+    pub secret: tokio::sync::OnceCell<Vec<u8>>,
+    pub twofactor_keys: tokio::sync::OnceCell<twofactor::Keys>,
+}
+
+impl Deps {
+    /// The gateway-wide secret (CSRF tokens; the root of the second-factor keys when
+    /// `[twofactor] encryption_key` is empty).
+    pub async fn secret(&self) -> crate::store::StoreResult<&[u8]> {
+        self.secret
+            .get_or_try_init(|| async {
+                let mut candidate = vec![0u8; 32];
+                crate::crypto::fill_random(&mut candidate);
+                self.store.secret_get_or_init(&candidate).await
+            })
+            .await
+            .map(Vec::as_slice)
+    }
+
+    /// The keys sealing TOTP seeds and keying the hashes of recovery and sign-in codes.
+    pub async fn twofactor_keys(&self) -> crate::store::StoreResult<&twofactor::Keys> {
+        let secret = self.secret().await?;
+        Ok(self
+            .twofactor_keys
+            .get_or_init(|| async { twofactor::Keys::new(&self.config.file, secret) })
+            .await)
+    }
 }
 
 /// Sessions and passwords: the store, the hasher and the session settings.

@@ -205,7 +205,7 @@ fn siret(input: &str) -> Result<String, CompanyIdError> {
     if digits.len() != 14 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(CompanyIdError::Siret);
     }
-    let la_poste = digits.starts_with(LA_POSTE_SIREN) && digit_sum(&digits) % 5 == 0;
+    let la_poste = digits.starts_with(LA_POSTE_SIREN) && digit_sum(&digits).is_multiple_of(5);
     if luhn_ok(&digits) || la_poste {
         Ok(digits)
     } else {
@@ -229,7 +229,7 @@ fn luhn_ok(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn digit_sum(digits: &str) -> u32 {

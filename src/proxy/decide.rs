@@ -261,10 +261,18 @@ fn apply_rules(
 ) -> Decision {
     let path = &facts.edge.target.path;
     let mut access = app.config.access.classify(path);
-    let second_factor = app.config.access.needs_second_factor(path);
-    if second_factor {
+    let path_needs = app.config.access.needs_second_factor(path);
+    if path_needs {
         access = access.max(Access::Member);
     }
+    // A role `required_for` names needs it on every protected path, whatever opened the
+    // session (an activation link, a registration, a session from before the setting).
+    let second_factor = |id: &crate::auth::Identity| {
+        let file = &app.config.file;
+        access != Access::Public
+            && (path_needs
+                || crate::auth::twofactor::required_for_roles(file, id.admin, id.org_role()))
+    };
     match (access, visitor) {
         (Access::Public, visitor) => Decision::Forward(visitor),
         (_, Visitor::StoreDown) => {
@@ -274,7 +282,7 @@ fn apply_rules(
         (access, Visitor::Member(id)) if !access.admits(id.admin, id.org_role()) => {
             Decision::Respond(render::forbidden(facts.lang), Outcome::Forbidden)
         }
-        (_, Visitor::Member(id)) if second_factor && id.level < AuthLevel::SecondFactor => {
+        (_, Visitor::Member(id)) if id.level < AuthLevel::SecondFactor && second_factor(&id) => {
             second_factor_needed(req, facts)
         }
         (_, member) => Decision::Forward(member),

@@ -10,7 +10,7 @@ use crate::auth::recovery_codes;
 use crate::auth::totp::{self, TotpCheck, TotpSecret};
 use crate::auth::{Deps, FlowError};
 use crate::config::FactorMethod;
-use crate::crypto::{ct_eq, random_token};
+use crate::crypto::random_token;
 use crate::i18n::Lang;
 use crate::store::{Millis, User};
 
@@ -63,17 +63,22 @@ pub async fn start_totp(
     if !step::put(deps, key, version, &s, now).await? {
         return Ok(None);
     }
+    Ok(Some(display(deps, &secret, user)))
+}
+
+/// The seed as the member's app takes it: the key as text and the `otpauth://` QR code.
+fn display(deps: &Deps, secret: &TotpSecret, user: &User) -> TotpShown {
     let t = &deps.config.file.twofactor;
     let issuer = if t.issuer.is_empty() {
         deps.config.public_url.host_str().unwrap_or("Vigile")
     } else {
         t.issuer.as_str()
     };
-    let url = totp::otpauth_url(&secret, issuer, &user.email);
-    Ok(Some(TotpShown {
+    let url = totp::otpauth_url(secret, issuer, &user.email);
+    TotpShown {
         secret: secret.base32(),
         qr_svg: totp::qr_svg(&url),
-    }))
+    }
 }
 
 /// The seed being enrolled again (the page shown after a wrong code).
@@ -93,18 +98,7 @@ pub async fn shown_totp(
     let Some(seed) = keys.sealer.open(sealed, user.id.as_str()) else {
         return Ok(None);
     };
-    let secret = TotpSecret::from_bytes(seed);
-    let t = &deps.config.file.twofactor;
-    let issuer = if t.issuer.is_empty() {
-        deps.config.public_url.host_str().unwrap_or("Vigile")
-    } else {
-        t.issuer.as_str()
-    };
-    let url = totp::otpauth_url(&secret, issuer, &user.email);
-    Ok(Some(TotpShown {
-        secret: secret.base32(),
-        qr_svg: totp::qr_svg(&url),
-    }))
+    Ok(Some(display(deps, &TotpSecret::from_bytes(seed), user)))
 }
 
 /// Starts a passkey registration: the options for the browser (JSON).
@@ -124,14 +118,7 @@ pub async fn start_webauthn(
         return Ok(None);
     };
     let (_, factors) = super::load(deps, &user.id, now).await?;
-    let existing: Vec<super::StoredPasskey> = factors
-        .list
-        .iter()
-        .filter_map(|f| match &f.kind {
-            FactorKind::Passkey(p) => Some((**p).clone()),
-            _ => None,
-        })
-        .collect();
+    let (_, existing) = factors.passkeys();
     let handle = crate::auth::passkeys::user_handle(user.id.as_str());
     let display = if user.name.is_empty() {
         user.email.as_str()
@@ -229,18 +216,11 @@ pub async fn confirm(
                 Some(Enrolling::Sms) => FactorMethod::Sms,
                 _ => FactorMethod::Email,
             };
-            let Some(sent) = s.code.as_mut().filter(|c| c.method == method) else {
+            let Some(sent) = s.code.as_ref().filter(|c| c.method == method) else {
                 return Ok(Enrolled::Gone);
             };
-            let typed = code.trim();
-            let right = now < sent.expires_at
-                && typed.len() == 6
-                && ct_eq(step::code_hash(key, typed).as_str(), sent.hash.as_str());
-            if !right {
-                sent.tries += 1;
-                if sent.tries >= deps.config.file.contact.max_tries {
-                    s.code = None;
-                }
+            if !sent.matches(keys, key, code, now) {
+                s.code_failed(deps.config.file.contact.max_tries);
                 step::put(deps, key, version, &s, now).await?;
                 return Ok(Enrolled::Wrong);
             }

@@ -45,14 +45,19 @@ pub fn parse_key(text: &str) -> Option<[u8; 32]> {
 
 /// Whether `[twofactor] required_for` names one of `user`'s roles.
 pub fn required(file: &FileConfig, user: &User) -> bool {
+    required_for_roles(file, user.admin, user.org_role())
+}
+
+/// [`required`] from the roles alone (a session's identity carries them).
+pub fn required_for_roles(file: &FileConfig, admin: bool, org: Option<OrgRole>) -> bool {
     file.twofactor
         .required_for
         .iter()
         .any(|role| match role.as_str() {
             "all" | "member" => true,
-            "admin" => user.admin,
-            "org-admin" => matches!(user.org_role(), Some(OrgRole::Admin | OrgRole::SuperAdmin)),
-            "org-super-admin" => user.org_role() == Some(OrgRole::SuperAdmin),
+            "admin" => admin,
+            "org-admin" => matches!(org, Some(OrgRole::Admin | OrgRole::SuperAdmin)),
+            "org-super-admin" => org == Some(OrgRole::SuperAdmin),
             _ => false,
         })
 }
@@ -158,6 +163,18 @@ impl Factors {
 
     pub fn get(&self, id: &str) -> Option<&Factor> {
         self.list.iter().find(|f| f.id == id)
+    }
+
+    /// The member's passkeys, and where each is in [`Self::list`].
+    pub fn passkeys(&self) -> (Vec<usize>, Vec<StoredPasskey>) {
+        self.list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| match &f.kind {
+                FactorKind::Passkey(p) => Some((i, (**p).clone())),
+                _ => None,
+            })
+            .unzip()
     }
 
     pub fn has(&self, method: FactorMethod) -> bool {

@@ -6,8 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::super::{Deps, FlowError};
+use super::Keys;
 use crate::config::FactorMethod;
-use crate::store::{AuthLevel, DeviceId, Kept, Millis, SessionId, StoreError, TokenHash, UserId};
+use crate::store::{DeviceId, Kept, Millis, SessionId, StoreError, UserId};
 
 /// How long a second step waits (the member fetches a code, finds their phone).
 pub const STEP_TTL: Millis = 10 * 60_000;
@@ -29,10 +30,21 @@ pub enum Purpose {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SentCode {
     pub method: FactorMethod,
-    pub hash: TokenHash,
+    /// Keyed hash of the code, bound to the step ([`code_hash`]).
+    pub hash: String,
     /// Wrong codes typed so far.
     pub tries: u32,
     pub expires_at: Millis,
+}
+
+impl SentCode {
+    /// Whether `typed` is this code and it is still valid at `now`.
+    pub fn matches(&self, keys: &Keys, key: &str, typed: &str, now: Millis) -> bool {
+        let typed = typed.trim();
+        now < self.expires_at
+            && typed.len() == 6
+            && crate::crypto::ct_eq(&code_hash(keys, key, typed), &self.hash)
+    }
 }
 
 /// An enrolment started and not confirmed yet.
@@ -96,9 +108,15 @@ impl SecondStep {
         }
     }
 
-    /// The level the session gets once this step completes.
-    pub fn level(&self) -> AuthLevel {
-        AuthLevel::SecondFactor
+    /// A wrong code for the code in [`Self::code`]: one try more; after `max_tries` the
+    /// code is spent and a new one must be sent.
+    pub fn code_failed(&mut self, max_tries: u32) {
+        if let Some(sent) = self.code.as_mut() {
+            sent.tries += 1;
+            if sent.tries >= max_tries {
+                self.code = None;
+            }
+        }
     }
 }
 
@@ -175,7 +193,8 @@ pub async fn finish(deps: &Deps, key: &str, version: u64, now: Millis) -> Result
         .await?)
 }
 
-/// The stored form of a mailed or texted code: bound to the step it was sent for.
-pub fn code_hash(key: &str, code: &str) -> TokenHash {
-    TokenHash::of(&format!("2fa:{key}:{code}"))
+/// The stored form of a mailed or texted code: keyed (someone reading the store cannot
+/// try the million codes offline) and bound to the step it was sent for.
+pub fn code_hash(keys: &Keys, key: &str, code: &str) -> String {
+    crate::crypto::hmac_b64(&keys.recovery, &["vigile sign-in code v1", key, code])
 }

@@ -13,7 +13,7 @@ use crate::auth::lockout::{self, Gate};
 use crate::auth::login::{failed, ip_rule, Counted};
 use crate::auth::{Deps, FlowError};
 use crate::config::FactorMethod;
-use crate::crypto::{ct_eq, six_digit_code};
+use crate::crypto::six_digit_code;
 use crate::edge::email::Email;
 use crate::edge::phone::Phone;
 use crate::i18n::Lang;
@@ -112,9 +112,10 @@ pub async fn send(
     };
     let code = six_digit_code();
     let ttl = millis(deps.config.file.contact.code_ttl);
+    let keys = deps.twofactor_keys().await?;
     s.code = Some(SentCode {
         method,
-        hash: step::code_hash(key, &code),
+        hash: step::code_hash(keys, key, &code),
         tries: 0,
         expires_at: now.saturating_add(ttl).min(s.expires_at),
     });
@@ -375,19 +376,11 @@ async fn judge(
         }
         Presented::Code(method @ (FactorMethod::Email | FactorMethod::Sms), code) => {
             let ready = channel_ready(file, user, method);
-            let Some(sent) = s.code.as_mut().filter(|c| c.method == method && ready) else {
+            let Some(sent) = s.code.as_ref().filter(|c| c.method == method && ready) else {
                 return Ok(Err(Refused::Wrong));
             };
-            let typed = code.trim();
-            let right = now < sent.expires_at
-                && typed.len() == 6
-                && ct_eq(step::code_hash(key, typed).as_str(), sent.hash.as_str());
-            if !right {
-                // Five tries per code, then it is spent: a new one must be sent.
-                sent.tries += 1;
-                if sent.tries >= file.contact.max_tries {
-                    s.code = None;
-                }
+            if !sent.matches(keys, key, code, now) {
+                s.code_failed(file.contact.max_tries);
                 step::put(deps, key, version, s, now).await?;
                 return Ok(Err(Refused::Wrong));
             }
@@ -434,16 +427,7 @@ async fn judge(
             }
             let version = version + 1;
             let used = update(deps, &user.id, now, |f| {
-                let ids: Vec<usize> = (0..f.list.len())
-                    .filter(|i| matches!(f.list[*i].kind, FactorKind::Passkey(_)))
-                    .collect();
-                let mut stored: Vec<super::StoredPasskey> = ids
-                    .iter()
-                    .filter_map(|i| match &f.list[*i].kind {
-                        FactorKind::Passkey(p) => Some((**p).clone()),
-                        _ => None,
-                    })
-                    .collect();
+                let (ids, mut stored) = f.passkeys();
                 let at = passkeys
                     .finish_authentication(response, &state, &mut stored)
                     .map_err(|_| Refused::Wrong)?;
@@ -474,14 +458,7 @@ pub async fn passkey_options(
         return Ok(None);
     }
     let (_, factors) = load(deps, &user.id, now).await?;
-    let stored: Vec<super::StoredPasskey> = factors
-        .list
-        .iter()
-        .filter_map(|f| match &f.kind {
-            FactorKind::Passkey(p) => Some((**p).clone()),
-            _ => None,
-        })
-        .collect();
+    let (_, stored) = factors.passkeys();
     if stored.is_empty() {
         return Ok(None);
     }

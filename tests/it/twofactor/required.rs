@@ -54,3 +54,56 @@ async fn required_for_admins_enrols_them_at_login(backend: Backend) {
     assert_level(s, &c, &gw, RD, "2fa").await;
 }
 both_backends!(required_for_admins_enrols_them_at_login);
+
+/// A session opened before `required_for` named its role (or by a link that signs in
+/// without the password: activation, registration, invitation) is held at every protected
+/// path until it passes a second factor: browsers go to `/2fa`, which sends a member
+/// without a factor to the security page (the password is asked there); API clients get a
+/// 401 naming the need. Public paths still pass. After enrolling, `/2fa` takes a code and
+/// the member arrives where they were going at level `2fa`.
+async fn a_session_from_before_the_rule_is_held_until_it_passes(backend: Backend) {
+    let mut site = site(backend, NO_IP_LIMIT).await;
+    let gw = site.gw();
+    site.s.gw.add_user(BOSS, PW, true);
+    let c = client();
+    login_straight(&c, &gw, BOSS).await;
+    assert_level(&site.s, &c, &gw, RD, "password").await;
+
+    site.s.gw.update_config(ADMINS);
+    site.s.gw.restart().await;
+    let s = &site.s;
+
+    let api = get(&c, &format!("{gw}{RD}"), false).await;
+    assert_eq!(api.status(), 401);
+    let body: Value = api.json().await.unwrap();
+    assert_eq!(body["error"], "second_factor_required", "{body}");
+    let resp = get(&c, &format!("{gw}{RD}"), true).await;
+    let (status, location) = redirect(resp).await;
+    assert_eq!(status, 302);
+    let target = Target::parse(&location);
+    assert_eq!(
+        (target.path.as_str(), target.param("rd")),
+        (TWOFA, Some(RD))
+    );
+    let public = get(&c, &format!("{gw}/"), true).await;
+    assert_eq!(public.status(), 200, "a public path still passes");
+
+    // No factor: /2fa enrols nobody on a session alone; the security page does.
+    let held = get(&c, &format!("{gw}{location}"), true).await;
+    assert_eq!(held.status(), 403);
+    let text = held.text().await.unwrap();
+    assert!(find_action(&text, TWOFA, "enrol-totp").is_none(), "{text}");
+    assert!(
+        text.contains(ACCOUNT_2FA),
+        "no way to the security page:\n{text}"
+    );
+    let (mut app, _) = enrol_totp(&c, &gw).await;
+
+    // Then the code at /2fa, and the member is where they were going.
+    let form = verify_form(&c, &gw, &location, "totp").await;
+    let code = app.fresh_code().await;
+    let resp = verify_with(&c, &gw, &form, "totp", &code, false).await;
+    assert_signed_in(resp, RD, "the code after enrolling").await;
+    assert_level(s, &c, &gw, RD, "2fa").await;
+}
+both_backends!(a_session_from_before_the_rule_is_held_until_it_passes);
