@@ -84,3 +84,7 @@ mail-recovery-used-subject = A recovery code was used on your account
 mail-recovery-used-intro = A recovery code was just used to sign in to your account on { $site }. { $left } codes are left; make new ones from your security page if you are running low.
 mail-2fa-reset-subject = Your second factors were removed
 mail-2fa-reset-intro = An administrator of { $site } removed the second factors of your account (authenticator apps, passkeys, codes by email or text, recovery codes). Sign in with your password and add a second factor again from your security page.
+mail-2fa-added-subject = A second factor was added to your account
+mail-2fa-added-intro = A second factor ({ $method }) was just added to your account on { $site }. From now on, signing in asks for it.
+mail-2fa-removed-subject = A second factor was removed from your account
+mail-2fa-removed-intro = A second factor ({ $method }) was just removed from your account on { $site }.

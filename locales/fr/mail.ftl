@@ -84,3 +84,7 @@ mail-recovery-used-subject = Un code de secours a été utilisé sur votre compt
 mail-recovery-used-intro = Un code de secours vient d'être utilisé pour se connecter à votre compte sur { $site }. Il vous en reste { $left } ; créez-en de nouveaux depuis votre page de sécurité s'il en reste peu.
 mail-2fa-reset-subject = Vos seconds facteurs ont été supprimés
 mail-2fa-reset-intro = Un administrateur de { $site } a supprimé les seconds facteurs de votre compte (applications d'authentification, clés d'accès, codes par e-mail ou SMS, codes de secours). Connectez-vous avec votre mot de passe et ajoutez de nouveau un second facteur depuis votre page de sécurité.
+mail-2fa-added-subject = Un second facteur a été ajouté à votre compte
+mail-2fa-added-intro = Un second facteur ({ $method }) vient d'être ajouté à votre compte sur { $site }. Désormais, il vous sera demandé à la connexion.
+mail-2fa-removed-subject = Un second facteur a été supprimé de votre compte
+mail-2fa-removed-intro = Un second facteur ({ $method }) vient d'être supprimé de votre compte sur { $site }.

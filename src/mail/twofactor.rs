@@ -73,6 +73,43 @@ impl Mailer {
             .await
     }
 
+    /// A second factor was added to or removed from the member's account: if it was not
+    /// them, someone holds their session and password.
+    pub async fn twofactor_changed(
+        &self,
+        member: &User,
+        added: bool,
+        method_key: &str,
+        now: Millis,
+    ) -> StoreResult<()> {
+        let lang = self.lang_of(member);
+        let t = lang.tr();
+        let (subject, intro, kind) = if added {
+            (
+                "mail-2fa-added-subject",
+                "mail-2fa-added-intro",
+                "twofactor_added",
+            )
+        } else {
+            (
+                "mail-2fa-removed-subject",
+                "mail-2fa-removed-intro",
+                "twofactor_removed",
+            )
+        };
+        let mut l = self.letter(lang, subject);
+        l.paragraphs = vec![t.with(
+            intro,
+            &[("site", self.site()), ("method", t.get(method_key))],
+        )];
+        l.action = Some(Link {
+            label: t.get("mail-2fa-manage"),
+            url: self.link(Route::AccountTwoFactor.path()),
+        });
+        l.footer = t.get("mail-changed-footer");
+        self.queue(kind, &member.email, l, now).await
+    }
+
     /// An admin removed every second factor of the member (a lost phone, say).
     pub async fn twofactor_reset(&self, member: &User, now: Millis) -> StoreResult<()> {
         let lang = self.lang_of(member);

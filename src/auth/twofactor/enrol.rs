@@ -296,6 +296,9 @@ async fn add(
         method: label,
     };
     enrolled.emit(&Actor::System(None), now);
+    deps.mailer
+        .twofactor_changed(user, true, &format!("twofa-method-{label}"), now)
+        .await?;
     Ok(Enrolled::Added {
         method,
         recovery: first.then_some(codes),
@@ -350,6 +353,10 @@ pub async fn remove(deps: &Deps, user: &User, id: &str, now: Millis) -> Result<R
                 method: method_label(method),
             };
             gone.emit(&Actor::System(None), now);
+            let key = format!("twofa-method-{}", method_label(method));
+            deps.mailer
+                .twofactor_changed(user, false, &key, now)
+                .await?;
             Ok(Removed::Removed(method))
         }
         Err(why) => Ok(why),

@@ -24,6 +24,10 @@ pub enum Purpose {
     StepUp { session: SessionId },
     /// The member's security page (enrolling, naming, removing).
     Account { session: SessionId },
+    /// Opening the security page from a session that never passed the second factor, for
+    /// a member who has one: the password alone must not be enough to change factors
+    /// (someone holding a stolen session and the password would replace the owner's).
+    Unlock { session: SessionId },
 }
 
 /// A code mailed or texted for this step.

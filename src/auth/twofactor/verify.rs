@@ -244,7 +244,7 @@ pub async fn check(
     };
     let known_device = match &s.purpose {
         Purpose::Login { known_device } => *known_device,
-        Purpose::StepUp { .. } | Purpose::Account { .. } => {
+        Purpose::StepUp { .. } | Purpose::Account { .. } | Purpose::Unlock { .. } => {
             store.device_known(&user.id, attempt.device).await?
         }
     };

@@ -40,6 +40,30 @@ async fn member(ctx: &Ctx<'_, '_>) -> Result<(String, u64, SecondStep, User), Pa
     Ok((key, version, s, user))
 }
 
+/// Whether opening the page also needs a second factor: the member has one and this
+/// session never passed it.
+async fn needs_factor(ctx: &Ctx<'_, '_>, user: &User) -> Result<bool, PageError> {
+    let level = ctx.member()?.level;
+    if level >= crate::store::AuthLevel::SecondFactor {
+        return Ok(false);
+    }
+    let (_, factors) = load(ctx.app, &user.id, ctx.now).await?;
+    Ok(factors.any())
+}
+
+/// The second factor was passed to open the security page of `session`.
+pub(super) async fn unlocked_by_second_factor(
+    ctx: &Ctx<'_, '_>,
+    session: &crate::store::SessionId,
+) -> Result<(), PageError> {
+    let key = step::key_for_session(session);
+    if let Some((version, mut s)) = step::get(ctx.app, &key, ctx.now).await? {
+        s.unlocked_until = Some(ctx.now + UNLOCK_MS);
+        step::put(ctx.app, &key, version, &s, ctx.now).await?;
+    }
+    Ok(())
+}
+
 fn unlocked(s: &SecondStep, now: i64) -> bool {
     s.unlocked_until.is_some_and(|until| now < until)
 }
@@ -216,6 +240,18 @@ async fn unlock(
     let device = &ctx.member()?.device_id;
     let ip = ctx.req.client_ip;
     let error = match enrol::unlock(ctx.app, &user, device, ip, password, ctx.now).await? {
+        Unlock::Open if needs_factor(ctx, &user).await? => {
+            // The password is right; the factor this session never proved comes next.
+            let id = ctx.member()?;
+            let purpose = Purpose::Unlock {
+                session: id.session_id.clone(),
+            };
+            let here = Route::AccountTwoFactor.path();
+            let unlock = SecondStep::new(&user.id, purpose, here, ctx.now);
+            let device_key = step::key_for_device(&ctx.device);
+            step::start(ctx.app, &device_key, &unlock, ctx.now).await?;
+            return Ok(crate::pages::Reply::see_other(Route::TwoFactor.path()));
+        }
         Unlock::Open => {
             s.unlocked_until = Some(ctx.now + UNLOCK_MS);
             step::put(ctx.app, key, version, &s, ctx.now).await?;

@@ -56,9 +56,19 @@ async fn current(ctx: &Ctx<'_, '_>) -> Result<Option<(String, u64, SecondStep, U
             found = verify_step(ctx, &key).await?;
         }
     }
-    let Some((version, s)) = found else {
+    let Some((mut version, mut s)) = found else {
         return Ok(None);
     };
+    // A later step-up asks for another page: the latest one is where the member goes.
+    if let (Purpose::StepUp { .. }, Some(wanted)) = (&s.purpose, ctx.req.query_param("rd")) {
+        let wanted = rd::or_home(Some(&wanted));
+        if wanted != s.rd && *ctx.req.method == http::Method::GET {
+            s.rd = wanted;
+            if step::put(ctx.app, &key, version, &s, ctx.now).await? {
+                version += 1;
+            }
+        }
+    }
     let Some(user) = ctx.app.store.user_by_id(&s.user_id).await? else {
         return Ok(None);
     };
@@ -74,7 +84,7 @@ async fn verify_step(ctx: &Ctx<'_, '_>, key: &str) -> Result<Option<(u64, Second
     let signed_in = ctx.req.visitor.identity().map(|i| &i.session_id);
     let valid = match &s.purpose {
         Purpose::Login { .. } => true,
-        Purpose::StepUp { session } => signed_in == Some(session),
+        Purpose::StepUp { session } | Purpose::Unlock { session } => signed_in == Some(session),
         Purpose::Account { .. } => false,
     };
     Ok(valid.then_some((version, s)))
@@ -554,6 +564,10 @@ async fn finish(
     if s.passed.is_some_and(|p| p.trust) {
         verify::trust_device(ctx.app, &user, &ctx.device, ctx.now).await?;
     }
+    if let Purpose::Unlock { session } = &s.purpose {
+        super::account_twofactor::unlocked_by_second_factor(ctx, session).await?;
+        return Ok(Reply::see_other(Route::AccountTwoFactor.path()));
+    }
     let browser = crate::auth::NewSession {
         level: AuthLevel::SecondFactor,
         ..ctx.browser()
@@ -561,7 +575,7 @@ async fn finish(
     let known_device = match s.purpose {
         Purpose::Login { known_device } => known_device,
         // A signed-in device is known; its session is the one replaced.
-        Purpose::StepUp { .. } | Purpose::Account { .. } => true,
+        Purpose::StepUp { .. } | Purpose::Account { .. } | Purpose::Unlock { .. } => true,
     };
     let email = user.email.clone();
     let outcome = open_for(ctx.app, user, browser, &s.rd, known_device).await?;

@@ -119,3 +119,49 @@ async fn without_a_login_under_way_the_second_step_sends_to_the_login_page(backe
     );
 }
 both_backends!(without_a_login_under_way_the_second_step_sends_to_the_login_page);
+
+/// A session that never passed the second factor (opened before the member enrolled,
+/// elsewhere) cannot change factors with the password alone: the security page asks for
+/// the second factor after the password, then opens. The member is mailed when a factor
+/// is added, so a factor they did not add does not go unnoticed.
+async fn a_password_session_needs_the_factor_to_open_the_security_page(backend: Backend) {
+    let site = site(backend, NO_IP_LIMIT).await;
+    let (s, gw) = (&site.s, site.gw());
+    s.gw.add_user(ANN, PW, false);
+    let old = client();
+    login_ok(&old, &gw, ANN, PW).await;
+    let phone = client();
+    login_ok(&phone, &gw, ANN, PW).await;
+    let (mut app, _) = enrol_totp(&phone, &gw).await;
+    s.smtp.wait_for_to(ANN, "A second factor was added").await;
+
+    // The old session types the password: not enough, the factor is asked next.
+    let locked = page(&old, &gw, ACCOUNT_2FA).await;
+    let resp = act(
+        &old,
+        &gw,
+        &locked,
+        ACCOUNT_2FA,
+        "unlock",
+        &[("password", PW)],
+    )
+    .await;
+    let (status, location) = crate::contact::redirect(resp).await;
+    assert_eq!((status, location.as_str()), (303, TWOFA));
+    let again = page(&old, &gw, ACCOUNT_2FA).await;
+    assert!(
+        find_action(&again, ACCOUNT_2FA, "enrol-totp").is_none()
+            && find_action(&again, ACCOUNT_2FA, "unlock").is_some(),
+        "the security page opened on the password alone:\n{again}"
+    );
+    let form = verify_form(&old, &gw, TWOFA, "totp").await;
+    let code = app.fresh_code().await;
+    let resp = verify_with(&old, &gw, &form, "totp", &code, false).await;
+    let (status, body) = settle(&old, &gw, resp).await;
+    assert_eq!(status, 200);
+    assert!(
+        find_action(&body, ACCOUNT_2FA, "enrol-totp").is_some(),
+        "the security page did not open after the factor:\n{body}"
+    );
+}
+both_backends!(a_password_session_needs_the_factor_to_open_the_security_page);
