@@ -92,6 +92,8 @@ listen = "127.0.0.1:{metrics_port}"
 [access]
 public = ["/", "/catalog/**", "/static/**", "/favicon.ico"]
 admin = ["/admin/**"]
+[twofactor]
+methods = ["totp", "email", "sms"]
 "#,
         db = dir.path().join("vigile.db").display(),
     );
@@ -133,6 +135,7 @@ admin = ["/admin/**"]
          Sign up:   http://127.0.0.1:{port}/_vigile/signup\n  \
          Email:     {email}\n  \
          Password:  {password}\n  \
+         2FA:       http://127.0.0.1:{port}/_vigile/account/2fa\n  \
          Mail:      http://127.0.0.1:{port}/_vigile/dev/mail\n  \
          SMS:       http://127.0.0.1:{port}/_vigile/dev/sms\n  \
          Metrics:   http://127.0.0.1:{metrics_port}/metrics\n  \
