@@ -74,7 +74,7 @@ pub(crate) async fn post_on(
 }
 
 /// The session ids offered on the choose page, with the text of their rows.
-async fn offered(c: &Client, gw: &str) -> Vec<(String, String)> {
+pub(crate) async fn offered(c: &Client, gw: &str) -> Vec<(String, String)> {
     let page = http::get_page(c, &format!("{gw}/_vigile/devices/choose")).await;
     http::device_rows(&page)
 }

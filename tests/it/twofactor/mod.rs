@@ -45,6 +45,7 @@
 mod admin_reset;
 mod codes;
 mod config;
+mod device_cap;
 mod headers;
 mod instances;
 mod kit;
