@@ -153,3 +153,43 @@ async fn unconfirmed_channels_cannot_be_enrolled_and_get_nothing(backend: Backen
     login_straight(&c, &gw, ANN).await;
 }
 both_backends!(unconfirmed_channels_cannot_be_enrolled_and_get_nothing);
+
+/// A mailed code takes `contact.max_tries` wrong tries, then it is spent: even the right
+/// one is refused and a new code must be sent, which then works. (The lockout is set high
+/// here so the per-code limit is what is seen.)
+async fn a_mailed_code_is_spent_after_its_tries(backend: Backend) {
+    let lenient = "[lockout]\naccount_max_failures = 50\n[contact]\nmax_tries = 3\n";
+    let site = site(backend, &merged(&[NO_IP_LIMIT, lenient])).await;
+    let (s, gw) = (&site.s, site.gw());
+    confirmed_member(&s.gw, ANN, None);
+    let c = client();
+    login_straight(&c, &gw, ANN).await;
+    let before = mails_to(s, ANN).len();
+    enrol_code_method(&c, &gw, "enrol-email", || mailed_code(s, ANN, before)).await;
+    logout(&c, &gw).await;
+
+    s.outbox_drained().await;
+    let before = mails_to(s, ANN).len();
+    password_step(&c, &gw, ANN, RD).await;
+    let form = code_page(&c, &gw, "email").await;
+    let code = mailed_code(s, ANN, before).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..3 {
+        let resp = verify_with(&c, &gw, &form, "email", wrong, false).await;
+        assert_refused(resp, "a wrong emailed code").await;
+    }
+    let resp = verify_with(&c, &gw, &form, "email", &code, false).await;
+    assert_refused(resp, "the right code after its last try").await;
+
+    // A new code: it works.
+    s.outbox_drained().await;
+    let before = mails_to(s, ANN).len();
+    let sent = page(&c, &gw, &format!("{TWOFA}?method=email")).await;
+    let resp = act(&c, &gw, &sent, TWOFA, "send", &[("method", "email")]).await;
+    assert_eq!(resp.status(), 200);
+    let code = mailed_code(s, ANN, before).await;
+    let form = code_page(&c, &gw, "email").await;
+    let resp = verify_with(&c, &gw, &form, "email", &code, false).await;
+    assert_signed_in(resp, RD, "the new code").await;
+}
+both_backends!(a_mailed_code_is_spent_after_its_tries);
