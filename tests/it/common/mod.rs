@@ -3,6 +3,7 @@
 //!
 //! - [`backend`]: the two store backends, `both_backends!` to run a test on each, and the
 //!   whole stack a gateway test runs against (upstream, store, SMTP server, gateway).
+//! - [`catalog`]: the message ids of the catalogs (no page may show one).
 //! - [`consts`]: accounts, passwords and durations several test files share.
 //! - [`records`]: users and sessions the store contract tests plant directly.
 //! - [`redis_server`]: a real `redis-server` on a free port.
@@ -17,6 +18,7 @@
 
 pub mod backend;
 pub mod browser;
+pub mod catalog;
 pub mod consts;
 pub mod gateway;
 pub mod http;

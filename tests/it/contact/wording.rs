@@ -14,37 +14,14 @@ use crate::common::http::{client, get, login_ok, signup};
 
 /// Every message id of the catalogs.
 fn catalog_keys() -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    for lang in ["en", "fr"] {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("locales")
-            .join(lang);
-        for entry in std::fs::read_dir(&dir).expect("read the catalogs") {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "ftl") {
-                continue;
-            }
-            for line in std::fs::read_to_string(&path).unwrap().lines() {
-                let starts_entry = line.starts_with(|c: char| c.is_ascii_alphabetic());
-                if let Some((key, _)) = line.split_once('=').filter(|_| starts_entry) {
-                    keys.insert(key.trim().to_string());
-                }
-            }
-        }
-    }
-    assert!(keys.len() > 50, "read only {} keys", keys.len());
-    // Words the pages show on purpose (group names, channel names as values).
-    for word in [
+    crate::common::catalog::keys_except(&[
         "member",
         "admin",
         "org-admin",
         "org-super-admin",
         "email",
         "mobile",
-    ] {
-        keys.remove(word);
-    }
-    keys
+    ])
 }
 
 /// GSM 03.38: the basic set (one septet each) and the extension table (two).

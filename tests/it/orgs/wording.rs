@@ -14,31 +14,7 @@ use crate::common::http::{self, client, get, get_page, login_ok, submit};
 
 /// Every message id of the catalogs.
 fn catalog_keys() -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    for lang in ["en", "fr"] {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("locales")
-            .join(lang);
-        for entry in std::fs::read_dir(&dir).expect("read the catalogs") {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "ftl") {
-                continue;
-            }
-            for line in std::fs::read_to_string(&path).unwrap().lines() {
-                let starts_entry = line.starts_with(|c: char| c.is_ascii_alphabetic());
-                if let Some((key, _)) = line.split_once('=').filter(|_| starts_entry) {
-                    keys.insert(key.trim().to_string());
-                }
-            }
-        }
-    }
-    assert!(keys.len() > 50, "read only {} keys", keys.len());
-    // Group names (`member,org-super-admin` in the admin's members table) are values the
-    // pages show on purpose, whether or not a catalog also uses them as ids.
-    for group in ["member", "admin", "org-admin", "org-super-admin"] {
-        keys.remove(group);
-    }
-    keys
+    crate::common::catalog::keys_except(&["member", "admin", "org-admin", "org-super-admin"])
 }
 
 /// The text a person reads in an HTML document: tags removed, entities decoded.

@@ -14,26 +14,7 @@ use crate::contact::{logout, site, visible};
 
 /// Every message id of the catalogs, less the words pages show on purpose.
 fn catalog_keys() -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    for lang in ["en", "fr"] {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("locales")
-            .join(lang);
-        for entry in std::fs::read_dir(&dir).expect("read the catalogs") {
-            let path = entry.unwrap().path();
-            if path.extension().is_none_or(|e| e != "ftl") {
-                continue;
-            }
-            for line in std::fs::read_to_string(&path).unwrap().lines() {
-                let starts_entry = line.starts_with(|c: char| c.is_ascii_alphabetic());
-                if let Some((key, _)) = line.split_once('=').filter(|_| starts_entry) {
-                    keys.insert(key.trim().to_string());
-                }
-            }
-        }
-    }
-    assert!(keys.len() > 50, "read only {} keys", keys.len());
-    for word in [
+    crate::common::catalog::keys_except(&[
         "member",
         "admin",
         "org-admin",
@@ -44,10 +25,7 @@ fn catalog_keys() -> BTreeSet<String> {
         "sms",
         "webauthn",
         "recovery",
-    ] {
-        keys.remove(word);
-    }
-    keys
+    ])
 }
 
 /// The pages of one journey, by what they are.
