@@ -193,3 +193,39 @@ async fn a_mailed_code_is_spent_after_its_tries(backend: Backend) {
     assert_signed_in(resp, RD, "the new code").await;
 }
 both_backends!(a_mailed_code_is_spent_after_its_tries);
+
+/// The method used last is the one `/2fa` proposes; the others stay one click away.
+async fn the_method_used_last_is_proposed_first(backend: Backend) {
+    let site = site(backend, NO_IP_LIMIT).await;
+    let (s, gw) = (&site.s, site.gw());
+    confirmed_member(&s.gw, ANN, None);
+    let c = client();
+    login_straight(&c, &gw, ANN).await;
+    let before = mails_to(s, ANN).len();
+    enrol_code_method(&c, &gw, "enrol-email", || mailed_code(s, ANN, before)).await;
+    let account = account_page(&c, &gw).await;
+    let (mut app, _) = enrol_totp_from(&c, &gw, &account, ACCOUNT_2FA).await;
+    logout(&c, &gw).await;
+
+    // Email was enrolled first: proposed, the code already on its way; TOTP a link away.
+    s.outbox_drained().await;
+    let before = mails_to(s, ANN).len();
+    password_step(&c, &gw, ANN, RD).await;
+    let first = page(&c, &gw, TWOFA).await;
+    assert!(verify_form_in(&first, "email").is_some(), "{first}");
+    assert!(method_link(&first, "totp").is_some(), "{first}");
+    mailed_code(s, ANN, before).await;
+    let form = verify_form(&c, &gw, TWOFA, "totp").await;
+    let code = app.fresh_code().await;
+    let resp = verify_with(&c, &gw, &form, "totp", &code, false).await;
+    assert_signed_in(resp, RD, "the app's code").await;
+    logout(&c, &gw).await;
+
+    // The app was used last: it is proposed now, and email is the link.
+    password_step(&c, &gw, ANN, RD).await;
+    let next = page(&c, &gw, TWOFA).await;
+    let proposed = verify_form_in(&next, "totp").expect("a code form");
+    assert_eq!(proposed.hidden_value("method"), Some("totp"), "{next}");
+    assert!(method_link(&next, "email").is_some(), "{next}");
+}
+both_backends!(the_method_used_last_is_proposed_first);
