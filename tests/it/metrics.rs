@@ -274,9 +274,11 @@ async fn process_metrics_and_build_info_describe_the_gateway() {
                 .unwrap(),
         );
     }
+    // Give or take two, as above: a background task (a mail sender's pooled connection,
+    // the store) may close a descriptor meanwhile; it failed once in a full run.
     let now = poll_for("20 more open descriptors", 100, || async {
         let open = exported(&scrape().await, "process_open_fds");
-        (open >= before + 20.0).then_some(open)
+        (open >= before + 18.0).then_some(open)
     })
     .await;
     assert!(
