@@ -19,6 +19,8 @@ pub struct Metrics {
     /// decision: proxied, login_redirect, unauthorized, forbidden, blocked, page
     pub requests: IntCounterVec,
     pub upstream_duration: Histogram,
+    /// Upstream failures after the response head went out (the client connection closed).
+    pub upstream_aborts: IntCounter,
     /// result: success, bad_credentials, locked, ip_blocked, overflow, not_activated
     pub logins: IntCounterVec,
     pub sessions_active: IntGauge,
@@ -119,6 +121,11 @@ impl Metrics {
             "vigile_second_factor_total",
             "Second-factor checks and enrolments, by method and result.",
             &["method", "result"],
+        )?;
+        let upstream_aborts = counter(
+            "vigile_upstream_aborts_total",
+            "Upstream failures after the response had started: the client connection was \
+             closed (its response truncated), never finished with an error page.",
         )?;
         let org_registrations = counter_vec(
             "vigile_org_registrations_total",
@@ -237,6 +244,7 @@ impl Metrics {
             registry,
             requests,
             upstream_duration,
+            upstream_aborts,
             logins,
             sessions_active,
             device_overflows,

@@ -166,6 +166,20 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut Self::CTX,
     ) -> FailToProxy {
+        if session.response_written().is_some() {
+            // The head (and maybe part of the body) already went out: whatever is written
+            // now would be read as the upstream's bytes (an error page inside a download,
+            // an SSE stream, a WebSocket). The connection is closed instead, so the client
+            // sees a truncated response.
+            if e.esource() == &ErrorSource::Upstream {
+                tracing::warn!(error = %e, "upstream failed mid-response; connection closed");
+                self.app.metrics.upstream_aborts.inc();
+            }
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             _ => match e.esource() {

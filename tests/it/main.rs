@@ -38,4 +38,5 @@ mod store_kept;
 mod store_orgs;
 mod store_suite;
 mod twofactor;
+mod upstream_failures;
 mod user_import;
