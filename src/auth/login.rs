@@ -166,7 +166,7 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
         Need::Nothing
     };
     if let Some(key) = key {
-        if need == Need::Ask {
+        if matches!(need, Need::Ask { .. }) {
             // Not a success yet: the failures before it still count, so the password
             // cannot be used to reset the count between guesses of the second factor.
             store.attempt_refund(key).await?;
@@ -180,9 +180,10 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
     if user.status != AccountStatus::Active {
         return Ok(LoginOutcome::NotActivated);
     }
-    if need == Need::Ask {
+    if let Need::Ask { first } = need {
         let purpose = super::twofactor::step::Purpose::Login { known_device };
-        verify::begin(deps, &user, &input.device, purpose, input.rd, input.now).await?;
+        let device = &input.device;
+        verify::begin(deps, &user, device, purpose, first, input.rd, input.now).await?;
         return Ok(LoginOutcome::SecondFactor);
     }
     let browser = NewSession {

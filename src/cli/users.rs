@@ -268,16 +268,7 @@ async fn show(v: &Vigile, email: &str, now: Millis) -> CmdResult {
         println!("campaign: {} ({seen})", mark.id);
     }
     let (_, factors) = crate::auth::twofactor::load(&v.app, &u.id, now).await?;
-    let methods: Vec<&str> = factors
-        .list
-        .iter()
-        .map(|f| match f.method() {
-            crate::config::FactorMethod::Totp => "totp",
-            crate::config::FactorMethod::Webauthn => "webauthn",
-            crate::config::FactorMethod::Email => "email",
-            crate::config::FactorMethod::Sms => "sms",
-        })
-        .collect();
+    let methods: Vec<&str> = factors.list.iter().map(|f| f.method().as_str()).collect();
     let methods = if methods.is_empty() {
         "none".to_string()
     } else {

@@ -519,6 +519,29 @@ pub enum FactorMethod {
     Sms,
 }
 
+impl FactorMethod {
+    pub const ALL: [FactorMethod; 4] = [
+        FactorMethod::Totp,
+        FactorMethod::Webauthn,
+        FactorMethod::Email,
+        FactorMethod::Sms,
+    ];
+
+    /// Its name in the configuration, forms, metrics, audit and catalog keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactorMethod::Totp => "totp",
+            FactorMethod::Webauthn => "webauthn",
+            FactorMethod::Email => "email",
+            FactorMethod::Sms => "sms",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TwoFactorSection {

@@ -33,15 +33,6 @@ pub enum Enrolled {
     Gone,
 }
 
-fn method_label(method: FactorMethod) -> &'static str {
-    match method {
-        FactorMethod::Totp => "totp",
-        FactorMethod::Webauthn => "webauthn",
-        FactorMethod::Email => "email",
-        FactorMethod::Sms => "sms",
-    }
-}
-
 /// Starts a TOTP enrolment: a new seed, sealed into the step, shown to the member.
 pub async fn start_totp(
     deps: &Deps,
@@ -108,12 +99,9 @@ pub async fn start_webauthn(
     user: &User,
     now: Millis,
 ) -> Result<Option<String>, FlowError> {
-    let Some(passkeys) = deps.passkeys.as_deref() else {
+    let Some(passkeys) = super::passkeys_offered(deps, user) else {
         return Ok(None);
     };
-    if !channel_ready(&deps.config.file, user, FactorMethod::Webauthn) {
-        return Ok(None);
-    }
     let Some((version, mut s)) = step::get(deps, key, now).await? else {
         return Ok(None);
     };
@@ -286,7 +274,7 @@ async fn add(
     })
     .await?;
     let first = added.unwrap_or(false);
-    let label = method_label(method);
+    let label = method.as_str();
     deps.metrics
         .second_factor
         .with_label_values(&[label, "enrolled"])
@@ -350,10 +338,10 @@ pub async fn remove(deps: &Deps, user: &User, id: &str, now: Millis) -> Result<R
         Ok(method) => {
             let gone = Event::SecondFactorRemoved {
                 user: &user.id,
-                method: method_label(method),
+                method: method.as_str(),
             };
             gone.emit(&Actor::System(None), now);
-            let key = format!("twofa-method-{}", method_label(method));
+            let key = format!("twofa-method-{}", method.as_str());
             deps.mailer
                 .twofactor_changed(user, false, &key, now)
                 .await?;

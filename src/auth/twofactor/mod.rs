@@ -204,13 +204,7 @@ impl Factors {
     /// first, then TOTP, passkeys, email, SMS. Email and SMS only while the address or
     /// number is confirmed, and only methods the site still offers.
     pub fn usable(&self, file: &FileConfig, user: &User) -> Vec<FactorMethod> {
-        let order = [
-            FactorMethod::Totp,
-            FactorMethod::Webauthn,
-            FactorMethod::Email,
-            FactorMethod::Sms,
-        ];
-        let mut methods: Vec<FactorMethod> = order
+        let mut methods: Vec<FactorMethod> = FactorMethod::ALL
             .into_iter()
             .filter(|m| self.has(*m) && channel_ready(file, user, *m))
             .collect();
@@ -236,6 +230,15 @@ pub fn channel_ready(file: &FileConfig, user: &User, method: FactorMethod) -> bo
                 user.contact.mobile.is_some() && user.contact.mobile_confirmed.is_some()
             }
         }
+}
+
+/// The passkey relying party, when the site offers passkeys and can (a domain name).
+pub fn passkeys_offered<'a>(
+    deps: &'a Deps,
+    user: &User,
+) -> Option<&'a crate::auth::passkeys::Passkeys> {
+    let offered = channel_ready(&deps.config.file, user, FactorMethod::Webauthn);
+    deps.passkeys.as_deref().filter(|_| offered)
 }
 
 /// A member's factors and the version they were read at (0: none yet).

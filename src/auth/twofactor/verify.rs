@@ -26,8 +26,8 @@ pub enum Need {
     Nothing,
     /// This device passed the second factor lately with "trust this device".
     Trusted,
-    /// `/_vigile/2fa`: check a factor, or enrol one first.
-    Ask,
+    /// `/_vigile/2fa`: check a factor (`first`: the one proposed), or enrol one first.
+    Ask { first: Option<FactorMethod> },
 }
 
 pub async fn need(
@@ -43,7 +43,8 @@ pub async fn need(
     if factors.any() && factors.trusts(device, now) {
         return Ok(Need::Trusted);
     }
-    Ok(Need::Ask)
+    let first = factors.usable(&deps.config.file, user).first().copied();
+    Ok(Need::Ask { first })
 }
 
 /// Starts the second step for this device, replacing an earlier one. When the method
@@ -54,6 +55,7 @@ pub async fn begin(
     user: &User,
     device: &DeviceId,
     purpose: Purpose,
+    first: Option<FactorMethod>,
     rd: &str,
     now: Millis,
 ) -> Result<(), FlowError> {
@@ -65,8 +67,6 @@ pub async fn begin(
         now,
     )
     .await?;
-    let (_, factors) = load(deps, &user.id, now).await?;
-    let first = factors.usable(&deps.config.file, user).first().copied();
     if let Some(method @ (FactorMethod::Email | FactorMethod::Sms)) = first {
         // Refused sends (limits) leave the "Send code" button to say why.
         let lang = user.lang.as_deref().and_then(Lang::parse);
@@ -169,10 +169,8 @@ impl Presented<'_> {
     /// Its `vigile_second_factor_total{method}` label.
     pub fn label(&self) -> &'static str {
         match self {
-            Presented::Code(FactorMethod::Totp, _) => "totp",
-            Presented::Code(FactorMethod::Email, _) => "email",
-            Presented::Code(FactorMethod::Sms, _) => "sms",
-            Presented::Code(FactorMethod::Webauthn, _) | Presented::Passkey(_) => "webauthn",
+            Presented::Code(method, _) => method.as_str(),
+            Presented::Passkey(_) => FactorMethod::Webauthn.as_str(),
             Presented::Recovery(_) => "recovery",
         }
     }
@@ -451,12 +449,9 @@ pub async fn passkey_options(
     user: &User,
     now: Millis,
 ) -> Result<Option<String>, FlowError> {
-    let Some(passkeys) = deps.passkeys.as_deref() else {
+    let Some(passkeys) = super::passkeys_offered(deps, user) else {
         return Ok(None);
     };
-    if !channel_ready(&deps.config.file, user, FactorMethod::Webauthn) {
-        return Ok(None);
-    }
     let (_, factors) = load(deps, &user.id, now).await?;
     let (_, stored) = factors.passkeys();
     if stored.is_empty() {

@@ -4,7 +4,7 @@
 
 use http::StatusCode;
 
-use super::twofactor::{enrol_view, method_name, run_enrol, EnrolResult};
+use super::twofactor::{enrol_view, run_enrol, EnrolResult};
 use super::{Ctx, PageResult};
 use crate::audit::{Actor, Event};
 use crate::auth::twofactor::enrol::{self, Removed, Unlock};
@@ -91,7 +91,7 @@ async fn render_page(
         .list
         .iter()
         .map(|f| {
-            let m = method_name(f.method());
+            let m = crate::config::FactorMethod::as_str(f.method());
             FactorRow {
                 id: f.id.clone(),
                 method: m,

@@ -50,7 +50,7 @@ async fn page(
         .map(|f| {
             t.get(&format!(
                 "twofa-method-{}",
-                super::twofactor::method_name(f.method())
+                crate::config::FactorMethod::as_str(f.method())
             ))
         })
         .collect();

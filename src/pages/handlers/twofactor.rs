@@ -17,28 +17,9 @@ use crate::pages::{rd, PageError, Reply};
 use crate::routes::Route;
 use crate::store::{AuthLevel, User};
 
-/// Longest code or passkey response looked at.
+/// Longest code looked at (passkey responses: the passkeys module's own bound).
 const MAX_CODE: usize = 64;
-const MAX_RESPONSE: usize = 16 * 1024;
-
-pub fn method_name(m: FactorMethod) -> &'static str {
-    match m {
-        FactorMethod::Totp => "totp",
-        FactorMethod::Webauthn => "webauthn",
-        FactorMethod::Email => "email",
-        FactorMethod::Sms => "sms",
-    }
-}
-
-fn parse_method(s: &str) -> Option<FactorMethod> {
-    match s {
-        "totp" => Some(FactorMethod::Totp),
-        "webauthn" => Some(FactorMethod::Webauthn),
-        "email" => Some(FactorMethod::Email),
-        "sms" => Some(FactorMethod::Sms),
-        _ => None,
-    }
-}
+const MAX_RESPONSE: usize = crate::auth::passkeys::MAX_RESPONSE_BYTES;
 
 /// The step this browser has waiting, and its member; a signed-in member reaching here
 /// with `rd` starts a step-up.
@@ -188,11 +169,17 @@ async fn show(
     }
     let method = match wanted {
         Some("recovery") if recovery => "recovery",
-        Some(w) => parse_method(w).filter(|m| usable.contains(m)).map_or(
-            usable.first().map_or("recovery", |m| method_name(*m)),
-            method_name,
-        ),
-        None => usable.first().map_or("recovery", |m| method_name(*m)),
+        Some(w) => FactorMethod::parse(w)
+            .filter(|m| usable.contains(m))
+            .map_or(
+                usable
+                    .first()
+                    .map_or("recovery", |m| FactorMethod::as_str(*m)),
+                FactorMethod::as_str,
+            ),
+        None => usable
+            .first()
+            .map_or("recovery", |m| FactorMethod::as_str(*m)),
     };
     page.method = method;
     page.code_label = t.get(match method {
@@ -203,13 +190,13 @@ async fn show(
     page.code_sent = s
         .code
         .as_ref()
-        .is_some_and(|c| method_name(c.method) == method && ctx.now < c.expires_at);
+        .is_some_and(|c| FactorMethod::as_str(c.method) == method && ctx.now < c.expires_at);
     if method == "webauthn" {
         page.passkey_options = verify::passkey_options(ctx.app, key, user, ctx.now).await?;
     }
     page.others = usable
         .iter()
-        .map(|m| method_name(*m))
+        .map(|m| FactorMethod::as_str(*m))
         .chain(recovery.then_some("recovery"))
         .filter(|m| *m != method)
         .map(|m| (m, t.get(&format!("twofa-use-{m}"))))
@@ -244,12 +231,7 @@ pub async fn enrol_view(
         Some(Enrolling::Sms) if s.code.is_some() => view.code_method = Some("sms"),
         _ => {}
     }
-    for m in [
-        FactorMethod::Totp,
-        FactorMethod::Webauthn,
-        FactorMethod::Email,
-        FactorMethod::Sms,
-    ] {
+    for m in FactorMethod::ALL {
         let possible = match m {
             FactorMethod::Webauthn => ctx.app.passkeys.is_some(),
             FactorMethod::Email | FactorMethod::Sms => {
@@ -258,7 +240,7 @@ pub async fn enrol_view(
             FactorMethod::Totp => true,
         };
         if possible && channel_ready(file, user, m) {
-            let name = method_name(m);
+            let name = FactorMethod::as_str(m);
             let action = match m {
                 FactorMethod::Totp => "enrol-totp",
                 FactorMethod::Webauthn => "enrol-webauthn",
@@ -283,7 +265,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
     match f.get("action") {
         "continue" if s.passed.is_some() => finish(ctx, &key, version, s, user).await,
         "verify" => {
-            let presented = match (method, parse_method(method)) {
+            let presented = match (method, FactorMethod::parse(method)) {
                 ("recovery", _) => Presented::Recovery(f.get("code")),
                 (_, Some(FactorMethod::Webauthn)) => Presented::Passkey(f.get("response")),
                 (_, Some(m)) => Presented::Code(m, f.get("code")),
@@ -345,7 +327,7 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
             }
         }
         "send" => {
-            let Some(m) = parse_method(method)
+            let Some(m) = FactorMethod::parse(method)
                 .filter(|m| matches!(m, FactorMethod::Email | FactorMethod::Sms))
             else {
                 return Err(PageError::NotFound);
@@ -444,24 +426,20 @@ pub async fn run_enrol(
             }
         }
         "confirm-totp" | "confirm-code" | "confirm-webauthn" => {
-            let answer = if action == "confirm-webauthn" {
-                let r = f.get("response");
-                if r.len() > MAX_RESPONSE {
-                    return Ok(EnrolResult::Message(
-                        t.get("twofa-wrong"),
-                        StatusCode::BAD_REQUEST,
-                    ));
-                }
-                Answer::Passkey(r)
+            let passkey = action == "confirm-webauthn";
+            let (value, max) = if passkey {
+                (f.get("response"), MAX_RESPONSE)
             } else {
-                let c = f.get("code");
-                if c.len() > MAX_CODE {
-                    return Ok(EnrolResult::Message(
-                        t.get("twofa-wrong"),
-                        StatusCode::BAD_REQUEST,
-                    ));
-                }
-                Answer::Code(c)
+                (f.get("code"), MAX_CODE)
+            };
+            if value.len() > max {
+                let wrong = t.get("twofa-wrong");
+                return Ok(EnrolResult::Message(wrong, StatusCode::BAD_REQUEST));
+            }
+            let answer = if passkey {
+                Answer::Passkey(value)
+            } else {
+                Answer::Code(value)
             };
             match enrol::confirm(app, keys, key, user, answer, f.get("name"), now).await? {
                 Enrolled::Added { recovery, .. } => {
