@@ -84,20 +84,11 @@ impl AccessRules {
     fn build(lists: &[(&'static str, &[String], Access)]) -> Result<Self, (&'static str, String)> {
         let mut rules = Vec::with_capacity(lists.len());
         for &(name, list, access) in lists {
-            let mut set = GlobSetBuilder::new();
-            for pattern in list {
-                if !pattern.starts_with('/') {
-                    return Err((name, format!("pattern must start with `/`: {pattern}")));
-                }
-                // Protected lists match in any case: Express, IIS and case-insensitive file
-                // systems serve `/ADMIN` as `/admin`. Public ones stay exact.
-                let nocase = access != Access::Public;
-                for variant in variants(pattern) {
-                    add(&mut set, variant, nocase).map_err(|e| (name, e))?;
-                }
-            }
+            // Protected lists match in any case: Express, IIS and case-insensitive file
+            // systems serve `/ADMIN` as `/admin`. Public ones stay exact.
+            let nocase = access != Access::Public;
+            let set = compile_globs(list, nocase).map_err(|e| (name, e))?;
             if !list.is_empty() {
-                let set = set.build().map_err(|e| (name, e.to_string()))?;
                 rules.push((set, access));
             }
         }
@@ -162,6 +153,22 @@ impl AccessRules {
             .map(|(_, access)| *access)
             .unwrap_or(Access::Member)
     }
+}
+
+/// Compiles `patterns` as the `[access]` lists are (each must start with `/`; `/x/**`,
+/// `/x/*` and `/x/` also cover `/x`), in any letter case when `nocase`. `[[route]] path`
+/// uses it too, so both read one glob syntax.
+pub fn compile_globs(patterns: &[String], nocase: bool) -> Result<GlobSet, String> {
+    let mut set = GlobSetBuilder::new();
+    for pattern in patterns {
+        if !pattern.starts_with('/') {
+            return Err(format!("pattern must start with `/`: {pattern}"));
+        }
+        for variant in variants(pattern) {
+            add(&mut set, variant, nocase)?;
+        }
+    }
+    set.build().map_err(|e| e.to_string())
 }
 
 /// A pattern and the spellings of the same route frameworks treat as one: `/catalog/**`

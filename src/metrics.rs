@@ -21,6 +21,8 @@ pub struct Metrics {
     pub upstream_duration: Histogram,
     /// Upstream failures after the response head went out (the client connection closed).
     pub upstream_aborts: IntCounter,
+    /// upstream: a pooled `[[route]]` server's URL; 1 healthy, 0 failing its health check.
+    pub upstream_healthy: IntGaugeVec,
     /// result: success, bad_credentials, locked, ip_blocked, overflow, not_activated
     pub logins: IntCounterVec,
     pub sessions_active: IntGauge,
@@ -127,6 +129,15 @@ impl Metrics {
             "Upstream failures after the response had started: the client connection was \
              closed (its response truncated), never finished with an error page.",
         )?;
+        let upstream_healthy = IntGaugeVec::new(
+            Opts::new(
+                "vigile_upstream_healthy",
+                "1 while a server of a [[route]] pool (upstreams) passes its health check, 0 \
+                 while it fails and is skipped.",
+            ),
+            &["upstream"],
+        )?;
+        registry.register(Box::new(upstream_healthy.clone()))?;
         let org_registrations = counter_vec(
             "vigile_org_registrations_total",
             "Company registrations, by the step they passed.",
@@ -245,6 +256,7 @@ impl Metrics {
             requests,
             upstream_duration,
             upstream_aborts,
+            upstream_healthy,
             logins,
             sessions_active,
             device_overflows,

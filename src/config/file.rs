@@ -17,6 +17,9 @@ pub struct FileConfig {
     #[serde(default)]
     pub server: ServerSection,
     pub upstream: UpstreamSection,
+    /// `[[route]]`: paths sent to other upstreams than `[upstream]` (first match wins).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route: Vec<super::routes::RouteSection>,
     #[serde(default)]
     pub store: StoreSection,
     #[serde(default)]

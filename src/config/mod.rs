@@ -5,12 +5,17 @@
 //! Secrets are wrapped in [`Secret`] so they can never be printed by accident.
 
 mod file;
+mod routes;
 mod secret;
 mod sms;
 
 use std::path::{Path, PathBuf};
 
 pub use file::*;
+pub use routes::{
+    parse_upstream, route_for, upstream_target, RouteAccessSection, RouteSection, StripPrefix,
+    UpstreamRoute, UpstreamTarget,
+};
 pub use secret::Secret;
 
 use crate::access::AccessRules;
@@ -26,6 +31,8 @@ pub struct Config {
     pub store_url: StoreUrl,
     pub access: AccessRules,
     pub upstream: UpstreamTarget,
+    /// `[[route]]`, in order (the first match wins).
+    pub routes: Vec<UpstreamRoute>,
     pub public_url: url::Url,
     /// Cookies get `Secure` and the `__Host-` prefix.
     pub secure_cookies: bool,
@@ -37,16 +44,6 @@ pub struct Config {
     pub phone_region: crate::edge::phone::Region,
     /// A text message reaches someone (`sms.transport` is not `log`, or `dev_mode`).
     pub sms_delivers: bool,
-}
-
-/// Where requests go, pre-computed for Pingora's `HttpPeer`.
-#[derive(Debug, Clone)]
-pub struct UpstreamTarget {
-    /// `host:port` to connect to.
-    pub address: String,
-    pub tls: bool,
-    /// SNI / certificate name when `tls`.
-    pub sni: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +175,14 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
         .ok_or_else(|| err("server.public_url", "expected an http(s) URL".into()))?;
+    if public_url.path() != "/" {
+        return Err(err(
+            "server.public_url",
+            "public_url: a path is not supported; Vigile's pages live at /_vigile/ on the \
+             site's host"
+                .into(),
+        ));
+    }
     let trusted_proxies = file
         .server
         .trusted_proxies
@@ -196,6 +201,7 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let upstream = parse_upstream(&file.upstream.url).map_err(|r| err("upstream.url", r))?;
+    let routes = routes::check_routes(&file, source)?;
     let store_url = StoreUrl::parse(file.store.url.expose()).map_err(|r| err("store.url", r))?;
     let access =
         AccessRules::from_section(&file.access).map_err(|(k, r)| err(&format!("access.{k}"), r))?;
@@ -217,6 +223,7 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
         store_url,
         access,
         upstream,
+        routes,
         public_url,
         secure_cookies,
         trusted_proxies,
@@ -357,30 +364,21 @@ fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
         .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
-fn parse_upstream(raw: &str) -> Result<UpstreamTarget, String> {
-    let url = url::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
-    let tls = match url.scheme() {
-        "http" => false,
-        "https" => true,
-        s => return Err(format!("unsupported scheme `{s}` (http or https)")),
-    };
-    let host = url.host_str().ok_or("URL has no host")?.to_string();
-    let port = url.port_or_known_default().ok_or("URL has no port")?;
-    if url.path() != "/" || url.query().is_some() {
-        return Err("path prefixes are not supported; give scheme://host:port".into());
-    }
-    // IPv6 literals keep their brackets in host_str, which is what host:port needs.
-    Ok(UpstreamTarget {
-        address: format!("{host}:{port}"),
-        tls,
-        sni: host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-    })
-}
-
 impl Config {
+    /// The request-target the upstream receives for `target` when the request matched
+    /// `route` (`None`: `[upstream]`): stripped and prefixed as configured. `None` when
+    /// it is the canonical target unchanged, the common case, which allocates nothing.
+    pub fn upstream_target(
+        &self,
+        route: Option<usize>,
+        target: &crate::edge::path::Target,
+    ) -> Option<String> {
+        match route.and_then(|i| self.routes.get(i)) {
+            Some(r) => r.rewrite(target),
+            None => upstream_target(None, &self.upstream.prefix, target),
+        }
+    }
+
     /// The effective configuration as TOML, secrets redacted (for `vigile check-config`).
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(&self.file).unwrap_or_else(|e| format!("# cannot render: {e}\n"))

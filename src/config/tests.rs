@@ -159,3 +159,22 @@ fn https_public_url_makes_cookies_secure() {
     .unwrap();
     assert!(c.secure_cookies);
 }
+
+#[test]
+fn public_url_with_a_path_is_refused() {
+    for url in ["https://courses.example.com/members", "http://h/app/"] {
+        let e = parse(&format!("{MINIMAL}[server]\npublic_url = \"{url}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "public_url: a path is not supported; Vigile's pages live at /_vigile/ on the site's host"
+            ),
+            "{e}"
+        );
+    }
+    parse(&format!(
+        "{MINIMAL}[server]\npublic_url = \"https://courses.example.com/\"\n"
+    ))
+    .unwrap();
+}

@@ -19,6 +19,7 @@ use super::headers::Forwarded;
 use crate::access::Access;
 use crate::app::App;
 use crate::auth::Visitor;
+use crate::config::route_for;
 use crate::i18n::Lang;
 use crate::pages::cookies::RequestCookies;
 use crate::pages::{self, rd, render, PageRequest, Reply};
@@ -79,6 +80,8 @@ pub struct Decided {
     pub lang: Lang,
     /// Set once the request passed the edge checks (always when forwarding).
     pub forwarded: Option<Forwarded>,
+    /// The `[[route]]` the path matched, by index (`None`: `[upstream]`).
+    pub route: Option<usize>,
 }
 
 /// The request as Vigile understands it, read once.
@@ -148,19 +151,41 @@ pub async fn decide(
                 decision: refused(app, lang, why),
                 lang,
                 forwarded: None,
+                route: None,
             }
         }
     };
     let (visitor, signed_out) = find_visitor(app, &facts.cookies, now).await;
-    let decision = if facts.edge.target.path.is_vigile() {
-        page(app, session, &facts, visitor, signed_out, now).await
+    // Vigile's own pages never match a route.
+    let (decision, route) = if facts.edge.target.path.is_vigile() {
+        (
+            page(app, session, &facts, visitor, signed_out, now).await,
+            None,
+        )
     } else {
-        apply_rules(app, session.req_header(), &facts, visitor, signed_out)
+        let route = route_for(&app.config.routes, &facts.edge.target.path);
+        let req = session.req_header();
+        (
+            apply_rules(app, req, &facts, route, visitor, signed_out),
+            route,
+        )
     };
+    let Facts {
+        mut forwarded,
+        edge,
+        ..
+    } = facts;
+    if let Some(target) = app.config.upstream_target(route, &edge.target) {
+        forwarded.target = target;
+    }
+    if let Some(r) = route.and_then(|i| app.config.routes.get(i)) {
+        forwarded.prefix = r.forwarded_prefix.clone();
+    }
     Decided {
         decision,
         lang,
-        forwarded: Some(facts.forwarded),
+        forwarded: Some(forwarded),
+        route,
     }
 }
 
@@ -251,17 +276,23 @@ async fn page(
     Decision::Respond(answered.reply, outcome)
 }
 
-/// SPEC 4.3 to 4.6: the access rules on the canonical path.
+/// SPEC 4.3 to 4.6: the access rules on the canonical path: the matched route's own
+/// `[route.access]` when it has one, else `[access]`.
 fn apply_rules(
     app: &App,
     req: &RequestHeader,
     facts: &Facts,
+    route: Option<usize>,
     visitor: Visitor,
     signed_out: Option<SignedOut>,
 ) -> Decision {
     let path = &facts.edge.target.path;
-    let mut access = app.config.access.classify(path);
-    let path_needs = app.config.access.needs_second_factor(path);
+    let rules = route
+        .and_then(|i| app.config.routes.get(i))
+        .and_then(|r| r.access.as_ref())
+        .unwrap_or(&app.config.access);
+    let mut access = rules.classify(path);
+    let path_needs = rules.needs_second_factor(path);
     if path_needs {
         access = access.max(Access::Member);
     }

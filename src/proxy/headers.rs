@@ -3,6 +3,7 @@
 //! cookies are taken out of the `Cookie` header so the upstream never sees Vigile's secrets.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use pingora::http::RequestHeader;
 
@@ -282,6 +283,9 @@ impl HeaderPlan {
             req.insert_header("x-forwarded-host", host.as_str())?;
         }
         req.insert_header("x-request-id", forwarded.request_id.as_str())?;
+        if let Some(prefix) = &forwarded.prefix {
+            req.insert_header("x-forwarded-prefix", &**prefix)?;
+        }
         Ok(())
     }
 }
@@ -297,6 +301,9 @@ pub struct Forwarded {
     /// One Content-Length for a client's repeated or listed (agreeing) values.
     pub content_length: Option<u64>,
     pub request_id: String,
+    /// `X-Forwarded-Prefix`: what a `[[route]]` stripped from the path (a client's own
+    /// value is always removed).
+    pub prefix: Option<Arc<str>>,
 }
 
 impl Forwarded {
@@ -321,6 +328,7 @@ impl Forwarded {
             target: edge.target.wire(),
             content_length: edge.content_length_to_normalise,
             request_id,
+            prefix: None,
         }
     }
 }

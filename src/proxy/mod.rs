@@ -9,6 +9,8 @@ mod decide;
 mod edge;
 mod headers;
 mod respond;
+mod rewrite;
+mod upstreams;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -26,18 +28,28 @@ use crate::i18n::Lang;
 pub use client::is_trusted;
 pub use decide::Decision;
 use headers::{Forwarded, HeaderPlan};
+pub use upstreams::{PoolService, Upstreams};
 
 pub struct Gateway {
     app: Arc<App>,
     plan: HeaderPlan,
     tls: bool,
+    upstreams: Upstreams,
+    rewrite: rewrite::Rewriter,
 }
 
 impl Gateway {
-    pub fn new(app: Arc<App>) -> Self {
+    pub fn new(app: Arc<App>, upstreams: Upstreams) -> Self {
         let plan = HeaderPlan::new(&app.config.file.headers);
         let tls = app.config.file.server.tls_cert.is_some();
-        Self { app, plan, tls }
+        let rewrite = rewrite::Rewriter::new(&app.config);
+        Self {
+            app,
+            plan,
+            tls,
+            upstreams,
+            rewrite,
+        }
     }
 }
 
@@ -49,6 +61,8 @@ pub struct RequestCtx {
     upstream_start: Option<Stopwatch>,
     started: Stopwatch,
     decision: &'static str,
+    /// The `[[route]]` matched, by index (`None`: `[upstream]`).
+    route: Option<usize>,
 }
 
 #[async_trait]
@@ -63,6 +77,7 @@ impl ProxyHttp for Gateway {
             upstream_start: None,
             started: Stopwatch::start(),
             decision: "proxied",
+            route: None,
         }
     }
 
@@ -87,6 +102,7 @@ impl ProxyHttp for Gateway {
         let decided = decide::decide(&self.app, session, peer, self.tls, now).await;
         ctx.lang = decided.lang;
         ctx.forwarded = decided.forwarded;
+        ctx.route = decided.route;
         match decided.decision {
             Decision::Forward(visitor) => {
                 ctx.identity = visitor.identity().cloned();
@@ -113,10 +129,9 @@ impl ProxyHttp for Gateway {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        let up = &self.app.config.upstream;
-        let mut peer = HttpPeer::new(up.address.as_str(), up.tls, up.sni.clone());
+        let mut peer = self.upstreams.peer(ctx.route)?;
         let file = &self.app.config.file.upstream;
         peer.options.connection_timeout = Some(file.connect_timeout);
         peer.options.total_connection_timeout = Some(file.connect_timeout + Duration::from_secs(1));
@@ -148,9 +163,10 @@ impl ProxyHttp for Gateway {
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
-        _upstream_response: &mut ResponseHeader,
+        upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
+        self.rewrite.response(upstream_response, ctx.route);
         if let Some(start) = ctx.upstream_start.take() {
             self.app
                 .metrics

@@ -66,8 +66,17 @@ pub fn assemble(
         Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
     }
     let terminates_tls = cfg.tls_cert.is_some() && cfg.tls_key.is_some();
-    let mut proxy =
-        pingora::proxy::HttpProxy::new(ProxyLogic::new(app.clone()), server.configuration.clone());
+    // `[[route]]` pools: their health checks run as Pingora background services.
+    let (upstreams, pools) =
+        crate::proxy::Upstreams::build(app.config.clone(), app.metrics.clone())
+            .map_err(ServerError::Start)?;
+    for pool in pools {
+        server.add_service(pool);
+    }
+    let mut proxy = pingora::proxy::HttpProxy::new(
+        ProxyLogic::new(app.clone(), upstreams),
+        server.configuration.clone(),
+    );
     proxy.handle_init_modules();
     let mut options = HttpServerOptions::default();
     // h2c (prior knowledge) for clients that speak HTTP/2 without TLS.
