@@ -29,6 +29,8 @@ mod password_reset;
 mod path_differential;
 mod proxy_rules;
 mod request_hardening;
+mod rewrite;
+mod routes;
 mod sessions;
 mod shutdown;
 mod signup;
