@@ -81,7 +81,8 @@ forwarded_prefix = false
     assert_eq!(seen.path, "/lesson1/a.mp4?t=30");
     assert_eq!(seen.header_all("x-forwarded-prefix"), ["/videos"]);
     assert!(!seen.has_header("x_forwarded_prefix"), "{:?}", seen.headers);
-    assert_eq!(seen.header_all("remote-user"), [ann_id.clone()]);
+    assert_eq!(seen.header("remote-user"), Some(ann_id.as_str()));
+    assert_eq!(seen.header_all("remote-user").len(), 1);
     assert_eq!(seen.header("remote-email"), Some(ANN));
     assert_eq!(seen.header("x-forwarded-host").unwrap(), &gw.url()[7..]);
     forged("/videos").await.unwrap();
@@ -92,7 +93,8 @@ forwarded_prefix = false
     let seen = special.last().unwrap();
     assert_eq!(seen.path, "/videos/special/x");
     assert!(!seen.has_header("x-forwarded-prefix"));
-    assert_eq!(seen.header_all("remote-user"), [ann_id.clone()]);
+    assert_eq!(seen.header("remote-user"), Some(ann_id.as_str()));
+    assert_eq!(seen.header_all("remote-user").len(), 1);
 
     // The API: stripped, its URL's own prefix added, no prefix header asked for.
     forged("/api/users/7").await.unwrap();
