@@ -156,7 +156,8 @@ impl Mailer {
             .to_string()
     }
 
-    /// `public_url` + `path_and_query` (which starts with `/`), keeping any path prefix.
+    /// `public_url` (an origin: a path is refused by the configuration) + `path_and_query`
+    /// (which starts with `/`).
     fn link(&self, path_and_query: &str) -> String {
         let base = self.config.public_url.as_str().trim_end_matches('/');
         format!("{base}{path_and_query}")

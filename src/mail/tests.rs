@@ -119,15 +119,17 @@ async fn every_mail_renders_in_both_languages() {
 }
 
 #[tokio::test]
-async fn links_keep_a_path_prefix_and_html_is_escaped() {
-    let (m, store, _dir) = mailer("https://example.com/members");
+async fn links_join_the_public_url_once_and_html_is_escaped() {
+    // `public_url` has no path (refused by the configuration): links are its origin +
+    // Vigile's path, without a doubled `/` from a trailing one.
+    let (m, store, _dir) = mailer("https://example.com:8443/");
     let mut u = user("en");
     u.email = "a<b>@example.com".into();
     m.account_created(&u, NOW).await.unwrap();
     let mail = store.outbox_list().await.unwrap().remove(0);
     assert!(mail
         .text
-        .contains("https://example.com/members/_vigile/account"));
+        .contains("https://example.com:8443/_vigile/account"));
     assert!(
         mail.html.contains("a&#60;b&#62;@example.com")
             || mail.html.contains("a&lt;b&gt;@example.com"),
