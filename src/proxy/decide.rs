@@ -79,6 +79,9 @@ pub struct Decided {
     pub lang: Lang,
     /// Set once the request passed the edge checks (always when forwarding).
     pub forwarded: Option<Forwarded>,
+    /// The session cookie of a member whose request is forwarded: a long response is
+    /// closed when that session ends (see `watch`).
+    pub token: Option<String>,
 }
 
 /// The request as Vigile understands it, read once.
@@ -141,13 +144,14 @@ pub async fn decide(
     now: Millis,
 ) -> Decided {
     let (lang, facts) = Facts::read(app, session.req_header(), peer, tls);
-    let facts = match facts {
+    let mut facts = match facts {
         Ok(facts) => facts,
         Err(why) => {
             return Decided {
                 decision: refused(app, lang, why),
                 lang,
                 forwarded: None,
+                token: None,
             }
         }
     };
@@ -157,10 +161,15 @@ pub async fn decide(
     } else {
         apply_rules(app, session.req_header(), &facts, visitor, signed_out)
     };
+    let token = match &decision {
+        Decision::Forward(Visitor::Member(_)) => facts.cookies.session.take(),
+        _ => None,
+    };
     Decided {
         decision,
         lang,
         forwarded: Some(facts.forwarded),
+        token,
     }
 }
 
@@ -348,7 +357,7 @@ fn login_needed(
 /// A navigation by a browser (gets a redirect to the login page) rather than an API call
 /// (gets a 401 JSON body it can act on). Browsers name `text/html` explicitly when they
 /// navigate; `*/*` alone is what curl, fetch() and HTTP libraries send, so it is an API call.
-fn wants_html(method: &Method, headers: &http::HeaderMap) -> bool {
+pub(super) fn wants_html(method: &Method, headers: &http::HeaderMap) -> bool {
     if !matches!(*method, Method::GET | Method::HEAD) {
         return false;
     }
