@@ -243,7 +243,7 @@ async fn run(
 /// leaves an exchange that was authorised open until it can.
 async fn session_ended(check: &SessionCheck) -> bool {
     let now = check.app.clock.now_ms();
-    matches!(check.app.auth.identify(&check.token, now).await, Ok(None))
+    matches!(check.app.auth.still_valid(&check.token, now).await, Ok(false))
 }
 
 fn close(shared: &Shared, socket: &OwnedFd, why: Closed, on_close: &impl Fn(Closed)) {
