@@ -23,6 +23,12 @@ pub struct Metrics {
     pub upstream_aborts: IntCounter,
     /// upstream: a pooled `[[route]]` server's URL; 1 healthy, 0 failing its health check.
     pub upstream_healthy: IntGaugeVec,
+    /// phase: connect, first_byte (504 before the head), idle (a started response closed)
+    pub upstream_timeouts: IntCounterVec,
+    /// Clients that went away mid-request (a video seek, a closed tab).
+    pub client_aborts: IntCounter,
+    /// Long-lived responses closed because their session ended.
+    pub streams_revoked: IntCounter,
     /// result: success, bad_credentials, locked, ip_blocked, overflow, not_activated
     pub logins: IntCounterVec,
     pub sessions_active: IntGauge,
@@ -138,6 +144,24 @@ impl Metrics {
             &["upstream"],
         )?;
         registry.register(Box::new(upstream_healthy.clone()))?;
+        let upstream_timeouts = counter_vec(
+            "vigile_upstream_timeouts_total",
+            "Upstream time limits reached: connect and first_byte (answered 504), idle (a \
+             started response or stream closed).",
+            &["phase"],
+        )?;
+        for p in ["connect", "first_byte", "idle"] {
+            upstream_timeouts.with_label_values(&[p]);
+        }
+        let client_aborts = counter(
+            "vigile_client_aborts_total",
+            "Clients that closed their connection before their response was complete.",
+        )?;
+        let streams_revoked = counter(
+            "vigile_streams_revoked_total",
+            "Open responses (WebSockets, event streams, downloads) closed because their \
+             session ended.",
+        )?;
         let org_registrations = counter_vec(
             "vigile_org_registrations_total",
             "Company registrations, by the step they passed.",
@@ -169,11 +193,11 @@ impl Metrics {
 
         let refused = counter_vec(
             "vigile_requests_refused_total",
-            "Requests refused with 400 before any rule: ambiguous path, invalid Host, \
-             disagreeing Content-Length.",
+            "Requests refused before any rule or forwarding: ambiguous path, invalid Host, \
+             disagreeing Content-Length (400); body_too_large (413).",
             &["reason"],
         )?;
-        for r in ["path", "host", "content_length"] {
+        for r in ["path", "host", "content_length", "body_too_large"] {
             refused.with_label_values(&[r]);
         }
 
@@ -257,6 +281,9 @@ impl Metrics {
             upstream_duration,
             upstream_aborts,
             upstream_healthy,
+            upstream_timeouts,
+            client_aborts,
+            streams_revoked,
             logins,
             sessions_active,
             device_overflows,

@@ -200,6 +200,19 @@ impl Auth {
         Ok(Some(identity))
     }
 
+    /// Whether the session behind `token` is still valid at `now`, for a response that
+    /// stays open (a WebSocket, an event stream). Unlike [`Self::identify`] it records no
+    /// activity: an open tab left unattended must not keep its session from idling out.
+    pub async fn still_valid(&self, token: &str, now: Millis) -> StoreResult<bool> {
+        let hash = TokenHash::of(token);
+        if let (Some(hit), _) = self.cache.entries.get(hash.as_str()) {
+            if now < hit.expires_at && hit.token_hash == hash {
+                return Ok(true);
+            }
+        }
+        Ok(self.store.session_by_token(&hash, now).await?.is_some())
+    }
+
     /// Ends the session behind `token` (logout).
     pub async fn logout(&self, token: &str, now: Millis) -> StoreResult<()> {
         let hash = TokenHash::of(token);

@@ -116,16 +116,42 @@ pub struct UpstreamSection {
     /// How long to wait for a TCP (and TLS) connection to upstream.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
-    /// Longest wait for upstream to answer (each read).
-    #[serde(default = "default_read_timeout", with = "humantime_serde")]
-    pub read_timeout: Duration,
+    /// Longest wait for the response head once the request (and its body) went out;
+    /// past it the client gets 504. `read_timeout` is its former name.
+    #[serde(
+        default = "default_first_byte_timeout",
+        with = "humantime_serde",
+        alias = "read_timeout"
+    )]
+    pub first_byte_timeout: Duration,
+    /// A started response, or a request body being sent, idle this long is closed.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A `text/event-stream` response idle this long is closed; 0 = never.
+    #[serde(default = "default_sse_idle_timeout", with = "humantime_serde")]
+    pub sse_idle_timeout: Duration,
+    /// An upgraded connection (WebSocket) idle this long is closed; 0 = never.
+    #[serde(default, with = "humantime_serde")]
+    pub websocket_idle_timeout: Duration,
+    /// Largest request body forwarded; past it the client gets 413.
+    #[serde(default = "default_max_request_body")]
+    pub max_request_body: bytesize::ByteSize,
 }
 
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(5)
 }
-fn default_read_timeout() -> Duration {
+fn default_first_byte_timeout() -> Duration {
     Duration::from_secs(60)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(5 * 60)
+}
+fn default_sse_idle_timeout() -> Duration {
+    Duration::from_secs(60 * 60)
+}
+fn default_max_request_body() -> bytesize::ByteSize {
+    bytesize::ByteSize::gib(1)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -641,19 +667,32 @@ impl Default for LogSection {
 #[serde(deny_unknown_fields, default)]
 pub struct HeadersSection {
     pub user: String,
+    /// What the user header carries.
+    pub user_value: UserValue,
     pub email: String,
     pub name: String,
     pub groups: String,
     pub org: String,
     pub session: String,
-    /// How the member signed in: `password` (`2fa` once two-factor lands).
+    /// How the member signed in: `password` or `2fa`.
     pub auth_level: String,
+}
+
+/// `headers.user_value`: the member's stable id, their email, or their login name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserValue {
+    Id,
+    Email,
+    /// The login name; members sign in with their email address, so it is the email.
+    Username,
 }
 
 impl Default for HeadersSection {
     fn default() -> Self {
         Self {
             user: "Remote-User".into(),
+            user_value: UserValue::Id,
             email: "Remote-Email".into(),
             name: "Remote-Name".into(),
             groups: "Remote-Groups".into(),

@@ -1,11 +1,14 @@
 //! `vigile demo`: the whole product on one machine with nothing to install. A built-in
 //! course site plays the protected application (it shows the identity headers it
 //! receives), the store is SQLite in a temporary directory, mail stays in the dev outbox.
+//! Its live lesson (a WebSocket chat and a server-sent progress feed, [`live`]) runs on a
+//! port of its own that the gateway reaches through a `[[route]]` for `/live/**`.
 //!
 //! Stopping it (Ctrl-C, `kill`, a closed terminal) is immediate and removes that
 //! directory: a tour has nothing worth draining, unlike `vigile serve`, whose SIGTERM
 //! waits for requests in flight.
 
+mod live;
 mod site;
 
 use std::io::Write;
@@ -14,6 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -75,6 +79,8 @@ pub fn run(port: u16) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::Builder::new().prefix("vigile-demo-").tempdir()?;
     let site_port = free_port()?;
     let metrics_port = free_port()?;
+    let live_listener = live::bind()?;
+    let live_port = live_listener.local_addr()?.port();
     let toml = format!(
         r#"
 [server]
@@ -94,6 +100,10 @@ public = ["/", "/catalog/**", "/static/**", "/favicon.ico"]
 admin = ["/admin/**"]
 [twofactor]
 methods = ["totp", "email", "sms"]
+# The live lesson's chat and progress feed: a members' path on the live server.
+[[route]]
+path = "/live/**"
+upstream = "http://127.0.0.1:{live_port}"
 "#,
         db = dir.path().join("vigile.db").display(),
     );
@@ -119,6 +129,14 @@ methods = ["totp", "email", "sms"]
         Ok::<_, Box<dyn std::error::Error>>(user)
     })?;
 
+    let headers = &vigile.app.config.file.headers;
+    let live_site = live::LiveSite::new(
+        live_listener,
+        live::IdentityHeaders {
+            email: http::HeaderName::try_from(headers.email.as_str())?,
+            name: http::HeaderName::try_from(headers.name.as_str())?,
+        },
+    );
     let mut server = vigile.server(false)?;
     let mut site = Service::new(
         "demo course site".to_string(),
@@ -126,11 +144,13 @@ methods = ["totp", "email", "sms"]
     );
     site.add_tcp(&format!("127.0.0.1:{site_port}"));
     server.add_service(site);
+    server.add_service(background_service("demo live server", live_site));
 
     // A closed stdout (piped into `head`, say) must not kill the demo: ignore write errors.
     let banner = format!(
         "Vigile demo is running.\n\n  \
          Site:      http://127.0.0.1:{port}/\n  \
+         Live:      http://127.0.0.1:{port}{live_page}\n  \
          Sign in:   http://127.0.0.1:{port}/_vigile/login\n  \
          Sign up:   http://127.0.0.1:{port}/_vigile/signup\n  \
          Email:     {email}\n  \
@@ -142,6 +162,7 @@ methods = ["totp", "email", "sms"]
          Data:      {data} (deleted on exit)\n\n\
          Press Ctrl-C to stop.\n",
         email = admin.email,
+        live_page = site::LIVE_PAGE,
         data = dir.path().display(),
     );
     let mut out = std::io::stdout().lock();

@@ -1,6 +1,10 @@
 //! The demo course site: what an operator's application looks like behind Vigile. Each
 //! page lists the identity headers it received, so a visitor sees exactly what the
-//! gateway vouches for (and that forged ones never arrive).
+//! gateway vouches for (and that forged ones never arrive). The live lesson page
+//! ([`LIVE_PAGE`]) talks to the live server ([`super::live`]) from an inline script.
+//!
+//! Vigile puts no policy of its own on the site's pages: the site sends its own CSP, with
+//! a fresh nonce per page for its one inline style and script.
 
 use askama::Template;
 use async_trait::async_trait;
@@ -8,8 +12,13 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use super::live;
+use crate::crypto::random_token;
 use crate::i18n::{Lang, Tr};
 use crate::routes::Route;
+
+/// The members' live lesson: the lesson chat and the progress feed.
+pub const LIVE_PAGE: &str = "/courses/rust/live";
 
 pub struct DemoSite {
     default: Lang,
@@ -30,6 +39,46 @@ struct DemoPage {
     text: String,
     headers: Vec<(String, String)>,
     signed_in: bool,
+    /// The CSP nonce of the page's inline style and script.
+    nonce: String,
+    live: Option<LivePanel>,
+}
+
+/// What the live page's script needs, read from `data-` attributes (no text in the script).
+struct LivePanel {
+    chat: &'static str,
+    progress: &'static str,
+    /// UTF-16 units the message box takes: at most 4 bytes each in UTF-8, so a full box
+    /// stays under the chat's message bound.
+    max_chars: usize,
+    /// "Lesson {lesson}: {watched}% watched" in the page's language, filled in by the script.
+    lesson_text: String,
+}
+
+impl LivePanel {
+    fn new(t: &Tr) -> Self {
+        LivePanel {
+            chat: live::CHAT,
+            progress: live::PROGRESS,
+            max_chars: live::MAX_MESSAGE_BYTES / 4,
+            lesson_text: t.with(
+                "demo-live-lesson",
+                &[
+                    ("lesson", "{lesson}".to_string()),
+                    ("watched", "{watched}".to_string()),
+                ],
+            ),
+        }
+    }
+}
+
+/// The site's own policy: only its own resources, the inline style and script by nonce,
+/// and connections (the chat's `ws:` included) to its own origin.
+fn csp(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; \
+         connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
 }
 
 #[async_trait]
@@ -47,6 +96,7 @@ impl ServeHttp for DemoSite {
         let t = lang.tr();
         let path = req.uri.path();
         let (status, heading, text) = match path {
+            LIVE_PAGE => (StatusCode::OK, t.get("demo-live"), t.get("demo-live-intro")),
             "/" => (StatusCode::OK, t.get("demo-title"), t.get("demo-intro")),
             p if p.starts_with("/catalog") => {
                 (StatusCode::OK, t.get("demo-catalog"), t.get("demo-public"))
@@ -69,9 +119,18 @@ impl ServeHttp for DemoSite {
             .headers
             .iter()
             .filter(|(k, _)| k.as_str().starts_with("remote-"))
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            // Account data is UTF-8 (a name with accents): shown as sent.
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
+        let nonce = random_token(16);
         let page = DemoPage {
+            live: (path == LIVE_PAGE).then(|| LivePanel::new(&t)),
+            nonce,
             t,
             lang: lang.code(),
             heading,
@@ -88,6 +147,10 @@ impl ServeHttp for DemoSite {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("text/html; charset=utf-8"),
         );
+        if let Ok(policy) = http::HeaderValue::from_str(&csp(&page.nonce)) {
+            r.headers_mut()
+                .insert(http::header::CONTENT_SECURITY_POLICY, policy);
+        }
         let len = r.body().len();
         r.headers_mut()
             .insert(http::header::CONTENT_LENGTH, len.into());

@@ -82,6 +82,9 @@ pub struct Decided {
     pub forwarded: Option<Forwarded>,
     /// The `[[route]]` the path matched, by index (`None`: `[upstream]`).
     pub route: Option<usize>,
+    /// The session cookie of a member whose request is forwarded: a long response is
+    /// closed when that session ends (see `watch`).
+    pub token: Option<String>,
 }
 
 /// The request as Vigile understands it, read once.
@@ -144,7 +147,7 @@ pub async fn decide(
     now: Millis,
 ) -> Decided {
     let (lang, facts) = Facts::read(app, session.req_header(), peer, tls);
-    let facts = match facts {
+    let mut facts = match facts {
         Ok(facts) => facts,
         Err(why) => {
             return Decided {
@@ -152,6 +155,7 @@ pub async fn decide(
                 lang,
                 forwarded: None,
                 route: None,
+                token: None,
             }
         }
     };
@@ -170,6 +174,10 @@ pub async fn decide(
             route,
         )
     };
+    let token = match &decision {
+        Decision::Forward(Visitor::Member(_)) => facts.cookies.session.take(),
+        _ => None,
+    };
     let Facts {
         mut forwarded,
         edge,
@@ -186,6 +194,7 @@ pub async fn decide(
         lang,
         forwarded: Some(forwarded),
         route,
+        token,
     }
 }
 
@@ -379,7 +388,7 @@ fn login_needed(
 /// A navigation by a browser (gets a redirect to the login page) rather than an API call
 /// (gets a 401 JSON body it can act on). Browsers name `text/html` explicitly when they
 /// navigate; `*/*` alone is what curl, fetch() and HTTP libraries send, so it is an API call.
-fn wants_html(method: &Method, headers: &http::HeaderMap) -> bool {
+pub(super) fn wants_html(method: &Method, headers: &http::HeaderMap) -> bool {
     if !matches!(*method, Method::GET | Method::HEAD) {
         return false;
     }

@@ -9,7 +9,7 @@ use pingora::http::RequestHeader;
 
 use super::edge::Edge;
 use crate::auth::Identity;
-use crate::config::HeadersSection;
+use crate::config::{HeadersSection, UserValue};
 use crate::pages::cookies::CookieNames;
 
 /// Lower-cased, every character but letters and digits read as `-`: the form in which two
@@ -87,6 +87,7 @@ pub struct HeaderPlan {
     /// removed in any spelling.
     strip: Vec<String>,
     names: Names,
+    user_value: UserValue,
 }
 
 /// Headers that frame the message or the connection. Pingora reads their `-` spelling;
@@ -208,6 +209,7 @@ impl HeaderPlan {
                 session: leak(&names.session),
                 auth_level: leak(&names.auth_level),
             },
+            user_value: names.user_value,
         }
     }
 
@@ -255,7 +257,12 @@ impl HeaderPlan {
         }
         if let Some(id) = identity {
             let (n, w) = (&self.names, &id.wire);
-            req.insert_header(n.user, w.user.clone())?;
+            let user = match self.user_value {
+                UserValue::Id => &w.user,
+                // Members sign in with their email address: it is their login name.
+                UserValue::Email | UserValue::Username => &w.email,
+            };
+            req.insert_header(n.user, user.clone())?;
             req.insert_header(n.email, w.email.clone())?;
             req.insert_header(n.name, w.name.clone())?;
             req.insert_header(n.groups, w.groups.clone())?;
@@ -449,6 +456,44 @@ mod tests {
         assert_eq!(get("x-other"), vec!["kept"]);
         assert_eq!(get("x-forwarded-for"), vec!["1.2.3.4"]);
         assert!(get("forwarded").is_empty() && get("x-real-ip").is_empty());
+    }
+
+    #[test]
+    fn user_value_chooses_what_the_user_header_carries() {
+        let id = Identity::new(
+            UserId::from_string("u1"),
+            "ann@example.org".into(),
+            "Ann".into(),
+            false,
+            SessionId::from_string("s1"),
+            DeviceId::from_string("d1"),
+            None,
+        );
+        let fwd = Forwarded::new(
+            "1.2.3.4".parse().unwrap(),
+            false,
+            None,
+            false,
+            &edge(b"/x", &[("Host", "h")]),
+            "rid".into(),
+        );
+        for (value, expected) in [
+            (UserValue::Id, "u1"),
+            (UserValue::Email, "ann@example.org"),
+            (UserValue::Username, "ann@example.org"),
+        ] {
+            let names = HeadersSection {
+                user_value: value,
+                ..HeadersSection::default()
+            };
+            let mut r = req();
+            HeaderPlan::new(&names)
+                .apply(&mut r, Some(&id), &fwd, CookieNames { secure: false })
+                .unwrap();
+            let users: Vec<_> = r.headers.get_all("remote-user").iter().collect();
+            assert_eq!(users, vec![expected], "{value:?}");
+            assert_eq!(r.headers.get("remote-email").unwrap(), "ann@example.org");
+        }
     }
 
     #[test]

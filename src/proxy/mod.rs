@@ -11,6 +11,7 @@ mod headers;
 mod respond;
 mod rewrite;
 mod upstreams;
+mod watch;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -28,7 +29,9 @@ use crate::i18n::Lang;
 pub use client::is_trusted;
 pub use decide::Decision;
 use headers::{Forwarded, HeaderPlan};
+use respond::Failure;
 pub use upstreams::{PoolService, Upstreams};
+use watch::{Closed, Limits, Phase, SessionCheck, Watch};
 
 pub struct Gateway {
     app: Arc<App>,
@@ -36,6 +39,8 @@ pub struct Gateway {
     tls: bool,
     upstreams: Upstreams,
     rewrite: rewrite::Rewriter,
+    limits: Limits,
+    max_body: u64,
 }
 
 impl Gateway {
@@ -43,12 +48,16 @@ impl Gateway {
         let plan = HeaderPlan::new(&app.config.file.headers);
         let tls = app.config.file.server.tls_cert.is_some();
         let rewrite = rewrite::Rewriter::new(&app.config);
+        let limits = Limits::new(&app.config.file.upstream);
+        let max_body = app.config.file.upstream.max_request_body.as_u64();
         Self {
             app,
             plan,
             tls,
             upstreams,
             rewrite,
+            limits,
+            max_body,
         }
     }
 }
@@ -63,6 +72,14 @@ pub struct RequestCtx {
     decision: &'static str,
     /// The `[[route]]` matched, by index (`None`: `[upstream]`).
     route: Option<usize>,
+    /// The forwarded member's session cookie, for the watch's session check.
+    token: Option<String>,
+    /// Time limits and session check of the upstream exchange (see `watch`).
+    watch: Option<Watch>,
+    /// Request body bytes read so far, against `upstream.max_request_body`.
+    body_read: u64,
+    /// The upstream answered 101: what follows is a WebSocket, not a request body.
+    upgraded: bool,
 }
 
 #[async_trait]
@@ -78,6 +95,10 @@ impl ProxyHttp for Gateway {
             started: Stopwatch::start(),
             decision: "proxied",
             route: None,
+            token: None,
+            watch: None,
+            body_read: 0,
+            upgraded: false,
         }
     }
 
@@ -103,8 +124,15 @@ impl ProxyHttp for Gateway {
         ctx.lang = decided.lang;
         ctx.forwarded = decided.forwarded;
         ctx.route = decided.route;
+        ctx.token = decided.token;
         match decided.decision {
             Decision::Forward(visitor) => {
+                let declared = ctx.forwarded.as_ref().and_then(|f| f.content_length);
+                if declared.is_some_and(|n| n > self.max_body) {
+                    // Refused on the declared length, before a byte of the body is read.
+                    self.refuse_body(session, ctx).await?;
+                    return Ok(true);
+                }
                 ctx.identity = visitor.identity().cloned();
                 self.app
                     .metrics
@@ -135,9 +163,59 @@ impl ProxyHttp for Gateway {
         let file = &self.app.config.file.upstream;
         peer.options.connection_timeout = Some(file.connect_timeout);
         peer.options.total_connection_timeout = Some(file.connect_timeout + Duration::from_secs(1));
-        peer.options.read_timeout = Some(file.read_timeout);
+        // No per-read timeout from Pingora: the watch keeps separate first-byte and idle
+        // limits (a quiet event stream is not a slow application).
+        peer.options.read_timeout = None;
         peer.options.idle_timeout = Some(Duration::from_secs(60));
         Ok(Box::new(peer))
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        let session = ctx.token.clone().map(|token| SessionCheck {
+            app: self.app.clone(),
+            token,
+        });
+        let app = self.app.clone();
+        let on_close = move |why: Closed| {
+            let m = &app.metrics;
+            match why {
+                Closed::FirstByte => m.upstream_timeouts.with_label_values(&["first_byte"]).inc(),
+                Closed::Idle => m.upstream_timeouts.with_label_values(&["idle"]).inc(),
+                Closed::Revoked => m.streams_revoked.inc(),
+            }
+        };
+        // A retry on a new connection replaces (and stops) the previous watch.
+        ctx.watch = Watch::start(fd, self.limits, session, on_close);
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        let Some(chunk) = body else { return Ok(()) };
+        if let Some(w) = &ctx.watch {
+            w.activity();
+        }
+        if !ctx.upgraded {
+            ctx.body_read += chunk.len() as u64;
+            if ctx.body_read > self.max_body {
+                // A chunked body past the limit: stop here, before this chunk goes out.
+                return Error::e_explain(ErrorType::HTTPStatus(413), "request body too large");
+            }
+        }
+        Ok(())
     }
 
     async fn upstream_request_filter(
@@ -162,7 +240,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
@@ -173,7 +251,34 @@ impl ProxyHttp for Gateway {
                 .upstream_duration
                 .observe(start.elapsed().as_secs_f64());
         }
+        let phase = response_phase(upstream_response);
+        ctx.upgraded = phase == Phase::Upgraded;
+        if let Some(w) = &ctx.watch {
+            w.head(phase);
+            if !has_body(session.req_header(), upstream_response) {
+                // No body will follow (so no end-of-body call): the exchange ends here.
+                w.finish();
+            }
+        }
         Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<Option<Duration>> {
+        if let Some(w) = &ctx.watch {
+            if end_of_stream {
+                // Before Pingora may hand the connection to another request.
+                w.finish();
+            } else {
+                w.activity();
+            }
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(
@@ -182,47 +287,96 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut Self::CTX,
     ) -> FailToProxy {
+        let closed = ctx.watch.as_ref().and_then(Watch::closed);
+        let done = FailToProxy {
+            error_code: 0,
+            can_reuse_downstream: false,
+        };
+        if is_client_abort(e) {
+            // A video seek, a closed tab: nothing to answer and nothing wrong upstream.
+            tracing::debug!(error = %e, "client went away");
+            self.app.metrics.client_aborts.inc();
+            return done;
+        }
         if session.response_written().is_some() {
             // The head (and maybe part of the body) already went out: whatever is written
             // now would be read as the upstream's bytes (an error page inside a download,
-            // an SSE stream, a WebSocket). The connection is closed instead, so the client
-            // sees a truncated response.
-            if e.esource() == &ErrorSource::Upstream {
-                tracing::warn!(error = %e, "upstream failed mid-response; connection closed");
-                self.app.metrics.upstream_aborts.inc();
+            // an SSE stream, a WebSocket). The connection is closed instead (an HTTP/2
+            // stream is reset), so the client sees a truncated response.
+            match closed {
+                Some(Closed::Revoked) => tracing::info!("session ended; its open response closed"),
+                Some(_) => tracing::info!("upstream idle past its limit; response closed"),
+                None if e.esource() == &ErrorSource::Upstream => {
+                    tracing::warn!(error = %e, "upstream failed mid-response; connection closed");
+                    self.app.metrics.upstream_aborts.inc();
+                }
+                None => tracing::warn!(error = %e, "response failed after its head"),
             }
+            return done;
+        }
+        let failure = match (closed, e.etype()) {
+            (_, ErrorType::HTTPStatus(413)) => Some(Failure::TooLarge),
+            (Some(Closed::FirstByte | Closed::Idle), _) => Some(Failure::Timeout),
+            (_, ErrorType::ConnectTimedout) => {
+                self.app
+                    .metrics
+                    .upstream_timeouts
+                    .with_label_values(&["connect"])
+                    .inc();
+                Some(Failure::Timeout)
+            }
+            (_, ErrorType::ReadTimedout | ErrorType::WriteTimedout) => Some(Failure::Timeout),
+            // The session ended while the application was still thinking: as if it had
+            // ended just before, the member signs in again.
+            (Some(Closed::Revoked), _) => Some(Failure::Unreachable),
+            _ if e.esource() == &ErrorSource::Upstream => Some(Failure::Unreachable),
+            _ => None,
+        };
+        let Some(failure) = failure else {
+            let code = match e.etype() {
+                ErrorType::HTTPStatus(code) => *code,
+                _ if e.esource() == &ErrorSource::Downstream => 400,
+                _ => 500,
+            };
+            tracing::warn!(error = %e, code, "request failed");
+            let _ = session.respond_error(code).await;
             return FailToProxy {
-                error_code: 0,
+                error_code: code,
                 can_reuse_downstream: false,
             };
-        }
-        let code = match e.etype() {
-            ErrorType::HTTPStatus(code) => *code,
-            _ => match e.esource() {
-                ErrorSource::Upstream => 502,
-                ErrorSource::Downstream => match e.etype() {
-                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
-                    _ => 400,
-                },
-                ErrorSource::Internal | ErrorSource::Unset => 500,
-            },
         };
-        if code == 502 || code == 504 {
-            tracing::warn!(error = %e, "upstream unreachable");
-            let reply = respond::bad_gateway(ctx.lang);
-            if let Err(we) = respond::write(session, reply).await {
-                tracing::debug!(error = %we, "could not send the 502 page");
+        match failure {
+            Failure::TooLarge => {
+                self.app
+                    .metrics
+                    .refused
+                    .with_label_values(&["body_too_large"])
+                    .inc();
+                tracing::info!("request body over upstream.max_request_body; 413");
             }
-        } else if code > 0 {
-            let _ = session.respond_error(code).await;
+            Failure::Timeout => tracing::warn!(error = %e, "upstream timed out; 504"),
+            Failure::Unreachable => tracing::warn!(error = %e, "upstream unreachable; 502"),
+        }
+        let req = session.req_header();
+        let html = decide::wants_html(&http::Method::GET, &req.headers);
+        if let Err(we) = respond::write(session, failure.reply(ctx.lang, html)).await {
+            tracing::debug!(error = %we, "could not send the error page");
         }
         FailToProxy {
-            error_code: code,
+            error_code: failure.status().as_u16(),
             can_reuse_downstream: false,
         }
     }
 
+    /// `fail_to_proxy` logs each failure itself, at the level it deserves (a client that
+    /// went away is not an ERROR); Pingora's own line would repeat it.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Self::CTX, _error: &Error) -> bool {
+        true
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        // The exchange is over: stop its watch now rather than when the context goes.
+        ctx.watch = None;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         tracing::debug!(
             target: "access",
@@ -235,4 +389,63 @@ impl ProxyHttp for Gateway {
             error = e.map(|e| e.to_string()),
         );
     }
+}
+
+impl Gateway {
+    /// 413 for a body declared larger than `upstream.max_request_body`; the connection
+    /// is not kept (the unread body would be taken for the next request).
+    async fn refuse_body(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        self.app
+            .metrics
+            .refused
+            .with_label_values(&["body_too_large"])
+            .inc();
+        ctx.decision = "body_too_large";
+        let html = decide::wants_html(&http::Method::GET, &session.req_header().headers);
+        session.set_keepalive(None);
+        respond::write(session, Failure::TooLarge.reply(ctx.lang, html)).await
+    }
+}
+
+/// Which idle limit the response's body falls under.
+fn response_phase(resp: &ResponseHeader) -> Phase {
+    if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+        return Phase::Upgraded;
+    }
+    let event_stream = resp
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"));
+    if event_stream {
+        Phase::EventStream
+    } else {
+        Phase::Body
+    }
+}
+
+/// Whether a body follows this head (RFC 9112 6.3): not for HEAD, 1xx, 204, 304 or an
+/// explicit zero length.
+fn has_body(req: &RequestHeader, resp: &ResponseHeader) -> bool {
+    let status = resp.status.as_u16();
+    if req.method == http::Method::HEAD
+        || (100..200).contains(&status) && status != 101
+        || status == 204
+        || status == 304
+    {
+        return false;
+    }
+    resp.headers
+        .get(http::header::CONTENT_LENGTH)
+        .is_none_or(|v| v.as_bytes() != b"0")
+}
+
+/// The client closed or broke its connection mid-request.
+fn is_client_abort(e: &Error) -> bool {
+    e.esource() == &ErrorSource::Downstream
+        && matches!(
+            e.etype(),
+            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed
+        )
 }

@@ -1,7 +1,9 @@
 //! Writes a [`Reply`] downstream: the only place Vigile builds a response itself.
 
+use http::StatusCode;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
+use serde_json::json;
 
 use crate::i18n::Lang;
 use crate::pages::{render, Reply};
@@ -23,12 +25,45 @@ pub async fn write(session: &mut Session, reply: Reply) -> pingora::Result<()> {
     Ok(())
 }
 
-pub fn bad_gateway(lang: Lang) -> Reply {
-    render::message(
-        http::StatusCode::BAD_GATEWAY,
-        lang,
-        "bad-gateway-title",
-        "bad-gateway-message",
-        None,
-    )
+/// Why a forwarded request got no answer from upstream: a page for a browser, JSON with
+/// a stable `error` for an API client (the same split as the login redirect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// 502: the application refused the connection or broke it before answering.
+    Unreachable,
+    /// 504: no connection or no response head in time.
+    Timeout,
+    /// 413: the request body is over `upstream.max_request_body`.
+    TooLarge,
+}
+
+impl Failure {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Failure::Unreachable => StatusCode::BAD_GATEWAY,
+            Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Failure::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    pub fn reply(self, lang: Lang, html: bool) -> Reply {
+        let (error, title, message) = match self {
+            Failure::Unreachable => ("bad_gateway", "bad-gateway-title", "bad-gateway-message"),
+            Failure::Timeout => (
+                "upstream_timeout",
+                "gateway-timeout-title",
+                "gateway-timeout-message",
+            ),
+            Failure::TooLarge => (
+                "body_too_large",
+                "body-too-large-title",
+                "body-too-large-message",
+            ),
+        };
+        if html {
+            render::message(self.status(), lang, title, message, None)
+        } else {
+            Reply::json(self.status(), &json!({ "error": error }))
+        }
+    }
 }
