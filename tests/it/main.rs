@@ -5,7 +5,9 @@
 #![allow(clippy::disallowed_methods)]
 
 mod admin_actions;
+mod apps;
 mod audit;
+mod body_limit;
 mod browser;
 mod browser_contact;
 mod browser_orgs;
@@ -39,6 +41,7 @@ mod store_devices;
 mod store_kept;
 mod store_orgs;
 mod store_suite;
+mod streams;
 mod twofactor;
 mod upstream_failures;
 mod user_import;

@@ -14,6 +14,7 @@
 //! - [`http`]: reqwest clients that behave like a browser that does not follow redirects.
 //! - [`relay`]: a TCP relay that can hold a client's bytes at a chosen point (a store
 //!   lookup), to see what the gateway answered before that step happened.
+//! - [`ws`]: a WebSocket client (connect with a member's cookies, echo, wait for a close).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod backend;
@@ -28,6 +29,7 @@ pub mod relay;
 pub mod sms_sink;
 pub mod smtp;
 pub mod upstream;
+pub mod ws;
 
 use std::future::Future;
 use std::net::TcpListener;
