@@ -37,6 +37,8 @@ pub struct Edge {
     /// `Some(n)` when the client sent Content-Length as a list, repeated (all equal) or
     /// with leading zeros: the upstream then receives the one plain value.
     pub content_length_to_normalise: Option<u64>,
+    /// The body length the client declared (its agreed Content-Length), if any.
+    pub declared_length: Option<u64>,
 }
 
 impl Edge {
@@ -48,11 +50,12 @@ impl Edge {
             return Err(PathError::Encoding.into());
         };
         let host = host(req, target.authority.as_deref(), allowed_hosts)?;
-        let content_length_to_normalise = content_length(&req.headers)?;
+        let (declared_length, content_length_to_normalise) = content_length(&req.headers)?;
         Ok(Self {
             target,
             host,
             content_length_to_normalise,
+            declared_length,
         })
     }
 }
@@ -94,8 +97,9 @@ fn host(
 }
 
 /// Every Content-Length value (repeated headers, comma lists) must be the same number.
-/// Returns the value to send when the client's spelling was not one plain number.
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, EdgeError> {
+/// Returns that number, and again when the client's spelling was not one plain number
+/// (the value to send instead).
+fn content_length(headers: &HeaderMap) -> Result<(Option<u64>, Option<u64>), EdgeError> {
     let mut agreed: Option<u64> = None;
     let mut tokens = 0usize;
     let mut plain = true;
@@ -116,7 +120,7 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, EdgeError> {
             plain &= token.len() == 1 || !token.starts_with('0');
         }
     }
-    Ok(agreed.filter(|_| tokens > 1 || !plain))
+    Ok((agreed, agreed.filter(|_| tokens > 1 || !plain)))
 }
 
 #[cfg(test)]

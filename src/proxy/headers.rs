@@ -307,6 +307,8 @@ pub struct Forwarded {
     pub target: String,
     /// One Content-Length for a client's repeated or listed (agreeing) values.
     pub content_length: Option<u64>,
+    /// The body length the client declared, checked against `max_request_body`.
+    pub declared_length: Option<u64>,
     pub request_id: String,
     /// `X-Forwarded-Prefix`: what a `[[route]]` stripped from the path (a client's own
     /// value is always removed).
@@ -334,6 +336,7 @@ impl Forwarded {
             host: edge.host.as_ref().map(|h| h.as_str().to_string()),
             target: edge.target.wire(),
             content_length: edge.content_length_to_normalise,
+            declared_length: edge.declared_length,
             request_id,
             prefix: None,
         }

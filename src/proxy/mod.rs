@@ -127,12 +127,15 @@ impl ProxyHttp for Gateway {
         ctx.token = decided.token;
         match decided.decision {
             Decision::Forward(visitor) => {
-                let declared = ctx.forwarded.as_ref().and_then(|f| f.content_length);
+                let declared = ctx.forwarded.as_ref().and_then(|f| f.declared_length);
                 if declared.is_some_and(|n| n > self.max_body) {
                     // Refused on the declared length, before a byte of the body is read.
                     self.refuse_body(session, ctx).await?;
                     return Ok(true);
                 }
+                // A client that stops reading its response holds it no longer than an
+                // upstream that stops sending would.
+                session.set_write_timeout(Some(self.limits.idle));
                 ctx.identity = visitor.identity().cloned();
                 self.app
                     .metrics
@@ -244,6 +247,12 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
+        let status = upstream_response.status.as_u16();
+        if (100..200).contains(&status) && status != 101 {
+            // `100 Continue` and other interim answers: the real head is still to come,
+            // and so are the limits and the session check that go with it.
+            return Ok(());
+        }
         self.rewrite.response(upstream_response, ctx.route);
         if let Some(start) = ctx.upstream_start.take() {
             self.app
@@ -272,6 +281,11 @@ impl ProxyHttp for Gateway {
     ) -> Result<Option<Duration>> {
         if let Some(w) = &ctx.watch {
             if end_of_stream {
+                if w.closed().is_some() {
+                    // A response without a length ends when the upstream closes, which
+                    // is what the watch did: the client must see it cut, not complete.
+                    return Error::e_explain(ErrorType::ReadError, "closed by the watch");
+                }
                 // Before Pingora may hand the connection to another request.
                 w.finish();
             } else {
@@ -294,7 +308,7 @@ impl ProxyHttp for Gateway {
         };
         if is_client_abort(e) {
             // A video seek, a closed tab: nothing to answer and nothing wrong upstream.
-            tracing::debug!(error = %e, "client went away");
+            tracing::debug!(error = %brief(e), "client went away");
             self.app.metrics.client_aborts.inc();
             return done;
         }
@@ -307,10 +321,10 @@ impl ProxyHttp for Gateway {
                 Some(Closed::Revoked) => tracing::info!("session ended; its open response closed"),
                 Some(_) => tracing::info!("upstream idle past its limit; response closed"),
                 None if e.esource() == &ErrorSource::Upstream => {
-                    tracing::warn!(error = %e, "upstream failed mid-response; connection closed");
+                    tracing::warn!(error = %brief(e), "upstream failed mid-response; connection closed");
                     self.app.metrics.upstream_aborts.inc();
                 }
-                None => tracing::warn!(error = %e, "response failed after its head"),
+                None => tracing::warn!(error = %brief(e), "response failed after its head"),
             }
             return done;
         }
@@ -338,7 +352,7 @@ impl ProxyHttp for Gateway {
                 _ if e.esource() == &ErrorSource::Downstream => 400,
                 _ => 500,
             };
-            tracing::warn!(error = %e, code, "request failed");
+            tracing::warn!(error = %brief(e), code, "request failed");
             let _ = session.respond_error(code).await;
             return FailToProxy {
                 error_code: code,
@@ -354,11 +368,14 @@ impl ProxyHttp for Gateway {
                     .inc();
                 tracing::info!("request body over upstream.max_request_body; 413");
             }
-            Failure::Timeout => tracing::warn!(error = %e, "upstream timed out; 504"),
-            Failure::Unreachable => tracing::warn!(error = %e, "upstream unreachable; 502"),
+            Failure::Timeout => tracing::warn!(error = %brief(e), "upstream timed out; 504"),
+            Failure::Unreachable => tracing::warn!(error = %brief(e), "upstream unreachable; 502"),
         }
         let req = session.req_header();
         let html = decide::wants_html(&http::Method::GET, &req.headers);
+        // The connection is not kept (part of a request body may be unread): say so, so
+        // the client does not send its next request on it.
+        session.set_keepalive(None);
         if let Err(we) = respond::write(session, failure.reply(ctx.lang, html)).await {
             tracing::debug!(error = %we, "could not send the error page");
         }
@@ -366,6 +383,30 @@ impl ProxyHttp for Gateway {
             error_code: failure.status().as_u16(),
             can_reuse_downstream: false,
         }
+    }
+
+    /// Pingora retries an idempotent request whose reused connection closed before any
+    /// byte, taking it for a stale pooled connection; a close by the watch (a limit, an
+    /// ended session) must end the exchange instead of sending the request again.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Self::CTX,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let watched = ctx.watch.as_ref().and_then(Watch::closed).is_some();
+        if watched
+            || !session.req_header().method.is_idempotent()
+            || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
     }
 
     /// `fail_to_proxy` logs each failure itself, at the level it deserves (a client that
@@ -448,4 +489,16 @@ fn is_client_abort(e: &Error) -> bool {
             e.etype(),
             ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed
         )
+}
+
+/// An error for the logs: where and what, and the system's reason (connection refused,
+/// reset...), but not Pingora's context, which can quote the upstream's raw bytes (a
+/// malformed head echoing identity headers).
+fn brief(e: &Error) -> String {
+    let mut line = format!("{} {}", e.esource().as_str(), e.etype().as_str());
+    if let Some(io) = e.root_cause().downcast_ref::<std::io::Error>() {
+        line.push_str(": ");
+        line.push_str(&io.to_string());
+    }
+    line
 }

@@ -103,6 +103,8 @@ struct Shared {
     /// Milliseconds from `started` to the last byte seen either way.
     activity_ms: AtomicU64,
     end: Mutex<End>,
+    /// Wakes the task when the phase changes: its limit may now come sooner.
+    phase_changed: tokio::sync::Notify,
 }
 
 /// How the exchange ended, decided once under the lock: the watch never shuts a socket
@@ -160,6 +162,7 @@ impl Watch {
             phase: AtomicU8::new(Phase::AwaitingHead as u8),
             activity_ms: AtomicU64::new(0),
             end: Mutex::new(End::Open),
+            phase_changed: tokio::sync::Notify::new(),
         });
         let task = tokio::spawn(run(shared.clone(), socket, limits, session, on_close));
         Some(Self { shared, task })
@@ -175,6 +178,7 @@ impl Watch {
     pub fn head(&self, phase: Phase) {
         self.activity();
         self.shared.phase.store(phase as u8, Ordering::Relaxed);
+        self.shared.phase_changed.notify_one();
     }
 
     /// The upstream response is complete: the connection may go back to Pingora's pool,
@@ -215,7 +219,11 @@ async fn run(
             (None, true) => next_check,
             (None, false) => return,
         };
-        tokio::time::sleep_until(wake).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            // A head after a long first-byte limit: judge again under the idle limit.
+            _ = shared.phase_changed.notified() => continue,
+        }
         let now = Instant::now();
         // The phase or the activity may have moved while asleep: judge on fresh values.
         let phase = Phase::from_u8(shared.phase.load(Ordering::Relaxed));
@@ -327,6 +335,22 @@ mod tests {
         w.head(Phase::EventStream);
         tokio::time::sleep(Duration::from_secs(3600)).await;
         assert_eq!(w.closed(), None, "sse_idle_timeout = 0s: never");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_limit_applies_from_the_head_not_after_the_first_byte_limit() {
+        let (ours, _peer) = pair();
+        let w = Watch::start(ours.as_raw_fd(), limits(60_000, 1000), None, |_| {}).unwrap();
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        w.head(Phase::Body);
+        tokio::time::sleep(Duration::from_millis(1001)).await;
+        tokio::task::yield_now().await;
+        assert_eq!(
+            w.closed(),
+            Some(Closed::Idle),
+            "closed at the idle limit, not at 60 s"
+        );
     }
 
     #[tokio::test(start_paused = true)]

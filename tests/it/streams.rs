@@ -599,62 +599,6 @@ async fn an_idle_body_is_cut_with_only_the_upstreams_bytes() {
     );
 }
 
-/// Bytes that came with the head are the client's at once, not when the upstream next
-/// sends something: the rest of the body is sent only once the client has the first part.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bytes_sent_with_the_head_reach_the_client_while_the_upstream_pauses() {
-    let (announced, sent) = (200, 100);
-    let (upstream, cue) = stalling_upstream(announced, sent).await;
-    let gw = GatewayBuilder::new(upstream)
-        .extra(PUBLIC)
-        .extra(MAIL_LOG)
-        .start()
-        .await;
-    let mut conn = TcpStream::connect(("127.0.0.1", gw.port())).await.unwrap();
-    let request = format!(
-        "GET /files/slides.pdf HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-        gw.port()
-    );
-    conn.write_all(request.as_bytes()).await.unwrap();
-    let mut received = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    let has_first_part = |r: &[u8]| {
-        r.windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .is_some_and(|at| r.len() - (at + 4) >= sent)
-    };
-    let first = tokio::time::timeout(RESPONSE_BOUND, async {
-        while !has_first_part(&received) {
-            match conn.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => received.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(
-        first.is_ok() && has_first_part(&received),
-        "the head and the {sent} bytes sent with it did not reach the client within \
-         {RESPONSE_BOUND:?} while the upstream paused; got {:?}",
-        String::from_utf8_lossy(&received)
-    );
-    cue.notify_one();
-    tokio::time::timeout(RESPONSE_BOUND, async {
-        loop {
-            match conn.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => received.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await
-    .expect("the rest of the body and the end of the response");
-    let (head, body) = split_response(&received);
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert_eq!(body.len(), announced);
-    assert!(body[..sent].iter().all(|b| *b == b'x') && body[sent..].iter().all(|b| *b == b'y'));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_quiet_longer_than_the_timeouts_survives() {
     let upstream = stream_upstream().await;
