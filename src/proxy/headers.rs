@@ -421,27 +421,37 @@ mod tests {
         r
     }
 
-    #[test]
-    fn strips_forged_and_injects_real() {
-        let plan = HeaderPlan::new(&HeadersSection::default());
-        let mut r = req();
-        let id = Identity::new(
+    /// Member `u1` with session `s1`.
+    fn member(email: &str, name: &str) -> Identity {
+        Identity::new(
             UserId::from_string("u1"),
-            "a@b.c".into(),
-            "Ann\r\nX: y".into(),
+            email.into(),
+            name.into(),
             false,
             SessionId::from_string("s1"),
             DeviceId::from_string("d1"),
             None,
-        );
-        let fwd = Forwarded::new(
+        )
+    }
+
+    /// A request for `/x` from 1.2.3.4, an untrusted peer.
+    fn forwarded(xff: Option<&str>) -> Forwarded {
+        Forwarded::new(
             "1.2.3.4".parse().unwrap(),
             false,
-            Some("6.6.6.6"),
+            xff,
             false,
             &edge(b"/x", &[("Host", "h")]),
             "rid".into(),
-        );
+        )
+    }
+
+    #[test]
+    fn strips_forged_and_injects_real() {
+        let plan = HeaderPlan::new(&HeadersSection::default());
+        let mut r = req();
+        let id = member("a@b.c", "Ann\r\nX: y");
+        let fwd = forwarded(Some("6.6.6.6"));
         plan.apply(&mut r, Some(&id), &fwd, CookieNames { secure: false })
             .unwrap();
         let get = |n: &str| {
@@ -463,23 +473,8 @@ mod tests {
 
     #[test]
     fn user_value_chooses_what_the_user_header_carries() {
-        let id = Identity::new(
-            UserId::from_string("u1"),
-            "ann@example.org".into(),
-            "Ann".into(),
-            false,
-            SessionId::from_string("s1"),
-            DeviceId::from_string("d1"),
-            None,
-        );
-        let fwd = Forwarded::new(
-            "1.2.3.4".parse().unwrap(),
-            false,
-            None,
-            false,
-            &edge(b"/x", &[("Host", "h")]),
-            "rid".into(),
-        );
+        let id = member("ann@example.org", "Ann");
+        let fwd = forwarded(None);
         for (value, expected) in [
             (UserValue::Id, "u1"),
             (UserValue::Email, "ann@example.org"),

@@ -219,29 +219,6 @@ async fn stalling_upstream(announced: usize, sent: usize) -> (String, Arc<Notify
     (url, cue)
 }
 
-/// A raw upstream answering every request with a head announcing `announced` body bytes,
-/// sending `sent` of them, then closing the connection (the upstream "crashes").
-async fn cut_upstream(announced: usize, sent: usize) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let _ = conn.read(&mut buf).await;
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
-                     Content-Length: {announced}\r\n\r\n"
-                );
-                let _ = conn.write_all(head.as_bytes()).await;
-                let _ = conn.write_all(&vec![b'x'; sent]).await;
-                let _ = conn.flush().await;
-            });
-        }
-    });
-    url
-}
-
 /// A raw upstream answering every request with a 256 MiB download, written 64 KiB at a
 /// time for as long as the gateway takes it.
 async fn endless_download_upstream() -> String {
@@ -745,7 +722,7 @@ async fn an_sse_stream_is_closed_when_its_session_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_download_cut_mid_body_arrives_short_without_html() {
     let (announced, sent) = (1 << 20, 300 * 1024);
-    let upstream = cut_upstream(announced, sent).await;
+    let upstream = crate::upstream_failures::cut_upstream(announced, sent).await;
     let gw = GatewayBuilder::new(upstream)
         .extra(PUBLIC)
         .extra(MAIL_LOG)

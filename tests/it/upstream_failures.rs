@@ -9,7 +9,7 @@ use crate::common::gateway::GatewayBuilder;
 
 /// A raw upstream: answers every request with a head announcing `announced` body bytes,
 /// sends `sent` of them, then closes the connection.
-async fn cut_upstream(announced: usize, sent: usize) -> String {
+pub(crate) async fn cut_upstream(announced: usize, sent: usize) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
