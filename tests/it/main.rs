@@ -42,6 +42,7 @@ mod store_kept;
 mod store_orgs;
 mod store_suite;
 mod streams;
+mod streams_review;
 mod twofactor;
 mod upstream_failures;
 mod user_import;
