@@ -312,7 +312,11 @@ impl ProxyHttp for Gateway {
             self.app.metrics.client_aborts.inc();
             return done;
         }
-        if session.response_written().is_some() {
+        // A forwarded `100 Continue` is not the response: a final head can still follow.
+        let started = session
+            .response_written()
+            .is_some_and(|head| !head.status.is_informational());
+        if started {
             // The head (and maybe part of the body) already went out: whatever is written
             // now would be read as the upstream's bytes (an error page inside a download,
             // an SSE stream, a WebSocket). The connection is closed instead (an HTTP/2
