@@ -333,7 +333,7 @@ async fn read_body(
 
 /// Signs `email` (made a member here) in on `gw`; returns the browser-like client and the
 /// `Cookie` header it sends to the gateway (session and device cookies).
-async fn signed_in(gw: &Gateway, email: &str) -> (reqwest::Client, String) {
+pub(crate) async fn signed_in(gw: &Gateway, email: &str) -> (reqwest::Client, String) {
     gw.add_user(email, PW, false);
     let (client, jar) = http::client_with_jar(http::UA_CHROME_WINDOWS);
     http::login_ok(&client, &gw.url(), email, PW).await;
@@ -362,12 +362,12 @@ async fn logout(client: &reqwest::Client, gw: &Gateway) {
 }
 
 /// A value of a counter, 0 when the series is absent.
-async fn counter(gw: &Gateway, series: &str) -> f64 {
+pub(crate) async fn counter(gw: &Gateway, series: &str) -> f64 {
     gw.metric(series).await.unwrap_or(0.0)
 }
 
 /// Waits (up to 10 s) until `series` on `gw` reads `want`; panics with the last value.
-async fn counter_reaches(gw: &Gateway, series: &str, want: f64) {
+pub(crate) async fn counter_reaches(gw: &Gateway, series: &str, want: f64) {
     let mut last = 0.0;
     for _ in 0..200 {
         last = counter(gw, series).await;

@@ -19,13 +19,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::cookie::CookieStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::consts::{ANN, PW};
+use crate::common::consts::ANN;
 use crate::common::gateway::{Gateway, GatewayBuilder};
 use crate::common::http::{self, ACCEPT_HTML};
+use crate::streams::{counter_reaches, signed_in};
 
 /// Everything public: the timeout tests need no session.
 const PUBLIC: &str = "[access]\npublic = [\"/**\"]\n";
@@ -120,7 +120,7 @@ fn head_at(bytes: &[u8]) -> Option<(u16, usize)> {
     Some((status, at + 4))
 }
 
-/// The final (non-interim) response head in `received`, skipping any `1xx` heads before
+/// The final (non-interim) response head in `received`, past any `1xx` heads before
 /// it: its status, the head's text and where the body starts.
 fn final_head(received: &[u8]) -> Option<(u16, String, usize)> {
     let mut from = 0;
@@ -220,41 +220,6 @@ fn dechunk(mut body: &[u8]) -> (Vec<u8>, bool) {
 // ---------------------------------------------------------------------------------------
 // Metrics and sessions
 // ---------------------------------------------------------------------------------------
-
-/// A counter's value, 0 when it has no sample yet.
-async fn counter(gw: &Gateway, series: &str) -> f64 {
-    gw.metric(series).await.unwrap_or(0.0)
-}
-
-/// Waits (up to 10 s) until `series` on `gw` reads `want`; panics with the last value.
-async fn counter_reaches(gw: &Gateway, series: &str, want: f64) {
-    let mut last = 0.0;
-    for _ in 0..200 {
-        last = counter(gw, series).await;
-        if last == want {
-            return;
-        }
-        tokio::time::sleep(crate::common::POLL_INTERVAL).await;
-    }
-    panic!("{series} is {last}, expected {want}");
-}
-
-/// Signs `email` (made a member here) in on `gw`; returns the `Cookie` header the
-/// browser sends to the gateway (session and device cookies).
-async fn signed_in(gw: &Gateway, email: &str) -> String {
-    gw.add_user(email, PW, false);
-    let (client, jar) = http::client_with_jar(http::UA_CHROME_WINDOWS);
-    http::login_ok(&client, &gw.url(), email, PW).await;
-    let url: reqwest::Url = gw.url().parse().unwrap();
-    let cookie = jar
-        .cookies(&url)
-        .expect("cookies after login")
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(cookie.contains("vigile_session="), "{cookie}");
-    cookie
-}
 
 // ---------------------------------------------------------------------------------------
 // Expect: 100-continue
@@ -407,7 +372,7 @@ async fn event_stream_forever(mut conn: TcpStream) {
 async fn a_stream_opened_after_a_100_continue_is_closed_on_revoke() {
     let (upstream, seen) = continue_upstream(event_stream_forever).await;
     let gw = GatewayBuilder::new(upstream).extra(MAIL_LOG).start().await;
-    let cookie = signed_in(&gw, ANN).await;
+    let cookie = signed_in(&gw, ANN).await.1;
     let mut conn = post_expecting_continue(
         &gw,
         "/live/progress",
