@@ -364,23 +364,11 @@ impl ProxyHttp for Gateway {
             };
         };
         match failure {
-            Failure::TooLarge => {
-                self.app
-                    .metrics
-                    .refused
-                    .with_label_values(&["body_too_large"])
-                    .inc();
-                tracing::info!("request body over upstream.max_request_body; 413");
-            }
+            Failure::TooLarge => tracing::info!("request body over upstream.max_request_body; 413"),
             Failure::Timeout => tracing::warn!(error = %brief(e), "upstream timed out; 504"),
             Failure::Unreachable => tracing::warn!(error = %brief(e), "upstream unreachable; 502"),
         }
-        let req = session.req_header();
-        let html = decide::wants_html(&http::Method::GET, &req.headers);
-        // The connection is not kept (part of a request body may be unread): say so, so
-        // the client does not send its next request on it.
-        session.set_keepalive(None);
-        if let Err(we) = respond::write(session, failure.reply(ctx.lang, html)).await {
+        if let Err(we) = self.answer(session, ctx.lang, failure).await {
             tracing::debug!(error = %we, "could not send the error page");
         }
         FailToProxy {
@@ -440,15 +428,25 @@ impl Gateway {
     /// 413 for a body declared larger than `upstream.max_request_body`; the connection
     /// is not kept (the unread body would be taken for the next request).
     async fn refuse_body(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-        self.app
-            .metrics
-            .refused
-            .with_label_values(&["body_too_large"])
-            .inc();
         ctx.decision = "body_too_large";
+        self.answer(session, ctx.lang, Failure::TooLarge).await
+    }
+
+    /// Answers a forwarded request that got no response from upstream (or was refused
+    /// for its size): a page or JSON, on a connection that is then closed (part of a
+    /// request body may be unread), said so that the client does not send its next
+    /// request on it.
+    async fn answer(&self, session: &mut Session, lang: Lang, failure: Failure) -> Result<()> {
+        if failure == Failure::TooLarge {
+            self.app
+                .metrics
+                .refused
+                .with_label_values(&["body_too_large"])
+                .inc();
+        }
         let html = decide::wants_html(&http::Method::GET, &session.req_header().headers);
         session.set_keepalive(None);
-        respond::write(session, Failure::TooLarge.reply(ctx.lang, html)).await
+        respond::write(session, failure.reply(lang, html)).await
     }
 }
 
@@ -470,15 +468,12 @@ fn response_phase(resp: &ResponseHeader) -> Phase {
     }
 }
 
-/// Whether a body follows this head (RFC 9112 6.3): not for HEAD, 1xx, 204, 304 or an
-/// explicit zero length.
+/// Whether a body follows this final head (RFC 9112 6.3): not for HEAD, 204, 304 or an
+/// explicit zero length. (Interim 1xx heads never get here; 101 is followed by the
+/// upgraded connection.)
 fn has_body(req: &RequestHeader, resp: &ResponseHeader) -> bool {
     let status = resp.status.as_u16();
-    if req.method == http::Method::HEAD
-        || (100..200).contains(&status) && status != 101
-        || status == 204
-        || status == 304
-    {
+    if req.method == http::Method::HEAD || status == 204 || status == 304 {
         return false;
     }
     resp.headers
