@@ -732,3 +732,79 @@ async fn a_client_that_stops_reading_is_dropped() {
     );
     assert!(total < HUGE, "the whole download came ({total} bytes)");
 }
+
+// ---------------------------------------------------------------------------------------
+// An upgrade answered before the request was even read (pingora#946)
+// ---------------------------------------------------------------------------------------
+
+/// A raw upstream that answers every connection with `101` the moment it is accepted
+/// (before reading the request: the fastest application there can be), then echoes what
+/// follows the request head. The bytes after the 101 are not WebSocket frames: the
+/// gateway carries an upgraded connection's bytes without reading them.
+async fn instant_upgrade_upstream() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let head = "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+                if conn.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut buf = Vec::new();
+                if read_head(&mut conn, &mut buf).await.is_none() {
+                    return;
+                }
+                if conn.write_all(&buf).await.is_err() {
+                    return;
+                }
+                let (mut rd, mut wr) = conn.split();
+                let _ = tokio::io::copy(&mut rd, &mut wr).await;
+            });
+        }
+    });
+    url
+}
+
+/// The upstream's `101` used to race the end of the upgrade request's own empty body in
+/// Pingora: when the 101 won, the tunnel was closed right after the handshake (the
+/// client saw the 101, then the end of the connection). Each upgrade here gives the race
+/// an even chance, so twenty in a row all carrying their bytes shows it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_answered_at_once_carries_bytes_both_ways() {
+    let gw = GatewayBuilder::new(instant_upgrade_upstream().await)
+        .extra(PUBLIC)
+        .extra(MAIL_LOG)
+        .start()
+        .await;
+    let addr = gw.url().trim_start_matches("http://").to_string();
+    for n in 0..20 {
+        let mut conn = TcpStream::connect(&addr).await.unwrap();
+        let request = format!(
+            "GET /tunnel HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let mut received = Vec::new();
+        let headed = read_until(&mut conn, &mut received, RESPONSE_BOUND, |r| {
+            head_at(r).is_some()
+        })
+        .await;
+        assert!(headed, "upgrade {n}: no head: {received:?}");
+        let (status, len) = head_at(&received).unwrap();
+        assert_eq!(status, 101, "upgrade {n}");
+        received.drain(..len);
+        let ping = format!("ping {n}");
+        conn.write_all(ping.as_bytes()).await.unwrap();
+        let echoed = read_until(&mut conn, &mut received, RESPONSE_BOUND, |r| {
+            r.len() >= ping.len()
+        })
+        .await;
+        assert!(
+            echoed,
+            "upgrade {n}: the tunnel ended before carrying {ping:?} back (got {:?})",
+            String::from_utf8_lossy(&received)
+        );
+        assert_eq!(received, ping.as_bytes(), "upgrade {n}");
+    }
+}
