@@ -68,12 +68,18 @@ local function expiry_of_key(key)
   local f = redis.call('HMGET', key, 'last_seen', 'idle_ms', 'absolute_expiry')
   return expiry_of(f[1], f[2], f[3])
 end
+-- Every gateway instance caches sessions until told they changed (`Change` in
+-- store/changes.rs): each end of a session, whatever its cause, says so here.
+local CHANGES = 'vigile:changes'
 local function delete_session(id)
   local key = P_SESSION .. id
   local f = redis.call('HMGET', key, 'token_hash', 'user_id')
   redis.call('ZREM', EXPIRY, id)
   if redis.call('DEL', key) == 0 then return 0 end
-  if f[1] then redis.call('DEL', P_TOKEN .. f[1]) end
+  if f[1] then
+    redis.call('DEL', P_TOKEN .. f[1])
+    redis.call('PUBLISH', CHANGES, 's:' .. f[1])
+  end
   if f[2] then redis.call('ZREM', P_USER_SESSIONS .. f[2], id) end
   return 1
 end

@@ -108,7 +108,7 @@ else
   c.mobile_confirmed = cjson.decode(ARGV[12])
 end
 local json = cjson.encode(u)
-redis.call('SET', KEYS[4], json)
+put_user(KEYS[4], json)
 spend()
 return {'confirmed', previous, json}
 "#
@@ -124,7 +124,7 @@ local c, mark = contact_of(u), cjson.decode(ARGV[8])
 if mark.channels.email then c.email_confirmed = nil end
 if mark.channels.mobile then c.mobile_confirmed = nil end
 c.campaign = mark
-redis.call('SET', KEYS[4], cjson.encode(u))
+put_user(KEYS[4], cjson.encode(u))
 return 1
 "#
 );
@@ -141,7 +141,7 @@ if type(mark) ~= 'table' or mark.id ~= ARGV[8] or type(mark.seen_at) == 'number'
   return 0
 end
 mark.seen_at = tonumber(ARGV[9])
-redis.call('SET', KEYS[4], cjson.encode(u))
+put_user(KEYS[4], cjson.encode(u))
 return 1
 "#
 );

@@ -35,7 +35,7 @@ local function take_email(email_key)
   if holder then delete_user(holder) end
 end
 local function add_user(user_key, email_key, members_key, id, json)
-  redis.call('SET', user_key, json)
+  put_user(user_key, json)
   redis.call('SET', email_key, id)
   redis.call('SADD', USERS, id)
   redis.call('SADD', members_key, id)
@@ -95,7 +95,7 @@ if redis.call('SISMEMBER', KEYS[4], ARGV[7]) == 0 then return 0 end
 local u = user_record(ARGV[7])
 if not (u and type(u.org) == 'table') or u.org.role == 'org-super-admin' then return 0 end
 u.org.role = ARGV[8]
-redis.call('SET', KEYS[5], cjson.encode(u))
+put_user(KEYS[5], cjson.encode(u))
 return 1
 "#
 );
@@ -117,8 +117,8 @@ local a, b = user_record(from), user_record(to)
 if not (a and b and type(a.org) == 'table' and type(b.org) == 'table') then return 0 end
 if a.org.role ~= 'org-super-admin' then return 0 end
 a.org.role, b.org.role, org.super_admin = 'org-admin', 'org-super-admin', to
-redis.call('SET', KEYS[6], cjson.encode(a))
-redis.call('SET', KEYS[7], cjson.encode(b))
+put_user(KEYS[6], cjson.encode(a))
+put_user(KEYS[7], cjson.encode(b))
 redis.call('SET', KEYS[4], cjson.encode(org))
 return 1
 "#

@@ -34,6 +34,12 @@ local function user_record(id)
   if ok and type(u) == 'table' then return u, true end
   return nil, true
 end
+-- Writes an account's JSON (`user_key` is P_USER .. id) and tells every gateway instance
+-- that identities cached for it are stale (a role, an address, an organisation).
+local function put_user(user_key, json)
+  redis.call('SET', user_key, json)
+  redis.call('PUBLISH', CHANGES, 'u:' .. string.sub(user_key, #P_USER + 1))
+end
 -- Deletes an account, its email index (if it still points here) and its sessions.
 -- Returns 1 if the account key was there, and how many sessions went with it.
 local function delete_user(id)
@@ -52,6 +58,7 @@ local function delete_user(id)
   end
   redis.call('SREM', USERS, id)
   redis.call('ZREM', PENDING, id)
+  redis.call('PUBLISH', CHANGES, 'u:' .. id)
   return redis.call('DEL', P_USER .. id), sessions
 end
 "#
@@ -81,7 +88,7 @@ end
 if holder ~= id and redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 -- The replaced sign-up goes whole (sessions too); a dangling index is cleaned the same way.
 if holder then delete_user(holder) end
-redis.call('SET', KEYS[4], ARGV[8])
+put_user(KEYS[4], ARGV[8])
 redis.call('PEXPIREAT', KEYS[4], ARGV[9])
 redis.call('SET', KEYS[5], id)
 redis.call('PEXPIREAT', KEYS[5], ARGV[9])
@@ -102,7 +109,7 @@ if u.status ~= 'pending' then return 0 end
 u.status = 'active'
 if type(u.contact) ~= 'table' then u.contact = {} end
 u.contact.email_confirmed = {at = tonumber(ARGV[8]), via = 'activation'}
-redis.call('SET', KEYS[4], cjson.encode(u))
+put_user(KEYS[4], cjson.encode(u))
 redis.call('PERSIST', KEYS[4])
 if type(u.email) == 'string' then redis.call('PERSIST', P_EMAIL .. u.email) end
 redis.call('ZREM', PENDING, ARGV[7])
@@ -118,7 +125,7 @@ user_script!(
 local u, exists = user_record(ARGV[7])
 if not u then return exists and -1 or 0 end
 u.password_hash = ARGV[8]
-redis.call('SET', KEYS[4], cjson.encode(u))
+put_user(KEYS[4], cjson.encode(u))
 local expires_at = redis.call('ZSCORE', PENDING, ARGV[7])
 if expires_at then redis.call('PEXPIREAT', KEYS[4], int(tonumber(expires_at))) end
 return 1
