@@ -88,7 +88,7 @@ pub fn build(config: Config) -> Result<Vigile, BuildError> {
     };
     let store: store::DynStore = Arc::new(Instrumented::new(raw, metrics.clone()));
     let hasher = Hasher::new(&config.file.password, Some(metrics.clone()))?;
-    let auth = Auth::new(store.clone(), hasher, &config.file.sessions);
+    let auth = Auth::new(store.clone(), hasher, &config.file.sessions, Some(&metrics));
     let app = Arc::new(App::new(Arc::new(config), store, auth, metrics));
     Ok(Vigile { app, bg })
 }

@@ -32,6 +32,10 @@ pub struct Metrics {
     /// result: success, bad_credentials, locked, ip_blocked, overflow, not_activated
     pub logins: IntCounterVec,
     pub sessions_active: IntGauge,
+    /// result: hit, miss, invalidated
+    pub session_cache: IntCounterVec,
+    /// 1 while the store's change feed is live (sessions cached until their end).
+    pub session_invalidation_up: IntGauge,
     /// resolution: replaced, evicted, denied, abandoned
     pub device_overflows: IntCounterVec,
     pub account_lockouts: IntCounter,
@@ -103,6 +107,21 @@ impl Metrics {
         )?;
         let sessions_active = IntGauge::new("vigile_sessions_active", "Sessions currently valid.")?;
         registry.register(Box::new(sessions_active.clone()))?;
+        let session_cache = counter_vec(
+            "vigile_session_cache_total",
+            "Session lookups answered from memory (hit) or the store (miss), and cached \
+             sessions dropped because the store announced a change (invalidated).",
+            &["result"],
+        )?;
+        for r in ["hit", "miss", "invalidated"] {
+            session_cache.with_label_values(&[r]);
+        }
+        let session_invalidation_up = IntGauge::new(
+            "vigile_session_invalidation_up",
+            "1 while the store's change feed is live; 0 while it is lost, when sessions are \
+             cached for 0.5 s only.",
+        )?;
+        registry.register(Box::new(session_invalidation_up.clone()))?;
         let eviction_unsafe = IntGauge::new(
             "vigile_store_eviction_policy_unsafe",
             "1 while the store's server may evict keys (Redis maxmemory-policy other than \
@@ -286,6 +305,8 @@ impl Metrics {
             streams_revoked,
             logins,
             sessions_active,
+            session_cache,
+            session_invalidation_up,
             device_overflows,
             org_registrations,
             contact_confirmations,

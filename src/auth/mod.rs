@@ -18,13 +18,15 @@ pub mod password;
 pub mod policy;
 pub mod recovery_codes;
 pub mod reset;
+mod session_cache;
 mod sessions;
 pub mod signup;
 pub mod totp;
 pub mod twofactor;
 
 pub use login::{ip_rule, login, open_for, start_session, LoginInput, LoginOutcome, NewSession};
-pub use sessions::{Identity, SessionCache, Visitor};
+pub use session_cache::SessionCache;
+pub use sessions::{Identity, Member, Visitor};
 
 use std::sync::Arc;
 
@@ -96,27 +98,26 @@ impl Auth {
         store: DynStore,
         hasher: password::Hasher,
         sessions: &crate::config::SessionsSection,
+        metrics: Option<&crate::metrics::Metrics>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             hasher,
-            cache: SessionCache::new(),
+            cache: SessionCache::new(sessions.cache_size, metrics),
             idle_ms: sessions.idle_timeout.as_millis() as i64,
             absolute_ms: sessions.absolute_timeout.as_millis() as i64,
         })
     }
 
-    /// Ends nothing, but makes this instance forget `user`'s cached sessions, so a change
-    /// to the account (a role, an address) shows in their identity at their next request
-    /// here (other instances: within the session cache's lifetime).
+    /// Ends nothing, but makes this instance forget `user`'s cached identity at once, so
+    /// a change to the account (a role, an address) shows at their next request here;
+    /// other instances hear of it through the store's change feed.
     pub async fn forget_user(
         &self,
         user: &crate::store::UserId,
-        now: crate::store::Millis,
+        _now: crate::store::Millis,
     ) -> crate::store::StoreResult<()> {
-        for s in self.store.sessions_of(user, now).await? {
-            self.cache.forget(&s.token_hash);
-        }
+        self.cache.forget_user(user);
         Ok(())
     }
 }

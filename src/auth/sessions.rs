@@ -1,27 +1,23 @@
-//! Resolving a session cookie to an identity, with a short in-process cache.
+//! Resolving a session cookie to an identity, through the session cache.
 //!
 //! Every protected request needs the session; asking the store each time would put a
-//! round-trip on the hot path. Valid sessions are cached for at most
-//! [`CACHE_TTL`] (and never past their own expiry), which bounds how long a revocation
-//! made on another instance or by the CLI can go unseen: the SPEC allows one second.
-//! A local logout or revocation also evicts the local entry at once.
+//! round trip on the hot path. A validated session stays in [`SessionCache`] for as long
+//! as it is valid; the store's change feed (see `store::changes`) drops it on every
+//! instance within a second of its end anywhere, and while that feed is lost the cache
+//! keeps nothing longer than [`session_cache::SHORT_TTL`]. Activity is written behind,
+//! in batches, at most once a minute per session.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::HeaderValue;
-use pingora_memory_cache::MemoryCache;
 
+use super::session_cache;
 use super::Auth;
 use crate::store::{
     roles, DeviceId, Membership, Millis, OrgRole, SessionId, SessionRecord, StoreResult, TokenHash,
     User, UserId,
 };
-
-/// Upper bound on how stale a cached session may be (revocation delay across instances).
-pub const CACHE_TTL: Duration = Duration::from_millis(500);
-/// `last_seen` is written at most this often per session, to keep reads cheap.
-const TOUCH_EVERY_MS: Millis = 60_000;
 
 /// Who is asking: what a request's session cookie resolved to.
 #[derive(Debug, Clone)]
@@ -42,22 +38,124 @@ impl Visitor {
     }
 }
 
-/// Who is making the request, as sent upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+/// The account side of an identity, shared by every session of that member (one
+/// allocation per member, however many devices they keep signed in).
+#[derive(Debug)]
+pub struct Member {
     pub user_id: UserId,
     pub email: String,
     pub name: String,
     pub admin: bool,
-    pub session_id: SessionId,
-    pub device_id: DeviceId,
     /// The organisation and the member's role in it, if any.
     pub org: Option<Membership>,
+    /// The identity header values, validated once when the member is read rather than on
+    /// every proxied request (cloning a `HeaderValue` shares its bytes).
+    pub wire: WireIdentity,
+    /// Cleared when the account changes anywhere: every cached session sharing this
+    /// member then reads the store again.
+    current: AtomicBool,
+    /// The cache generation it was read in (see `SessionCache`).
+    pub(super) epoch: u64,
+}
+
+impl PartialEq for Member {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.user_id,
+            &self.email,
+            &self.name,
+            self.admin,
+            &self.org,
+            &self.wire,
+        ) == (
+            &other.user_id,
+            &other.email,
+            &other.name,
+            other.admin,
+            &other.org,
+            &other.wire,
+        )
+    }
+}
+impl Eq for Member {}
+
+impl Member {
+    pub fn new(
+        user_id: UserId,
+        email: String,
+        name: String,
+        admin: bool,
+        org: Option<Membership>,
+    ) -> Self {
+        let wire = WireIdentity {
+            user: header_value(user_id.as_str()),
+            email: header_value(&email),
+            name: header_value(&name),
+            groups: HeaderValue::from_static(roles(admin, org.as_ref().map(|m| m.role))),
+            org: org.as_ref().map(|m| header_value(m.org.as_str())),
+        };
+        Self {
+            user_id,
+            email,
+            name,
+            admin,
+            org,
+            wire,
+            current: AtomicBool::new(true),
+            epoch: 0,
+        }
+    }
+
+    pub fn from_user(user: &User) -> Self {
+        Self::new(
+            user.id.clone(),
+            user.email.clone(),
+            user.name.clone(),
+            user.admin,
+            user.org.clone(),
+        )
+    }
+
+    pub(super) fn in_epoch(mut self, epoch: u64) -> Self {
+        self.epoch = epoch;
+        self
+    }
+
+    pub fn is_current(&self) -> bool {
+        self.current.load(Ordering::Acquire)
+    }
+
+    pub(super) fn retire(&self) {
+        self.current.store(false, Ordering::Release);
+    }
+
+    pub fn groups(&self) -> &'static str {
+        roles(self.admin, self.org_role())
+    }
+
+    pub fn org_role(&self) -> Option<OrgRole> {
+        self.org.as_ref().map(|m| m.role)
+    }
+}
+
+/// Who is making the request, as sent upstream: the member and this session. Derefs to
+/// the [`Member`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub member: Arc<Member>,
+    pub session_id: SessionId,
+    pub device_id: DeviceId,
     /// What opening the session proved (`Remote-Auth-Level`).
     pub level: crate::store::AuthLevel,
-    /// The identity header values, validated once when the identity is built rather than
-    /// on every proxied request (cloning a `HeaderValue` shares its bytes).
-    pub wire: WireIdentity,
+    /// `Remote-Session`, validated once.
+    pub session_header: HeaderValue,
+}
+
+impl std::ops::Deref for Identity {
+    type Target = Member;
+    fn deref(&self) -> &Member {
+        &self.member
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +164,6 @@ pub struct WireIdentity {
     pub email: HeaderValue,
     pub name: HeaderValue,
     pub groups: HeaderValue,
-    pub session: HeaderValue,
     pub org: Option<HeaderValue>,
 }
 
@@ -87,116 +184,61 @@ impl Identity {
         device_id: DeviceId,
         org: Option<Membership>,
     ) -> Self {
-        let wire = WireIdentity {
-            user: header_value(user_id.as_str()),
-            email: header_value(&email),
-            name: header_value(&name),
-            groups: HeaderValue::from_static(roles(admin, org.as_ref().map(|m| m.role))),
-            session: header_value(session_id.as_str()),
-            org: org.as_ref().map(|m| header_value(m.org.as_str())),
-        };
+        let member = Arc::new(Member::new(user_id, email, name, admin, org));
         Self {
-            user_id,
-            email,
-            name,
-            admin,
+            member,
+            session_header: header_value(session_id.as_str()),
             session_id,
             device_id,
-            org,
             level: crate::store::AuthLevel::Password,
-            wire,
+        }
+    }
+
+    /// This session of `member`.
+    pub fn of(member: Arc<Member>, session: &SessionRecord) -> Self {
+        Self {
+            member,
+            session_header: header_value(session.id.as_str()),
+            session_id: session.id.clone(),
+            device_id: session.device_id.clone(),
+            level: session.level,
         }
     }
 
     pub fn from_parts(user: &User, session: &SessionRecord) -> Self {
-        let mut id = Self::new(
-            user.id.clone(),
-            user.email.clone(),
-            user.name.clone(),
-            user.admin,
-            session.id.clone(),
-            session.device_id.clone(),
-            user.org.clone(),
-        );
-        id.level = session.level;
-        id
-    }
-
-    pub fn groups(&self) -> &'static str {
-        roles(self.admin, self.org_role())
-    }
-
-    pub fn org_role(&self) -> Option<OrgRole> {
-        self.org.as_ref().map(|m| m.role)
-    }
-}
-
-#[derive(Clone)]
-struct Cached {
-    /// The cache indexes by a 64-bit hash of the key; the full hash is checked on a hit so
-    /// a collision can never hand one member's identity to another token.
-    token_hash: TokenHash,
-    /// Shared, so a cache hit on the hot path costs a reference count, not six strings.
-    identity: Arc<Identity>,
-    expires_at: Millis,
-}
-
-pub struct SessionCache {
-    entries: MemoryCache<String, Cached>,
-}
-
-impl Default for SessionCache {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl SessionCache {
-    pub fn new() -> Self {
-        Self {
-            entries: MemoryCache::new(100_000),
-        }
-    }
-
-    pub fn forget(&self, token_hash: &TokenHash) {
-        self.entries.remove(token_hash.as_str());
+        Self::of(Arc::new(Member::from_user(user)), session)
     }
 }
 
 impl Auth {
-    /// The identity behind a session token, if the session is valid at `now`.
+    /// The identity behind a session token, if the session is valid at `now`. Records the
+    /// request as activity (written to the store behind, in batches).
     pub async fn identify(&self, token: &str, now: Millis) -> StoreResult<Option<Arc<Identity>>> {
         let hash = TokenHash::of(token);
-        if let (Some(hit), _) = self.cache.entries.get(hash.as_str()) {
-            if now < hit.expires_at && hit.token_hash == hash {
-                return Ok(Some(hit.identity));
-            }
+        let digest = session_cache::digest(&hash);
+        if let Some(hit) = self.cache.lookup(&digest, now, true) {
+            self.cache.count_hit();
+            return Ok(Some(hit));
         }
+        self.cache.count_miss();
+        // Taken before reading: a change announced while the store is read makes what was
+        // read uncacheable (it may predate the change).
+        let mark = self.cache.mark();
         let Some(session) = self.store.session_by_token(&hash, now).await? else {
             return Ok(None);
         };
-        let Some(user) = self.store.user_by_id(&session.user_id).await? else {
-            return Ok(None);
+        let member = match self.cache.member(&session.user_id, &mark) {
+            Some(member) => member,
+            None => {
+                let Some(user) = self.store.user_by_id(&session.user_id).await? else {
+                    return Ok(None);
+                };
+                self.cache.adopt(Member::from_user(&user), &mark)
+            }
         };
-        if now - session.last_seen >= TOUCH_EVERY_MS {
-            // Best effort: a store refusing writes (a full Redis) must not sign every member
-            // out; the failure is counted and logged by the store decorator, and the idle
-            // clock runs from the last touch that went through (sooner expiry, never later).
-            let _ = self.store.session_touch(&session.id, now).await;
-        }
-        let identity = Arc::new(Identity::from_parts(&user, &session));
-        let expires_at = session.expires_at();
-        let ttl =
-            Duration::from_millis((expires_at - now).clamp(0, CACHE_TTL.as_millis() as i64) as u64);
-        self.cache.entries.put(
-            hash.as_str(),
-            Cached {
-                token_hash: hash.clone(),
-                identity: identity.clone(),
-                expires_at,
-            },
-            Some(ttl),
-        );
+        let identity = Arc::new(Identity::of(member, &session));
+        self.cache
+            .insert(digest, identity.clone(), &session, now, &mark);
         Ok(Some(identity))
     }
 
@@ -205,10 +247,12 @@ impl Auth {
     /// activity: an open tab left unattended must not keep its session from idling out.
     pub async fn still_valid(&self, token: &str, now: Millis) -> StoreResult<bool> {
         let hash = TokenHash::of(token);
-        if let (Some(hit), _) = self.cache.entries.get(hash.as_str()) {
-            if now < hit.expires_at && hit.token_hash == hash {
-                return Ok(true);
-            }
+        if self
+            .cache
+            .lookup(&session_cache::digest(&hash), now, false)
+            .is_some()
+        {
+            return Ok(true);
         }
         Ok(self.store.session_by_token(&hash, now).await?.is_some())
     }
@@ -221,5 +265,15 @@ impl Auth {
             self.store.session_delete(&session.id).await?;
         }
         Ok(())
+    }
+
+    /// Writes the activity the cache saw since the last call (at most once a minute per
+    /// session); called by a background task.
+    pub async fn write_activity(&self) -> StoreResult<u64> {
+        let touches = self.cache.take_touches();
+        if touches.is_empty() {
+            return Ok(0);
+        }
+        self.store.session_touch_many(&touches).await
     }
 }

@@ -233,6 +233,8 @@ pub struct SessionsSection {
     /// A session ends this long after login, whatever its activity.
     #[serde(with = "humantime_serde")]
     pub absolute_timeout: Duration,
+    /// Sessions each instance keeps validated in memory (a few hundred bytes each).
+    pub cache_size: usize,
 }
 
 impl Default for SessionsSection {
@@ -242,6 +244,7 @@ impl Default for SessionsSection {
             on_overflow: OnOverflow::Choose,
             idle_timeout: Duration::from_secs(14 * 86_400),
             absolute_timeout: Duration::from_secs(30 * 86_400),
+            cache_size: 200_000,
         }
     }
 }

@@ -266,7 +266,7 @@ impl HeaderPlan {
             req.insert_header(n.email, w.email.clone())?;
             req.insert_header(n.name, w.name.clone())?;
             req.insert_header(n.groups, w.groups.clone())?;
-            req.insert_header(n.session, w.session.clone())?;
+            req.insert_header(n.session, id.session_header.clone())?;
             req.insert_header(n.auth_level, id.level.as_str())?;
             if let Some(org) = &w.org {
                 req.insert_header(n.org, org.clone())?;

@@ -1,7 +1,9 @@
 //! Work that must not ride on requests: the mail sender, sweeping expired records (SQLite has no
-//! TTLs), refreshing the `vigile_sessions_active` gauge, and checking the store is still
-//! safe to use (Redis's eviction policy, after a reconnection or a change at run time). Runs on the background runtime;
-//! a failing store only logs and retries at the next tick.
+//! TTLs), refreshing the `vigile_sessions_active` gauge, checking the store is still
+//! safe to use (Redis's eviction policy, after a reconnection or a change at run time),
+//! following the store's change feed into the session cache and writing the activity the
+//! cache saw. Runs on the background runtime; a failing store only logs and retries at
+//! the next tick.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +12,11 @@ use crate::app::App;
 
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const GAUGE_EVERY: Duration = Duration::from_secs(10);
+/// Activity seen by the session cache is written this often (each session at most once
+/// a minute, see `session_cache`).
+const ACTIVITY_EVERY: Duration = Duration::from_secs(2);
+/// The session cache drops what it can no longer use this often.
+const CACHE_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Fails when the mail transport cannot be set up (an unusable `mail.file_dir`, say):
 /// better not to start than to queue mails nobody sends.
@@ -27,6 +34,7 @@ pub fn spawn(bg: &tokio::runtime::Runtime, app: Arc<App>) -> Result<(), String> 
             }
         }
     });
+    spawn_session_cache(bg, &app);
     bg.spawn(async move {
         let mut tick = tokio::time::interval(GAUGE_EVERY);
         loop {
@@ -38,6 +46,38 @@ pub fn spawn(bg: &tokio::runtime::Runtime, app: Arc<App>) -> Result<(), String> 
         }
     });
     Ok(())
+}
+
+/// Follows the store's change feed into the session cache, and writes behind the
+/// activity the cache records.
+fn spawn_session_cache(bg: &tokio::runtime::Runtime, app: &Arc<App>) {
+    let follower = app.clone();
+    bg.spawn(async move {
+        let mut feed = follower.store.changes();
+        while let Some(change) = feed.recv().await {
+            follower.auth.cache.apply(change);
+            follower
+                .metrics
+                .session_invalidation_up
+                .set(i64::from(follower.auth.cache.is_live()));
+        }
+    });
+    let writer = app.clone();
+    bg.spawn(async move {
+        let mut tick = tokio::time::interval(ACTIVITY_EVERY);
+        let sweep_every = (CACHE_SWEEP_EVERY.as_millis() / ACTIVITY_EVERY.as_millis()) as u64;
+        for n in 0u64.. {
+            tick.tick().await;
+            if let Err(e) = writer.auth.write_activity().await {
+                // The idle clock then runs from the last write that went through: sessions
+                // may end sooner than their activity deserves, never later.
+                tracing::warn!(error = %e, "could not record session activity");
+            }
+            if n % sweep_every == 0 {
+                writer.auth.cache.sweep(writer.clock.now_ms());
+            }
+        }
+    });
 }
 
 /// Pings the store (Redis re-reads its eviction policy there) and sets

@@ -207,6 +207,10 @@ mod tests {
         store.session_insert(&s1, None).await.unwrap();
         store.session_by_token(&s1.token_hash, now).await.unwrap();
         store.session_touch(&s1.id, now).await.unwrap();
+        store
+            .session_touch_many(&[(s1.id.clone(), now)])
+            .await
+            .unwrap();
         store.sessions_of(&member.id, now).await.unwrap();
         store.session_count(now).await.unwrap();
         store.session_delete(&s1.id).await.unwrap();

@@ -6,6 +6,7 @@
 //! Rust. Time is always passed in (`now`, unix milliseconds) so expiry is testable without
 //! sleeping. This module must never know about HTTP or Pingora.
 
+pub mod changes;
 mod contact;
 mod counters;
 mod devices;
@@ -238,6 +239,10 @@ timed_store! {
             /// The last `ping` found a server that may evict keys (Redis `maxmemory-policy`
             /// other than `noeviction`); always false for SQLite.
             fn eviction_unsafe(&self) -> bool;
+            /// Starts following what changes in the store (sessions ended, accounts
+            /// written, by any process) on the current tokio runtime; see
+            /// [`changes`]. The feed starts `Lost` until its first `Live`.
+            fn changes(&self) -> changes::ChangeFeed;
         }
 
         /// Cheap round-trip proving the backend answers and is safe to use (`/readyz`, and
@@ -289,6 +294,10 @@ timed_store! {
         /// Records activity: sets `last_seen = now` (which pushes the idle expiry) unless the
         /// session has expired or is gone. Returns whether the session is still there.
         async fn session_touch(&self, id: &SessionId, now: Millis) -> StoreResult<bool>;
+        /// [`Self::session_touch`] for many sessions at once, each at its own instant (the
+        /// session cache writes activity behind, in batches). Returns how many are still
+        /// there.
+        async fn session_touch_many(&self, touches: &[(SessionId, Millis)]) -> StoreResult<u64>;
         /// Ends one session. Returns whether it existed.
         async fn session_delete(&self, id: &SessionId) -> StoreResult<bool>;
         /// Ends every session of a member. Returns how many were ended.

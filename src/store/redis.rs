@@ -49,6 +49,8 @@ pub const OP_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Records deleted per `sweep` script run, so one run never blocks Redis for long.
 const SWEEP_BATCH: u64 = 500;
+/// Session touches sent together by `session_touch_many`.
+const TOUCH_BATCH: usize = 256;
 
 /// Shared by the session scripts. Calling convention: `KEYS[1]` is the global expiry
 /// index, `ARGV[1..3]` the session, token and user-sessions key prefixes; each script's
@@ -70,7 +72,7 @@ local function expiry_of_key(key)
 end
 -- Every gateway instance caches sessions until told they changed (`Change` in
 -- store/changes.rs): each end of a session, whatever its cause, says so here.
-local CHANGES = 'vigile:changes'
+local CHANGES = 'vigile:changes' -- store::changes::CHANNEL
 local function delete_session(id)
   local key = P_SESSION .. id
   local f = redis.call('HMGET', key, 'token_hash', 'user_id')
@@ -99,6 +101,7 @@ macro_rules! session_script {
 #[macro_use]
 mod users;
 
+mod changes;
 mod contact;
 mod counters;
 mod devices;
@@ -284,6 +287,8 @@ return redis.call('GET', KEYS[1])
 
 /// The Redis backend. Cheap to clone the connection inside; share it through an `Arc`.
 pub struct RedisStore {
+    /// For the change feed's own pub/sub connection.
+    client: ::redis::Client,
     conn: ConnectionManager,
     guard: eviction::Guard,
 }
@@ -365,8 +370,10 @@ impl RedisStore {
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_min_delay(Duration::from_millis(100))
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(map_err)?;
+        let conn =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(map_err)?;
         Ok(Self {
+            client,
             conn,
             guard: eviction::Guard::new(allow_eviction),
         })
@@ -451,6 +458,12 @@ impl Store for RedisStore {
 
     fn eviction_unsafe(&self) -> bool {
         self.guard.is_unsafe()
+    }
+
+    fn changes(&self) -> crate::store::changes::ChangeFeed {
+        let (tx, rx) = crate::store::changes::FeedSender::channel();
+        tokio::spawn(changes::follow(self.client.clone(), tx));
+        rx
     }
 
     /// Answers and reads the eviction policy (`INFO memory`), so a policy changed at run
@@ -571,6 +584,19 @@ impl Store for RedisStore {
         let mut inv = session_call(&SESSION_TOUCH);
         inv.key(Key::Session(id).name()).arg(id.as_str()).arg(now);
         Ok(self.call::<i64>(&inv).await? == 1)
+    }
+
+    async fn session_touch_many(&self, touches: &[(SessionId, Millis)]) -> StoreResult<u64> {
+        // One script per session (each its own keys, Cluster-safe); the connection
+        // pipelines them, so a batch costs about one round trip.
+        let mut there = 0;
+        for chunk in touches.chunks(TOUCH_BATCH) {
+            let calls = chunk.iter().map(|(id, at)| self.session_touch(id, *at));
+            for result in futures_util::future::join_all(calls).await {
+                there += u64::from(result?);
+            }
+        }
+        Ok(there)
     }
 
     async fn session_delete(&self, id: &SessionId) -> StoreResult<bool> {

@@ -14,6 +14,7 @@
 //! Layout: the schema and its migrations in `sqlite/schema.rs`; the token, outbox and
 //! counter traits each in their own file beside it.
 
+mod changes;
 mod contact;
 mod counters;
 mod devices;
@@ -49,7 +50,9 @@ const USER_COLUMNS: &str =
 const SESSION_COLUMNS: &str = "id, token_hash, user_id, device_id, created_at, last_seen, \
                                idle_ms, absolute_expiry, ip, user_agent, level";
 
-/// The SQLite backend. Cheap to share: clone the `Arc` it sits in.
+/// The SQLite backend. Cheap to share: clone the `Arc` it sits in (or the store: its
+/// clones share the pool).
+#[derive(Clone)]
 pub struct SqliteStore {
     pool: Arc<Pool>,
     permits: Arc<Semaphore>,
@@ -304,6 +307,12 @@ impl Store for SqliteStore {
         false
     }
 
+    fn changes(&self) -> crate::store::changes::ChangeFeed {
+        let (tx, rx) = crate::store::changes::FeedSender::channel();
+        tokio::spawn(changes::follow(self.clone(), tx));
+        rx
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.run(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err))
             .await
@@ -504,6 +513,30 @@ impl Store for SqliteStore {
                 params![id, now],
             )?;
             Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn session_touch_many(&self, touches: &[(SessionId, Millis)]) -> StoreResult<u64> {
+        let touches: Vec<(String, Millis)> = touches
+            .iter()
+            .map(|(id, at)| (id.as_str().to_string(), *at))
+            .collect();
+        self.run(move |c| {
+            // One transaction: a batch writes each page it touches once to the WAL.
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut there = 0u64;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE sessions SET last_seen = MAX(last_seen, ?2) \
+                     WHERE id = ?1 AND expires_at > ?2",
+                )?;
+                for (id, at) in &touches {
+                    there += count(stmt.execute(params![id, at])?);
+                }
+            }
+            tx.commit()?;
+            Ok(there)
         })
         .await
     }

@@ -10,7 +10,7 @@ use super::map_err;
 use crate::store::{StoreError, StoreResult};
 
 /// Bumped whenever the schema below changes (with a step added to [`MIGRATIONS`]).
-pub(super) const SCHEMA_VERSION: i64 = 8;
+pub(super) const SCHEMA_VERSION: i64 = 9;
 
 /// What version 2 added besides the `users.expires_at` column: sign-up expiry, single-use
 /// links, the mail outbox, rate-limit counters. Shared by [`SCHEMA`] and the v1→v2 step.
@@ -227,6 +227,29 @@ CREATE INDEX IF NOT EXISTS kept_expires_at ON kept(expires_at) WHERE expires_at 
     };
 }
 
+/// Version 9: the change feed of the session cache (see `store::changes`). Triggers, so
+/// every process writing the file (a gateway, the admin CLI) announces what it changed
+/// without any code path having to remember to. `at` (SQLite's own clock) only ages rows
+/// out; readers go by `seq`, which AUTOINCREMENT never reuses.
+macro_rules! since_v9 {
+    () => {
+        "
+CREATE TABLE IF NOT EXISTS changes (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject TEXT NOT NULL,
+    at      INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER))
+);
+CREATE TRIGGER IF NOT EXISTS changes_session_ended AFTER DELETE ON sessions
+BEGIN INSERT INTO changes (subject) VALUES ('s:' || OLD.token_hash); END;
+CREATE TRIGGER IF NOT EXISTS changes_account_written
+AFTER UPDATE OF email, name, admin, status, password_hash, org_id, org_role ON users
+BEGIN INSERT INTO changes (subject) VALUES ('u:' || OLD.id); END;
+CREATE TRIGGER IF NOT EXISTS changes_account_deleted AFTER DELETE ON users
+BEGIN INSERT INTO changes (subject) VALUES ('u:' || OLD.id); END;
+"
+    };
+}
+
 /// The whole current schema, for a new file.
 const SCHEMA: &str = concat!(
     "
@@ -272,11 +295,12 @@ CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
     since_v5!(),
     since_v6!(),
     since_v7!(),
-    since_v8!()
+    since_v8!(),
+    since_v9!()
 );
 
 /// `MIGRATIONS[i]` brings a file from version `i + 1` to version `i + 2`.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     concat!(
         "ALTER TABLE users ADD COLUMN expires_at INTEGER;",
         since_v2!()
@@ -291,6 +315,7 @@ ALTER TABLE users ADD COLUMN org_role TEXT;",
     ),
     since_v7!(),
     since_v8!(),
+    since_v9!(),
 ];
 
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION - 1);
