@@ -277,3 +277,6 @@ impl Auth {
         self.store.session_touch_many(&touches).await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -68,7 +68,7 @@ async fn link(store: &DynStore, email: &str, expires_at: i64) -> TokenHash {
 }
 
 /// A registered organisation and its founder.
-async fn registered(store: &DynStore, email: &str, now: i64) -> (Org, User) {
+pub(crate) async fn registered(store: &DynStore, email: &str, now: i64) -> (Org, User) {
     let (org, founder) = draft(email, now);
     let hash = link(store, email, now + MINUTE).await;
     let done = store
@@ -100,7 +100,7 @@ fn joiner(org: &Org, email: &str, now: i64) -> User {
 }
 
 /// Joins `email` to `org` through an invitation, and returns the account.
-async fn member_of(store: &DynStore, org: &Org, email: &str, now: i64) -> User {
+pub(crate) async fn member_of(store: &DynStore, org: &Org, email: &str, now: i64) -> User {
     let inv = invite(org, email, now, MINUTE);
     assert_eq!(
         store.org_invite(&inv, 100, now).await.unwrap(),
