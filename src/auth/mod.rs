@@ -26,7 +26,7 @@ pub mod twofactor;
 
 pub use login::{ip_rule, login, open_for, start_session, LoginInput, LoginOutcome, NewSession};
 pub use session_cache::SessionCache;
-pub use sessions::{Identity, Member, Visitor};
+pub use sessions::{header_value, Identity, Member, Visitor};
 
 use std::sync::Arc;
 

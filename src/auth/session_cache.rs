@@ -65,9 +65,11 @@ fn key_of(d: &Digest) -> u128 {
     u128::from_le_bytes(half)
 }
 
-struct Entry {
+/// The cache's bookkeeping for one session, kept inside its [`Identity`] (one
+/// allocation per cached session).
+#[derive(Debug, Default)]
+pub struct Seen {
     digest: Digest,
-    identity: Arc<Identity>,
     epoch: u64,
     validated_at: Millis,
     idle_ms: Millis,
@@ -78,7 +80,18 @@ struct Entry {
     written: AtomicI64,
 }
 
-impl Entry {
+impl Seen {
+    /// What the store said of the session.
+    pub fn of(session: &SessionRecord) -> Self {
+        Self {
+            idle_ms: session.idle_ms,
+            absolute_expiry: session.absolute_expiry,
+            last_seen: AtomicI64::new(session.last_seen),
+            written: AtomicI64::new(session.last_seen),
+            ..Self::default()
+        }
+    }
+
     fn expires_at(&self) -> Millis {
         (self.last_seen.load(Ordering::Relaxed) + self.idle_ms).min(self.absolute_expiry)
     }
@@ -97,10 +110,12 @@ struct Counters {
 }
 
 pub struct SessionCache {
-    shards: Box<[RwLock<HashMap<u128, Arc<Entry>>>]>,
+    shards: Box<[RwLock<HashMap<u128, Arc<Identity>>>]>,
     per_shard: usize,
-    /// The current member of each account with cached sessions.
-    members: Mutex<HashMap<UserId, Arc<Member>>>,
+    /// The current member of each account with cached sessions, by a hash of its id
+    /// (the id itself is in the member; a collision only costs a re-read).
+    members: Mutex<HashMap<u64, Arc<Member>>>,
+    hasher: std::collections::hash_map::RandomState,
     epoch: AtomicU64,
     /// Announcements applied so far (and flushes).
     changes: AtomicU64,
@@ -118,6 +133,7 @@ impl SessionCache {
             shards,
             per_shard: capacity.div_ceil(SHARDS).max(1),
             members: Mutex::default(),
+            hasher: std::collections::hash_map::RandomState::new(),
             epoch: AtomicU64::new(0),
             changes: AtomicU64::new(0),
             live: AtomicBool::new(false),
@@ -130,7 +146,12 @@ impl SessionCache {
         }
     }
 
-    fn shard(&self, key: u128) -> &RwLock<HashMap<u128, Arc<Entry>>> {
+    fn member_key(&self, user: &UserId) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(user.as_str())
+    }
+
+    fn shard(&self, key: u128) -> &RwLock<HashMap<u128, Arc<Identity>>> {
         &self.shards[(key as usize) & (SHARDS - 1)]
     }
 
@@ -142,22 +163,23 @@ impl SessionCache {
     /// records the request as activity.
     pub fn lookup(&self, digest: &Digest, now: Millis, touch: bool) -> Option<Arc<Identity>> {
         let key = key_of(digest);
-        let entry = read(self.shard(key)).get(&key).cloned()?;
-        if entry.digest != *digest {
+        let identity = read(self.shard(key)).get(&key).cloned()?;
+        let seen = &identity.cached;
+        if seen.digest != *digest {
             return None;
         }
-        let trusted = entry.epoch == self.epoch.load(Ordering::Acquire)
-            && entry.identity.member.is_current()
-            && now < entry.expires_at()
-            && (self.is_live() || now - entry.validated_at < SHORT_TTL_MS);
+        let trusted = seen.epoch == self.epoch.load(Ordering::Acquire)
+            && identity.member.is_current()
+            && now < seen.expires_at()
+            && (self.is_live() || now - seen.validated_at < SHORT_TTL_MS);
         if !trusted {
-            self.remove_entry(key, &entry);
+            self.remove_entry(key, &identity);
             return None;
         }
         if touch {
-            self.activity(&entry, now);
+            self.activity(&identity, now);
         }
-        Some(entry.identity.clone())
+        Some(identity)
     }
 
     /// Before reading the store for a miss.
@@ -178,68 +200,70 @@ impl SessionCache {
         if !self.is_live() {
             return None;
         }
+        let key = self.member_key(user);
         let members = lock(&self.members);
-        let m = members.get(user)?;
-        (m.is_current() && m.epoch == mark.epoch).then(|| m.clone())
+        let m = members.get(&key)?;
+        (m.user_id == *user && m.is_current() && m.epoch == mark.epoch).then(|| m.clone())
     }
 
     /// Registers a member just read from the store, or returns the one another request
     /// registered meanwhile, so each account has one shared member.
     pub fn adopt(&self, member: Member, mark: &Mark) -> Arc<Member> {
         let member = Arc::new(member.in_epoch(mark.epoch));
+        let key = self.member_key(&member.user_id);
         let mut members = lock(&self.members);
-        if let Some(m) = members.get(&member.user_id) {
-            if self.is_live() && m.is_current() && m.epoch == mark.epoch {
+        if let Some(m) = members.get(&key) {
+            if self.is_live()
+                && m.user_id == member.user_id
+                && m.is_current()
+                && m.epoch == mark.epoch
+            {
                 return m.clone();
             }
+            // Replaced (stale, or another account on the same hash): its sessions re-read.
+            m.retire();
         }
-        members.insert(member.user_id.clone(), member.clone());
+        members.insert(key, member.clone());
         member
     }
 
-    /// Keeps a session just read from the store (valid at `now`).
+    /// Keeps a session just read from the store (valid at `now`), and returns it shared.
     pub fn insert(
         &self,
         digest: Digest,
-        identity: Arc<Identity>,
-        session: &SessionRecord,
+        mut identity: Identity,
         now: Millis,
         mark: &Mark,
-    ) {
-        let entry = Arc::new(Entry {
-            digest,
-            identity,
-            epoch: mark.epoch,
-            validated_at: now,
-            idle_ms: session.idle_ms,
-            absolute_expiry: session.absolute_expiry,
-            last_seen: AtomicI64::new(session.last_seen.max(now)),
-            written: AtomicI64::new(session.last_seen),
-        });
-        self.activity(&entry, now);
+    ) -> Arc<Identity> {
+        let seen = &mut identity.cached;
+        seen.digest = digest;
+        seen.epoch = mark.epoch;
+        seen.validated_at = now;
+        seen.last_seen.fetch_max(now, Ordering::Relaxed);
+        let identity = Arc::new(identity);
+        self.activity(&identity, now);
         let key = key_of(&digest);
         {
             let mut shard = write(self.shard(key));
             if shard.len() >= self.per_shard && !shard.contains_key(&key) {
                 evict(&mut shard, now);
             }
-            shard.insert(key, entry.clone());
+            shard.insert(key, identity.clone());
         }
         // An announcement arrived while the store was read: what was read may predate it.
         if !self.unchanged_since(mark) {
-            self.remove_entry(key, &entry);
-            let member = &entry.identity.member;
+            self.remove_entry(key, &identity);
+            let member = &identity.member;
             let mut members = lock(&self.members);
-            if members
-                .get(&member.user_id)
-                .is_some_and(|m| Arc::ptr_eq(m, member))
-            {
-                members.remove(&member.user_id);
+            let mkey = self.member_key(&member.user_id);
+            if members.get(&mkey).is_some_and(|m| Arc::ptr_eq(m, member)) {
+                members.remove(&mkey);
             }
         }
+        identity
     }
 
-    fn remove_entry(&self, key: u128, entry: &Arc<Entry>) {
+    fn remove_entry(&self, key: u128, entry: &Arc<Identity>) {
         let mut shard = write(self.shard(key));
         if shard.get(&key).is_some_and(|e| Arc::ptr_eq(e, entry)) {
             shard.remove(&key);
@@ -256,7 +280,8 @@ impl SessionCache {
     /// Retires `user`'s member here at once (this instance changed the account).
     pub fn forget_user(&self, user: &UserId) {
         self.changes.fetch_add(1, Ordering::AcqRel);
-        if let Some(m) = lock(&self.members).remove(user) {
+        let key = self.member_key(user);
+        if let Some(m) = lock(&self.members).remove(&key) {
             m.retire();
         }
     }
@@ -270,7 +295,7 @@ impl SessionCache {
                 let key = key_of(&digest(&hash));
                 u64::from(write(self.shard(key)).remove(&key).is_some())
             }
-            Change::User(user) => match lock(&self.members).remove(&user) {
+            Change::User(user) => match lock(&self.members).remove(&self.member_key(&user)) {
                 Some(m) => {
                     m.retire();
                     1
@@ -304,8 +329,8 @@ impl SessionCache {
     pub fn sweep(&self, now: Millis) {
         let epoch = self.epoch.load(Ordering::Acquire);
         for shard in self.shards.iter() {
-            write(shard).retain(|_, e| {
-                e.epoch == epoch && e.identity.member.is_current() && now < e.expires_at()
+            write(shard).retain(|_, i| {
+                i.cached.epoch == epoch && i.member.is_current() && now < i.cached.expires_at()
             });
         }
         lock(&self.members).retain(|_, m| Arc::strong_count(m) > 1);
@@ -320,17 +345,18 @@ impl SessionCache {
         self.len() == 0
     }
 
-    fn activity(&self, entry: &Entry, now: Millis) {
-        entry.last_seen.fetch_max(now, Ordering::Relaxed);
-        let written = entry.written.load(Ordering::Relaxed);
-        let every = TOUCH_EVERY_MS.min(entry.idle_ms / 4).max(1);
+    fn activity(&self, identity: &Identity, now: Millis) {
+        let seen = &identity.cached;
+        seen.last_seen.fetch_max(now, Ordering::Relaxed);
+        let written = seen.written.load(Ordering::Relaxed);
+        let every = TOUCH_EVERY_MS.min(seen.idle_ms / 4).max(1);
         if now - written >= every
-            && entry
+            && seen
                 .written
                 .compare_exchange(written, now, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
-            lock(&self.touches).push((entry.identity.session_id.clone(), now));
+            lock(&self.touches).push((identity.session_id.clone(), now));
         }
     }
 
@@ -355,9 +381,9 @@ impl SessionCache {
 /// Makes room in a full shard: what has expired goes, else a few entries (the map's order
 /// is random, so this is random eviction: cheap, and fair enough for a cache sized above
 /// the sessions in use).
-fn evict(shard: &mut HashMap<u128, Arc<Entry>>, now: Millis) {
+fn evict(shard: &mut HashMap<u128, Arc<Identity>>, now: Millis) {
     let before = shard.len();
-    shard.retain(|_, e| now < e.expires_at());
+    shard.retain(|_, i| now < i.cached.expires_at());
     if shard.len() == before {
         // A sixteenth at once, so a full cache scans a shard once per many inserts.
         let doomed: Vec<u128> = shard.keys().take(before / 16 + 1).copied().collect();

@@ -39,7 +39,8 @@ impl Visitor {
 }
 
 /// The account side of an identity, shared by every session of that member (one
-/// allocation per member, however many devices they keep signed in).
+/// allocation per member, however many devices they keep signed in). Kept small: the
+/// session cache holds one per member with a session in use.
 #[derive(Debug)]
 pub struct Member {
     pub user_id: UserId,
@@ -48,9 +49,6 @@ pub struct Member {
     pub admin: bool,
     /// The organisation and the member's role in it, if any.
     pub org: Option<Membership>,
-    /// The identity header values, validated once when the member is read rather than on
-    /// every proxied request (cloning a `HeaderValue` shares its bytes).
-    pub wire: WireIdentity,
     /// Cleared when the account changes anywhere: every cached session sharing this
     /// member then reads the store again.
     current: AtomicBool,
@@ -66,14 +64,12 @@ impl PartialEq for Member {
             &self.name,
             self.admin,
             &self.org,
-            &self.wire,
         ) == (
             &other.user_id,
             &other.email,
             &other.name,
             other.admin,
             &other.org,
-            &other.wire,
         )
     }
 }
@@ -87,20 +83,12 @@ impl Member {
         admin: bool,
         org: Option<Membership>,
     ) -> Self {
-        let wire = WireIdentity {
-            user: header_value(user_id.as_str()),
-            email: header_value(&email),
-            name: header_value(&name),
-            groups: HeaderValue::from_static(roles(admin, org.as_ref().map(|m| m.role))),
-            org: org.as_ref().map(|m| header_value(m.org.as_str())),
-        };
         Self {
             user_id,
             email,
             name,
             admin,
             org,
-            wire,
             current: AtomicBool::new(true),
             epoch: 0,
         }
@@ -139,17 +127,30 @@ impl Member {
 }
 
 /// Who is making the request, as sent upstream: the member and this session. Derefs to
-/// the [`Member`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// the [`Member`]. The session cache keeps this very value (with its bookkeeping in
+/// `cached`), so a hit hands out a reference count, not a copy.
+#[derive(Debug)]
 pub struct Identity {
     pub member: Arc<Member>,
     pub session_id: SessionId,
     pub device_id: DeviceId,
     /// What opening the session proved (`Remote-Auth-Level`).
     pub level: crate::store::AuthLevel,
-    /// `Remote-Session`, validated once.
-    pub session_header: HeaderValue,
+    pub(super) cached: session_cache::Seen,
 }
+
+impl PartialEq for Identity {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.member, &self.session_id, &self.device_id, self.level)
+            == (
+                &other.member,
+                &other.session_id,
+                &other.device_id,
+                other.level,
+            )
+    }
+}
+impl Eq for Identity {}
 
 impl std::ops::Deref for Identity {
     type Target = Member;
@@ -158,18 +159,14 @@ impl std::ops::Deref for Identity {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WireIdentity {
-    pub user: HeaderValue,
-    pub email: HeaderValue,
-    pub name: HeaderValue,
-    pub groups: HeaderValue,
-    pub org: Option<HeaderValue>,
-}
-
 /// A header value from account data: control characters (CR, LF, NUL...) dropped so a
 /// stored name can never split or forge a header.
-fn header_value(v: &str) -> HeaderValue {
+pub fn header_value(v: &str) -> HeaderValue {
+    if !v.chars().any(char::is_control) {
+        if let Ok(h) = HeaderValue::from_str(v) {
+            return h;
+        }
+    }
     let clean: String = v.chars().filter(|c| !c.is_control()).collect();
     HeaderValue::from_str(&clean).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -184,24 +181,23 @@ impl Identity {
         device_id: DeviceId,
         org: Option<Membership>,
     ) -> Self {
-        let member = Arc::new(Member::new(user_id, email, name, admin, org));
         Self {
-            member,
-            session_header: header_value(session_id.as_str()),
+            member: Arc::new(Member::new(user_id, email, name, admin, org)),
             session_id,
             device_id,
             level: crate::store::AuthLevel::Password,
+            cached: session_cache::Seen::default(),
         }
     }
 
-    /// This session of `member`.
+    /// This session of `member`, as read from the store at `now`.
     pub fn of(member: Arc<Member>, session: &SessionRecord) -> Self {
         Self {
             member,
-            session_header: header_value(session.id.as_str()),
             session_id: session.id.clone(),
             device_id: session.device_id.clone(),
             level: session.level,
+            cached: session_cache::Seen::of(session),
         }
     }
 
@@ -236,9 +232,9 @@ impl Auth {
                 self.cache.adopt(Member::from_user(&user), &mark)
             }
         };
-        let identity = Arc::new(Identity::of(member, &session));
-        self.cache
-            .insert(digest, identity.clone(), &session, now, &mark);
+        let identity = self
+            .cache
+            .insert(digest, Identity::of(member, &session), now, &mark);
         Ok(Some(identity))
     }
 

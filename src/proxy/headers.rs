@@ -8,7 +8,7 @@ use std::sync::Arc;
 use pingora::http::RequestHeader;
 
 use super::edge::Edge;
-use crate::auth::Identity;
+use crate::auth::{header_value, Identity};
 use crate::config::{HeadersSection, UserValue};
 use crate::pages::cookies::CookieNames;
 
@@ -256,20 +256,23 @@ impl HeaderPlan {
             req.insert_header(http::header::CONTENT_LENGTH, n.to_string())?;
         }
         if let Some(id) = identity {
-            let (n, w) = (&self.names, &id.wire);
+            // Built per request from the cached member rather than kept beside it: a few
+            // small copies cost less than holding them for every cached session.
+            let n = &self.names;
+            let email = header_value(&id.email);
             let user = match self.user_value {
-                UserValue::Id => &w.user,
+                UserValue::Id => header_value(id.user_id.as_str()),
                 // Members sign in with their email address: it is their login name.
-                UserValue::Email | UserValue::Username => &w.email,
+                UserValue::Email | UserValue::Username => email.clone(),
             };
-            req.insert_header(n.user, user.clone())?;
-            req.insert_header(n.email, w.email.clone())?;
-            req.insert_header(n.name, w.name.clone())?;
-            req.insert_header(n.groups, w.groups.clone())?;
-            req.insert_header(n.session, id.session_header.clone())?;
+            req.insert_header(n.user, user)?;
+            req.insert_header(n.email, email)?;
+            req.insert_header(n.name, header_value(&id.name))?;
+            req.insert_header(n.groups, id.groups())?;
+            req.insert_header(n.session, header_value(id.session_id.as_str()))?;
             req.insert_header(n.auth_level, id.level.as_str())?;
-            if let Some(org) = &w.org {
-                req.insert_header(n.org, org.clone())?;
+            if let Some(m) = &id.org {
+                req.insert_header(n.org, header_value(m.org.as_str()))?;
             }
         }
         let cookie_header: Vec<String> = req

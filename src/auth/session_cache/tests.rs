@@ -55,11 +55,9 @@ fn read_in(cache: &SessionCache, s: &Session, now: Millis) {
     let m = cache
         .member(&s.record.user_id, &mark)
         .unwrap_or_else(|| cache.adopt(member(s.record.user_id.as_str()), &mark));
-    let identity = Arc::new(Identity::of(m, &s.record));
     cache.insert(
         digest(&s.record.token_hash),
-        identity,
-        &s.record,
+        Identity::of(m, &s.record),
         now,
         &mark,
     );
@@ -149,8 +147,12 @@ fn a_read_overlapping_an_announcement_is_not_kept() {
     let m = cache.adopt(member("ann"), &mark);
     // The session ends while its (stale) record is being read.
     cache.apply(Change::Session(s.record.token_hash.clone()));
-    let identity = Arc::new(Identity::of(m, &s.record));
-    cache.insert(digest(&s.record.token_hash), identity, &s.record, T0, &mark);
+    cache.insert(
+        digest(&s.record.token_hash),
+        Identity::of(m, &s.record),
+        T0,
+        &mark,
+    );
     assert!(!hit(&cache, &s, T0 + 1));
     assert!(cache.member(&s.record.user_id, &cache.mark()).is_none());
 }
