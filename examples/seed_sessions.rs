@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use vigile::auth::password::Hasher;
+use vigile::auth::password::{Hasher, Lane};
 use vigile::config::PasswordSection;
 use vigile::crypto::random_token;
 use vigile::store::{
@@ -45,7 +45,7 @@ async fn main() -> Result<(), Error> {
     let started = Instant::now();
 
     let hash = Hasher::new(&PasswordSection::default(), None)?
-        .hash("Bench-mark 1 password!")
+        .hash("Bench-mark 1 password!", Lane::operator())
         .await?;
     let users: Vec<User> = (0..members)
         .map(|i| User {
