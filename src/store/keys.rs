@@ -11,13 +11,43 @@
 //! - `vigile:user:{user_id}`: a [`super::User`] as JSON.
 //! - `vigile:user_email:{email}`: the user id owning that (normalised) email.
 //! - `vigile:users`: set of every user id (for `user_list`).
-//! - `vigile:session:{session_id}`: hash of one session's fields; its TTL is the
-//!   session's expiry.
-//! - `vigile:session_token:{token_hash}`: the session id for a cookie token hash; same TTL.
-//! - `vigile:user_sessions:{user_id}`: sorted set of a member's session ids, scored by
-//!   their absolute expiry (the key itself expires with the last of them).
-//! - `vigile:session_expiry`: sorted set of every session id scored by its current
-//!   expiry, for an O(log n) `session_count` and for `sweep`.
+//! - Sessions (layout 2, issue 17: compact, about 540 bytes each with a 70-byte
+//!   user agent, measured by `bench/sessions_memory`):
+//!   - `vigile:s:{session_id}`: hash of one session; its TTL is the session's expiry.
+//!     Short fields, so it stays a listpack (every value ≤ 64 bytes, Redis's default
+//!     `hash-max-listpack-value`): `t` the token hash as its 32 raw bytes (scripts turn
+//!     it back into the hex of [`TokenHash::as_str`]), `u` user id, `d` device id, `c`
+//!     created_at, `l` last_seen, `i` idle_ms, `a` absolute_expiry (integers, which a
+//!     listpack stores as integers), `p` ip, `g`, `g2`, `g3`… the user agent in 64-byte
+//!     pieces, `v` the level when it is not `password`. The id is the key's own suffix.
+//!   - `vigile:st:{hhh}`: one of 4 096 token buckets (`hhh` = the first 3 hex digits of
+//!     the token hash), a hash from the next 24 hex digits of the token hash to the session
+//!     id. 96 bits tell sessions apart (a clash is refused as a token in use) and a lookup
+//!     compares the whole hash stored in the session. No TTL: an entry goes with its
+//!     session, or with the sweep when Redis dropped the session by TTL first.
+//!   - `vigile:sm:{hhh}`: one of 4 096 member buckets (`hhh` = the first 3 hex digits of
+//!     the SHA-1 of the user id), a sorted set of `{user_id} {session_id} {token hhh}`
+//!     scored by the session's current expiry: a member's sessions are the entries of
+//!     their bucket that start with their id. The token bucket named last lets the sweep
+//!     clean a session whose hash Redis already dropped. No TTL (the sweep empties it).
+//!   - `vigile:session_buckets`: sorted set of member-bucket key names scored by a lower
+//!     bound of the earliest expiry in them (lowered on insert, made exact by the sweep),
+//!     so `sweep` and `session_count` visit only the buckets that may hold expired
+//!     sessions.
+//!   - `vigile:session_total`: the number of entries in all member buckets;
+//!     `session_count(now)` is it minus the entries expired at `now`.
+//!   - Why buckets rather than a key per member and a sorted set entry per session: a
+//!     Redis key costs about 100 bytes before its content and a skiplist entry about 120,
+//!     a listpack entry only its bytes. Up to about 500 000 sessions the buckets stay
+//!     listpacks (128 entries per sorted set, 512 per hash by default); past that they
+//!     turn into skiplists and hashtables one by one, which costs memory but changes
+//!     nothing else. Redis Cluster (issue 18) will need the member bucket as the hash tag
+//!     of what a script uses together with it.
+//! - `vigile:layout`: `2` once the sessions of layout 1 (below) were converted, by the
+//!   first instance that connected (`redis/migrate.rs`).
+//! - Layout 1, read only to convert it: `vigile:session:{id}` (hash with long field
+//!   names), `vigile:session_token:{token_hash}` (→ id), `vigile:user_sessions:{user_id}`
+//!   (sorted set of ids) and `vigile:session_expiry` (sorted set of every id).
 //! - `vigile:pending_users`: sorted set of the ids of `Pending` accounts, scored by the
 //!   instant they expire (their user and email keys carry the same instant as TTL);
 //!   `sweep` deletes them by it, `user_activate` removes the entry.
@@ -80,8 +110,12 @@ pub enum Prefix {
     User,
     UserEmail,
     Session,
-    SessionToken,
-    UserSessions,
+    SessionTokens,
+    SessionMembers,
+    /// Layout 1 (`redis/migrate.rs` converts it).
+    LegacySession,
+    LegacySessionToken,
+    LegacyUserSessions,
     OutboxMail,
     OutboxFailedMail,
     Token,
@@ -103,9 +137,12 @@ impl Prefix {
         match self {
             Prefix::User => "vigile:user:",
             Prefix::UserEmail => "vigile:user_email:",
-            Prefix::Session => "vigile:session:",
-            Prefix::SessionToken => "vigile:session_token:",
-            Prefix::UserSessions => "vigile:user_sessions:",
+            Prefix::Session => "vigile:s:",
+            Prefix::SessionTokens => "vigile:st:",
+            Prefix::SessionMembers => "vigile:sm:",
+            Prefix::LegacySession => "vigile:session:",
+            Prefix::LegacySessionToken => "vigile:session_token:",
+            Prefix::LegacyUserSessions => "vigile:user_sessions:",
             Prefix::OutboxMail => "vigile:outbox_mail:",
             Prefix::OutboxFailedMail => "vigile:outbox_failed_mail:",
             Prefix::Token => "vigile:token:",
@@ -132,6 +169,32 @@ impl Prefix {
     }
 }
 
+/// Hex digits naming a session bucket: 16³ = 4 096 buckets of each kind.
+pub const BUCKET_DIGITS: usize = 3;
+
+/// The token bucket of a token hash: its first hex digits (a SHA-256, so evenly spread).
+/// The session scripts compute the same from the hashes they read.
+fn token_bucket(hash: &TokenHash) -> &str {
+    hash.as_str().get(..BUCKET_DIGITS).unwrap_or(hash.as_str())
+}
+
+/// The member bucket of a user id: the first hex digits of its SHA-1, as the scripts
+/// compute it with `redis.sha1hex` (ids are random, but a hash spreads any id evenly).
+fn member_bucket(id: &UserId) -> String {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        id.as_str().as_bytes(),
+    );
+    let mut hex: String = digest
+        .as_ref()
+        .iter()
+        .take(BUCKET_DIGITS.div_ceil(2))
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    hex.truncate(BUCKET_DIGITS);
+    hex
+}
+
 /// One Redis key.
 #[derive(Debug, Clone, Copy)]
 pub enum Key<'a> {
@@ -140,9 +203,16 @@ pub enum Key<'a> {
     UserEmail(&'a str),
     Users,
     Session(&'a SessionId),
-    SessionToken(&'a TokenHash),
-    UserSessions(&'a UserId),
-    SessionExpiry,
+    /// The token bucket holding this hash's entry.
+    SessionTokens(&'a TokenHash),
+    /// The member bucket holding this member's sessions.
+    SessionMembers(&'a UserId),
+    SessionBuckets,
+    SessionTotal,
+    Layout,
+    /// Layout 1's token key and expiry index, for the conversion.
+    LegacySessionToken(&'a TokenHash),
+    LegacySessionExpiry,
     PendingUsers,
     Token(TokenKind, &'a TokenHash),
     /// Mails waiting; `OutboxMobile` holds the text messages.
@@ -183,7 +253,10 @@ impl Key<'_> {
         match self {
             Key::Secret => "vigile:secret".to_string(),
             Key::Users => "vigile:users".to_string(),
-            Key::SessionExpiry => "vigile:session_expiry".to_string(),
+            Key::SessionBuckets => "vigile:session_buckets".to_string(),
+            Key::SessionTotal => "vigile:session_total".to_string(),
+            Key::Layout => "vigile:layout".to_string(),
+            Key::LegacySessionExpiry => "vigile:session_expiry".to_string(),
             Key::PendingUsers => "vigile:pending_users".to_string(),
             Key::Outbox => "vigile:outbox".to_string(),
             Key::OutboxMobile => "vigile:outbox_mobile".to_string(),
@@ -207,8 +280,9 @@ impl Key<'_> {
             Key::User(id) => Prefix::User.with(id.as_str()),
             Key::UserEmail(email) => Prefix::UserEmail.with(email),
             Key::Session(id) => Prefix::Session.with(id.as_str()),
-            Key::SessionToken(hash) => Prefix::SessionToken.with(hash.as_str()),
-            Key::UserSessions(id) => Prefix::UserSessions.with(id.as_str()),
+            Key::SessionTokens(hash) => Prefix::SessionTokens.with(token_bucket(hash)),
+            Key::SessionMembers(id) => Prefix::SessionMembers.with(&member_bucket(id)),
+            Key::LegacySessionToken(hash) => Prefix::LegacySessionToken.with(hash.as_str()),
             Key::OutboxMail(id) => Prefix::OutboxMail.with(id),
             Key::OutboxFailedMail(id) => Prefix::OutboxFailedMail.with(id),
             Key::Token(kind, hash) => Prefix::Token.with(&[kind.as_str(), hash.as_str()].join(":")),
@@ -235,7 +309,10 @@ mod tests {
         let keys = [
             (Key::Secret, None),
             (Key::Users, None),
-            (Key::SessionExpiry, None),
+            (Key::SessionBuckets, None),
+            (Key::SessionTotal, None),
+            (Key::Layout, None),
+            (Key::LegacySessionExpiry, None),
             (Key::PendingUsers, None),
             (Key::Outbox, None),
             (Key::OutboxMobile, None),
@@ -250,8 +327,18 @@ mod tests {
             (Key::User(&user), Some((Prefix::User, "u1"))),
             (Key::UserEmail("a@b.c"), Some((Prefix::UserEmail, "a@b.c"))),
             (Key::Session(&session), Some((Prefix::Session, "s1"))),
-            (Key::SessionToken(&hash), Some((Prefix::SessionToken, "ab"))),
-            (Key::UserSessions(&user), Some((Prefix::UserSessions, "u1"))),
+            (
+                Key::SessionTokens(&hash),
+                Some((Prefix::SessionTokens, "ab")),
+            ),
+            (
+                Key::SessionMembers(&user),
+                Some((Prefix::SessionMembers, "c5e")),
+            ),
+            (
+                Key::LegacySessionToken(&hash),
+                Some((Prefix::LegacySessionToken, "ab")),
+            ),
             (Key::OutboxMail("m1"), Some((Prefix::OutboxMail, "m1"))),
             (Key::OutboxFailed, None),
             (
@@ -289,6 +376,21 @@ mod tests {
                 assert_eq!(name, format!("{}{suffix}", prefix.as_str()));
             }
         }
+    }
+
+    #[test]
+    fn session_buckets_are_the_first_hex_digits_of_the_hashes() {
+        let token = TokenHash::of("abc");
+        assert_eq!(
+            Key::SessionTokens(&token).name(),
+            "vigile:st:ba7",
+            "sha256(abc) = ba7816bf…"
+        );
+        // sha1(u1) = c5ea7155…: what `redis.sha1hex('u1')` starts with in the scripts.
+        assert_eq!(
+            Key::SessionMembers(&UserId::from_string("u1")).name(),
+            "vigile:sm:c5e"
+        );
     }
 
     #[test]

@@ -5,9 +5,12 @@
 //! never do read-then-write from Rust. Key names come from [`super::keys`] only; scripts
 //! that derive a key from a value they read get the prefix as an argument.
 //!
-//! Sessions are hashes whose TTL (`PEXPIREAT`) is the session's own expiry, so Redis
-//! drops dead sessions by itself; lookups still check validity against the `now` they are
-//! given, since TTLs follow Redis's clock and tests pass instants in the future.
+//! Sessions are compact hashes (listpacks, layout in `keys.rs`) whose TTL (`PEXPIREAT`) is
+//! the session's own expiry, so Redis drops dead sessions by itself; their index entries,
+//! in shared buckets without TTL, go with them or with the sweep. Lookups still check
+//! validity against the `now` they are given, since TTLs follow Redis's clock and tests
+//! pass instants in the future. Sessions stored by earlier versions are converted by the
+//! first call that reaches the server (`redis/migrate.rs`).
 //! Numbers computed inside Lua are formatted with `%.0f` before being stored or passed to
 //! a command, so millisecond timestamps never turn into `1.7e+12`.
 //!
@@ -22,11 +25,13 @@
 //!
 //! Layout: sessions, accounts and the secret here; sign-up accounts (pending, expiring)
 //! in `redis/users.rs`; tokens, the outbox and counters each in their own file beside
-//! it; `redis/expiring.rs` sweeps the token and counter keys by the `now` it is given.
+//! it; `redis/expiring.rs` sweeps the token and counter keys by the `now` it is given;
+//! `redis/migrate.rs` converts earlier session layouts.
 //!
-//! Needs Redis 5 or later (multi-field `HSET`, scripts replicated by effects, which
-//! allows `TIME` before writes). Redis Cluster is not supported as is: scripts touch keys
-//! they derive, which Cluster only allows within one hash slot.
+//! Needs Redis 5 or later (multi-field `HSET`, scripts replicated by effects; 7 calls
+//! small hashes and sorted sets listpacks, 5 and 6 ziplists, the same compact encoding).
+//! Redis Cluster is not supported as is: scripts touch keys they derive, which Cluster
+//! only allows within one hash slot.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -52,13 +57,17 @@ const SWEEP_BATCH: u64 = 500;
 /// Session touches sent together by `session_touch_many`.
 const TOUCH_BATCH: usize = 256;
 
-/// Shared by the session scripts. Calling convention: `KEYS[1]` is the global expiry
-/// index, `ARGV[1..3]` the session, token and user-sessions key prefixes; each script's
-/// own keys and arguments follow.
+/// Shared by the session scripts (layout in `keys.rs`). Calling convention: `KEYS[1]` the
+/// session-bucket index, `KEYS[2]` the session total, `ARGV[1..3]` the session, token-bucket
+/// and member-bucket key prefixes; each script's own keys and arguments follow, from
+/// `KEYS[3]` and `ARGV[4]`. A session travels as 11 arguments (`session_arg`, written by
+/// [`session_args`]) and comes back as 11 strings (`reply_of`, read by
+/// [`session_from_reply`]).
 macro_rules! session_prelude {
     () => {
         r#"
-local EXPIRY, P_SESSION, P_TOKEN, P_USER_SESSIONS = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local BUCKETS, TOTAL = KEYS[1], KEYS[2]
+local P_SESSION, P_TOKENS, P_MEMBERS = ARGV[1], ARGV[2], ARGV[3]
 local function int(x) return string.format('%.0f', x) end
 -- nil when a field is missing: the Rust side then reports the record as corrupt.
 local function expiry_of(last_seen, idle_ms, absolute)
@@ -67,23 +76,148 @@ local function expiry_of(last_seen, idle_ms, absolute)
   return math.min(l + i, a)
 end
 local function expiry_of_key(key)
-  local f = redis.call('HMGET', key, 'last_seen', 'idle_ms', 'absolute_expiry')
+  local f = redis.call('HMGET', key, 'l', 'i', 'a')
   return expiry_of(f[1], f[2], f[3])
+end
+-- A session hash keeps its token hash as 32 raw bytes (half the hex); keys, messages and
+-- replies use the hex, exactly as `TokenHash::as_str` spells it.
+local function hex_of(raw) return string.format(string.rep('%02x', #raw), string.byte(raw, 1, -1)) end
+local function raw_of(hex)
+  local bytes = {}
+  for i = 1, #hex, 2 do bytes[#bytes + 1] = tonumber(string.sub(hex, i, i + 1), 16) end
+  return string.char(unpack(bytes))
+end
+-- Where a token hash's entry lives: its bucket and its field there (108 bits in all).
+local function token_slot(hex) return P_TOKENS .. string.sub(hex, 1, 3), string.sub(hex, 4, 27) end
+local function member_bucket(user) return P_MEMBERS .. string.sub(redis.sha1hex(user), 1, 3) end
+-- A member-bucket entry: user, session id and the token's bucket digits.
+local function entry_of(user, id, hex) return user .. ' ' .. id .. ' ' .. string.sub(hex, 1, 3) end
+local function parse_entry(e) return string.match(e, '^(.*) (%S+) (%x%x%x)$') end
+-- Lowers a member bucket's bound in BUCKETS to `score` if that is earlier (never raises
+-- it: a touch or a delete leaves it low, and the sweep makes it exact).
+local function bound(bucket, score)
+  local cur = redis.call('ZSCORE', BUCKETS, bucket)
+  if not cur or tonumber(score) < tonumber(cur) then redis.call('ZADD', BUCKETS, score, bucket) end
+end
+local function index_put(user, id, hex, exp)
+  local bucket = member_bucket(user)
+  if redis.call('ZADD', bucket, exp, entry_of(user, id, hex)) == 1 then redis.call('INCR', TOTAL) end
+  bound(bucket, exp)
+end
+local function index_drop(bucket, e)
+  if redis.call('ZREM', bucket, e) == 1 then redis.call('DECR', TOTAL) end
+end
+local function rebound(bucket)
+  local first = redis.call('ZRANGE', bucket, 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    redis.call('ZREM', BUCKETS, bucket)
+  else
+    redis.call('ZADD', BUCKETS, first[2], bucket)
+  end
 end
 -- Every gateway instance caches sessions until told they changed (`Change` in
 -- store/changes.rs): each end of a session, whatever its cause, says so here.
 local CHANGES = 'vigile:changes' -- store::changes::CHANNEL
 local function delete_session(id)
   local key = P_SESSION .. id
-  local f = redis.call('HMGET', key, 'token_hash', 'user_id')
-  redis.call('ZREM', EXPIRY, id)
+  local f = redis.call('HMGET', key, 't', 'u')
   if redis.call('DEL', key) == 0 then return 0 end
   if f[1] then
-    redis.call('DEL', P_TOKEN .. f[1])
-    redis.call('PUBLISH', CHANGES, 's:' .. f[1])
+    local hex = hex_of(f[1])
+    local tokens, field = token_slot(hex)
+    if redis.call('HGET', tokens, field) == id then redis.call('HDEL', tokens, field) end
+    if f[2] then index_drop(member_bucket(f[2]), entry_of(f[2], id, hex)) end
+    redis.call('PUBLISH', CHANGES, 's:' .. hex)
   end
-  if f[2] then redis.call('ZREM', P_USER_SESSIONS .. f[2], id) end
   return 1
+end
+-- Drops a member-bucket entry, and the token entry of its session if Redis already
+-- dropped the session's hash by TTL (found by its value in the bucket the entry names).
+local function forget(bucket, e)
+  local _, id, digits = parse_entry(e)
+  if id and redis.call('EXISTS', P_SESSION .. id) == 0 then
+    local tokens = P_TOKENS .. digits
+    local all = redis.call('HGETALL', tokens)
+    for i = 1, #all, 2 do
+      if all[i + 1] == id then
+        redis.call('HDEL', tokens, all[i])
+        break
+      end
+    end
+  end
+  index_drop(bucket, e)
+end
+-- A member's bucket and their entries in it: {entry, session id, score} each.
+local function entries_of(user)
+  local bucket, out = member_bucket(user), {}
+  local flat = redis.call('ZRANGE', bucket, 0, -1, 'WITHSCORES')
+  for i = 1, #flat, 2 do
+    local u, id = parse_entry(flat[i])
+    if u == user then out[#out + 1] = {flat[i], id, tonumber(flat[i + 1])} end
+  end
+  return bucket, out
+end
+-- Ends every session of a member. Returns how many sessions were still there.
+local function delete_sessions_of(user)
+  local bucket, list = entries_of(user)
+  local n = 0
+  for _, e in ipairs(list) do
+    if delete_session(e[2]) == 1 then n = n + 1 else forget(bucket, e[1]) end
+  end
+  return n
+end
+-- The session as `session_from_reply` reads it, from its HGETALL: nil if there is none,
+-- {id, field} if a field is missing (a corrupt record).
+local REQUIRED = {'t', 'u', 'd', 'c', 'l', 'i', 'a'}
+local function reply_of(id, flat)
+  if #flat == 0 then return nil end
+  local h = {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  for _, name in ipairs(REQUIRED) do
+    if not h[name] then return {id, name} end
+  end
+  local ua, n = h.g or '', 2
+  while h['g' .. n] do
+    ua, n = ua .. h['g' .. n], n + 1
+  end
+  return {id, hex_of(h.t), h.u, h.d, h.c, h.l, h.i, h.a, h.p or '', ua, h.v or 'password'}
+end
+local function read_session(id) return reply_of(id, redis.call('HGETALL', P_SESSION .. id)) end
+-- A session record from ARGV[i..i+10].
+local function session_arg(i)
+  return {id = ARGV[i], token = ARGV[i + 1], user = ARGV[i + 2], device = ARGV[i + 3],
+    created = ARGV[i + 4], last_seen = ARGV[i + 5], idle = ARGV[i + 6], absolute = ARGV[i + 7],
+    ip = ARGV[i + 8], ua = ARGV[i + 9], level = ARGV[i + 10]}
+end
+-- Whether `s` may be stored: its id free (or the session it replaces) and its token slot
+-- free (or held by the session it replaces, or by one Redis already dropped).
+local function session_free(s, replaces)
+  if redis.call('EXISTS', P_SESSION .. s.id) == 1 and s.id ~= replaces then return false end
+  local tokens, field = token_slot(s.token)
+  local holder = redis.call('HGET', tokens, field)
+  return not holder or holder == replaces or redis.call('EXISTS', P_SESSION .. holder) == 0
+end
+local function write_session(s)
+  local key, exp = P_SESSION .. s.id, int(expiry_of(s.last_seen, s.idle, s.absolute))
+  local fields = {'t', raw_of(s.token), 'u', s.user, 'd', s.device, 'c', s.created,
+    'l', s.last_seen, 'i', s.idle, 'a', s.absolute, 'p', s.ip}
+  -- In pieces of 64 bytes: one longer value turns the whole hash into a hashtable,
+  -- about three times the memory.
+  local ua, n = s.ua, 1
+  repeat
+    fields[#fields + 1] = n == 1 and 'g' or 'g' .. n
+    fields[#fields + 1] = string.sub(ua, 1, 64)
+    ua, n = string.sub(ua, 65), n + 1
+  until ua == ''
+  if s.level ~= 'password' then
+    fields[#fields + 1] = 'v'
+    fields[#fields + 1] = s.level
+  end
+  redis.call('HSET', key, unpack(fields))
+  redis.call('PEXPIREAT', key, exp)
+  local tokens, field = token_slot(s.token)
+  redis.call('HSET', tokens, field, s.id)
+  index_put(s.user, s.id, s.token, exp)
 end
 "#
     };
@@ -97,9 +231,12 @@ macro_rules! session_script {
 }
 
 // After the macros, so the submodules can use them.
-// `users` first: its `user_prelude!` is shared by the organisation scripts.
+// `users` first: its `user_prelude!` is shared by the organisation scripts; `migrate`
+// before the scripts below: its `legacy_prelude!` serves the lookup by token.
 #[macro_use]
 mod users;
+#[macro_use]
+mod migrate;
 
 mod changes;
 mod contact;
@@ -114,67 +251,66 @@ mod record;
 mod throttle;
 mod tokens;
 
-// KEYS[2] session, KEYS[3] token, KEYS[4] user sessions.
-// ARGV[4] id, ARGV[5] replaced id or '', ARGV[6] expires_at, ARGV[7] absolute_expiry,
-// ARGV[8..] the hash's field/value pairs. Returns 0 on a conflicting id or token.
+// ARGV[4] replaced id or '', ARGV[5..15] the session. Returns 0 on a conflicting id or
+// token.
 session_script!(
     SESSION_INSERT,
     r#"
-local id, replaces = ARGV[4], ARGV[5]
-local holder = redis.call('GET', KEYS[3])
-if (redis.call('EXISTS', KEYS[2]) == 1 and id ~= replaces) or (holder and holder ~= replaces) then
-  return 0
-end
+local replaces, s = ARGV[4], session_arg(5)
+if not session_free(s, replaces) then return 0 end
 if replaces ~= '' then delete_session(replaces) end
-redis.call('HSET', KEYS[2], unpack(ARGV, 8))
-redis.call('PEXPIREAT', KEYS[2], ARGV[6])
-redis.call('SET', KEYS[3], id)
-redis.call('PEXPIREAT', KEYS[3], ARGV[6])
-redis.call('ZADD', EXPIRY, ARGV[6], id)
-redis.call('ZADD', KEYS[4], ARGV[7], id)
--- The member index lives as long as its longest-lived session can.
-local last = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[4], int(tonumber(last[2])))
+write_session(s)
 return 1
 "#
 );
 
-// KEYS[2] token; ARGV[4] now. Returns the session hash, or nil (deleting it if expired).
-session_script!(
+// The lookup behind every signed-in request. Legacy convention (`legacy_prelude!`), then
+// KEYS[4] token bucket, KEYS[5] layout 1's token key; ARGV[7] token hash, ARGV[8] now.
+// Returns the session, or nil (deleting it if expired). A session of layout 1, written by
+// an instance of the previous version during a rolling upgrade, is converted here.
+legacy_script!(
     SESSION_BY_TOKEN,
     r#"
-local id = redis.call('GET', KEYS[2])
-if not id then return false end
-local key = P_SESSION .. id
-local h = redis.call('HGETALL', key)
-if #h == 0 then
-  redis.call('DEL', KEYS[2])
+local hex, now = ARGV[7], tonumber(ARGV[8])
+local _, field = token_slot(hex)
+local id = redis.call('HGET', KEYS[4], field)
+if not id then
+  local old = redis.call('GET', KEYS[5])
+  if not old or adopt(old) == 0 then return false end
+  id = old
+end
+local s = read_session(id)
+if not s then
+  redis.call('HDEL', KEYS[4], field)
   return false
 end
-local exp = expiry_of_key(key)
-if exp and tonumber(ARGV[4]) >= exp then
+if #s == 2 then return s end
+-- Another token sharing these 108 bits: not this one's session.
+if s[2] ~= hex then return false end
+local exp = expiry_of(s[6], s[7], s[8])
+if exp and now >= exp then
   delete_session(id)
   return false
 end
-return h
+return s
 "#
 );
 
-// KEYS[2] session; ARGV[4] id, ARGV[5] now. Returns 1 if the session is still there.
+// ARGV[4] id, ARGV[5] now. Returns 1 if the session is still there.
 session_script!(
     SESSION_TOUCH,
     r#"
-local f = redis.call('HMGET', KEYS[2], 'last_seen', 'idle_ms', 'absolute_expiry', 'token_hash')
+local key = P_SESSION .. ARGV[4]
+local f = redis.call('HMGET', key, 'l', 'i', 'a', 't', 'u')
 local exp = expiry_of(f[1], f[2], f[3])
 local now = tonumber(ARGV[5])
 if not exp or now >= exp then return 0 end
 -- Never move last_seen back (a slower request touching late).
 local last = math.max(tonumber(f[1]), now)
-if last == now then redis.call('HSET', KEYS[2], 'last_seen', ARGV[5]) end
+if last == now then redis.call('HSET', key, 'l', ARGV[5]) end
 local new_exp = int(math.min(last + tonumber(f[2]), tonumber(f[3])))
-redis.call('PEXPIREAT', KEYS[2], new_exp)
-if f[4] then redis.call('PEXPIREAT', P_TOKEN .. f[4], new_exp) end
-redis.call('ZADD', EXPIRY, new_exp, ARGV[4])
+redis.call('PEXPIREAT', key, new_exp)
+if f[4] and f[5] then index_put(f[5], ARGV[4], hex_of(f[4]), new_exp) end
 return 1
 "#
 );
@@ -182,57 +318,62 @@ return 1
 // ARGV[4] id.
 session_script!(SESSION_DELETE, "return delete_session(ARGV[4])");
 
-// KEYS[2] user sessions.
-session_script!(
-    SESSION_DELETE_ALL,
-    r#"
-local n = 0
-for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  n = n + delete_session(id)
-end
-redis.call('DEL', KEYS[2])
-return n
-"#
-);
+// ARGV[4] user id.
+session_script!(SESSION_DELETE_ALL, "return delete_sessions_of(ARGV[4])");
 
-// KEYS[2] user sessions; ARGV[4] now. Drops index entries whose session key is gone.
+// ARGV[4] user id, ARGV[5] now. Drops the index entries of sessions Redis dropped.
 session_script!(
     SESSIONS_OF,
     r#"
-local now, out = tonumber(ARGV[4]), {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  local key = P_SESSION .. id
-  local h = redis.call('HGETALL', key)
-  if #h == 0 then
-    redis.call('ZREM', KEYS[2], id)
-    redis.call('ZREM', EXPIRY, id)
+local now, out = tonumber(ARGV[5]), {}
+local bucket, list = entries_of(ARGV[4])
+for _, e in ipairs(list) do
+  local s = read_session(e[2])
+  if not s then
+    forget(bucket, e[1])
+  elseif #s == 2 then
+    out[#out + 1] = s
   else
-    local exp = expiry_of_key(key)
-    if not exp or now < exp then out[#out + 1] = h end
+    local exp = expiry_of(s[6], s[7], s[8])
+    if not exp or now < exp then out[#out + 1] = s end
   end
 end
 return out
 "#
 );
 
-// ARGV[4] now. Cleans by Redis's own clock (those keys are gone for sure), counts by `now`.
+// ARGV[4] now. The total less the entries expired at `now`, which only the buckets whose
+// bound is at or before `now` can hold (with sweeps every minute, a handful).
 session_script!(
     SESSION_COUNT,
     r#"
-local t = redis.call('TIME')
-local server_now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', EXPIRY, '-inf', int(server_now))
-return redis.call('ZCOUNT', EXPIRY, '(' .. ARGV[4], '+inf')
+local expired = 0
+for _, bucket in ipairs(redis.call('ZRANGEBYSCORE', BUCKETS, '-inf', ARGV[4])) do
+  expired = expired + redis.call('ZCOUNT', bucket, '-inf', ARGV[4])
+end
+return math.max(0, tonumber(redis.call('GET', TOTAL) or '0') - expired)
 "#
 );
 
-// ARGV[4] now, ARGV[5] batch size. Returns how many sessions it removed.
+// ARGV[4] now, ARGV[5] batch size. Returns how many index entries it removed (a session
+// each, whether its hash was still there or Redis had dropped it).
 session_script!(
     SWEEP,
     r#"
-local ids = redis.call('ZRANGEBYSCORE', EXPIRY, '-inf', ARGV[4], 'LIMIT', 0, ARGV[5])
-for _, id in ipairs(ids) do delete_session(id) end
-return #ids
+local now, batch, removed = ARGV[4], tonumber(ARGV[5]), 0
+for _, bucket in ipairs(redis.call('ZRANGEBYSCORE', BUCKETS, '-inf', now)) do
+  local expired = redis.call('ZRANGEBYSCORE', bucket, '-inf', now, 'LIMIT', 0, batch - removed)
+  for _, e in ipairs(expired) do
+    local _, id = parse_entry(e)
+    if not (id and delete_session(id) == 1) then forget(bucket, e) end
+    -- Whatever the session's own fields said, this entry goes.
+    index_drop(bucket, e)
+    removed = removed + 1
+  end
+  if removed >= batch then return removed end
+  rebound(bucket)
+end
+return removed
 "#
 );
 
@@ -291,6 +432,9 @@ pub struct RedisStore {
     client: ::redis::Client,
     conn: ConnectionManager,
     guard: eviction::Guard,
+    /// Set once the sessions are known to be in the current layout (`redis/migrate.rs`):
+    /// the first call that reaches a safe server converts them, the others wait for it.
+    layout: tokio::sync::OnceCell<()>,
 }
 
 fn map_err(e: RedisError) -> StoreError {
@@ -310,45 +454,66 @@ fn map_err(e: RedisError) -> StoreError {
 /// A session script invocation with the calling convention of `session_prelude!`.
 fn session_call(script: &'static Script) -> ScriptInvocation<'static> {
     let mut inv = script.prepare_invoke();
-    inv.key(Key::SessionExpiry.name())
+    inv.key(Key::SessionBuckets.name())
+        .key(Key::SessionTotal.name())
         .arg(Prefix::Session.as_str())
-        .arg(Prefix::SessionToken.as_str())
-        .arg(Prefix::UserSessions.as_str());
+        .arg(Prefix::SessionTokens.as_str())
+        .arg(Prefix::SessionMembers.as_str());
     inv
 }
 
-fn session_fields(s: &SessionRecord) -> [(&'static str, String); 11] {
-    [
-        ("id", s.id.as_str().to_string()),
-        ("token_hash", s.token_hash.as_str().to_string()),
-        ("user_id", s.user_id.as_str().to_string()),
-        ("device_id", s.device_id.as_str().to_string()),
-        ("created_at", s.created_at.to_string()),
-        ("last_seen", s.last_seen.to_string()),
-        ("idle_ms", s.idle_ms.to_string()),
-        ("absolute_expiry", s.absolute_expiry.to_string()),
-        ("ip", s.ip.clone()),
-        ("user_agent", s.user_agent.clone()),
-        ("level", s.level.as_str().to_string()),
-    ]
+/// A session as the scripts take it (`session_arg` in `session_prelude!`): 11 arguments.
+fn session_args(inv: &mut ScriptInvocation<'_>, s: &SessionRecord) -> StoreResult<()> {
+    // The scripts keep it as 32 raw bytes; anything else would not come back the same.
+    let hex = s.token_hash.as_str();
+    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(StoreError::Corrupt(
+            "session token hash is not a lower-case hex SHA-256".into(),
+        ));
+    }
+    // A member-bucket entry is `{user} {id} {hhh}`: an id with a space could not be read
+    // back (ids are random base64url: never the case).
+    if s.id.as_str().is_empty() || s.id.as_str().contains(char::is_whitespace) {
+        return Err(StoreError::Corrupt(format!("session id {:?}", s.id.as_str())));
+    }
+    inv.arg(s.id.as_str())
+        .arg(hex)
+        .arg(s.user_id.as_str())
+        .arg(s.device_id.as_str())
+        .arg(s.created_at)
+        .arg(s.last_seen)
+        .arg(s.idle_ms)
+        .arg(s.absolute_expiry)
+        .arg(&s.ip)
+        .arg(&s.user_agent)
+        .arg(s.level.as_str());
+    Ok(())
 }
 
-/// Rebuilds a session from the flat `HGETALL` reply.
-fn session_from_hash(flat: Vec<String>) -> StoreResult<SessionRecord> {
-    let mut r = record::HashRecord::new("session", flat);
+/// Rebuilds a session from a script's reply (`reply_of` in `session_prelude!`): 11 strings
+/// in [`session_args`]'s order, or the id and the name of a missing field.
+fn session_from_reply(reply: Vec<String>) -> StoreResult<SessionRecord> {
+    let [id, token, user, device, created, last_seen, idle, absolute, ip, ua, level] =
+        <[String; 11]>::try_from(reply).map_err(|r| match r.as_slice() {
+            [id, field] => StoreError::Corrupt(format!("session {id} without field {field}")),
+            _ => StoreError::Corrupt(format!("session reply of {} values", r.len())),
+        })?;
+    let number = |name: &str, v: &str| {
+        v.parse::<Millis>()
+            .map_err(|_| StoreError::Corrupt(format!("session {id}: bad {name} {v:?}")))
+    };
     Ok(SessionRecord {
-        id: SessionId::from_string(r.text("id")?),
-        token_hash: TokenHash::from_hex(r.text("token_hash")?),
-        user_id: UserId::from_string(r.text("user_id")?),
-        device_id: DeviceId::from_string(r.text("device_id")?),
-        created_at: r.number("created_at")?,
-        last_seen: r.number("last_seen")?,
-        idle_ms: r.number("idle_ms")?,
-        absolute_expiry: r.number("absolute_expiry")?,
-        ip: r.text("ip")?,
-        user_agent: r.text("user_agent")?,
-        // Absent in sessions opened before second factors existed.
-        level: crate::store::AuthLevel::parse(&r.optional("level").unwrap_or_default()),
+        token_hash: TokenHash::from_hex(token),
+        user_id: UserId::from_string(user),
+        device_id: DeviceId::from_string(device),
+        created_at: number("created_at", &created)?,
+        last_seen: number("last_seen", &last_seen)?,
+        idle_ms: number("idle_ms", &idle)?,
+        absolute_expiry: number("absolute_expiry", &absolute)?,
+        ip,
+        user_agent: ua,
+        level: crate::store::AuthLevel::parse(&level),
+        id: SessionId::from_string(id),
     })
 }
 
@@ -376,6 +541,7 @@ impl RedisStore {
             client,
             conn,
             guard: eviction::Guard::new(allow_eviction),
+            layout: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -390,7 +556,18 @@ impl RedisStore {
                 "redis evicts keys (maxmemory-policy): refusing to use it".into(),
             ));
         }
-        Ok(())
+        self.current_layout().await
+    }
+
+    /// Converts the sessions of an earlier layout, once per store object (cheap after
+    /// that: a set cell). A failure (Redis gone half-way) leaves it to the next call.
+    async fn current_layout(&self) -> StoreResult<()> {
+        let result = self
+            .layout
+            .get_or_try_init(|| migrate::run(self.conn.clone()))
+            .await
+            .map(drop);
+        self.after(result)
     }
 
     /// Runs one plain command (single-key operations only: anything else is a script).
@@ -470,7 +647,9 @@ impl Store for RedisStore {
     /// time is noticed at the next check.
     async fn ping(&self) -> StoreResult<()> {
         let checked = self.check_policy().await;
-        self.after(checked)
+        self.after(checked)?;
+        // Not ready before the sessions are readable (the first start after an upgrade).
+        self.current_layout().await
     }
 
     async fn secret_get_or_init(&self, candidate: &[u8]) -> StoreResult<Vec<u8>> {
@@ -549,16 +728,8 @@ impl Store for RedisStore {
         replaces: Option<&SessionId>,
     ) -> StoreResult<()> {
         let mut inv = session_call(&SESSION_INSERT);
-        inv.key(Key::Session(&session.id).name())
-            .key(Key::SessionToken(&session.token_hash).name())
-            .key(Key::UserSessions(&session.user_id).name())
-            .arg(session.id.as_str())
-            .arg(replaces.map(SessionId::as_str).unwrap_or(""))
-            .arg(session.expires_at())
-            .arg(session.absolute_expiry);
-        for (field, value) in session_fields(session) {
-            inv.arg(field).arg(value);
-        }
+        inv.arg(replaces.map(SessionId::as_str).unwrap_or(""));
+        session_args(&mut inv, session)?;
         match self.call::<i64>(&inv).await? {
             1 => Ok(()),
             _ => Err(StoreError::Conflict),
@@ -570,19 +741,23 @@ impl Store for RedisStore {
         token_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<Option<SessionRecord>> {
-        let mut inv = session_call(&SESSION_BY_TOKEN);
-        inv.key(Key::SessionToken(token_hash).name()).arg(now);
-        let Some(flat) = self.call::<Option<Vec<String>>>(&inv).await? else {
+        let mut inv = migrate::legacy_call(&SESSION_BY_TOKEN);
+        inv.key(Key::SessionTokens(token_hash).name())
+            .key(Key::LegacySessionToken(token_hash).name())
+            .arg(token_hash.as_str())
+            .arg(now);
+        let Some(reply) = self.call::<Option<Vec<String>>>(&inv).await? else {
             return Ok(None);
         };
-        let session = session_from_hash(flat)?;
-        // The script checked already; checking again here keeps the contract local.
-        Ok(session.is_valid_at(now).then_some(session))
+        let session = session_from_reply(reply)?;
+        // The script checked already (the whole hash, not only the 108 bits that found
+        // it); checking again here keeps the contract local, in constant time.
+        Ok((session.token_hash == *token_hash && session.is_valid_at(now)).then_some(session))
     }
 
     async fn session_touch(&self, id: &SessionId, now: Millis) -> StoreResult<bool> {
         let mut inv = session_call(&SESSION_TOUCH);
-        inv.key(Key::Session(id).name()).arg(id.as_str()).arg(now);
+        inv.arg(id.as_str()).arg(now);
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
@@ -607,17 +782,17 @@ impl Store for RedisStore {
 
     async fn session_delete_all(&self, user: &UserId) -> StoreResult<u64> {
         let mut inv = session_call(&SESSION_DELETE_ALL);
-        inv.key(Key::UserSessions(user).name());
+        inv.arg(user.as_str());
         self.call(&inv).await
     }
 
     async fn sessions_of(&self, user: &UserId, now: Millis) -> StoreResult<Vec<SessionRecord>> {
         let mut inv = session_call(&SESSIONS_OF);
-        inv.key(Key::UserSessions(user).name()).arg(now);
-        let hashes: Vec<Vec<String>> = self.call(&inv).await?;
-        let mut sessions = hashes
+        inv.arg(user.as_str()).arg(now);
+        let replies: Vec<Vec<String>> = self.call(&inv).await?;
+        let mut sessions = replies
             .into_iter()
-            .map(session_from_hash)
+            .map(session_from_reply)
             .filter(|s| s.as_ref().map_or(true, |s| s.is_valid_at(now)))
             .collect::<StoreResult<Vec<_>>>()?;
         sessions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));

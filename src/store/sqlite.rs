@@ -11,6 +11,10 @@
 //! at a time, by `session_by_token` when it meets one; `sweep` also removes pending
 //! accounts past their `expires_at`, expired tokens and counters.
 //!
+//! The WAL stays bounded (issue 17): each connection cuts it back to
+//! [`WAL_KEEP_BYTES`] when it restarts, a call that finds it past
+//! [`WAL_CHECKPOINT_BYTES`] checkpoints and truncates it, and so does every `sweep`.
+//!
 //! Layout: the schema and its migrations in `sqlite/schema.rs`; the token, outbox and
 //! counter traits each in their own file beside it.
 
@@ -26,6 +30,7 @@ mod throttle;
 mod tokens;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +50,20 @@ const POOL_SIZE: usize = 4;
 /// `Unavailable`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The WAL file is cut back to this size each time it restarts (`journal_size_limit`);
+/// without it, it keeps its largest size for good.
+const WAL_KEEP_BYTES: i64 = 16 << 20;
+/// Past this size a store call checkpoints and truncates the WAL (see [`Pool::bound_wal`]).
+const WAL_CHECKPOINT_BYTES: u64 = 32 << 20;
+/// After a checkpoint that could not finish, the next is tried once the WAL has grown by
+/// this much more (or at the next sweep), so a long reader elsewhere does not make every
+/// call wait [`CHECKPOINT_BUSY`].
+const WAL_RETRY_BYTES: u64 = 8 << 20;
+/// How long such a checkpoint waits for a writer, or for readers that began before it
+/// copied the WAL back (later ones read the database file), before giving up. It holds
+/// the write lock meanwhile, so writers wait too: short.
+const CHECKPOINT_BUSY: Duration = Duration::from_millis(100);
+
 const USER_COLUMNS: &str =
     "id, email, name, password_hash, admin, status, lang, created_at, org_id, org_role, contact";
 const SESSION_COLUMNS: &str = "id, token_hash, user_id, device_id, created_at, last_seen, \
@@ -60,7 +79,13 @@ pub struct SqliteStore {
 
 struct Pool {
     path: PathBuf,
+    /// The WAL file beside it (`-wal`), whose size [`Pool::bound_wal`] watches.
+    wal: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// A checkpoint of [`Pool::bound_wal`] is running: the others skip theirs.
+    checkpointing: AtomicBool,
+    /// The WAL size past which [`Pool::bound_wal`] checkpoints next.
+    checkpoint_at: AtomicU64,
 }
 
 impl Pool {
@@ -80,6 +105,58 @@ impl Pool {
             idle.push(conn);
         }
     }
+
+    /// Keeps the WAL bounded under constant load. SQLite's automatic checkpoints (every
+    /// 1 000 pages) copy the WAL back into the database, but the WAL only restarts from
+    /// its beginning when no reader still uses it at the next write; with requests always
+    /// in flight that moment may not come, and the file grew to 250 MiB beside a 54 MiB
+    /// database under `bench/sessions_memory`. Past [`WAL_CHECKPOINT_BYTES`], the call that
+    /// notices runs `wal_checkpoint(TRUNCATE)`, which waits briefly for those readers to
+    /// finish and empties the file. One at a time; one that cannot finish (a long read in
+    /// another process) is tried again [`WAL_RETRY_BYTES`] later. Transient locks only:
+    /// the CLI keeps working on the same file.
+    fn bound_wal(&self, conn: &Connection) {
+        let Ok(size) = std::fs::metadata(&self.wal).map(|m| m.len()) else {
+            return;
+        };
+        let at = self.checkpoint_at.load(Ordering::Acquire);
+        if size <= at {
+            // Emptied meanwhile (by a sweep, another process): back to the first size.
+            if size < WAL_CHECKPOINT_BYTES && at != WAL_CHECKPOINT_BYTES {
+                self.checkpoint_at
+                    .store(WAL_CHECKPOINT_BYTES, Ordering::Release);
+            }
+            return;
+        }
+        if self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let next = match checkpoint(conn) {
+            Ok(true) => WAL_CHECKPOINT_BYTES,
+            Ok(false) => {
+                tracing::debug!(bytes = size, "sqlite: WAL checkpoint busy, retried later");
+                size + WAL_RETRY_BYTES
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sqlite: WAL checkpoint failed");
+                size + WAL_RETRY_BYTES
+            }
+        };
+        self.checkpoint_at.store(next, Ordering::Release);
+        self.checkpointing.store(false, Ordering::Release);
+    }
+}
+
+/// Copies the whole WAL into the database and truncates it, waiting at most
+/// [`CHECKPOINT_BUSY`] for other connections. Returns whether it got that far.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.busy_timeout(CHECKPOINT_BUSY)?;
+    // (busy, WAL frames, frames checkpointed): busy is 1 when it could not finish.
+    let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(busy? == 0)
 }
 
 /// Opens one connection with the settings every connection needs (they are per
@@ -98,7 +175,20 @@ fn connect(path: &Path) -> StoreResult<Connection> {
     // never corrupt the file.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Per connection: whichever restarts the WAL cuts the file back (see `Pool::bound_wal`).
+    let _: i64 = conn.query_row(
+        &format!("PRAGMA journal_size_limit = {WAL_KEEP_BYTES}"),
+        [],
+        |r| r.get(0),
+    )?;
     Ok(conn)
+}
+
+/// `vigile.db` → `vigile.db-wal`.
+fn wal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
 }
 
 // Lets `?` turn driver errors into store errors inside this module's closures.
@@ -266,7 +356,10 @@ impl SqliteStore {
         Ok(Self {
             pool: Arc::new(Pool {
                 path: path.to_path_buf(),
+                wal: wal_path(path),
                 idle: Mutex::new(vec![conn]),
+                checkpointing: AtomicBool::new(false),
+                checkpoint_at: AtomicU64::new(WAL_CHECKPOINT_BYTES),
             }),
             permits: Arc::new(Semaphore::new(POOL_SIZE)),
         })
@@ -287,6 +380,7 @@ impl SqliteStore {
             let _permit = permit;
             let mut conn = pool.take()?;
             let result = f(&mut conn);
+            pool.bound_wal(&conn);
             // A failed statement leaves the connection usable (transactions roll back on
             // drop), so it goes back to the pool either way.
             pool.give_back(conn);
@@ -615,6 +709,11 @@ impl Store for SqliteStore {
                 [now.saturating_sub(crate::store::FAILED_KEEP_MS)],
             )?);
             tx.commit()?;
+            // Once a minute, whatever its size: a server that went quiet ends with an
+            // empty WAL. Best effort: busy now means done at the next sweep.
+            if let Err(e) = checkpoint(c) {
+                tracing::debug!(error = %e, "sqlite: WAL checkpoint at sweep failed");
+            }
             Ok(removed)
         })
         .await
@@ -625,6 +724,61 @@ impl Store for SqliteStore {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn wal_len(store: &SqliteStore) -> u64 {
+        std::fs::metadata(&store.pool.wal).map_or(0, |m| m.len())
+    }
+
+    /// A few hundred KiB of WAL: far from an automatic checkpoint (1 000 pages).
+    async fn fill_wal(store: &SqliteStore) {
+        let now = 1_800_000_000_000;
+        let u = User {
+            id: UserId::random(),
+            email: format!("{}@example.org", UserId::random()),
+            name: "N".into(),
+            password_hash: "h".into(),
+            admin: false,
+            status: AccountStatus::Active,
+            lang: None,
+            created_at: now,
+            org: None,
+            contact: Default::default(),
+        };
+        store.user_insert(&u).await.unwrap();
+        assert!(wal_len(store) > 0);
+    }
+
+    #[tokio::test]
+    async fn a_call_past_the_size_truncates_the_wal_and_a_held_one_is_retried_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigile.db");
+        let store = SqliteStore::open(&path).unwrap();
+        fill_wal(&store).await;
+        store.pool.checkpoint_at.store(0, Ordering::Release);
+        store.ping().await.unwrap();
+        assert_eq!(wal_len(&store), 0, "truncated");
+        assert_eq!(
+            store.pool.checkpoint_at.load(Ordering::Acquire),
+            WAL_CHECKPOINT_BYTES
+        );
+
+        // A reader in another process holds the WAL: one try, then none before it grows.
+        fill_wal(&store).await;
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+            .unwrap();
+        fill_wal(&store).await;
+        store.pool.checkpoint_at.store(0, Ordering::Release);
+        let size = wal_len(&store);
+        store.ping().await.unwrap();
+        assert_eq!(wal_len(&store), size, "held by the reader");
+        assert_eq!(
+            store.pool.checkpoint_at.load(Ordering::Acquire),
+            size + WAL_RETRY_BYTES
+        );
+    }
 
     #[test]
     fn open_creates_parent_dir_and_is_reopenable() {

@@ -221,9 +221,10 @@ async fn a_full_redis_fails_closed_and_loses_nothing() {
     let mut raw = raw.get_multiplexed_async_connection().await.unwrap();
     for session in store.sessions_of(&ann.id, now).await.unwrap() {
         let key = vigile::store::keys::Key::Session(&session.id).name();
+        // `l`: last_seen in the session hash (store/keys.rs).
         let _: () = redis::cmd("HSET")
             .arg(key)
-            .arg("last_seen")
+            .arg("l")
             .arg(now - 120_000)
             .query_async(&mut raw)
             .await

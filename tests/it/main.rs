@@ -43,6 +43,8 @@ mod store_contact;
 mod store_devices;
 mod store_kept;
 mod store_orgs;
+mod store_redis_layout;
+mod store_sqlite_wal;
 mod store_suite;
 mod streams;
 mod streams_review;

@@ -41,27 +41,27 @@ macro_rules! contact_script {
     };
 }
 
-// KEYS[4] user, KEYS[5] code, KEYS[6] new link key ('' for none); ARGV[7] link prefix,
+// KEYS[5] user, KEYS[6] code, KEYS[7] new link key ('' for none); ARGV[7] link prefix,
 // ARGV[8] user id, ARGV[9] expires_at, ARGV[10..] field/value pairs. Returns 0 if there
 // is no such account.
 contact_script!(
     CODE_PUT,
     r#"
-if redis.call('EXISTS', KEYS[4]) == 0 then return 0 end
-local old = redis.call('HGET', KEYS[5], 'link_hash')
+if redis.call('EXISTS', KEYS[5]) == 0 then return 0 end
+local old = redis.call('HGET', KEYS[6], 'link_hash')
 if old then redis.call('DEL', ARGV[7] .. old) end
-redis.call('DEL', KEYS[5])
-redis.call('HSET', KEYS[5], unpack(ARGV, 10))
-redis.call('PEXPIREAT', KEYS[5], ARGV[9])
-if KEYS[6] ~= '' then
-  redis.call('SET', KEYS[6], ARGV[8])
-  redis.call('PEXPIREAT', KEYS[6], ARGV[9])
+redis.call('DEL', KEYS[6])
+redis.call('HSET', KEYS[6], unpack(ARGV, 10))
+redis.call('PEXPIREAT', KEYS[6], ARGV[9])
+if KEYS[7] ~= '' then
+  redis.call('SET', KEYS[7], ARGV[8])
+  redis.call('PEXPIREAT', KEYS[7], ARGV[9])
 end
 return 1
 "#
 );
 
-// KEYS[4] user, KEYS[5] code; ARGV[7] id, ARGV[8] channel, ARGV[9] typed code hash ('' for
+// KEYS[5] user, KEYS[6] code; ARGV[7] id, ARGV[8] channel, ARGV[9] typed code hash ('' for
 // the link), ARGV[10] max tries, ARGV[11] now, ARGV[12] confirmation JSON, ARGV[13] link
 // prefix, ARGV[14] the link's hash ('' for a typed code). Returns {outcome, tries left |
 // previous value, account JSON}.
@@ -70,10 +70,10 @@ contact_script!(
     r#"
 local u, exists = user_record(ARGV[7])
 if not u then return {exists and 'corrupt' or 'missing'} end
-local f = redis.call('HMGET', KEYS[5], 'value', 'code_hash', 'link_hash', 'attempts', 'expires_at')
+local f = redis.call('HMGET', KEYS[6], 'value', 'code_hash', 'link_hash', 'attempts', 'expires_at')
 if not f[1] or tonumber(f[5]) <= tonumber(ARGV[11]) then return {'missing'} end
 local function spend()
-  redis.call('DEL', KEYS[5])
+  redis.call('DEL', KEYS[6])
   if f[3] then redis.call('DEL', ARGV[13] .. f[3]) end
 end
 if ARGV[14] ~= '' and f[3] ~= ARGV[14] then return {'missing'} end
@@ -83,7 +83,7 @@ if ARGV[9] ~= '' then
   attempts = attempts + 1
   if ARGV[9] ~= f[2] then
     if attempts >= max then spend() return {'exhausted'} end
-    redis.call('HSET', KEYS[5], 'attempts', attempts)
+    redis.call('HSET', KEYS[6], 'attempts', attempts)
     return {'wrong', tostring(max - attempts)}
   end
 end
@@ -108,13 +108,13 @@ else
   c.mobile_confirmed = cjson.decode(ARGV[12])
 end
 local json = cjson.encode(u)
-put_user(KEYS[4], json)
+put_user(KEYS[5], json)
 spend()
 return {'confirmed', previous, json}
 "#
 );
 
-// KEYS[4] user; ARGV[7] id, ARGV[8] mark JSON. Returns 0 if there is no such account.
+// KEYS[5] user; ARGV[7] id, ARGV[8] mark JSON. Returns 0 if there is no such account.
 contact_script!(
     ASK,
     r#"
@@ -124,12 +124,12 @@ local c, mark = contact_of(u), cjson.decode(ARGV[8])
 if mark.channels.email then c.email_confirmed = nil end
 if mark.channels.mobile then c.mobile_confirmed = nil end
 c.campaign = mark
-put_user(KEYS[4], cjson.encode(u))
+put_user(KEYS[5], cjson.encode(u))
 return 1
 "#
 );
 
-// KEYS[4] user; ARGV[7] id, ARGV[8] campaign id, ARGV[9] now. Returns 1 the first time.
+// KEYS[5] user; ARGV[7] id, ARGV[8] campaign id, ARGV[9] now. Returns 1 the first time.
 contact_script!(
     SEEN,
     r#"
@@ -141,7 +141,7 @@ if type(mark) ~= 'table' or mark.id ~= ARGV[8] or type(mark.seen_at) == 'number'
   return 0
 end
 mark.seen_at = tonumber(ARGV[9])
-put_user(KEYS[4], cjson.encode(u))
+put_user(KEYS[5], cjson.encode(u))
 return 1
 "#
 );

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 use ::redis::Script;
 use async_trait::async_trait;
 
-use super::{session_call, session_fields, RedisStore};
+use super::{session_args, session_call, RedisStore};
 use crate::store::keys::{Key, Prefix};
 use crate::store::{
     overflow_parse, overflow_str, Cap, Challenge, CodeCheck, DeviceId, DeviceStore, Millis, Opened,
@@ -28,11 +28,11 @@ macro_rules! ended_prelude {
         r#"
 local function end_session(id, why, p_ended, expiring)
   local key = P_SESSION .. id
-  local token = redis.call('HGET', key, 'token_hash')
+  local token = redis.call('HGET', key, 't')
   local exp = expiry_of_key(key)
   delete_session(id)
   if token and exp then
-    local ended, at = p_ended .. token, int(exp)
+    local ended, at = p_ended .. hex_of(token), int(exp)
     redis.call('SET', ended, why)
     redis.call('PEXPIREAT', ended, at)
     redis.call('ZADD', expiring, at, ended)
@@ -49,33 +49,29 @@ macro_rules! ended_script {
     };
 }
 
-// KEYS[2] new session, KEYS[3] its token, KEYS[4] member's sessions, KEYS[5] expiring.
-// ARGV[4] id, ARGV[5] replaced id or '', ARGV[6] expires_at, ARGV[7] absolute_expiry,
-// ARGV[8] device, ARGV[9] max (0 = none), ARGV[10] evict '1'/'0', ARGV[11] now,
-// ARGV[12] ended prefix, ARGV[13] victims joined by ',', ARGV[14..] the hash's pairs.
-// Returns {0} on a conflict, {2, active} when full, {1, ended ids...} when opened.
+// KEYS[3] expiring. ARGV[4] replaced id or '', ARGV[5] max (0 = none), ARGV[6] evict
+// '1'/'0', ARGV[7] now, ARGV[8] ended prefix, ARGV[9] victims joined by ',', ARGV[10..20]
+// the new session. Returns {0} on a conflict, {2, active} when full, {1, ended ids...}
+// when opened.
 ended_script!(
     SESSION_OPEN,
     r#"
-local id, replaces, device = ARGV[4], ARGV[5], ARGV[8]
-local max, evict, now = tonumber(ARGV[9]), ARGV[10] == '1', tonumber(ARGV[11])
-local holder = redis.call('GET', KEYS[3])
-if (redis.call('EXISTS', KEYS[2]) == 1 and id ~= replaces) or (holder and holder ~= replaces) then
-  return {0}
-end
+local replaces, s = ARGV[4], session_arg(10)
+local max, evict, now = tonumber(ARGV[5]), ARGV[6] == '1', tonumber(ARGV[7])
+if not session_free(s, replaces) then return {0} end
 local chosen = {}
-for v in string.gmatch(ARGV[13], '[^,]+') do chosen[v] = true end
+for v in string.gmatch(ARGV[9], '[^,]+') do chosen[v] = true end
 -- This device's sessions go quietly (even expired); of the others, only live ones count.
 local quiet, victims, others = {}, {}, {}
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
-  local key = P_SESSION .. sid
+local bucket, list = entries_of(s.user)
+for _, e in ipairs(list) do
+  local sid, key = e[2], P_SESSION .. e[2]
   if redis.call('EXISTS', key) == 0 then
-    redis.call('ZREM', KEYS[4], sid)
-    redis.call('ZREM', EXPIRY, sid)
+    forget(bucket, e[1])
   else
-    local f = redis.call('HMGET', key, 'last_seen', 'idle_ms', 'absolute_expiry', 'device_id', 'created_at')
+    local f = redis.call('HMGET', key, 'l', 'i', 'a', 'd', 'c')
     local exp = expiry_of(f[1], f[2], f[3])
-    if f[4] == device or sid == replaces then
+    if f[4] == s.device or sid == replaces then
       quiet[#quiet + 1] = sid
     elseif exp and now < exp then
       if chosen[sid] then
@@ -99,34 +95,27 @@ end
 if replaces ~= '' then delete_session(replaces) end
 for _, sid in ipairs(quiet) do delete_session(sid) end
 local out = {1}
-for _, list in ipairs({victims, evicted}) do
-  for _, sid in ipairs(list) do
-    end_session(sid, 'replaced', ARGV[12], KEYS[5])
+for _, group in ipairs({victims, evicted}) do
+  for _, sid in ipairs(group) do
+    end_session(sid, 'replaced', ARGV[8], KEYS[3])
     out[#out + 1] = sid
   end
 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 14))
-redis.call('PEXPIREAT', KEYS[2], ARGV[6])
-redis.call('SET', KEYS[3], id)
-redis.call('PEXPIREAT', KEYS[3], ARGV[6])
-redis.call('ZADD', EXPIRY, ARGV[6], id)
-redis.call('ZADD', KEYS[4], ARGV[7], id)
-local last = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[4], int(tonumber(last[2])))
+write_session(s)
 return out
 "#
 );
 
-// KEYS[2] session, KEYS[3] expiring; ARGV[4] id, ARGV[5] user, ARGV[6] why, ARGV[7] now,
+// KEYS[3] session, KEYS[4] expiring; ARGV[4] id, ARGV[5] user, ARGV[6] why, ARGV[7] now,
 // ARGV[8] ended prefix. Returns 1 if the member's live session was ended.
 ended_script!(
     SESSION_END,
     r#"
-local f = redis.call('HMGET', KEYS[2], 'user_id', 'last_seen', 'idle_ms', 'absolute_expiry')
+local f = redis.call('HMGET', KEYS[3], 'u', 'l', 'i', 'a')
 if f[1] ~= ARGV[5] then return 0 end
 local exp = expiry_of(f[2], f[3], f[4])
 if not exp or tonumber(ARGV[7]) >= exp then return 0 end
-end_session(ARGV[4], ARGV[6], ARGV[8], KEYS[3])
+end_session(ARGV[4], ARGV[6], ARGV[8], KEYS[4])
 return 1
 "#
 );
@@ -271,23 +260,14 @@ impl DeviceStore for RedisStore {
     ) -> StoreResult<Opened> {
         let victims: Vec<&str> = victims.iter().map(SessionId::as_str).collect();
         let mut inv = session_call(&SESSION_OPEN);
-        inv.key(Key::Session(&session.id).name())
-            .key(Key::SessionToken(&session.token_hash).name())
-            .key(Key::UserSessions(&session.user_id).name())
-            .key(Key::Expiring.name())
-            .arg(session.id.as_str())
+        inv.key(Key::Expiring.name())
             .arg(replaces.map(SessionId::as_str).unwrap_or(""))
-            .arg(session.expires_at())
-            .arg(session.absolute_expiry)
-            .arg(session.device_id.as_str())
             .arg(cap.max)
             .arg(if cap.evict_oldest { "1" } else { "0" })
             .arg(now)
             .arg(Prefix::Ended.as_str())
             .arg(victims.join(","));
-        for (field, value) in session_fields(session) {
-            inv.arg(field).arg(value);
-        }
+        session_args(&mut inv, session)?;
         let reply: Vec<String> = self.call(&inv).await?;
         let mut it = reply.into_iter();
         match it.next().as_deref() {

@@ -52,79 +52,79 @@ macro_rules! org_script {
     };
 }
 
-// KEYS[4] link token, KEYS[5] expiring, KEYS[6] org, KEYS[7] org set, KEYS[8] members,
-// KEYS[9] user, KEYS[10] email index; ARGV[7] now, ARGV[8] org id, ARGV[9] org JSON,
+// KEYS[5] link token, KEYS[6] expiring, KEYS[7] org, KEYS[8] org set, KEYS[9] members,
+// KEYS[10] user, KEYS[11] email index; ARGV[7] now, ARGV[8] org id, ARGV[9] org JSON,
 // ARGV[10] user id, ARGV[11] user JSON, ARGV[12] email.
 // Returns 1 created, 0 link gone, 2 email taken, 3 id in use.
 org_script!(
     ORG_REGISTER,
     r#"
-local f = redis.call('HMGET', KEYS[4], 'subject', 'expires_at')
+local f = redis.call('HMGET', KEYS[5], 'subject', 'expires_at')
 local expires_at = tonumber(f[2])
 if not expires_at or f[1] ~= ARGV[12] or tonumber(ARGV[7]) >= expires_at then return 0 end
-if not email_free(KEYS[10]) then return 2 end
-if redis.call('EXISTS', KEYS[6]) == 1 or redis.call('EXISTS', KEYS[9]) == 1 then return 3 end
-redis.call('DEL', KEYS[4])
-redis.call('ZREM', KEYS[5], KEYS[4])
-take_email(KEYS[10])
-redis.call('SET', KEYS[6], ARGV[9])
-redis.call('SADD', KEYS[7], ARGV[8])
-add_user(KEYS[9], KEYS[10], KEYS[8], ARGV[10], ARGV[11])
+if not email_free(KEYS[11]) then return 2 end
+if redis.call('EXISTS', KEYS[7]) == 1 or redis.call('EXISTS', KEYS[10]) == 1 then return 3 end
+redis.call('DEL', KEYS[5])
+redis.call('ZREM', KEYS[6], KEYS[5])
+take_email(KEYS[11])
+redis.call('SET', KEYS[7], ARGV[9])
+redis.call('SADD', KEYS[8], ARGV[8])
+add_user(KEYS[10], KEYS[11], KEYS[9], ARGV[10], ARGV[11])
 return 1
 "#
 );
 
-// KEYS[4] org; ARGV[7] field ("profile" or "terms"), ARGV[8] its JSON. Returns 1 if set.
+// KEYS[5] org; ARGV[7] field ("profile" or "terms"), ARGV[8] its JSON. Returns 1 if set.
 org_script!(
     ORG_SET_FIELD,
     r#"
-local json = redis.call('GET', KEYS[4])
+local json = redis.call('GET', KEYS[5])
 if not json then return 0 end
 local org = cjson.decode(json)
 org[ARGV[7]] = cjson.decode(ARGV[8])
-redis.call('SET', KEYS[4], cjson.encode(org))
+redis.call('SET', KEYS[5], cjson.encode(org))
 return 1
 "#
 );
 
-// KEYS[4] members, KEYS[5] user; ARGV[7] user id, ARGV[8] role. Returns 1 if set.
+// KEYS[5] members, KEYS[6] user; ARGV[7] user id, ARGV[8] role. Returns 1 if set.
 org_script!(
     ORG_SET_ROLE,
     r#"
-if redis.call('SISMEMBER', KEYS[4], ARGV[7]) == 0 then return 0 end
+if redis.call('SISMEMBER', KEYS[5], ARGV[7]) == 0 then return 0 end
 local u = user_record(ARGV[7])
 if not (u and type(u.org) == 'table') or u.org.role == 'org-super-admin' then return 0 end
 u.org.role = ARGV[8]
-put_user(KEYS[5], cjson.encode(u))
+put_user(KEYS[6], cjson.encode(u))
 return 1
 "#
 );
 
-// KEYS[4] org, KEYS[5] members, KEYS[6] from user, KEYS[7] to user; ARGV[7] from id,
+// KEYS[5] org, KEYS[6] members, KEYS[7] from user, KEYS[8] to user; ARGV[7] from id,
 // ARGV[8] to id. Returns 1 if transferred.
 org_script!(
     ORG_TRANSFER,
     r#"
 local from, to = ARGV[7], ARGV[8]
-local json = redis.call('GET', KEYS[4])
+local json = redis.call('GET', KEYS[5])
 if not json or from == to then return 0 end
 local org = cjson.decode(json)
 if org.super_admin ~= from then return 0 end
-if redis.call('SISMEMBER', KEYS[5], from) == 0 or redis.call('SISMEMBER', KEYS[5], to) == 0 then
+if redis.call('SISMEMBER', KEYS[6], from) == 0 or redis.call('SISMEMBER', KEYS[6], to) == 0 then
   return 0
 end
 local a, b = user_record(from), user_record(to)
 if not (a and b and type(a.org) == 'table' and type(b.org) == 'table') then return 0 end
 if a.org.role ~= 'org-super-admin' then return 0 end
 a.org.role, b.org.role, org.super_admin = 'org-admin', 'org-super-admin', to
-put_user(KEYS[6], cjson.encode(a))
-put_user(KEYS[7], cjson.encode(b))
-redis.call('SET', KEYS[4], cjson.encode(org))
+put_user(KEYS[7], cjson.encode(a))
+put_user(KEYS[8], cjson.encode(b))
+redis.call('SET', KEYS[5], cjson.encode(org))
 return 1
 "#
 );
 
-// KEYS[4] members, KEYS[5] invites, KEYS[6] new link's key, KEYS[7] expiring, KEYS[8] the
+// KEYS[5] members, KEYS[6] invites, KEYS[7] new link's key, KEYS[8] expiring, KEYS[9] the
 // invited address's email index; ARGV[7] now, ARGV[8] email, ARGV[9] invite JSON,
 // ARGV[10] seats, ARGV[11] expires_at, ARGV[12] link record JSON, ARGV[13] link key prefix.
 // Returns 1 invited, 0 no seat, 2 already a member.
@@ -132,33 +132,33 @@ org_script!(
     ORG_INVITE,
     r#"
 local now, email = tonumber(ARGV[7]), ARGV[8]
-local holder = redis.call('GET', KEYS[8])
-if holder and redis.call('SISMEMBER', KEYS[4], holder) == 1 then return 2 end
+local holder = redis.call('GET', KEYS[9])
+if holder and redis.call('SISMEMBER', KEYS[5], holder) == 1 then return 2 end
 local pending = 0
-local all = redis.call('HGETALL', KEYS[5])
+local all = redis.call('HGETALL', KEYS[6])
 for i = 1, #all, 2 do
   local ok, inv = pcall(cjson.decode, all[i + 1])
   local live = ok and type(inv) == 'table' and tonumber(inv.expires_at) and tonumber(inv.expires_at) > now
   if not live then
-    redis.call('HDEL', KEYS[5], all[i])
+    redis.call('HDEL', KEYS[6], all[i])
   elseif all[i] ~= email then
     pending = pending + 1
   end
 end
-if redis.call('SCARD', KEYS[4]) + pending >= tonumber(ARGV[10]) then return 0 end
-local old = redis.call('HGET', KEYS[5], email)
+if redis.call('SCARD', KEYS[5]) + pending >= tonumber(ARGV[10]) then return 0 end
+local old = redis.call('HGET', KEYS[6], email)
 if old then
   local ok, inv = pcall(cjson.decode, old)
   if ok and type(inv) == 'table' and type(inv.token_hash) == 'string' then
     local key = ARGV[13] .. inv.token_hash
     redis.call('DEL', key)
-    redis.call('ZREM', KEYS[7], key)
+    redis.call('ZREM', KEYS[8], key)
   end
 end
-redis.call('HSET', KEYS[5], email, ARGV[9])
-redis.call('SET', KEYS[6], ARGV[12])
-redis.call('PEXPIREAT', KEYS[6], ARGV[11])
-redis.call('ZADD', KEYS[7], ARGV[11], KEYS[6])
+redis.call('HSET', KEYS[6], email, ARGV[9])
+redis.call('SET', KEYS[7], ARGV[12])
+redis.call('PEXPIREAT', KEYS[7], ARGV[11])
+redis.call('ZADD', KEYS[8], ARGV[11], KEYS[7])
 return 1
 "#
 );
@@ -182,37 +182,37 @@ return 1
     )
 });
 
-// KEYS[4] link key, KEYS[5] expiring, KEYS[6] invites, KEYS[7] members, KEYS[8] user,
-// KEYS[9] email index; ARGV[7] now, ARGV[8] token hash, ARGV[9] email, ARGV[10] user id,
+// KEYS[5] link key, KEYS[6] expiring, KEYS[7] invites, KEYS[8] members, KEYS[9] user,
+// KEYS[10] email index; ARGV[7] now, ARGV[8] token hash, ARGV[9] email, ARGV[10] user id,
 // ARGV[11] user JSON. Returns 1 joined, 0 gone, 2 email taken (invitation spent), 3 id in use.
 org_script!(
     ORG_JOIN,
     r#"
-local json = redis.call('HGET', KEYS[6], ARGV[9])
+local json = redis.call('HGET', KEYS[7], ARGV[9])
 if not json then return 0 end
 local ok, inv = pcall(cjson.decode, json)
 if not (ok and type(inv) == 'table' and inv.token_hash == ARGV[8]) then return 0 end
 if not (tonumber(inv.expires_at) and tonumber(inv.expires_at) > tonumber(ARGV[7])) then return 0 end
-if redis.call('EXISTS', KEYS[8]) == 1 then return 3 end
-redis.call('HDEL', KEYS[6], ARGV[9])
-redis.call('DEL', KEYS[4])
-redis.call('ZREM', KEYS[5], KEYS[4])
-if not email_free(KEYS[9]) then return 2 end
-take_email(KEYS[9])
-add_user(KEYS[8], KEYS[9], KEYS[7], ARGV[10], ARGV[11])
+if redis.call('EXISTS', KEYS[9]) == 1 then return 3 end
+redis.call('HDEL', KEYS[7], ARGV[9])
+redis.call('DEL', KEYS[5])
+redis.call('ZREM', KEYS[6], KEYS[5])
+if not email_free(KEYS[10]) then return 2 end
+take_email(KEYS[10])
+add_user(KEYS[9], KEYS[10], KEYS[8], ARGV[10], ARGV[11])
 return 1
 "#
 );
 
-// KEYS[4] members; ARGV[7] user id. Returns 1 if the account was deleted.
+// KEYS[5] members; ARGV[7] user id. Returns 1 if the account was deleted.
 org_script!(
     ORG_REMOVE,
     r#"
-if redis.call('SISMEMBER', KEYS[4], ARGV[7]) == 0 then return 0 end
+if redis.call('SISMEMBER', KEYS[5], ARGV[7]) == 0 then return 0 end
 local u = user_record(ARGV[7])
 if u and type(u.org) == 'table' and u.org.role == 'org-super-admin' then return 0 end
 delete_user(ARGV[7])
-redis.call('SREM', KEYS[4], ARGV[7])
+redis.call('SREM', KEYS[5], ARGV[7])
 return 1
 "#
 );

@@ -16,15 +16,15 @@ use crate::store::keys::{Key, Prefix};
 use crate::store::{AccountStatus, Millis, StoreError, StoreResult, User, UserId};
 
 /// Shared by the account scripts, on top of `session_prelude!` (whose calling convention
-/// it extends): `KEYS[2]` the user set, `KEYS[3]` the pending-account index, `ARGV[4]`,
+/// it extends): `KEYS[3]` the user set, `KEYS[4]` the pending-account index, `ARGV[4]`,
 /// `ARGV[5]` and `ARGV[6]` the user, email-index and organisation-members key prefixes;
-/// each script's own keys and arguments follow, from `KEYS[4]` and `ARGV[7]`.
+/// each script's own keys and arguments follow, from `KEYS[5]` and `ARGV[7]`.
 macro_rules! user_prelude {
     () => {
         concat!(
             session_prelude!(),
             r#"
-local USERS, PENDING, P_USER, P_EMAIL = KEYS[2], KEYS[3], ARGV[4], ARGV[5]
+local USERS, PENDING, P_USER, P_EMAIL = KEYS[3], KEYS[4], ARGV[4], ARGV[5]
 local P_ORG_MEMBERS = ARGV[6]
 -- The decoded account (nil if missing or unreadable), and whether its key exists.
 local function user_record(id)
@@ -48,11 +48,7 @@ local function delete_user(id)
     local email_key = P_EMAIL .. u.email
     if redis.call('GET', email_key) == id then redis.call('DEL', email_key) end
   end
-  local index, sessions = P_USER_SESSIONS .. id, 0
-  for _, sid in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-    sessions = sessions + delete_session(sid)
-  end
-  redis.call('DEL', index)
+  local sessions = delete_sessions_of(id)
   if u and type(u.org) == 'table' and type(u.org.org) == 'string' then
     redis.call('SREM', P_ORG_MEMBERS .. u.org.org, id)
   end
@@ -73,32 +69,32 @@ macro_rules! user_script {
     };
 }
 
-// KEYS[4] user, KEYS[5] email index; ARGV[7] id, ARGV[8] JSON, ARGV[9] expires_at.
+// KEYS[5] user, KEYS[6] email index; ARGV[7] id, ARGV[8] JSON, ARGV[9] expires_at.
 // Returns 0 (nothing changed) if the address belongs to an account that is not pending
 // or the id is taken by another address.
 user_script!(
     USER_INSERT_PENDING,
     r#"
 local id = ARGV[7]
-local holder = redis.call('GET', KEYS[5])
+local holder = redis.call('GET', KEYS[6])
 if holder then
   local u, exists = user_record(holder)
   if exists and not (u and u.status == 'pending') then return 0 end
 end
-if holder ~= id and redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+if holder ~= id and redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
 -- The replaced sign-up goes whole (sessions too); a dangling index is cleaned the same way.
 if holder then delete_user(holder) end
-put_user(KEYS[4], ARGV[8])
-redis.call('PEXPIREAT', KEYS[4], ARGV[9])
-redis.call('SET', KEYS[5], id)
+put_user(KEYS[5], ARGV[8])
 redis.call('PEXPIREAT', KEYS[5], ARGV[9])
+redis.call('SET', KEYS[6], id)
+redis.call('PEXPIREAT', KEYS[6], ARGV[9])
 redis.call('SADD', USERS, id)
 redis.call('ZADD', PENDING, ARGV[9], id)
 return 1
 "#
 );
 
-// KEYS[4] user; ARGV[7] id, ARGV[8] now. Returns 1 if activated, 0 if missing or not
+// KEYS[5] user; ARGV[7] id, ARGV[8] now. Returns 1 if activated, 0 if missing or not
 // pending, -1 if the record is unreadable. The link proved the address: email confirmed.
 user_script!(
     USER_ACTIVATE,
@@ -109,15 +105,15 @@ if u.status ~= 'pending' then return 0 end
 u.status = 'active'
 if type(u.contact) ~= 'table' then u.contact = {} end
 u.contact.email_confirmed = {at = tonumber(ARGV[8]), via = 'activation'}
-put_user(KEYS[4], cjson.encode(u))
-redis.call('PERSIST', KEYS[4])
+put_user(KEYS[5], cjson.encode(u))
+redis.call('PERSIST', KEYS[5])
 if type(u.email) == 'string' then redis.call('PERSIST', P_EMAIL .. u.email) end
 redis.call('ZREM', PENDING, ARGV[7])
 return 1
 "#
 );
 
-// KEYS[4] user; ARGV[7] id, ARGV[8] password hash. Same returns as USER_ACTIVATE. A
+// KEYS[5] user; ARGV[7] id, ARGV[8] password hash. Same returns as USER_ACTIVATE. A
 // pending account keeps its expiry.
 user_script!(
     USER_SET_PASSWORD,
@@ -125,9 +121,9 @@ user_script!(
 local u, exists = user_record(ARGV[7])
 if not u then return exists and -1 or 0 end
 u.password_hash = ARGV[8]
-put_user(KEYS[4], cjson.encode(u))
+put_user(KEYS[5], cjson.encode(u))
 local expires_at = redis.call('ZSCORE', PENDING, ARGV[7])
-if expires_at then redis.call('PEXPIREAT', KEYS[4], int(tonumber(expires_at))) end
+if expires_at then redis.call('PEXPIREAT', KEYS[5], int(tonumber(expires_at))) end
 return 1
 "#
 );
