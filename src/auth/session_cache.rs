@@ -259,6 +259,9 @@ impl SessionCache {
             if members.get(&mkey).is_some_and(|m| Arc::ptr_eq(m, member)) {
                 members.remove(&mkey);
             }
+            // Other sessions may already share it: retired, they read the store again
+            // (unregistered, a later `u:` could no longer find it to retire it).
+            member.retire();
         }
         identity
     }

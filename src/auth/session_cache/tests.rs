@@ -255,3 +255,26 @@ fn sweeping_drops_the_unusable_and_unshared_members() {
         .member(&UserId::from_string("bob"), &cache.mark())
         .is_some());
 }
+
+#[test]
+fn an_overlapped_read_retires_the_member_its_other_sessions_share() {
+    let cache = live_cache();
+    let (phone, laptop) = (session("ann", 1), session("ann", 2));
+    read_in(&cache, &laptop, T0);
+    // The phone's read shares the laptop's member, and an announcement (about anyone)
+    // arrives meanwhile: that member may be stale, for the laptop too.
+    let mark = cache.mark();
+    let shared = cache.member(&phone.record.user_id, &mark).unwrap();
+    cache.apply(Change::Session(TokenHash::of("someone else")));
+    cache.insert(
+        digest(&phone.record.token_hash),
+        Identity::of(shared, &phone.record),
+        T0,
+        &mark,
+    );
+    assert!(
+        !hit(&cache, &laptop, T0 + 1),
+        "the laptop reads the store again"
+    );
+    assert!(!hit(&cache, &phone, T0 + 1));
+}

@@ -5,7 +5,8 @@
 //! restart, `CLIENT KILL`, a network cut) means announcements were missed: the feed says
 //! [`Change::Lost`] at once, reconnects with backoff, and says [`Change::Live`] once
 //! subscribed again. A connection that dies silently is caught by a `PING` every
-//! [`PING_EVERY`] that must be answered within [`PING_BOUND`].
+//! [`PING_EVERY`] that must be answered within [`PING_BOUND`]: a dead connection is
+//! noticed within half a second, inside the one second a revocation may take.
 
 use std::time::Duration;
 
@@ -14,9 +15,9 @@ use futures_util::StreamExt;
 use crate::store::changes::{Change, FeedSender, CHANNEL};
 
 /// How often the subscription proves it is alive.
-const PING_EVERY: Duration = Duration::from_millis(500);
+const PING_EVERY: Duration = Duration::from_millis(250);
 /// How long a ping (or subscribing) may take before the connection is given up.
-const PING_BOUND: Duration = Duration::from_millis(500);
+const PING_BOUND: Duration = Duration::from_millis(250);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
