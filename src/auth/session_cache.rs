@@ -97,6 +97,9 @@ impl Seen {
     }
 }
 
+/// One lock's share of the sessions, by [`key_of`].
+type Shard = HashMap<u128, Arc<Identity>>;
+
 /// Taken before a read from the store; see the module doc.
 pub struct Mark {
     changes: u64,
@@ -110,7 +113,7 @@ struct Counters {
 }
 
 pub struct SessionCache {
-    shards: Box<[RwLock<HashMap<u128, Arc<Identity>>>]>,
+    shards: Box<[RwLock<Shard>]>,
     per_shard: usize,
     /// The current member of each account with cached sessions, by a hash of its id
     /// (the id itself is in the member; a collision only costs a re-read).
@@ -151,7 +154,7 @@ impl SessionCache {
         self.hasher.hash_one(user.as_str())
     }
 
-    fn shard(&self, key: u128) -> &RwLock<HashMap<u128, Arc<Identity>>> {
+    fn shard(&self, key: u128) -> &RwLock<Shard> {
         &self.shards[(key as usize) & (SHARDS - 1)]
     }
 
@@ -384,7 +387,7 @@ impl SessionCache {
 /// Makes room in a full shard: what has expired goes, else a few entries (the map's order
 /// is random, so this is random eviction: cheap, and fair enough for a cache sized above
 /// the sessions in use).
-fn evict(shard: &mut HashMap<u128, Arc<Identity>>, now: Millis) {
+fn evict(shard: &mut Shard, now: Millis) {
     let before = shard.len();
     shard.retain(|_, i| now < i.cached.expires_at());
     if shard.len() == before {
