@@ -469,7 +469,10 @@ fn session_args(inv: &mut ScriptInvocation<'_>, s: &SessionRecord) -> StoreResul
     // A member-bucket entry is `{user} {id} {hhh}`: an id with a space could not be read
     // back (ids are random base64url: never the case).
     if s.id.as_str().is_empty() || s.id.as_str().contains(char::is_whitespace) {
-        return Err(StoreError::Corrupt(format!("session id {:?}", s.id.as_str())));
+        return Err(StoreError::Corrupt(format!(
+            "session id {:?}",
+            s.id.as_str()
+        )));
     }
     inv.arg(s.id.as_str())
         .arg(hex)
@@ -560,6 +563,9 @@ impl RedisStore {
             .get_or_try_init(|| migrate::run(self.conn.clone()))
             .await
             .map(drop);
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "converting sessions to the current layout failed; the next call tries again");
+        }
         self.after(result)
     }
 
