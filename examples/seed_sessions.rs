@@ -7,7 +7,9 @@
 //! Sessions are spread round-robin over MEMBERS active accounts (`member{i}@bench.example`,
 //! all with the password `Bench-mark 1 password!`, hashed once with the default argon2
 //! parameters), each on its own device, with the default timeouts (14 d idle, 30 d
-//! absolute), exactly as a login would store them.
+//! absolute), exactly as a login would store them. Accounts already in the store are
+//! reused, so `seed_sessions URL 0 M F` then `seed_sessions URL N M F` measures the
+//! members alone, then their sessions alone.
 // A bench tool: dates sessions by the real clock and times its own run.
 #![allow(clippy::disallowed_methods)]
 
@@ -28,6 +30,10 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+fn email(i: usize) -> String {
+    format!("member{i}@bench.example")
+}
+
 fn usage() -> Error {
     "usage: seed_sessions STORE_URL SESSIONS MEMBERS TOKENS_FILE".into()
 }
@@ -40,6 +46,14 @@ async fn main() -> Result<(), Error> {
     let members: usize = args.next().ok_or_else(usage)?.parse::<usize>()?.max(1);
     let tokens_file = args.next().ok_or_else(usage)?;
 
+    // The store's own warnings (a session conversion that failed, say) on stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VIGILE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
     let store = store::open(&url, false)?;
     let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
     let started = Instant::now();
@@ -47,21 +61,42 @@ async fn main() -> Result<(), Error> {
     let hash = Hasher::new(&PasswordSection::default(), None)?
         .hash("Bench-mark 1 password!", Lane::operator())
         .await?;
-    let users: Vec<User> = (0..members)
-        .map(|i| User {
-            id: UserId::random(),
-            email: format!("member{i}@bench.example"),
-            name: format!("Member {i}"),
-            password_hash: hash.clone(),
-            admin: false,
-            status: AccountStatus::Active,
-            lang: None,
-            created_at: now,
-            org: None,
-            contact: Default::default(),
+    let existing: Vec<Option<User>> = stream::iter((0..members).map(|i| {
+        let store = store.clone();
+        async move { store.user_by_email(&email(i)).await }
+    }))
+    .buffered(IN_FLIGHT)
+    .try_collect()
+    .await?;
+    let reused = existing.iter().flatten().count();
+    let (users, fresh): (Vec<User>, Vec<bool>) = existing
+        .into_iter()
+        .enumerate()
+        .map(|(i, found)| match found {
+            Some(u) => (u, false),
+            None => (
+                User {
+                    id: UserId::random(),
+                    email: email(i),
+                    name: format!("Member {i}"),
+                    password_hash: hash.clone(),
+                    admin: false,
+                    status: AccountStatus::Active,
+                    lang: None,
+                    created_at: now,
+                    org: None,
+                    contact: Default::default(),
+                },
+                true,
+            ),
         })
-        .collect();
-    stream::iter(users.iter().map(|u| {
+        .unzip();
+    let new_users = users
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, f)| **f)
+        .map(|(u, _)| u);
+    stream::iter(new_users.map(|u| {
         let store = store.clone();
         async move { store.user_insert(u).await }
     }))
@@ -105,7 +140,8 @@ async fn main() -> Result<(), Error> {
     let counted = store.session_count(now + 1).await?;
     let secs = |d: Duration| d.as_secs_f64();
     println!(
-        "seeded {members} members in {:.1} s and {sessions} sessions in {:.1} s; the store counts {counted} active sessions",
+        "seeded {} members ({reused} already there) in {:.1} s and {sessions} sessions in {:.1} s; the store counts {counted} active sessions",
+        members - reused,
         secs(users_done),
         secs(started.elapsed() - users_done),
     );

@@ -570,6 +570,9 @@ impl RedisStore {
             .get_or_try_init(|| migrate::run(self.conn.clone()))
             .await
             .map(drop);
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "converting sessions to the current layout failed; the next call tries again");
+        }
         self.after(result)
     }
 
