@@ -29,7 +29,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::cookie::CookieStore;
 use reqwest::Client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -122,20 +121,9 @@ async fn served(gw: &Gateway, cookie: &str, what: &str) {
     assert_eq!(answer.0, 200, "{what}: {} answered {answer:?}", gw.url());
 }
 
-/// Signs `email` (an existing account) in on `gw` in a fresh browser (a new device);
-/// returns it and the `Cookie` header it sends (session and device cookies).
+/// Signs `email` (an existing account) in on `gw` in a fresh browser (a new device).
 async fn sign_in(gw: &Gateway, email: &str) -> (Client, String) {
-    let (client, jar) = http::client_with_jar(http::UA_FIREFOX_LINUX);
-    http::login_ok(&client, &gw.url(), email, PW).await;
-    let url: reqwest::Url = gw.url().parse().unwrap();
-    let cookie = jar
-        .cookies(&url)
-        .expect("cookies after login")
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(cookie.contains("vigile_session="), "{cookie}");
-    (client, cookie)
+    crate::streams::sign_in(gw, email).await
 }
 
 /// The session token inside a `Cookie` header.

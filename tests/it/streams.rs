@@ -335,6 +335,12 @@ async fn read_body(
 /// `Cookie` header it sends to the gateway (session and device cookies).
 pub(crate) async fn signed_in(gw: &Gateway, email: &str) -> (reqwest::Client, String) {
     gw.add_user(email, PW, false);
+    sign_in(gw, email).await
+}
+
+/// Signs `email` (an existing account, password [`PW`]) in on `gw` from a fresh browser
+/// (a new device); returns it and the `Cookie` header it sends (session and device).
+pub(crate) async fn sign_in(gw: &Gateway, email: &str) -> (reqwest::Client, String) {
     let (client, jar) = http::client_with_jar(http::UA_CHROME_WINDOWS);
     http::login_ok(&client, &gw.url(), email, PW).await;
     let url: reqwest::Url = gw.url().parse().unwrap();
