@@ -10,7 +10,6 @@
 use std::time::Duration;
 
 use super::limits::{Limit, RetryAfter};
-use super::password::Lane;
 use super::{Deps, FlowError};
 use crate::audit::{Actor, Event};
 use crate::config::FileConfig;
@@ -231,7 +230,7 @@ pub async fn send_code(
         && !deps
             .auth
             .hasher
-            .verify(password, Some(&user.password_hash), Lane::member(&user.id))
+            .verify(password, Some(&user.password_hash))
             .await?
     {
         return Ok(Sent::BadPassword);

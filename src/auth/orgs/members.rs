@@ -11,7 +11,6 @@ use std::net::IpAddr;
 use super::{check_company, check_person, CompanyForm, PersonForm, Refused};
 use crate::audit::{Actor, Event};
 use crate::auth::limits::{FormLimits, Limit};
-use crate::auth::password::Lane;
 use crate::auth::{start_session, Deps, FlowError, NewSession};
 use crate::crypto::random_token;
 use crate::edge::email::Email;
@@ -371,11 +370,7 @@ pub async fn join(
         Ok(name) => name,
         Err(refused) => return Ok(JoinOutcome::Invalid(refused)),
     };
-    let password_hash = deps
-        .auth
-        .hasher
-        .hash(person.password, Lane::client(browser.ip))
-        .await?;
+    let password_hash = deps.auth.hasher.hash(person.password).await?;
     let user = User {
         id: UserId::random(),
         email: invite.email.clone(),
