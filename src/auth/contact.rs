@@ -387,7 +387,7 @@ async fn present(
                     Channel::Mobile => deps.mailer.mobile_changed(&account, now).await?,
                 }
                 // Remote-Email changes at the member's next request here.
-                deps.auth.forget_user(user, now).await?;
+                deps.auth.forget_user(user);
             }
             Checked::Confirmed {
                 user: account,

@@ -112,12 +112,7 @@ impl Auth {
     /// Ends nothing, but makes this instance forget `user`'s cached identity at once, so
     /// a change to the account (a role, an address) shows at their next request here;
     /// other instances hear of it through the store's change feed.
-    pub async fn forget_user(
-        &self,
-        user: &crate::store::UserId,
-        _now: crate::store::Millis,
-    ) -> crate::store::StoreResult<()> {
+    pub fn forget_user(&self, user: &crate::store::UserId) {
         self.cache.forget_user(user);
-        Ok(())
     }
 }

@@ -314,24 +314,38 @@ async fn allow_subscribe(admin: &mut redis::aio::MultiplexedConnection, allow: b
         .expect("ACL SETUSER default");
 }
 
+/// Instances A and B in front of `upstream`, both with a live change feed. A uses
+/// `store` (its own SQLite file when `None`); B uses `b_store`, or A's store when `None`.
+async fn pair(
+    upstream: &Upstream,
+    store: Option<String>,
+    b_store: Option<String>,
+) -> (Gateway, Gateway) {
+    let mut a = GatewayBuilder::new(upstream.url())
+        .name("A")
+        .extra(MAIL_LOG);
+    if let Some(url) = store {
+        a = a.store(url);
+    }
+    let a = a.start().await;
+    let b = GatewayBuilder::new(upstream.url())
+        .name("B")
+        .extra(MAIL_LOG);
+    let b = match b_store {
+        Some(url) => b.store(url),
+        None => b.share_store_with(&a),
+    };
+    let b = b.start().await;
+    feed_live(&a).await;
+    feed_live(&b).await;
+    (a, b)
+}
+
 /// Two instances, A and B, on one fresh redis-server, both with a live change feed.
 async fn on_redis() -> (Upstream, RedisServer, Gateway, Gateway) {
     let upstream = Upstream::start().await;
     let redis = RedisServer::start().await;
-    let a = GatewayBuilder::new(upstream.url())
-        .name("A")
-        .store(redis.url())
-        .extra(MAIL_LOG)
-        .start()
-        .await;
-    let b = GatewayBuilder::new(upstream.url())
-        .name("B")
-        .share_store_with(&a)
-        .extra(MAIL_LOG)
-        .start()
-        .await;
-    feed_live(&a).await;
-    feed_live(&b).await;
+    let (a, b) = pair(&upstream, Some(redis.url()), None).await;
     (upstream, redis, a, b)
 }
 
@@ -363,21 +377,9 @@ async fn a_logout_on_one_instance_is_refused_within_a_second_by_another_answerin
 async fn a_cli_revocation_is_refused_within_a_second_by_two_sqlite_instances_answering_from_memory()
 {
     let upstream = Upstream::start().await;
-    let a = GatewayBuilder::new(upstream.url())
-        .name("A")
-        .extra(MAIL_LOG)
-        .start()
-        .await;
-    let b = GatewayBuilder::new(upstream.url())
-        .name("B")
-        .share_store_with(&a)
-        .extra(MAIL_LOG)
-        .start()
-        .await;
+    let (a, b) = pair(&upstream, None, None).await;
     assert_eq!(a.store_url(), b.store_url());
     assert!(a.store_url().starts_with("sqlite://"), "{}", a.store_url());
-    feed_live(&a).await;
-    feed_live(&b).await;
     a.add_user(ANN, PW, false);
     let (_ann, cookie) = sign_in(&a, ANN).await;
     served_from_memory(&a, &cookie, "Ann on A").await;
@@ -800,20 +802,8 @@ async fn a_silently_dead_change_feed_still_lets_a_revocation_be_refused_within_a
     let upstream = Upstream::start().await;
     let redis = RedisServer::start().await;
     let relay = SilentCut::start(redis.port()).await;
-    let a = GatewayBuilder::new(upstream.url())
-        .name("A")
-        .store(redis.url())
-        .extra(MAIL_LOG)
-        .start()
-        .await;
-    let b = GatewayBuilder::new(upstream.url())
-        .name("B")
-        .store(format!("redis://127.0.0.1:{}/", relay.port))
-        .extra(MAIL_LOG)
-        .start()
-        .await;
-    feed_live(&a).await;
-    feed_live(&b).await;
+    let relayed = format!("redis://127.0.0.1:{}/", relay.port);
+    let (a, b) = pair(&upstream, Some(redis.url()), Some(relayed)).await;
     a.add_user(ANN, PW, false);
     let (ann, cookie) = sign_in(&a, ANN).await;
     served_from_memory(&b, &cookie, "Ann on B").await;

@@ -72,11 +72,6 @@ pub async fn acting(
 /// enough to make the site a mail relay for whoever registers a company.
 pub const INVITE_MAILS_PER_HOUR: u32 = 100;
 
-/// A role change shows in the member's identity at their next request here.
-async fn forget_sessions(deps: &Deps, user: &UserId, now: Millis) -> Result<(), FlowError> {
-    Ok(deps.auth.forget_user(user, now).await?)
-}
-
 /// Whether an invitation mail may go to `email` now: the address's own limit
 /// (`mail.max_per_address`, as for the public forms) and the organisation's.
 async fn may_mail(deps: &Deps, by: &Acting, email: &Email) -> Result<bool, FlowError> {
@@ -277,7 +272,8 @@ pub async fn set_role(
     if !deps.store.org_set_role(&by.org.id, target, role).await? {
         return Ok(Err(Refusal::Forbidden));
     }
-    forget_sessions(deps, target, by.now).await?;
+    // The role change shows in the member's identity at their next request here.
+    deps.auth.forget_user(target);
     let changed = Event::OrgRoleChanged {
         org: &by.org.id,
         user: target,
@@ -299,8 +295,9 @@ pub async fn transfer(deps: &Deps, by: &Acting, target: &UserId) -> Result<Done,
     {
         return Ok(Err(Refusal::Forbidden));
     }
-    forget_sessions(deps, target, by.now).await?;
-    forget_sessions(deps, &by.user.id, by.now).await?;
+    // The role change shows in both identities at their next request here.
+    deps.auth.forget_user(target);
+    deps.auth.forget_user(&by.user.id);
     let transferred = Event::OrgTransferred {
         org: &by.org.id,
         user: target,
