@@ -210,13 +210,13 @@ impl Auth {
     /// The identity behind a session token, if the session is valid at `now`. Records the
     /// request as activity (written to the store behind, in batches).
     pub async fn identify(&self, token: &str, now: Millis) -> StoreResult<Option<Arc<Identity>>> {
-        let hash = TokenHash::of(token);
-        let digest = session_cache::digest(&hash);
+        let digest = TokenHash::digest_of(token);
         if let Some(hit) = self.cache.lookup(&digest, now, true) {
             self.cache.count_hit();
             return Ok(Some(hit));
         }
         self.cache.count_miss();
+        let hash = TokenHash::from_digest(&digest);
         // Taken before reading: a change announced while the store is read makes what was
         // read uncacheable (it may predate the change).
         let mark = self.cache.mark();
@@ -242,14 +242,11 @@ impl Auth {
     /// stays open (a WebSocket, an event stream). Unlike [`Self::identify`] it records no
     /// activity: an open tab left unattended must not keep its session from idling out.
     pub async fn still_valid(&self, token: &str, now: Millis) -> StoreResult<bool> {
-        let hash = TokenHash::of(token);
-        if self
-            .cache
-            .lookup(&session_cache::digest(&hash), now, false)
-            .is_some()
-        {
+        let digest = TokenHash::digest_of(token);
+        if self.cache.lookup(&digest, now, false).is_some() {
             return Ok(true);
         }
+        let hash = TokenHash::from_digest(&digest);
         Ok(self.store.session_by_token(&hash, now).await?.is_some())
     }
 

@@ -53,11 +53,20 @@ pub struct TokenHash(String);
 
 impl TokenHash {
     pub fn of(token: &str) -> Self {
-        // On every authenticated request: one allocation, no formatting machinery.
+        Self::from_digest(&Self::digest_of(token))
+    }
+
+    /// The SHA-256 of a token, raw: what the session cache keys by, so a request answered
+    /// from memory never spells the hash out.
+    pub fn digest_of(token: &str) -> [u8; 32] {
+        Sha256::digest(token.as_bytes()).into()
+    }
+
+    /// The hash of a token whose digest is known (one allocation, no formatting machinery).
+    pub fn from_digest(digest: &[u8; 32]) -> Self {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let digest = Sha256::digest(token.as_bytes());
         let mut hex = String::with_capacity(64);
-        for b in digest {
+        for &b in digest {
             hex.push(HEX[usize::from(b >> 4)] as char);
             hex.push(HEX[usize::from(b & 0xf)] as char);
         }
