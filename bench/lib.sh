@@ -1,5 +1,6 @@
-# Shared helpers for bench/compare, bench/sessions_memory and bench/logins (sourced, not
-# run). Everything listens on 127.0.0.1 and every process started here is stopped on exit.
+# Shared helpers for bench/compare, bench/sessions_memory, bench/logins and
+# bench/login_storm (sourced, not run). Everything listens on 127.0.0.1 and every process
+# started here is stopped on exit.
 # shellcheck shell=bash
 # Variables set here are read by the scripts that source this file.
 # shellcheck disable=SC2034

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use vigile::auth::password::Hasher;
+use vigile::auth::password::{Hasher, Lane};
 use vigile::config::PasswordSection;
 use vigile::crypto::random_token;
 use vigile::store::{
@@ -59,7 +59,7 @@ async fn main() -> Result<(), Error> {
     let started = Instant::now();
 
     let hash = Hasher::new(&PasswordSection::default(), None)?
-        .hash("Bench-mark 1 password!")
+        .hash("Bench-mark 1 password!", Lane::operator())
         .await?;
     let existing: Vec<Option<User>> = stream::iter((0..members).map(|i| {
         let store = store.clone();

@@ -29,7 +29,8 @@ pub struct Metrics {
     pub client_aborts: IntCounter,
     /// Long-lived responses closed because their session ended.
     pub streams_revoked: IntCounter,
-    /// result: success, bad_credentials, locked, ip_blocked, overflow, not_activated
+    /// result: success, bad_credentials, locked, ip_blocked, overflow, not_activated,
+    /// second_factor, shed
     pub logins: IntCounterVec,
     pub sessions_active: IntGauge,
     /// result: hit, miss, invalidated
@@ -55,6 +56,8 @@ pub struct Metrics {
     pub store_duration: HistogramVec,
     pub store_errors: IntCounter,
     pub password_hash: Histogram,
+    /// lane: priority, shared. Hashes refused at once for want of room (a login storm).
+    pub password_hash_shed: IntCounterVec,
     /// Client connections open now (proxy listener).
     pub client_connections_open: IntGauge,
     /// Connections closed at once: their address was at `server.max_connections_per_ip`.
@@ -209,6 +212,16 @@ impl Metrics {
             "Time to hash or verify one password (argon2id), queueing included.",
             vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
         )?;
+        let password_hash_shed = counter_vec(
+            "vigile_password_hash_shed_total",
+            "Password hashes and checks refused at once (503 with Retry-After) because their \
+             lane of the hashing queue had no room: priority (known devices, signed-in \
+             members), shared (everyone else, a few places per client address).",
+            &["lane"],
+        )?;
+        for lane in ["priority", "shared"] {
+            password_hash_shed.with_label_values(&[lane]);
+        }
 
         let refused = counter_vec(
             "vigile_requests_refused_total",
@@ -272,6 +285,7 @@ impl Metrics {
             "ip_blocked",
             "overflow",
             "not_activated",
+            "shed",
         ] {
             logins.with_label_values(&[r]);
         }
@@ -320,6 +334,7 @@ impl Metrics {
             store_duration,
             store_errors,
             password_hash,
+            password_hash_shed,
             client_connections_open,
             client_connections_refused,
             client_timeouts,

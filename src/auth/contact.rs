@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use super::limits::{Limit, RetryAfter};
+use super::password::Lane;
 use super::{Deps, FlowError};
 use crate::audit::{Actor, Event};
 use crate::config::FileConfig;
@@ -230,7 +231,7 @@ pub async fn send_code(
         && !deps
             .auth
             .hasher
-            .verify(password, Some(&user.password_hash))
+            .verify(password, Some(&user.password_hash), Lane::member(&user.id))
             .await?
     {
         return Ok(Sent::BadPassword);

@@ -3,97 +3,203 @@
 //! Argon2 is pure CPU work: on tokio's shared blocking pool, a login storm would take
 //! every core and starve the proxy threads (measured by `bench/login_storm`). Here a fixed
 //! number of threads do the hashing, each lowered to nice 10 so the scheduler always runs
-//! proxy work first; queued jobs wait in a channel without holding a thread.
+//! proxy work first; queued jobs wait without holding a thread.
 //!
-//! The queue is bounded ([`QUEUE_PER_THREAD`] waiting jobs per thread): past it a login
-//! storm gets "busy" at once (a 503 page with `Retry-After`) instead of every login,
-//! legitimate ones included, waiting behind thousands of guesses (measured: 12 s behind
-//! a 200/s storm, `bench/compare`). A job whose caller went away is skipped.
+//! Which job runs next, and which is refused at once, is [`super::hash_queue`]'s business:
+//! a priority lane for known devices and signed-in members, a shared lane fair per client
+//! address, both bounded. A caller first takes a place ([`HashPool::admit`], which answers
+//! "busy" at once when there is none), then runs its job with the [`Ticket`]; a ticket
+//! dropped unused gives its place back. A job whose caller went away is skipped.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+use tokio::sync::oneshot;
 
-/// Jobs allowed to wait per hashing thread: with ~20 ms per hash, a login waits at most
-/// about 0.6 s for its turn.
-pub const QUEUE_PER_THREAD: usize = 32;
+use super::hash_queue::{Lane, Schedule, Waiting};
 
 /// Why a job did not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolError {
-    /// The queue is full: try again shortly.
+    /// No room in the job's lane: try again shortly.
     Busy,
     /// The pool is gone (process shutting down).
     Gone,
 }
 
+/// A job and the channel its caller waits on.
+trait Task: Send {
+    fn run(self: Box<Self>);
+    fn abandoned(&self) -> bool;
+}
+
+struct Call<F, T> {
+    work: F,
+    done: oneshot::Sender<T>,
+}
+
+impl<F: FnOnce() -> T + Send, T: Send> Task for Call<F, T> {
+    fn run(self: Box<Self>) {
+        // The caller gave up (client gone, request cancelled): no one wants the answer.
+        if !self.done.is_closed() {
+            let _ = self.done.send((self.work)());
+        }
+    }
+
+    fn abandoned(&self) -> bool {
+        self.done.is_closed()
+    }
+}
+
+type Job = Box<dyn Task>;
+
+impl Waiting for Job {
+    fn abandoned(&self) -> bool {
+        self.as_ref().abandoned()
+    }
+}
+
+struct State {
+    schedule: Schedule<Job>,
+    /// Every [`HashPool`] handle is gone: workers stop once the queue is empty.
+    closed: bool,
+}
+
+/// What the workers and the tickets share.
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when a job is queued or the pool closes.
+    ready: Condvar,
+}
+
+impl Shared {
+    // The lock is never held while hashing or awaiting, and nothing in the schedule
+    // panics, so a poisoned lock still holds a consistent state.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Closes the pool when the last [`HashPool`] clone is dropped.
+struct Handle(Arc<Shared>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.ready.notify_all();
+    }
+}
+
 #[derive(Clone)]
 pub struct HashPool {
-    jobs: Sender<Job>,
-    /// Jobs sent and not yet picked up by a worker.
-    waiting: Arc<AtomicUsize>,
-    max_waiting: usize,
+    handle: Arc<Handle>,
 }
 
 impl HashPool {
     /// Starts `threads` workers (at least one).
     pub fn start(threads: usize) -> std::io::Result<Self> {
-        let (tx, rx) = channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
         let threads = threads.max(1);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                schedule: Schedule::new(threads),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        });
         for i in 0..threads {
-            let rx = rx.clone();
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("vigile-argon2-{i}"))
-                .spawn(move || worker(&rx))?;
+                .spawn(move || worker(&shared))?;
         }
         Ok(Self {
-            jobs: tx,
-            waiting: Arc::default(),
-            max_waiting: threads * QUEUE_PER_THREAD,
+            handle: Arc::new(Handle(shared)),
         })
     }
 
-    /// Runs `job` on the pool, unless the queue is full or the pool is gone.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        job: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, PoolError> {
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(PoolError::Busy);
-        }
-        let (done, result) = tokio::sync::oneshot::channel();
-        let waiting = self.waiting.clone();
-        let job: Job = Box::new(move || {
-            waiting.fetch_sub(1, Ordering::AcqRel);
-            // The caller gave up (client gone, request cancelled): no one wants the answer.
-            if !done.is_closed() {
-                let _ = done.send(job());
-            }
-        });
-        if self.jobs.send(job).is_err() {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+    /// A place in `lane` for one job, or `Busy` at once if the lane (or this key's share
+    /// of it) is full.
+    pub fn admit(&self, lane: Lane) -> Result<Ticket, PoolError> {
+        let shared = &self.handle.0;
+        let mut state = shared.lock();
+        if state.closed {
             return Err(PoolError::Gone);
         }
-        result.await.map_err(|_| PoolError::Gone)
+        if !state.schedule.reserve(&lane) {
+            return Err(PoolError::Busy);
+        }
+        Ok(Ticket {
+            shared: shared.clone(),
+            lane: Some(lane),
+        })
     }
 }
 
-fn worker(rx: &Mutex<Receiver<Job>>) {
+/// A place reserved in a lane; given back if dropped unused.
+pub struct Ticket {
+    shared: Arc<Shared>,
+    /// Taken when the job is queued.
+    lane: Option<Lane>,
+}
+
+impl Ticket {
+    /// Queues `job` in the reserved place and waits for its result.
+    pub async fn run<T: Send + 'static>(
+        self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PoolError> {
+        self.submit(job).await.map_err(|_| PoolError::Gone)
+    }
+
+    /// Queues `job`; the receiver gets its result (an error if the pool closed first).
+    fn submit<T: Send + 'static>(
+        mut self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> oneshot::Receiver<T> {
+        let (done, result) = oneshot::channel();
+        if let Some(lane) = self.lane.take() {
+            let mut state = self.shared.lock();
+            if state.closed {
+                // Workers may have stopped: dropping `done` tells the caller.
+                state.schedule.release(&lane);
+                return result;
+            }
+            state
+                .schedule
+                .push(&lane, Box::new(Call { work: job, done }));
+            drop(state);
+            self.shared.ready.notify_one();
+        }
+        result
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(lane) = self.lane.take() {
+            self.shared.lock().schedule.release(&lane);
+        }
+    }
+}
+
+fn worker(shared: &Shared) {
     lower_priority();
     loop {
-        // The lock is held only while waiting for the next job, never while hashing.
-        let job = match rx.lock() {
-            Ok(guard) => guard.recv(),
-            Err(_) => return,
+        let job = {
+            let mut state = shared.lock();
+            loop {
+                if let Some(job) = state.schedule.pop() {
+                    break job;
+                }
+                if state.closed {
+                    return;
+                }
+                state = shared
+                    .ready
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
         };
-        match job {
-            Ok(job) => job(),
-            Err(_) => return, // every sender dropped
-        }
+        job.run();
     }
 }
 
@@ -114,69 +220,145 @@ fn lower_priority() {}
 mod tests {
     use super::*;
 
-    use std::sync::atomic::AtomicBool;
-    use std::time::Duration;
+    use crate::auth::hash_queue::{PER_CLIENT, QUEUE_PER_THREAD};
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    fn client(n: usize) -> Lane {
+        Lane::Shared(format!("127.0.0.{n}"))
+    }
+
+    async fn run<T: Send + 'static>(
+        pool: &HashPool,
+        lane: Lane,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PoolError> {
+        pool.admit(lane)?.run(job).await
+    }
+
+    fn known_device() -> Lane {
+        Lane::Priority("user:ann".into())
+    }
+
+    /// Holds the pool's only thread until the returned pair is dropped.
+    async fn block(pool: &HashPool) -> (std::sync::mpsc::Sender<()>, oneshot::Receiver<()>) {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started, is_started) = oneshot::channel();
+        let ticket = pool.admit(Lane::operator()).unwrap();
+        // Kept, or the job would be skipped as abandoned.
+        let done = ticket.submit(move || {
+            let _ = started.send(());
+            let _ = wait.recv();
+        });
+        is_started.await.unwrap();
+        (release, done)
+    }
+
+    /// Queues a job that notes `name` in `log` when it runs (no await: queued in order).
+    fn note(pool: &HashPool, lane: Lane, name: &str, log: &Log) -> oneshot::Receiver<()> {
+        let (name, log) = (name.to_string(), log.clone());
+        let ticket = pool.admit(lane).unwrap();
+        ticket.submit(move || log.lock().unwrap().push(name))
+    }
+
+    async fn ran(log: &Log, jobs: Vec<oneshot::Receiver<()>>) -> Vec<String> {
+        for job in jobs {
+            job.await.unwrap();
+        }
+        log.lock().unwrap().clone()
+    }
 
     #[tokio::test]
     async fn runs_jobs_and_returns_results() {
         let pool = HashPool::start(2).unwrap();
         let mut results = vec![];
         for i in 0..5 {
-            results.push(pool.run(move || i * 2).await.unwrap());
+            results.push(run(&pool, client(1), move || i * 2).await.unwrap());
         }
         assert_eq!(results, vec![0, 2, 4, 6, 8]);
     }
 
-    /// Holds the pool's only thread until `release` is dropped.
-    async fn block(pool: &HashPool) -> std::sync::mpsc::Sender<()> {
-        let (release, wait) = std::sync::mpsc::channel::<()>();
-        let (started, is_started) = tokio::sync::oneshot::channel();
-        let p = pool.clone();
-        tokio::spawn(async move {
-            p.run(move || {
-                let _ = started.send(());
-                let _ = wait.recv();
-            })
-            .await
-        });
-        is_started.await.unwrap();
-        release
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_full_queue_answers_busy_at_once_and_frees_up() {
+    #[tokio::test]
+    async fn a_known_device_is_served_before_the_guesses_queued_earlier() {
         let pool = HashPool::start(1).unwrap();
         let release = block(&pool).await;
-        let mut queued = Vec::new();
-        for i in 0..QUEUE_PER_THREAD {
-            let p = pool.clone();
-            queued.push(tokio::spawn(async move { p.run(move || i).await }));
-        }
-        // Let every queued job reach the channel.
-        while pool.waiting.load(Ordering::Acquire) < QUEUE_PER_THREAD {
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(pool.run(|| 0).await, Err(PoolError::Busy));
+        let log = Log::default();
+        let jobs = vec![
+            note(&pool, client(2), "guess a", &log),
+            note(&pool, client(3), "guess b", &log),
+            note(&pool, known_device(), "ann", &log),
+        ];
         drop(release);
-        for (i, q) in queued.into_iter().enumerate() {
-            assert_eq!(q.await.unwrap(), Ok(i));
-        }
-        assert_eq!(pool.run(|| 7).await, Ok(7));
+        assert_eq!(ran(&log, jobs).await, ["ann", "guess a", "guess b"]);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_job_whose_caller_left_is_skipped() {
+    #[tokio::test]
+    async fn one_address_flooding_cannot_starve_another() {
         let pool = HashPool::start(1).unwrap();
         let release = block(&pool).await;
-        let ran = Arc::new(AtomicBool::new(false));
-        let flag = ran.clone();
-        let abandoned = pool.run(move || flag.store(true, Ordering::SeqCst));
-        // Queued, then the caller gives up.
-        assert!(tokio::time::timeout(Duration::from_millis(20), abandoned)
-            .await
-            .is_err());
+        let log = Log::default();
+        let mut jobs: Vec<_> = (0..PER_CLIENT)
+            .map(|i| note(&pool, client(2), &format!("flood {i}"), &log))
+            .collect();
+        assert!(matches!(pool.admit(client(2)), Err(PoolError::Busy)));
+        jobs.push(note(&pool, client(3), "other", &log));
         drop(release);
-        assert_eq!(pool.run(|| 1).await, Ok(1));
-        assert!(!ran.load(Ordering::SeqCst));
+        let order = ran(&log, jobs).await;
+        assert_eq!(order[..2], ["flood 0", "other"]);
+    }
+
+    #[tokio::test]
+    async fn the_login_priority_admits_a_known_device_while_unknown_ones_are_shed() {
+        let pool = HashPool::start(1).unwrap();
+        let release = block(&pool).await;
+        let log = Log::default();
+        let mut jobs = Vec::new();
+        for a in 0..QUEUE_PER_THREAD / PER_CLIENT {
+            for _ in 0..PER_CLIENT {
+                jobs.push(note(&pool, client(10 + a), "guess", &log));
+            }
+        }
+        // Full: a new address, and one of the storm's, are shed at once...
+        assert!(matches!(pool.admit(client(99)), Err(PoolError::Busy)));
+        assert!(matches!(pool.admit(client(10)), Err(PoolError::Busy)));
+        // ...but the known device is queued, first.
+        jobs.push(note(&pool, known_device(), "ann", &log));
+        drop(release);
+        let order = ran(&log, jobs).await;
+        assert_eq!(order.first().map(String::as_str), Some("ann"));
+        assert_eq!(order.len(), QUEUE_PER_THREAD + 1);
+        // Drained: room again.
+        assert_eq!(run(&pool, client(99), || 7).await, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_caller_left_is_skipped_and_frees_its_place() {
+        let pool = HashPool::start(1).unwrap();
+        let release = block(&pool).await;
+        let log = Log::default();
+        let mut jobs = Vec::new();
+        for i in 0..PER_CLIENT {
+            let job = note(&pool, client(2), &format!("job {i}"), &log);
+            if i == 0 {
+                drop(job); // the caller gave up
+            } else {
+                jobs.push(job);
+            }
+        }
+        // The abandoned job's place is given to a new one.
+        jobs.push(note(&pool, client(2), "new", &log));
+        drop(release);
+        assert_eq!(ran(&log, jobs).await, ["job 1", "job 2", "job 3", "new"]);
+    }
+
+    #[tokio::test]
+    async fn an_unused_ticket_gives_its_place_back() {
+        let pool = HashPool::start(1).unwrap();
+        let tickets: Vec<_> = (0..PER_CLIENT)
+            .map(|_| pool.admit(client(2)).unwrap())
+            .collect();
+        assert!(matches!(pool.admit(client(2)), Err(PoolError::Busy)));
+        drop(tickets);
+        assert_eq!(run(&pool, client(2), || 1).await, Ok(1));
     }
 }

@@ -2,18 +2,31 @@
 //! same work: the hasher verifies against a dummy hash for unknown accounts), and a new
 //! session token at every login (rotation: the browser's previous session is replaced).
 //!
-//! Brute-force defence wraps the password check (rules in [`super::lockout`]): the
-//! client IP's attempt is counted first (a blocked IP stops here), then the address's
-//! attempt, on a counter of its own for a device that has signed in to it before, so
-//! an attacker elsewhere cannot lock the owner out of their known devices. A locked
-//! address is still run through the hasher, so its answer takes as long as any other.
-//! So is a string that is not an address at all: it gets the same answer and the same
-//! hashing work, only no per-address counter (no account can have it; the IP's counts).
+//! Brute-force defence wraps the password check (rules in [`super::lockout`]): once the
+//! attempt has its place in the hashing queue (below), the client IP's attempt is
+//! counted (a blocked IP stops here; the login page refuses one blocked earlier), then
+//! the address's attempt, on a counter of its own for a device that has signed in to it
+//! before, so an attacker elsewhere cannot lock the owner out of their known devices. A
+//! locked address is still run through the hasher, so its answer takes as long as any
+//! other. So is a string that is not an address at all: it gets the same answer and the
+//! same hashing work, only no per-address counter (no account can have it; the IP's
+//! counts).
+//!
+//! Under a storm of guesses the hashing queue is the bottleneck (see
+//! [`super::hash_queue`]): a device already known to the account waits in the priority
+//! lane, every other attempt in the shared lane, fair per client address. A place is taken
+//! before anything is counted; an attempt that finds none is shed ([`LoginOutcome::Shed`],
+//! a 503 with `Retry-After`) having changed nothing: no failure counted on the address or
+//! the client, so shed attempts can neither lock an account nor block an address, and
+//! they revealed nothing, as no password was checked. Whether an attempt is shed depends
+//! on the lane and the client address only, never on whether the account exists (the
+//! priority lane needs a known device's cookie, which only that device has).
 
 use std::net::IpAddr;
 
 use super::devices::{stop_for_code, Open, Stopped};
 use super::lockout::{self, AfterFailure, Gate};
+use super::password::{HashError, Lane};
 use super::Deps;
 use super::{Auth, FlowError};
 use crate::audit::{Actor, Event};
@@ -69,6 +82,9 @@ pub enum LoginOutcome {
     IpBlocked {
         until: Millis,
     },
+    /// No room in the hashing queue for this attempt (a storm of guesses): refused
+    /// unchecked and uncounted; try again shortly.
+    Shed,
 }
 
 impl LoginOutcome {
@@ -84,6 +100,7 @@ impl LoginOutcome {
             LoginOutcome::NotActivated => "not_activated",
             LoginOutcome::Locked => "locked",
             LoginOutcome::IpBlocked { .. } => "ip_blocked",
+            LoginOutcome::Shed => "shed",
         }
     }
 }
@@ -104,14 +121,6 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
     let max = deps.config.file.lockout.account_max_failures;
     let rule = ip_rule(deps);
     let ip = lockout::client_key(input.ip);
-    let ip_count = if rule.max == 0 {
-        0
-    } else {
-        match store.ip_attempt(&ip, &rule, input.now).await? {
-            Ok(n) => n,
-            Err(until) => return Ok(LoginOutcome::IpBlocked { until }),
-        }
-    };
 
     let user = match input.email {
         Some(email) => store.user_by_email(email.as_str()).await?,
@@ -123,6 +132,24 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
         .device_known(user.as_ref().map_or(&nobody, |u| &u.id), &input.device)
         .await?
         && user.is_some();
+    // Before anything is counted: a shed attempt must change nothing.
+    let lane = match &user {
+        Some(user) if known_device => Lane::member(&user.id),
+        _ => Lane::client(input.ip),
+    };
+    let slot = match auth.hasher.admit(lane) {
+        Ok(slot) => slot,
+        Err(HashError::Busy) => return Ok(LoginOutcome::Shed),
+        Err(e) => return Err(e.into()),
+    };
+    let ip_count = if rule.max == 0 {
+        0
+    } else {
+        match store.ip_attempt(&ip, &rule, input.now).await? {
+            Ok(n) => n,
+            Err(until) => return Ok(LoginOutcome::IpBlocked { until }),
+        }
+    };
     let key = input.email.map(|email| {
         if known_device {
             AttemptKey::Device(email.as_str(), &input.device)
@@ -138,7 +165,8 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
     // Checked even when locked, so a locked address answers as slowly as any other.
     let ok = auth
         .hasher
-        .verify(
+        .verify_in(
+            slot,
             input.password,
             user.as_ref().map(|u| u.password_hash.as_str()),
         )

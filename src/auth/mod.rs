@@ -9,6 +9,7 @@ pub mod contact;
 pub mod device_label;
 pub mod devices;
 mod hash_pool;
+mod hash_queue;
 pub mod limits;
 pub mod lockout;
 mod login;

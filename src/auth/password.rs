@@ -2,16 +2,18 @@
 //!
 //! Each hash costs ~19 MiB and tens of milliseconds by default; a burst of logins run on
 //! the proxy threads (or unbounded on the blocking pool) would stall proxied traffic and
-//! exhaust memory. So every hash runs on a fixed, low-priority [`HashPool`]. A dummy hash
-//! with the same parameters lets an unknown account cost exactly as much as a wrong
-//! password.
+//! exhaust memory. So every hash runs on a fixed, low-priority [`HashPool`], in a [`Lane`]
+//! the caller names: a known device or a signed-in member first, everyone else fairly per
+//! client address. A dummy hash with the same parameters lets an unknown account cost
+//! exactly as much as a wrong password.
 
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use super::hash_pool::HashPool;
+use super::hash_pool::{HashPool, PoolError, Ticket};
+pub use super::hash_queue::Lane;
 
 use crate::clock::Stopwatch;
 use crate::config::PasswordSection;
@@ -25,7 +27,8 @@ pub enum HashError {
     Hash(String),
     #[error("hashing task failed")]
     Task,
-    /// Too many passwords waiting to be checked (a login storm): try again shortly.
+    /// No room in the caller's lane (a login storm): try again shortly. Counted in
+    /// `vigile_password_hash_shed_total{lane}`.
     #[error("password hashing is busy")]
     Busy,
 }
@@ -62,21 +65,57 @@ impl Hasher {
         })
     }
 
+    /// A place in `lane` for one hash or check, taken before the caller counts anything
+    /// (a login counts its attempt only once it knows it will be checked); `Busy` at once
+    /// if the lane has no room for it.
+    pub fn admit(&self, lane: Lane) -> Result<Slot, HashError> {
+        let label = lane.label();
+        match self.pool.admit(lane) {
+            Ok(ticket) => Ok(Slot(ticket)),
+            Err(e) => {
+                if e == PoolError::Busy {
+                    if let Some(m) = &self.metrics {
+                        m.password_hash_shed.with_label_values(&[label]).inc();
+                    }
+                }
+                Err(pool_error(e))
+            }
+        }
+    }
+
     /// PHC string of `password` with a fresh random salt.
-    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
+    pub async fn hash(&self, password: &str, lane: Lane) -> Result<String, HashError> {
         let params = self.params.clone();
         let password = password.to_string();
-        self.run(move || hash_blocking(&params, &password)).await?
+        let slot = self.admit(lane)?;
+        self.run(slot, move || hash_blocking(&params, &password))
+            .await?
     }
 
     /// Checks `password` against `phc`; with `None` (unknown account) it checks against
     /// the dummy hash and returns false, taking the same time as a real check.
-    pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<bool, HashError> {
+    pub async fn verify(
+        &self,
+        password: &str,
+        phc: Option<&str>,
+        lane: Lane,
+    ) -> Result<bool, HashError> {
+        let slot = self.admit(lane)?;
+        self.verify_in(slot, password, phc).await
+    }
+
+    /// [`verify`](Self::verify) in a place taken earlier with [`admit`](Self::admit).
+    pub async fn verify_in(
+        &self,
+        slot: Slot,
+        password: &str,
+        phc: Option<&str>,
+    ) -> Result<bool, HashError> {
         let known = phc.is_some();
         let phc = phc.map_or_else(|| self.dummy.as_str().to_string(), str::to_string);
         let password = password.to_string();
         let ok = self
-            .run(move || {
+            .run(slot, move || {
                 PasswordHash::new(&phc)
                     .map(|parsed| {
                         Argon2::default()
@@ -91,17 +130,26 @@ impl Hasher {
 
     async fn run<T: Send + 'static>(
         &self,
+        slot: Slot,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let start = Stopwatch::start();
-        let out = self.pool.run(job).await.map_err(|e| match e {
-            super::hash_pool::PoolError::Busy => HashError::Busy,
-            super::hash_pool::PoolError::Gone => HashError::Task,
-        })?;
+        let out = slot.0.run(job).await.map_err(pool_error)?;
         if let Some(m) = &self.metrics {
             m.password_hash.observe(start.elapsed().as_secs_f64());
         }
         Ok(out)
+    }
+}
+
+/// A place reserved in the hashing pool for one job ([`Hasher::admit`]); dropped unused,
+/// it is given back.
+pub struct Slot(Ticket);
+
+fn pool_error(e: PoolError) -> HashError {
+    match e {
+        PoolError::Busy => HashError::Busy,
+        PoolError::Gone => HashError::Task,
     }
 }
 
@@ -130,13 +178,17 @@ mod tests {
     #[tokio::test]
     async fn hash_then_verify() {
         let h = Hasher::new(&cheap(), None).unwrap();
-        let phc = h.hash("Correct horse 1!").await.unwrap();
+        let lane = Lane::operator;
+        let phc = h.hash("Correct horse 1!", lane()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
-        assert!(h.verify("Correct horse 1!", Some(&phc)).await.unwrap());
-        assert!(!h.verify("wrong", Some(&phc)).await.unwrap());
+        assert!(h
+            .verify("Correct horse 1!", Some(&phc), lane())
+            .await
+            .unwrap());
+        assert!(!h.verify("wrong", Some(&phc), lane()).await.unwrap());
         // Unknown account: never true, even with the dummy's own password.
         assert!(!h
-            .verify("vigile dummy password for timing equality", None)
+            .verify("vigile dummy password for timing equality", None, lane())
             .await
             .unwrap());
     }

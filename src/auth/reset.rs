@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::limits::{link_request, FormLimits, RetryAfter};
+use super::password::Lane;
 use super::signup::{check_password, Problem};
 use super::Deps;
 use super::FlowError;
@@ -130,7 +131,7 @@ pub async fn reset(
     if !problems.is_empty() {
         return Ok(ResetOutcome::Invalid(problems));
     }
-    let hash = deps.auth.hasher.hash(password).await?;
+    let hash = deps.auth.hasher.hash(password, Lane::client(ip)).await?;
     // Taken only now, so a refused password does not burn the link; taking is atomic, so
     // of two submissions racing with one link, one wins.
     let Some(link) = deps

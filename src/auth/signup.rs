@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::limits::{link_request, FormLimits, RetryAfter};
+use super::password::Lane;
 use super::Deps;
 use super::{policy, start_session, FlowError, NewSession};
 use crate::audit::{Actor, Event};
@@ -122,7 +123,11 @@ pub async fn signup(deps: &Deps, input: SignupInput<'_>) -> Result<SignupOutcome
     }
 
     // Hashed whatever happens next, so a taken address costs the same time as a new one.
-    let password_hash = deps.auth.hasher.hash(input.password).await?;
+    let password_hash = deps
+        .auth
+        .hasher
+        .hash(input.password, Lane::client(input.ip))
+        .await?;
     let user = User {
         id: UserId::random(),
         email: email.to_string(),

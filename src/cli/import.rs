@@ -20,6 +20,7 @@ use std::process::ExitCode;
 
 use crate::audit::{Actor, Event};
 use crate::auth::orgs::members::seats;
+use crate::auth::password::Lane;
 use crate::auth::Deps;
 use crate::crypto::random_token;
 use crate::edge::email::Email;
@@ -499,7 +500,11 @@ async fn create(
         id: UserId::random(),
         email: row.email.to_string(),
         name: row.name.clone(),
-        password_hash: deps.auth.hasher.hash(&random_token(32)).await?,
+        password_hash: deps
+            .auth
+            .hasher
+            .hash(&random_token(32), Lane::operator())
+            .await?,
         admin: false,
         status: AccountStatus::Active,
         lang: row.lang.map(|l| l.code().to_string()),

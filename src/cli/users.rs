@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::auth::admin::{self, Admin, Revoked, Sessions};
+use crate::auth::password::Lane;
 use crate::auth::{devices, lockout, policy};
 use crate::edge::email::Email;
 use crate::edge::phone::Phone;
@@ -204,7 +205,7 @@ async fn add(v: &Vigile, email: &str, new: NewAccount, now: Millis) -> CmdResult
         id: UserId::random(),
         email: email.to_string(),
         name: new.name,
-        password_hash: v.app.auth.hasher.hash(&password).await?,
+        password_hash: v.app.auth.hasher.hash(&password, Lane::operator()).await?,
         admin: new.admin,
         status: AccountStatus::Active,
         lang: None,

@@ -377,7 +377,8 @@ pub struct PasswordSection {
     /// Argon2id lanes (OWASP: 1).
     pub argon2_parallelism: u32,
     /// Hashes computed at once (0 = half the CPUs, at least one), on low-priority threads;
-    /// bounds memory and keeps cores free for proxying.
+    /// bounds memory and keeps cores free for proxying. The waiting room scales with it
+    /// (`auth::hash_queue`: 32 places per thread in each lane).
     pub hash_concurrency: usize,
 }
 

@@ -21,6 +21,7 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::auth::password::Lane;
 use crate::crypto::random_token;
 use crate::edge::email::Email;
 use crate::store::{AccountStatus, Contact, User, UserId, Via};
@@ -112,7 +113,12 @@ upstream = "http://127.0.0.1:{live_port}"
 
     let password = random_token(12);
     let admin = vigile.block_on(async {
-        let hash = vigile.app.auth.hasher.hash(&password).await?;
+        let hash = vigile
+            .app
+            .auth
+            .hasher
+            .hash(&password, Lane::operator())
+            .await?;
         let user = User {
             id: UserId::random(),
             email: Email::parse(ADMIN_EMAIL)?.into_string(),

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::{rd, render, Reply};
 use crate::auth::limits::RetryAfter;
+use crate::auth::password::HashError;
 use crate::auth::FlowError;
 use crate::i18n::Lang;
 use crate::routes::Route;
@@ -21,6 +22,9 @@ pub enum PageError {
     Unavailable(FlowError),
     /// The session could not be looked up (already logged where it failed): 503.
     StoreDown,
+    /// No room to check a password now (a login storm): 503 with a short `Retry-After`,
+    /// not logged (a storm would flood the log; `vigile_password_hash_shed_total` counts).
+    Busy,
     /// The form's CSRF token does not match this browser.
     Csrf,
     /// The page needs a session: browsers go to the login page, then back to `here`.
@@ -50,7 +54,10 @@ pub enum PageError {
 
 impl From<FlowError> for PageError {
     fn from(e: FlowError) -> Self {
-        PageError::Unavailable(e)
+        match e {
+            FlowError::Hash(HashError::Busy) => PageError::Busy,
+            e => PageError::Unavailable(e),
+        }
     }
 }
 
@@ -90,6 +97,7 @@ impl PageError {
                 render::unavailable(lang)
             }
             PageError::StoreDown => render::unavailable(lang),
+            PageError::Busy => render::busy(lang),
             PageError::Csrf => message(
                 StatusCode::FORBIDDEN,
                 "csrf-title",
@@ -151,6 +159,10 @@ impl PageError {
                 &json!({"error": "unavailable"}),
             )
             .with_header(http::header::RETRY_AFTER, "5".into()),
+            PageError::Busy => {
+                Reply::json(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "busy"}))
+                    .with_header(http::header::RETRY_AFTER, render::BUSY_RETRY_AFTER.into())
+            }
             other => {
                 let status = match other {
                     PageError::Forbidden | PageError::Csrf => StatusCode::FORBIDDEN,

@@ -144,6 +144,22 @@ pub fn forbidden(lang: Lang) -> Reply {
     )
 }
 
+/// Password hashing has no room for this request (a storm of guesses): a 503 page with a
+/// short `Retry-After`, as the queue it waited for drains in well under a second.
+pub fn busy(lang: Lang) -> Reply {
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        lang,
+        "busy-title",
+        "busy-message",
+        None,
+    )
+    .with_header(http::header::RETRY_AFTER, BUSY_RETRY_AFTER.into())
+}
+
+/// Seconds a shed request is told to wait ([`busy`]).
+pub const BUSY_RETRY_AFTER: &str = "2";
+
 /// The store cannot be reached: a 503 page with `Retry-After` (fail closed).
 pub fn unavailable(lang: Lang) -> Reply {
     message(

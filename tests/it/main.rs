@@ -22,6 +22,7 @@ mod email_addresses;
 mod eviction_guard;
 mod fixtures_smoke;
 mod lockout;
+mod login_priority;
 mod mail_outbox;
 mod metrics;
 mod ops;

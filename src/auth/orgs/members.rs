@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use super::{check_company, check_person, CompanyForm, PersonForm, Refused};
 use crate::audit::{Actor, Event};
 use crate::auth::limits::{FormLimits, Limit};
+use crate::auth::password::Lane;
 use crate::auth::{start_session, Deps, FlowError, NewSession};
 use crate::crypto::random_token;
 use crate::edge::email::Email;
@@ -367,7 +368,11 @@ pub async fn join(
         Ok(name) => name,
         Err(refused) => return Ok(JoinOutcome::Invalid(refused)),
     };
-    let password_hash = deps.auth.hasher.hash(person.password).await?;
+    let password_hash = deps
+        .auth
+        .hasher
+        .hash(person.password, Lane::client(browser.ip))
+        .await?;
     let user = User {
         id: UserId::random(),
         email: invite.email.clone(),

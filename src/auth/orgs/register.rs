@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use super::{check_company, check_person, CompanyForm, PersonForm, Refused};
 use crate::audit::{Actor, Event};
 use crate::auth::limits::{FormLimits, RetryAfter};
+use crate::auth::password::Lane;
 use crate::auth::{start_session, Deps, FlowError, NewSession};
 use crate::config::OrgRegistration;
 use crate::crypto::random_token;
@@ -172,7 +173,11 @@ pub async fn complete(deps: &Deps, input: Completion<'_>) -> Result<Completed, F
         Ok(name) => name,
         Err(refused) => return Ok(Completed::Person(refused)),
     };
-    let password_hash = deps.auth.hasher.hash(input.person.password).await?;
+    let password_hash = deps
+        .auth
+        .hasher
+        .hash(input.person.password, Lane::client(input.browser.ip))
+        .await?;
     let org_id = OrgId::random();
     let founder = User {
         id: UserId::random(),

@@ -6,6 +6,7 @@ use super::step::{self, Enrolling};
 use super::verify::{self, Sent};
 use super::{channel_ready, required, update, Factor, FactorKind, Keys};
 use crate::audit::{Actor, Event};
+use crate::auth::password::Lane;
 use crate::auth::recovery_codes;
 use crate::auth::totp::{self, TotpCheck, TotpSecret};
 use crate::auth::{Deps, FlowError};
@@ -432,7 +433,7 @@ pub async fn unlock(
         && deps
             .auth
             .hasher
-            .verify(password, Some(&user.password_hash))
+            .verify(password, Some(&user.password_hash), Lane::member(&user.id))
             .await?;
     if gate == Gate::Open && right {
         store.attempts_clear(key).await?;

@@ -161,6 +161,7 @@ pub(super) fn answer(
         }
         LoginOutcome::Locked => again(StatusCode::UNAUTHORIZED, "login-locked"),
         LoginOutcome::IpBlocked { until } => Err(PageError::IpBlocked { until }),
+        LoginOutcome::Shed => Err(PageError::Busy),
         LoginOutcome::NotActivated => again(StatusCode::FORBIDDEN, "login-not-activated"),
     }
 }

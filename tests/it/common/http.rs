@@ -49,6 +49,24 @@ pub fn client_with_jar(user_agent: &str) -> (Client, Arc<Jar>) {
     (client, jar)
 }
 
+/// A browser-like client whose connections come from `source` (any 127.0.0.0/8 address
+/// reaches a gateway listening on 127.0.0.1): another client address as the gateway sees
+/// it, for per-address rules. Its cookie jar is returned too.
+pub fn client_from(source: std::net::IpAddr) -> (Client, Arc<Jar>) {
+    let jar = Arc::new(Jar::default());
+    let client = Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(Policy::none())
+        .no_proxy()
+        .user_agent(UA_CHROME_WINDOWS)
+        .local_address(source)
+        // Long: logins wait for the hashing queue on a loaded machine.
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("build reqwest client");
+    (client, jar)
+}
+
 /// A browser-like client (cookies, no redirects) sending `headers` with every request,
 /// e.g. a spoofed `X-Forwarded-For`.
 pub fn client_with_headers(headers: &[(&str, &str)]) -> Client {
