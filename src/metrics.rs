@@ -214,9 +214,10 @@ impl Metrics {
         )?;
         let password_hash_shed = counter_vec(
             "vigile_password_hash_shed_total",
-            "Password hashes and checks refused at once (503 with Retry-After) because their \
-             lane of the hashing queue had no room: priority (known devices, signed-in \
-             members), shared (everyone else, a few places per client address).",
+            "Password hashes and checks refused (503 with Retry-After) because their lane of \
+             the hashing queue had no room for them, at once or when a fairer claim took \
+             their place: priority (known devices, signed-in members), shared (everyone \
+             else, fair per client address).",
             &["lane"],
         )?;
         for lane in ["priority", "shared"] {

@@ -8,19 +8,21 @@
 //! Which job runs next, and which is refused at once, is [`super::hash_queue`]'s business:
 //! a priority lane for known devices and signed-in members, a shared lane fair per client
 //! address, both bounded. A caller first takes a place ([`HashPool::admit`], which answers
-//! "busy" at once when there is none), then runs its job with the [`Ticket`]; a ticket
-//! dropped unused gives its place back. A job whose caller went away is skipped.
+//! "busy" at once when it is owed none), then runs its job with the [`Ticket`]; a ticket
+//! dropped unused gives its place back. A job pushed out of its place by a fairer claim
+//! answers "busy" too; a job whose caller went away is skipped.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
-use super::hash_queue::{Lane, Schedule, Waiting};
+use super::hash_queue::{Admission, Lane, Schedule, Waiting};
 
 /// Why a job did not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolError {
-    /// No room in the job's lane: try again shortly.
+    /// No room in the job's lane, or its place was given to a fairer claim: try again
+    /// shortly.
     Busy,
     /// The pool is gone (process shutting down).
     Gone,
@@ -29,20 +31,26 @@ pub enum PoolError {
 /// A job and the channel its caller waits on.
 trait Task: Send {
     fn run(self: Box<Self>);
+    /// Tells the caller its job was pushed out of the queue.
+    fn refuse(self: Box<Self>);
     fn abandoned(&self) -> bool;
 }
 
 struct Call<F, T> {
     work: F,
-    done: oneshot::Sender<T>,
+    done: oneshot::Sender<Result<T, PoolError>>,
 }
 
 impl<F: FnOnce() -> T + Send, T: Send> Task for Call<F, T> {
     fn run(self: Box<Self>) {
         // The caller gave up (client gone, request cancelled): no one wants the answer.
         if !self.done.is_closed() {
-            let _ = self.done.send((self.work)());
+            let _ = self.done.send(Ok((self.work)()));
         }
+    }
+
+    fn refuse(self: Box<Self>) {
+        let _ = self.done.send(Err(PoolError::Busy));
     }
 
     fn abandoned(&self) -> bool {
@@ -116,16 +124,22 @@ impl HashPool {
         })
     }
 
-    /// A place in `lane` for one job, or `Busy` at once if the lane (or this key's share
-    /// of it) is full.
+    /// A place in `lane` for one job, or `Busy` at once if the lane is full and this key
+    /// holds its share of it already.
     pub fn admit(&self, lane: Lane) -> Result<Ticket, PoolError> {
         let shared = &self.handle.0;
         let mut state = shared.lock();
         if state.closed {
             return Err(PoolError::Gone);
         }
-        if !state.schedule.reserve(&lane) {
-            return Err(PoolError::Busy);
+        let displaced = match state.schedule.reserve(&lane) {
+            Admission::Refused => return Err(PoolError::Busy),
+            Admission::Admitted => None,
+            Admission::Displacing(job) => Some(job),
+        };
+        drop(state);
+        if let Some(job) = displaced {
+            job.refuse();
         }
         Ok(Ticket {
             shared: shared.clone(),
@@ -147,14 +161,15 @@ impl Ticket {
         self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PoolError> {
-        self.submit(job).await.map_err(|_| PoolError::Gone)
+        self.submit(job).await.unwrap_or(Err(PoolError::Gone))
     }
 
-    /// Queues `job`; the receiver gets its result (an error if the pool closed first).
+    /// Queues `job`; the receiver gets its result, or `Busy` if it was pushed out (closed
+    /// if the pool closed first).
     fn submit<T: Send + 'static>(
         mut self,
         job: impl FnOnce() -> T + Send + 'static,
-    ) -> oneshot::Receiver<T> {
+    ) -> oneshot::Receiver<Result<T, PoolError>> {
         let (done, result) = oneshot::channel();
         if let Some(lane) = self.lane.take() {
             let mut state = self.shared.lock();
@@ -220,9 +235,10 @@ fn lower_priority() {}
 mod tests {
     use super::*;
 
-    use crate::auth::hash_queue::{PER_CLIENT, QUEUE_PER_THREAD};
+    use crate::auth::hash_queue::QUEUE_PER_THREAD;
 
     type Log = Arc<Mutex<Vec<String>>>;
+    type Done = oneshot::Receiver<Result<(), PoolError>>;
 
     fn client(n: usize) -> Lane {
         Lane::Shared(format!("127.0.0.{n}"))
@@ -241,7 +257,7 @@ mod tests {
     }
 
     /// Holds the pool's only thread until the returned pair is dropped.
-    async fn block(pool: &HashPool) -> (std::sync::mpsc::Sender<()>, oneshot::Receiver<()>) {
+    async fn block(pool: &HashPool) -> (std::sync::mpsc::Sender<()>, Done) {
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let (started, is_started) = oneshot::channel();
         let ticket = pool.admit(Lane::operator()).unwrap();
@@ -255,15 +271,16 @@ mod tests {
     }
 
     /// Queues a job that notes `name` in `log` when it runs (no await: queued in order).
-    fn note(pool: &HashPool, lane: Lane, name: &str, log: &Log) -> oneshot::Receiver<()> {
+    fn note(pool: &HashPool, lane: Lane, name: &str, log: &Log) -> Done {
         let (name, log) = (name.to_string(), log.clone());
         let ticket = pool.admit(lane).unwrap();
         ticket.submit(move || log.lock().unwrap().push(name))
     }
 
-    async fn ran(log: &Log, jobs: Vec<oneshot::Receiver<()>>) -> Vec<String> {
+    /// Waits for `jobs` (each must have run), then returns the order they ran in.
+    async fn ran(log: &Log, jobs: Vec<Done>) -> Vec<String> {
         for job in jobs {
-            job.await.unwrap();
+            job.await.unwrap().unwrap();
         }
         log.lock().unwrap().clone()
     }
@@ -281,63 +298,66 @@ mod tests {
     #[tokio::test]
     async fn a_known_device_is_served_before_the_guesses_queued_earlier() {
         let pool = HashPool::start(1).unwrap();
-        let release = block(&pool).await;
+        let blocked = block(&pool).await;
         let log = Log::default();
         let jobs = vec![
             note(&pool, client(2), "guess a", &log),
             note(&pool, client(3), "guess b", &log),
             note(&pool, known_device(), "ann", &log),
         ];
-        drop(release);
+        drop(blocked);
         assert_eq!(ran(&log, jobs).await, ["ann", "guess a", "guess b"]);
     }
 
     #[tokio::test]
     async fn one_address_flooding_cannot_starve_another() {
         let pool = HashPool::start(1).unwrap();
-        let release = block(&pool).await;
+        let blocked = block(&pool).await;
         let log = Log::default();
-        let mut jobs: Vec<_> = (0..PER_CLIENT)
+        let mut flood: Vec<_> = (0..QUEUE_PER_THREAD)
             .map(|i| note(&pool, client(2), &format!("flood {i}"), &log))
             .collect();
         assert!(matches!(pool.admit(client(2)), Err(PoolError::Busy)));
-        jobs.push(note(&pool, client(3), "other", &log));
-        drop(release);
-        let order = ran(&log, jobs).await;
+        // Another address gets in, in the place of the flood's newest job, which is shed.
+        let other = note(&pool, client(3), "other", &log);
+        let newest = flood.pop().unwrap();
+        assert_eq!(newest.await.unwrap(), Err(PoolError::Busy));
+        drop(blocked);
+        flood.push(other);
+        let order = ran(&log, flood).await;
         assert_eq!(order[..2], ["flood 0", "other"]);
+        assert_eq!(order.len(), QUEUE_PER_THREAD);
     }
 
     #[tokio::test]
     async fn the_login_priority_admits_a_known_device_while_unknown_ones_are_shed() {
         let pool = HashPool::start(1).unwrap();
-        let release = block(&pool).await;
+        let blocked = block(&pool).await;
         let log = Log::default();
-        let mut jobs = Vec::new();
-        for a in 0..QUEUE_PER_THREAD / PER_CLIENT {
-            for _ in 0..PER_CLIENT {
-                jobs.push(note(&pool, client(10 + a), "guess", &log));
-            }
-        }
+        // A storm from as many addresses as there are places: each holds its share.
+        let mut jobs: Vec<_> = (0..QUEUE_PER_THREAD)
+            .map(|a| note(&pool, client(10 + a), "guess", &log))
+            .collect();
         // Full: a new address, and one of the storm's, are shed at once...
-        assert!(matches!(pool.admit(client(99)), Err(PoolError::Busy)));
+        assert!(matches!(pool.admit(client(9)), Err(PoolError::Busy)));
         assert!(matches!(pool.admit(client(10)), Err(PoolError::Busy)));
         // ...but the known device is queued, first.
         jobs.push(note(&pool, known_device(), "ann", &log));
-        drop(release);
+        drop(blocked);
         let order = ran(&log, jobs).await;
         assert_eq!(order.first().map(String::as_str), Some("ann"));
         assert_eq!(order.len(), QUEUE_PER_THREAD + 1);
         // Drained: room again.
-        assert_eq!(run(&pool, client(99), || 7).await, Ok(7));
+        assert_eq!(run(&pool, client(9), || 7).await, Ok(7));
     }
 
     #[tokio::test]
     async fn a_job_whose_caller_left_is_skipped_and_frees_its_place() {
         let pool = HashPool::start(1).unwrap();
-        let release = block(&pool).await;
+        let blocked = block(&pool).await;
         let log = Log::default();
         let mut jobs = Vec::new();
-        for i in 0..PER_CLIENT {
+        for i in 0..QUEUE_PER_THREAD {
             let job = note(&pool, client(2), &format!("job {i}"), &log);
             if i == 0 {
                 drop(job); // the caller gave up
@@ -347,14 +367,17 @@ mod tests {
         }
         // The abandoned job's place is given to a new one.
         jobs.push(note(&pool, client(2), "new", &log));
-        drop(release);
-        assert_eq!(ran(&log, jobs).await, ["job 1", "job 2", "job 3", "new"]);
+        drop(blocked);
+        let order = ran(&log, jobs).await;
+        assert_eq!(order.len(), QUEUE_PER_THREAD);
+        assert_eq!(order.first().map(String::as_str), Some("job 1"));
+        assert_eq!(order.last().map(String::as_str), Some("new"));
     }
 
     #[tokio::test]
     async fn an_unused_ticket_gives_its_place_back() {
         let pool = HashPool::start(1).unwrap();
-        let tickets: Vec<_> = (0..PER_CLIENT)
+        let tickets: Vec<_> = (0..QUEUE_PER_THREAD)
             .map(|_| pool.admit(client(2)).unwrap())
             .collect();
         assert!(matches!(pool.admit(client(2)), Err(PoolError::Busy)));

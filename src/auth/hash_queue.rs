@@ -11,18 +11,23 @@
 //! - **shared**: everyone else (unknown devices, sign-ups, resets), keyed by client
 //!   address ([`lockout::client_key`]: an IPv4 address or an IPv6 /64).
 //!
-//! In a lane, each key has its own sub-queue; keys take turns (round-robin), and a key may
-//! hold only a few places ([`PER_ACCOUNT`], [`PER_CLIENT`]), so one address flooding the
-//! gateway gets its share, not the queue. Both lanes are bounded; a check that finds no
-//! room is refused at once ("shed": 503 with `Retry-After`) rather than queued behind
-//! work it would wait seconds for. The priority lane is bounded per account too: a member
-//! scripting logins on their own account (their device is known to it) only competes
-//! with themselves.
+//! In a lane, each key has its own sub-queue and keys take turns (round-robin), so a key
+//! with many jobs waiting delays the others by one job per turn, not by all of them. Each
+//! lane is bounded ([`QUEUE_PER_THREAD`] places per hashing thread) and each key may hold
+//! at most its fair share of it: the places divided by the keys holding some, so one
+//! address alone may use the whole lane (a burst of sign-ins behind one NAT is never
+//! refused while there is room), and when the lane is full, a key under its share takes
+//! the place of the newest job of the key most over its share, which is shed. A check
+//! that gets no place is refused at once ("shed": 503 with `Retry-After`) rather than
+//! queued behind work it would wait seconds for. A storm from more addresses than there
+//! are places leaves no one over their share: newcomers are then shed until it ends;
+//! only the priority lane gets through it.
 //!
 //! Room is taken ([`Schedule::reserve`]) before the job exists, so a login knows whether
-//! it will be checked before it counts anything toward lockouts: a shed attempt changes
-//! nothing. What decides the lane must never depend on whether an account exists, only on
-//! what the client holds (a known device's cookie, a session).
+//! it will be checked before it counts anything toward lockouts: a refused attempt
+//! changes nothing (one pushed out later was counted, and takes it back). What decides
+//! the lane must never depend on whether an account exists, only on what the client
+//! holds (a known device's cookie, a session).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -33,11 +38,6 @@ use crate::store::UserId;
 /// Places per hashing thread in each lane: with ~20 ms per hash, a check waits at most
 /// about 0.6 s for its turn.
 pub const QUEUE_PER_THREAD: usize = 32;
-/// Places one client address may hold in the shared lane (a few people behind one NAT
-/// signing in at once).
-pub const PER_CLIENT: usize = 4;
-/// Places one account may hold in the priority lane (a double-clicked form).
-pub const PER_ACCOUNT: usize = 2;
 
 /// Who a password check is for, which decides where it waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +79,15 @@ pub trait Waiting {
     fn abandoned(&self) -> bool;
 }
 
+/// What became of a request for a place.
+#[derive(Debug, PartialEq)]
+pub enum Admission<J> {
+    Admitted,
+    /// Admitted in the place of this job, which is shed (its caller must be told).
+    Displacing(J),
+    Refused,
+}
+
 /// Both lanes.
 pub struct Schedule<J> {
     priority: FairQueue<J>,
@@ -90,8 +99,8 @@ impl<J: Waiting> Schedule<J> {
     pub fn new(threads: usize) -> Self {
         let places = threads.max(1) * QUEUE_PER_THREAD;
         Self {
-            priority: FairQueue::new(places, PER_ACCOUNT),
-            shared: FairQueue::new(places, PER_CLIENT),
+            priority: FairQueue::new(places),
+            shared: FairQueue::new(places),
         }
     }
 
@@ -102,8 +111,8 @@ impl<J: Waiting> Schedule<J> {
         }
     }
 
-    /// Takes a place for a job of `lane`, if there is room; false: shed it.
-    pub fn reserve(&mut self, lane: &Lane) -> bool {
+    /// Takes a place for a job of `lane`, if it is owed one.
+    pub fn reserve(&mut self, lane: &Lane) -> Admission<J> {
         let (queue, key) = self.lane(lane);
         queue.reserve(key)
     }
@@ -126,10 +135,10 @@ impl<J: Waiting> Schedule<J> {
     }
 }
 
-/// One lane: a sub-queue per key, keys served in turn, places bounded per key and in all.
+/// One lane: a sub-queue per key, keys served in turn, places bounded in all and, when
+/// they run out, per key.
 struct FairQueue<J> {
     max: usize,
-    per_key: usize,
     /// Places held per key: jobs waiting and places reserved for jobs to come.
     held: HashMap<String, usize>,
     total: usize,
@@ -139,10 +148,9 @@ struct FairQueue<J> {
 }
 
 impl<J: Waiting> FairQueue<J> {
-    fn new(max: usize, per_key: usize) -> Self {
+    fn new(max: usize) -> Self {
         Self {
             max,
-            per_key,
             held: HashMap::new(),
             total: 0,
             waiting: HashMap::new(),
@@ -150,21 +158,55 @@ impl<J: Waiting> FairQueue<J> {
         }
     }
 
-    fn has_room(&self, key: &str) -> bool {
-        self.total < self.max && self.held.get(key).copied().unwrap_or(0) < self.per_key
+    fn reserve(&mut self, key: &str) -> Admission<J> {
+        match self.try_reserve(key) {
+            // Places held by jobs nobody waits for any more are free: look again.
+            Admission::Refused => {
+                self.sweep();
+                self.try_reserve(key)
+            }
+            admitted => admitted,
+        }
     }
 
-    fn reserve(&mut self, key: &str) -> bool {
-        if !self.has_room(key) {
-            // Places held by jobs nobody waits for any more are free.
-            self.sweep();
-            if !self.has_room(key) {
-                return false;
-            }
+    fn try_reserve(&mut self, key: &str) -> Admission<J> {
+        let held = self.held.get(key).copied().unwrap_or(0);
+        let keys = self.held.len() + usize::from(held == 0);
+        let share = (self.max / keys).max(1);
+        if held >= share {
+            return Admission::Refused;
         }
+        let admission = if self.total < self.max {
+            Admission::Admitted
+        } else {
+            match self.displace(share) {
+                Some(job) => Admission::Displacing(job),
+                None => return Admission::Refused,
+            }
+        };
         *self.held.entry(key.to_string()).or_default() += 1;
         self.total += 1;
-        true
+        admission
+    }
+
+    /// Takes out the newest job of the key holding the most places, if that is more than
+    /// `share` (so it is left with its share at least).
+    fn displace(&mut self, share: usize) -> Option<J> {
+        let (key, _) = self
+            .waiting
+            .keys()
+            .map(|k| (k, self.held.get(k).copied().unwrap_or(0)))
+            .filter(|(_, held)| *held > share)
+            .max_by_key(|(_, held)| *held)?;
+        let key = key.clone();
+        let queue = self.waiting.get_mut(&key)?;
+        let job = queue.pop_back();
+        if queue.is_empty() {
+            self.waiting.remove(&key);
+            self.turns.retain(|k| *k != key);
+        }
+        self.release(&key);
+        job
     }
 
     fn release(&mut self, key: &str) {
@@ -221,7 +263,7 @@ mod tests {
 
     /// A job named for the test, abandoned or not.
     #[derive(Debug, PartialEq)]
-    struct J(&'static str, bool);
+    struct J(String, bool);
 
     impl Waiting for J {
         fn abandoned(&self) -> bool {
@@ -233,94 +275,124 @@ mod tests {
         Lane::Shared(key.into())
     }
 
-    fn add(s: &mut Schedule<J>, lane: &Lane, name: &'static str) -> bool {
-        let room = s.reserve(lane);
-        if room {
-            s.push(lane, J(name, false));
+    /// Reserves and queues a job named `name`; what the reservation got.
+    fn add(s: &mut Schedule<J>, lane: &Lane, name: &str) -> Admission<J> {
+        let admission = s.reserve(lane);
+        if admission != Admission::Refused {
+            s.push(lane, J(name.into(), false));
         }
-        room
+        admission
     }
 
-    fn drain(s: &mut Schedule<J>) -> Vec<&'static str> {
+    fn drain(s: &mut Schedule<J>) -> Vec<String> {
         std::iter::from_fn(|| s.pop()).map(|j| j.0).collect()
     }
 
     #[test]
     fn priority_is_served_before_shared_jobs_queued_earlier() {
         let mut s = Schedule::new(1);
-        assert!(add(&mut s, &shared("10.0.0.1"), "guess 1"));
-        assert!(add(&mut s, &shared("10.0.0.2"), "guess 2"));
-        assert!(add(&mut s, &Lane::Priority("ann".into()), "ann"));
+        add(&mut s, &shared("10.0.0.1"), "guess 1");
+        add(&mut s, &shared("10.0.0.2"), "guess 2");
+        add(&mut s, &Lane::Priority("ann".into()), "ann");
         assert_eq!(drain(&mut s), ["ann", "guess 1", "guess 2"]);
     }
 
     #[test]
-    fn addresses_take_turns_and_one_gets_only_its_share() {
+    fn one_address_alone_may_use_the_whole_lane() {
+        let mut s = Schedule::new(1);
+        let nat = shared("10.0.0.1");
+        for i in 0..QUEUE_PER_THREAD {
+            assert_eq!(add(&mut s, &nat, &format!("{i}")), Admission::Admitted);
+        }
+        assert_eq!(s.reserve(&nat), Admission::Refused);
+    }
+
+    #[test]
+    fn a_newcomer_takes_the_place_of_the_newest_job_of_an_address_over_its_share() {
         let mut s = Schedule::new(1);
         let flood = shared("10.0.0.1");
-        for name in ["f1", "f2", "f3", "f4"] {
-            assert!(add(&mut s, &flood, name));
+        for i in 0..QUEUE_PER_THREAD {
+            add(&mut s, &flood, &format!("flood {i}"));
         }
-        assert!(!s.reserve(&flood), "a fifth place for one address");
-        assert!(add(&mut s, &shared("10.0.0.2"), "other"));
-        assert_eq!(drain(&mut s), ["f1", "other", "f2", "f3", "f4"]);
-        // Served, its places are free again.
-        assert!(add(&mut s, &flood, "f5"));
+        let newest = format!("flood {}", QUEUE_PER_THREAD - 1);
+        assert_eq!(
+            add(&mut s, &shared("10.0.0.2"), "other 1"),
+            Admission::Displacing(J(newest, false))
+        );
+        // The flood is over its share (half the lane) as long as the other wants more.
+        assert!(matches!(
+            add(&mut s, &shared("10.0.0.2"), "other 2"),
+            Admission::Displacing(_)
+        ));
+        assert_eq!(s.reserve(&flood), Admission::Refused);
+        // The two take turns.
+        assert_eq!(
+            drain(&mut s)[..4],
+            ["flood 0", "other 1", "flood 1", "other 2"]
+        );
     }
 
     #[test]
-    fn a_full_lane_sheds_new_addresses_but_not_the_priority_lane() {
+    fn a_lane_full_of_addresses_at_their_share_sheds_newcomers_but_not_the_priority_lane() {
         let mut s = Schedule::new(1);
-        let addresses = QUEUE_PER_THREAD / PER_CLIENT;
-        for a in 0..addresses {
-            for _ in 0..PER_CLIENT {
-                assert!(add(&mut s, &shared(&format!("10.0.0.{a}")), "guess"));
-            }
+        for a in 0..QUEUE_PER_THREAD {
+            add(&mut s, &shared(&format!("10.0.0.{a}")), "guess");
         }
-        assert!(!s.reserve(&shared("10.9.9.9")), "full: shed");
-        assert!(add(&mut s, &Lane::Priority("ann".into()), "ann"));
-        assert_eq!(s.pop(), Some(J("ann", false)));
-        assert_eq!(s.pop(), Some(J("guess", false)));
-        assert!(s.reserve(&shared("10.9.9.9")), "one place freed");
+        assert_eq!(s.reserve(&shared("10.9.9.9")), Admission::Refused);
+        assert_eq!(s.reserve(&shared("10.0.0.0")), Admission::Refused);
+        assert_eq!(
+            add(&mut s, &Lane::Priority("ann".into()), "ann"),
+            Admission::Admitted
+        );
+        assert_eq!(s.pop().map(|j| j.0), Some("ann".into()));
+        assert_eq!(s.pop().map(|j| j.0), Some("guess".into()));
+        assert_eq!(s.reserve(&shared("10.9.9.9")), Admission::Admitted);
     }
 
     #[test]
-    fn the_priority_lane_is_bounded_per_account() {
+    fn the_priority_lane_is_shared_per_account() {
         let mut s = Schedule::new(1);
         let own = Lane::Priority("mallory".into());
-        for _ in 0..PER_ACCOUNT {
-            assert!(add(&mut s, &own, "own"));
+        for _ in 0..QUEUE_PER_THREAD {
+            add(&mut s, &own, "own");
         }
-        assert!(!s.reserve(&own));
-        assert!(add(&mut s, &Lane::Priority("ann".into()), "ann"));
-        assert_eq!(drain(&mut s), ["own", "ann", "own"]);
+        assert!(matches!(
+            add(&mut s, &Lane::Priority("ann".into()), "ann"),
+            Admission::Displacing(_)
+        ));
+        assert_eq!(drain(&mut s)[..3], ["own", "ann", "own"]);
     }
 
     #[test]
     fn a_place_reserved_then_given_back_is_free_again() {
         let mut s: Schedule<J> = Schedule::new(1);
         let a = shared("10.0.0.1");
-        for _ in 0..PER_CLIENT {
-            assert!(s.reserve(&a));
+        for _ in 0..QUEUE_PER_THREAD {
+            assert_eq!(s.reserve(&a), Admission::Admitted);
         }
-        assert!(!s.reserve(&a));
+        assert_eq!(s.reserve(&a), Admission::Refused);
         s.release(&a);
-        assert!(s.reserve(&a));
+        assert_eq!(s.reserve(&a), Admission::Admitted);
         assert_eq!(s.pop(), None, "reserved places are not jobs");
+        // Places only reserved are never taken away: nothing waits to be displaced.
+        assert_eq!(s.reserve(&shared("10.0.0.2")), Admission::Refused);
     }
 
     #[test]
     fn abandoned_jobs_give_their_places_back_when_room_is_short() {
         let mut s = Schedule::new(1);
         let a = shared("10.0.0.1");
-        for i in 0..PER_CLIENT {
-            assert!(s.reserve(&a));
-            s.push(&a, J("gone", i % 2 == 0));
+        for i in 0..QUEUE_PER_THREAD {
+            s.reserve(&a);
+            s.push(&a, J(format!("{i}"), i < 2));
         }
-        // Two of the four were abandoned: their places are taken back.
-        assert!(add(&mut s, &a, "new 1"));
-        assert!(add(&mut s, &a, "new 2"));
-        assert!(!s.reserve(&a));
-        assert_eq!(drain(&mut s), ["gone", "gone", "new 1", "new 2"]);
+        // The first two were abandoned: their places are taken back.
+        assert_eq!(add(&mut s, &a, "new 1"), Admission::Admitted);
+        assert_eq!(add(&mut s, &a, "new 2"), Admission::Admitted);
+        assert_eq!(s.reserve(&a), Admission::Refused);
+        let order = drain(&mut s);
+        assert_eq!(order.len(), QUEUE_PER_THREAD);
+        assert_eq!(order[..2], ["2", "3"]);
+        assert_eq!(order[QUEUE_PER_THREAD - 2..], ["new 1", "new 2"]);
     }
 }

@@ -15,12 +15,13 @@
 //! Under a storm of guesses the hashing queue is the bottleneck (see
 //! [`super::hash_queue`]): a device already known to the account waits in the priority
 //! lane, every other attempt in the shared lane, fair per client address. A place is taken
-//! before anything is counted; an attempt that finds none is shed ([`LoginOutcome::Shed`],
-//! a 503 with `Retry-After`) having changed nothing: no failure counted on the address or
-//! the client, so shed attempts can neither lock an account nor block an address, and
-//! they revealed nothing, as no password was checked. Whether an attempt is shed depends
-//! on the lane and the client address only, never on whether the account exists (the
-//! priority lane needs a known device's cookie, which only that device has).
+//! before anything is counted; an attempt that gets none is shed ([`LoginOutcome::Shed`],
+//! a 503 with `Retry-After`) having changed nothing, and one pushed out of its place
+//! before its check ran (by an address under its share) takes back what it counted. So
+//! shed attempts neither lock an account nor block an address, and they reveal nothing,
+//! as no password was checked. Whether an attempt is shed depends on the lane and the
+//! client address only, never on whether the account exists (the priority lane needs a
+//! known device's cookie, which only that device has).
 
 use std::net::IpAddr;
 
@@ -163,14 +164,28 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
     };
     let gate = lockout::gate(attempt, max);
     // Checked even when locked, so a locked address answers as slowly as any other.
-    let ok = auth
+    let checked = auth
         .hasher
         .verify_in(
             slot,
             input.password,
             user.as_ref().map(|u| u.password_hash.as_str()),
         )
-        .await?;
+        .await;
+    let ok = match checked {
+        Ok(ok) => ok,
+        Err(HashError::Busy) => {
+            // Pushed out before the check ran: this attempt must count nowhere.
+            if let Some(key) = key {
+                store.attempt_refund(key).await?;
+            }
+            if rule.max > 0 {
+                store.ip_refund(&ip).await?;
+            }
+            return Ok(LoginOutcome::Shed);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let user = match (gate, user) {
         (Gate::Open, Some(user)) if ok => user,
         (gate, user) => {

@@ -27,8 +27,8 @@ pub enum HashError {
     Hash(String),
     #[error("hashing task failed")]
     Task,
-    /// No room in the caller's lane (a login storm): try again shortly. Counted in
-    /// `vigile_password_hash_shed_total{lane}`.
+    /// No room in the caller's lane, or its place given to a fairer claim (a login
+    /// storm): try again shortly. Counted in `vigile_password_hash_shed_total{lane}`.
     #[error("password hashing is busy")]
     Busy,
 }
@@ -71,15 +71,19 @@ impl Hasher {
     pub fn admit(&self, lane: Lane) -> Result<Slot, HashError> {
         let label = lane.label();
         match self.pool.admit(lane) {
-            Ok(ticket) => Ok(Slot(ticket)),
-            Err(e) => {
-                if e == PoolError::Busy {
-                    if let Some(m) = &self.metrics {
-                        m.password_hash_shed.with_label_values(&[label]).inc();
-                    }
-                }
-                Err(pool_error(e))
-            }
+            Ok(ticket) => Ok(Slot { ticket, label }),
+            Err(e) => Err(self.refused(e, label)),
+        }
+    }
+
+    /// The error for `e`, a shed counted.
+    fn refused(&self, e: PoolError, lane: &str) -> HashError {
+        if let (PoolError::Busy, Some(m)) = (e, &self.metrics) {
+            m.password_hash_shed.with_label_values(&[lane]).inc();
+        }
+        match e {
+            PoolError::Busy => HashError::Busy,
+            PoolError::Gone => HashError::Task,
         }
     }
 
@@ -104,7 +108,8 @@ impl Hasher {
         self.verify_in(slot, password, phc).await
     }
 
-    /// [`verify`](Self::verify) in a place taken earlier with [`admit`](Self::admit).
+    /// [`verify`](Self::verify) in a place taken earlier with [`admit`](Self::admit). `Busy`
+    /// if the place was given to a fairer claim before the check ran.
     pub async fn verify_in(
         &self,
         slot: Slot,
@@ -134,7 +139,12 @@ impl Hasher {
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let start = Stopwatch::start();
-        let out = slot.0.run(job).await.map_err(pool_error)?;
+        let label = slot.label;
+        let out = slot
+            .ticket
+            .run(job)
+            .await
+            .map_err(|e| self.refused(e, label))?;
         if let Some(m) = &self.metrics {
             m.password_hash.observe(start.elapsed().as_secs_f64());
         }
@@ -144,13 +154,9 @@ impl Hasher {
 
 /// A place reserved in the hashing pool for one job ([`Hasher::admit`]); dropped unused,
 /// it is given back.
-pub struct Slot(Ticket);
-
-fn pool_error(e: PoolError) -> HashError {
-    match e {
-        PoolError::Busy => HashError::Busy,
-        PoolError::Gone => HashError::Task,
-    }
+pub struct Slot {
+    ticket: Ticket,
+    label: &'static str,
 }
 
 fn hash_blocking(params: &Params, password: &str) -> Result<String, HashError> {
