@@ -11,8 +11,8 @@
 //! - `vigile:user:{user_id}`: a [`super::User`] as JSON.
 //! - `vigile:user_email:{email}`: the user id owning that (normalised) email.
 //! - `vigile:users`: set of every user id (for `user_list`).
-//! - Sessions (layout 2, issue 17: compact, about 540 bytes each with a 70-byte
-//!   user agent, measured by `bench/sessions_memory`):
+//! - Sessions (layout 2, issue 17: 539 bytes each in `bench/sessions_memory`, members
+//!   apart, with a 70-byte user agent; about 600 with a 110-byte one; layout 1 took 1 749):
 //!   - `vigile:s:{session_id}`: hash of one session; its TTL is the session's expiry.
 //!     Short fields, so it stays a listpack (every value ≤ 64 bytes, Redis's default
 //!     `hash-max-listpack-value`): `t` the token hash as its 32 raw bytes (scripts turn

@@ -113,8 +113,10 @@ impl Pool {
     /// database under `bench/sessions_memory`. Past [`WAL_CHECKPOINT_BYTES`], the call that
     /// notices runs `wal_checkpoint(TRUNCATE)`, which waits briefly for those readers to
     /// finish and empties the file. One at a time; one that cannot finish (a long read in
-    /// another process) is tried again [`WAL_RETRY_BYTES`] later. Transient locks only:
-    /// the CLI keeps working on the same file.
+    /// another process) is tried again [`WAL_RETRY_BYTES`] later, one that meets another
+    /// connection's automatic checkpoint (after every commit while the WAL is long, and
+    /// SQLite does not wait for it) by the next call. Transient locks only: the CLI keeps
+    /// working on the same file.
     fn bound_wal(&self, conn: &Connection) {
         let Ok(size) = std::fs::metadata(&self.wal).map(|m| m.len()) else {
             return;
@@ -132,8 +134,11 @@ impl Pool {
             return;
         }
         let next = match checkpoint(conn) {
-            Ok(true) => WAL_CHECKPOINT_BYTES,
-            Ok(false) => {
+            Ok(Checkpoint::Done) => WAL_CHECKPOINT_BYTES,
+            // An automatic checkpoint of another connection held the checkpoint lock (there
+            // is no waiting for it): the next call tries again.
+            Ok(Checkpoint::Running) => at,
+            Ok(Checkpoint::Busy) => {
                 tracing::debug!(bytes = size, "sqlite: WAL checkpoint busy, retried later");
                 size + WAL_RETRY_BYTES
             }
@@ -147,16 +152,32 @@ impl Pool {
     }
 }
 
+/// How a [`checkpoint`] went.
+#[derive(Debug, PartialEq, Eq)]
+enum Checkpoint {
+    /// The WAL was copied back and truncated.
+    Done,
+    /// Another connection was checkpointing (SQLite's automatic checkpoint after a commit).
+    Running,
+    /// A writer or readers kept it from finishing within [`CHECKPOINT_BUSY`].
+    Busy,
+}
+
 /// Copies the whole WAL into the database and truncates it, waiting at most
-/// [`CHECKPOINT_BUSY`] for other connections. Returns whether it got that far.
-fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
+/// [`CHECKPOINT_BUSY`] for other connections.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<Checkpoint> {
     conn.busy_timeout(CHECKPOINT_BUSY)?;
-    // (busy, WAL frames, frames checkpointed): busy is 1 when it could not finish.
-    let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-        r.get::<_, i64>(0)
+    // (busy, WAL frames, frames checkpointed); -1 frames when the checkpoint lock was
+    // taken, which SQLite does not wait for.
+    let row = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
     });
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    Ok(busy? == 0)
+    Ok(match row? {
+        (0, _) => Checkpoint::Done,
+        (_, -1) => Checkpoint::Running,
+        _ => Checkpoint::Busy,
+    })
 }
 
 /// Opens one connection with the settings every connection needs (they are per
@@ -711,8 +732,10 @@ impl Store for SqliteStore {
             tx.commit()?;
             // Once a minute, whatever its size: a server that went quiet ends with an
             // empty WAL. Best effort: busy now means done at the next sweep.
-            if let Err(e) = checkpoint(c) {
-                tracing::debug!(error = %e, "sqlite: WAL checkpoint at sweep failed");
+            match checkpoint(c) {
+                Ok(Checkpoint::Done) => {}
+                Ok(other) => tracing::debug!(?other, "sqlite: WAL checkpoint at sweep not done"),
+                Err(e) => tracing::debug!(error = %e, "sqlite: WAL checkpoint at sweep failed"),
             }
             Ok(removed)
         })
