@@ -31,6 +31,7 @@ pub mod demo;
 pub mod edge;
 pub mod i18n;
 pub mod mail;
+pub mod memory;
 pub mod metrics;
 pub mod pages;
 pub mod proxy;

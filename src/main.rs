@@ -12,6 +12,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    vigile::memory::tune();
     let cli = vigile::cli::Cli::parse();
     if cli.command.is_admin() {
         // `vigile user list | head`: an admin command whose reader went away just ends, as

@@ -162,6 +162,12 @@ impl std::ops::Deref for Identity {
 /// A header value from account data: control characters (CR, LF, NUL...) dropped so a
 /// stored name can never split or forge a header.
 pub fn header_value(v: &str) -> HeaderValue {
+    // Nearly every value is printable ASCII: one byte scan, no character decoding.
+    if v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        if let Ok(h) = HeaderValue::from_str(v) {
+            return h;
+        }
+    }
     if !v.chars().any(char::is_control) {
         if let Ok(h) = HeaderValue::from_str(v) {
             return h;

@@ -31,7 +31,7 @@ pub use decide::Decision;
 use headers::{Forwarded, HeaderPlan};
 use respond::Failure;
 pub use upstreams::{PoolService, Upstreams};
-use watch::{Closed, Limits, Phase, SessionCheck, Watch};
+use watch::{Closed, Limits, Phase, Watch, Watches};
 
 pub struct Gateway {
     app: Arc<App>,
@@ -40,6 +40,7 @@ pub struct Gateway {
     upstreams: Upstreams,
     rewrite: rewrite::Rewriter,
     limits: Limits,
+    watches: Arc<Watches>,
     max_body: u64,
 }
 
@@ -50,6 +51,7 @@ impl Gateway {
         let rewrite = rewrite::Rewriter::new(&app.config);
         let limits = Limits::new(&app.config.file.upstream);
         let max_body = app.config.file.upstream.max_request_body.as_u64();
+        let watches = Watches::new(limits, session_ended(&app), on_close(&app));
         Self {
             app,
             plan,
@@ -57,6 +59,7 @@ impl Gateway {
             upstreams,
             rewrite,
             limits,
+            watches,
             max_body,
         }
     }
@@ -182,21 +185,8 @@ impl ProxyHttp for Gateway {
         _digest: Option<&pingora::protocols::Digest>,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        let session = ctx.token.clone().map(|token| SessionCheck {
-            app: self.app.clone(),
-            token,
-        });
-        let app = self.app.clone();
-        let on_close = move |why: Closed| {
-            let m = &app.metrics;
-            match why {
-                Closed::FirstByte => m.upstream_timeouts.with_label_values(&["first_byte"]).inc(),
-                Closed::Idle => m.upstream_timeouts.with_label_values(&["idle"]).inc(),
-                Closed::Revoked => m.streams_revoked.inc(),
-            }
-        };
         // A retry on a new connection replaces (and stops) the previous watch.
-        ctx.watch = Watch::start(fd, self.limits, session, on_close);
+        ctx.watch = self.watches.start(fd, ctx.token.clone());
         Ok(())
     }
 
@@ -448,6 +438,32 @@ impl Gateway {
         session.set_keepalive(None);
         respond::write(session, failure.reply(lang, html)).await
     }
+}
+
+/// The watch's question for a long-lived member exchange: has its session ended? Only a
+/// definite "no such session" says yes.
+fn session_ended(app: &Arc<App>) -> watch::SessionEnded {
+    let app = app.clone();
+    Box::new(move |token| {
+        let app = app.clone();
+        Box::pin(async move {
+            let now = app.clock.now_ms();
+            matches!(app.auth.still_valid(&token, now).await, Ok(false))
+        })
+    })
+}
+
+/// Counts what the watch closed.
+fn on_close(app: &Arc<App>) -> watch::OnClose {
+    let app = app.clone();
+    Box::new(move |why| {
+        let m = &app.metrics;
+        match why {
+            Closed::FirstByte => m.upstream_timeouts.with_label_values(&["first_byte"]).inc(),
+            Closed::Idle => m.upstream_timeouts.with_label_values(&["idle"]).inc(),
+            Closed::Revoked => m.streams_revoked.inc(),
+        }
+    })
 }
 
 /// Which idle limit the response's body falls under.

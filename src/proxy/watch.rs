@@ -4,33 +4,46 @@
 //! alike, so it cannot tell "the application has not answered" (504 after
 //! `first_byte_timeout`) from "a live feed is quiet" (an SSE stream or a WebSocket that
 //! may rightly say nothing for minutes). Vigile turns Pingora's timeout off and keeps its
-//! own clock per exchange: a small task that sleeps until the current limit and, when
-//! it passes, shuts the upstream socket down. Pingora then sees the upstream close and
-//! ends the exchange as it would on any upstream failure: 504 before the head, a closed
-//! client connection after it (never an error page inside a started body).
+//! own clock per exchange. When a limit passes it shuts the upstream socket down; Pingora
+//! then sees the upstream close and ends the exchange as it would on any upstream
+//! failure: 504 before the head, a closed client connection after it (never an error
+//! page inside a started body).
 //!
-//! The same task asks every [`CHECK_EVERY`] whether the member's session still exists,
-//! so a WebSocket, an event stream or a download of a session ended anywhere (logout,
-//! revocation, device replaced, password reset, on any instance) is closed within
-//! seconds rather than left open for as long as the client likes.
+//! Every [`CHECK_EVERY`] a long-lived exchange also asks whether the member's session
+//! still exists, so a WebSocket, an event stream or a download of a session ended
+//! anywhere (logout, revocation, device replaced, password reset, on any instance) is
+//! closed within seconds rather than left open for as long as the client likes.
 //!
-//! The task works on its own duplicate of the upstream socket's descriptor: the socket
-//! stays the one it watches even if Pingora closes its descriptor first (a raw number
-//! could by then name another connection).
+//! One task per gateway ([`Watches`]) looks at every open exchange each [`TICK`], rather
+//! than a task and a timer per exchange: nearly every exchange ends long before any limit,
+//! and for those the watch costs a registration and a removal, not a task's life (issue
+//! 17's hot path). A limit is therefore enforced up to one tick late.
+//!
+//! Each exchange is watched through its own duplicate of the upstream socket's
+//! descriptor: the socket stays the one it watches even if Pingora closes its descriptor
+//! first (a raw number could by then name another connection).
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::app::App;
 use crate::config::UpstreamSection;
 
 /// How often a long-lived exchange asks whether its session still exists.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// How often the open exchanges are looked at: how late a limit may be enforced.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Registrations are spread over this many locks, so the worker threads adding and
+/// removing exchanges seldom meet.
+const SHARDS: usize = 16;
 
 /// The limits of `[upstream]`, with "0s" read as none where it means that.
 #[derive(Debug, Clone, Copy)]
@@ -96,15 +109,61 @@ pub enum Closed {
     Revoked = 3,
 }
 
-/// The state the proxy phases update and the task reads.
+/// Whether the session of this cookie has definitely ended. Only a definite "no such
+/// session" should answer `true`: a store that cannot answer now leaves an exchange that
+/// was authorised open until it can.
+pub type SessionEnded =
+    Box<dyn Fn(String) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// Told once for each exchange the watch closes (metrics).
+pub type OnClose = Box<dyn Fn(Closed) + Send + Sync>;
+
+/// Exchange ids are a counter: spreading them needs one multiplication, not SipHash
+/// (which the per-request registration paid for nothing).
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Registry = HashMap<u64, Arc<Shared>, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The open exchanges of one gateway, and the task that keeps their limits.
+pub struct Watches {
+    limits: Limits,
+    shards: [Mutex<Registry>; SHARDS],
+    next_id: AtomicU64,
+    ticking: AtomicBool,
+    session_ended: SessionEnded,
+    on_close: OnClose,
+}
+
+/// The state the proxy phases update and the ticker reads.
 struct Shared {
     started: Instant,
     phase: AtomicU8,
     /// Milliseconds from `started` to the last byte seen either way.
     activity_ms: AtomicU64,
     end: Mutex<End>,
-    /// Wakes the task when the phase changes: its limit may now come sooner.
-    phase_changed: tokio::sync::Notify,
+    /// This exchange's own duplicate of the upstream socket.
+    socket: OwnedFd,
+    /// The member's session cookie, for exchanges forwarded with an identity.
+    token: Option<String>,
+    /// Milliseconds from `started` at which the session is next asked about.
+    next_check_ms: AtomicU64,
+    /// A session check is in flight (never two at once for one exchange).
+    checking: AtomicBool,
 }
 
 /// How the exchange ended, decided once under the lock: the watch never shuts a socket
@@ -121,37 +180,40 @@ impl Shared {
     fn last_activity(&self) -> Instant {
         self.started + Duration::from_millis(self.activity_ms.load(Ordering::Relaxed))
     }
-}
 
-/// One exchange's watch; dropping it (the request's end) stops the task and releases
-/// its descriptor.
-pub struct Watch {
-    shared: Arc<Shared>,
-    task: JoinHandle<()>,
-}
+    fn end(&self) -> std::sync::MutexGuard<'_, End> {
+        self.end.lock().unwrap_or_else(|p| p.into_inner())
+    }
 
-impl Drop for Watch {
-    fn drop(&mut self) {
-        self.task.abort();
+    fn is_open(&self) -> bool {
+        *self.end() == End::Open
     }
 }
 
-/// The member's session to check while the exchange lasts.
-pub struct SessionCheck {
-    pub app: Arc<App>,
-    pub token: String,
+/// What a tick found due for one exchange.
+enum Due {
+    Close(Closed),
+    Check,
 }
 
-impl Watch {
+impl Watches {
+    pub fn new(limits: Limits, session_ended: SessionEnded, on_close: OnClose) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            shards: std::array::from_fn(|_| Mutex::new(Registry::default())),
+            next_id: AtomicU64::new(0),
+            ticking: AtomicBool::new(false),
+            session_ended,
+            on_close,
+        })
+    }
+
     /// Starts watching the upstream connection `fd` (borrowed from Pingora for the length
-    /// of this call). `None` when the descriptor cannot be duplicated (out of
-    /// descriptors): the exchange then runs unwatched rather than failing.
-    pub fn start(
-        fd: RawFd,
-        limits: Limits,
-        session: Option<SessionCheck>,
-        on_close: impl Fn(Closed) + Send + 'static,
-    ) -> Option<Self> {
+    /// of this call), with the member's session cookie when there is one. `None` when the
+    /// descriptor cannot be duplicated (out of descriptors): the exchange then runs
+    /// unwatched rather than failing. Call from within the Tokio runtime: the first call
+    /// starts the ticker there.
+    pub fn start(self: &Arc<Self>, fd: RawFd, token: Option<String>) -> Option<Watch> {
         // SAFETY: Pingora hands `fd` to `connected_to_upstream` while the connection is
         // open and owned by this request; it is only borrowed here to duplicate it.
         let socket = unsafe { BorrowedFd::borrow_raw(fd) }
@@ -162,12 +224,145 @@ impl Watch {
             phase: AtomicU8::new(Phase::AwaitingHead as u8),
             activity_ms: AtomicU64::new(0),
             end: Mutex::new(End::Open),
-            phase_changed: tokio::sync::Notify::new(),
+            socket,
+            token,
+            next_check_ms: AtomicU64::new(CHECK_EVERY.as_millis() as u64),
+            checking: AtomicBool::new(false),
         });
-        let task = tokio::spawn(run(shared.clone(), socket, limits, session, on_close));
-        Some(Self { shared, task })
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.shard(id).insert(id, shared.clone());
+        if !self.ticking.swap(true, Ordering::AcqRel) {
+            tokio::spawn(tick(Arc::downgrade(self)));
+        }
+        Some(Watch {
+            shared,
+            id,
+            watches: self.clone(),
+        })
     }
 
+    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, Registry> {
+        self.shards[id as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Exchanges being watched (tests: none is left behind).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        (0..SHARDS as u64).map(|i| self.shard(i).len()).sum()
+    }
+
+    /// One look at every open exchange: closes those past their limit and starts the
+    /// session checks that are due. Locks are held only to collect.
+    fn sweep(self: &Arc<Self>, now: Instant) {
+        let mut due = Vec::new();
+        for shard in &self.shards {
+            let map = shard.lock().unwrap_or_else(|p| p.into_inner());
+            due.extend(
+                map.values()
+                    .filter_map(|s| self.due(s, now).map(|d| (s.clone(), d))),
+            );
+        }
+        for (shared, what) in due {
+            match what {
+                Due::Close(why) => self.close(&shared, why),
+                Due::Check => self.check(shared),
+            }
+        }
+    }
+
+    fn due(&self, s: &Shared, now: Instant) -> Option<Due> {
+        let phase = Phase::from_u8(s.phase.load(Ordering::Relaxed));
+        if let Some(limit) = self.limits.of(phase) {
+            if now >= s.last_activity() + limit {
+                return Some(Due::Close(match phase {
+                    Phase::AwaitingHead => Closed::FirstByte,
+                    _ => Closed::Idle,
+                }));
+            }
+        }
+        let check_at = s.started + Duration::from_millis(s.next_check_ms.load(Ordering::Relaxed));
+        (s.token.is_some() && now >= check_at && !s.checking.load(Ordering::Acquire))
+            .then_some(Due::Check)
+    }
+
+    /// Asks the store about the exchange's session, off the ticker (a slow store must not
+    /// hold the other exchanges' limits).
+    fn check(self: &Arc<Self>, shared: Arc<Shared>) {
+        let Some(token) = shared.token.clone() else {
+            return;
+        };
+        if !shared.is_open() || shared.checking.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let watches = self.clone();
+        let ended = (self.session_ended)(token);
+        tokio::spawn(async move {
+            if ended.await {
+                watches.close(&shared, Closed::Revoked);
+            }
+            let next = shared.started.elapsed() + CHECK_EVERY;
+            shared
+                .next_check_ms
+                .store(next.as_millis() as u64, Ordering::Relaxed);
+            shared.checking.store(false, Ordering::Release);
+        });
+    }
+
+    fn close(&self, shared: &Shared, why: Closed) {
+        {
+            let mut end = shared.end();
+            if *end != End::Open {
+                return;
+            }
+            *end = End::Closed(why);
+            // Both ways: Pingora's pending upstream read ends at once, and the application
+            // sees the connection go (a WebSocket server frees its member's socket).
+            // SAFETY: `socket` is this exchange's own descriptor, open until it is dropped.
+            unsafe {
+                libc::shutdown(shared.socket.as_raw_fd(), libc::SHUT_RDWR);
+            }
+        }
+        (self.on_close)(why);
+    }
+}
+
+/// The ticker: one per [`Watches`], ending with it.
+async fn tick(watches: Weak<Watches>) {
+    let mut every = tokio::time::interval(TICK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(watches) = watches.upgrade() else {
+            return;
+        };
+        watches.sweep(Instant::now());
+    }
+}
+
+/// One exchange's watch; dropping it (the request's end) stops watching and releases its
+/// descriptor.
+pub struct Watch {
+    shared: Arc<Shared>,
+    id: u64,
+    watches: Arc<Watches>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        {
+            // Whatever a tick in progress holds, the socket is not touched again.
+            let mut end = self.shared.end();
+            if *end == End::Open {
+                *end = End::Finished;
+            }
+        }
+        self.watches.shard(self.id).remove(&self.id);
+    }
+}
+
+impl Watch {
     /// A byte moved (request body out, response body in): the idle clock restarts.
     pub fn activity(&self) {
         let ms = self.shared.started.elapsed().as_millis() as u64;
@@ -178,13 +373,12 @@ impl Watch {
     pub fn head(&self, phase: Phase) {
         self.activity();
         self.shared.phase.store(phase as u8, Ordering::Relaxed);
-        self.shared.phase_changed.notify_one();
     }
 
     /// The upstream response is complete: the connection may go back to Pingora's pool,
     /// so the watch must never touch it again. Call before the connection is released.
     pub fn finish(&self) {
-        let mut end = self.shared.end.lock().unwrap_or_else(|p| p.into_inner());
+        let mut end = self.shared.end();
         if *end == End::Open {
             *end = End::Finished;
         }
@@ -192,86 +386,11 @@ impl Watch {
 
     /// Whether (and why) the watch closed the exchange.
     pub fn closed(&self) -> Option<Closed> {
-        match *self.shared.end.lock().unwrap_or_else(|p| p.into_inner()) {
+        match *self.shared.end() {
             End::Closed(why) => Some(why),
             End::Open | End::Finished => None,
         }
     }
-}
-
-async fn run(
-    shared: Arc<Shared>,
-    socket: OwnedFd,
-    limits: Limits,
-    session: Option<SessionCheck>,
-    on_close: impl Fn(Closed),
-) {
-    let mut next_check = shared.started + CHECK_EVERY;
-    loop {
-        if *shared.end.lock().unwrap_or_else(|p| p.into_inner()) != End::Open {
-            return;
-        }
-        let phase = Phase::from_u8(shared.phase.load(Ordering::Relaxed));
-        let deadline = limits.of(phase).map(|l| shared.last_activity() + l);
-        let wake = match (deadline, session.is_some()) {
-            (Some(d), true) => d.min(next_check),
-            (Some(d), false) => d,
-            (None, true) => next_check,
-            (None, false) => return,
-        };
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake) => {}
-            // A head after a long first-byte limit: judge again under the idle limit.
-            _ = shared.phase_changed.notified() => continue,
-        }
-        let now = Instant::now();
-        // The phase or the activity may have moved while asleep: judge on fresh values.
-        let phase = Phase::from_u8(shared.phase.load(Ordering::Relaxed));
-        if let Some(limit) = limits.of(phase) {
-            if now >= shared.last_activity() + limit {
-                let why = match phase {
-                    Phase::AwaitingHead => Closed::FirstByte,
-                    _ => Closed::Idle,
-                };
-                return close(&shared, &socket, why, &on_close);
-            }
-        }
-        if let Some(check) = &session {
-            if now >= next_check {
-                if session_ended(check).await {
-                    return close(&shared, &socket, Closed::Revoked, &on_close);
-                }
-                next_check = Instant::now() + CHECK_EVERY;
-            }
-        }
-    }
-}
-
-/// Only a definite "no such session" ends the exchange: a store that cannot answer now
-/// leaves an exchange that was authorised open until it can.
-async fn session_ended(check: &SessionCheck) -> bool {
-    let now = check.app.clock.now_ms();
-    matches!(
-        check.app.auth.still_valid(&check.token, now).await,
-        Ok(false)
-    )
-}
-
-fn close(shared: &Shared, socket: &OwnedFd, why: Closed, on_close: &impl Fn(Closed)) {
-    {
-        let mut end = shared.end.lock().unwrap_or_else(|p| p.into_inner());
-        if *end != End::Open {
-            return;
-        }
-        *end = End::Closed(why);
-        // Both ways: Pingora's pending upstream read ends at once, and the application
-        // sees the connection go (a WebSocket server frees its member's socket).
-        // SAFETY: `socket` is this task's own descriptor, open until it is dropped.
-        unsafe {
-            libc::shutdown(socket.as_raw_fd(), libc::SHUT_RDWR);
-        }
-    }
-    on_close(why);
 }
 
 #[cfg(test)]
@@ -279,6 +398,7 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
 
     fn limits(first_byte_ms: u64, idle_ms: u64) -> Limits {
         Limits {
@@ -287,6 +407,18 @@ mod tests {
             sse_idle: None,
             websocket_idle: None,
         }
+    }
+
+    /// Watches whose sessions never end, reporting closes on the channel.
+    fn watches(l: Limits) -> (Arc<Watches>, mpsc::Receiver<Closed>) {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let w = Watches::new(
+            l,
+            Box::new(|_| Box::pin(async { false })),
+            Box::new(move |c| tx.lock().unwrap().send(c).unwrap()),
+        );
+        (w, rx)
     }
 
     /// A connected pair: the watched end (ours) and the peer, whose read shows the close.
@@ -303,49 +435,44 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn no_head_within_first_byte_closes_as_first_byte() {
+    async fn no_head_within_first_byte_closes_as_first_byte_within_a_tick() {
         let (ours, mut peer) = pair();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let w = Watch::start(ours.as_raw_fd(), limits(1000, 60_000), None, move |c| {
-            tx.send(c).unwrap();
-        })
-        .unwrap();
+        let (ws, rx) = watches(limits(1000, 60_000));
+        let w = ws.start(ours.as_raw_fd(), None).unwrap();
         tokio::time::sleep(Duration::from_millis(999)).await;
         assert_eq!(w.closed(), None);
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        tokio::task::yield_now().await;
+        tokio::time::sleep(TICK + Duration::from_millis(2)).await;
         assert_eq!(w.closed(), Some(Closed::FirstByte));
-        assert_eq!(rx.recv().unwrap(), Closed::FirstByte);
+        assert_eq!(rx.try_recv().unwrap(), Closed::FirstByte);
         assert!(closes(&mut peer));
     }
 
     #[tokio::test(start_paused = true)]
     async fn activity_pushes_the_idle_limit_and_streams_use_their_own() {
         let (ours, _peer) = pair();
-        let mut l = limits(1000, 1000);
-        l.sse_idle = None;
-        let w = Watch::start(ours.as_raw_fd(), l, None, |_| {}).unwrap();
+        let (ws, rx) = watches(limits(1000, 1000));
+        let w = ws.start(ours.as_raw_fd(), None).unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         w.head(Phase::Body);
         for _ in 0..5 {
-            tokio::time::sleep(Duration::from_millis(900)).await;
+            tokio::time::sleep(Duration::from_millis(850)).await;
             w.activity();
         }
         assert_eq!(w.closed(), None, "each byte restarts the idle clock");
         w.head(Phase::EventStream);
         tokio::time::sleep(Duration::from_secs(3600)).await;
         assert_eq!(w.closed(), None, "sse_idle_timeout = 0s: never");
+        assert!(rx.try_recv().is_err());
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_idle_limit_applies_from_the_head_not_after_the_first_byte_limit() {
         let (ours, _peer) = pair();
-        let w = Watch::start(ours.as_raw_fd(), limits(60_000, 1000), None, |_| {}).unwrap();
-        tokio::task::yield_now().await;
+        let (ws, _rx) = watches(limits(60_000, 1000));
+        let w = ws.start(ours.as_raw_fd(), None).unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         w.head(Phase::Body);
-        tokio::time::sleep(Duration::from_millis(1001)).await;
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1000) + TICK + Duration::from_millis(1)).await;
         assert_eq!(
             w.closed(),
             Some(Closed::Idle),
@@ -356,10 +483,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_quiet_body_closes_as_idle() {
         let (ours, mut peer) = pair();
-        let w = Watch::start(ours.as_raw_fd(), limits(60_000, 1000), None, |_| {}).unwrap();
+        let (ws, _rx) = watches(limits(60_000, 1000));
+        let w = ws.start(ours.as_raw_fd(), None).unwrap();
         w.head(Phase::Body);
-        tokio::time::sleep(Duration::from_millis(1001)).await;
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1000) + TICK + Duration::from_millis(1)).await;
         assert_eq!(w.closed(), Some(Closed::Idle));
         assert!(closes(&mut peer));
     }
@@ -367,11 +494,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_finished_exchange_is_never_closed() {
         let (ours, mut peer) = pair();
-        let w = Watch::start(ours.as_raw_fd(), limits(1000, 1000), None, |_| {}).unwrap();
+        let (ws, rx) = watches(limits(1000, 1000));
+        let w = ws.start(ours.as_raw_fd(), None).unwrap();
         w.head(Phase::Body);
         w.finish();
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(w.closed(), None);
+        assert!(rx.try_recv().is_err());
         peer.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         assert!(
@@ -381,13 +510,78 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn dropping_the_watch_stops_it() {
-        let (ours, _peer) = pair();
-        let w = Watch::start(ours.as_raw_fd(), limits(1000, 1000), None, |_| {
-            panic!("must not fire after the exchange ended")
-        })
-        .unwrap();
-        drop(w);
+    async fn a_dropped_watch_is_forgotten_and_never_fires() {
+        let (ours, mut peer) = pair();
+        let (ws, rx) = watches(limits(1000, 1000));
+        let watched: Vec<Watch> = (0..40)
+            .map(|_| ws.start(ours.as_raw_fd(), None).unwrap())
+            .collect();
+        assert_eq!(ws.len(), 40);
+        drop(watched);
+        assert_eq!(ws.len(), 0, "nothing is kept for an exchange that ended");
         tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(rx.try_recv().is_err(), "no close after the exchange ended");
+        peer.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        assert!(
+            peer.read(&mut [0u8; 1]).is_err(),
+            "the socket was left alone"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ended_session_closes_its_stream_at_the_next_check_and_only_then() {
+        let (ours, mut peer) = pair();
+        let asked = Arc::new(AtomicU64::new(0));
+        let ended_after = 3; // the third question finds the session gone
+        let counter = asked.clone();
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let ws = Watches::new(
+            limits(60_000, 60_000),
+            Box::new(move |token| {
+                assert_eq!(token, "cookie");
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                Box::pin(async move { n >= ended_after })
+            }),
+            Box::new(move |c| tx.lock().unwrap().send(c).unwrap()),
+        );
+        let w = ws.start(ours.as_raw_fd(), Some("cookie".into())).unwrap();
+        w.head(Phase::Upgraded);
+        tokio::time::sleep(CHECK_EVERY * 2 + Duration::from_millis(50)).await;
+        assert_eq!(asked.load(Ordering::SeqCst), 2, "asked every CHECK_EVERY");
+        assert_eq!(w.closed(), None, "a live session keeps its stream");
+        tokio::time::sleep(CHECK_EVERY + TICK * 2).await;
+        assert_eq!(w.closed(), Some(Closed::Revoked));
+        assert_eq!(rx.try_recv().unwrap(), Closed::Revoked);
+        assert!(closes(&mut peer));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_store_is_asked_once_at_a_time_and_does_not_hold_other_limits() {
+        let (slow, _p1) = pair();
+        let (quiet, mut p2) = pair();
+        let asked = Arc::new(AtomicU64::new(0));
+        let counter = asked.clone();
+        let ws = Watches::new(
+            limits(60_000, 3_000),
+            Box::new(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    true
+                })
+            }),
+            Box::new(|_| {}),
+        );
+        let streaming = ws.start(slow.as_raw_fd(), Some("cookie".into())).unwrap();
+        streaming.head(Phase::Upgraded);
+        let body = ws.start(quiet.as_raw_fd(), None).unwrap();
+        body.head(Phase::Body);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(asked.load(Ordering::SeqCst), 1, "one question in flight");
+        assert_eq!(streaming.closed(), None);
+        assert_eq!(body.closed(), Some(Closed::Idle), "the tick went on");
+        assert!(closes(&mut p2));
     }
 }

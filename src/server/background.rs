@@ -2,7 +2,7 @@
 //! TTLs), refreshing the `vigile_sessions_active` gauge, checking the store is still
 //! safe to use (Redis's eviction policy, after a reconnection or a change at run time),
 //! following the store's change feed into the session cache and writing the activity the
-//! cache saw. Runs on the background runtime; a failing store only logs and retries at
+//! cache saw, and handing freed memory back to the system. Runs on the background runtime; a failing store only logs and retries at
 //! the next tick.
 
 use std::sync::Arc;
@@ -76,6 +76,8 @@ fn spawn_session_cache(bg: &tokio::runtime::Runtime, app: &Arc<App>) {
             if n % sweep_every == 0 {
                 writer.auth.cache.sweep(writer.clock.now_ms());
             }
+            // Pages freed by threads that have gone quiet since (the store's) go back.
+            crate::memory::release();
         }
     });
 }
