@@ -2,7 +2,7 @@
 //!
 //! The gateway allocates through mimalloc (`main.rs`). Memory freed by a thread is kept
 //! for reuse and returned to the system ("purged") only once it has stayed free for
-//! mimalloc's purge delay (v3: 1 s, ×24 for its arenas), and only when some thread later
+//! mimalloc's purge delay (v3: 1 s), and only when some thread later
 //! passes through the allocator's slow path. The SQLite store reads on Tokio's blocking
 //! threads, which then sit idle: the pages they freed stayed resident (tens of MiB after a
 //! burst of 100 000 session reads, see BENCHMARKS.md). So the delay is shortened at start
@@ -26,12 +26,14 @@ const PURGE_DELAY_MS: std::os::raw::c_long = 10;
 /// Sets the purge delay, unless the operator chose one (`MIMALLOC_PURGE_DELAY`, which
 /// mimalloc reads itself). Call once, first thing in `main`.
 pub fn tune() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+    let chosen = |name: &str| std::env::var_os(name).is_some();
+    // (MIMALLOC_RESET_DELAY is the option's former name, still read.)
+    if !chosen("MIMALLOC_PURGE_DELAY") && !chosen("MIMALLOC_RESET_DELAY") {
         // SAFETY: sets one option by its index; mimalloc reads it on every purge decision.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
     }
     #[cfg(target_env = "gnu")]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+    if !chosen("MALLOC_ARENA_MAX") {
         // SAFETY: one glibc tunable, set before any thread but this one exists.
         unsafe { libc::mallopt(libc::M_ARENA_MAX, GLIBC_ARENAS) };
     }
@@ -42,7 +44,8 @@ pub fn tune() {
 const GLIBC_ARENAS: std::os::raw::c_int = 2;
 
 /// Returns to the system what has been free for longer than the purge delay, process
-/// wide (mimalloc's arenas are shared by all threads). Cheap when there is nothing to do.
+/// wide (mimalloc's arenas are shared by all threads), and glibc's free pages. Blocking
+/// (glibc's trim takes its arenas' locks): run it on a blocking thread.
 pub fn release() {
     // SAFETY: no arguments to uphold; collects the calling thread's heap and the arenas.
     unsafe { libmimalloc_sys::mi_collect(false) };
@@ -62,13 +65,12 @@ mod tests {
         // Nothing has set it in this process: it reads as mimalloc v3's default (1000 ms),
         // or as the operator's environment. A crate update renumbering the options would
         // make `tune` set some other option; this fails first.
-        let expected = std::env::var("MIMALLOC_PURGE_DELAY")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1000);
+        let expected = match std::env::var("MIMALLOC_PURGE_DELAY") {
+            Ok(v) => v.trim().parse().expect("MIMALLOC_PURGE_DELAY is a number"),
+            Err(_) => 1000,
+        };
         // SAFETY: reads one option by its index.
         let now = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
         assert_eq!(now, expected);
-        release();
     }
 }

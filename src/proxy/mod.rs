@@ -484,17 +484,25 @@ fn response_phase(resp: &ResponseHeader) -> Phase {
     }
 }
 
-/// Whether a body follows this final head (RFC 9112 6.3): not for HEAD, 204, 304 or an
-/// explicit zero length. (Interim 1xx heads never get here; 101 is followed by the
+/// Whether a body follows this final head (RFC 9112 6.3): not for HEAD, 204, 304 or a
+/// zero length without Transfer-Encoding. (Interim 1xx heads never get here; 101 is followed by the
 /// upgraded connection.)
 fn has_body(req: &RequestHeader, resp: &ResponseHeader) -> bool {
     let status = resp.status.as_u16();
     if req.method == http::Method::HEAD || status == 204 || status == 304 {
         return false;
     }
-    resp.headers
+    if resp.headers.contains_key(http::header::TRANSFER_ENCODING) {
+        // Chunks frame the body whatever Content-Length says.
+        return true;
+    }
+    // Read as a number, as Pingora reads it (`00` and `+0` are an empty body too).
+    let length = resp
+        .headers
         .get(http::header::CONTENT_LENGTH)
-        .is_none_or(|v| v.as_bytes() != b"0")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    length != Some(0)
 }
 
 /// The client closed or broke its connection mid-request.

@@ -178,6 +178,7 @@ enum End {
 
 impl Shared {
     fn last_activity(&self) -> Instant {
+        // Milliseconds since `started`: never past what an Instant can hold.
         self.started + Duration::from_millis(self.activity_ms.load(Ordering::Relaxed))
     }
 
@@ -230,7 +231,8 @@ impl Watches {
             checking: AtomicBool::new(false),
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.shard(id).insert(id, shared.clone());
+        // Keyed by the id without its shard's bits, so the map's buckets all get used.
+        self.shard(id).insert(id / SHARDS as u64, shared.clone());
         if !self.ticking.swap(true, Ordering::AcqRel) {
             tokio::spawn(tick(Arc::downgrade(self)));
         }
@@ -273,22 +275,34 @@ impl Watches {
     }
 
     fn due(&self, s: &Shared, now: Instant) -> Option<Due> {
-        let phase = Phase::from_u8(s.phase.load(Ordering::Relaxed));
-        if let Some(limit) = self.limits.of(phase) {
-            if now >= s.last_activity() + limit {
+        // Acquire: the activity `head` stored before the phase is seen with it.
+        let phase = Phase::from_u8(s.phase.load(Ordering::Acquire));
+        // A limit too far to be represented (a configured "500000000000y") is no limit.
+        let deadline = self
+            .limits
+            .of(phase)
+            .and_then(|limit| s.last_activity().checked_add(limit));
+        if let Some(deadline) = deadline {
+            if now >= deadline {
                 return Some(Due::Close(match phase {
                     Phase::AwaitingHead => Closed::FirstByte,
                     _ => Closed::Idle,
                 }));
             }
         }
-        let check_at = s.started + Duration::from_millis(s.next_check_ms.load(Ordering::Relaxed));
-        (s.token.is_some() && now >= check_at && !s.checking.load(Ordering::Acquire))
-            .then_some(Due::Check)
+        let check_at = s.started.checked_add(Duration::from_millis(
+            s.next_check_ms.load(Ordering::Relaxed),
+        ));
+        (s.token.is_some()
+            && check_at.is_some_and(|at| now >= at)
+            && !s.checking.load(Ordering::Acquire))
+        .then_some(Due::Check)
     }
 
     /// Asks the store about the exchange's session, off the ticker (a slow store must not
-    /// hold the other exchanges' limits).
+    /// hold the other exchanges' limits). The question holds the exchange weakly: one
+    /// that ends meanwhile is released at once (its socket with it), and a store that
+    /// does not answer within [`CHECK_EVERY`] leaves the stream open until the next try.
     fn check(self: &Arc<Self>, shared: Arc<Shared>) {
         let Some(token) = shared.token.clone() else {
             return;
@@ -296,17 +310,18 @@ impl Watches {
         if !shared.is_open() || shared.checking.swap(true, Ordering::AcqRel) {
             return;
         }
-        let watches = self.clone();
+        let watches = Arc::downgrade(self);
         let ended = (self.session_ended)(token);
+        let checking = Checking(Arc::downgrade(&shared));
         tokio::spawn(async move {
-            if ended.await {
+            let ended = tokio::time::timeout(CHECK_EVERY, ended).await == Ok(true);
+            let (Some(shared), Some(watches)) = (checking.0.upgrade(), watches.upgrade()) else {
+                return;
+            };
+            if ended {
                 watches.close(&shared, Closed::Revoked);
             }
-            let next = shared.started.elapsed() + CHECK_EVERY;
-            shared
-                .next_check_ms
-                .store(next.as_millis() as u64, Ordering::Relaxed);
-            shared.checking.store(false, Ordering::Release);
+            drop(checking);
         });
     }
 
@@ -328,8 +343,42 @@ impl Watches {
     }
 }
 
+/// A session check in flight: however it ends (answer, timeout, panic, runtime
+/// shutdown), the next is scheduled [`CHECK_EVERY`] later.
+struct Checking(Weak<Shared>);
+
+impl Drop for Checking {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade() {
+            let next = shared.started.elapsed() + CHECK_EVERY;
+            shared
+                .next_check_ms
+                .store(next.as_millis() as u64, Ordering::Relaxed);
+            shared.checking.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// Marks the ticker gone when its task ends, however it ends, so that the next exchange
+/// starts another: one failure must not leave every later exchange without limits.
+struct Ticking(Weak<Watches>);
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        if let Some(watches) = self.0.upgrade() {
+            if std::thread::panicking() {
+                tracing::error!(
+                    "the upstream watch's ticker failed; the next exchange restarts it"
+                );
+            }
+            watches.ticking.store(false, Ordering::Release);
+        }
+    }
+}
+
 /// The ticker: one per [`Watches`], ending with it.
 async fn tick(watches: Weak<Watches>) {
+    let _ticking = Ticking(watches.clone());
     let mut every = tokio::time::interval(TICK);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -358,7 +407,9 @@ impl Drop for Watch {
                 *end = End::Finished;
             }
         }
-        self.watches.shard(self.id).remove(&self.id);
+        self.watches
+            .shard(self.id)
+            .remove(&(self.id / SHARDS as u64));
     }
 }
 
@@ -372,7 +423,7 @@ impl Watch {
     /// The response head arrived: from now on the limit is the phase's idle limit.
     pub fn head(&self, phase: Phase) {
         self.activity();
-        self.shared.phase.store(phase as u8, Ordering::Relaxed);
+        self.shared.phase.store(phase as u8, Ordering::Release);
     }
 
     /// The upstream response is complete: the connection may go back to Pingora's pool,
@@ -561,13 +612,23 @@ mod tests {
     async fn a_slow_store_is_asked_once_at_a_time_and_does_not_hold_other_limits() {
         let (slow, _p1) = pair();
         let (quiet, mut p2) = pair();
-        let asked = Arc::new(AtomicU64::new(0));
-        let counter = asked.clone();
+        let in_flight = Arc::new(AtomicU64::new(0));
+        let most = Arc::new(AtomicU64::new(0));
+        let (f, m) = (in_flight.clone(), most.clone());
         let ws = Watches::new(
             limits(60_000, 3_000),
             Box::new(move |_| {
-                counter.fetch_add(1, Ordering::SeqCst);
-                Box::pin(async {
+                let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                let f = f.clone();
+                Box::pin(async move {
+                    struct Done(Arc<AtomicU64>);
+                    impl Drop for Done {
+                        fn drop(&mut self) {
+                            self.0.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    }
+                    let _done = Done(f);
                     tokio::time::sleep(Duration::from_secs(3600)).await;
                     true
                 })
@@ -578,10 +639,61 @@ mod tests {
         streaming.head(Phase::Upgraded);
         let body = ws.start(quiet.as_raw_fd(), None).unwrap();
         body.head(Phase::Body);
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        assert_eq!(asked.load(Ordering::SeqCst), 1, "one question in flight");
-        assert_eq!(streaming.closed(), None);
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(most.load(Ordering::SeqCst), 1, "one question at a time");
+        assert_eq!(
+            streaming.closed(),
+            None,
+            "a store that does not answer ends nothing"
+        );
         assert_eq!(body.closed(), Some(Closed::Idle), "the tick went on");
         assert!(closes(&mut p2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_close_decided_just_before_the_exchange_ended_does_nothing() {
+        let (ours, mut peer) = pair();
+        let (ws, rx) = watches(limits(1000, 1000));
+        let w = ws.start(ours.as_raw_fd(), None).unwrap();
+        // What a sweep holds when the exchange ends under it.
+        let held = w.shared.clone();
+        drop(w);
+        ws.close(&held, Closed::Idle);
+        assert!(rx.try_recv().is_err(), "nothing reported");
+        peer.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        assert!(
+            peer.read(&mut [0u8; 1]).is_err(),
+            "the socket was left alone"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_ticker_is_started_again_by_the_next_exchange() {
+        let (a, _pa) = pair();
+        let (b, mut pb) = pair();
+        let fired = Arc::new(AtomicU64::new(0));
+        let count = fired.clone();
+        let ws = Watches::new(
+            limits(1000, 1000),
+            Box::new(|_| Box::pin(async { false })),
+            Box::new(move |_| {
+                if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("a failure inside the ticker");
+                }
+            }),
+        );
+        let first = ws.start(a.as_raw_fd(), None).unwrap();
+        tokio::time::sleep(Duration::from_millis(1000) + TICK * 2).await;
+        assert_eq!(first.closed(), Some(Closed::FirstByte));
+        let second = ws.start(b.as_raw_fd(), None).unwrap();
+        tokio::time::sleep(Duration::from_millis(1000) + TICK * 2).await;
+        assert_eq!(
+            second.closed(),
+            Some(Closed::FirstByte),
+            "limits still kept"
+        );
+        assert_eq!(fired.load(Ordering::SeqCst), 2);
+        assert!(closes(&mut pb));
     }
 }

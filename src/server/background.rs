@@ -77,7 +77,7 @@ fn spawn_session_cache(bg: &tokio::runtime::Runtime, app: &Arc<App>) {
                 writer.auth.cache.sweep(writer.clock.now_ms());
             }
             // Pages freed by threads that have gone quiet since (the store's) go back.
-            crate::memory::release();
+            let _ = tokio::task::spawn_blocking(crate::memory::release).await;
         }
     });
 }
