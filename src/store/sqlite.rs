@@ -45,6 +45,8 @@ use super::*;
 /// are serialised by SQLite anyway). Further callers wait their turn asynchronously
 /// instead of filling the blocking thread pool.
 const POOL_SIZE: usize = 4;
+/// Each connection's page cache, in KiB (SQLite's `cache_size` as a negative number).
+const PAGE_CACHE_KIB: i64 = 512;
 
 /// How long a statement waits for another process's write lock before giving up with
 /// `Unavailable`.
@@ -196,6 +198,11 @@ fn connect(path: &Path) -> StoreResult<Connection> {
     // never corrupt the file.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Each connection keeps a page cache in the process (SQLite's default: 2 MiB, so up
+    // to 8 MiB of the gateway's memory for the pool). Sessions in use are served from the
+    // session cache, so the store is read about once per session: a smaller cache costs
+    // little, and a page it misses comes from the OS's file cache.
+    conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
     // Per connection: whichever restarts the WAL cuts the file back (see `Pool::bound_wal`).
     let _: i64 = conn.query_row(
         &format!("PRAGMA journal_size_limit = {WAL_KEEP_BYTES}"),
