@@ -485,6 +485,13 @@ mod tests {
         matches!(peer.read(&mut [0u8; 1]), Ok(0))
     }
 
+    /// Nothing to read and no end of stream: the watch did not shut the socket down.
+    fn stays_open(peer: &mut TcpStream) -> bool {
+        peer.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        peer.read(&mut [0u8; 1]).is_err()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn no_head_within_first_byte_closes_as_first_byte_within_a_tick() {
         let (ours, mut peer) = pair();
@@ -552,12 +559,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(w.closed(), None);
         assert!(rx.try_recv().is_err());
-        peer.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        assert!(
-            peer.read(&mut [0u8; 1]).is_err(),
-            "still open: nothing read, no EOF"
-        );
+        assert!(stays_open(&mut peer), "still open: nothing read, no EOF");
     }
 
     #[tokio::test(start_paused = true)]
@@ -572,12 +574,7 @@ mod tests {
         assert_eq!(ws.len(), 0, "nothing is kept for an exchange that ended");
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(rx.try_recv().is_err(), "no close after the exchange ended");
-        peer.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        assert!(
-            peer.read(&mut [0u8; 1]).is_err(),
-            "the socket was left alone"
-        );
+        assert!(stays_open(&mut peer), "the socket was left alone");
     }
 
     #[tokio::test(start_paused = true)]
@@ -660,12 +657,7 @@ mod tests {
         drop(w);
         ws.close(&held, Closed::Idle);
         assert!(rx.try_recv().is_err(), "nothing reported");
-        peer.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        assert!(
-            peer.read(&mut [0u8; 1]).is_err(),
-            "the socket was left alone"
-        );
+        assert!(stays_open(&mut peer), "the socket was left alone");
     }
 
     #[tokio::test(start_paused = true)]
