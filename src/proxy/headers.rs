@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 
 use super::edge::Edge;
@@ -268,9 +269,10 @@ impl HeaderPlan {
             req.insert_header(n.user, user)?;
             req.insert_header(n.email, email)?;
             req.insert_header(n.name, header_value(&id.name))?;
-            req.insert_header(n.groups, id.groups())?;
+            // Fixed words (roles, levels): shared, neither copied nor checked per request.
+            req.insert_header(n.groups, HeaderValue::from_static(id.groups()))?;
             req.insert_header(n.session, header_value(id.session_id.as_str()))?;
-            req.insert_header(n.auth_level, id.level.as_str())?;
+            req.insert_header(n.auth_level, HeaderValue::from_static(id.level.as_str()))?;
             if let Some(m) = &id.org {
                 req.insert_header(n.org, header_value(m.org.as_str()))?;
             }
@@ -350,6 +352,27 @@ impl Forwarded {
 mod tests {
     use super::*;
     use crate::store::{DeviceId, SessionId, UserId};
+
+    #[test]
+    fn every_role_list_and_level_is_a_valid_fixed_header_value() {
+        use crate::store::{roles, AuthLevel, OrgRole};
+        let orgs = [
+            None,
+            Some(OrgRole::Member),
+            Some(OrgRole::Admin),
+            Some(OrgRole::SuperAdmin),
+        ];
+        for admin in [false, true] {
+            for org in orgs {
+                // `from_static` would panic on a byte a header value cannot hold.
+                let v = HeaderValue::from_static(roles(admin, org));
+                assert!(v.to_str().unwrap().starts_with("member"));
+            }
+        }
+        for level in [AuthLevel::Password, AuthLevel::SecondFactor] {
+            assert_eq!(HeaderValue::from_static(level.as_str()), level.as_str());
+        }
+    }
 
     fn edge(target: &[u8], headers: &[(&str, &str)]) -> Edge {
         let mut r = RequestHeader::build("GET", target, None).unwrap();
