@@ -58,9 +58,10 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# wait_http URL: up to 20 s (WAIT_TRIES tenths of a second; more under Valgrind).
 wait_http() {
     local _
-    for _ in $(seq 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+    for _ in $(seq "${WAIT_TRIES:-200}"); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
     echo "no answer from $1" >&2
     exit 1
 }

@@ -23,8 +23,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// rather than paying a system call per page freed.
 const PURGE_DELAY_MS: std::os::raw::c_long = 10;
 
-/// Sets the purge delay, unless the operator chose one (`MIMALLOC_PURGE_DELAY`, which
-/// mimalloc reads itself). Call once, first thing in `main`.
+/// Sets mimalloc's purge delay and glibc's arena count, each unless the operator chose
+/// it in the environment (which the allocators read themselves). Call once, first thing
+/// in `main`.
 pub fn tune() {
     let chosen = |name: &str| std::env::var_os(name).is_some();
     // (MIMALLOC_RESET_DELAY is the option's former name, still read.)

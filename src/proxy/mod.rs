@@ -485,8 +485,8 @@ fn response_phase(resp: &ResponseHeader) -> Phase {
 }
 
 /// Whether a body follows this final head (RFC 9112 6.3): not for HEAD, 204, 304 or a
-/// zero length without Transfer-Encoding. (Interim 1xx heads never get here; 101 is followed by the
-/// upgraded connection.)
+/// zero length without Transfer-Encoding. (Interim 1xx heads never get here; 101 is
+/// followed by the upgraded connection.)
 fn has_body(req: &RequestHeader, resp: &ResponseHeader) -> bool {
     let status = resp.status.as_u16();
     if req.method == http::Method::HEAD || status == 204 || status == 304 {

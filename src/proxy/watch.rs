@@ -304,14 +304,14 @@ impl Watches {
     /// that ends meanwhile is released at once (its socket with it), and a store that
     /// does not answer within [`CHECK_EVERY`] leaves the stream open until the next try.
     fn check(self: &Arc<Self>, shared: Arc<Shared>) {
-        let Some(token) = shared.token.clone() else {
+        let Some(token) = &shared.token else {
             return;
         };
         if !shared.is_open() || shared.checking.swap(true, Ordering::AcqRel) {
             return;
         }
         let watches = Arc::downgrade(self);
-        let ended = (self.session_ended)(token);
+        let ended = (self.session_ended)(token.clone());
         let checking = Checking(Arc::downgrade(&shared));
         tokio::spawn(async move {
             let ended = tokio::time::timeout(CHECK_EVERY, ended).await == Ok(true);
@@ -400,13 +400,8 @@ pub struct Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        {
-            // Whatever a tick in progress holds, the socket is not touched again.
-            let mut end = self.shared.end();
-            if *end == End::Open {
-                *end = End::Finished;
-            }
-        }
+        // Whatever a tick in progress holds, the socket is not touched again.
+        self.finish();
         self.watches
             .shard(self.id)
             .remove(&(self.id / SHARDS as u64));

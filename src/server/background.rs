@@ -2,8 +2,8 @@
 //! TTLs), refreshing the `vigile_sessions_active` gauge, checking the store is still
 //! safe to use (Redis's eviction policy, after a reconnection or a change at run time),
 //! following the store's change feed into the session cache and writing the activity the
-//! cache saw, and handing freed memory back to the system. Runs on the background runtime; a failing store only logs and retries at
-//! the next tick.
+//! cache saw, and handing freed memory back to the system. Runs on the background
+//! runtime; a failing store only logs and retries at the next tick.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,8 @@ const GAUGE_EVERY: Duration = Duration::from_secs(10);
 const ACTIVITY_EVERY: Duration = Duration::from_secs(2);
 /// The session cache drops what it can no longer use this often.
 const CACHE_SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Freed memory is handed back this often (see `memory`).
+const RELEASE_EVERY: Duration = Duration::from_secs(2);
 
 /// Fails when the mail transport cannot be set up (an unusable `mail.file_dir`, say):
 /// better not to start than to queue mails nobody sends.
@@ -35,6 +37,7 @@ pub fn spawn(bg: &tokio::runtime::Runtime, app: Arc<App>) -> Result<(), String> 
         }
     });
     spawn_session_cache(bg, &app);
+    spawn_memory_release(bg);
     bg.spawn(async move {
         let mut tick = tokio::time::interval(GAUGE_EVERY);
         loop {
@@ -76,7 +79,17 @@ fn spawn_session_cache(bg: &tokio::runtime::Runtime, app: &Arc<App>) {
             if n % sweep_every == 0 {
                 writer.auth.cache.sweep(writer.clock.now_ms());
             }
-            // Pages freed by threads that have gone quiet since (the store's) go back.
+        }
+    });
+}
+
+/// Hands memory freed by threads that have gone quiet (the store's) back to the system,
+/// on its own tick: a slow store write must not hold it.
+fn spawn_memory_release(bg: &tokio::runtime::Runtime) {
+    bg.spawn(async {
+        let mut tick = tokio::time::interval(RELEASE_EVERY);
+        loop {
+            tick.tick().await;
             let _ = tokio::task::spawn_blocking(crate::memory::release).await;
         }
     });
