@@ -50,8 +50,10 @@ impl CookieNames {
     pub fn read(self, headers: &HeaderMap) -> RequestCookies {
         let mut out = RequestCookies::default();
         for value in headers.get_all(http::header::COOKIE) {
-            let Ok(value) = value.to_str() else { continue };
-            for c in Cookie::split_parse(value).flatten() {
+            // Browsers send the UTF-8 an application put in its own cookies, which
+            // `to_str` (visible ASCII only) refuses: the other cookies are still read.
+            let value = String::from_utf8_lossy(value.as_bytes());
+            for c in Cookie::split_parse(value.as_ref()).flatten() {
                 let slot = match c.name() {
                     n if n == self.session() => &mut out.session,
                     n if n == self.device() => &mut out.device,
@@ -98,17 +100,23 @@ impl CookieNames {
     /// the session secret never reaches the upstream application, nor the device id, which
     /// anchors CSRF tokens, known-device lockout counts and a pending device-cap choice.
     /// `None` if nothing is left.
-    pub fn strip_secrets(self, header: &str) -> Option<String> {
-        let kept: Vec<&str> = header
-            .split(';')
-            .map(str::trim)
-            .filter(|pair| {
-                let name = pair.split('=').next().unwrap_or("").trim();
-                !pair.is_empty()
-                    && ![SESSION, SESSION_SECURE, DEVICE, DEVICE_SECURE].contains(&name)
-            })
-            .collect();
-        (!kept.is_empty()).then(|| kept.join("; "))
+    pub fn strip_secrets(self, header: &[u8]) -> Option<Vec<u8>> {
+        // On bytes: a value that is not ASCII (or not UTF-8) must not let the rest through.
+        let mut kept = Vec::with_capacity(header.len());
+        for pair in header.split(|&b| b == b';').map(<[u8]>::trim_ascii) {
+            let name = pair.split(|&b| b == b'=').next().unwrap_or_default();
+            let secret = [SESSION, SESSION_SECURE, DEVICE, DEVICE_SECURE]
+                .iter()
+                .any(|s| s.as_bytes() == name.trim_ascii());
+            if pair.is_empty() || secret {
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.extend_from_slice(b"; ");
+            }
+            kept.extend_from_slice(pair);
+        }
+        (!kept.is_empty()).then_some(kept)
     }
 }
 
@@ -150,14 +158,29 @@ mod tests {
         assert_eq!(c.lang.as_deref(), Some("fr"));
         let stripped = names
             .strip_secrets(
-                "a=1; vigile_session=s3cret; __Host-vigile_session=x; vigile_device=d; \
+                b"a=1; vigile_session=s3cret; __Host-vigile_session=x; vigile_device=d; \
                  __Host-vigile_device=e; vigile_lang=fr; b=2",
             )
             .unwrap();
-        assert_eq!(stripped, "a=1; vigile_lang=fr; b=2");
+        assert_eq!(stripped, b"a=1; vigile_lang=fr; b=2");
         assert_eq!(
-            names.strip_secrets("vigile_session=x; vigile_device=d"),
+            names.strip_secrets(b"vigile_session=x; vigile_device=d"),
             None
         );
+        // Bytes an application may set (UTF-8, Latin-1) neither stop the stripping nor
+        // are changed.
+        let mut odd = "pr\u{e9}nom=Jos\u{e9}; vigile_session=s3cret; l="
+            .as_bytes()
+            .to_vec();
+        odd.push(0xe9);
+        let kept = names.strip_secrets(&odd).unwrap();
+        assert!(!kept.windows(6).any(|w| w == b"s3cret"));
+        assert!(kept.starts_with("pr\u{e9}nom=Jos\u{e9}; ".as_bytes()));
+        assert_eq!(kept.last(), Some(&0xe9));
+        h.insert(
+            http::header::COOKIE,
+            http::HeaderValue::from_bytes(&odd).unwrap(),
+        );
+        assert_eq!(names.read(&h).session.as_deref(), Some("s3cret"));
     }
 }

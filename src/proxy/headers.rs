@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::HeaderValue;
-use pingora::http::RequestHeader;
+use pingora::http::{PreparedHeaderName, RequestHeader};
+use pingora::{ErrorType::InvalidHTTPHeader, OrErr};
 
 use super::edge::Edge;
 use crate::auth::{header_value, Identity};
@@ -66,17 +67,42 @@ fn same_folded(name: &str, folded: &str) -> bool {
             .all(|(a, b)| fold_byte(a) == b)
 }
 
-/// Header names fixed at start-up, keeping the operator's casing on HTTP/1. `&'static`
-/// because Pingora's case map borrows a static name without copying it per request; the
-/// six strings are leaked once, on purpose.
+/// Header names fixed at start-up, keeping the operator's casing on HTTP/1: checked and
+/// lowered once, then inserted per request without a parse or a copy (the operator's
+/// names are leaked once, on purpose).
 struct Names {
-    user: &'static str,
-    email: &'static str,
-    name: &'static str,
-    groups: &'static str,
-    org: &'static str,
-    session: &'static str,
-    auth_level: &'static str,
+    user: PreparedHeaderName,
+    email: PreparedHeaderName,
+    name: PreparedHeaderName,
+    groups: PreparedHeaderName,
+    org: PreparedHeaderName,
+    session: PreparedHeaderName,
+    auth_level: PreparedHeaderName,
+    forwarded_for: PreparedHeaderName,
+    forwarded_proto: PreparedHeaderName,
+    forwarded_host: PreparedHeaderName,
+    forwarded_prefix: PreparedHeaderName,
+    request_id: PreparedHeaderName,
+    host: PreparedHeaderName,
+    content_length: PreparedHeaderName,
+    cookie: PreparedHeaderName,
+}
+
+/// The most headers `apply` adds: room is made once rather than grown header by header.
+const ADDED_AT_MOST: usize = 15;
+
+/// `name`, already checked as a header name by the configuration.
+fn prepared(name: &'static str) -> Result<PreparedHeaderName, String> {
+    PreparedHeaderName::new(name).map_err(|_| format!("not a valid header name: {name}"))
+}
+
+/// A header value from text Vigile built or validated; a value that still fails is an
+/// error for this request (as Pingora's `insert_header` would make it), never sent.
+fn value<T>(text: T) -> pingora::Result<HeaderValue>
+where
+    HeaderValue: TryFrom<T, Error = http::header::InvalidHeaderValue>,
+{
+    HeaderValue::try_from(text).or_err(InvalidHTTPHeader, "invalid forwarded header value")
 }
 
 fn leak(s: &str) -> &'static str {
@@ -178,7 +204,8 @@ const HINTS: [&str; 28] = [
 ];
 
 impl HeaderPlan {
-    pub fn new(names: &HeadersSection) -> Self {
+    /// Fails only on a header name the configuration should have refused.
+    pub fn new(names: &HeadersSection) -> Result<Self, String> {
         let ours = [
             &names.user,
             &names.email,
@@ -199,19 +226,27 @@ impl HeaderPlan {
                     .map(|n| n.to_string()),
             )
             .collect();
-        Self {
+        Ok(Self {
             strip,
             names: Names {
-                user: leak(&names.user),
-                email: leak(&names.email),
-                name: leak(&names.name),
-                groups: leak(&names.groups),
-                org: leak(&names.org),
-                session: leak(&names.session),
-                auth_level: leak(&names.auth_level),
+                user: prepared(leak(&names.user))?,
+                email: prepared(leak(&names.email))?,
+                name: prepared(leak(&names.name))?,
+                groups: prepared(leak(&names.groups))?,
+                org: prepared(leak(&names.org))?,
+                session: prepared(leak(&names.session))?,
+                auth_level: prepared(leak(&names.auth_level))?,
+                forwarded_for: prepared("X-Forwarded-For")?,
+                forwarded_proto: prepared("X-Forwarded-Proto")?,
+                forwarded_host: prepared("X-Forwarded-Host")?,
+                forwarded_prefix: prepared("X-Forwarded-Prefix")?,
+                request_id: prepared("X-Request-Id")?,
+                host: prepared("Host")?,
+                content_length: prepared("Content-Length")?,
+                cookie: prepared("Cookie")?,
             },
             user_value: names.user_value,
-        }
+        })
     }
 
     /// Removes every client-supplied identity header from `req`.
@@ -242,6 +277,8 @@ impl HeaderPlan {
         cookies: CookieNames,
     ) -> pingora::Result<()> {
         self.strip(req);
+        req.reserve_headers(ADDED_AT_MOST);
+        let n = &self.names;
         // The canonical request-target (same meaning, one spelling; origin form).
         if req.raw_path() != forwarded.target.as_bytes() {
             req.set_raw_path(forwarded.target.as_bytes())?;
@@ -250,53 +287,63 @@ impl HeaderPlan {
             // Only a Host that differs from its validated spelling is rewritten.
             let sent = req.headers.get(http::header::HOST).map(|v| v.as_bytes());
             if sent.is_some_and(|v| v != host.as_bytes()) {
-                req.insert_header(http::header::HOST, host.as_str())?;
+                req.insert_prepared(&n.host, value(host)?);
             }
         }
-        if let Some(n) = forwarded.content_length {
-            req.insert_header(http::header::CONTENT_LENGTH, n.to_string())?;
+        if let Some(len) = forwarded.content_length {
+            req.insert_prepared(&n.content_length, HeaderValue::from(len));
         }
         if let Some(id) = identity {
             // Built per request from the cached member rather than kept beside it: a few
             // small copies cost less than holding them for every cached session.
-            let n = &self.names;
             let email = header_value(&id.email);
             let user = match self.user_value {
                 UserValue::Id => header_value(id.user_id.as_str()),
                 // Members sign in with their email address: it is their login name.
                 UserValue::Email | UserValue::Username => email.clone(),
             };
-            req.insert_header(n.user, user)?;
-            req.insert_header(n.email, email)?;
-            req.insert_header(n.name, header_value(&id.name))?;
+            req.insert_prepared(&n.user, user);
+            req.insert_prepared(&n.email, email);
+            req.insert_prepared(&n.name, header_value(&id.name));
             // Fixed words (roles, levels): shared, neither copied nor checked per request.
-            req.insert_header(n.groups, HeaderValue::from_static(id.groups()))?;
-            req.insert_header(n.session, header_value(id.session_id.as_str()))?;
-            req.insert_header(n.auth_level, HeaderValue::from_static(id.level.as_str()))?;
+            req.insert_prepared(&n.groups, HeaderValue::from_static(id.groups()));
+            req.insert_prepared(&n.session, header_value(id.session_id.as_str()));
+            req.insert_prepared(&n.auth_level, HeaderValue::from_static(id.level.as_str()));
             if let Some(m) = &id.org {
-                req.insert_header(n.org, header_value(m.org.as_str()))?;
+                req.insert_prepared(&n.org, header_value(m.org.as_str()));
             }
         }
-        let cookie_header: Vec<String> = req
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_string))
-            .collect();
-        if !cookie_header.is_empty() {
+        let mut sent = req.headers.get_all(http::header::COOKIE).iter();
+        if let Some(first) = sent.next() {
+            // Browsers send one Cookie header; HTTP/2 clients may split it.
+            let kept = match sent.next() {
+                None => cookies.strip_secrets(first.as_bytes()),
+                Some(_) => {
+                    let all: Vec<&[u8]> = req
+                        .headers
+                        .get_all(http::header::COOKIE)
+                        .iter()
+                        .map(HeaderValue::as_bytes)
+                        .collect();
+                    cookies.strip_secrets(&all.join(&b"; "[..]))
+                }
+            };
             req.remove_header(&http::header::COOKIE);
-            if let Some(kept) = cookies.strip_secrets(&cookie_header.join("; ")) {
-                req.insert_header(http::header::COOKIE, kept)?;
+            if let Some(kept) = kept {
+                req.insert_prepared(&n.cookie, value(kept)?);
             }
         }
-        req.insert_header("x-forwarded-for", forwarded.for_chain.as_str())?;
-        req.insert_header("x-forwarded-proto", forwarded.proto)?;
+        req.insert_prepared(&n.forwarded_for, value(forwarded.for_chain.as_str())?);
+        req.insert_prepared(
+            &n.forwarded_proto,
+            HeaderValue::from_static(forwarded.proto),
+        );
         if let Some(host) = &forwarded.host {
-            req.insert_header("x-forwarded-host", host.as_str())?;
+            req.insert_prepared(&n.forwarded_host, value(host.as_str())?);
         }
-        req.insert_header("x-request-id", forwarded.request_id.as_str())?;
+        req.insert_prepared(&n.request_id, value(forwarded.request_id.as_str())?);
         if let Some(prefix) = &forwarded.prefix {
-            req.insert_header("x-forwarded-prefix", &**prefix)?;
+            req.insert_prepared(&n.forwarded_prefix, value(&**prefix)?);
         }
         Ok(())
     }
@@ -384,7 +431,7 @@ mod tests {
 
     #[test]
     fn framing_spellings_path_overrides_and_target_are_cleaned() {
-        let plan = HeaderPlan::new(&HeadersSection::default());
+        let plan = HeaderPlan::new(&HeadersSection::default()).unwrap();
         let raw: &[u8] = b"/%61dmin;x/y?q=%2F";
         let mut r = RequestHeader::build("POST", raw, None).unwrap();
         for (k, v) in [
@@ -474,7 +521,7 @@ mod tests {
 
     #[test]
     fn strips_forged_and_injects_real() {
-        let plan = HeaderPlan::new(&HeadersSection::default());
+        let plan = HeaderPlan::new(&HeadersSection::default()).unwrap();
         let mut r = req();
         let id = member("a@b.c", "Ann\r\nX: y");
         let fwd = forwarded(Some("6.6.6.6"));
@@ -512,6 +559,7 @@ mod tests {
             };
             let mut r = req();
             HeaderPlan::new(&names)
+                .unwrap()
                 .apply(&mut r, Some(&id), &fwd, CookieNames { secure: false })
                 .unwrap();
             let users: Vec<_> = r.headers.get_all("remote-user").iter().collect();
@@ -533,7 +581,7 @@ mod tests {
 
     #[test]
     fn anonymous_requests_carry_no_identity() {
-        let plan = HeaderPlan::new(&HeadersSection::default());
+        let plan = HeaderPlan::new(&HeadersSection::default()).unwrap();
         let mut r = req();
         let fwd = Forwarded::new(
             "1.2.3.4".parse().unwrap(),

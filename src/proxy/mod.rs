@@ -45,14 +45,14 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(app: Arc<App>, upstreams: Upstreams) -> Self {
-        let plan = HeaderPlan::new(&app.config.file.headers);
+    pub fn new(app: Arc<App>, upstreams: Upstreams) -> Result<Self, String> {
+        let plan = HeaderPlan::new(&app.config.file.headers)?;
         let tls = app.config.file.server.tls_cert.is_some();
         let rewrite = rewrite::Rewriter::new(&app.config);
         let limits = Limits::new(&app.config.file.upstream);
         let max_body = app.config.file.upstream.max_request_body.as_u64();
         let watches = Watches::new(limits, session_ended(&app), on_close(&app));
-        Self {
+        Ok(Self {
             app,
             plan,
             tls,
@@ -61,7 +61,7 @@ impl Gateway {
             limits,
             watches,
             max_body,
-        }
+        })
     }
 }
 

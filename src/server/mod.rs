@@ -74,7 +74,7 @@ pub fn assemble(
         server.add_service(pool);
     }
     let mut proxy = pingora::proxy::HttpProxy::new(
-        ProxyLogic::new(app.clone(), upstreams),
+        ProxyLogic::new(app.clone(), upstreams).map_err(ServerError::Start)?,
         server.configuration.clone(),
     );
     proxy.handle_init_modules();

@@ -107,6 +107,36 @@ async fn identity_headers_and_cookie_hygiene(backend: Backend) {
         "{names:?}"
     );
     assert!(names.contains(&"app_pref".to_string()), "{names:?}");
+
+    // An application's cookie holding UTF-8 (browsers send it as is) neither hides the
+    // member's session nor carries the session secret past the stripping.
+    let sent = {
+        use reqwest::cookie::CookieStore;
+        jar.cookies(&s.gw.url().parse().unwrap()).unwrap()
+    };
+    let mut raw = "pr\u{e9}nom=Jos\u{e9}; ".as_bytes().to_vec();
+    raw.extend_from_slice(sent.as_bytes());
+    let r = http::bare_client()
+        .get(format!("{}/courses/1", s.gw.url()))
+        .header(
+            "Cookie",
+            reqwest::header::HeaderValue::from_bytes(&raw).unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the member is recognised");
+    let seen = s.upstream.last().unwrap();
+    assert_eq!(seen.header("remote-email"), Some("ann@example.com"));
+    let forwarded = seen.header_all("cookie").join("; ");
+    assert!(
+        forwarded.starts_with("pr\u{e9}nom=Jos\u{e9}"),
+        "{forwarded}"
+    );
+    assert!(
+        !forwarded.contains("vigile_session") && !forwarded.contains("vigile_device"),
+        "{forwarded}"
+    );
 }
 both_backends!(identity_headers_and_cookie_hygiene);
 
