@@ -49,19 +49,25 @@ impl CookieNames {
 
     pub fn read(self, headers: &HeaderMap) -> RequestCookies {
         let mut out = RequestCookies::default();
-        for value in headers.get_all(http::header::COOKIE) {
-            // Browsers send the UTF-8 an application put in its own cookies, which
-            // `to_str` (visible ASCII only) refuses: the other cookies are still read.
-            let value = String::from_utf8_lossy(value.as_bytes());
-            for c in Cookie::split_parse(value.as_ref()).flatten() {
-                let slot = match c.name() {
-                    n if n == self.session() => &mut out.session,
-                    n if n == self.device() => &mut out.device,
-                    LANG => &mut out.lang,
+        for header in headers.get_all(http::header::COOKIE) {
+            // On bytes, with the tokenizer `strip_secrets` uses: the cookie Vigile reads
+            // is exactly the one it takes out before forwarding.
+            for pair in pairs(header.as_bytes()) {
+                let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                    continue;
+                };
+                let value = &pair[eq + 1..];
+                let slot = match name_of(pair) {
+                    n if n == self.session().as_bytes() => &mut out.session,
+                    n if n == self.device().as_bytes() => &mut out.device,
+                    n if n == LANG.as_bytes() => &mut out.lang,
                     _ => continue,
                 };
-                if slot.is_none() && !c.value().is_empty() {
-                    *slot = Some(c.value().to_string());
+                let Ok(value) = std::str::from_utf8(value.trim_ascii()) else {
+                    continue;
+                };
+                if slot.is_none() && !value.is_empty() {
+                    *slot = Some(value.to_string());
                 }
             }
         }
@@ -101,14 +107,16 @@ impl CookieNames {
     /// anchors CSRF tokens, known-device lockout counts and a pending device-cap choice.
     /// `None` if nothing is left.
     pub fn strip_secrets(self, header: &[u8]) -> Option<Vec<u8>> {
-        // On bytes: a value that is not ASCII (or not UTF-8) must not let the rest through.
         let mut kept = Vec::with_capacity(header.len());
-        for pair in header.split(|&b| b == b';').map(<[u8]>::trim_ascii) {
-            let name = pair.split(|&b| b == b'=').next().unwrap_or_default();
+        for pair in pairs(header) {
+            let name = name_of(pair);
+            // Also any spelling another parser could take for one of Vigile's names
+            // (Unicode white space around it): never forwarded either.
+            let loose = String::from_utf8_lossy(name);
             let secret = [SESSION, SESSION_SECURE, DEVICE, DEVICE_SECURE]
                 .iter()
-                .any(|s| s.as_bytes() == name.trim_ascii());
-            if pair.is_empty() || secret {
+                .any(|s| s.as_bytes() == name || *s == loose.trim());
+            if secret {
                 continue;
             }
             if !kept.is_empty() {
@@ -118,6 +126,23 @@ impl CookieNames {
         }
         (!kept.is_empty()).then_some(kept)
     }
+}
+
+/// The pairs of a Cookie header, on bytes (a value that is not UTF-8 must not hide the
+/// others), trimmed of ASCII white space; empty ones skipped.
+fn pairs(header: &[u8]) -> impl Iterator<Item = &[u8]> {
+    header
+        .split(|&b| b == b';')
+        .map(<[u8]>::trim_ascii)
+        .filter(|p| !p.is_empty())
+}
+
+/// A pair's name (all of it when it has no `=`), trimmed of ASCII white space only.
+fn name_of(pair: &[u8]) -> &[u8] {
+    pair.split(|&b| b == b'=')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii()
 }
 
 #[cfg(test)]
@@ -182,5 +207,18 @@ mod tests {
             http::HeaderValue::from_bytes(&odd).unwrap(),
         );
         assert_eq!(names.read(&h).session.as_deref(), Some("s3cret"));
+        // A name padded with Unicode white space is not Vigile's cookie to read, and
+        // is never forwarded either.
+        let padded = "\u{a0}vigile_session=s3cret; a=1\u{3000}; vigile_device\u{2003}=d";
+        h.insert(
+            http::header::COOKIE,
+            http::HeaderValue::from_bytes(padded.as_bytes()).unwrap(),
+        );
+        let c = names.read(&h);
+        assert_eq!((c.session, c.device), (None, None));
+        assert_eq!(
+            names.strip_secrets(padded.as_bytes()).unwrap(),
+            "a=1\u{3000}".as_bytes()
+        );
     }
 }

@@ -114,16 +114,18 @@ impl Facts {
             Ok(edge) => edge,
             Err(why) => return (lang, Err(why)),
         };
-        let xff: Vec<&str> = req
+        let xff: Vec<&[u8]> = req
             .headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .map(http::HeaderValue::as_bytes)
             .collect();
+        // Passed on as received (what is not text shows as U+FFFD).
+        let chain = String::from_utf8_lossy(&xff.join(&b", "[..])).into_owned();
         let forwarded = Forwarded::new(
             peer,
             is_trusted(peer, &cfg.trusted_proxies),
-            Some(xff.join(", ")).filter(|s| !s.is_empty()).as_deref(),
+            Some(chain.as_str()).filter(|s| !s.is_empty()),
             tls,
             &edge,
             request_id(),
