@@ -1,6 +1,8 @@
-//! Shared state of one gateway process: configuration, store, flows, metrics. Built once
-//! by [`crate::build`], shared by reference with every request (Pingora's proxy struct
-//! holds an `Arc<App>`); per-request state lives in the proxy's CTX instead.
+//! Shared state of one gateway process: configuration, store, flows, metrics. Built by
+//! [`crate::build`], shared by reference with every request; per-request state lives in
+//! the proxy's CTX instead. A reload (SIGHUP) builds the next `App` from the one running
+//! ([`App::reconfigured`]: same store, session cache, hasher and metrics, new
+//! configuration) and puts it in [`Live`], which each request reads once at its start.
 
 use std::sync::Arc;
 
@@ -82,8 +84,52 @@ impl App {
         }
     }
 
+    /// The next `App` after a reload: `config` with this one's store, sessions, hasher,
+    /// metrics, clock and outbox. The secret is kept; keys derived from the
+    /// configuration (two-factor, passkeys) are derived again.
+    pub fn reconfigured(&self, config: Arc<Config>) -> Self {
+        let mailer = Arc::new(self.mailer.reconfigured(config.clone()));
+        let passkeys = passkeys_for(&config);
+        Self {
+            deps: Arc::new(Deps {
+                store: self.store.clone(),
+                auth: self.auth.clone(),
+                metrics: self.metrics.clone(),
+                mailer,
+                passkeys,
+                secret: OnceCell::new_with(self.deps.secret.get().cloned()),
+                twofactor_keys: OnceCell::new(),
+                config,
+            }),
+            cookies: self.cookies,
+            clock: self.clock.clone(),
+        }
+    }
+
     /// Gateway-wide key for CSRF tokens (see [`Deps::secret`]).
     pub async fn secret(&self) -> StoreResult<&[u8]> {
         self.deps.secret().await
+    }
+}
+
+/// The `App` serving new requests: replaced whole by a reload, read once per request
+/// (a request keeps the `App` it started with to its end).
+pub struct Live {
+    current: arc_swap::ArcSwap<App>,
+}
+
+impl Live {
+    pub fn new(app: Arc<App>) -> Arc<Self> {
+        Arc::new(Self {
+            current: arc_swap::ArcSwap::new(app),
+        })
+    }
+
+    pub fn get(&self) -> Arc<App> {
+        self.current.load_full()
+    }
+
+    pub fn replace(&self, next: Arc<App>) {
+        self.current.store(next);
     }
 }

@@ -66,7 +66,10 @@ pub enum BuildError {
 /// A built gateway: shared state plus the background runtime that owns store connections
 /// and periodic tasks (Pingora gives each service its own runtime; this one outlives them).
 pub struct Vigile {
+    /// The `App` built at start (admin commands, the demo's set-up).
     pub app: Arc<App>,
+    /// The `App` serving requests: `app` until a reload replaces it.
+    pub live: Arc<app::Live>,
     bg: Arc<tokio::runtime::Runtime>,
 }
 
@@ -91,7 +94,8 @@ pub fn build(config: Config) -> Result<Vigile, BuildError> {
     let hasher = Hasher::new(&config.file.password, Some(metrics.clone()))?;
     let auth = Auth::new(store.clone(), hasher, &config.file.sessions, Some(&metrics));
     let app = Arc::new(App::new(Arc::new(config), store, auth, metrics));
-    Ok(Vigile { app, bg })
+    let live = app::Live::new(app.clone());
+    Ok(Vigile { app, live, bg })
 }
 
 impl Vigile {
@@ -104,8 +108,8 @@ impl Vigile {
     /// its tasks up to `timeout`; for a process that ends without exiting at once (the
     /// demo, which then removes its data). `vigile serve` exits through Pingora instead.
     pub fn shutdown(self, timeout: std::time::Duration) {
-        let Vigile { app, bg } = self;
-        drop(app);
+        let Vigile { app, live, bg } = self;
+        drop((app, live));
         match Arc::try_unwrap(bg) {
             Ok(bg) => bg.shutdown_timeout(timeout),
             Err(_) => tracing::warn!("background runtime still shared; left to the exit"),
@@ -115,9 +119,15 @@ impl Vigile {
     /// The Pingora server with the gateway and metrics services, not yet running.
     pub fn server(&self, upgrade: bool) -> Result<pingora::server::Server, BuildError> {
         Ok(server::assemble(
-            self.app.clone(),
+            self.live.clone(),
             self.bg.clone(),
             upgrade,
         )?)
+    }
+
+    /// Reloads the configuration file at `path` on each `SIGHUP` (see `server::reload`).
+    pub fn reload_on_hangup(&self, path: std::path::PathBuf) -> Result<(), BuildError> {
+        server::reload::on_hangup(&self.bg, self.live.clone(), path)
+            .map_err(|e| BuildError::Server(server::ServerError::Start(e)))
     }
 }

@@ -58,6 +58,8 @@ pub struct Metrics {
     pub password_hash: Histogram,
     /// lane: priority, shared. Hashes refused at once for want of room (a login storm).
     pub password_hash_shed: IntCounterVec,
+    /// result: ok (the file read again is in use), error (invalid; the running one stays)
+    pub config_reloads: IntCounterVec,
     /// Client connections open now (proxy listener).
     pub client_connections_open: IntGauge,
     /// Connections closed at once: their address was at `server.max_connections_per_ip`.
@@ -224,6 +226,17 @@ impl Metrics {
             password_hash_shed.with_label_values(&[lane]);
         }
 
+        let config_reloads = counter_vec(
+            "vigile_config_reloads_total",
+            "Configuration reloads (SIGHUP): ok (the file read again serves the next \
+             requests), error (it was invalid; the running configuration stays, the log says \
+             why).",
+            &["result"],
+        )?;
+        for result in ["ok", "error"] {
+            config_reloads.with_label_values(&[result]);
+        }
+
         let refused = counter_vec(
             "vigile_requests_refused_total",
             "Requests refused before any rule or forwarding: ambiguous path, invalid Host, \
@@ -336,6 +349,7 @@ impl Metrics {
             store_errors,
             password_hash,
             password_hash_shed,
+            config_reloads,
             client_connections_open,
             client_connections_refused,
             client_timeouts,

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::store::{millis, CounterScope, DynStore, Millis, StoreResult};
+use crate::store::{millis, CounterScope, DynStore, Millis, StoreError, StoreResult};
 
 /// A limit: at most `max` hits per `window` (`max == 0`: unlimited).
 #[derive(Debug, Clone, Copy)]
@@ -108,7 +108,7 @@ pub async fn link_request<F, Fut>(
     work: F,
 ) -> Result<Result<(), RetryAfter>, super::FlowError>
 where
-    F: FnOnce(std::sync::Arc<super::Deps>, crate::edge::email::Email) -> Fut + Send + 'static,
+    F: Fn(std::sync::Arc<super::Deps>, crate::edge::email::Email) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<(), super::FlowError>> + Send + 'static,
 {
     let limits = FormLimits::from_config(&deps.config.file);
@@ -118,9 +118,32 @@ where
     let email = email.clone();
     let deps = std::sync::Arc::clone(deps);
     tokio::spawn(async move {
-        if let Err(e) = work(deps, email).await {
-            tracing::warn!(error = %e, what, "mail could not be queued");
+        // The answer has gone: a store that cannot be reached now (a restart, a Redis
+        // failover) is waited for, so the mail is queued late rather than never.
+        let mut delay = REQUEUE_FIRST;
+        let waiting = crate::clock::Stopwatch::start();
+        loop {
+            match work(deps.clone(), email.clone()).await {
+                Ok(()) => return,
+                Err(super::FlowError::Store(StoreError::Unavailable(e)))
+                    if waiting.elapsed() < REQUEUE_FOR =>
+                {
+                    tracing::debug!(error = %e, what, "store unavailable; mail to be queued later");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(REQUEUE_MAX);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, what, "mail could not be queued");
+                    return;
+                }
+            }
         }
     });
     Ok(Ok(()))
 }
+
+/// How long a link mail whose queueing found the store unavailable keeps trying, and
+/// how far apart (doubling from the first delay).
+const REQUEUE_FOR: Duration = Duration::from_secs(300);
+const REQUEUE_FIRST: Duration = Duration::from_millis(200);
+const REQUEUE_MAX: Duration = Duration::from_secs(5);

@@ -405,6 +405,7 @@ pub(super) fn new_session(
     input: NewSession<'_>,
 ) -> (String, SessionRecord) {
     let token = random_token(32);
+    let (idle_ms, absolute_ms) = auth.timeouts();
     let session = SessionRecord {
         id: SessionId::random(),
         token_hash: TokenHash::of(&token),
@@ -412,8 +413,8 @@ pub(super) fn new_session(
         device_id: input.device,
         created_at: input.now,
         last_seen: input.now,
-        idle_ms: auth.idle_ms,
-        absolute_expiry: input.now.saturating_add(auth.absolute_ms),
+        idle_ms,
+        absolute_expiry: input.now.saturating_add(absolute_ms),
         ip: input.ip.to_string(),
         user_agent: input.user_agent.chars().take(512).collect(),
         level: input.level,

@@ -90,8 +90,9 @@ pub struct Auth {
     pub store: DynStore,
     pub hasher: password::Hasher,
     pub cache: SessionCache,
-    pub idle_ms: i64,
-    pub absolute_ms: i64,
+    /// `[sessions]` timeouts given to new sessions; a reload (SIGHUP) may change them.
+    idle_ms: std::sync::atomic::AtomicI64,
+    absolute_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Auth {
@@ -105,9 +106,28 @@ impl Auth {
             store,
             hasher,
             cache: SessionCache::new(sessions.cache_size, metrics),
-            idle_ms: sessions.idle_timeout.as_millis() as i64,
-            absolute_ms: sessions.absolute_timeout.as_millis() as i64,
+            idle_ms: Self::ms(sessions.idle_timeout).into(),
+            absolute_ms: Self::ms(sessions.absolute_timeout).into(),
         })
+    }
+
+    fn ms(d: std::time::Duration) -> i64 {
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// The idle and absolute timeouts of sessions opened from now on (those already
+    /// open keep their own).
+    pub fn set_timeouts(&self, sessions: &crate::config::SessionsSection) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.idle_ms.store(Self::ms(sessions.idle_timeout), Relaxed);
+        self.absolute_ms
+            .store(Self::ms(sessions.absolute_timeout), Relaxed);
+    }
+
+    /// (idle, absolute) timeouts of a new session, in milliseconds.
+    pub fn timeouts(&self) -> (i64, i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.idle_ms.load(Relaxed), self.absolute_ms.load(Relaxed))
     }
 
     /// Ends nothing, but makes this instance forget `user`'s cached identity at once, so

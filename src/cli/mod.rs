@@ -173,6 +173,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             let vigile = crate::build(cfg)?;
             refuse_evicting_store(&vigile)?;
             let server = vigile.server(upgrade)?;
+            let path = std::path::absolute(&config.config).unwrap_or(config.config.clone());
+            vigile.reload_on_hangup(path)?;
             server.run_forever();
         }
         Command::CheckConfig { config } => match load(&config) {

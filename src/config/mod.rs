@@ -5,6 +5,7 @@
 //! Secrets are wrapped in [`Secret`] so they can never be printed by accident.
 
 mod file;
+pub mod reload;
 mod routes;
 mod secret;
 mod sms;

@@ -27,9 +27,45 @@ impl Secret {
 
 const SECRET_PARAMS: &[&str] = &["password", "pass", "token", "key", "secret", "api_key"];
 
+/// A query parameter whose value is a credential (`sentinel_password` included).
+fn secret_param(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    SECRET_PARAMS.contains(&key.as_str()) || key.ends_with("_password") || key.ends_with("_token")
+}
+
+/// `scheme://[user[:password]@]host,host,.../path?query` (Sentinel's list of hosts, which
+/// `url` does not parse): the password and secret parameters masked, the rest kept.
+fn redact_host_list(raw: &str) -> Option<String> {
+    let (scheme, rest) = raw.split_once("://")?;
+    let (main, query) = match rest.split_once('?') {
+        Some((main, query)) => (main, Some(query)),
+        None => (rest, None),
+    };
+    let (authority, path) = main.split_once('/').unwrap_or((main, ""));
+    let authority = match authority.rsplit_once('@') {
+        Some((user, hosts)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or_default();
+            format!("{name}:****@{hosts}")
+        }
+        _ => authority.to_string(),
+    };
+    let mut out = format!("{scheme}://{authority}/{path}");
+    if let Some(query) = query {
+        let masked: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| {
+                let v = if secret_param(&k) { "****".into() } else { v };
+                (k, v)
+            }))
+            .finish();
+        out.push('?');
+        out.push_str(&masked);
+    }
+    Some(out)
+}
+
 fn redact_url(raw: &str) -> String {
     let Ok(mut url) = url::Url::parse(raw) else {
-        return "<redacted>".into();
+        return redact_host_list(raw).unwrap_or_else(|| "<redacted>".into());
     };
     if url.password().is_some() {
         let _ = url.set_password(Some("****"));
@@ -38,7 +74,7 @@ fn redact_url(raw: &str) -> String {
         let pairs: Vec<(String, String)> = url
             .query_pairs()
             .map(|(k, v)| {
-                let masked = SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str());
+                let masked = secret_param(&k);
                 (
                     k.into_owned(),
                     if masked {
@@ -85,6 +121,19 @@ mod tests {
         assert!(!t.redacted().contains("abc123"));
         assert!(t.redacted().contains("from=Vigile"));
         assert_eq!(s.expose(), "redis://:hunter2@10.0.0.1:6379/0");
+    }
+
+    #[test]
+    fn sentinel_host_lists_are_shown_with_their_secrets_masked() {
+        let s = Secret::new(
+            "redis+sentinel://app:hunter2@h1:26379,h2:26379/mymaster/0?sentinel_password=sp3c",
+        );
+        assert_eq!(
+            s.redacted(),
+            "redis+sentinel://app:****@h1:26379,h2:26379/mymaster/0?sentinel_password=****"
+        );
+        let plain = "redis+sentinel://h1:26379,h2:26379/mymaster/0";
+        assert_eq!(Secret::new(plain).redacted(), plain);
     }
 
     #[test]

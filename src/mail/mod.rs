@@ -51,6 +51,9 @@ pub struct Mailer {
     wake_sms: Arc<Notify>,
     dev: Option<Arc<DevOutbox>>,
     dev_sms: Option<Arc<DevOutbox>>,
+    /// The flag that stops the running senders, shared with the mailers a reload builds
+    /// from this one: starting new senders stops the previous ones.
+    senders: Arc<std::sync::Mutex<Option<Arc<std::sync::atomic::AtomicBool>>>>,
 }
 
 impl Mailer {
@@ -64,16 +67,43 @@ impl Mailer {
             wake_sms: Arc::new(Notify::new()),
             dev: dev_mode.then(|| Arc::new(DevOutbox::default())),
             dev_sms: dev_mode.then(|| Arc::new(DevOutbox::default())),
+            senders: Default::default(),
         }
     }
 
-    /// Starts the sender task on `rt` (`vigile serve` and the demo; admin commands only
-    /// queue, and the running gateway sends).
+    /// The same outbox, wake-ups and dev records, read with `config` (a reload). Its
+    /// senders are started by [`Self::spawn_sender`] if the mail or SMS settings changed.
+    pub fn reconfigured(&self, config: Arc<Config>) -> Self {
+        Self {
+            store: self.store.clone(),
+            config,
+            metrics: self.metrics.clone(),
+            wake: self.wake.clone(),
+            wake_sms: self.wake_sms.clone(),
+            dev: self.dev.clone(),
+            dev_sms: self.dev_sms.clone(),
+            senders: self.senders.clone(),
+        }
+    }
+
+    /// Whether this mailer's senders would deliver differently from `other`'s.
+    pub fn sends_like(&self, other: &Mailer) -> bool {
+        use crate::config::reload::same;
+        same(&self.config.file.mail, &other.config.file.mail)
+            && same(&self.config.file.sms, &other.config.file.sms)
+            && self.config.file.contact.code_ttl == other.config.file.contact.code_ttl
+            && self.config.public_url == other.config.public_url
+    }
+
+    /// Starts the sender tasks on `rt` (`vigile serve` and the demo; admin commands only
+    /// queue, and the running gateway sends), stopping those started before (a reload
+    /// with new mail or SMS settings).
     pub fn spawn_sender(
         &self,
-        rt: &tokio::runtime::Runtime,
+        rt: &tokio::runtime::Handle,
         clock: crate::clock::SharedClock,
     ) -> Result<(), String> {
+        let retired = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let cfg = &self.config.file.mail;
         let from: Mailbox = cfg.from.parse().map_err(|e| format!("mail.from: {e}"))?;
         // The SMTP pool spawns its reaper task when built: inside the runtime it lives in.
@@ -98,8 +128,8 @@ impl Mailer {
             dev: self.dev.clone(),
             clock: clock.clone(),
             outage: Default::default(),
+            retired: retired.clone(),
         };
-        rt.spawn(sender.run());
 
         let sms = &self.config.file.sms;
         let transport = {
@@ -119,8 +149,23 @@ impl Mailer {
             dev: self.dev_sms.clone(),
             clock,
             outage: Default::default(),
+            retired: retired.clone(),
         };
+        // Both built before either runs: a reload whose settings fail starts nothing.
+        rt.spawn(sender.run());
         rt.spawn(texter.run());
+        let previous = self
+            .senders
+            .lock()
+            .ok()
+            .and_then(|mut s| s.replace(retired));
+        if let Some(previous) = previous {
+            // Those started with the settings before a reload stop at their next wait
+            // (a message being sent is finished first); the outbox keeps the rest.
+            previous.store(true, std::sync::atomic::Ordering::Release);
+            self.wake.notify_waiters();
+            self.wake_sms.notify_waiters();
+        }
         Ok(())
     }
 

@@ -67,6 +67,9 @@ pub struct Sender {
     /// The outbox could not be read at the last look: logged once per outage, not every
     /// second.
     pub outage: std::sync::atomic::AtomicBool,
+    /// Set when a reload started a sender with new settings: this one stops at its next
+    /// wait, never in the middle of a send.
+    pub retired: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Delay before the next attempt after `attempts` failed ones (at least one):
@@ -85,9 +88,10 @@ impl Sender {
     }
 
     pub async fn run(self) {
-        loop {
+        use std::sync::atomic::Ordering;
+        while !self.retired.load(Ordering::Acquire) {
             while let Some(handled) = self.step(self.clock.now_ms()).await {
-                if !handled {
+                if !handled || self.retired.load(Ordering::Acquire) {
                     break;
                 }
             }
@@ -102,6 +106,8 @@ impl Sender {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+        // A wake meant for the sender that replaced this one is passed on.
+        self.wake.notify_one();
     }
 
     /// Handles at most one due mail. `Some(true)`: one was handled (look again),

@@ -22,10 +22,11 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::app::App;
+use crate::app::{App, Live};
 use crate::auth::Identity;
 use crate::clock::Stopwatch;
 use crate::i18n::Lang;
+use crate::metrics::Metrics;
 pub use client::is_trusted;
 pub use decide::Decision;
 use headers::{Forwarded, HeaderPlan};
@@ -34,7 +35,12 @@ pub use upstreams::{PoolService, Upstreams};
 use watch::{Closed, Limits, Phase, Watch, Watches};
 
 pub struct Gateway {
-    app: Arc<App>,
+    /// The `App` for new requests (a reload replaces it); each request reads it once.
+    live: Arc<Live>,
+    /// Shared by every `App` a reload builds.
+    metrics: Arc<Metrics>,
+    /// `upstream.connect_timeout` (restart-only, like the rest of `[upstream]`).
+    connect_timeout: Duration,
     plan: HeaderPlan,
     tls: bool,
     upstreams: Upstreams,
@@ -45,7 +51,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(app: Arc<App>, upstreams: Upstreams) -> Result<Self, String> {
+    pub fn new(live: Arc<Live>, upstreams: Upstreams) -> Result<Self, String> {
+        let app = live.get();
         let plan = HeaderPlan::new(&app.config.file.headers)?;
         let tls = app.config.file.server.tls_cert.is_some();
         let rewrite = rewrite::Rewriter::new(&app.config);
@@ -53,7 +60,9 @@ impl Gateway {
         let max_body = app.config.file.upstream.max_request_body.as_u64();
         let watches = Watches::new(limits, session_ended(&app), on_close(&app));
         Ok(Self {
-            app,
+            metrics: app.metrics.clone(),
+            connect_timeout: app.config.file.upstream.connect_timeout,
+            live,
             plan,
             tls,
             upstreams,
@@ -67,6 +76,8 @@ impl Gateway {
 
 /// Per-request state, filled by `request_filter` and read by the later phases.
 pub struct RequestCtx {
+    /// The `App` this request runs with, from start to end (a reload does not change it).
+    app: Arc<App>,
     identity: Option<Arc<Identity>>,
     lang: Lang,
     forwarded: Option<Forwarded>,
@@ -90,9 +101,11 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> Self::CTX {
+        let app = self.live.get();
         RequestCtx {
+            lang: app.config.default_lang,
+            app,
             identity: None,
-            lang: self.app.config.default_lang,
             forwarded: None,
             upstream_start: None,
             started: Stopwatch::start(),
@@ -122,8 +135,8 @@ impl ProxyHttp for Gateway {
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         // The request's one reading of the clock; pages and flows are given it.
-        let now = self.app.clock.now_ms();
-        let decided = decide::decide(&self.app, session, peer, self.tls, now).await;
+        let now = ctx.app.clock.now_ms();
+        let decided = decide::decide(&ctx.app, session, peer, self.tls, now).await;
         ctx.lang = decided.lang;
         ctx.forwarded = decided.forwarded;
         ctx.route = decided.route;
@@ -140,17 +153,12 @@ impl ProxyHttp for Gateway {
                 // upstream that stops sending would.
                 session.set_write_timeout(Some(self.limits.idle));
                 ctx.identity = visitor.identity().cloned();
-                self.app
-                    .metrics
-                    .requests
-                    .with_label_values(&["proxied"])
-                    .inc();
+                self.metrics.requests.with_label_values(&["proxied"]).inc();
                 Ok(false)
             }
             Decision::Respond(reply, outcome) => {
                 ctx.decision = outcome.label();
-                self.app
-                    .metrics
+                self.metrics
                     .requests
                     .with_label_values(&[outcome.label()])
                     .inc();
@@ -166,9 +174,8 @@ impl ProxyHttp for Gateway {
         ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
         let mut peer = self.upstreams.peer(ctx.route)?;
-        let file = &self.app.config.file.upstream;
-        peer.options.connection_timeout = Some(file.connect_timeout);
-        peer.options.total_connection_timeout = Some(file.connect_timeout + Duration::from_secs(1));
+        peer.options.connection_timeout = Some(self.connect_timeout);
+        peer.options.total_connection_timeout = Some(self.connect_timeout + Duration::from_secs(1));
         // No per-read timeout from Pingora: the watch keeps separate first-byte and idle
         // limits (a quiet event stream is not a slow application).
         peer.options.read_timeout = None;
@@ -225,7 +232,7 @@ impl ProxyHttp for Gateway {
             upstream_request,
             ctx.identity.as_deref(),
             fwd,
-            self.app.cookies,
+            ctx.app.cookies,
         )?;
         ctx.upstream_start = Some(Stopwatch::start());
         Ok(())
@@ -245,8 +252,7 @@ impl ProxyHttp for Gateway {
         }
         self.rewrite.response(upstream_response, ctx.route);
         if let Some(start) = ctx.upstream_start.take() {
-            self.app
-                .metrics
+            self.metrics
                 .upstream_duration
                 .observe(start.elapsed().as_secs_f64());
         }
@@ -299,7 +305,7 @@ impl ProxyHttp for Gateway {
         if is_client_abort(e) {
             // A video seek, a closed tab: nothing to answer and nothing wrong upstream.
             tracing::debug!(error = %brief(e), "client went away");
-            self.app.metrics.client_aborts.inc();
+            self.metrics.client_aborts.inc();
             return done;
         }
         // A forwarded `100 Continue` is not the response: a final head can still follow.
@@ -316,7 +322,7 @@ impl ProxyHttp for Gateway {
                 Some(_) => tracing::info!("upstream idle past its limit; response closed"),
                 None if e.esource() == &ErrorSource::Upstream => {
                     tracing::warn!(error = %brief(e), "upstream failed mid-response; connection closed");
-                    self.app.metrics.upstream_aborts.inc();
+                    self.metrics.upstream_aborts.inc();
                 }
                 None => tracing::warn!(error = %brief(e), "response failed after its head"),
             }
@@ -326,8 +332,7 @@ impl ProxyHttp for Gateway {
             (_, ErrorType::HTTPStatus(413)) => Some(Failure::TooLarge),
             (Some(Closed::FirstByte | Closed::Idle), _) => Some(Failure::Timeout),
             (_, ErrorType::ConnectTimedout) => {
-                self.app
-                    .metrics
+                self.metrics
                     .upstream_timeouts
                     .with_label_values(&["connect"])
                     .inc();
@@ -428,8 +433,7 @@ impl Gateway {
     /// request on it.
     async fn answer(&self, session: &mut Session, lang: Lang, failure: Failure) -> Result<()> {
         if failure == Failure::TooLarge {
-            self.app
-                .metrics
+            self.metrics
                 .refused
                 .with_label_values(&["body_too_large"])
                 .inc();

@@ -23,7 +23,7 @@ const RELEASE_EVERY: Duration = Duration::from_secs(2);
 /// Fails when the mail transport cannot be set up (an unusable `mail.file_dir`, say):
 /// better not to start than to queue mails nobody sends.
 pub fn spawn(bg: &tokio::runtime::Runtime, app: Arc<App>) -> Result<(), String> {
-    app.mailer.spawn_sender(bg, app.clock.clone())?;
+    app.mailer.spawn_sender(bg.handle(), app.clock.clone())?;
     let sweeper = app.clone();
     bg.spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_EVERY);

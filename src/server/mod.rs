@@ -5,6 +5,7 @@
 pub(crate) mod background;
 pub mod client_conns;
 mod ops;
+pub mod reload;
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
-use crate::app::App;
+use crate::app::{App, Live};
 use crate::proxy::Gateway as ProxyLogic;
 use client_conns::{raise_fd_limit, ClientConns, Limits};
 
@@ -31,10 +32,11 @@ pub enum ServerError {
 /// Builds the Pingora server with every Vigile service added; `extra` adds more
 /// (the demo site). `upgrade` takes the listening sockets over from a running process.
 pub fn assemble(
-    app: Arc<App>,
+    live: Arc<Live>,
     bg: Arc<tokio::runtime::Runtime>,
     upgrade: bool,
 ) -> Result<Server, ServerError> {
+    let app = live.get();
     let cfg = &app.config.file.server;
     let conf = ServerConf {
         threads: if cfg.threads == 0 {
@@ -74,7 +76,7 @@ pub fn assemble(
         server.add_service(pool);
     }
     let mut proxy = pingora::proxy::HttpProxy::new(
-        ProxyLogic::new(app.clone(), upstreams).map_err(ServerError::Start)?,
+        ProxyLogic::new(live, upstreams).map_err(ServerError::Start)?,
         server.configuration.clone(),
     );
     proxy.handle_init_modules();

@@ -342,6 +342,9 @@ impl StoreUrl {
                 return Err("sqlite URL has no path (e.g. sqlite://data/vigile.db)".into());
             }
             Ok(StoreUrl::Sqlite(path.into()))
+        } else if url.starts_with(redis::sentinel::SCHEME) {
+            redis::sentinel::SentinelUrl::parse(url)?;
+            Ok(StoreUrl::Redis(url.to_string()))
         } else if url.starts_with("redis://")
             || url.starts_with("rediss://")
             || url.starts_with("redis+unix://")
@@ -349,7 +352,9 @@ impl StoreUrl {
             ::redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
             Ok(StoreUrl::Redis(url.to_string()))
         } else {
-            Err("expected sqlite://PATH or redis://HOST:PORT/DB".into())
+            Err("expected sqlite://PATH, redis://HOST:PORT/DB or \
+                 redis+sentinel://HOST:PORT,.../MASTER_NAME/DB"
+                .into())
         }
     }
 }

@@ -33,10 +33,10 @@
 //! Redis Cluster is not supported as is: scripts touch keys they derive, which Cluster
 //! only allows within one hash slot.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::ConnectionManagerConfig;
 use ::redis::{ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation};
 use async_trait::async_trait;
 
@@ -242,12 +242,14 @@ mod changes;
 mod contact;
 mod counters;
 mod devices;
+mod endpoint;
 mod eviction;
 mod expiring;
 mod kept;
 mod orgs;
 mod outbox;
 mod record;
+pub mod sentinel;
 mod throttle;
 mod tokens;
 
@@ -428,9 +430,8 @@ return redis.call('GET', KEYS[1])
 
 /// The Redis backend. Cheap to clone the connection inside; share it through an `Arc`.
 pub struct RedisStore {
-    /// For the change feed's own pub/sub connection.
-    client: ::redis::Client,
-    conn: ConnectionManager,
+    /// The master (one address, or followed through Sentinel) and the connection to it.
+    endpoint: Arc<endpoint::Endpoint>,
     guard: eviction::Guard,
     /// Set once the sessions are known to be in the current layout (`redis/migrate.rs`):
     /// the first call that reaches a safe server converts them, the others wait for it.
@@ -530,19 +531,22 @@ impl RedisStore {
     /// `allow_eviction`: serve even on a Redis whose `maxmemory-policy` evicts keys
     /// (`store.allow_eviction`, unsafe; see `redis/eviction.rs`).
     pub fn connect_lazy(url: &str, allow_eviction: bool) -> StoreResult<Self> {
-        let client = ::redis::Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_min_delay(Duration::from_millis(100))
             .set_max_delay(Duration::from_millis(500));
-        let conn =
-            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(map_err)?;
+        let endpoint = if url.starts_with(sentinel::SCHEME) {
+            let url = sentinel::SentinelUrl::parse(url).map_err(StoreError::Unavailable)?;
+            endpoint::Endpoint::sentinel(&url, config)?
+        } else {
+            let client = ::redis::Client::open(url)
+                .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
+            endpoint::Endpoint::fixed(client, config)?
+        };
         Ok(Self {
-            client,
-            conn,
+            endpoint,
             guard: eviction::Guard::new(allow_eviction),
             layout: tokio::sync::OnceCell::new(),
         })
@@ -567,7 +571,12 @@ impl RedisStore {
     async fn current_layout(&self) -> StoreResult<()> {
         let result = self
             .layout
-            .get_or_try_init(|| migrate::run(self.conn.clone()))
+            .get_or_try_init(|| async {
+                let current = self.endpoint.current().await?;
+                let result = migrate::run(current.conn.clone()).await;
+                self.failed_on(&current, &result);
+                result
+            })
             .await
             .map(drop);
         if let Err(e) = &result {
@@ -579,14 +588,24 @@ impl RedisStore {
     /// Runs one plain command (single-key operations only: anything else is a script).
     async fn query<T: FromRedisValue>(&self, cmd: &::redis::Cmd) -> StoreResult<T> {
         self.guarded().await?;
-        let mut conn = self.conn.clone();
+        let current = self.endpoint.current().await?;
+        let mut conn = current.conn.clone();
         let result = match tokio::time::timeout(OP_DEADLINE, cmd.query_async(&mut conn)).await {
             Ok(result) => result.map_err(map_err),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "redis did not answer within {OP_DEADLINE:?}"
             ))),
         };
+        self.failed_on(&current, &result);
         self.after(result)
+    }
+
+    /// A call on `current` that failed for want of Redis: through Sentinel, the next call
+    /// asks where the master is (see `redis/endpoint.rs`).
+    fn failed_on<T>(&self, current: &endpoint::Current, result: &StoreResult<T>) {
+        if matches!(result, Err(StoreError::Unavailable(_))) {
+            self.endpoint.failed(current.generation);
+        }
     }
 
     /// A call that failed for want of Redis makes the next one check the policy again (a
@@ -601,14 +620,17 @@ impl RedisStore {
     /// Reads the server's eviction policy and records it; `Err` when it evicts and that is
     /// not allowed, or when Redis does not answer.
     async fn check_policy(&self) -> StoreResult<()> {
-        let mut conn = self.conn.clone();
+        let current = self.endpoint.current().await?;
+        let mut conn = current.conn.clone();
         let mut cmd = ::redis::cmd("INFO");
         cmd.arg("memory");
         let info =
             match tokio::time::timeout(OP_DEADLINE, cmd.query_async::<String>(&mut conn)).await {
-                Ok(result) => result.map_err(map_err)?,
-                Err(_) => return Err(StoreError::Unavailable("redis INFO timed out".into())),
+                Ok(result) => result.map_err(map_err),
+                Err(_) => Err(StoreError::Unavailable("redis INFO timed out".into())),
             };
+        self.failed_on(&current, &info);
+        let info = info?;
         let policy = eviction::policy_in(&info).unwrap_or("unknown (not in INFO memory)");
         match self.guard.record(policy) {
             Ok(()) => Ok(()),
@@ -622,13 +644,15 @@ impl RedisStore {
 
     async fn call<T: FromRedisValue>(&self, inv: &ScriptInvocation<'_>) -> StoreResult<T> {
         self.guarded().await?;
-        let mut conn = self.conn.clone();
+        let current = self.endpoint.current().await?;
+        let mut conn = current.conn.clone();
         let result = match tokio::time::timeout(OP_DEADLINE, inv.invoke_async(&mut conn)).await {
             Ok(result) => result.map_err(map_err),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "redis did not answer within {OP_DEADLINE:?}"
             ))),
         };
+        self.failed_on(&current, &result);
         self.after(result)
     }
 }
@@ -645,7 +669,7 @@ impl Store for RedisStore {
 
     fn changes(&self) -> crate::store::changes::ChangeFeed {
         let (tx, rx) = crate::store::changes::FeedSender::channel();
-        tokio::spawn(changes::follow(self.client.clone(), tx));
+        tokio::spawn(changes::follow(self.endpoint.clone(), tx));
         rx
     }
 

@@ -10,7 +10,11 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use futures_util::StreamExt;
+
+use super::endpoint::Endpoint;
 
 use crate::store::changes::{Change, FeedSender, CHANNEL};
 
@@ -22,11 +26,11 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// Follows the channel until the receiving cache is gone.
-pub(super) async fn follow(client: ::redis::Client, tx: FeedSender) {
+pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender) {
     let mut backoff = BACKOFF_MIN;
     let mut said_down = false;
     while !tx.is_closed() {
-        match subscribe(&client).await {
+        match subscribe(&endpoint).await {
             Ok(pubsub) => {
                 backoff = BACKOFF_MIN;
                 said_down = false;
@@ -52,17 +56,24 @@ pub(super) async fn follow(client: ::redis::Client, tx: FeedSender) {
     }
 }
 
-async fn subscribe(client: &::redis::Client) -> Result<::redis::aio::PubSub, String> {
+/// Subscribes on the master (found through Sentinel if need be: a subscription that
+/// cannot be made there makes the next attempt ask for the master again).
+async fn subscribe(endpoint: &Endpoint) -> Result<::redis::aio::PubSub, String> {
+    let current = endpoint.current().await.map_err(|e| e.to_string())?;
     let attempt = async {
-        let mut pubsub = client.get_async_pubsub().await?;
+        let mut pubsub = current.client.get_async_pubsub().await?;
         pubsub.subscribe(CHANNEL).await?;
         Ok::<_, ::redis::RedisError>(pubsub)
     };
-    match tokio::time::timeout(PING_BOUND * 4, attempt).await {
+    let result = match tokio::time::timeout(PING_BOUND * 4, attempt).await {
         Ok(Ok(pubsub)) => Ok(pubsub),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("timed out".into()),
+    };
+    if result.is_err() {
+        endpoint.failed(current.generation);
     }
+    result
 }
 
 /// Passes announcements on until the connection fails; returns why.

@@ -26,6 +26,7 @@ pub mod http;
 pub mod records;
 pub mod redis_server;
 pub mod relay;
+pub mod sentinel;
 pub mod sms_sink;
 pub mod smtp;
 pub mod upstream;

@@ -1,0 +1,170 @@
+//! Where the Redis master is: one fixed address (`redis://`, `redis+unix://`), or the
+//! master Sentinel names (`redis+sentinel://`), followed through failovers.
+//!
+//! With Sentinel, the master is asked for at the first call, and again after any call
+//! that failed for want of Redis on the connection in use (the master died, or came back
+//! as a replica and refuses writes with `READONLY`): the connection is dropped and the
+//! next call asks the Sentinels, which name the new master once they have promoted one.
+//! Until then calls fail (`Unavailable`: the gateway answers 503, never lets a request
+//! through unchecked). One call asks at a time; after an answer that found no usable
+//! master, calls fail at once for [`RETRY_AFTER`] instead of queueing to ask again.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::sentinel::SentinelClient;
+use ::redis::Client;
+
+use super::sentinel::SentinelUrl;
+use super::OP_DEADLINE;
+use crate::clock::Stopwatch;
+use crate::store::{StoreError, StoreResult};
+
+/// After a failed search for the master, how long calls fail without searching again.
+const RETRY_AFTER: Duration = Duration::from_millis(200);
+
+/// The connection calls use, and which one it is (see [`Endpoint::failed`]).
+#[derive(Clone)]
+pub(super) struct Current {
+    pub conn: ConnectionManager,
+    pub client: Client,
+    pub generation: u64,
+}
+
+enum Target {
+    Fixed,
+    Sentinel {
+        client: Box<tokio::sync::Mutex<SentinelClient>>,
+        /// When the last search found no master, and why.
+        failed: std::sync::Mutex<Option<(Stopwatch, String)>>,
+    },
+}
+
+pub(super) struct Endpoint {
+    target: Target,
+    config: ConnectionManagerConfig,
+    current: RwLock<Option<Current>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+impl Endpoint {
+    /// One address; connects lazily.
+    pub fn fixed(client: Client, config: ConnectionManagerConfig) -> StoreResult<Arc<Self>> {
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+            .map_err(unavailable)?;
+        Ok(Arc::new(Self {
+            target: Target::Fixed,
+            config,
+            current: RwLock::new(Some(Current {
+                conn,
+                client,
+                generation: 0,
+            })),
+        }))
+    }
+
+    /// The master of `url`'s service, asked for at the first call.
+    pub fn sentinel(url: &SentinelUrl, config: ConnectionManagerConfig) -> StoreResult<Arc<Self>> {
+        let client = url.client().map_err(unavailable)?;
+        Ok(Arc::new(Self {
+            target: Target::Sentinel {
+                client: Box::new(tokio::sync::Mutex::new(client)),
+                failed: std::sync::Mutex::new(None),
+            },
+            config,
+            current: RwLock::new(None),
+        }))
+    }
+
+    fn known(&self) -> Option<Current> {
+        self.current.read().ok().and_then(|c| c.clone())
+    }
+
+    /// The connection to the master, found first if need be.
+    pub async fn current(&self) -> StoreResult<Current> {
+        if let Some(current) = self.known() {
+            return Ok(current);
+        }
+        let Target::Sentinel { client, failed } = &self.target else {
+            return Err(unavailable("no connection"));
+        };
+        let recent_failure = |failed: &std::sync::Mutex<Option<(Stopwatch, String)>>| {
+            failed
+                .lock()
+                .ok()
+                .as_ref()
+                .and_then(|f| f.as_ref())
+                .filter(|(at, _)| at.elapsed() < RETRY_AFTER)
+                .map(|(_, why)| why.clone())
+        };
+        if let Some(why) = recent_failure(failed) {
+            return Err(unavailable(why));
+        }
+        let mut sentinel = match tokio::time::timeout(OP_DEADLINE, client.lock()).await {
+            Ok(guard) => guard,
+            Err(_) => return Err(unavailable("still looking for the master")),
+        };
+        // Found (or given up on) while this call waited its turn.
+        if let Some(current) = self.known() {
+            return Ok(current);
+        }
+        if let Some(why) = recent_failure(failed) {
+            return Err(unavailable(why));
+        }
+        let found = match tokio::time::timeout(OP_DEADLINE, sentinel.async_get_client()).await {
+            Ok(Ok(master)) => {
+                ConnectionManager::new_lazy_with_config(master.clone(), self.config.clone())
+                    .map(|conn| (master, conn))
+                    .map_err(|e| e.to_string())
+            }
+            Ok(Err(e)) => Err(format!("no master from Sentinel: {e}")),
+            Err(_) => Err(format!("Sentinel did not answer within {OP_DEADLINE:?}")),
+        };
+        drop(sentinel);
+        match found {
+            Ok((master, conn)) => {
+                let mut slot = self
+                    .current
+                    .write()
+                    .map_err(|_| unavailable("connection state poisoned"))?;
+                let generation = GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let current = Current {
+                    conn,
+                    client: master,
+                    generation,
+                };
+                tracing::info!(master = %current.client.get_connection_info().addr(), "redis master found through Sentinel");
+                *slot = Some(current.clone());
+                Ok(current)
+            }
+            Err(why) => {
+                tracing::warn!(reason = %why, "no redis master reachable through Sentinel");
+                if let Ok(mut f) = failed.lock() {
+                    *f = Some((Stopwatch::start(), why.clone()));
+                }
+                Err(unavailable(why))
+            }
+        }
+    }
+
+    /// A call on the connection of `generation` failed for want of Redis: with Sentinel,
+    /// the next call asks for the master again (it may have changed). Nothing for a
+    /// fixed address, whose connection reconnects by itself.
+    pub fn failed(&self, generation: u64) {
+        if matches!(self.target, Target::Fixed) {
+            return;
+        }
+        if let Ok(mut slot) = self.current.write() {
+            if slot.as_ref().is_some_and(|c| c.generation == generation) {
+                *slot = None;
+            }
+        }
+    }
+}
+
+/// Connection generations, unique in the process (each connection to a found master).
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

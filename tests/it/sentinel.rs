@@ -1,0 +1,186 @@
+//! Issue 18: two gateways on a Redis Sentinel set (`redis+sentinel://`), the master
+//! killed while members browse and log in on both. Nothing unauthenticated reaches the
+//! upstream, calls that need the store fail closed (503) while no master is reachable,
+//! `/readyz` follows, the device cap holds for logins racing across the two instances,
+//! and service comes back by itself on the promoted replica with every session kept.
+
+use std::time::{Duration, Instant};
+
+use crate::common::consts::{ANN, PW};
+use crate::common::gateway::{Gateway, GatewayBuilder};
+use crate::common::http::{self, client_ua, get, login, login_ok};
+use crate::common::sentinel::SentinelSet;
+use crate::common::smtp::SmtpSink;
+use crate::common::upstream::Upstream;
+use crate::devices::post_on;
+
+/// Within how long service must be back once the Sentinels have promoted the replica.
+const BACK_WITHIN: Duration = Duration::from_secs(15);
+
+async fn gateway(up: &Upstream, smtp: &SmtpSink, store: &str) -> Gateway {
+    GatewayBuilder::new(up.url())
+        .store(store)
+        .extra(&format!(
+            "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{}\"\n\
+             retry_initial = \"200ms\"\nretry_max = \"1s\"\n\
+             [sessions]\nmax_per_member = 2\non_overflow = \"deny\"\n",
+            smtp.url()
+        ))
+        .start()
+        .await
+}
+
+async fn ready(gw: &Gateway) -> u16 {
+    match http::client()
+        .get(format!("{}/readyz", gw.metrics_url()))
+        .send()
+        .await
+    {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+/// A member page with `cookie` (an API client: 401 rather than a redirect).
+async fn status_with(gw: &Gateway, cookie: &str) -> u16 {
+    http::bare_client()
+        .get(format!("{}/courses/1", gw.url()))
+        .header("Cookie", cookie)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn master_killed_mid_traffic_fails_closed_and_comes_back() {
+    let mut set = SentinelSet::start().await;
+    let up = Upstream::start().await;
+    let mut smtp = SmtpSink::start().await;
+    let one = gateway(&up, &smtp, &set.url()).await;
+    let two = gateway(&up, &smtp, &set.url()).await;
+    one.add_user(ANN, PW, false);
+    let (laptop, jar) = http::client_with_jar(http::UA_CHROME_WINDOWS);
+    login_ok(&laptop, &one.url(), ANN, PW).await;
+    let cookie = {
+        use reqwest::cookie::CookieStore;
+        let sent = jar.cookies(&one.url().parse().unwrap()).unwrap();
+        sent.to_str().unwrap().to_string()
+    };
+    for gw in [&one, &two] {
+        assert_eq!(status_with(gw, &cookie).await, 200, "served before");
+        assert_eq!(ready(gw).await, 200);
+    }
+    let forged = "vigile_session=not-a-session-token-at-all-0000000000000";
+    // A mail queued while the mail server is down waits in the outbox, on the master.
+    smtp.stop();
+    let r = post_on(
+        &http::client(),
+        &one.url(),
+        "/_vigile/password/forgot",
+        "/_vigile/password/forgot",
+        &[("email", ANN)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
+    set.kill_master();
+    let killed = Instant::now();
+    // Logins from new devices race on both instances while the master is gone: each
+    // retries until it gets an answer that is not 503.
+    let racers: Vec<_> = (0..4)
+        .map(|i| {
+            let gw = if i % 2 == 0 { one.url() } else { two.url() };
+            tokio::spawn(async move {
+                let device = client_ua(&format!("Mozilla/5.0 (X11; Linux x86_64) Racer/{i}"));
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    // The login page itself needs the store (its CSRF key): 503 too.
+                    let page = get(&device, &format!("{gw}/_vigile/login"), true).await;
+                    if page.status() == 200 {
+                        let r = login(&device, &gw, ANN, PW).await;
+                        if r.status() != 503 {
+                            let location = http::header(&r, "location").unwrap_or_default();
+                            return (r.status().as_u16(), location);
+                        }
+                    }
+                    assert!(Instant::now() < deadline, "racer {i} never got an answer");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        })
+        .collect();
+
+    // While no master answers (the Sentinels wait a second before they even call it
+    // down): a made-up session is never let through, and readiness says so.
+    let mut saw_unready = false;
+    let mut saw_503 = false;
+    while killed.elapsed() < Duration::from_millis(900) {
+        for gw in [&one, &two] {
+            let s = status_with(gw, forged).await;
+            assert!(s == 503 || s == 401, "a made-up session got {s}");
+            saw_503 |= s == 503;
+            saw_unready |= ready(gw).await == 503;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saw_503, "calls needing the store failed closed (503)");
+    assert!(
+        saw_unready,
+        "/readyz said not ready while no master answered"
+    );
+
+    set.wait_failover().await;
+    let promoted = Instant::now();
+    // Back by itself on both instances, the member's session kept.
+    for gw in [&one, &two] {
+        loop {
+            let s = status_with(gw, &cookie).await;
+            if s == 200 && ready(gw).await == 200 {
+                break;
+            }
+            assert!(
+                promoted.elapsed() < BACK_WITHIN,
+                "not back {BACK_WITHIN:?} after the failover (last status {s}):\n{}",
+                gw.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status_with(gw, forged).await, 401);
+    }
+
+    // The cap (2) holds: the laptop holds one place, so one racer at most got in.
+    let mut admitted = 0;
+    for racer in racers {
+        let (status, location) = racer.await.unwrap();
+        assert_ne!(status, 503, "a login never got an answer");
+        if status == 303 && !location.starts_with("/_vigile/") {
+            admitted += 1;
+        }
+    }
+    assert!(
+        admitted <= 1,
+        "{admitted} racing logins admitted past the cap"
+    );
+    assert_eq!(
+        status_with(&one, &cookie).await,
+        200,
+        "the session from before the failover is kept"
+    );
+
+    // The mail queued before the failover was kept, and goes out.
+    smtp.start_again().await;
+    smtp.wait_for_to(ANN, "").await;
+
+    // Nothing reached the upstream without an identity.
+    for r in up.requests() {
+        assert!(
+            r.path.starts_with("/courses/") && r.header("remote-user").is_some(),
+            "reached the upstream unauthenticated: {} {:?}",
+            r.path,
+            r.headers
+        );
+    }
+    let _ = get(&laptop, &format!("{}/courses/2", two.url()), false).await;
+}
