@@ -109,14 +109,7 @@ impl CookieNames {
     pub fn strip_secrets(self, header: &[u8]) -> Option<Vec<u8>> {
         let mut kept = Vec::with_capacity(header.len());
         for pair in pairs(header) {
-            let name = name_of(pair);
-            // Also any spelling another parser could take for one of Vigile's names
-            // (Unicode white space around it): never forwarded either.
-            let loose = String::from_utf8_lossy(name);
-            let secret = [SESSION, SESSION_SECURE, DEVICE, DEVICE_SECURE]
-                .iter()
-                .any(|s| s.as_bytes() == name || *s == loose.trim());
-            if secret {
+            if is_secret_name(name_of(pair)) {
                 continue;
             }
             if !kept.is_empty() {
@@ -126,6 +119,22 @@ impl CookieNames {
         }
         (!kept.is_empty()).then_some(kept)
     }
+}
+
+/// `name` is one of Vigile's secret cookies (session, device), or a spelling another
+/// parser could take for one (Unicode white space around it).
+fn is_secret_name(name: &[u8]) -> bool {
+    let loose = String::from_utf8_lossy(name);
+    [SESSION, SESSION_SECURE, DEVICE, DEVICE_SECURE]
+        .iter()
+        .any(|s| s.as_bytes() == name || *s == loose.trim())
+}
+
+/// A `Set-Cookie` value (from the upstream) that would set one of Vigile's secret
+/// cookies: the application must not choose a member's session or device id.
+pub fn sets_secret(set_cookie: &[u8]) -> bool {
+    let first = set_cookie.split(|&b| b == b';').next().unwrap_or_default();
+    is_secret_name(name_of(first))
 }
 
 /// The pairs of a Cookie header, on bytes (a value that is not UTF-8 must not hide the
@@ -216,6 +225,9 @@ mod tests {
         );
         let c = names.read(&h);
         assert_eq!((c.session, c.device), (None, None));
+        assert!(sets_secret(b"vigile_session=x; Path=/"));
+        assert!(sets_secret("__Host-vigile_device\u{a0}=x".as_bytes()));
+        assert!(!sets_secret(b"app_session=x; Path=/"));
         assert_eq!(
             names.strip_secrets(padded.as_bytes()).unwrap(),
             "a=1\u{3000}".as_bytes()

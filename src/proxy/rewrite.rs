@@ -101,7 +101,13 @@ impl Rewriter {
             .headers
             .get_all(SET_COOKIE)
             .iter()
-            .map(|v| {
+            .filter_map(|v| {
+                if crate::pages::cookies::sets_secret(v.as_bytes()) {
+                    // Fixation: the application would choose the member's session.
+                    tracing::warn!("the upstream set one of Vigile's cookies; dropped");
+                    changed = true;
+                    return None;
+                }
                 match v
                     .to_str()
                     .ok()
@@ -110,9 +116,9 @@ impl Rewriter {
                 {
                     Some(new) => {
                         changed = true;
-                        new
+                        Some(new)
                     }
-                    None => v.clone(),
+                    None => Some(v.clone()),
                 }
             })
             .collect();

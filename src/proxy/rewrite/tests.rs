@@ -111,6 +111,27 @@ fn refresh_urls_are_rewritten_in_place() {
 }
 
 #[test]
+fn the_upstream_cannot_set_vigiles_cookies() {
+    let r = rewriter();
+    let mut resp = ResponseHeader::build(200, None).unwrap();
+    for v in [
+        "vigile_session=chosen; Path=/; HttpOnly",
+        "__Host-vigile_device=d; Path=/; Secure",
+        "app=1; Path=/",
+    ] {
+        resp.append_header(SET_COOKIE, v).unwrap();
+    }
+    r.response(&mut resp, None);
+    let left: Vec<&str> = resp
+        .headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(left, ["app=1; Path=/"]);
+}
+
+#[test]
 fn cookie_domains_naming_an_upstream_are_removed() {
     let r = rewriter();
     let c = |v: &str| r.set_cookie(v);
