@@ -31,7 +31,8 @@
 //! Needs Redis 5 or later (multi-field `HSET`, scripts replicated by effects; 7 calls
 //! small hashes and sorted sets listpacks, 5 and 6 ziplists, the same compact encoding).
 //! Redis Cluster is not supported as is: scripts touch keys they derive, which Cluster
-//! only allows within one hash slot.
+//! only allows within one hash slot. Sentinel is (`redis/endpoint.rs`): the master is
+//! followed through failovers.
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
