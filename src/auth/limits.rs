@@ -128,6 +128,11 @@ where
                 Err(super::FlowError::Store(StoreError::Unavailable(e)))
                     if waiting.elapsed() < REQUEUE_FOR =>
                 {
+                    // Bounded: a flood of forms during a long outage cannot pile up tasks.
+                    let Some(_waiting) = RequeueSlot::take() else {
+                        tracing::error!(error = %e, what, "mail could not be queued (too many waiting for the store)");
+                        return;
+                    };
                     tracing::debug!(error = %e, what, "store unavailable; mail to be queued later");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(REQUEUE_MAX);
@@ -140,6 +145,31 @@ where
         }
     });
     Ok(Ok(()))
+}
+
+/// Link mails waiting for the store at once, at most.
+const REQUEUE_WAITING_MAX: usize = 1_000;
+static REQUEUE_WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One of the [`REQUEUE_WAITING_MAX`] places, given back when dropped.
+struct RequeueSlot;
+
+impl RequeueSlot {
+    fn take() -> Option<Self> {
+        use std::sync::atomic::Ordering::AcqRel;
+        let taken = REQUEUE_WAITING.fetch_add(1, AcqRel);
+        if taken >= REQUEUE_WAITING_MAX {
+            REQUEUE_WAITING.fetch_sub(1, AcqRel);
+            return None;
+        }
+        Some(Self)
+    }
+}
+
+impl Drop for RequeueSlot {
+    fn drop(&mut self) {
+        REQUEUE_WAITING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// How long a link mail whose queueing found the store unavailable keeps trying, and

@@ -540,7 +540,9 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let endpoint = if url.starts_with(sentinel::SCHEME) {
             let url = sentinel::SentinelUrl::parse(url).map_err(StoreError::Unavailable)?;
-            endpoint::Endpoint::sentinel(&url, config)?
+            let endpoint = endpoint::Endpoint::sentinel(&url, config)?;
+            endpoint.watch();
+            endpoint
         } else {
             let client = ::redis::Client::open(url)
                 .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;

@@ -184,3 +184,53 @@ async fn master_killed_mid_traffic_fails_closed_and_comes_back() {
     }
     let _ = get(&laptop, &format!("{}/courses/2", two.url()), false).await;
 }
+
+/// A master cut off from the Sentinels but not from a gateway still answers it and still
+/// calls itself master while the Sentinels promote the replica: the gateway must leave
+/// it (within a few seconds), or it would go on serving sessions revoked elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_master_cut_off_from_the_sentinels_is_left_for_the_new_one() {
+    let set = SentinelSet::start().await;
+    set.add_user("gw", "gw-pass").await;
+    let url = set
+        .url()
+        .replace("redis+sentinel://", "redis+sentinel://gw:gw-pass@");
+    let up = Upstream::start().await;
+    let smtp = SmtpSink::start().await;
+    let one = gateway(&up, &smtp, &url).await;
+    let two = gateway(&up, &smtp, &url).await;
+    one.add_user(ANN, PW, false);
+    let (laptop, jar) = http::client_with_jar(http::UA_CHROME_WINDOWS);
+    login_ok(&laptop, &one.url(), ANN, PW).await;
+    let cookie = {
+        use reqwest::cookie::CookieStore;
+        let sent = jar.cookies(&one.url().parse().unwrap()).unwrap();
+        sent.to_str().unwrap().to_string()
+    };
+    assert_eq!(status_with(&one, &cookie).await, 200);
+
+    set.isolate_master("gw", "gw-pass").await;
+    set.wait_failover().await;
+    // Revoked through the other gateway, on the new master.
+    let revoked = Instant::now();
+    loop {
+        let out = two.cli(&["user", "revoke", ANN, "--all"], None);
+        if out.status.success() {
+            break;
+        }
+        assert!(revoked.elapsed() < BACK_WITHIN, "revoke failed: {out:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let revoked = Instant::now();
+    while status_with(&one, &cookie).await != 401 {
+        assert!(
+            revoked.elapsed() < Duration::from_secs(5),
+            "the gateway still serves a revoked session from the old master:\n{}",
+            one.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(one
+        .logs()
+        .contains("the Sentinels name another redis master"));
+}

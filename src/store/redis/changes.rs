@@ -31,14 +31,14 @@ pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender) {
     let mut said_down = false;
     while !tx.is_closed() {
         match subscribe(&endpoint).await {
-            Ok(pubsub) => {
+            Ok((pubsub, generation)) => {
                 backoff = BACKOFF_MIN;
                 said_down = false;
                 tracing::debug!("session change feed subscribed");
                 if !tx.send(Change::Live).await {
                     return;
                 }
-                let why = relay(pubsub, &tx).await;
+                let why = relay(pubsub, &tx, &endpoint, generation).await;
                 tracing::warn!(reason = why, "session change feed lost; caching briefly");
                 if !tx.send(Change::Lost).await {
                     return;
@@ -58,7 +58,7 @@ pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender) {
 
 /// Subscribes on the master (found through Sentinel if need be: a subscription that
 /// cannot be made there makes the next attempt ask for the master again).
-async fn subscribe(endpoint: &Endpoint) -> Result<::redis::aio::PubSub, String> {
+async fn subscribe(endpoint: &Endpoint) -> Result<(::redis::aio::PubSub, u64), String> {
     let current = endpoint.current().await.map_err(|e| e.to_string())?;
     let attempt = async {
         let mut pubsub = current.client.get_async_pubsub().await?;
@@ -66,7 +66,7 @@ async fn subscribe(endpoint: &Endpoint) -> Result<::redis::aio::PubSub, String> 
         Ok::<_, ::redis::RedisError>(pubsub)
     };
     let result = match tokio::time::timeout(PING_BOUND * 4, attempt).await {
-        Ok(Ok(pubsub)) => Ok(pubsub),
+        Ok(Ok(pubsub)) => Ok((pubsub, current.generation)),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("timed out".into()),
     };
@@ -76,8 +76,14 @@ async fn subscribe(endpoint: &Endpoint) -> Result<::redis::aio::PubSub, String> 
     result
 }
 
-/// Passes announcements on until the connection fails; returns why.
-async fn relay(pubsub: ::redis::aio::PubSub, tx: &FeedSender) -> &'static str {
+/// Passes announcements on until the connection fails, or the master it is on is no
+/// longer the one calls use (a Sentinel failover); returns why.
+async fn relay(
+    pubsub: ::redis::aio::PubSub,
+    tx: &FeedSender,
+    endpoint: &Endpoint,
+    generation: u64,
+) -> &'static str {
     let (mut sink, mut stream) = pubsub.split();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -93,6 +99,9 @@ async fn relay(pubsub: ::redis::aio::PubSub, tx: &FeedSender) -> &'static str {
                 }
             }
             _ = ping.tick() => {
+                if !endpoint.is_current(generation) {
+                    return "the redis master changed";
+                }
                 // In subscribed mode the answer is ["pong", ""]: any answer will do.
                 match tokio::time::timeout(PING_BOUND, sink.ping::<::redis::Value>()).await {
                     Ok(Ok(_)) => {}

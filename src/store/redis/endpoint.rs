@@ -8,6 +8,12 @@
 //! Until then calls fail (`Unavailable`: the gateway answers 503, never lets a request
 //! through unchecked). One call asks at a time; after an answer that found no usable
 //! master, calls fail at once for [`RETRY_AFTER`] instead of queueing to ask again.
+//!
+//! A master cut off from the Sentinels but not from this gateway answers every call, and
+//! still calls itself master, while the Sentinels promote another: a gateway that only
+//! asked after failures would go on reading sessions revoked elsewhere. So the Sentinels
+//! are also asked every [`VERIFY_EVERY`]; when they name another master, the connection
+//! is dropped (and the change feed, which follows the same connection, subscribes again).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -23,6 +29,11 @@ use crate::store::{StoreError, StoreResult};
 
 /// After a failed search for the master, how long calls fail without searching again.
 const RETRY_AFTER: Duration = Duration::from_millis(200);
+/// How often the Sentinels are asked whether the master in use is still theirs.
+pub(super) const VERIFY_EVERY: Duration = Duration::from_secs(1);
+/// A connection is given up after a failure only once it has been in use this long: a
+/// slow master timing out under load is not asked for again on every call.
+const KEEP_AT_LEAST: Duration = Duration::from_secs(1);
 
 /// The connection calls use, and which one it is (see [`Endpoint::failed`]).
 #[derive(Clone)]
@@ -30,6 +41,7 @@ pub(super) struct Current {
     pub conn: ConnectionManager,
     pub client: Client,
     pub generation: u64,
+    since: Stopwatch,
 }
 
 enum Target {
@@ -63,6 +75,7 @@ impl Endpoint {
                 conn,
                 client,
                 generation: 0,
+                since: Stopwatch::start(),
             })),
         }))
     }
@@ -136,6 +149,7 @@ impl Endpoint {
                     conn,
                     client: master,
                     generation,
+                    since: Stopwatch::start(),
                 };
                 tracing::info!(master = %current.client.get_connection_info().addr(), "redis master found through Sentinel");
                 *slot = Some(current.clone());
@@ -155,14 +169,72 @@ impl Endpoint {
     /// the next call asks for the master again (it may have changed). Nothing for a
     /// fixed address, whose connection reconnects by itself.
     pub fn failed(&self, generation: u64) {
+        self.drop_if(generation, KEEP_AT_LEAST);
+    }
+
+    fn drop_if(&self, generation: u64, kept_for: Duration) {
         if matches!(self.target, Target::Fixed) {
             return;
         }
         if let Ok(mut slot) = self.current.write() {
-            if slot.as_ref().is_some_and(|c| c.generation == generation) {
+            if slot
+                .as_ref()
+                .is_some_and(|c| c.generation == generation && c.since.elapsed() >= kept_for)
+            {
                 *slot = None;
             }
         }
+    }
+
+    /// Whether the connection of `generation` is still the one calls use (always, for a
+    /// fixed address).
+    pub fn is_current(&self, generation: u64) -> bool {
+        match self.target {
+            Target::Fixed => true,
+            Target::Sentinel { .. } => self.known().is_some_and(|c| c.generation == generation),
+        }
+    }
+
+    /// Asks the Sentinels which master is theirs and drops the connection in use if it
+    /// is another one (see the module doc). Sentinels that cannot be asked change
+    /// nothing: calls then go on, or fail, on their own.
+    pub async fn verify(&self) {
+        let Target::Sentinel { client, .. } = &self.target else {
+            return;
+        };
+        let Some(current) = self.known() else { return };
+        let theirs = {
+            let mut sentinel = client.lock().await;
+            match tokio::time::timeout(OP_DEADLINE, sentinel.async_get_client()).await {
+                Ok(Ok(master)) => master.get_connection_info().addr().clone(),
+                _ => return,
+            }
+        };
+        let ours = current.client.get_connection_info().addr();
+        if *ours != theirs {
+            tracing::warn!(ours = %ours, theirs = %theirs, "the Sentinels name another redis master; switching");
+            self.drop_if(current.generation, Duration::ZERO);
+        }
+    }
+
+    /// Runs [`Self::verify`] every [`VERIFY_EVERY`] while the endpoint lives (Sentinel
+    /// only). Must be called inside a Tokio runtime.
+    pub fn watch(self: &Arc<Self>) {
+        if matches!(self.target, Target::Fixed) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(VERIFY_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(endpoint) = weak.upgrade() else {
+                    return;
+                };
+                endpoint.verify().await;
+            }
+        });
     }
 }
 

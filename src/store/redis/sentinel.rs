@@ -70,9 +70,10 @@ impl SentinelUrl {
         };
         let (username, password) = match userinfo {
             Some(user) => {
+                // Never echoed: a mistyped URL may have part of the password anywhere.
                 let info = format!("redis://{user}@127.0.0.1/")
                     .into_connection_info()
-                    .map_err(|e| invalid(format!("user or password: {e}")))?;
+                    .map_err(|_| invalid("the user or password (percent-encode / ? # @)"))?;
                 let redis = info.redis_settings();
                 (
                     redis.username().map(str::to_string),
@@ -81,16 +82,19 @@ impl SentinelUrl {
             }
             None => (None, None),
         };
+        // Hosts are named by their place in the list, not echoed (see above).
         let sentinels = hosts
             .split(',')
-            .map(|host| {
+            .enumerate()
+            .map(|(i, host)| {
+                let bad = || invalid(format!("host {} of the list is not HOST[:PORT]", i + 1));
                 if host.is_empty() || host.contains(['/', '@', '?', '#']) {
-                    return Err(invalid(format!("{host:?} is not HOST[:PORT]")));
+                    return Err(bad());
                 }
                 format!("redis://{}", with_port(host))
                     .into_connection_info()
                     .map(|info| info.addr().clone())
-                    .map_err(|e| invalid(format!("{host:?}: {e}")))
+                    .map_err(|_| bad())
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut parts = path.split('/');
@@ -104,7 +108,7 @@ impl SentinelUrl {
                 .parse::<i64>()
                 .ok()
                 .filter(|d| *d >= 0)
-                .ok_or_else(|| invalid(format!("database {db:?} is not a number")))?,
+                .ok_or_else(|| invalid("the database is not a number"))?,
         };
         if parts.any(|p| !p.is_empty()) {
             return Err(invalid("more than MASTER_NAME/DB in the path"));
@@ -196,6 +200,14 @@ mod tests {
             "redis+sentinel://h1/mymaster?unknown=1",
         ] {
             assert!(SentinelUrl::parse(bad).is_err(), "{bad} accepted");
+        }
+        // A password with an unencoded `/` or `?` is never echoed back.
+        for typo in [
+            "redis+sentinel://:hun/ter2@h1:26379/mymaster/0",
+            "redis+sentinel://:hunter2?x@h1/mymaster",
+        ] {
+            let why = SentinelUrl::parse(typo).unwrap_err();
+            assert!(!why.contains("hun"), "{why}");
         }
     }
 

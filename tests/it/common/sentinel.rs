@@ -84,7 +84,16 @@ fn data_node(port: u16, dir: &Path, replica_of: Option<u16>) -> Child {
 
 /// One command on `port`, its reply as the `redis` crate reads it.
 pub async fn command<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> redis::RedisResult<T> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    command_as("", port, args).await
+}
+
+/// [`command`] as `user:password@` (empty: the default user).
+pub async fn command_as<T: redis::FromRedisValue>(
+    user: &str,
+    port: u16,
+    args: &[&str],
+) -> redis::RedisResult<T> {
+    let client = redis::Client::open(format!("redis://{user}127.0.0.1:{port}/"))?;
     let mut conn = tokio::time::timeout(
         Duration::from_secs(2),
         client.get_multiplexed_async_connection(),
@@ -208,6 +217,39 @@ impl SentinelSet {
             }
         }
         None
+    }
+
+    /// A Redis user `name` with `password` and every right, on the master and the replica.
+    pub async fn add_user(&self, name: &str, password: &str) {
+        for port in [self.master.port, self.replica.port] {
+            let done: redis::RedisResult<String> = command(
+                port,
+                &[
+                    "ACL",
+                    "SETUSER",
+                    name,
+                    "on",
+                    &format!(">{password}"),
+                    "~*",
+                    "&*",
+                    "+@all",
+                ],
+            )
+            .await;
+            assert_eq!(done.as_deref(), Ok("OK"), "ACL SETUSER on {port}");
+        }
+    }
+
+    /// Cuts the master off from the Sentinels (and its replica), which use the default
+    /// user, while it stays up for `user` (a gateway's): it still calls itself master.
+    pub async fn isolate_master(&self, user: &str, password: &str) {
+        let port = self.master.port;
+        let as_user = format!("{user}:{password}@");
+        let off: redis::RedisResult<String> =
+            command_as(&as_user, port, &["ACL", "SETUSER", "default", "off"]).await;
+        assert_eq!(off.as_deref(), Ok("OK"));
+        let _: redis::RedisResult<i64> =
+            command_as(&as_user, port, &["CLIENT", "KILL", "USER", "default"]).await;
     }
 
     /// Crashes the master (SIGKILL).
