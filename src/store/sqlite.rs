@@ -3,8 +3,9 @@
 //! Several processes open the same file at once (the running server and the admin CLI,
 //! e.g. `vigile user revoke`), so the file is in WAL mode with a busy timeout and this
 //! module must never take an exclusive lock (`locking_mode=EXCLUSIVE`, long write
-//! transactions). Every statement runs on `spawn_blocking`, never on the async executor,
-//! and a std mutex guarding the connection pool is never held across an `.await`.
+//! transactions). Every statement runs on the store's own threads (`sqlite/workers.rs`),
+//! never on the async executor, and a std mutex guarding the connection pool is never
+//! held across an `.await`.
 //! Multi-step operations are one `BEGIN IMMEDIATE` transaction.
 //!
 //! Expired sessions are deleted by `sweep` (called periodically by the server) and, one
@@ -28,6 +29,7 @@ mod outbox;
 mod schema;
 mod throttle;
 mod tokens;
+mod workers;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -77,6 +79,7 @@ const SESSION_COLUMNS: &str = "id, token_hash, user_id, device_id, created_at, l
 pub struct SqliteStore {
     pool: Arc<Pool>,
     permits: Arc<Semaphore>,
+    workers: Arc<workers::Workers>,
 }
 
 struct Pool {
@@ -390,10 +393,11 @@ impl SqliteStore {
                 checkpoint_at: AtomicU64::new(WAL_CHECKPOINT_BYTES),
             }),
             permits: Arc::new(Semaphore::new(POOL_SIZE)),
+            workers: workers::Workers::start(POOL_SIZE)?,
         })
     }
 
-    /// Runs `f` with a pooled connection on the blocking thread pool.
+    /// Runs `f` with a pooled connection on the store's threads (`sqlite/workers.rs`).
     async fn run<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -404,18 +408,18 @@ impl SqliteStore {
             .acquire_owned()
             .await
             .map_err(|_| StoreError::Unavailable("sqlite store closed".into()))?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let mut conn = pool.take()?;
-            let result = f(&mut conn);
-            pool.bound_wal(&conn);
-            // A failed statement leaves the connection usable (transactions roll back on
-            // drop), so it goes back to the pool either way.
-            pool.give_back(conn);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("sqlite task failed: {e}")))?
+        self.workers
+            .run(move || {
+                let _permit = permit;
+                let mut conn = pool.take()?;
+                let result = f(&mut conn);
+                pool.bound_wal(&conn);
+                // A failed statement leaves the connection usable (transactions roll back
+                // on drop), so it goes back to the pool either way.
+                pool.give_back(conn);
+                result
+            })
+            .await?
     }
 }
 
