@@ -65,7 +65,7 @@ fn status_on(conn: &mut TcpStream, path: &str) -> u16 {
 
 async fn rules_caps_and_mail_apply_on_sighup(backend: Backend) {
     let s: Stack = backend
-        .stack("[access]\npublic = [\"/news/**\"]\n[sessions]\nmax_per_member = 3\n")
+        .stack("[access]\npublic = [\"/news/**\", \"/slow/**\"]\n[sessions]\nmax_per_member = 3\n")
         .await;
     s.gw.add_user(ANN, PW, false);
     let gw = s.gw.url();
@@ -82,7 +82,28 @@ async fn rules_caps_and_mail_apply_on_sighup(backend: Backend) {
         "[access]\npublic = []\n[sessions]\nmax_per_member = 1\n[mail]\nsmtp_url = \"{}\"\n",
         other_smtp.url()
     ));
+    // A request under way when the signal comes finishes with the rules it started with.
+    let under_way = tokio::spawn(
+        http::bare_client()
+            .get(format!("{gw}/slow/1500"))
+            .header("Accept", "application/json")
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
     hang_up(&s.gw, "ok").await;
+    let r = under_way.await.unwrap().unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the request under way was served to its end"
+    );
+    assert_eq!(
+        get(&http::client(), &format!("{gw}/slow/1"), false)
+            .await
+            .status(),
+        401,
+        "the next one meets the new rule"
+    );
 
     // The connection opened before is still served, with the new rule.
     assert_eq!(status_on(&mut conn, "/news/1"), 401, "protected after");
