@@ -41,6 +41,15 @@ async fn ready(gw: &Gateway) -> u16 {
     }
 }
 
+/// ANN signed in on `gw` from a laptop: the browser, and the Cookie header it sends.
+async fn signed_in(gw: &Gateway) -> (reqwest::Client, String) {
+    use reqwest::cookie::CookieStore;
+    let (laptop, jar) = http::client_with_jar(http::UA_CHROME_WINDOWS);
+    login_ok(&laptop, &gw.url(), ANN, PW).await;
+    let sent = jar.cookies(&gw.url().parse().unwrap()).unwrap();
+    (laptop, sent.to_str().unwrap().to_string())
+}
+
 /// A member page with `cookie` (an API client: 401 rather than a redirect).
 async fn status_with(gw: &Gateway, cookie: &str) -> u16 {
     http::bare_client()
@@ -61,13 +70,7 @@ async fn master_killed_mid_traffic_fails_closed_and_comes_back() {
     let one = gateway(&up, &smtp, &set.url()).await;
     let two = gateway(&up, &smtp, &set.url()).await;
     one.add_user(ANN, PW, false);
-    let (laptop, jar) = http::client_with_jar(http::UA_CHROME_WINDOWS);
-    login_ok(&laptop, &one.url(), ANN, PW).await;
-    let cookie = {
-        use reqwest::cookie::CookieStore;
-        let sent = jar.cookies(&one.url().parse().unwrap()).unwrap();
-        sent.to_str().unwrap().to_string()
-    };
+    let (laptop, cookie) = signed_in(&one).await;
     for gw in [&one, &two] {
         assert_eq!(status_with(gw, &cookie).await, 200, "served before");
         assert_eq!(ready(gw).await, 200);
@@ -200,13 +203,7 @@ async fn a_master_cut_off_from_the_sentinels_is_left_for_the_new_one() {
     let one = gateway(&up, &smtp, &url).await;
     let two = gateway(&up, &smtp, &url).await;
     one.add_user(ANN, PW, false);
-    let (laptop, jar) = http::client_with_jar(http::UA_CHROME_WINDOWS);
-    login_ok(&laptop, &one.url(), ANN, PW).await;
-    let cookie = {
-        use reqwest::cookie::CookieStore;
-        let sent = jar.cookies(&one.url().parse().unwrap()).unwrap();
-        sent.to_str().unwrap().to_string()
-    };
+    let (_laptop, cookie) = signed_in(&one).await;
     assert_eq!(status_with(&one, &cookie).await, 200);
 
     set.isolate_master("gw", "gw-pass").await;
