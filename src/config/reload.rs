@@ -8,9 +8,9 @@
 //! (`sessions.cache_size`), the password hasher's pool (`password`), the metrics listener
 //! (`metrics`), the identity header names (`headers`) and logging (`log`). A reload keeps
 //! their running values and says which of them changed on disk; everything else (access
-//! rules, routes' own included, the device cap and what happens over it, the timeouts of new sessions, lockout,
-//! sign-up, mail, SMS, contact campaigns, two-factor, organisations, site texts,
-//! languages) takes effect for the next request.
+//! rules, routes' own included, the device cap and what happens over it, the timeouts of
+//! new sessions, lockout, sign-up, mail, SMS, contact campaigns, two-factor,
+//! organisations, site texts, languages) takes effect for the next request.
 
 use serde::Serialize;
 

@@ -37,7 +37,7 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use ::redis::aio::ConnectionManagerConfig;
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation};
 use async_trait::async_trait;
 
@@ -591,16 +591,33 @@ impl RedisStore {
     /// Runs one plain command (single-key operations only: anything else is a script).
     async fn query<T: FromRedisValue>(&self, cmd: &::redis::Cmd) -> StoreResult<T> {
         self.guarded().await?;
+        let result = self
+            .on_master(
+                |mut conn| async move { cmd.query_async(&mut conn).await },
+                || format!("redis did not answer within {OP_DEADLINE:?}"),
+            )
+            .await;
+        self.after(result)
+    }
+
+    /// Runs `op` on the master's connection, bounded by [`OP_DEADLINE`] (`timed_out` says
+    /// why when it is not met); a failure for want of Redis makes the next call ask where
+    /// the master is, through Sentinel (see `redis/endpoint.rs`).
+    async fn on_master<T, Fut>(
+        &self,
+        op: impl FnOnce(ConnectionManager) -> Fut,
+        timed_out: impl FnOnce() -> String,
+    ) -> StoreResult<T>
+    where
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
         let current = self.endpoint.current().await?;
-        let mut conn = current.conn.clone();
-        let result = match tokio::time::timeout(OP_DEADLINE, cmd.query_async(&mut conn)).await {
+        let result = match tokio::time::timeout(OP_DEADLINE, op(current.conn.clone())).await {
             Ok(result) => result.map_err(map_err),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "redis did not answer within {OP_DEADLINE:?}"
-            ))),
+            Err(_) => Err(StoreError::Unavailable(timed_out())),
         };
         self.failed_on(&current, &result);
-        self.after(result)
+        result
     }
 
     /// A call on `current` that failed for want of Redis: through Sentinel, the next call
@@ -623,17 +640,15 @@ impl RedisStore {
     /// Reads the server's eviction policy and records it; `Err` when it evicts and that is
     /// not allowed, or when Redis does not answer.
     async fn check_policy(&self) -> StoreResult<()> {
-        let current = self.endpoint.current().await?;
-        let mut conn = current.conn.clone();
         let mut cmd = ::redis::cmd("INFO");
         cmd.arg("memory");
-        let info =
-            match tokio::time::timeout(OP_DEADLINE, cmd.query_async::<String>(&mut conn)).await {
-                Ok(result) => result.map_err(map_err),
-                Err(_) => Err(StoreError::Unavailable("redis INFO timed out".into())),
-            };
-        self.failed_on(&current, &info);
-        let info = info?;
+        let cmd = &cmd;
+        let info: String = self
+            .on_master(
+                |mut conn| async move { cmd.query_async(&mut conn).await },
+                || "redis INFO timed out".into(),
+            )
+            .await?;
         let policy = eviction::policy_in(&info).unwrap_or("unknown (not in INFO memory)");
         match self.guard.record(policy) {
             Ok(()) => Ok(()),
@@ -647,15 +662,12 @@ impl RedisStore {
 
     async fn call<T: FromRedisValue>(&self, inv: &ScriptInvocation<'_>) -> StoreResult<T> {
         self.guarded().await?;
-        let current = self.endpoint.current().await?;
-        let mut conn = current.conn.clone();
-        let result = match tokio::time::timeout(OP_DEADLINE, inv.invoke_async(&mut conn)).await {
-            Ok(result) => result.map_err(map_err),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "redis did not answer within {OP_DEADLINE:?}"
-            ))),
-        };
-        self.failed_on(&current, &result);
+        let result = self
+            .on_master(
+                |mut conn| async move { inv.invoke_async(&mut conn).await },
+                || format!("redis did not answer within {OP_DEADLINE:?}"),
+            )
+            .await;
         self.after(result)
     }
 }
