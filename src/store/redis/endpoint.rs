@@ -35,8 +35,8 @@ pub(super) const VERIFY_EVERY: Duration = Duration::from_secs(1);
 /// slow master timing out under load is not asked for again on every call.
 const KEEP_AT_LEAST: Duration = Duration::from_secs(1);
 
-/// The connection calls use, and which one it is (see [`Endpoint::failed`]).
-#[derive(Clone)]
+/// The connection calls use, and which one it is (see [`Endpoint::failed`]). Shared
+/// behind an `Arc`: every store call takes it, and the client's address is not copied.
 pub(super) struct Current {
     pub conn: ConnectionManager,
     pub client: Client,
@@ -56,7 +56,7 @@ enum Target {
 pub(super) struct Endpoint {
     target: Target,
     config: ConnectionManagerConfig,
-    current: RwLock<Option<Current>>,
+    current: RwLock<Option<Arc<Current>>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -71,12 +71,12 @@ impl Endpoint {
         Ok(Arc::new(Self {
             target: Target::Fixed,
             config,
-            current: RwLock::new(Some(Current {
+            current: RwLock::new(Some(Arc::new(Current {
                 conn,
                 client,
                 generation: 0,
                 since: Stopwatch::start(),
-            })),
+            }))),
         }))
     }
 
@@ -93,12 +93,12 @@ impl Endpoint {
         }))
     }
 
-    fn known(&self) -> Option<Current> {
+    fn known(&self) -> Option<Arc<Current>> {
         self.current.read().ok().and_then(|c| c.clone())
     }
 
     /// The connection to the master, found first if need be.
-    pub async fn current(&self) -> StoreResult<Current> {
+    pub async fn current(&self) -> StoreResult<Arc<Current>> {
         if let Some(current) = self.known() {
             return Ok(current);
         }
@@ -145,12 +145,12 @@ impl Endpoint {
                     .write()
                     .map_err(|_| unavailable("connection state poisoned"))?;
                 let generation = GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let current = Current {
+                let current = Arc::new(Current {
                     conn,
                     client: master,
                     generation,
                     since: Stopwatch::start(),
-                };
+                });
                 tracing::info!(master = %current.client.get_connection_info().addr(), "redis master found through Sentinel");
                 *slot = Some(current.clone());
                 Ok(current)
