@@ -121,7 +121,8 @@ impl Facts {
             .map(http::HeaderValue::as_bytes)
             .collect();
         // Passed on as received (what is not text shows as U+FFFD).
-        let chain = String::from_utf8_lossy(&xff.join(&b", "[..])).into_owned();
+        let chain = String::from_utf8(xff.join(&b", "[..]))
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         let forwarded = Forwarded::new(
             peer,
             is_trusted(peer, &cfg.trusted_proxies),
