@@ -32,17 +32,30 @@ pub mod smtp;
 pub mod upstream;
 pub mod ws;
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::TcpListener;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Pause between two tries of [`poll_until`] / [`poll_for`].
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released),
+/// and never handed out before in this run. A fixture that stops and restarts on its port,
+/// or a Redis Sentinel that keeps calling a killed master's address, must never reach
+/// another test's server there: a Sentinel turns whatever answers on a failed master's
+/// port into a replica of the new one (`REPLICAOF`, then `CLIENT KILL`), wiping it.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local_addr").port();
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A port on 127.0.0.1 that refuses every connection for as long as this value lives: bound

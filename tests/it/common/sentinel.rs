@@ -3,6 +3,7 @@
 //! on Drop. [`SentinelSet::kill_master`] crashes the master; the Sentinels then promote
 //! the replica, which [`SentinelSet::wait_failover`] waits for.
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,6 +21,9 @@ const FORM_WITHIN: Duration = Duration::from_secs(30);
 struct Process {
     port: u16,
     child: Option<Child>,
+    /// Once killed, the port stays ours: the Sentinels keep calling it, and would make a
+    /// replica of any server another test started there.
+    held: Option<TcpListener>,
 }
 
 impl Process {
@@ -28,6 +32,20 @@ impl Process {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Kills the process and takes its port at once: whoever calls it there gets a
+    /// connection that never answers, as from a dead host.
+    fn kill_and_hold(&mut self) {
+        self.kill();
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).unwrap_or_else(|e| {
+            panic!(
+                "could not hold the killed master's port {} ({e}): another fixture took it, \
+                 and the Sentinels would turn its server into a replica",
+                self.port
+            )
+        });
+        self.held = Some(listener);
     }
 }
 
@@ -117,11 +135,13 @@ impl SentinelSet {
         let master = Process {
             port: master_port,
             child: Some(data_node(master_port, dir.path(), None)),
+            held: None,
         };
         let replica_port = free_port();
         let replica = Process {
             port: replica_port,
             child: Some(data_node(replica_port, dir.path(), Some(master_port))),
+            held: None,
         };
         let mut set = SentinelSet {
             dir,
@@ -155,6 +175,7 @@ impl SentinelSet {
             set.sentinels.push(Process {
                 port,
                 child: Some(child),
+                held: None,
             });
         }
         let ports: Vec<u16> = set.sentinels.iter().map(|s| s.port).collect();
@@ -254,7 +275,7 @@ impl SentinelSet {
 
     /// Crashes the master (SIGKILL).
     pub fn kill_master(&mut self) {
-        self.master.kill();
+        self.master.kill_and_hold();
     }
 
     /// Waits until the Sentinels name the replica as master and it says it is one.
