@@ -112,6 +112,16 @@ pub enum Event<'a> {
         user: &'a UserId,
         ended: u64,
     },
+    /// The member changed their password on the account page (the current one typed);
+    /// `ended` other sessions were signed out at their request.
+    PasswordChanged {
+        user: &'a UserId,
+        ended: u64,
+    },
+    /// The member changed their display name or preferred language.
+    ProfileChanged {
+        user: &'a UserId,
+    },
     /// Over the device cap with `choose`: a code was mailed.
     DeviceOverflow {
         email: &'a str,
@@ -323,6 +333,8 @@ impl<'a> Event<'a> {
             Event::IpBlocked { .. } => "ip_blocked",
             Event::PasswordResetRequested { .. } => "password_reset_requested",
             Event::PasswordReset { .. } => "password_reset",
+            Event::PasswordChanged { .. } => "password_changed",
+            Event::ProfileChanged { .. } => "profile_changed",
             Event::DeviceOverflow { .. } => "device_overflow",
             Event::DeviceDenied { .. } => "device_denied",
             Event::DeviceEvicted { .. } => "device_evicted",
@@ -371,6 +383,8 @@ impl<'a> Event<'a> {
             Event::IpBlocked { .. } => "address blocked after repeated failures",
             Event::PasswordResetRequested { .. } => "password reset link sent",
             Event::PasswordReset { .. } => "password reset; every session ended",
+            Event::PasswordChanged { .. } => "password changed by its owner",
+            Event::ProfileChanged { .. } => "name or language changed by its owner",
             Event::DeviceOverflow { .. } => "device cap reached, code mailed",
             Event::DeviceDenied { .. } => "device cap reached, login refused",
             Event::DeviceEvicted { .. } => {
@@ -444,7 +458,8 @@ impl<'a> Event<'a> {
             | Event::Logout { user }
             | Event::AccountLocked { user }
             | Event::DeviceLocked { user }
-            | Event::PasswordResetRequested { user } => Fields {
+            | Event::PasswordResetRequested { user }
+            | Event::ProfileChanged { user } => Fields {
                 user: Some(user.as_str()),
                 ..f
             },
@@ -453,13 +468,13 @@ impl<'a> Event<'a> {
                 until: Some(rfc3339(until)),
                 ..f
             },
-            Event::PasswordReset { user, ended: count } | Event::DevicesRevoked { user, count } => {
-                Fields {
-                    user: Some(user.as_str()),
-                    count: Some(count),
-                    ..f
-                }
-            }
+            Event::PasswordReset { user, ended: count }
+            | Event::PasswordChanged { user, ended: count }
+            | Event::DevicesRevoked { user, count } => Fields {
+                user: Some(user.as_str()),
+                count: Some(count),
+                ..f
+            },
             Event::DeviceEvicted { user, sessions } | Event::DeviceReplaced { user, sessions } => {
                 Fields {
                     user: Some(user.as_str()),
@@ -758,6 +773,11 @@ mod tests {
             ),
             (Event::PasswordResetRequested { user }, Actor::Visitor(IP)),
             (Event::PasswordReset { user, ended: 2 }, Actor::Visitor(IP)),
+            (
+                Event::PasswordChanged { user, ended: 1 },
+                Actor::Visitor(IP),
+            ),
+            (Event::ProfileChanged { user }, Actor::Visitor(IP)),
             (Event::DeviceOverflow { email }, Actor::Visitor(IP)),
             (Event::DeviceDenied { email }, Actor::Visitor(IP)),
             (
@@ -934,9 +954,11 @@ mod tests {
             Event::SecondFactorFailed { .. } => 39,
             Event::SecondFactorReset { .. } => 40,
             Event::RecoveryCodeUsed { .. } => 41,
+            Event::PasswordChanged { .. } => 42,
+            Event::ProfileChanged { .. } => 43,
         }
     }
-    const VARIANTS: usize = 42;
+    const VARIANTS: usize = 44;
 
     fn org_id() -> &'static OrgId {
         static ORG: std::sync::LazyLock<OrgId> =

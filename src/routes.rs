@@ -59,6 +59,10 @@ routes! {
     Account = "/account";
     AccountDevicesRevoke = "/account/devices/revoke";
     AccountDevicesOthers = "/account/devices/others";
+    /// The member's display name and preferred language.
+    AccountProfile = "/account/profile";
+    /// The member changes their password (the current one typed again).
+    AccountPassword = "/account/password", guarded;
     /// The device-overflow code.
     Verify = "/verify", guarded;
     VerifyResend = "/verify/resend", guarded;

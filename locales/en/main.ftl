@@ -420,3 +420,20 @@ demo-live-lesson = Lesson { $lesson }: { $watched }% watched
 demo-live-connecting = Connecting…
 demo-live-open = Connected.
 demo-live-closed = Disconnected.
+
+# Account page: profile and password
+field-current-password = Current password
+account-profile = Name and language
+account-profile-save = Save
+account-profile-saved = Saved.
+account-lang-browser = My browser's language
+account-lang-mail = The mails we send you are written in this language.
+account-name-invalid = Enter a name of 1 to 200 characters, without invisible characters.
+account-lang-invalid = Choose French or English.
+account-password = Change my password
+account-password-end-others = Sign out my other devices
+account-password-save = Change the password
+account-password-changed = Your password was changed. Your other devices stay signed in.
+account-password-changed-others = Your password was changed and your other devices were signed out.
+account-password-wrong = The current password is wrong.
+account-password-locked = Too many wrong passwords from this device: it is locked. Use "Forgot password" to choose a new one.

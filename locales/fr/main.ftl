@@ -420,3 +420,20 @@ demo-live-lesson = Leçon { $lesson } : { $watched } % vus
 demo-live-connecting = Connexion…
 demo-live-open = Connecté.
 demo-live-closed = Déconnecté.
+
+# Page du compte : profil et mot de passe
+field-current-password = Mot de passe actuel
+account-profile = Nom et langue
+account-profile-save = Enregistrer
+account-profile-saved = Enregistré.
+account-lang-browser = La langue de mon navigateur
+account-lang-mail = Les messages que nous vous envoyons sont écrits dans cette langue.
+account-name-invalid = Saisissez un nom de 1 à 200 caractères, sans caractère invisible.
+account-lang-invalid = Choisissez le français ou l'anglais.
+account-password = Changer mon mot de passe
+account-password-end-others = Déconnecter mes autres appareils
+account-password-save = Changer le mot de passe
+account-password-changed = Votre mot de passe a été changé. Vos autres appareils restent connectés.
+account-password-changed-others = Votre mot de passe a été changé et vos autres appareils ont été déconnectés.
+account-password-wrong = Le mot de passe actuel est incorrect.
+account-password-locked = Trop de mots de passe erronés depuis cet appareil : il est bloqué. Utilisez « Mot de passe oublié » pour en choisir un nouveau.

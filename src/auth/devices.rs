@@ -176,6 +176,23 @@ pub async fn end_session(
     Ok(ended)
 }
 
+/// Signs out every session of `user` but `keep` ("sign out everywhere else", and a
+/// password change asking for it). Returns how many ended.
+pub async fn end_others(
+    deps: &Deps,
+    user: &UserId,
+    keep: &SessionId,
+    now: Millis,
+) -> Result<u64, FlowError> {
+    let mut ended = 0;
+    for s in deps.store.sessions_of(user, now).await? {
+        if &s.id != keep && end_session(deps, user, &s.id, SignedOut::Revoked, now).await? {
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
+
 /// What a login stopped by the cap led to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stopped {

@@ -3,6 +3,7 @@
 //!
 //! This module must never log a password, a session token or a hash.
 
+pub mod account;
 pub mod admin;
 pub mod campaign;
 pub mod contact;
@@ -17,6 +18,7 @@ pub mod orgs;
 pub mod passkeys;
 pub mod password;
 pub mod policy;
+pub mod reauth;
 pub mod recovery_codes;
 pub mod reset;
 mod session_cache;

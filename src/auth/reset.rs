@@ -158,6 +158,8 @@ pub async fn reset(
         ended,
     };
     reset.emit(&Actor::Visitor(ip), now);
-    deps.mailer.password_changed(&user, now).await?;
+    deps.mailer
+        .password_changed(&user, crate::mail::SignedOutBy::Every, now)
+        .await?;
     Ok(ResetOutcome::Done)
 }

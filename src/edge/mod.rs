@@ -1,7 +1,7 @@
 //! Untrusted input becomes a typed value here, once, at the edge of the gateway: the request
 //! path ([`path::CanonicalPath`]), the Host authority ([`host::Authority`]), email
 //! addresses ([`email::Email`]), organisation identifications ([`company_id::CompanyId`]:
-//! SIRET, VAT, other), phone numbers ([`phone::Phone`], E.164) and one-time codes
+//! SIRET, VAT, other), members' display names ([`name::DisplayName`]), phone numbers ([`phone::Phone`], E.164) and one-time codes
 //! ([`code::Code`]). Everything downstream
 //! works on these types and never re-parses the strings.
 //!
@@ -12,5 +12,6 @@ pub mod code;
 pub mod company_id;
 pub mod email;
 pub mod host;
+pub mod name;
 pub mod path;
 pub mod phone;

@@ -43,6 +43,17 @@ struct Message<'a> {
     html: String,
 }
 
+/// Which of the member's devices a password change signed out (what its mail says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedOutBy {
+    /// A reset: every device.
+    Every,
+    /// A change on the account page asking for it: every device but the one used.
+    AllButOne,
+    /// A change on the account page that kept the other devices signed in.
+    None,
+}
+
 pub struct Mailer {
     store: DynStore,
     config: Arc<Config>,
@@ -355,13 +366,23 @@ impl Mailer {
     }
 
     /// Tells the member their password changed (and how to react if it was not them).
-    pub async fn password_changed(&self, user: &User, now: Millis) -> StoreResult<()> {
+    /// The password was changed; `signed_out` says which devices that signed out.
+    pub async fn password_changed(
+        &self,
+        user: &User,
+        signed_out: SignedOutBy,
+        now: Millis,
+    ) -> StoreResult<()> {
         let lang = self.lang_of(user);
         let t = lang.tr();
         let mut l = self.letter(lang, "mail-changed-subject");
         l.paragraphs = vec![
             t.with("mail-changed-intro", &self.args(&user.email)),
-            t.get("mail-changed-signedout"),
+            t.get(match signed_out {
+                SignedOutBy::Every => "mail-changed-signedout",
+                SignedOutBy::AllButOne => "mail-changed-others-signedout",
+                SignedOutBy::None => "mail-changed-kept",
+            }),
         ];
         l.links = vec![Link {
             label: t.get("mail-changed-notme"),

@@ -44,7 +44,9 @@ async fn every_mail(lang: &str) -> Vec<(OutboxMail, &'static str)> {
     m.account_created(&u, NOW).await.unwrap();
     m.signup_attempt(&u, NOW).await.unwrap();
     m.password_reset(&u, "TOKEN2", NOW).await.unwrap();
-    m.password_changed(&u, NOW).await.unwrap();
+    m.password_changed(&u, super::SignedOutBy::Every, NOW)
+        .await
+        .unwrap();
     let invited = crate::edge::email::Email::parse("zoe@example.com").unwrap();
     m.invitation(&invited, Lang::parse(lang).unwrap(), NOW)
         .await

@@ -70,6 +70,14 @@ pub struct AccountPage {
     pub devices: Vec<super::forms::DeviceRow>,
     /// "N of your M allowed devices are signed in", in the reader's language.
     pub devices_intro: String,
+    /// The preferred language saved on the account ("" when none was chosen).
+    pub lang: &'static str,
+    /// What the profile form refused, in the reader's language.
+    pub profile_error: Option<String>,
+    /// What the password form refused, in the reader's language.
+    pub password_problems: Vec<String>,
+    /// The configured password rules, in the reader's language.
+    pub rules: Vec<String>,
 }
 
 #[derive(Template)]

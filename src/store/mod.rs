@@ -272,6 +272,14 @@ timed_store! {
         async fn user_activate(&self, id: &UserId, now: Millis) -> StoreResult<bool>;
         /// Replaces the password hash. Returns false if there is no such account.
         async fn user_set_password(&self, id: &UserId, password_hash: &str) -> StoreResult<bool>;
+        /// Replaces the display name and the preferred language (`None`: none chosen).
+        /// Returns false if there is no such account.
+        async fn user_set_profile(
+            &self,
+            id: &UserId,
+            name: &str,
+            lang: Option<&str>,
+        ) -> StoreResult<bool>;
         /// Deletes an account, its email index and its sessions. Returns whether it existed.
         async fn user_delete(&self, id: &UserId) -> StoreResult<bool>;
 

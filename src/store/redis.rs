@@ -757,6 +757,15 @@ impl Store for RedisStore {
         self.set_password(id, password_hash).await
     }
 
+    async fn user_set_profile(
+        &self,
+        id: &UserId,
+        name: &str,
+        lang: Option<&str>,
+    ) -> StoreResult<bool> {
+        self.set_profile(id, name, lang).await
+    }
+
     async fn user_delete(&self, id: &UserId) -> StoreResult<bool> {
         let deleted = self.delete_user(id).await?;
         // Its own key, keyed by a random id nobody reuses: no need to be in the script.

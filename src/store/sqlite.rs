@@ -563,6 +563,27 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn user_set_profile(
+        &self,
+        id: &UserId,
+        name: &str,
+        lang: Option<&str>,
+    ) -> StoreResult<bool> {
+        let (id, name, lang) = (
+            id.as_str().to_string(),
+            name.to_string(),
+            lang.map(str::to_string),
+        );
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE users SET name = ?2, lang = ?3 WHERE id = ?1",
+                params![id, name, lang],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn user_delete(&self, id: &UserId) -> StoreResult<bool> {
         let id = id.as_str().to_string();
         self.run(move |c| {

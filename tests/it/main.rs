@@ -4,6 +4,7 @@
 // Real processes run on the real clock: deadlines, polling and latency are measured on it.
 #![allow(clippy::disallowed_methods)]
 
+mod account_settings;
 mod admin_actions;
 mod apps;
 mod audit;

@@ -131,6 +131,18 @@ async fn every_account_written_is_announced(b: StoreBackend) {
     writer.user_set_password(&ann.id, "new hash").await.unwrap();
     let (_, users) = heard_until(&mut feed, |_, u| u.len() >= 2).await;
     assert_eq!(users, ids([&pending.id, &ann.id]));
+    // The display name is part of the identity sent upstream. (Whatever the writes above
+    // announced twice is drained first, so only this write can be heard now.)
+    while tokio::time::timeout(Duration::from_millis(500), feed.recv())
+        .await
+        .is_ok()
+    {}
+    writer
+        .user_set_profile(&pending.id, "Renamed", Some("en"))
+        .await
+        .unwrap();
+    let (_, users) = heard_until(&mut feed, |_, u| !u.is_empty()).await;
+    assert_eq!(users, ids([&pending.id]));
 
     // An organisation's roles are part of the identity sent upstream.
     let (org, owner) = registered(&writer, "owner@example.org", now).await;

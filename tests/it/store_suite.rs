@@ -50,6 +50,7 @@ both_backends!(
     activation_makes_a_pending_account_permanent,
     sweep_removes_expired_sign_ups_and_frees_their_address,
     set_password_replaces_the_hash_and_keeps_a_sign_up_expiring,
+    set_profile_replaces_name_and_language_and_nothing_else,
     user_delete_removes_the_account_its_address_and_its_sessions,
     attempts_count_until_cleared_per_address_and_device,
     attempts_from_two_instances_are_all_counted,
@@ -979,6 +980,42 @@ async fn set_password_replaces_the_hash_and_keeps_a_sign_up_expiring(b: StoreBac
     assert_eq!(found.status, AccountStatus::Pending);
     assert_eq!(store.sweep(expires_at).await.unwrap(), 1);
     assert_eq!(store.user_by_id(&p.id).await.unwrap(), None);
+}
+
+async fn set_profile_replaces_name_and_language_and_nothing_else(b: StoreBackend) {
+    let store = b.open();
+    let now = real_now();
+    let member = user("member@example.org", now);
+    store.user_insert(&member).await.unwrap();
+    assert!(store
+        .user_set_profile(&member.id, "Zoé d'Arc", Some("fr"))
+        .await
+        .unwrap());
+    let expected = User {
+        name: "Zoé d'Arc".into(),
+        lang: Some("fr".into()),
+        ..member.clone()
+    };
+    assert_eq!(
+        store.user_by_email("member@example.org").await.unwrap(),
+        Some(expected.clone())
+    );
+    // No language: the browser's decides again.
+    assert!(store
+        .user_set_profile(&member.id, "Zoé d'Arc", None)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.user_by_id(&member.id).await.unwrap(),
+        Some(User {
+            lang: None,
+            ..expected
+        })
+    );
+    assert!(!store
+        .user_set_profile(&UserId::random(), "Nobody", Some("en"))
+        .await
+        .unwrap());
 }
 
 async fn user_delete_removes_the_account_its_address_and_its_sessions(b: StoreBackend) {

@@ -6,7 +6,6 @@ use super::step::{self, Enrolling};
 use super::verify::{self, Sent};
 use super::{channel_ready, required, update, Factor, FactorKind, Keys};
 use crate::audit::{Actor, Event};
-use crate::auth::password::Lane;
 use crate::auth::recovery_codes;
 use crate::auth::totp::{self, TotpCheck, TotpSecret};
 use crate::auth::{Deps, FlowError};
@@ -389,67 +388,4 @@ pub async fn regenerate(
     })
     .await?;
     Ok(done.ok().map(|()| codes))
-}
-
-/// What typing the password again on the security page came to.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Unlock {
-    Open,
-    Wrong,
-    /// That failure (or an earlier one) locked the session's device, as a login would.
-    Locked,
-    IpBlocked(Millis),
-}
-
-/// The password typed again on the security page, counted like a login attempt: on the
-/// client address, and on the counter of the device the session was opened on (its id
-/// comes from the session, never from a cookie the client could change), so a stolen
-/// session is no password oracle.
-pub async fn unlock(
-    deps: &Deps,
-    user: &User,
-    device: &crate::store::DeviceId,
-    ip: std::net::IpAddr,
-    password: &str,
-    now: Millis,
-) -> Result<Unlock, FlowError> {
-    use crate::auth::lockout::{self, Gate};
-    use crate::auth::login::{failed, ip_rule, Counted};
-    let store = &deps.store;
-    let rule = ip_rule(deps);
-    let ip_key = lockout::client_key(ip);
-    let ip_count = if rule.max == 0 {
-        0
-    } else {
-        match store.ip_attempt(&ip_key, &rule, now).await? {
-            Ok(n) => n,
-            Err(until) => return Ok(Unlock::IpBlocked(until)),
-        }
-    };
-    let key = crate::store::AttemptKey::Device(&user.email, device);
-    let count = store.attempt_begin(key, now).await?;
-    let gate = lockout::gate(count, deps.config.file.lockout.account_max_failures);
-    let right = password.len() <= 1024
-        && deps
-            .auth
-            .hasher
-            .verify(password, Some(&user.password_hash), Lane::member(&user.id))
-            .await?;
-    if gate == Gate::Open && right {
-        store.attempts_clear(key).await?;
-        if rule.max > 0 {
-            store.ip_refund(&ip_key).await?;
-        }
-        return Ok(Unlock::Open);
-    }
-    let counted = Counted {
-        attempt: count,
-        ip_count,
-        known_device: true,
-    };
-    Ok(if failed(deps, Some(user), gate, counted, ip, now).await? {
-        Unlock::Locked
-    } else {
-        Unlock::Wrong
-    })
 }

@@ -7,7 +7,8 @@ use http::StatusCode;
 use super::twofactor::{enrol_view, run_enrol, EnrolResult};
 use super::{Ctx, PageResult};
 use crate::audit::{Actor, Event};
-use crate::auth::twofactor::enrol::{self, Removed, Unlock};
+use crate::auth::reauth::{self, Reauth};
+use crate::auth::twofactor::enrol::{self, Removed};
 use crate::auth::twofactor::load;
 use crate::auth::twofactor::step::{self, Purpose, SecondStep};
 use crate::pages::render;
@@ -227,7 +228,7 @@ async fn webauthn_page(
     Ok(render::page(StatusCode::OK, &page))
 }
 
-/// The password typed again (counted like a login attempt, see [`enrol::unlock`]).
+/// The password typed again (counted like a login attempt, see [`reauth`]).
 async fn unlock(
     ctx: &Ctx<'_, '_>,
     key: &str,
@@ -239,8 +240,8 @@ async fn unlock(
     let t = ctx.lang().tr();
     let device = &ctx.member()?.device_id;
     let ip = ctx.req.client_ip;
-    let error = match enrol::unlock(ctx.app, &user, device, ip, password, ctx.now).await? {
-        Unlock::Open if needs_factor(ctx, &user).await? => {
+    let error = match reauth::password_again(ctx.app, &user, device, ip, password, ctx.now).await? {
+        Reauth::Right if needs_factor(ctx, &user).await? => {
             // The password is right; the factor this session never proved comes next.
             let id = ctx.member()?;
             let purpose = Purpose::Unlock {
@@ -252,15 +253,15 @@ async fn unlock(
             step::start(ctx.app, &device_key, &unlock, ctx.now).await?;
             return Ok(crate::pages::Reply::see_other(Route::TwoFactor.path()));
         }
-        Unlock::Open => {
+        Reauth::Right => {
             s.unlocked_until = Some(ctx.now + UNLOCK_MS);
             step::put(ctx.app, key, version, &s, ctx.now).await?;
             let ok = StatusCode::OK;
             return render_page(ctx, key, &s, &user, None, None, Vec::new(), ok).await;
         }
-        Unlock::IpBlocked(until) => return Err(PageError::IpBlocked { until }),
-        Unlock::Wrong => t.get("twofa-bad-password"),
-        Unlock::Locked => t.get("twofa-unlock-locked"),
+        Reauth::IpBlocked(until) => return Err(PageError::IpBlocked { until }),
+        Reauth::Wrong => t.get("twofa-bad-password"),
+        Reauth::Locked => t.get("twofa-unlock-locked"),
     };
     let failed = Event::LoginFailed { email: &user.email };
     failed.emit(&Actor::Visitor(ip), ctx.now);

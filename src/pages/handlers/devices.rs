@@ -239,15 +239,7 @@ pub async fn others(ctx: &Ctx<'_, '_>) -> PageResult {
     let id = ctx.member()?;
     let f = ctx.req.form();
     ctx.check_csrf(f.get("csrf"))?;
-    let now = ctx.now;
-    let mut n = 0;
-    for s in ctx.app.store.sessions_of(&id.user_id, now).await? {
-        if s.id != id.session_id
-            && devices::end_session(ctx.app, &id.user_id, &s.id, SignedOut::Revoked, now).await?
-        {
-            n += 1;
-        }
-    }
+    let n = devices::end_others(ctx.app, &id.user_id, &id.session_id, ctx.now).await?;
     let event = Event::DevicesRevoked {
         user: &id.user_id,
         count: n,

@@ -246,6 +246,8 @@ async fn page(ctx: &Ctx<'_, '_>) -> PageResult {
         (Route::AdminMemberTwoFactorReset, _, true) => admin_member::twofactor_reset(ctx).await,
         (Route::AccountDevicesRevoke, _, true) => devices::revoke(ctx).await,
         (Route::AccountDevicesOthers, _, true) => devices::others(ctx).await,
+        (Route::AccountProfile, _, true) => account::profile(ctx).await,
+        (Route::AccountPassword, _, true) => account::password(ctx).await,
         (Route::Verify, true, _) => devices::verify_get(ctx).await,
         (Route::Verify, _, true) => devices::verify_post(ctx).await,
         (Route::VerifyResend, _, true) => devices::resend(ctx).await,

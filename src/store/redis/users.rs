@@ -128,6 +128,21 @@ return 1
 "#
 );
 
+// KEYS[5] the user's key; ARGV[7] id, ARGV[8] name, ARGV[9] language ("" for none).
+user_script!(
+    USER_SET_PROFILE,
+    r#"
+local u, exists = user_record(ARGV[7])
+if not u then return exists and -1 or 0 end
+u.name = ARGV[8]
+if ARGV[9] == '' then u.lang = cjson.null else u.lang = ARGV[9] end
+put_user(KEYS[5], cjson.encode(u))
+local expires_at = redis.call('ZSCORE', PENDING, ARGV[7])
+if expires_at then redis.call('PEXPIREAT', KEYS[5], int(tonumber(expires_at))) end
+return 1
+"#
+);
+
 // ARGV[7] id.
 user_script!(USER_DELETE, "return (delete_user(ARGV[7]))");
 
@@ -196,6 +211,20 @@ impl RedisStore {
         inv.key(Key::User(id).name())
             .arg(id.as_str())
             .arg(password_hash);
+        changed(self.call(&inv).await?, id)
+    }
+
+    pub(super) async fn set_profile(
+        &self,
+        id: &UserId,
+        name: &str,
+        lang: Option<&str>,
+    ) -> StoreResult<bool> {
+        let mut inv = user_call(&USER_SET_PROFILE);
+        inv.key(Key::User(id).name())
+            .arg(id.as_str())
+            .arg(name)
+            .arg(lang.unwrap_or(""));
         changed(self.call(&inv).await?, id)
     }
 
