@@ -447,9 +447,14 @@ pub async fn unlock(
         ip_count,
         known_device: true,
     };
-    Ok(if failed(deps, Some(user), gate, counted, ip, now).await? {
-        Unlock::Locked
-    } else {
-        Unlock::Wrong
-    })
+    Ok(
+        if failed(deps, Some(user), gate, counted, ip, now)
+            .await?
+            .is_some()
+        {
+            Unlock::Locked
+        } else {
+            Unlock::Wrong
+        },
+    )
 }
