@@ -773,11 +773,6 @@ mod tests {
             ),
             (Event::PasswordResetRequested { user }, Actor::Visitor(IP)),
             (Event::PasswordReset { user, ended: 2 }, Actor::Visitor(IP)),
-            (
-                Event::PasswordChanged { user, ended: 1 },
-                Actor::Visitor(IP),
-            ),
-            (Event::ProfileChanged { user }, Actor::Visitor(IP)),
             (Event::DeviceOverflow { email }, Actor::Visitor(IP)),
             (Event::DeviceDenied { email }, Actor::Visitor(IP)),
             (
@@ -906,6 +901,11 @@ mod tests {
                 Event::RecoveryCodeUsed { user, left: 9 },
                 Actor::Visitor(IP),
             ),
+            (
+                Event::PasswordChanged { user, ended: 1 },
+                Actor::Visitor(IP),
+            ),
+            (Event::ProfileChanged { user }, Actor::Visitor(IP)),
         ]
     }
 

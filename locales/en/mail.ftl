@@ -2,6 +2,7 @@ mail-hello = Hello,
 mail-copy-link = If the button does not work, copy this address into your browser:
 mail-ignore = If you did not ask for this, ignore this email: nothing will change.
 mail-auto = This email was sent automatically; please do not reply.
+mail-support-contact = Questions? Contact us by email:
 mail-activation-subject = Activate your account
 mail-activation-intro = Thank you for signing up on { $site }. To activate your account, follow the link below.
 mail-activation-validity = The link can be used once and is valid for { $hours } hours.
@@ -45,10 +46,12 @@ mail-code-notme = It was not me: change my password
 mail-code-footer = If you did not try to sign in, do not share this code: someone knows your password, so change it.
 
 mail-overflow-subject = { $email } went over the device limit on { $site }
-mail-overflow-intro = The member { $email } signed in to { $site } from a new device, { $device } (address { $ip }).
+mail-overflow-who = { $name } ({ $email })
+mail-overflow-intro = The member { $member } signed in to { $site } from a new device, { $device } (address { $ip }).
 mail-overflow-count = The limit is { $max } devices and { $active } were already signed in.
 mail-overflow-next = The member was sent a code and must choose which device to sign out. Frequent notices for one member can mean a shared account.
-mail-overflow-action = Open the administration page
+mail-overflow-action = Open the member's page
+mail-overflow-write = Write to the member ({ $email })
 mail-overflow-footer = You get this notice at most once a day per member.
 
 mail-org-link-subject = Continue registering your company
@@ -75,7 +78,6 @@ mail-changed-footer = If you did not make this change, someone may have access t
 mail-locked-unconfirmed = This address is not confirmed yet, so no reset link can be sent to it: the lock ends when an administrator lifts it.
 mail-locked-unconfirmed-support = This address is not confirmed yet, so no reset link can be sent to it: write to { $support } to have the lock lifted.
 mail-contact-replaces = This address would become the login of the account that signs in today with { $current }, and only that account, signed in, can confirm it. If that is not you, ignore this email: nothing will change.
-mail-support = You can also write to { $email }.
 
 mail-2fa-subject = Your sign-in code
 mail-2fa-intro = Someone (hopefully you) is signing in to { $site } as { $email } and was asked for a second factor.

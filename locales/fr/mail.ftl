@@ -2,6 +2,7 @@ mail-hello = Bonjour,
 mail-copy-link = Si le bouton ne fonctionne pas, copiez cette adresse dans votre navigateur :
 mail-ignore = Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : rien ne changera.
 mail-auto = Ce message a été envoyé automatiquement ; merci de ne pas y répondre.
+mail-support-contact = Une question ? Contactez-nous par e-mail :
 mail-activation-subject = Veuillez activer votre compte
 mail-activation-intro = Merci de votre inscription sur { $site }. Pour activer votre compte, suivez le lien ci-dessous.
 mail-activation-validity = Le lien ne peut servir qu'une fois et reste valable { $hours } heures.
@@ -45,10 +46,12 @@ mail-code-notme = Ce n'était pas moi : changer mon mot de passe
 mail-code-footer = Si vous n'avez pas essayé de vous connecter, ne communiquez pas ce code : quelqu'un connaît votre mot de passe, changez-le.
 
 mail-overflow-subject = { $email } a dépassé la limite d'appareils sur { $site }
-mail-overflow-intro = Le membre { $email } s'est connecté à { $site } depuis un nouvel appareil, { $device } (adresse { $ip }).
+mail-overflow-who = { $name } ({ $email })
+mail-overflow-intro = Le membre { $member } s'est connecté à { $site } depuis un nouvel appareil, { $device } (adresse { $ip }).
 mail-overflow-count = La limite est de { $max } appareils et { $active } étaient déjà connectés.
 mail-overflow-next = Le membre a reçu un code et doit choisir quel appareil déconnecter. Des avis fréquents pour un même membre peuvent signaler un compte partagé.
-mail-overflow-action = Ouvrir la page d'administration
+mail-overflow-action = Ouvrir la fiche du membre
+mail-overflow-write = Écrire au membre ({ $email })
 mail-overflow-footer = Vous recevez cet avis au plus une fois par jour et par membre.
 
 mail-org-link-subject = Poursuivez l'inscription de votre entreprise
@@ -75,7 +78,6 @@ mail-changed-footer = Si vous n'êtes pas à l'origine de ce changement, quelqu'
 mail-locked-unconfirmed = Cette adresse n'est pas encore confirmée : aucun lien de réinitialisation ne peut lui être envoyé. Le verrou sera levé par un administrateur.
 mail-locked-unconfirmed-support = Cette adresse n'est pas encore confirmée : aucun lien de réinitialisation ne peut lui être envoyé. Écrivez à { $support } pour faire lever le verrou.
 mail-contact-replaces = Cette adresse deviendrait l'identifiant du compte qui se connecte aujourd'hui avec { $current }, et seul ce compte, connecté, peut la confirmer. Si ce n'est pas vous, ignorez ce message : rien ne changera.
-mail-support = Vous pouvez aussi écrire à { $email }.
 
 mail-2fa-subject = Votre code de connexion
 mail-2fa-intro = Quelqu'un (vous, espérons-le) se connecte à { $site } avec { $email } et un second facteur lui est demandé.

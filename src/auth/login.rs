@@ -78,7 +78,7 @@ pub enum LoginOutcome {
     /// Right password, but the activation link has not been followed yet.
     NotActivated,
     /// Too many consecutive failures on this address (from this kind of device).
-    Locked,
+    Locked(Lock),
     /// The client address is blocked until this instant.
     IpBlocked {
         until: Millis,
@@ -99,11 +99,26 @@ impl LoginOutcome {
             LoginOutcome::SecondFactor => "second_factor",
             LoginOutcome::BadCredentials => "bad_credentials",
             LoginOutcome::NotActivated => "not_activated",
-            LoginOutcome::Locked => "locked",
+            LoginOutcome::Locked(_) => "locked",
             LoginOutcome::IpBlocked { .. } => "ip_blocked",
             LoginOutcome::Shed => "shed",
         }
     }
+}
+
+/// Which counter refused an attempt, and so what its owner was told: the page says
+/// only what is true (a device lock mails nobody).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// The address's counter, from a device that never signed in to it. When it locked,
+    /// the owner of an active account was mailed how to reactivate it (a reset link, or
+    /// whom to ask); a pending account or an unknown address gets no mail, yet the same
+    /// answer, so the page must hold for all of them.
+    Account,
+    /// The counter of a device known to the account, locked by its own failures: only
+    /// this device is locked, and no mail is sent (its owner is the one typing). Only a
+    /// device that signed in to the account has one, so telling it reveals nothing.
+    Device,
 }
 
 /// `[lockout]` as the store wants it.
@@ -195,11 +210,7 @@ pub async fn login(deps: &Deps, input: LoginInput<'_>) -> Result<LoginOutcome, F
                 known_device,
             };
             let locked = failed(deps, user.as_ref(), gate, counted, input.ip, input.now).await?;
-            return Ok(if locked {
-                LoginOutcome::Locked
-            } else {
-                LoginOutcome::BadCredentials
-            });
+            return Ok(locked.map_or(LoginOutcome::BadCredentials, LoginOutcome::Locked));
         }
     };
     use super::twofactor::verify::{self, Need};
@@ -294,7 +305,7 @@ pub(super) struct Counted {
 }
 
 /// A failed attempt: the lock it completes (logged, counted, the owner mailed) and the
-/// client address's block. Returns whether the address is locked.
+/// client address's block. Returns the lock the address (or device) is under, if any.
 pub(super) async fn failed(
     deps: &Deps,
     user: Option<&User>,
@@ -302,7 +313,7 @@ pub(super) async fn failed(
     counted: Counted,
     ip: IpAddr,
     now: Millis,
-) -> Result<bool, FlowError> {
+) -> Result<Option<Lock>, FlowError> {
     let max = deps.config.file.lockout.account_max_failures;
     let rule = ip_rule(deps);
     let locked = gate == Gate::Locked
@@ -318,7 +329,11 @@ pub(super) async fn failed(
         let blocked = Event::IpBlocked { address: ip, until };
         blocked.emit(&Actor::System(Some(ip)), now);
     }
-    Ok(locked)
+    Ok(locked.then_some(if counted.known_device {
+        Lock::Device
+    } else {
+        Lock::Account
+    }))
 }
 
 /// The failure that locked an address: counted, logged, and the owner of an active

@@ -27,7 +27,9 @@ pub mod signup;
 pub mod totp;
 pub mod twofactor;
 
-pub use login::{ip_rule, login, open_for, start_session, LoginInput, LoginOutcome, NewSession};
+pub use login::{
+    ip_rule, login, open_for, start_session, Lock, LoginInput, LoginOutcome, NewSession,
+};
 pub use session_cache::SessionCache;
 pub use sessions::{header_value, Identity, Member, Visitor};
 

@@ -65,7 +65,8 @@ pub async fn password_again(
         ip_count,
         known_device: true,
     };
-    Ok(if failed(deps, Some(user), gate, counted, ip, now).await? {
+    let locked = failed(deps, Some(user), gate, counted, ip, now).await?;
+    Ok(if locked.is_some() {
         Reauth::Locked
     } else {
         Reauth::Wrong

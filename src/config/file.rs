@@ -344,16 +344,24 @@ impl Default for OrgsSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SiteSection {
+    /// The site's name, shown in the page header and in mails (their first line and
+    /// subject). Empty: pages say "Members area" / "Espace membres" (the catalogs'
+    /// words) and mails name the host of `server.public_url`.
+    pub name: String,
     /// Region (ISO 3166 code) in which phone numbers typed without `+country` are read.
     pub phone_region: String,
-    /// Where members who cannot help themselves (no confirmed address to recover with)
-    /// are told to write; empty: not shown.
+    /// The address members write to for help: when set, a "Contact us" mailto line is
+    /// shown on error, lock, block and password-recovery pages and at the foot of every
+    /// mail, and members who cannot recover their account themselves are told to write
+    /// there. Checked as an address at load ([`super::Config::support_email`]); empty:
+    /// nothing is shown.
     pub support_email: String,
 }
 
 impl Default for SiteSection {
     fn default() -> Self {
         Self {
+            name: String::new(),
             phone_region: "FR".into(),
             support_email: String::new(),
         }

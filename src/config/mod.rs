@@ -45,6 +45,8 @@ pub struct Config {
     pub phone_region: crate::edge::phone::Region,
     /// A text message reaches someone (`sms.transport` is not `log`, or `dev_mode`).
     pub sms_delivers: bool,
+    /// `site.support_email`, parsed (the one check of it); `None` when empty.
+    pub support_email: Option<crate::edge::email::Email>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +218,22 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
             )
         })?;
 
+    let support_email = match file.site.support_email.trim() {
+        "" => None,
+        address => Some(crate::edge::email::Email::parse(address).map_err(|e| {
+            err(
+                "site.support_email",
+                format!("not a mail address: {address}: {e}"),
+            )
+        })?),
+    };
+    if file.site.name.chars().any(char::is_control) || file.site.name.chars().count() > 100 {
+        return Err(err(
+            "site.name",
+            "at most 100 characters, without line breaks or control characters".into(),
+        ));
+    }
+
     let secure_cookies = public_url.scheme() == "https" || file.server.tls_cert.is_some();
     let sms_delivers = sms::sms_delivers(&file);
     Ok(Config {
@@ -232,6 +250,7 @@ fn validate(file: FileConfig, source: &str) -> Result<Config, ConfigError> {
         default_lang,
         phone_region,
         sms_delivers,
+        support_email,
     })
 }
 

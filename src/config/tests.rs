@@ -178,3 +178,37 @@ fn public_url_with_a_path_is_refused() {
     ))
     .unwrap();
 }
+
+#[test]
+fn support_email_is_checked_once_as_an_address() {
+    let with = |value: &str| parse(&format!("{MINIMAL}[site]\nsupport_email = \"{value}\"\n"));
+    assert!(with("").unwrap().support_email.is_none());
+    let parsed = with(" Help@School.Example ")
+        .unwrap()
+        .support_email
+        .unwrap();
+    assert_eq!(parsed.as_str(), "help@school.example");
+    for bad in [
+        "help",
+        "<b>x</b>@school.example",
+        "help@localhost",
+        "a b@school.example",
+    ] {
+        let err = with(bad).unwrap_err().to_string();
+        assert!(
+            err.contains("site.support_email") && err.contains("not a mail address"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn site_name_is_one_line() {
+    let with = |value: &str| parse(&format!("{MINIMAL}[site]\nname = \"{value}\"\n"));
+    assert_eq!(
+        with("École Example").unwrap().file.site.name,
+        "École Example"
+    );
+    let err = with("two\\nlines").unwrap_err().to_string();
+    assert!(err.contains("site.name"), "{err}");
+}

@@ -146,6 +146,23 @@ impl Email {
     pub fn into_string(self) -> String {
         self.0
     }
+
+    /// A `mailto:` URI for this address (RFC 6068): every byte but letters, digits,
+    /// `-._~` and the `@` percent-encoded, so characters an address may hold (`?`, `#`,
+    /// `&`, `%`, `/`, `+`...) cannot start a query or fragment or be read as a space.
+    /// Still to be HTML-escaped where it is written (askama does).
+    pub fn mailto(&self) -> String {
+        const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~')
+            .remove(b'@');
+        format!(
+            "mailto:{}",
+            percent_encoding::utf8_percent_encode(&self.0, KEEP)
+        )
+    }
 }
 
 impl fmt::Display for Email {
@@ -196,6 +213,16 @@ mod tests {
             "first.last+tag@sub.example.org"
         );
         assert_eq!(ok("o'neil_x-y@example.co.uk"), "o'neil_x-y@example.co.uk");
+    }
+
+    #[test]
+    fn mailto_encodes_what_a_uri_would_read_otherwise() {
+        let to = |raw: &str| Email::parse(raw).unwrap().mailto();
+        assert_eq!(to("help@school.example"), "mailto:help@school.example");
+        assert_eq!(
+            to("a+b&c?d#e%f/g'h=i@example.com"),
+            "mailto:a%2Bb%26c%3Fd%23e%25f%2Fg%27h%3Di@example.com"
+        );
     }
 
     #[test]

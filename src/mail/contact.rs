@@ -58,7 +58,7 @@ impl Mailer {
             label: t.get("mail-code-notme"),
             url: self.link(Route::PasswordForgot.path()),
         }];
-        l.footer = self.changed_footer(lang);
+        l.footer = t.get("mail-changed-footer");
         self.queue("email_changed", old, l, now).await
     }
 
@@ -80,26 +80,14 @@ impl Mailer {
             label: t.get("mail-code-notme"),
             url: self.link(Route::PasswordForgot.path()),
         }];
-        l.footer = self.changed_footer(lang);
+        l.footer = t.get("mail-changed-footer");
         self.queue("mobile_changed", &member.email, l, now).await
     }
 
     /// The text message confirming `to`: one GSM-7 segment in both languages.
     pub async fn sms_code(&self, lang: Lang, to: &str, code: &str, now: Millis) -> StoreResult<()> {
-        let text = sms_code_text(lang, &self.site(), code, self.code_minutes());
+        let text = sms_code_text(lang, &self.host(), code, self.code_minutes());
         self.queue_sms("contact_code", to, text, now).await
-    }
-
-    /// "If it was not you…", and where to write when the site says.
-    fn changed_footer(&self, lang: Lang) -> String {
-        let t = lang.tr();
-        let mut footer = t.get("mail-changed-footer");
-        let support = &self.config.file.site.support_email;
-        if !support.is_empty() {
-            footer.push(' ');
-            footer.push_str(&t.with("mail-support", &[("email", support.clone())]));
-        }
-        footer
     }
 
     pub(super) fn code_minutes(&self) -> u64 {

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use super::letter::Link;
 use super::Mailer;
+use crate::edge::email::Email;
 use crate::i18n::Lang;
 use crate::routes::Route;
 use crate::store::{Millis, StoreResult, User};
@@ -56,7 +57,9 @@ impl Mailer {
         self.queue("device_code", &o.member.email, l, now).await
     }
 
-    /// Tells one admin (or `mail.admin_notify` address) that a member went over the cap.
+    /// Tells one admin (or `mail.admin_notify` address) that a member went over the cap:
+    /// who (name and address), a link to the member's admin page and a `mailto:` link to
+    /// write to them.
     pub async fn device_overflow_notice(
         &self,
         to: &str,
@@ -71,11 +74,19 @@ impl Mailer {
             "mail-overflow-subject",
             &[("email", o.member.email.clone()), ("site", self.site())],
         );
+        let member = &o.member.email;
+        let who = match o.member.name.trim() {
+            "" => member.clone(),
+            name => t.with(
+                "mail-overflow-who",
+                &[("name", name.to_string()), ("email", member.clone())],
+            ),
+        };
         l.paragraphs = vec![
             t.with(
                 "mail-overflow-intro",
                 &[
-                    ("email", o.member.email.clone()),
+                    ("member", who),
                     ("site", self.site()),
                     ("device", o.device.to_string()),
                     ("ip", o.ip.to_string()),
@@ -89,8 +100,16 @@ impl Mailer {
         ];
         l.action = Some(Link {
             label: t.get("mail-overflow-action"),
-            url: self.link(Route::Admin.path()),
+            url: self.link(&Route::AdminMember.with_query(&[("email", member)])),
         });
+        // Stored addresses were parsed when they entered (older ones are lower-case
+        // ASCII); one that no longer parses gets no mailto link rather than a broken one.
+        if let Ok(address) = Email::parse(member) {
+            l.links = vec![Link {
+                label: t.with("mail-overflow-write", &[("email", member.clone())]),
+                url: address.mailto(),
+            }];
+        }
         l.footer = t.get("mail-overflow-footer");
         self.queue("device_overflow", to, l, now).await
     }

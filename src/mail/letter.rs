@@ -1,5 +1,5 @@
 //! The shape every mail shares (greeting, paragraphs, one action, secondary links,
-//! footer), rendered into a text part and an HTML part by one template pair. Each mail's
+//! footer, the support address when the site has one), rendered into a text part and an HTML part by one template pair. Each mail's
 //! words come from the catalogs (`locales/*/mail.ftl`), never from Rust or templates.
 
 use askama::Template;
@@ -21,6 +21,15 @@ pub struct Letter {
     pub action: Option<Link>,
     pub links: Vec<Link>,
     pub footer: String,
+    /// `site.support_email`: a "Contact us" line under the footer (a mailto link in the
+    /// HTML part); `None` shows nothing.
+    pub support: Option<Support>,
+}
+
+/// The support address and its `mailto:` link.
+pub struct Support {
+    pub email: String,
+    pub mailto: String,
 }
 
 #[derive(Template)]
@@ -35,6 +44,8 @@ struct Html<'a> {
     copy_hint: String,
     links: &'a [Link],
     footer: &'a str,
+    support: &'a Option<Support>,
+    support_label: String,
 }
 
 #[derive(Template)]
@@ -46,6 +57,8 @@ struct Text<'a> {
     action: &'a Option<Link>,
     links: &'a [Link],
     footer: &'a str,
+    support: &'a Option<Support>,
+    support_label: String,
 }
 
 /// Subject, text part, HTML part.
@@ -69,6 +82,8 @@ impl Letter {
             action: &self.action,
             links: &self.links,
             footer: &self.footer,
+            support: &self.support,
+            support_label: t.get("mail-support-contact"),
         }
         .render()?;
         let html = Html {
@@ -81,6 +96,8 @@ impl Letter {
             copy_hint: t.get("mail-copy-link"),
             links: &self.links,
             footer: &self.footer,
+            support: &self.support,
+            support_label: t.get("mail-support-contact"),
         }
         .render()?;
         Ok(Rendered {

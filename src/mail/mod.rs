@@ -127,7 +127,7 @@ impl Mailer {
             delivery: sender::Delivery::Mail {
                 transport,
                 from,
-                host: self.site(),
+                host: self.host(),
             },
             // Mails carry links valid hours or days; they are never dropped.
             useless_after: None,
@@ -203,8 +203,17 @@ impl Mailer {
         self.push(sms, now).await
     }
 
-    /// The site's name in mails: the host of `public_url`.
+    /// The site's name in mails: `site.name`, else the host of `public_url`.
     fn site(&self) -> String {
+        match self.config.file.site.name.as_str() {
+            "" => self.host(),
+            name => name.to_string(),
+        }
+    }
+
+    /// The host of `public_url`: the domain of Message-IDs, and the site's name in text
+    /// messages (a host fits in one GSM-7 segment; a free-form name may not).
+    fn host(&self) -> String {
         self.config
             .public_url
             .host_str()
@@ -237,6 +246,10 @@ impl Mailer {
             action: None,
             links: vec![],
             footer: lang.tr().get("mail-auto"),
+            support: self.config.support_email.as_ref().map(|e| letter::Support {
+                email: e.to_string(),
+                mailto: e.mailto(),
+            }),
         }
     }
 
@@ -427,14 +440,12 @@ impl Mailer {
                 });
             }
             None => {
-                let support = &self.config.file.site.support_email;
-                l.paragraphs.push(if support.is_empty() {
-                    t.get("mail-locked-unconfirmed")
-                } else {
-                    t.with(
+                l.paragraphs.push(match &self.config.support_email {
+                    None => t.get("mail-locked-unconfirmed"),
+                    Some(support) => t.with(
                         "mail-locked-unconfirmed-support",
-                        &[("support", support.clone())],
-                    )
+                        &[("support", support.to_string())],
+                    ),
                 });
             }
         }

@@ -7,9 +7,14 @@ use crate::store::{AccountStatus, SqliteStore, UserId};
 const NOW: crate::store::Millis = 1_700_000_000_000;
 
 fn mailer(public_url: &str) -> (Mailer, DynStore, tempfile::TempDir) {
+    mailer_with(public_url, "")
+}
+
+/// A mailer whose configuration also holds `extra` (whole sections).
+fn mailer_with(public_url: &str, extra: &str) -> (Mailer, DynStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
-        "[upstream]\nurl = \"http://127.0.0.1:1\"\n[server]\npublic_url = \"{public_url}\"\n"
+        "[upstream]\nurl = \"http://127.0.0.1:1\"\n[server]\npublic_url = \"{public_url}\"\n{extra}"
     );
     let config = crate::config::from_str(&toml, "test", std::iter::empty()).unwrap();
     let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("v.db")).unwrap());
@@ -137,5 +142,52 @@ async fn links_join_the_public_url_once_and_html_is_escaped() {
             || mail.html.contains("a&lt;b&gt;@example.com"),
         "{}",
         mail.html
+    );
+}
+
+#[tokio::test]
+async fn the_site_name_and_support_address_close_every_mail() {
+    let extra = "[site]\nname = \"Cours <Example>\"\nsupport_email = \"a&b+c@school.example\"\n";
+    let (m, store, _dir) = mailer_with("https://courses.example.com/", extra);
+    m.account_created(&user("en"), NOW).await.unwrap();
+    m.password_changed(&user("fr"), super::SignedOutBy::Every, NOW)
+        .await
+        .unwrap();
+    for mail in store.outbox_list().await.unwrap() {
+        // HTML: escaped text, and a mailto link whose address is percent-encoded.
+        let shown = |text: &str| {
+            let numeric = text
+                .replace('&', "&#38;")
+                .replace('<', "&#60;")
+                .replace('>', "&#62;");
+            let named = text
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            mail.html.contains(&numeric) || mail.html.contains(&named)
+        };
+        assert!(
+            mail.html
+                .contains("<a href=\"mailto:a%26b%2Bc@school.example\"")
+                && shown("a&b+c@school.example"),
+            "{}",
+            mail.html
+        );
+        assert!(shown("Cours <Example>"), "{}", mail.html);
+        assert!(!mail.html.contains("<Example>"), "{}", mail.html);
+        // Text: the address as typed, after the footer.
+        let tail = mail.text.rsplit("--").next().unwrap();
+        assert!(tail.contains("a&b+c@school.example"), "{}", mail.text);
+        assert!(mail.text.starts_with("Cours <Example>"), "{}", mail.text);
+    }
+    // Without the setting, no line at all.
+    let (m, store, _dir) = mailer("https://courses.example.com/");
+    m.account_created(&user("en"), NOW).await.unwrap();
+    let mail = store.outbox_list().await.unwrap().remove(0);
+    assert!(!mail.html.contains("mailto:") && !mail.text.contains("Contact us"));
+    assert!(
+        mail.text.starts_with("courses.example.com"),
+        "{}",
+        mail.text
     );
 }

@@ -38,7 +38,7 @@ impl Mailer {
         code: &str,
         now: Millis,
     ) -> StoreResult<()> {
-        let site: String = self.site().chars().take(40).collect();
+        let site: String = self.host().chars().take(40).collect();
         let text = lang.tr().with(
             "sms-2fa-code",
             &[

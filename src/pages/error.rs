@@ -12,6 +12,7 @@ use super::{rd, render, Reply};
 use crate::auth::limits::RetryAfter;
 use crate::auth::password::HashError;
 use crate::auth::FlowError;
+use crate::config::Config;
 use crate::i18n::Lang;
 use crate::routes::Route;
 use crate::store::{Millis, StoreError};
@@ -85,19 +86,27 @@ impl PageError {
     }
 
     /// The reply: a page in `lang`, or JSON for [`Route::ApiMe`]. `now` dates a block.
-    pub fn into_reply(self, route: Option<Route>, lang: Lang, now: Millis) -> Reply {
+    /// Every page says where to write for help when `site.support_email` is set.
+    pub fn into_reply(
+        self,
+        route: Option<Route>,
+        lang: Lang,
+        config: &Config,
+        now: Millis,
+    ) -> Reply {
         if route == Some(Route::ApiMe) {
             return self.into_json();
         }
-        let message =
-            |status, title, message, link| render::message(status, lang, title, message, link);
+        let message = |status, title, message, link| {
+            render::error(status, lang, config, title, message, link)
+        };
         match self {
             PageError::Unavailable(e) => {
                 tracing::error!(error = %e, route = route.map(Route::path), "page could not complete");
-                render::unavailable(lang)
+                render::unavailable(lang, config)
             }
-            PageError::StoreDown => render::unavailable(lang),
-            PageError::Busy => render::busy(lang),
+            PageError::StoreDown => render::unavailable(lang, config),
+            PageError::Busy => render::busy(lang, config),
             PageError::Csrf => message(
                 StatusCode::FORBIDDEN,
                 "csrf-title",
@@ -107,7 +116,7 @@ impl PageError {
             PageError::LoginRequired { here } => {
                 Reply::redirect(StatusCode::FOUND, &rd::login_url(&here))
             }
-            PageError::Forbidden => render::forbidden(lang),
+            PageError::Forbidden => render::forbidden(lang, config),
             PageError::Gone {
                 title,
                 message: text,
@@ -123,9 +132,10 @@ impl PageError {
                     "blocked-message",
                     &[("minutes", secs.div_ceil(60).to_string())],
                 );
-                render::message_text(
+                render::message_with_support(
                     StatusCode::TOO_MANY_REQUESTS,
                     lang,
+                    config,
                     "blocked-title",
                     text,
                     None,

@@ -205,9 +205,10 @@ pub async fn decide(
 fn refused(app: &App, lang: Lang, why: EdgeError) -> Decision {
     tracing::debug!(reason = %why, "request refused at the edge");
     app.metrics.refused.with_label_values(&[why.label()]).inc();
-    let reply = render::message(
+    let reply = render::error(
         StatusCode::BAD_REQUEST,
         lang,
+        &app.config,
         "bad-request-title",
         "bad-request-message",
         Some(("/", "back-home")),
@@ -318,12 +319,16 @@ fn apply_rules(
     };
     match (access, visitor) {
         (Access::Public, visitor) => Decision::Forward(visitor),
-        (_, Visitor::StoreDown) => {
-            Decision::Respond(render::unavailable(facts.lang), Outcome::Unavailable)
-        }
+        (_, Visitor::StoreDown) => Decision::Respond(
+            render::unavailable(facts.lang, &app.config),
+            Outcome::Unavailable,
+        ),
         (_, Visitor::Anonymous) => login_needed(app, req, facts, signed_out),
         (access, Visitor::Member(id)) if !access.admits(id.admin, id.org_role()) => {
-            Decision::Respond(render::forbidden(facts.lang), Outcome::Forbidden)
+            Decision::Respond(
+                render::forbidden(facts.lang, &app.config),
+                Outcome::Forbidden,
+            )
         }
         (_, Visitor::Member(id)) if id.level < AuthLevel::SecondFactor && second_factor(&id) => {
             second_factor_needed(req, facts)

@@ -363,7 +363,7 @@ impl ProxyHttp for Gateway {
             Failure::Timeout => tracing::warn!(error = %brief(e), "upstream timed out; 504"),
             Failure::Unreachable => tracing::warn!(error = %brief(e), "upstream unreachable; 502"),
         }
-        if let Err(we) = self.answer(session, ctx.lang, failure).await {
+        if let Err(we) = self.answer(session, ctx, failure).await {
             tracing::debug!(error = %we, "could not send the error page");
         }
         FailToProxy {
@@ -424,14 +424,19 @@ impl Gateway {
     /// is not kept (the unread body would be taken for the next request).
     async fn refuse_body(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         ctx.decision = "body_too_large";
-        self.answer(session, ctx.lang, Failure::TooLarge).await
+        self.answer(session, ctx, Failure::TooLarge).await
     }
 
     /// Answers a forwarded request that got no response from upstream (or was refused
     /// for its size): a page or JSON, on a connection that is then closed (part of a
     /// request body may be unread), said so that the client does not send its next
     /// request on it.
-    async fn answer(&self, session: &mut Session, lang: Lang, failure: Failure) -> Result<()> {
+    async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        failure: Failure,
+    ) -> Result<()> {
         if failure == Failure::TooLarge {
             self.metrics
                 .refused
@@ -440,7 +445,8 @@ impl Gateway {
         }
         let html = decide::wants_html(&http::Method::GET, &session.req_header().headers);
         session.set_keepalive(None);
-        respond::write(session, failure.reply(lang, html)).await
+        let reply = failure.reply(ctx.lang, &ctx.app.config, html);
+        respond::write(session, reply).await
     }
 }
 

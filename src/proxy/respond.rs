@@ -5,6 +5,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use serde_json::json;
 
+use crate::config::Config;
 use crate::i18n::Lang;
 use crate::pages::{render, Reply};
 
@@ -46,7 +47,7 @@ impl Failure {
         }
     }
 
-    pub fn reply(self, lang: Lang, html: bool) -> Reply {
+    pub fn reply(self, lang: Lang, config: &Config, html: bool) -> Reply {
         let (error, title, message) = match self {
             Failure::Unreachable => ("bad_gateway", "bad-gateway-title", "bad-gateway-message"),
             Failure::Timeout => (
@@ -61,7 +62,7 @@ impl Failure {
             ),
         };
         if html {
-            render::message(self.status(), lang, title, message, None)
+            render::error(self.status(), lang, config, title, message, None)
         } else {
             Reply::json(self.status(), &json!({ "error": error }))
         }

@@ -203,6 +203,10 @@ mod tests {
         store.user_insert_pending(&pending, 10_000).await.unwrap();
         store.user_activate(&pending.id, now).await.unwrap();
         store.user_set_password(&pending.id, "h2").await.unwrap();
+        store
+            .user_set_profile(&pending.id, "P", Some("en"))
+            .await
+            .unwrap();
         let s1 = session(&member.id, "s1");
         store.session_insert(&s1, None).await.unwrap();
         store.session_by_token(&s1.token_hash, now).await.unwrap();

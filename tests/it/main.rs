@@ -51,6 +51,7 @@ mod store_sqlite_wal;
 mod store_suite;
 mod streams;
 mod streams_review;
+mod support_contact;
 mod twofactor;
 mod upstream_failures;
 mod user_import;

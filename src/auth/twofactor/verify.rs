@@ -10,7 +10,7 @@ use crate::audit::{Actor, Event};
 use crate::auth::contact::{member_limits, target_limits, Target};
 use crate::auth::limits::RetryAfter;
 use crate::auth::lockout::{self, Gate};
-use crate::auth::login::{failed, ip_rule, Counted};
+use crate::auth::login::{failed, ip_rule, Counted, Lock};
 use crate::auth::{Deps, FlowError};
 use crate::config::FactorMethod;
 use crate::crypto::six_digit_code;
@@ -197,8 +197,8 @@ pub enum Checked {
     Wrong,
     /// A TOTP code already used: refused, counted like a wrong one.
     Replayed,
-    /// That failure locked the address (or it was locked): the step is gone.
-    Locked,
+    /// That failure locked the address or device (or it was locked): the step is gone.
+    Locked(Lock),
     IpBlocked {
         until: Millis,
     },
@@ -302,14 +302,14 @@ pub async fn check(
                 known_device,
             };
             let locked = failed(deps, Some(&user), gate, counts, attempt.ip, now).await?;
-            if locked {
+            if let Some(lock) = locked {
                 counted("locked");
                 // The step dies with the lock: the way back is the reset link.
                 let current = step::get(deps, attempt.key, now).await?.map(|(v, _)| v);
                 if let Some(v) = current {
                     step::finish(deps, attempt.key, v, now).await?;
                 }
-                return Ok(Checked::Locked);
+                return Ok(Checked::Locked(lock));
             }
             Ok(match refused {
                 Refused::Replayed => {

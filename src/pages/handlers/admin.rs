@@ -134,6 +134,7 @@ pub async fn start_campaign(ctx: &Ctx<'_, '_>) -> PageResult {
         Ok(render::message_text(
             StatusCode::BAD_REQUEST,
             ctx.lang(),
+            &ctx.app.config,
             "admin-campaigns",
             text,
             Some((Route::Admin.path(), "admin-back")),

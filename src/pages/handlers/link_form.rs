@@ -60,8 +60,12 @@ impl LinkForm {
         error: Option<String>,
     ) -> Reply {
         let t = self.texts();
+        let mut c = ctx.chrome(t.route.path());
+        if self == LinkForm::Forgot {
+            c = c.with_support(&ctx.app.config);
+        }
         let page = EmailFormPage {
-            c: ctx.chrome(t.route.path()),
+            c,
             title: t.title,
             intro: t.intro,
             submit: t.submit,
@@ -73,13 +77,10 @@ impl LinkForm {
         render::page(status, &page)
     }
 
-    /// Recovery links go to confirmed addresses only: the forgot form says so, and where
-    /// to write without one.
+    /// Recovery links go to confirmed addresses only: the forgot form says so (its
+    /// "Contact us" line says where to write without one).
     fn note(self, ctx: &Ctx<'_, '_>) -> Option<String> {
-        if self != LinkForm::Forgot {
-            return None;
-        }
-        Some(ctx.recovery_note())
+        (self == LinkForm::Forgot).then(|| ctx.lang().tr().get("contact-recovery"))
     }
 
     /// The empty form, or prefilled from `?email=`.
@@ -115,9 +116,14 @@ impl LinkForm {
             text.push(' ');
             text.push_str(&note);
         }
-        Ok(render::message_text(
+        let page = match self {
+            LinkForm::Forgot => render::message_with_support,
+            LinkForm::Resend => render::message_text,
+        };
+        Ok(page(
             StatusCode::OK,
             ctx.lang(),
+            &ctx.app.config,
             t.sent_title,
             text,
             Some((Route::Login.path(), "back-to-login")),

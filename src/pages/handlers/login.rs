@@ -5,7 +5,7 @@ use http::StatusCode;
 use super::{Ctx, PageResult};
 use crate::audit::{Actor, Event};
 use crate::auth::limits::RetryAfter;
-use crate::auth::{login as run_login, LoginInput, LoginOutcome};
+use crate::auth::{login as run_login, Lock, LoginInput, LoginOutcome};
 use crate::edge::email::Email;
 use crate::pages::render::{self, LoginPage};
 use crate::pages::{rd, PageError, Reply};
@@ -39,6 +39,7 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
     Ok(form(ctx, StatusCode::OK, rd, String::new(), None, notice))
 }
 
+/// The form again; a locked account's answer also says where to write for help.
 fn form(
     ctx: &Ctx<'_, '_>,
     status: StatusCode,
@@ -49,8 +50,12 @@ fn form(
 ) -> Reply {
     let here = rd::login_url(&rd);
     let resend_url = Route::ActivateResend.with_query(&[("email", &email)]);
+    let mut c = ctx.chrome(&here);
+    if error.is_some_and(|e| LOCK_MESSAGES.contains(&e)) {
+        c = c.with_support(&ctx.app.config);
+    }
     let page = LoginPage {
-        c: ctx.chrome(&here),
+        c,
         rd,
         email,
         error,
@@ -62,6 +67,18 @@ fn form(
     };
     render::page(status, &page)
 }
+
+/// What a lock's page says: only what happened. The address's lock tells of the mail
+/// its owner got (in words that also hold for an unknown address, which answers the
+/// same); a known device's own lock mailed nobody and says so.
+pub(super) fn lock_message(lock: Lock) -> &'static str {
+    match lock {
+        Lock::Account => "login-locked",
+        Lock::Device => "login-locked-device",
+    }
+}
+
+const LOCK_MESSAGES: [&str; 2] = ["login-locked", "login-locked-device"];
 
 pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
     let f = ctx.req.form();
@@ -150,6 +167,7 @@ pub(super) fn answer(
             Ok(render::message_text(
                 StatusCode::FORBIDDEN,
                 ctx.lang(),
+                &ctx.app.config,
                 "limit-title",
                 text,
                 Some((&format!("{}#devices", Route::Account), "limit-devices")),
@@ -159,7 +177,7 @@ pub(super) fn answer(
             Event::LoginFailed { email: who }.emit(&visitor, ctx.now);
             again(StatusCode::UNAUTHORIZED, "login-failed")
         }
-        LoginOutcome::Locked => again(StatusCode::UNAUTHORIZED, "login-locked"),
+        LoginOutcome::Locked(lock) => again(StatusCode::UNAUTHORIZED, lock_message(lock)),
         LoginOutcome::IpBlocked { until } => Err(PageError::IpBlocked { until }),
         LoginOutcome::Shed => Err(PageError::Busy),
         LoginOutcome::NotActivated => again(StatusCode::FORBIDDEN, "login-not-activated"),

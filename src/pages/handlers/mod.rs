@@ -116,14 +116,14 @@ impl Ctx<'_, '_> {
     }
 
     /// "Recovery needs a confirmed address", and where to write without one
-    /// (`site.support_email`, when set): the forgot page and the contact page say it.
+    /// (`site.support_email`, when set): the contact page says it. (The forgot page says
+    /// the first half; its "Contact us" line gives the address.)
     pub fn recovery_note(&self) -> String {
         let t = self.lang().tr();
         let mut note = t.get("contact-recovery");
-        let support = &self.app.config.file.site.support_email;
-        if !support.is_empty() {
+        if let Some(support) = &self.app.config.support_email {
             note.push(' ');
-            note.push_str(&t.with("support-write", &[("email", support.clone())]));
+            note.push_str(&t.with("support-write", &[("email", support.to_string())]));
         }
         note
     }
@@ -136,7 +136,7 @@ impl Ctx<'_, '_> {
                 i.name.clone()
             }
         });
-        Chrome::new(self.lang(), here, user, self.csrf())
+        Chrome::new(self.lang(), &self.app.config, here, user, self.csrf())
     }
 
     pub fn message(
@@ -146,7 +146,7 @@ impl Ctx<'_, '_> {
         msg: &str,
         link: Option<(&str, &str)>,
     ) -> Reply {
-        render::message(status, self.lang(), title, msg, link)
+        render::message(status, self.lang(), &self.app.config, title, msg, link)
     }
 }
 
@@ -199,7 +199,7 @@ pub async fn dispatch(app: &std::sync::Arc<App>, req: PageRequest<'_>) -> Answer
         }
     };
     let blocked = result.as_ref().is_err_and(PageError::is_block);
-    let reply = result.unwrap_or_else(|e| e.into_reply(route, req.lang, now));
+    let reply = result.unwrap_or_else(|e| e.into_reply(route, req.lang, &app.config, now));
     Answered {
         reply: finish(reply, device_cookie),
         blocked,

@@ -27,7 +27,9 @@ fn reset_form(
         .tr()
         .with("reset-intro", &[("email", email.clone())]);
     let page = ResetPage {
-        c: ctx.chrome(Route::PasswordForgot.path()),
+        c: ctx
+            .chrome(Route::PasswordForgot.path())
+            .with_support(&ctx.app.config),
         token,
         email,
         intro,

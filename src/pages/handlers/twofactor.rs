@@ -315,11 +315,12 @@ pub async fn post(ctx: &Ctx<'_, '_>) -> PageResult {
                     )
                     .await
                 }
-                Checked::Locked => Ok(render::message(
+                Checked::Locked(lock) => Ok(render::error(
                     StatusCode::UNAUTHORIZED,
                     ctx.lang(),
+                    &ctx.app.config,
                     "twofa-title",
-                    "login-locked",
+                    super::login::lock_message(lock),
                     Some((Route::Login.path(), "twofa-cancel")),
                 )),
                 Checked::IpBlocked { until } => Err(PageError::IpBlocked { until }),
