@@ -68,7 +68,15 @@ routes! {
     VerifyResend = "/verify/resend", guarded;
     DevicesChoose = "/devices/choose";
     DevicesCancel = "/devices/cancel";
+    /// The console's overview.
     Admin = "/admin";
+    /// Console sections (see `pages::console`).
+    AdminMembers = "/admin/members";
+    AdminOrgs = "/admin/orgs";
+    AdminCampaigns = "/admin/campaigns";
+    AdminBlocked = "/admin/blocked";
+    AdminOutbox = "/admin/outbox";
+    AdminEvents = "/admin/events";
     AdminUnlock = "/admin/unlock";
     AdminSettings = "/admin/settings";
     /// One member (`?email=`).

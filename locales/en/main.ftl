@@ -439,3 +439,13 @@ account-password-changed = Your password was changed. Your other devices stay si
 account-password-changed-others = Your password was changed and your other devices were signed out.
 account-password-wrong = The current password is wrong.
 account-password-locked = Too many wrong passwords from this device: it is locked. Use "Forgot password" to choose a new one.
+
+# Admin console
+console-overview = Overview
+console-members = Members
+console-orgs = Organisations
+console-campaigns = Campaigns
+console-blocked = Blocked addresses
+console-outbox = Mail outbox
+console-events = Security events
+console-settings = Settings

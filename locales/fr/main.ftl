@@ -439,3 +439,13 @@ account-password-changed = Votre mot de passe a été changé. Vos autres appare
 account-password-changed-others = Votre mot de passe a été changé et vos autres appareils ont été déconnectés.
 account-password-wrong = Le mot de passe actuel est incorrect.
 account-password-locked = Trop de mots de passe erronés depuis cet appareil : il est bloqué. Utilisez « Mot de passe oublié » pour en choisir un nouveau.
+
+# Console d'administration
+console-overview = Vue d'ensemble
+console-members = Membres
+console-orgs = Organisations
+console-campaigns = Campagnes
+console-blocked = Adresses bloquées
+console-outbox = File des e-mails
+console-events = Événements de sécurité
+console-settings = Réglages

@@ -3,6 +3,7 @@
 //! returning `Result<Reply, PageError>`; [`PageError`] renders every refusal in one place.
 //! The proxy writes the reply; nothing here touches a socket.
 
+pub mod console;
 pub mod contact_page;
 pub mod cookies;
 mod csrf;
