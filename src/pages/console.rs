@@ -18,14 +18,12 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 8] = [
+    /// The sections the navigation offers, in its order.
+    pub const ALL: [Section; 5] = [
         Section::Overview,
         Section::Members,
         Section::Orgs,
         Section::Campaigns,
-        Section::Blocked,
-        Section::Outbox,
-        Section::Events,
         Section::Settings,
     ];
 

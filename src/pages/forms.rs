@@ -68,32 +68,6 @@ pub struct FailedRow {
     pub error: String,
 }
 
-#[derive(Template)]
-#[template(path = "pages/admin.html")]
-pub struct AdminPage {
-    pub c: Chrome,
-    pub members: Vec<MemberRow>,
-    pub orgs: Vec<super::org_pages::OrgRow>,
-    /// Contact-confirmation campaigns, newest first.
-    pub campaigns: Vec<CampaignRow>,
-    /// Whether the campaign form offers mobile numbers (text messages can be sent).
-    pub sms: bool,
-    /// Mails refused for good, most recent first.
-    pub failed: Vec<FailedRow>,
-    /// The address just unlocked, for the notice.
-    pub unlocked: Option<String>,
-    /// Device cap in force (store setting, else the configuration file's).
-    pub max_per_member: u32,
-    /// "choose" | "evict-oldest" | "deny".
-    pub on_overflow: &'static str,
-    /// The configuration file's values, shown as the defaults.
-    pub file_max: u32,
-    pub file_overflow: &'static str,
-    /// Catalog key of a notice (settings saved) or an error (bad value).
-    pub notice: Option<&'static str>,
-    pub error: Option<&'static str>,
-}
-
 /// One campaign on the admin page.
 pub struct CampaignRow {
     pub id: String,
@@ -109,6 +83,7 @@ pub struct CampaignRow {
 #[template(path = "pages/admin_member.html")]
 pub struct AdminMemberPage {
     pub c: Chrome,
+    pub nav: super::console::Nav,
     pub email: String,
     /// The member's own cap, empty when the site's applies.
     pub own_cap: String,

@@ -102,6 +102,7 @@ pub struct OrgRow {
 #[template(path = "pages/admin_org.html")]
 pub struct AdminOrgPage {
     pub c: Chrome,
+    pub nav: super::console::Nav,
     pub id: String,
     pub company: String,
     pub super_admin: String,

@@ -144,7 +144,7 @@ async fn every_audit_event_kind_is_written_with_who_what_when_where() {
     let resp = post_on(
         &admin,
         &gw,
-        "/_vigile/admin",
+        "/_vigile/admin/settings",
         "/_vigile/admin/settings",
         &[("max_per_member", "2"), ("on_overflow", "evict-oldest")],
     )
@@ -262,13 +262,46 @@ async fn every_audit_event_kind_is_written_with_who_what_when_where() {
     let resp = post_on(
         &admin,
         &gw,
-        "/_vigile/admin",
+        "/_vigile/admin/members",
         "/_vigile/admin/unlock",
         &[("email", "carl@example.com")],
     )
     .await;
     assert_eq!(resp.status(), 303);
     s.gw.cli_ok(&["user", "unlock", "carl@example.com"], None);
+
+    // Carl, signed in again, renames himself and changes his password on his account
+    // page (profile_changed, password_changed).
+    let carl_pw = "Carl-anew 55 pass";
+    secrets.push(carl_pw.into());
+    let (carl, jar) = from("198.51.100.60");
+    login_ok(&carl, &gw, "carl@example.com", PW).await;
+    secrets.push(cookie(&jar));
+    let fields = [("name", "Carl Jung"), ("lang", "en")];
+    let resp = post_on(
+        &carl,
+        &gw,
+        "/_vigile/account",
+        "/_vigile/account/profile",
+        &fields,
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    let fields = [
+        ("current_password", PW),
+        ("password", carl_pw),
+        ("confirm", carl_pw),
+        ("end_others", "1"),
+    ];
+    let resp = post_on(
+        &carl,
+        &gw,
+        "/_vigile/account",
+        "/_vigile/account/password",
+        &fields,
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
 
     // Ann's laptop has signed in before: six wrong passwords from it lock only that
     // device (device_locked).
@@ -382,6 +415,8 @@ async fn every_audit_event_kind_is_written_with_who_what_when_where() {
                 "device_replaced",
                 "device_revoked",
                 "devices_revoked",
+                "password_changed",
+                "profile_changed",
             ][..],
         ),
         (

@@ -452,7 +452,7 @@ async fn lowering_the_cap_from_the_admin_page_applies_at_the_next_login(backend:
     let resp = post_on(
         &admin,
         &gw,
-        "/_vigile/admin",
+        "/_vigile/admin/settings",
         "/_vigile/admin/settings",
         &[("max_per_member", "-1"), ("on_overflow", "choose")],
     )
@@ -462,7 +462,7 @@ async fn lowering_the_cap_from_the_admin_page_applies_at_the_next_login(backend:
     let resp = post_on(
         &admin,
         &gw,
-        "/_vigile/admin",
+        "/_vigile/admin/settings",
         "/_vigile/admin/settings",
         &[("max_per_member", "2"), ("on_overflow", "choose")],
     )

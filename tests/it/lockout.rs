@@ -444,7 +444,7 @@ async fn admin_page_shows_locks_and_unlocks() {
         account.contains("href=\"/_vigile/admin\""),
         "admins find the page: {account}"
     );
-    let page = http::get_page(&member, &format!("{gw}/_vigile/admin")).await;
+    let page = http::get_page(&member, &format!("{gw}/_vigile/admin/members")).await;
     assert!(page.contains(ANN) && page.contains("locked"), "{page}");
     let form = http::forms(&page)
         .into_iter()

@@ -15,6 +15,7 @@ mod browser_orgs;
 mod browser_twofactor;
 mod client_conns;
 mod common;
+mod console;
 mod contact;
 mod demo;
 mod deploy;

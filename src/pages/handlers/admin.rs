@@ -1,7 +1,9 @@
-//! `/_vigile/admin`: the administrators' page: the device-cap settings (saved in the
-//! store, so every instance applies them at the next login) and the member list with each
-//! account's state and lock, and the unlock action; and the mails the mail server refused
-//! for good, and contact-confirmation campaigns with their progress. One member's page is in `admin_member.rs`. Admins only: anyone else gets the login redirect or a 403 page.
+//! The admin console's sections (`pages::console`): the overview (what the site holds, the
+//! mails the mail server refused for good), members with their state and lock (and the
+//! unlock action), organisations, contact-confirmation campaigns with their progress, and
+//! the device-cap settings. One member's page is in `admin_member.rs`, one
+//! organisation's in `admin_org.rs`. Admins only: anyone else gets the login redirect or
+//! a 403 page.
 
 use http::StatusCode;
 
@@ -10,30 +12,58 @@ use crate::audit::Actor;
 use crate::auth::admin::{self as actions, Admin, SitePolicy};
 use crate::auth::campaign::{self, Refused, Scope};
 use crate::auth::lockout;
-use crate::pages::forms::{AdminPage, CampaignRow, FailedRow, MemberRow};
+use crate::pages::console::{Nav, Section};
+use crate::pages::console_pages::{
+    CampaignsPage, MembersPage, OrgsPage, OverviewPage, SettingsPage, Stat,
+};
+use crate::pages::forms::{CampaignRow, FailedRow, MemberRow};
 use crate::pages::{render, Reply};
 use crate::routes::Route;
-use crate::store::{overflow_parse, overflow_str, AttemptKey, OrgId};
+use crate::store::{overflow_parse, overflow_str, AccountStatus, AttemptKey, OrgId};
 
+/// The overview: what the site holds now, and what needs an admin's attention.
 pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
-    let notice = ctx.req.query_param("saved").map(|_| "admin-saved");
-    page(ctx, StatusCode::OK, notice, None).await
-}
-
-async fn page(
-    ctx: &Ctx<'_, '_>,
-    status: StatusCode,
-    notice: Option<&'static str>,
-    error: Option<&'static str>,
-) -> PageResult {
     ctx.admin()?;
     let store = &ctx.app.store;
-    let max = ctx.app.config.file.lockout.account_max_failures;
-    let (users, settings, failed) = tokio::try_join!(
+    let (users, sessions, orgs, waiting, failed) = tokio::try_join!(
         store.user_list(),
-        store.settings_get(),
+        store.session_count(ctx.now),
+        store.org_list(),
+        store.outbox_list(),
         store.outbox_failed(FAILED_SHOWN)
     )?;
+    let pending = users
+        .iter()
+        .filter(|u| u.status == AccountStatus::Pending)
+        .count();
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let stats = vec![
+        Stat {
+            key: "console-stat-members",
+            value: count(users.len() - pending),
+            href: Route::AdminMembers.path(),
+        },
+        Stat {
+            key: "console-stat-pending",
+            value: count(pending),
+            href: Route::AdminMembers.path(),
+        },
+        Stat {
+            key: "console-stat-sessions",
+            value: sessions,
+            href: Route::AdminMembers.path(),
+        },
+        Stat {
+            key: "console-stat-orgs",
+            value: count(orgs.len()),
+            href: Route::AdminOrgs.path(),
+        },
+        Stat {
+            key: "console-stat-waiting",
+            value: count(waiting.len()),
+            href: Route::Admin.path(),
+        },
+    ];
     let failed = failed
         .into_iter()
         .map(|m| FailedRow {
@@ -43,8 +73,29 @@ async fn page(
             error: m.last_error,
         })
         .collect();
-    let file = &ctx.app.config.file.sessions;
-    let site = crate::auth::devices::site_policy(&settings, file);
+    let page = OverviewPage {
+        c: ctx.chrome(Route::Admin.path()),
+        nav: Nav::new(Section::Overview),
+        stats,
+        failed,
+    };
+    Ok(render::page(StatusCode::OK, &page))
+}
+
+/// Every account with its state and lock, and the unlock action.
+pub async fn members(ctx: &Ctx<'_, '_>) -> PageResult {
+    members_page(ctx, StatusCode::OK, None).await
+}
+
+async fn members_page(
+    ctx: &Ctx<'_, '_>,
+    status: StatusCode,
+    error: Option<&'static str>,
+) -> PageResult {
+    ctx.admin()?;
+    let store = &ctx.app.store;
+    let max = ctx.app.config.file.lockout.account_max_failures;
+    let users = store.user_list().await?;
     let mut members = Vec::with_capacity(users.len());
     for u in users {
         let failures = store.attempts_of(AttemptKey::Account(&u.email)).await?;
@@ -56,7 +107,30 @@ async fn page(
             email: u.email,
         });
     }
-    let orgs = super::admin_org::rows(ctx).await?;
+    let page = MembersPage {
+        c: ctx.chrome(Route::AdminMembers.path()),
+        nav: Nav::new(Section::Members),
+        members,
+        unlocked: ctx.req.query_param("unlocked"),
+        error,
+    };
+    Ok(render::page(status, &page))
+}
+
+/// Every organisation with its super-admin, members and seats.
+pub async fn orgs(ctx: &Ctx<'_, '_>) -> PageResult {
+    ctx.admin()?;
+    let page = OrgsPage {
+        c: ctx.chrome(Route::AdminOrgs.path()),
+        nav: Nav::new(Section::Orgs),
+        orgs: super::admin_org::rows(ctx).await?,
+    };
+    Ok(render::page(StatusCode::OK, &page))
+}
+
+/// Contact-confirmation campaigns: the form to start one, and their progress.
+pub async fn campaigns(ctx: &Ctx<'_, '_>) -> PageResult {
+    ctx.admin()?;
     let campaigns = campaign::progress(ctx.app)
         .await?
         .into_iter()
@@ -69,14 +143,37 @@ async fn page(
             progress,
         })
         .collect();
-    let page = AdminPage {
-        c: ctx.chrome(Route::Admin.path()),
-        members,
-        orgs,
+    let page = CampaignsPage {
+        c: ctx.chrome(Route::AdminCampaigns.path()),
+        nav: Nav::new(Section::Campaigns),
+        orgs: super::admin_org::rows(ctx).await?,
         campaigns,
         sms: ctx.app.config.sms_delivers,
-        failed,
-        unlocked: ctx.req.query_param("unlocked"),
+        started: ctx.req.query_param("started").is_some(),
+    };
+    Ok(render::page(StatusCode::OK, &page))
+}
+
+/// The device-cap settings (saved in the store, so every instance applies them at the
+/// next login).
+pub async fn settings_get(ctx: &Ctx<'_, '_>) -> PageResult {
+    let notice = ctx.req.query_param("saved").map(|_| "admin-saved");
+    settings_page(ctx, StatusCode::OK, notice, None).await
+}
+
+async fn settings_page(
+    ctx: &Ctx<'_, '_>,
+    status: StatusCode,
+    notice: Option<&'static str>,
+    error: Option<&'static str>,
+) -> PageResult {
+    ctx.admin()?;
+    let settings = ctx.app.store.settings_get().await?;
+    let file = &ctx.app.config.file.sessions;
+    let site = crate::auth::devices::site_policy(&settings, file);
+    let page = SettingsPage {
+        c: ctx.chrome(Route::AdminSettings.path()),
+        nav: Nav::new(Section::Settings),
         max_per_member: site.max,
         on_overflow: overflow_str(site.on_overflow),
         file_max: file.max_per_member,
@@ -103,10 +200,10 @@ pub async fn settings(ctx: &Ctx<'_, '_>) -> PageResult {
     let f = ctx.req.form();
     ctx.check_csrf(f.get("csrf"))?;
     let Some(max) = parse_cap(f.get("max_per_member")) else {
-        return page(ctx, StatusCode::BAD_REQUEST, None, Some("admin-bad-number")).await;
+        return settings_page(ctx, StatusCode::BAD_REQUEST, None, Some("admin-bad-number")).await;
     };
     let Some(policy) = overflow_parse(f.get("on_overflow")) else {
-        return page(ctx, StatusCode::BAD_REQUEST, None, Some("admin-bad-policy")).await;
+        return settings_page(ctx, StatusCode::BAD_REQUEST, None, Some("admin-bad-policy")).await;
     };
     let change = SitePolicy {
         max_per_member: Some(max),
@@ -119,7 +216,7 @@ pub async fn settings(ctx: &Ctx<'_, '_>) -> PageResult {
     };
     actions::set_site_policy(&ctx.app.store, by, change, ctx.now).await?;
     Ok(Reply::see_other(
-        &Route::Admin.with_query(&[("saved", "1")]),
+        &Route::AdminSettings.with_query(&[("saved", "1")]),
     ))
 }
 
@@ -137,7 +234,7 @@ pub async fn start_campaign(ctx: &Ctx<'_, '_>) -> PageResult {
             &ctx.app.config,
             "admin-campaigns",
             text,
-            Some((Route::Admin.path(), "admin-back")),
+            Some((Route::AdminCampaigns.path(), "admin-back")),
         ))
     };
     let Some(channels) = campaign::parse_channels(f.all("channels")) else {
@@ -159,7 +256,9 @@ pub async fn start_campaign(ctx: &Ctx<'_, '_>) -> PageResult {
         ip: ctx.req.client_ip,
     };
     match campaign::start(ctx.app, &by, &id.email, &scope, channels, ctx.now).await? {
-        Ok(_) => Ok(Reply::see_other(&format!("{}#campaigns", Route::Admin))),
+        Ok(_) => Ok(Reply::see_other(
+            &Route::AdminCampaigns.with_query(&[("started", "1")]),
+        )),
         Err(refused) => refuse(match refused {
             Refused::NoChannel => t.get("admin-campaign-channels"),
             Refused::NoSms => t.get("admin-campaign-no-sms"),
@@ -179,7 +278,7 @@ pub async fn unlock(ctx: &Ctx<'_, '_>) -> PageResult {
     let f = ctx.req.form();
     ctx.check_csrf(f.get("csrf"))?;
     let Ok(email) = crate::edge::email::Email::parse(f.get("email")) else {
-        return page(ctx, StatusCode::BAD_REQUEST, None, Some("signup-bad-email")).await;
+        return members_page(ctx, StatusCode::BAD_REQUEST, Some("signup-bad-email")).await;
     };
     let by = Admin::Page {
         user: &id.user_id,
@@ -187,6 +286,6 @@ pub async fn unlock(ctx: &Ctx<'_, '_>) -> PageResult {
     };
     actions::unlock(&ctx.app.store, by, &email, ctx.now).await?;
     Ok(Reply::see_other(
-        &Route::Admin.with_query(&[("unlocked", email.as_str())]),
+        &Route::AdminMembers.with_query(&[("unlocked", email.as_str())]),
     ))
 }

@@ -39,7 +39,7 @@ async fn page(
             StatusCode::NOT_FOUND,
             "admin-member-title",
             "admin-no-member",
-            Some((Route::Admin.path(), "admin-title")),
+            Some((Route::AdminMembers.path(), "console-members")),
         ));
     };
     let (_, factors) = crate::auth::twofactor::load(ctx.app, &user.id, now).await?;
@@ -55,6 +55,7 @@ async fn page(
         })
         .collect();
     let page = AdminMemberPage {
+        nav: crate::pages::console::Nav::new(crate::pages::console::Section::Members),
         factors: if names.is_empty() {
             t.get("twofa-none-short")
         } else {

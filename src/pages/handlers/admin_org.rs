@@ -49,6 +49,7 @@ async fn page(
     let seated = occupancy(ctx.app, org, ctx.now).await?;
     let page = AdminOrgPage {
         c: ctx.chrome(Route::AdminOrg.path()),
+        nav: crate::pages::console::Nav::new(crate::pages::console::Section::Orgs),
         id: org.id.to_string(),
         company: org.profile.company.clone(),
         super_admin: super_admin(ctx, org).await?,

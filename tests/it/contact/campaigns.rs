@@ -73,7 +73,7 @@ pub(crate) fn campaign_rows(page: &str) -> Vec<(String, Progress)> {
 
 /// The admin page's campaign rows as `admin` sees them.
 pub(crate) async fn admin_campaigns(admin: &Client, gw: &str) -> Vec<(String, Progress)> {
-    campaign_rows(&page(admin, gw, "/_vigile/admin").await)
+    campaign_rows(&page(admin, gw, "/_vigile/admin/campaigns").await)
 }
 
 /// The progress of campaign `id` on the admin page.
@@ -87,7 +87,7 @@ pub(crate) async fn admin_progress(admin: &Client, gw: &str, id: &str) -> Progre
 }
 
 /// Posts the admin page's campaign form with `fields` (channels as repeated pairs);
-/// asserts the 303 back to `/_vigile/admin#campaigns` and returns the new campaign's id
+/// asserts the 303 back to the campaigns section and returns the new campaign's id
 /// (the row that was not there before).
 pub(crate) async fn admin_start(admin: &Client, gw: &str, fields: &[(&str, &str)]) -> String {
     let before: Vec<String> = admin_campaigns(admin, gw)
@@ -98,7 +98,7 @@ pub(crate) async fn admin_start(admin: &Client, gw: &str, fields: &[(&str, &str)
     let resp = post_from(
         admin,
         gw,
-        "/_vigile/admin",
+        "/_vigile/admin/campaigns",
         "/_vigile/admin/campaign",
         fields,
     )
@@ -106,7 +106,7 @@ pub(crate) async fn admin_start(admin: &Client, gw: &str, fields: &[(&str, &str)
     let (status, location) = redirect(resp).await;
     assert_eq!(
         (status, location.as_str()),
-        (303, "/_vigile/admin#campaigns"),
+        (303, "/_vigile/admin/campaigns?started=1"),
         "POST /_vigile/admin/campaign {fields:?}"
     );
     let rows = admin_campaigns(admin, gw).await;
@@ -139,9 +139,9 @@ async fn admin_page_campaign_for_listed_members(backend: Backend) {
     );
 
     // The form: its fields as the contract names them.
-    let body = page(&admin, &gw, "/_vigile/admin").await;
+    let body = page(&admin, &gw, "/_vigile/admin/campaigns").await;
     let section = &body[body
-        .find("id=\"campaigns\"")
+        .find("class=\"campaign\"")
         .unwrap_or_else(|| panic!("no campaigns section:\n{body}"))..];
     for control in [
         "name=\"scope\"",

@@ -306,7 +306,7 @@ async fn contact_pages_mails_and_sms_in_french_and_english() {
             &[("scope", "all"), ("members", ""), ("channels", "email")],
         )
         .await;
-        let page = page(&admin, &gw, "/_vigile/admin").await;
+        let page = page(&admin, &gw, "/_vigile/admin/campaigns").await;
         seen.page("the admin page with campaigns", lang, &page);
     }
     assert!(

@@ -202,7 +202,7 @@ async fn site_admin_sees_and_sets_organisations(backend: Backend) {
 
     let admin = client();
     login_ok(&admin, &gw, BOSS, PW).await;
-    let page = get_page(&admin, &format!("{gw}/_vigile/admin")).await;
+    let page = get_page(&admin, &format!("{gw}/_vigile/admin/orgs")).await;
     let rows = org_rows(&page);
     assert_eq!(rows.len(), 2, "{page}");
     let acme = &rows
@@ -233,7 +233,7 @@ async fn site_admin_sees_and_sets_organisations(backend: Backend) {
     );
     let show = s.gw.cli_ok(&["org", "show", &org], None);
     assert!(show.contains("Pro"), "{show}");
-    let page = get_page(&admin, &format!("{gw}/_vigile/admin")).await;
+    let page = get_page(&admin, &format!("{gw}/_vigile/admin/orgs")).await;
     let acme = org_rows(&page)
         .into_iter()
         .find(|(id, _)| *id == org)

@@ -162,7 +162,7 @@ async fn org_pages_and_mails_show_no_message_keys() {
 
     let admin = browser(&gw, "en").await;
     login_ok(&admin, &gw, BOSS, PW).await;
-    let page = get_page(&admin, &format!("{gw}/_vigile/admin")).await;
+    let page = get_page(&admin, &format!("{gw}/_vigile/admin/orgs")).await;
     seen.page("the admin page", "en", &page);
     for (id, _) in org_rows(&page) {
         let url = format!("{gw}/_vigile/admin/org?id={id}");
