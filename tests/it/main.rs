@@ -10,6 +10,7 @@ mod apps;
 mod audit;
 mod body_limit;
 mod browser;
+mod browser_console;
 mod browser_contact;
 mod browser_orgs;
 mod browser_twofactor;
