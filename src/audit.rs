@@ -278,6 +278,13 @@ pub enum Event<'a> {
         attempts: u32,
         error: &'a str,
     },
+    /// An admin made a waiting mail or text message due now ("Retry now", `vigile mail
+    /// retry`).
+    MailRetried {
+        mail: &'a str,
+        kind: &'a str,
+        to: &'a str,
+    },
 }
 
 /// An event's fields, by their names in the log; `None` is left out.
@@ -348,6 +355,7 @@ impl<'a> Event<'a> {
             Event::SettingsChanged { .. } => "settings_changed",
             Event::IpUnblock { .. } => "ip_unblock",
             Event::MailFailed { .. } => "mail_failed",
+            Event::MailRetried { .. } => "mail_retried",
             Event::OrgRegistered { .. } => "org_registered",
             Event::OrgInvited { .. } => "org_invited",
             Event::OrgInviteCancelled { .. } => "org_invite_cancelled",
@@ -402,6 +410,7 @@ impl<'a> Event<'a> {
             Event::MailFailed { .. } => {
                 "the mail server refused a mail for good; it is listed on the admin page"
             }
+            Event::MailRetried { .. } => "admin asked for a waiting mail to be sent now",
             Event::OrgRegistered { .. } => "organisation registered with its super-admin",
             Event::OrgInvited { .. } => "address invited to join an organisation",
             Event::OrgInviteCancelled { .. } => "organisation invitation withdrawn",
@@ -608,6 +617,13 @@ impl<'a> Event<'a> {
                 to: Some(to),
                 attempts: Some(attempts),
                 error: Some(error),
+                ..f
+            },
+            Event::MailRetried { mail, kind, to } => Fields {
+                email: Some(to),
+                mail: Some(mail),
+                kind: Some(kind),
+                to: Some(to),
                 ..f
             },
         }
@@ -906,6 +922,14 @@ mod tests {
                 Actor::Visitor(IP),
             ),
             (Event::ProfileChanged { user }, Actor::Visitor(IP)),
+            (
+                Event::MailRetried {
+                    mail: "m2",
+                    kind: "activation",
+                    to: email,
+                },
+                web_admin,
+            ),
         ]
     }
 
@@ -956,9 +980,10 @@ mod tests {
             Event::RecoveryCodeUsed { .. } => 41,
             Event::PasswordChanged { .. } => 42,
             Event::ProfileChanged { .. } => 43,
+            Event::MailRetried { .. } => 44,
         }
     }
-    const VARIANTS: usize = 44;
+    const VARIANTS: usize = 45;
 
     fn org_id() -> &'static OrgId {
         static ORG: std::sync::LazyLock<OrgId> =

@@ -12,7 +12,9 @@ use super::Deps;
 use crate::audit::{Actor, Event};
 use crate::config::OnOverflow;
 use crate::edge::email::Email;
-use crate::store::{DynStore, Millis, SessionId, Settings, SignedOut, StoreResult, User, UserId};
+use crate::store::{
+    DynStore, Millis, OutboxMail, SessionId, Settings, SignedOut, StoreResult, User, UserId,
+};
 
 /// Who performs an admin action.
 #[derive(Debug, Clone, Copy)]
@@ -184,6 +186,66 @@ pub async fn ip_unblock(
         .await?;
     Event::IpUnblock { address: addr }.emit(&by.actor(), now);
     Ok(was)
+}
+
+/// The blocks in force at `now`, the most recently started first (at most `limit`).
+pub async fn ip_blocks(
+    store: &DynStore,
+    now: Millis,
+    limit: usize,
+) -> StoreResult<Vec<crate::store::IpBlock>> {
+    store.ip_blocks(now, limit).await
+}
+
+/// A client key as listed (`192.0.2.7`, `2001:db8:1:2::/64`) or any address of it, back
+/// to an address whose [`client_key`](super::lockout::client_key) is that key.
+pub fn parse_client(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    s.strip_suffix("/64").unwrap_or(s).parse().ok()
+}
+
+/// "Retry now": the waiting message `id` becomes due at once (the senders of every
+/// instance look at least every second). Returns the message as it was, or `None` when
+/// no message `id` is waiting (sent or failed meanwhile). Audited.
+pub async fn mail_retry(
+    store: &DynStore,
+    by: Admin<'_>,
+    id: &str,
+    now: Millis,
+) -> StoreResult<Option<OutboxMail>> {
+    let Some(mail) = store.outbox_list().await?.into_iter().find(|m| m.id == id) else {
+        return Ok(None);
+    };
+    if !store.outbox_due_now(&mail.id, now).await? {
+        return Ok(None);
+    }
+    retried(by, &mail, now);
+    Ok(Some(mail))
+}
+
+/// [`mail_retry`] for every waiting message not due yet. Returns those made due.
+pub async fn mail_retry_all(
+    store: &DynStore,
+    by: Admin<'_>,
+    now: Millis,
+) -> StoreResult<Vec<OutboxMail>> {
+    let mut done = Vec::new();
+    for mail in store.outbox_list().await? {
+        if mail.next_attempt > now && store.outbox_due_now(&mail.id, now).await? {
+            retried(by, &mail, now);
+            done.push(mail);
+        }
+    }
+    Ok(done)
+}
+
+fn retried(by: Admin<'_>, mail: &OutboxMail, now: Millis) {
+    let event = Event::MailRetried {
+        mail: &mail.id,
+        kind: &mail.kind,
+        to: &mail.to,
+    };
+    event.emit(&by.actor(), now);
 }
 
 /// Sets an organisation's seats, plan and device cap (`None`: the site's default).

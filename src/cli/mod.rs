@@ -5,6 +5,7 @@
 mod campaigns;
 mod import;
 mod ip;
+mod mail;
 mod orgs;
 mod settings;
 mod users;
@@ -93,6 +94,13 @@ pub enum Command {
         config: ConfigArg,
         #[command(subcommand)]
         action: ip::IpCommand,
+    },
+    /// The mail outbox: messages waiting, retry now.
+    Mail {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: mail::MailCommand,
     },
 }
 
@@ -217,6 +225,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             init_logging(Some(&cfg.file.log))?;
             let vigile = crate::build(cfg)?;
             ip::run(&vigile, action)
+        }
+        Command::Mail { config, action } => {
+            let cfg = load(&config)?;
+            init_logging(Some(&cfg.file.log))?;
+            let vigile = crate::build(cfg)?;
+            mail::run(&vigile, action)
         }
     }
 }

@@ -180,6 +180,12 @@ impl Mailer {
         Ok(())
     }
 
+    /// Wakes this instance's senders: a message was made due now ("Retry now").
+    pub fn wake_senders(&self) {
+        self.wake.notify_one();
+        self.wake_sms.notify_one();
+    }
+
     /// Mails handed to the transport lately, newest first (dev mode only, else empty).
     pub fn dev_outbox(&self) -> Vec<SentMail> {
         self.dev.as_ref().map(|d| d.list()).unwrap_or_default()

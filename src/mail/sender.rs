@@ -195,7 +195,7 @@ impl Sender {
                     attempts = mail.attempts + 1,
                     "message sent"
                 );
-                if let Err(e) = self.store.outbox_done(&mail.id).await {
+                if let Err(e) = self.store.outbox_sent(&mail.id, now).await {
                     // The lease will end and the mail be sent again: a duplicate, not a loss.
                     let what = "sent mail could not be removed from the outbox";
                     tracing::warn!(error = %e, id = %mail.id, "{what}");

@@ -19,11 +19,13 @@ pub enum Section {
 
 impl Section {
     /// The sections the navigation offers, in its order.
-    pub const ALL: [Section; 5] = [
+    pub const ALL: [Section; 7] = [
         Section::Overview,
         Section::Members,
         Section::Orgs,
         Section::Campaigns,
+        Section::Blocked,
+        Section::Outbox,
         Section::Settings,
     ];
 

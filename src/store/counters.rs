@@ -31,6 +31,9 @@ pub enum CounterScope {
     TextsPerNumber,
     /// Texts the whole site sent (subject: empty).
     TextsSite,
+    /// Messages the outbox sent, per channel (subject: `email` or `mobile`); counted by
+    /// `outbox_sent`, read by `outbox_sent_count`, kept a day past their window.
+    MessagesSent,
 }
 
 impl CounterScope {
@@ -47,6 +50,7 @@ impl CounterScope {
             CounterScope::ContactMailsTo => "contact_mails_to",
             CounterScope::TextsPerNumber => "texts_to",
             CounterScope::TextsSite => "texts_site",
+            CounterScope::MessagesSent => "sent",
         }
     }
 }

@@ -257,7 +257,10 @@ mod tests {
             .unwrap();
         store.outbox_retry(&mail.id, 0, "e").await.unwrap();
         store.outbox_list().await.unwrap();
+        store.outbox_due_now(&mail.id, now).await.unwrap();
         store.outbox_done(&mail.id).await.unwrap();
+        store.outbox_sent(&mail.id, now).await.unwrap();
+        store.outbox_sent_count(Channel::Email, now).await.unwrap();
         store.outbox_fail(&mail.id, 0, "e").await.unwrap();
         store.outbox_failed(10).await.unwrap();
 
@@ -289,6 +292,7 @@ mod tests {
         store.ip_block(ip, &rule, now).await.unwrap();
         store.ip_blocked_until(ip, now).await.unwrap();
         store.ip_unblock(ip, now).await.unwrap();
+        store.ip_blocks(now, 10).await.unwrap();
 
         // DeviceStore
         let s2 = session(&member.id, "s2");

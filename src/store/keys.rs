@@ -60,8 +60,9 @@
 //! - `vigile:outbox_failed_mail:{id}`: hash of one failed mail (no bodies); its TTL is
 //!   `FAILED_KEEP_MS` after it failed, and its name is in `vigile:expiring` with that score.
 //! - `vigile:counter:{scope}:{window_start}:{subject}`: a fixed-window counter (an
-//!   integer); its TTL is the end of its window. The subject comes last since it may
-//!   contain `:` (IPv6).
+//!   integer); its TTL is the end of its window (for scope `sent`, the messages the
+//!   outbox sent per channel and hour: a day after it). The subject comes last since it
+//!   may contain `:` (IPv6).
 //! - `vigile:attempts:{email}`: hash of consecutive failed logins on that address:
 //!   field `account`, and `device:{device_id}` per known device; its TTL is 30 days
 //!   after the last attempt, and its name is in `vigile:expiring` with that score.
@@ -69,6 +70,13 @@
 //! - `vigile:ip:{ip}`: hash of one client address's failure window and block
 //!   (`window_end`, `window_count`, `block_until`, `level`, `level_until`); its TTL is
 //!   the latest of those instants, and its name is in `vigile:expiring` with that score.
+//!   Since the console's list of blocks, a block also writes `blocked_at` (its start).
+//! - `vigile:ip_blocks`: sorted set of the client addresses (as in `vigile:ip:{ip}`)
+//!   whose block was set, scored by the block's end. The IP scripts keep it in step with
+//!   the hashes (a block adds or re-scores the address, an unblock removes it) and `sweep`
+//!   drops the entries whose block has ended, so `ip_blocks` reads only the blocks in
+//!   force, never the whole keyspace. Blocks set by a Vigile before this index are not in
+//!   it (they end within a day, `lockout.ip_block` doubled at most to 24 h).
 //! - `vigile:ended:{token_hash}`: why the session of that token was ended (`replaced`,
 //!   `revoked`), told to its device at its next request; TTL the session's own expiry,
 //!   and its name is in `vigile:expiring` with that score.
@@ -228,6 +236,8 @@ pub enum Key<'a> {
     Attempts(&'a str),
     KnownDevices(&'a UserId),
     Ip(&'a str),
+    /// Client addresses under a block, scored by its end.
+    IpBlocks,
     /// Why the session of this token hash was ended.
     Ended(&'a TokenHash),
     Challenge(&'a DeviceId),
@@ -268,6 +278,7 @@ impl Key<'_> {
             Key::ContactLink(hash) => Prefix::ContactLink.with(hash.as_str()),
             Key::OutboxFailed => "vigile:outbox_failed".to_string(),
             Key::Expiring => "vigile:expiring".to_string(),
+            Key::IpBlocks => "vigile:ip_blocks".to_string(),
             Key::Settings => "vigile:settings".to_string(),
             Key::MemberCaps => "vigile:member_caps".to_string(),
             Key::Orgs => "vigile:orgs".to_string(),
@@ -324,6 +335,7 @@ mod tests {
             ),
             (Key::ContactLink(&hash), Some((Prefix::ContactLink, "ab"))),
             (Key::Expiring, None),
+            (Key::IpBlocks, None),
             (Key::User(&user), Some((Prefix::User, "u1"))),
             (Key::UserEmail("a@b.c"), Some((Prefix::UserEmail, "a@b.c"))),
             (Key::Session(&session), Some((Prefix::Session, "s1"))),

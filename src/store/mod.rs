@@ -42,10 +42,12 @@ pub use orgs::{
     seats_used, Invited, Joined, Membership, Org, OrgInvite, OrgProfile, OrgRole, OrgStore,
     OrgTerms, Registered,
 };
-pub use outbox::{FailedMail, OutboxMail, OutboxStore, FAILED_KEEP_MS};
+pub use outbox::{
+    sent_windows, FailedMail, OutboxMail, OutboxStore, FAILED_KEEP_MS, SENT_WINDOWS, SENT_WINDOW_MS,
+};
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
-pub use throttle::{AttemptKey, IpRule, ThrottleStore};
+pub use throttle::{AttemptKey, IpBlock, IpRule, ThrottleStore};
 pub use tokens::{TokenKind, TokenRecord, TokenStore};
 
 /// Unix time in milliseconds. Every expiry in the store is expressed in it.

@@ -19,6 +19,23 @@ use super::{Channel, Millis, StoreResult};
 /// How long a failed mail stays listed before `sweep` purges it: 30 days.
 pub const FAILED_KEEP_MS: Millis = 30 * 86_400_000;
 
+/// Sent messages are counted per channel in windows this long (an hour)...
+pub const SENT_WINDOW_MS: Millis = 3_600_000;
+/// ...and [`OutboxStore::outbox_sent_count`] adds up this many of them, the current one
+/// included: the last 24 hours, to the hour.
+pub const SENT_WINDOWS: i64 = 24;
+
+/// The starts of the windows `outbox_sent_count(now)` adds up, oldest first, and when a
+/// window starting at the last of them may be forgotten (the end of the window + a day).
+pub fn sent_windows(now: Millis) -> (Vec<Millis>, Millis) {
+    let (current, end) = super::counters::window(now, SENT_WINDOW_MS);
+    let starts = (0..SENT_WINDOWS)
+        .rev()
+        .map(|back| current.saturating_sub(back.saturating_mul(SENT_WINDOW_MS)))
+        .collect();
+    (starts, end.saturating_add(SENT_WINDOWS * SENT_WINDOW_MS))
+}
+
 /// One mail, fully rendered (subject and both bodies in the recipient's language).
 #[derive(Clone, PartialEq, Eq)]
 pub struct OutboxMail {
@@ -93,8 +110,19 @@ timed_store! {
             lease_ms: Millis,
             limit: usize,
         ) -> StoreResult<Vec<OutboxMail>>;
-        /// The mail was sent: removes it. Returns whether it was there.
+        /// The mail is done with, unsent (its content expired): removes it. Returns
+        /// whether it was there.
         async fn outbox_done(&self, id: &str) -> StoreResult<bool>;
+        /// The message was sent at `now`: removes it and, in the same atomic step, counts
+        /// it in its channel's window (see [`sent_windows`]). Returns whether it was there
+        /// (a message removed meanwhile is not counted twice).
+        async fn outbox_sent(&self, id: &str, now: Millis) -> StoreResult<bool>;
+        /// Messages of `channel` sent in the last 24 hours (to the hour) before `now`.
+        async fn outbox_sent_count(&self, channel: Channel, now: Millis) -> StoreResult<u64>;
+        /// "Retry now": a waiting message due later becomes due at `now` (one due already
+        /// is left as it is). Returns whether the message is waiting. A message leased by
+        /// a sender at that very moment may then be sent twice: a duplicate, never a loss.
+        async fn outbox_due_now(&self, id: &str, now: Millis) -> StoreResult<bool>;
         /// The attempt failed: `attempts += 1`, `last_error = error`, due again at
         /// `next_attempt`. Returns whether the mail was there.
         async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str) -> StoreResult<bool>;

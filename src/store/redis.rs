@@ -875,6 +875,7 @@ impl Store for RedisStore {
         // counted once, as SQLite does.
         total += self.sweep_pending(now, SWEEP_BATCH).await?;
         total += self.sweep_expiring(now, SWEEP_BATCH).await?;
+        self.sweep_ip_blocks(now).await?;
         Ok(total)
     }
 }

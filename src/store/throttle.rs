@@ -21,6 +21,17 @@ pub enum AttemptKey<'a> {
     Device(&'a str, &'a DeviceId),
 }
 
+/// A client address blocked at some instant (the console's list, `vigile ip list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpBlock {
+    /// The client key: an IPv4 address, or an IPv6 /64 (`2001:db8:1:2::/64`).
+    pub ip: String,
+    /// When the block started (0 for a block set by a Vigile that did not record it).
+    pub blocked_at: Millis,
+    /// When it ends.
+    pub until: Millis,
+}
+
 /// The per-IP rule from `[lockout]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpRule {
@@ -78,6 +89,10 @@ timed_store! {
         /// Lifts a block and forgets the window and the repeat history. Returns whether a
         /// block was active at `now`.
         async fn ip_unblock(&self, ip: &str, now: Millis) -> StoreResult<bool>;
+        /// Up to `limit` blocks in force at `now` (ending after it), the most recently
+        /// started first (ties: by address). An index of blocks, never a scan of every
+        /// address the store knows.
+        async fn ip_blocks(&self, now: Millis, limit: usize) -> StoreResult<Vec<IpBlock>>;
     }
 }
 

@@ -328,6 +328,8 @@ async fn every_audit_event_kind_is_written_with_who_what_when_where() {
         .into_iter()
         .filter(|k| !k.starts_with("org_") && !k.starts_with("contact_") && k != "campaign_started")
         .filter(|k| !k.starts_with("2fa_") && k != "recovery_code_used")
+        // "Retry now" needs a mail waiting for a retry: `console_ops` reads its line.
+        .filter(|k| k != "mail_retried")
         .collect();
     let missing = || {
         let (_, lines) = audit_lines(&s);

@@ -61,7 +61,7 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
         Stat {
             key: "console-stat-waiting",
             value: count(waiting.len()),
-            href: Route::Admin.path(),
+            href: Route::AdminOutbox.path(),
         },
     ];
     let failed = failed

@@ -5,6 +5,7 @@ mod account;
 mod account_twofactor;
 mod admin;
 mod admin_member;
+mod admin_ops;
 mod admin_org;
 mod contact;
 mod devices;
@@ -262,6 +263,10 @@ async fn page(ctx: &Ctx<'_, '_>) -> PageResult {
         (Route::AdminUnlock, _, true) => admin::unlock(ctx).await,
         (Route::AdminSettings, _, true) => admin::settings(ctx).await,
         (Route::AdminCampaign, _, true) => admin::start_campaign(ctx).await,
+        (Route::AdminBlocked, true, _) => admin_ops::blocked(ctx).await,
+        (Route::AdminBlocked, _, true) => admin_ops::unblock(ctx).await,
+        (Route::AdminOutbox, true, _) => admin_ops::outbox(ctx).await,
+        (Route::AdminOutbox, _, true) => admin_ops::retry(ctx).await,
         (Route::AdminMember, true, _) => admin_member::get(ctx).await,
         (Route::AdminMemberCap, _, true) => admin_member::cap(ctx).await,
         (Route::AdminMemberRevoke, _, true) => admin_member::revoke(ctx).await,

@@ -8,6 +8,9 @@
 //! A failed mail moves, in one script, to its own hash (no bodies) in the `OutboxFailed`
 //! set scored by when it failed; the hash expires `FAILED_KEEP_MS` later and is in the
 //! `Expiring` index, so `sweep` purges it like SQLite does.
+//!
+//! A sent message is removed and counted in one script: an hourly counter per channel
+//! (`Key::Counter` of scope `sent`), kept a day past its hour and in the `Expiring` index.
 
 use super::record::HashRecord;
 use std::sync::LazyLock;
@@ -18,7 +21,8 @@ use async_trait::async_trait;
 use super::RedisStore;
 use crate::store::keys::{Key, Prefix};
 use crate::store::{
-    Channel, FailedMail, Millis, OutboxMail, OutboxStore, StoreError, StoreResult, FAILED_KEEP_MS,
+    sent_windows, Channel, CounterScope, FailedMail, Millis, OutboxMail, OutboxStore, StoreError,
+    StoreResult, FAILED_KEEP_MS,
 };
 
 // KEYS[1] mail, KEYS[2] outbox; ARGV[1] id, ARGV[2] next_attempt, ARGV[3..] field/value
@@ -62,6 +66,44 @@ static OUTBOX_DONE: LazyLock<Script> = LazyLock::new(|| {
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return redis.call('DEL', KEYS[1])
+"#,
+    )
+});
+
+// KEYS[1] mail, KEYS[2] mail queue, KEYS[3] text-message queue, KEYS[4] the current
+// window's counter of sent mails, KEYS[5] the same for text messages, KEYS[6] expiring
+// index; ARGV[1] id, ARGV[2] when the counter may be forgotten. Returns 0 if the message
+// was gone (then nothing is counted).
+static OUTBOX_SENT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local channel = redis.call('HGET', KEYS[1], 'channel')
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+local counter = KEYS[4]
+if channel == 'mobile' then counter = KEYS[5] end
+local n = redis.call('INCR', counter)
+redis.call('PEXPIREAT', counter, ARGV[2])
+if n == 1 then redis.call('ZADD', KEYS[6], ARGV[2], counter) end
+return 1
+"#,
+    )
+});
+
+// KEYS[1] mail, KEYS[2] mail queue, KEYS[3] text-message queue; ARGV[1] id, ARGV[2] now.
+// Returns 0 if the message is not waiting.
+static OUTBOX_DUE_NOW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local due = tonumber(redis.call('HGET', KEYS[1], 'next_attempt'))
+if due and due <= tonumber(ARGV[2]) then return 1 end
+local queue = KEYS[2]
+if redis.call('HGET', KEYS[1], 'channel') == 'mobile' then queue = KEYS[3] end
+redis.call('HSET', KEYS[1], 'next_attempt', ARGV[2])
+redis.call('ZADD', queue, ARGV[2], ARGV[1])
+return 1
 "#,
     )
 });
@@ -242,6 +284,42 @@ impl OutboxStore for RedisStore {
             .key(Key::Outbox.name())
             .key(Key::OutboxMobile.name())
             .arg(id);
+        Ok(self.call::<i64>(&inv).await? == 1)
+    }
+
+    async fn outbox_sent(&self, id: &str, now: Millis) -> StoreResult<bool> {
+        let (starts, expires) = sent_windows(now);
+        let start = starts.last().copied().unwrap_or(now);
+        let scope = CounterScope::MessagesSent;
+        let mut inv = OUTBOX_SENT.prepare_invoke();
+        inv.key(Key::OutboxMail(id).name())
+            .key(Key::Outbox.name())
+            .key(Key::OutboxMobile.name())
+            .key(Key::Counter(scope, Channel::Email.as_str(), start).name())
+            .key(Key::Counter(scope, Channel::Mobile.as_str(), start).name())
+            .key(Key::Expiring.name())
+            .arg(id)
+            .arg(expires);
+        Ok(self.call::<i64>(&inv).await? == 1)
+    }
+
+    async fn outbox_sent_count(&self, channel: Channel, now: Millis) -> StoreResult<u64> {
+        let (starts, _) = sent_windows(now);
+        let mut cmd = ::redis::cmd("MGET");
+        for start in starts {
+            cmd.arg(Key::Counter(CounterScope::MessagesSent, channel.as_str(), start).name());
+        }
+        let counts: Vec<Option<u64>> = self.query(&cmd).await?;
+        Ok(counts.into_iter().flatten().sum())
+    }
+
+    async fn outbox_due_now(&self, id: &str, now: Millis) -> StoreResult<bool> {
+        let mut inv = OUTBOX_DUE_NOW.prepare_invoke();
+        inv.key(Key::OutboxMail(id).name())
+            .key(Key::Outbox.name())
+            .key(Key::OutboxMobile.name())
+            .arg(id)
+            .arg(now);
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 

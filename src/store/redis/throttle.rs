@@ -2,6 +2,9 @@
 //! kept `ATTEMPT_MEMORY_MS` after its last attempt; a client address's window and block live in one
 //! hash changed only by the scripts below, which check validity against the `now` they
 //! are given and set the key's TTL (and its `Expiring` score) to its latest instant.
+//! The same scripts keep the `IpBlocks` index (addresses scored by their block's end), so
+//! the console lists the blocks in force without scanning the keyspace; `sweep` drops
+//! the entries of ended blocks.
 
 use std::sync::LazyLock;
 
@@ -9,12 +12,15 @@ use ::redis::Script;
 use async_trait::async_trait;
 
 use super::RedisStore;
-use crate::store::keys::Key;
+use crate::store::keys::{Key, Prefix};
 use crate::store::throttle::{ATTEMPT_MEMORY_MS, REPEAT_MEMORY_MS};
-use crate::store::{AttemptKey, DeviceId, IpRule, Millis, StoreResult, ThrottleStore, UserId};
+use crate::store::{
+    AttemptKey, DeviceId, IpBlock, IpRule, Millis, StoreResult, ThrottleStore, UserId,
+};
 
-/// Shared by the IP scripts: `KEYS[1]` the address's hash, `KEYS[2]` the expiring index;
-/// `ARGV[1]` now, `ARGV[2..6]` max, window, block, max block, repeat memory.
+/// Shared by the IP scripts: `KEYS[1]` the address's hash, `KEYS[2]` the expiring index,
+/// `KEYS[3]` the index of blocks; `ARGV[1]` now, `ARGV[2..6]` max, window, block, max
+/// block, repeat memory, `ARGV[7]` the address.
 macro_rules! ip_prelude {
     () => {
         r#"
@@ -36,9 +42,10 @@ local function block()
   local len = math.min(blk * (2 ^ math.min(level, 40)), math.max(maxblk, math.min(blk, maxblk)))
   local ends = now + len
   redis.call('HSET', KEYS[1], 'block_until', int(ends), 'level', int(level + 1),
-    'level_until', int(ends + rep), 'window_count', '0')
+    'level_until', int(ends + rep), 'window_count', '0', 'blocked_at', int(now))
   redis.call('HDEL', KEYS[1], 'window_end')
   keep_until(ends + rep)
+  redis.call('ZADD', KEYS[3], int(ends), ARGV[7])
   return ends
 end
 "#
@@ -90,14 +97,44 @@ return 0
     )
 });
 
-// KEYS[1] the address's hash, KEYS[2] expiring index. Returns the block end it had.
+// KEYS[1] the address's hash, KEYS[2] expiring index, KEYS[3] index of blocks; ARGV[1]
+// the address. Returns the block end it had.
 static IP_UNBLOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local bu = redis.call('HGET', KEYS[1], 'block_until')
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 return bu
+"#,
+    )
+});
+
+// KEYS[1] index of blocks; ARGV[1] now, ARGV[2] the address hashes' prefix. Returns
+// `{address, block end, start}` of each block in force, as the hashes say (an entry whose
+// hash no longer holds that block is left for the sweep).
+static IP_BLOCKS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local out = {}
+for _, ip in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
+  local f = redis.call('HMGET', ARGV[2] .. ip, 'block_until', 'blocked_at')
+  local bu = tonumber(f[1])
+  if bu and bu > tonumber(ARGV[1]) then
+    out[#out + 1] = {ip, f[1], f[2] or '0'}
+  end
+end
+return out
+"#,
+    )
+});
+
+// KEYS[1] index of blocks; ARGV[1] now. Forgets the blocks ended at `now`.
+static IP_BLOCKS_SWEEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+return redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 "#,
     )
 });
@@ -145,12 +182,14 @@ fn ip_invocation(
     let mut inv = script.prepare_invoke();
     inv.key(Key::Ip(ip).name())
         .key(Key::Expiring.name())
+        .key(Key::IpBlocks.name())
         .arg(now)
         .arg(rule.max)
         .arg(rule.window_ms)
         .arg(rule.block_ms)
         .arg(rule.max_block_ms)
-        .arg(REPEAT_MEMORY_MS);
+        .arg(REPEAT_MEMORY_MS)
+        .arg(ip);
     inv
 }
 
@@ -259,8 +298,46 @@ impl ThrottleStore for RedisStore {
 
     async fn ip_unblock(&self, ip: &str, now: Millis) -> StoreResult<bool> {
         let mut inv = IP_UNBLOCK.prepare_invoke();
-        inv.key(Key::Ip(ip).name()).key(Key::Expiring.name());
+        inv.key(Key::Ip(ip).name())
+            .key(Key::Expiring.name())
+            .key(Key::IpBlocks.name())
+            .arg(ip);
         let until: Option<Millis> = self.call(&inv).await?;
         Ok(until.is_some_and(|u| u > now))
+    }
+
+    async fn ip_blocks(&self, now: Millis, limit: usize) -> StoreResult<Vec<IpBlock>> {
+        let mut inv = IP_BLOCKS.prepare_invoke();
+        inv.key(Key::IpBlocks.name())
+            .arg(now)
+            .arg(Prefix::Ip.as_str());
+        let found: Vec<(String, Millis, Millis)> = self.call(&inv).await?;
+        let mut blocks: Vec<IpBlock> = found
+            .into_iter()
+            .map(|(ip, until, blocked_at)| IpBlock {
+                ip,
+                blocked_at,
+                until,
+            })
+            .collect();
+        // SQLite's order: the most recently started first, then by address.
+        blocks.sort_by(|a, b| {
+            b.blocked_at
+                .cmp(&a.blocked_at)
+                .then_with(|| a.ip.cmp(&b.ip))
+        });
+        blocks.truncate(limit);
+        Ok(blocks)
+    }
+}
+
+impl RedisStore {
+    /// Drops the index entries of blocks ended at `now` (their hashes go by `Expiring`).
+    /// Not counted: an index entry is not a record.
+    pub(super) async fn sweep_ip_blocks(&self, now: Millis) -> StoreResult<()> {
+        let mut inv = IP_BLOCKS_SWEEP.prepare_invoke();
+        inv.key(Key::IpBlocks.name()).arg(now);
+        let _: u64 = self.call(&inv).await?;
+        Ok(())
     }
 }

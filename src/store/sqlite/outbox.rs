@@ -2,13 +2,17 @@
 //! `(next_attempt, id)`, the order of both claiming and listing. A claim selects and
 //! leases in one `BEGIN IMMEDIATE` transaction, so two processes never claim the same
 //! mail. A failed mail moves to `outbox_failed` (without its bodies) in one statement
-//! pair of one transaction; `sweep` purges that table by `failed_at`.
+//! pair of one transaction; `sweep` purges that table by `failed_at`. A sent message is
+//! deleted and counted (`counters`, scope `sent`, per channel and hour) in one
+//! transaction; `sweep` drops those counters a day after their hour.
 
 use async_trait::async_trait;
-use rusqlite::{params, Row, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 
 use super::{map_err, parsed, SqliteStore};
-use crate::store::{Channel, FailedMail, Millis, OutboxMail, OutboxStore, StoreResult};
+use crate::store::{
+    sent_windows, Channel, CounterScope, FailedMail, Millis, OutboxMail, OutboxStore, StoreResult,
+};
 
 const MAIL_COLUMNS: &str = "id, kind, recipient, subject, text_body, html_body, created_at, \
                             attempts, next_attempt, last_error, channel";
@@ -94,6 +98,71 @@ impl OutboxStore for SqliteStore {
         let id = id.to_string();
         self.run(move |c| Ok(c.execute("DELETE FROM outbox WHERE id = ?1", [id])? > 0))
             .await
+    }
+
+    async fn outbox_sent(&self, id: &str, now: Millis) -> StoreResult<bool> {
+        let id = id.to_string();
+        let (starts, expires) = sent_windows(now);
+        let start = starts.last().copied().unwrap_or(now);
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let channel: Option<String> = tx
+                .query_row(
+                    "DELETE FROM outbox WHERE id = ?1 RETURNING channel",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(channel) = &channel {
+                tx.execute(
+                    "INSERT INTO counters (scope, subject, window_start, count, expires_at) \
+                     VALUES (?1, ?2, ?3, 1, ?4) \
+                     ON CONFLICT (scope, subject, window_start) DO UPDATE SET count = count + 1",
+                    params![CounterScope::MessagesSent.as_str(), channel, start, expires],
+                )?;
+            }
+            tx.commit()?;
+            Ok(channel.is_some())
+        })
+        .await
+    }
+
+    async fn outbox_sent_count(&self, channel: Channel, now: Millis) -> StoreResult<u64> {
+        let (starts, _) = sent_windows(now);
+        let first = starts.first().copied().unwrap_or(now);
+        let last = starts.last().copied().unwrap_or(now);
+        self.run(move |c| {
+            let n: i64 = c.query_row(
+                "SELECT COALESCE(SUM(count), 0) FROM counters WHERE scope = ?1 \
+                 AND subject = ?2 AND window_start BETWEEN ?3 AND ?4",
+                params![
+                    CounterScope::MessagesSent.as_str(),
+                    channel.as_str(),
+                    first,
+                    last
+                ],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn outbox_due_now(&self, id: &str, now: Millis) -> StoreResult<bool> {
+        let id = id.to_string();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE outbox SET next_attempt = ?2 WHERE id = ?1 AND next_attempt > ?2",
+                params![id, now],
+            )?;
+            let waiting: Option<i64> = tx
+                .query_row("SELECT 1 FROM outbox WHERE id = ?1", [&id], |r| r.get(0))
+                .optional()?;
+            tx.commit()?;
+            Ok(waiting.is_some())
+        })
+        .await
     }
 
     async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str) -> StoreResult<bool> {

@@ -10,7 +10,7 @@ use super::map_err;
 use crate::store::{StoreError, StoreResult};
 
 /// Bumped whenever the schema below changes (with a step added to [`MIGRATIONS`]).
-pub(super) const SCHEMA_VERSION: i64 = 9;
+pub(super) const SCHEMA_VERSION: i64 = 10;
 
 /// What version 2 added besides the `users.expires_at` column: sign-up expiry, single-use
 /// links, the mail outbox, rate-limit counters. Shared by [`SCHEMA`] and the v1→v2 step.
@@ -250,6 +250,17 @@ BEGIN INSERT INTO changes (subject) VALUES ('u:' || OLD.id); END;
     };
 }
 
+/// Version 10: the admin console's list of blocked addresses (when each block started,
+/// and an index of the blocks by their end, so the list never reads every address).
+macro_rules! since_v10 {
+    () => {
+        "
+ALTER TABLE ip_state ADD COLUMN blocked_at INTEGER;
+CREATE INDEX IF NOT EXISTS ip_state_blocks ON ip_state(block_until) WHERE block_until IS NOT NULL;
+"
+    };
+}
+
 /// The whole current schema, for a new file.
 const SCHEMA: &str = concat!(
     "
@@ -296,11 +307,12 @@ CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
     since_v6!(),
     since_v7!(),
     since_v8!(),
-    since_v9!()
+    since_v9!(),
+    since_v10!()
 );
 
 /// `MIGRATIONS[i]` brings a file from version `i + 1` to version `i + 2`.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     concat!(
         "ALTER TABLE users ADD COLUMN expires_at INTEGER;",
         since_v2!()
@@ -316,6 +328,7 @@ ALTER TABLE users ADD COLUMN org_role TEXT;",
     since_v7!(),
     since_v8!(),
     since_v9!(),
+    since_v10!(),
 ];
 
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION - 1);

@@ -7,7 +7,9 @@ use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::SqliteStore;
 use crate::store::throttle::next_block;
-use crate::store::{AttemptKey, DeviceId, IpRule, Millis, StoreResult, ThrottleStore, UserId};
+use crate::store::{
+    AttemptKey, DeviceId, IpBlock, IpRule, Millis, StoreResult, ThrottleStore, UserId,
+};
 
 fn key_parts(key: AttemptKey<'_>) -> (String, String) {
     match key {
@@ -27,12 +29,13 @@ struct IpRow {
     block_until: Option<Millis>,
     level: i64,
     level_until: Option<Millis>,
+    blocked_at: Option<Millis>,
 }
 
 fn ip_row(tx: &Transaction<'_>, ip: &str) -> rusqlite::Result<IpRow> {
     Ok(tx
         .query_row(
-            "SELECT window_end, window_count, block_until, level, level_until \
+            "SELECT window_end, window_count, block_until, level, level_until, blocked_at \
              FROM ip_state WHERE ip = ?1",
             [ip],
             |r| {
@@ -42,6 +45,7 @@ fn ip_row(tx: &Transaction<'_>, ip: &str) -> rusqlite::Result<IpRow> {
                     block_until: r.get(2)?,
                     level: r.get(3)?,
                     level_until: r.get(4)?,
+                    blocked_at: r.get(5)?,
                 })
             },
         )
@@ -51,18 +55,19 @@ fn ip_row(tx: &Transaction<'_>, ip: &str) -> rusqlite::Result<IpRow> {
 
 fn ip_save(tx: &Transaction<'_>, ip: &str, row: &IpRow) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT INTO ip_state (ip, window_end, window_count, block_until, level, level_until) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (ip) DO UPDATE SET \
+        "INSERT INTO ip_state (ip, window_end, window_count, block_until, level, level_until, \
+         blocked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (ip) DO UPDATE SET \
          window_end = excluded.window_end, window_count = excluded.window_count, \
          block_until = excluded.block_until, level = excluded.level, \
-         level_until = excluded.level_until",
+         level_until = excluded.level_until, blocked_at = excluded.blocked_at",
         params![
             ip,
             row.window_end,
             row.window_count,
             row.block_until,
             row.level,
-            row.level_until
+            row.level_until,
+            row.blocked_at
         ],
     )?;
     Ok(())
@@ -77,6 +82,7 @@ fn block(row: &mut IpRow, rule: &IpRule, now: Millis) -> Millis {
     };
     let (until, level_until) = next_block(rule, level, now);
     row.block_until = Some(until);
+    row.blocked_at = Some(now);
     row.level = i64::from(level) + 1;
     row.level_until = Some(level_until);
     row.window_end = None;
@@ -260,6 +266,26 @@ impl ThrottleStore for SqliteStore {
             tx.execute("DELETE FROM ip_state WHERE ip = ?1", [ip])?;
             tx.commit()?;
             Ok(row.block_until.is_some_and(|u| u > now))
+        })
+        .await
+    }
+
+    async fn ip_blocks(&self, now: Millis, limit: usize) -> StoreResult<Vec<IpBlock>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            // `ip_state_blocks` finds the blocks in force; only those are sorted.
+            let mut stmt = c.prepare_cached(
+                "SELECT ip, COALESCE(blocked_at, 0), block_until FROM ip_state \
+                 WHERE block_until > ?1 ORDER BY 2 DESC, ip LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now, limit], |r| {
+                Ok(IpBlock {
+                    ip: r.get(0)?,
+                    blocked_at: r.get(1)?,
+                    until: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }
