@@ -14,6 +14,7 @@ mod hash_queue;
 pub mod limits;
 pub mod lockout;
 mod login;
+pub mod member_search;
 pub mod orgs;
 pub mod passkeys;
 pub mod password;

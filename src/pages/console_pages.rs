@@ -36,6 +36,14 @@ pub struct MembersPage {
     pub unlocked: Option<String>,
     /// Catalog key of an error (a bad address).
     pub error: Option<&'static str>,
+    /// The search as typed, and the state filter (`member_search::State::as_str`).
+    pub text: String,
+    pub state: &'static str,
+    /// (value, catalog key) of each state.
+    pub states: Vec<(&'static str, &'static str)>,
+    /// Links to the next page and back to the first, when there are.
+    pub next: Option<String>,
+    pub first: Option<String>,
 }
 
 #[derive(Template)]

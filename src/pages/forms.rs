@@ -53,6 +53,7 @@ pub struct ResetPage {
 /// One account on the admin page.
 pub struct MemberRow {
     pub email: String,
+    pub name: String,
     pub roles: &'static str,
     pub status: &'static str,
     pub failures: u64,

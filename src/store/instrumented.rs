@@ -207,6 +207,13 @@ mod tests {
             .user_set_profile(&pending.id, "P", Some("en"))
             .await
             .unwrap();
+        store
+            .user_page(&crate::store::UserQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         let s1 = session(&member.id, "s1");
         store.session_insert(&s1, None).await.unwrap();
         store.session_by_token(&s1.token_hash, now).await.unwrap();

@@ -11,6 +11,12 @@
 //! - `vigile:user:{user_id}`: a [`super::User`] as JSON.
 //! - `vigile:user_email:{email}`: the user id owning that (normalised) email.
 //! - `vigile:users`: set of every user id (for `user_list`).
+//! - `vigile:users_index`: sorted set (all scores 0, so ordered by bytes) of
+//!   `{email}\n{user_id}` for every account, for `user_page`'s ordered, resumable walk.
+//!   The account scripts name it `USERS .. '_index'` (one key fewer in their calling
+//!   convention); a test pins the two spellings together. Built from `vigile:users` by
+//!   the first instance that connects after an upgrade (`redis/migrate.rs`), which then
+//!   sets `vigile:users_index_built`.
 //! - Sessions (layout 2, issue 17: 539 bytes each in `bench/sessions_memory`, members
 //!   apart, with a 70-byte user agent; about 600 with a 110-byte one; layout 1 took 1 749):
 //!   - `vigile:s:{session_id}`: hash of one session; its TTL is the session's expiry.
@@ -210,6 +216,10 @@ pub enum Key<'a> {
     User(&'a UserId),
     UserEmail(&'a str),
     Users,
+    /// See the module docs: every account's `{email}\n{id}`, ordered.
+    UserIndex,
+    /// Set once `UserIndex` was built from `Users` (after an upgrade).
+    UserIndexBuilt,
     Session(&'a SessionId),
     /// The token bucket holding this hash's entry.
     SessionTokens(&'a TokenHash),
@@ -263,6 +273,8 @@ impl Key<'_> {
         match self {
             Key::Secret => "vigile:secret".to_string(),
             Key::Users => "vigile:users".to_string(),
+            Key::UserIndex => "vigile:users_index".to_string(),
+            Key::UserIndexBuilt => "vigile:users_index_built".to_string(),
             Key::SessionBuckets => "vigile:session_buckets".to_string(),
             Key::SessionTotal => "vigile:session_total".to_string(),
             Key::Layout => "vigile:layout".to_string(),
@@ -320,6 +332,8 @@ mod tests {
         let keys = [
             (Key::Secret, None),
             (Key::Users, None),
+            (Key::UserIndex, None),
+            (Key::UserIndexBuilt, None),
             (Key::SessionBuckets, None),
             (Key::SessionTotal, None),
             (Key::Layout, None),
@@ -388,6 +402,14 @@ mod tests {
                 assert_eq!(name, format!("{}{suffix}", prefix.as_str()));
             }
         }
+    }
+
+    #[test]
+    fn the_account_scripts_spell_the_user_index_as_the_user_set_and_a_suffix() {
+        assert_eq!(
+            Key::UserIndex.name(),
+            format!("{}_index", Key::Users.name())
+        );
     }
 
     #[test]

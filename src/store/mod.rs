@@ -207,6 +207,30 @@ impl SessionRecord {
     }
 }
 
+/// A search of the accounts (admin console).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Lower-case text looked for in the address or the name; empty: every account.
+    pub text: String,
+    pub status: Option<AccountStatus>,
+    /// The page starts after the account with this address (the `next` of the previous
+    /// page), or at the first for `None`.
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+/// One page of a [`UserQuery`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    /// The address of the last account looked at, where the next page starts; `None`
+    /// when there is nothing after.
+    pub next: Option<String>,
+}
+
+/// Most accounts a Redis `user_page` call looks at (see [`Store::user_page`]).
+pub const USER_SCAN_BUDGET: usize = 2000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached or timed out: callers fail closed (503).
@@ -262,6 +286,12 @@ timed_store! {
         async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<User>>;
         /// Every account, ordered by email.
         async fn user_list(&self) -> StoreResult<Vec<User>>;
+        /// Accounts ordered by email, from after `query.after`, matching `query.text` (in
+        /// the address or the name) and `query.status`: at most `query.limit` of them,
+        /// and where to go on from (`None`: nothing after). Bounded work per call at any
+        /// number of accounts: Redis looks at no more than [`USER_SCAN_BUDGET`] accounts
+        /// per call, so a page may come back short with somewhere to go on from.
+        async fn user_page(&self, query: &UserQuery) -> StoreResult<UserPage>;
         /// Creates a `Pending` account (sign-up) that disappears at `expires_at` unless
         /// activated before. If the email belongs to another `Pending` account, that account
         /// is replaced (deleted, with its sessions) in the same atomic operation, so links

@@ -380,7 +380,8 @@ return removed
 "#
 );
 
-// KEYS[1] user, KEYS[2] email index, KEYS[3] user set; ARGV[1] id, ARGV[2] JSON.
+// KEYS[1] user, KEYS[2] email index, KEYS[3] user set, KEYS[4] user index; ARGV[1] id,
+// ARGV[2] JSON, ARGV[3] email.
 static USER_INSERT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -388,6 +389,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], 0, ARGV[3] .. '\n' .. ARGV[1])
 return 1
 "#,
     )
@@ -710,8 +712,10 @@ impl Store for RedisStore {
         inv.key(Key::User(&user.id).name())
             .key(Key::UserEmail(&user.email).name())
             .key(Key::Users.name())
+            .key(Key::UserIndex.name())
             .arg(user.id.as_str())
-            .arg(json);
+            .arg(json)
+            .arg(&user.email);
         match self.call::<i64>(&inv).await? {
             1 => Ok(()),
             _ => Err(StoreError::Conflict),
@@ -743,6 +747,10 @@ impl Store for RedisStore {
             .collect::<StoreResult<Vec<_>>>()?;
         users.sort_by(|a, b| a.email.cmp(&b.email));
         Ok(users)
+    }
+
+    async fn user_page(&self, query: &UserQuery) -> StoreResult<UserPage> {
+        self.page_users(query).await
     }
 
     async fn user_insert_pending(&self, user: &User, expires_at: Millis) -> StoreResult<()> {

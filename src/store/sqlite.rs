@@ -506,6 +506,41 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn user_page(&self, query: &UserQuery) -> StoreResult<UserPage> {
+        let q = query.clone();
+        self.run(move |c| {
+            // The cursor is the last address shown (addresses are unique). SQLite's
+            // lower() folds ASCII letters only, as Redis's string.lower does.
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users \
+                 WHERE email > ?1 AND (?2 IS NULL OR status = ?2) \
+                 AND (?3 = '' OR instr(lower(email), ?3) > 0 OR instr(lower(name), ?3) > 0) \
+                 ORDER BY email LIMIT ?4"
+            ))?;
+            let limit = i64::try_from(q.limit.saturating_add(1)).unwrap_or(i64::MAX);
+            let rows = stmt.query_map(
+                params![
+                    q.after.as_deref().unwrap_or(""),
+                    q.status.map(AccountStatus::as_str),
+                    q.text,
+                    limit
+                ],
+                user_from_row,
+            )?;
+            let mut users = rows
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            let next = if users.len() > q.limit {
+                users.truncate(q.limit);
+                users.last().map(|u| u.email.clone())
+            } else {
+                None
+            };
+            Ok(UserPage { users, next })
+        })
+        .await
+    }
+
     async fn user_insert_pending(&self, user: &User, expires_at: Millis) -> StoreResult<()> {
         let u = User {
             status: AccountStatus::Pending,

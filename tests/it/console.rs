@@ -88,3 +88,131 @@ async fn every_section_is_reached_from_the_navigation_and_closed_to_others(backe
     );
 }
 both_backends!(every_section_is_reached_from_the_navigation_and_closed_to_others);
+
+/// Every member row of a members page: (address, whether it shows as locked).
+fn member_rows(page: &str) -> Vec<(String, bool)> {
+    let Some(table) = page.split("<table class=\"members\">").nth(1) else {
+        return vec![];
+    };
+    table
+        .split("</table>")
+        .next()
+        .unwrap_or_default()
+        .split("<tr>")
+        .skip(2)
+        .map(|row| {
+            let email = row
+                .split("?email=")
+                .nth(1)
+                .and_then(|r| r.split('>').nth(1))
+                .and_then(|r| r.split('<').next())
+                .unwrap_or_default()
+                .to_string();
+            (email, row.contains("/_vigile/admin/unlock"))
+        })
+        .collect()
+}
+
+/// Follows the members section's "next page" links from `first`; returns every row.
+async fn all_pages(admin: &reqwest::Client, gw: &str, first: &str) -> Vec<(String, bool)> {
+    let (mut rows, mut url) = (vec![], format!("{gw}{first}"));
+    for _ in 0..200 {
+        let page = get_page(admin, &url).await;
+        let here = member_rows(&page);
+        assert!(here.len() <= 50, "a page of {}", here.len());
+        rows.extend(here);
+        match page
+            .split("id=\"next-page\"")
+            .next()
+            .and_then(|p| p.rsplit("href=\"").next())
+        {
+            Some(href) if page.contains("id=\"next-page\"") => {
+                let href = http::decode_entities(href.split('"').next().unwrap_or_default());
+                url = format!("{gw}{href}");
+            }
+            _ => return rows,
+        }
+    }
+    panic!("more than 200 pages from {first}");
+}
+
+async fn members_are_searched_filtered_and_paged_among_thousands(backend: Backend) {
+    let s = backend.stack("").await;
+    let gw = s.gw.url();
+    s.gw.add_user(BOSS, PW, true);
+    let store = crate::common::backend::open_store(&s);
+    let now = vigile::clock::now_ms();
+    let mut emails = vec![BOSS.to_string()];
+    for i in 0..2000 {
+        let mut u = crate::common::records::user(&format!("m{i:04}@example.org"), now);
+        u.name = if i % 400 == 7 {
+            format!("Zoé Durand {i}")
+        } else {
+            format!("Member {i}")
+        };
+        if i % 500 == 3 {
+            store
+                .user_insert_pending(&u, now + 3_600_000)
+                .await
+                .unwrap();
+        } else {
+            store.user_insert(&u).await.unwrap();
+        }
+        emails.push(u.email);
+    }
+    // Two accounts locked by failed logins.
+    let max = 6; // [lockout] account_max_failures' default
+    for locked in ["m0042@example.org", "m1999@example.org"] {
+        for _ in 0..max {
+            store
+                .attempt_begin(vigile::store::AttemptKey::Account(locked), now)
+                .await
+                .unwrap();
+        }
+    }
+    let admin = client();
+    login_ok(&admin, &gw, BOSS, PW).await;
+
+    // Every member, once, in address order, fifty a page.
+    emails.sort();
+    let walked: Vec<String> = all_pages(&admin, &gw, "/_vigile/admin/members")
+        .await
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
+    assert_eq!(walked, emails);
+    // By name, whatever its case; by address.
+    let zoes = all_pages(&admin, &gw, "/_vigile/admin/members?q=ZO%C3%89+durand").await;
+    let expect: Vec<String> = (0..2000)
+        .filter(|i| i % 400 == 7)
+        .map(|i| format!("m{i:04}@example.org"))
+        .collect();
+    assert_eq!(zoes.into_iter().map(|(e, _)| e).collect::<Vec<_>>(), expect);
+    let one = all_pages(&admin, &gw, "/_vigile/admin/members?q=m1234@").await;
+    assert_eq!(one, vec![("m1234@example.org".to_string(), false)]);
+    // By state.
+    let pending = all_pages(&admin, &gw, "/_vigile/admin/members?state=pending").await;
+    let expect: Vec<String> = (0..2000)
+        .filter(|i| i % 500 == 3)
+        .map(|i| format!("m{i:04}@example.org"))
+        .collect();
+    assert_eq!(
+        pending.into_iter().map(|(e, _)| e).collect::<Vec<_>>(),
+        expect
+    );
+    let locked = all_pages(&admin, &gw, "/_vigile/admin/members?state=locked").await;
+    assert_eq!(
+        locked,
+        vec![
+            ("m0042@example.org".to_string(), true),
+            ("m1999@example.org".to_string(), true)
+        ]
+    );
+    let none = get_page(
+        &admin,
+        &format!("{gw}/_vigile/admin/members?q=nobody-at-all"),
+    )
+    .await;
+    assert!(none.contains("No member matches."), "{none}");
+}
+both_backends!(members_are_searched_filtered_and_paged_among_thousands);

@@ -53,6 +53,7 @@ mod store_orgs;
 mod store_redis_layout;
 mod store_sqlite_wal;
 mod store_suite;
+mod store_user_page;
 mod streams;
 mod streams_review;
 mod support_contact;

@@ -11,7 +11,7 @@ use super::{Ctx, PageResult};
 use crate::audit::Actor;
 use crate::auth::admin::{self as actions, Admin, SitePolicy};
 use crate::auth::campaign::{self, Refused, Scope};
-use crate::auth::lockout;
+use crate::auth::member_search;
 use crate::pages::console::{Nav, Section};
 use crate::pages::console_pages::{
     CampaignsPage, MembersPage, OrgsPage, OverviewPage, SettingsPage, Stat,
@@ -19,7 +19,7 @@ use crate::pages::console_pages::{
 use crate::pages::forms::{CampaignRow, FailedRow, MemberRow};
 use crate::pages::{render, Reply};
 use crate::routes::Route;
-use crate::store::{overflow_parse, overflow_str, AccountStatus, AttemptKey, OrgId};
+use crate::store::{overflow_parse, overflow_str, AccountStatus, OrgId};
 
 /// The overview: what the site holds now, and what needs an admin's attention.
 pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
@@ -82,7 +82,8 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
     Ok(render::page(StatusCode::OK, &page))
 }
 
-/// Every account with its state and lock, and the unlock action.
+/// The members: searched by address or name, filtered by state, fifty a page, each with
+/// their state and lock (and the unlock action).
 pub async fn members(ctx: &Ctx<'_, '_>) -> PageResult {
     members_page(ctx, StatusCode::OK, None).await
 }
@@ -93,26 +94,42 @@ async fn members_page(
     error: Option<&'static str>,
 ) -> PageResult {
     ctx.admin()?;
-    let store = &ctx.app.store;
-    let max = ctx.app.config.file.lockout.account_max_failures;
-    let users = store.user_list().await?;
-    let mut members = Vec::with_capacity(users.len());
-    for u in users {
-        let failures = store.attempts_of(AttemptKey::Account(&u.email)).await?;
-        members.push(MemberRow {
-            locked: lockout::is_locked(failures, max),
-            failures,
-            roles: u.roles(),
-            status: u.status.as_str(),
-            email: u.email,
-        });
-    }
+    let text = ctx.req.query_param("q").unwrap_or_default();
+    let state_raw = ctx.req.query_param("state").unwrap_or_default();
+    // An unknown state (a hand-edited link) shows every member rather than an error.
+    let state = member_search::State::parse(&state_raw).unwrap_or(member_search::State::Any);
+    let after = ctx.req.query_param("after").filter(|a| !a.is_empty());
+    let first = after.is_none();
+    let found = member_search::search(ctx.app, &text, state, after, ctx.now).await?;
+    let members = found
+        .found
+        .into_iter()
+        .map(|f| MemberRow {
+            locked: f.locked,
+            failures: f.failures,
+            roles: f.user.roles(),
+            status: f.user.status.as_str(),
+            name: f.user.name,
+            email: f.user.email,
+        })
+        .collect();
+    let link = |after: &str| {
+        Route::AdminMembers.with_query(&[("q", &text), ("state", state.as_str()), ("after", after)])
+    };
     let page = MembersPage {
         c: ctx.chrome(Route::AdminMembers.path()),
         nav: Nav::new(Section::Members),
         members,
         unlocked: ctx.req.query_param("unlocked"),
         error,
+        text: text.clone(),
+        state: state.as_str(),
+        states: member_search::State::ALL
+            .iter()
+            .map(|s| (s.as_str(), s.key()))
+            .collect(),
+        next: found.next.as_deref().map(link),
+        first: (!first).then(|| link("")),
     };
     Ok(render::page(status, &page))
 }

@@ -108,7 +108,7 @@ pub(super) fn legacy_call(script: &'static Script) -> ScriptInvocation<'static> 
 }
 
 /// One Redis round trip within [`OP_DEADLINE`], as every store call.
-async fn bounded<T>(
+pub(super) async fn bounded<T>(
     what: &str,
     fut: impl Future<Output = ::redis::RedisResult<T>>,
 ) -> StoreResult<T> {
@@ -133,6 +133,7 @@ pub(super) async fn run(mut conn: ConnectionManager) -> StoreResult<()> {
     let mut get = ::redis::cmd("GET");
     get.arg(Key::Layout.name());
     let layout: Option<String> = bounded("GET layout", get.query_async(&mut conn)).await?;
+    super::users::build_index(&mut conn).await?;
     if layout.as_deref() == Some(LAYOUT) {
         return Ok(());
     }

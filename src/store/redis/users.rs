@@ -13,7 +13,10 @@ use ::redis::{Script, ScriptInvocation};
 
 use super::{session_call, RedisStore};
 use crate::store::keys::{Key, Prefix};
-use crate::store::{AccountStatus, Millis, StoreError, StoreResult, User, UserId};
+use crate::store::{
+    AccountStatus, Millis, StoreError, StoreResult, User, UserId, UserPage, UserQuery,
+    USER_SCAN_BUDGET,
+};
 
 /// Shared by the account scripts, on top of `session_prelude!` (whose calling convention
 /// it extends): `KEYS[3]` the user set, `KEYS[4]` the pending-account index, `ARGV[4]`,
@@ -26,6 +29,14 @@ macro_rules! user_prelude {
             r#"
 local USERS, PENDING, P_USER, P_EMAIL = KEYS[3], KEYS[4], ARGV[4], ARGV[5]
 local P_ORG_MEMBERS = ARGV[6]
+-- Key::UserIndex (keys.rs pins this spelling): `{email}\n{id}` of every account.
+local USER_INDEX = USERS .. '_index'
+-- An account's entry in USER_INDEX, from its JSON (nil if unreadable).
+local function index_entry(json, id)
+  local ok, u = pcall(cjson.decode, json)
+  if ok and type(u) == 'table' and type(u.email) == 'string' then return u.email .. '\n' .. id end
+  return nil
+end
 -- The decoded account (nil if missing or unreadable), and whether its key exists.
 local function user_record(id)
   local json = redis.call('GET', P_USER .. id)
@@ -37,8 +48,13 @@ end
 -- Writes an account's JSON (`user_key` is P_USER .. id) and tells every gateway instance
 -- that identities cached for it are stale (a role, an address, an organisation).
 local function put_user(user_key, json)
+  local id = string.sub(user_key, #P_USER + 1)
+  local old = redis.call('GET', user_key)
+  local before, after = old and index_entry(old, id), index_entry(json, id)
+  if before and before ~= after then redis.call('ZREM', USER_INDEX, before) end
+  if after then redis.call('ZADD', USER_INDEX, 0, after) end
   redis.call('SET', user_key, json)
-  redis.call('PUBLISH', CHANGES, 'u:' .. string.sub(user_key, #P_USER + 1))
+  redis.call('PUBLISH', CHANGES, 'u:' .. id)
 end
 -- Deletes an account, its email index (if it still points here) and its sessions.
 -- Returns 1 if the account key was there, and how many sessions went with it.
@@ -47,6 +63,7 @@ local function delete_user(id)
   if u and type(u.email) == 'string' then
     local email_key = P_EMAIL .. u.email
     if redis.call('GET', email_key) == id then redis.call('DEL', email_key) end
+    redis.call('ZREM', USER_INDEX, u.email .. '\n' .. id)
   end
   local sessions = delete_sessions_of(id)
   if u and type(u.org) == 'table' and type(u.org.org) == 'string' then
@@ -162,6 +179,97 @@ return {#ids, removed}
 "#
 );
 
+// KEYS[1] user index; ARGV[1] user prefix, ARGV[2] cursor (the address of the last account
+// of the previous page, or ''), ARGV[3] lower-case text ('' for any), ARGV[4] status (''
+// for any), ARGV[5] limit, ARGV[6] budget. Returns {matching JSONs, the address to go on
+// from, or ''}. Entries whose account is gone (a sign-up dropped by its TTL before the
+// sweep) are removed.
+static USER_PAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local text, status = ARGV[3], ARGV[4]
+local limit, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
+local function has(s) return type(s) == 'string' and string.find(string.lower(s), text, 1, true) end
+-- After every entry of an address: ids are ASCII, below byte 255.
+local function after(email) return email == '' and '-' or '(' .. email .. '\n\255' end
+local out, seen, last = {}, 0, ARGV[2]
+while seen < budget do
+  local chunk = redis.call('ZRANGEBYLEX', KEYS[1], after(last), '+', 'LIMIT', 0, math.min(200, budget - seen))
+  if #chunk == 0 then return {out, ''} end
+  for _, entry in ipairs(chunk) do
+    local nl = string.find(entry, '\n', 1, true) or #entry
+    local email, id = string.sub(entry, 1, nl - 1), string.sub(entry, nl + 1)
+    seen, last = seen + 1, email
+    local json = redis.call('GET', ARGV[1] .. id)
+    if not json then
+      redis.call('ZREM', KEYS[1], entry)
+    else
+      local ok, u = pcall(cjson.decode, json)
+      if ok and type(u) == 'table' and (status == '' or u.status == status)
+        and (text == '' or has(u.email) or has(u.name)) then
+        out[#out + 1] = json
+        if #out == limit then
+          local more = redis.call('ZRANGEBYLEX', KEYS[1], after(email), '+', 'LIMIT', 0, 1)
+          return {out, #more > 0 and email or ''}
+        end
+      end
+    end
+  end
+end
+return {out, last}
+"#,
+    )
+});
+
+// KEYS[1] user set, KEYS[2] user index, KEYS[3] built flag; ARGV[1] user prefix,
+// ARGV[2] SSCAN cursor, ARGV[3] batch. Indexes one batch of accounts; returns the next
+// cursor ('0' once done, and then the flag is set).
+static USER_INDEX_BUILD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local r = redis.call('SSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
+for _, id in ipairs(r[2]) do
+  local json = redis.call('GET', ARGV[1] .. id)
+  if json then
+    local ok, u = pcall(cjson.decode, json)
+    if ok and type(u) == 'table' and type(u.email) == 'string' then
+      redis.call('ZADD', KEYS[2], 0, u.email .. '\n' .. id)
+    end
+  end
+end
+if r[1] == '0' then redis.call('SET', KEYS[3], '1') end
+return r[1]
+"#,
+    )
+});
+
+/// Builds `vigile:users_index` from `vigile:users` once (after an upgrade from a version
+/// without it); one `EXISTS` when it was built. Accounts written meanwhile index
+/// themselves (`put_user`), so a build racing them loses nothing.
+pub(super) async fn build_index(conn: &mut ::redis::aio::ConnectionManager) -> StoreResult<()> {
+    let mut exists = ::redis::cmd("EXISTS");
+    exists.arg(Key::UserIndexBuilt.name());
+    let built: u8 =
+        super::migrate::bounded("EXISTS users_index_built", exists.query_async(conn)).await?;
+    if built == 1 {
+        return Ok(());
+    }
+    let mut cursor = "0".to_string();
+    loop {
+        let mut inv = USER_INDEX_BUILD.prepare_invoke();
+        inv.key(Key::Users.name())
+            .key(Key::UserIndex.name())
+            .key(Key::UserIndexBuilt.name())
+            .arg(Prefix::User.as_str())
+            .arg(&cursor)
+            .arg(500);
+        cursor = super::migrate::bounded("indexing accounts", inv.invoke_async(conn)).await?;
+        if cursor == "0" {
+            return Ok(());
+        }
+    }
+}
+
 /// An account script invocation with the calling convention of `user_prelude!`.
 pub(super) fn user_call(script: &'static Script) -> ScriptInvocation<'static> {
     let mut inv = session_call(script);
@@ -226,6 +334,26 @@ impl RedisStore {
             .arg(name)
             .arg(lang.unwrap_or(""));
         changed(self.call(&inv).await?, id)
+    }
+
+    pub(super) async fn page_users(&self, query: &UserQuery) -> StoreResult<UserPage> {
+        let mut inv = USER_PAGE.prepare_invoke();
+        inv.key(Key::UserIndex.name())
+            .arg(Prefix::User.as_str())
+            .arg(query.after.as_deref().unwrap_or(""))
+            .arg(&query.text)
+            .arg(query.status.map_or("", AccountStatus::as_str))
+            .arg(query.limit.max(1))
+            .arg(USER_SCAN_BUDGET);
+        let (jsons, next): (Vec<String>, String) = self.call(&inv).await?;
+        let users = jsons
+            .iter()
+            .map(|j| super::user_from_json(j))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(UserPage {
+            users,
+            next: (!next.is_empty()).then_some(next),
+        })
     }
 
     pub(super) async fn delete_user(&self, id: &UserId) -> StoreResult<bool> {
