@@ -46,7 +46,7 @@ mail-code-notme = It was not me: change my password
 mail-code-footer = If you did not try to sign in, do not share this code: someone knows your password, so change it.
 
 mail-overflow-subject = { $email } went over the device limit on { $site }
-mail-overflow-who = { $name } ({ $email })
+mail-overflow-who = { $email } (“{ $name }”)
 mail-overflow-intro = The member { $member } signed in to { $site } from a new device, { $device } (address { $ip }).
 mail-overflow-count = The limit is { $max } devices and { $active } were already signed in.
 mail-overflow-next = The member was sent a code and must choose which device to sign out. Frequent notices for one member can mean a shared account.

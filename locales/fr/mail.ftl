@@ -46,7 +46,7 @@ mail-code-notme = Ce n'était pas moi : changer mon mot de passe
 mail-code-footer = Si vous n'avez pas essayé de vous connecter, ne communiquez pas ce code : quelqu'un connaît votre mot de passe, changez-le.
 
 mail-overflow-subject = { $email } a dépassé la limite d'appareils sur { $site }
-mail-overflow-who = { $name } ({ $email })
+mail-overflow-who = { $email } (« { $name } »)
 mail-overflow-intro = Le membre { $member } s'est connecté à { $site } depuis un nouvel appareil, { $device } (adresse { $ip }).
 mail-overflow-count = La limite est de { $max } appareils et { $active } étaient déjà connectés.
 mail-overflow-next = Le membre a reçu un code et doit choisir quel appareil déconnecter. Des avis fréquents pour un même membre peuvent signaler un compte partagé.

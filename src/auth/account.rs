@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::reauth::{self, Reauth};
 use super::signup::{check_password, Problem};
-use super::{devices, password::Lane, Deps, FlowError};
+use super::{devices, password::Lane, Deps, FlowError, NewSession};
 use crate::audit::{Actor, Event};
 use crate::edge::name::DisplayName;
 use crate::i18n::Lang;
@@ -26,21 +26,27 @@ pub struct PasswordChange<'a> {
     pub confirm: &'a str,
     /// "Sign out my other devices".
     pub end_others: bool,
+    /// This browser: its session is replaced by a new one (a new token), so a copy of the
+    /// old cookie is worth nothing after the change.
+    pub browser: NewSession<'a>,
     pub ip: IpAddr,
     pub now: Millis,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+// No Debug: `Done` holds a session token.
 pub enum PasswordChanged {
-    /// Changed; `ended` other sessions were signed out.
+    /// Changed; `ended` other sessions were signed out; `token` is this browser's new
+    /// session (the old one is replaced).
     Done {
         ended: u64,
+        token: String,
     },
     /// The new password is refused; nothing was checked or counted.
     Invalid(Vec<Problem>),
     /// The current password is wrong (counted like a login attempt).
     WrongCurrent,
-    /// Too many wrong passwords from this device: locked as a login would be.
+    /// Too many wrong passwords from this device: locked as a login would be, and this
+    /// session ended (see `reauth`).
     Locked,
     IpBlocked(Millis),
     /// The account is gone or no longer active.
@@ -67,7 +73,7 @@ pub async fn change_password(
     let typed = reauth::password_again(
         deps,
         &user,
-        input.device,
+        (input.session, input.device),
         input.ip,
         input.current,
         input.now,
@@ -89,10 +95,12 @@ pub async fn change_password(
     }
     let (ended, signed_out) = if input.end_others {
         let n = devices::end_others(deps, &user.id, input.session, input.now).await?;
+        super::twofactor::untrust_others(deps, &user.id, input.device, input.now).await?;
         (n, SignedOutBy::AllButOne)
     } else {
         (0, SignedOutBy::None)
     };
+    let (token, _) = super::login::start_session(&deps.auth, &user, input.browser).await?;
     let changed = Event::PasswordChanged {
         user: &user.id,
         ended,
@@ -101,7 +109,7 @@ pub async fn change_password(
     deps.mailer
         .password_changed(&user, signed_out, input.now)
         .await?;
-    Ok(PasswordChanged::Done { ended })
+    Ok(PasswordChanged::Done { ended, token })
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -4,22 +4,25 @@
 //! It is counted like a login attempt: on the client address, and on the counter of the
 //! device the session was opened on (its id comes from the session, never from a cookie
 //! the client could change), so a stolen session is no password oracle. Too many wrong
-//! ones lock that device for logins too.
+//! ones lock that device for logins too, and end the session they were typed in (a
+//! stolen one is then of no further use); the failure that locks mails the owner how to
+//! get back in (a reset link), since the one typing may not be them.
 
 use std::net::IpAddr;
 
-use super::lockout::{self, Gate};
+use super::lockout::{self, AfterFailure, Gate};
 use super::login::{failed, ip_rule, Counted};
 use super::password::Lane;
-use super::{Deps, FlowError};
-use crate::store::{AttemptKey, DeviceId, Millis, User};
+use super::{devices, Deps, FlowError};
+use crate::store::{AttemptKey, DeviceId, Millis, SessionId, SignedOut, User};
 
 /// What typing the password again came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reauth {
     Right,
     Wrong,
-    /// That failure (or an earlier one) locked the session's device, as a login would.
+    /// That failure (or an earlier one) locked the session's device, as a login would;
+    /// the session is ended.
     Locked,
     IpBlocked(Millis),
 }
@@ -28,7 +31,7 @@ pub enum Reauth {
 pub async fn password_again(
     deps: &Deps,
     user: &User,
-    device: &DeviceId,
+    (session, device): (&SessionId, &DeviceId),
     ip: IpAddr,
     password: &str,
     now: Millis,
@@ -65,10 +68,27 @@ pub async fn password_again(
         ip_count,
         known_device: true,
     };
-    let locked = failed(deps, Some(user), gate, counted, ip, now).await?;
-    Ok(if locked.is_some() {
-        Reauth::Locked
-    } else {
-        Reauth::Wrong
-    })
+    let max = deps.config.file.lockout.account_max_failures;
+    let locks_now =
+        gate == Gate::Open && lockout::after_failure(count, max) == AfterFailure::LockedNow;
+    if failed(deps, Some(user), gate, counted, ip, now)
+        .await?
+        .is_none()
+    {
+        return Ok(Reauth::Wrong);
+    }
+    devices::end_session(deps, &user.id, session, SignedOut::Revoked, now).await?;
+    if locks_now {
+        // A device lock from a login mails nobody (its owner is the one typing); inside a
+        // session the one typing may have stolen it, so the owner is told.
+        let token = if super::contact::recovers(user) {
+            Some(super::reset::issue_link(deps, user, now).await?)
+        } else {
+            None
+        };
+        deps.mailer
+            .account_locked(user, token.as_deref(), now)
+            .await?;
+    }
+    Ok(Reauth::Locked)
 }

@@ -183,8 +183,8 @@ fn check_name(raw: &str) -> Result<String, String> {
     if raw.chars().count() > MAX_NAME {
         return Err(format!("longer than {MAX_NAME} characters"));
     }
-    if raw.chars().any(char::is_control) {
-        return Err("contains a line break or another control character".into());
+    if raw.chars().any(crate::edge::name::is_hidden) {
+        return Err("contains a line break or another control or invisible character".into());
     }
     Ok(raw.to_string())
 }
@@ -720,7 +720,7 @@ mod tests {
         assert_eq!(
             lines(&parsed.refused),
             [
-                "line 2: name: contains a line break or another control character",
+                "line 2: name: contains a line break or another control or invisible character",
                 "line 4: email: \"not-an-address\": the address has no @, or nothing before or \
                  after it",
             ]

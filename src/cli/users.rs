@@ -175,6 +175,15 @@ async fn add(v: &Vigile, email: &str, new: NewAccount, now: Millis) -> CmdResult
         Ok(email) => email,
         Err(msg) => return fail(msg),
     };
+    // Empty: the account has no name yet (the member may set one on the account page).
+    let name = if new.name.trim().is_empty() {
+        String::new()
+    } else {
+        match crate::edge::name::DisplayName::parse(&new.name) {
+            Some(n) => n.as_str().to_string(),
+            None => return fail("--name: 1 to 200 characters, no control or invisible characters"),
+        }
+    };
     let mobile = match new
         .mobile
         .as_deref()
@@ -204,7 +213,7 @@ async fn add(v: &Vigile, email: &str, new: NewAccount, now: Millis) -> CmdResult
     let user = User {
         id: UserId::random(),
         email: email.to_string(),
-        name: new.name,
+        name,
         password_hash: v.app.auth.hasher.hash(&password, Lane::operator()).await?,
         admin: new.admin,
         status: AccountStatus::Active,

@@ -1,27 +1,39 @@
 //! A member's display name as typed on the account page: trimmed, 1 to 200 characters,
 //! no control characters, and none of the invisible characters that reorder or hide text
-//! (bidirectional overrides and isolates, zero-width marks, the byte-order mark), so a
-//! name shown to an admin or sent upstream reads as what it is.
+//! (Unicode's format characters: bidirectional marks, overrides and isolates, zero-width
+//! characters, the soft hyphen, tags, the byte-order mark; line and paragraph separators;
+//! private-use characters), so a name shown to an admin or sent upstream reads as what it
+//! is. [`is_hidden`] is the same rule for names typed elsewhere (organisation forms, the
+//! command line, imports).
 
 use std::fmt;
 
-/// Longest name kept, in characters (a first and a last name of 100 each, and a space).
-pub const MAX_CHARS: usize = 201;
+/// Longest name kept, in characters.
+pub const MAX_CHARS: usize = 200;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
-fn hidden(c: char) -> bool {
+/// Whether `c` is a control, format (Unicode category Cf), separator other than the
+/// space (Zl, Zp) or private-use character: nothing a name needs, and each can hide or
+/// reorder what a reader sees.
+pub fn is_hidden(c: char) -> bool {
     c.is_control()
         || matches!(c,
-            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}'
-            | '\u{FEFF}')
+            '\u{AD}' | '\u{600}'..='\u{605}' | '\u{61C}' | '\u{6DD}' | '\u{70F}'
+            | '\u{890}'..='\u{891}' | '\u{8E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}' | '\u{E0001}' | '\u{E0020}'..='\u{E007F}'
+            | '\u{E000}'..='\u{F8FF}' | '\u{F0000}'..='\u{10FFFF}')
 }
 
 impl DisplayName {
     pub fn parse(input: &str) -> Option<DisplayName> {
         let name = input.trim();
-        let ok = !name.is_empty() && name.chars().count() <= MAX_CHARS && !name.chars().any(hidden);
+        let ok =
+            !name.is_empty() && name.chars().count() <= MAX_CHARS && !name.chars().any(is_hidden);
         ok.then(|| DisplayName(name.to_string()))
     }
 
@@ -64,6 +76,11 @@ mod tests {
             "evil\u{202E}gnp.exe",
             "a\u{200B}b",
             "\u{FEFF}Ann",
+            "Ann\u{61C}Lee",
+            "soft\u{AD}hyphen",
+            "line\u{2028}break",
+            "tag\u{E0041}",
+            "private\u{E000}",
             long.as_str(),
         ] {
             assert_eq!(DisplayName::parse(raw), None, "{raw:?}");
@@ -78,7 +95,7 @@ mod tests {
                 let s = name.as_str();
                 prop_assert_eq!(s, s.trim());
                 prop_assert!(!s.is_empty() && s.chars().count() <= MAX_CHARS);
-                prop_assert!(!s.chars().any(hidden));
+                prop_assert!(!s.chars().any(is_hidden));
                 // Parsing what was kept keeps it as is.
                 prop_assert_eq!(DisplayName::parse(s), Some(name.clone()));
             }

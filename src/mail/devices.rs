@@ -75,11 +75,13 @@ impl Mailer {
             &[("email", o.member.email.clone()), ("site", self.site())],
         );
         let member = &o.member.email;
+        // The verified address first; the name is the member's own free text, so it is
+        // quoted and cut short, and cannot pass for the notice's own words.
         let who = match o.member.name.trim() {
             "" => member.clone(),
             name => t.with(
                 "mail-overflow-who",
-                &[("name", name.to_string()), ("email", member.clone())],
+                &[("name", short_name(name)), ("email", member.clone())],
             ),
         };
         l.paragraphs = vec![
@@ -112,5 +114,28 @@ impl Mailer {
         }
         l.footer = t.get("mail-overflow-footer");
         self.queue("device_overflow", to, l, now).await
+    }
+}
+
+/// Longest part of a member's name quoted in an admin's mail, in characters.
+const NAME_QUOTED: usize = 60;
+
+fn short_name(name: &str) -> String {
+    let mut out: String = name.chars().take(NAME_QUOTED).collect();
+    if name.chars().count() > NAME_QUOTED {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_long_name_is_cut_short_for_the_admins() {
+        assert_eq!(super::short_name("Ann Lee"), "Ann Lee");
+        let long = "Boss (boss@example.com) signed in. ACTION REQUIRED: re-verify at https://evil.example/x";
+        let quoted = super::short_name(long);
+        assert_eq!(quoted.chars().count(), super::NAME_QUOTED + 1);
+        assert!(quoted.ends_with('…') && !quoted.contains("evil.example"));
     }
 }

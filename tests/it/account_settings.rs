@@ -64,9 +64,13 @@ async fn a_password_change_needs_the_current_one_and_signs_out_other_devices_onl
     let s = backend.stack("").await;
     let gw = s.gw.url();
     s.gw.add_user(ANN, PW, false);
-    let (laptop, phone) = (client(), client());
+    let ((laptop, jar), phone) = (http::client_with_jar(http::UA_FIREFOX_LINUX), client());
     http::login_ok(&laptop, &gw, ANN, PW).await;
     http::login_ok(&phone, &gw, ANN, PW).await;
+    let old_cookie = format!(
+        "vigile_session={}",
+        http::jar_cookie(&jar, &gw, "vigile_session").expect("signed in")
+    );
 
     // A wrong current password, a new one the policy refuses, two that differ: each is
     // said on the page, and the password stays what it was.
@@ -141,6 +145,20 @@ async fn a_password_change_needs_the_current_one_and_signs_out_other_devices_onl
     assert!(!signs_in(&gw, PW).await && signs_in(&gw, NEW_PW).await);
     changed_mail(&s, "Your devices stay signed in.").await;
     assert!(served(&phone, &gw).await, "the phone stays signed in");
+    // The laptop's session was replaced by a new one: a copy of its old cookie is dead.
+    assert!(served(&laptop, &gw).await, "the laptop stays signed in");
+    let replayed = http::bare_client()
+        .get(format!("{gw}{PAGE}"))
+        .header("accept", http::ACCEPT_HTML)
+        .header("cookie", &old_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        replayed.status(),
+        302,
+        "the laptop's old cookie still works"
+    );
 
     // Changed again, signing the other devices out: the phone is sent to the login page,
     // the laptop stays.
@@ -185,17 +203,22 @@ async fn a_password_change_needs_the_current_one_and_signs_out_other_devices_onl
 }
 both_backends!(a_password_change_needs_the_current_one_and_signs_out_other_devices_only_when_asked);
 
-async fn wrong_current_passwords_lock_the_device_like_logins(backend: Backend) {
+async fn wrong_current_passwords_lock_the_device_and_end_the_session(backend: Backend) {
     let s = backend.stack("[lockout]\naccount_max_failures = 3\n").await;
     let gw = s.gw.url();
     s.gw.add_user(ANN, PW, false);
-    let stolen = client();
+    // A session someone copied: its cookie is all they have.
+    let (stolen, jar) = http::client_with_jar(http::UA_FIREFOX_LINUX);
     http::login_ok(&stolen, &gw, ANN, PW).await;
+    let cookie = format!(
+        "vigile_session={}",
+        crate::common::http::jar_cookie(&jar, &gw, "vigile_session").expect("signed in")
+    );
     let guess = |n: u32| format!("guess {n}");
-    let mut last = String::new();
+    let mut last = (0, String::new());
     for n in 0..3 {
         let g = guess(n);
-        let (status, body) = change_password(
+        last = change_password(
             &stolen,
             &gw,
             &[
@@ -205,31 +228,46 @@ async fn wrong_current_passwords_lock_the_device_like_logins(backend: Backend) {
             ],
         )
         .await;
-        assert_eq!(status, 401);
-        last = body;
+        if n < 2 {
+            assert_eq!(last.0, 401);
+            assert!(
+                last.1.contains("The current password is wrong."),
+                "{}",
+                last.1
+            );
+        }
     }
-    assert!(last.contains("it is locked"), "{last}");
-    // Now even the right password is refused from this device, and changes nothing: a
-    // stolen session is no way to try passwords.
-    let (status, body) = change_password(
-        &stolen,
-        &gw,
-        &[
-            ("current_password", PW),
-            ("password", NEW_PW),
-            ("confirm", NEW_PW),
-        ],
-    )
-    .await;
-    assert_eq!(status, 401);
-    assert!(body.contains("it is locked"), "{body}");
+    // The third locks the device and ends the session it was typed in.
+    assert_eq!(last.0, 401);
+    assert!(last.1.contains("this session was signed out"), "{}", last.1);
+    let replayed = http::bare_client()
+        .get(format!("{gw}{PAGE}"))
+        .header("accept", http::ACCEPT_HTML)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 302, "the stolen session still works");
+    // The owner is told, with a way back in; their other devices still sign in, and the
+    // password is unchanged.
+    let mail = s
+        .smtp
+        .wait_for_to(ANN, "Your account has been locked")
+        .await;
+    assert!(
+        mail.text.contains("/_vigile/password/reset?token="),
+        "{}",
+        mail.text
+    );
     assert!(
         signs_in(&gw, PW).await,
         "the owner's other devices still sign in"
     );
     assert!(!signs_in(&gw, NEW_PW).await);
+    // The locked device cannot sign in again, even with the right password.
+    assert_eq!(http::login(&stolen, &gw, ANN, PW).await.status(), 401);
 }
-both_backends!(wrong_current_passwords_lock_the_device_like_logins);
+both_backends!(wrong_current_passwords_lock_the_device_and_end_the_session);
 
 async fn name_and_language_are_saved_and_the_next_mail_follows_the_language(backend: Backend) {
     let s = backend.stack("").await;

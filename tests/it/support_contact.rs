@@ -202,7 +202,7 @@ async fn overflow_notice_names_the_member_and_links_their_page_and_a_mailto(back
         assert!(
             notice
                 .text
-                .contains(&format!("The member {NAME} ({ANN}) signed in")),
+                .contains(&format!("The member {ANN} (“{NAME}”) signed in")),
             "{}",
             notice.text
         );

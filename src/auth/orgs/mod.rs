@@ -65,15 +65,15 @@ pub struct CompanyForm<'a> {
     pub address: &'a str,
 }
 
-/// Free text of 1..=`max` characters with no control characters (a newline is allowed
-/// where `multiline`), trimmed.
+/// Free text of 1..=`max` characters with no control or invisible characters
+/// (`edge::name::is_hidden`; a newline is allowed where `multiline`), trimmed.
 fn text(value: &str, max: usize, multiline: bool) -> Option<String> {
     let value = value.trim();
     let ok = !value.is_empty()
         && value.chars().count() <= max
         && value
             .chars()
-            .all(|c| !c.is_control() || (multiline && (c == '\n' || c == '\r')));
+            .all(|c| !crate::edge::name::is_hidden(c) || (multiline && (c == '\n' || c == '\r')));
     ok.then(|| value.replace("\r\n", "\n"))
 }
 

@@ -319,6 +319,26 @@ pub async fn untrust(
     Ok(())
 }
 
+/// Every device but `keep` stops skipping the second factor (a password change that
+/// signed the other devices out).
+pub async fn untrust_others(
+    deps: &Deps,
+    user: &UserId,
+    keep: &DeviceId,
+    now: Millis,
+) -> Result<(), FlowError> {
+    let _ = update(deps, user, now, |f| {
+        let before = f.trusted.len();
+        f.trusted.retain(|t| &t.device == keep);
+        if f.trusted.len() == before {
+            return Err(());
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
 /// A name for a factor: the member's, trimmed and bounded, else the method's default.
 pub fn factor_name(typed: &str, default: &str) -> String {
     let name: String = typed

@@ -133,25 +133,32 @@ pub async fn password(ctx: &Ctx<'_, '_>) -> PageResult {
         password: f.get("password"),
         confirm: f.get("confirm"),
         end_others: change_ends_others,
+        browser: crate::auth::NewSession {
+            device: id.device_id.clone(),
+            level: id.level,
+            ..ctx.browser()
+        },
         ip: ctx.req.client_ip,
         now: ctx.now,
     };
     let t = ctx.lang().tr();
     let (status, problems) = match account::change_password(ctx.app, change).await? {
-        PasswordChanged::Done { .. } => {
+        PasswordChanged::Done { token, .. } => {
             let which = if change_ends_others { "others" } else { "kept" };
             let url = Route::Account.with_query(&[("password", which)]);
-            return Ok(Reply::see_other(&format!("{url}#password")));
+            return Ok(Reply::see_other(&format!("{url}#password"))
+                .with_cookie(ctx.session_cookie(&token)));
         }
         PasswordChanged::Invalid(list) => (StatusCode::BAD_REQUEST, problems(ctx, &list)),
         PasswordChanged::WrongCurrent => (
             StatusCode::UNAUTHORIZED,
             vec![t.get("account-password-wrong")],
         ),
-        PasswordChanged::Locked => (
-            StatusCode::UNAUTHORIZED,
-            vec![t.get("account-password-locked")],
-        ),
+        PasswordChanged::Locked => {
+            let failed = Event::LoginFailed { email: &id.email };
+            failed.emit(&Actor::Visitor(ctx.req.client_ip), ctx.now);
+            return Ok(super::account_twofactor::signed_out_locked(ctx));
+        }
         PasswordChanged::IpBlocked(until) => return Err(PageError::IpBlocked { until }),
         PasswordChanged::Gone => return Err(PageError::NotFound),
     };

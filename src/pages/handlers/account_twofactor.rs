@@ -228,6 +228,19 @@ async fn webauthn_page(
     Ok(render::page(StatusCode::OK, &page))
 }
 
+/// Too many wrong passwords typed in this session: it was ended and its device locked
+/// (see [`reauth`]); the browser forgets the session.
+pub(super) fn signed_out_locked(ctx: &Ctx<'_, '_>) -> crate::pages::Reply {
+    let link = Some((Route::PasswordForgot.path(), "login-forgot"));
+    ctx.message(
+        StatusCode::UNAUTHORIZED,
+        "reauth-locked-title",
+        "reauth-locked",
+        link,
+    )
+    .with_cookie(ctx.app.cookies.clear_session())
+}
+
 /// The password typed again (counted like a login attempt, see [`reauth`]).
 async fn unlock(
     ctx: &Ctx<'_, '_>,
@@ -238,9 +251,11 @@ async fn unlock(
     password: &str,
 ) -> PageResult {
     let t = ctx.lang().tr();
-    let device = &ctx.member()?.device_id;
+    let id = ctx.member()?;
     let ip = ctx.req.client_ip;
-    let error = match reauth::password_again(ctx.app, &user, device, ip, password, ctx.now).await? {
+    let session = (&id.session_id, &id.device_id);
+    let error = match reauth::password_again(ctx.app, &user, session, ip, password, ctx.now).await?
+    {
         Reauth::Right if needs_factor(ctx, &user).await? => {
             // The password is right; the factor this session never proved comes next.
             let id = ctx.member()?;
@@ -261,7 +276,7 @@ async fn unlock(
         }
         Reauth::IpBlocked(until) => return Err(PageError::IpBlocked { until }),
         Reauth::Wrong => t.get("twofa-bad-password"),
-        Reauth::Locked => t.get("twofa-unlock-locked"),
+        Reauth::Locked => return Ok(signed_out_locked(ctx)),
     };
     let failed = Event::LoginFailed { email: &user.email };
     failed.emit(&Actor::Visitor(ip), ctx.now);
