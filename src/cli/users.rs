@@ -34,8 +34,15 @@ pub enum UserCommand {
         #[arg(long)]
         confirmed: bool,
     },
-    /// List accounts.
-    List,
+    /// List accounts (every one, or those a search finds, as the console does).
+    List {
+        /// Text to find in the address or the name (ASCII case folded).
+        #[arg(long)]
+        search: Option<String>,
+        /// Only accounts in this state: active, pending, locked or over-cap.
+        #[arg(long)]
+        state: Option<String>,
+    },
     /// Show one account with its sessions.
     Show { email: String },
     /// Invite an address (lets it sign up when `signup.mode = "invite"`) and mail it a
@@ -134,7 +141,7 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 invite,
                 confirmed,
             } => super::import::run(v, &file, super::import::Options { invite, confirmed }).await,
-            UserCommand::List => list(v).await,
+            UserCommand::List { search, state } => list(v, search, state, now).await,
             UserCommand::Show { email } => show(v, &email, now).await,
             UserCommand::Unlock { email } => unlock(v, &email, now).await,
             UserCommand::Cap { email, cap } => set_cap(v, &email, &cap, now).await,
@@ -232,22 +239,41 @@ async fn add(v: &Vigile, email: &str, new: NewAccount, now: Millis) -> CmdResult
     }
 }
 
-async fn list(v: &Vigile) -> CmdResult {
+async fn list(v: &Vigile, search: Option<String>, state: Option<String>, now: Millis) -> CmdResult {
+    use crate::auth::member_search::{self, State};
+    let Some(state) = State::parse(state.as_deref().unwrap_or("")) else {
+        return fail("--state: one of active, pending, locked, over-cap");
+    };
+    let text = search.unwrap_or_default();
     println!(
         "{:<36} {:<24} {:<13} {:<8} CREATED",
         "EMAIL", "NAME", "ROLES", "STATUS"
     );
-    for u in v.app.store.user_list().await? {
-        println!(
-            "{:<36} {:<24} {:<13} {:<8} {}",
-            u.email,
-            u.name,
-            u.roles(),
-            u.status.as_str(),
-            fmt_time(u.created_at)
-        );
+    // Page after page, as the console's members section walks them.
+    let mut after = None;
+    loop {
+        let page = member_search::search(&v.app, &text, state, after, now).await?;
+        for f in page.found {
+            let u = f.user;
+            let status = if f.locked {
+                "locked"
+            } else {
+                u.status.as_str()
+            };
+            println!(
+                "{:<36} {:<24} {:<13} {:<8} {}",
+                u.email,
+                u.name,
+                u.roles(),
+                status,
+                fmt_time(u.created_at)
+            );
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(ExitCode::SUCCESS),
+        }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn show(v: &Vigile, email: &str, now: Millis) -> CmdResult {
