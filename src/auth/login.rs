@@ -357,7 +357,12 @@ async fn on_locked(
     deps.metrics.account_lockouts.inc();
     let locked = Event::AccountLocked { user: &user.id };
     locked.emit(&Actor::System(Some(ip)), now);
-    // The way out is a reset link, which only a confirmed address may receive.
+    mail_lock(deps, user, now).await
+}
+
+/// Mails the owner of a locked account (or device) the way out: a reset link, which only
+/// a confirmed address may receive (without one, whom to ask).
+pub(super) async fn mail_lock(deps: &Deps, user: &User, now: Millis) -> Result<(), FlowError> {
     let token = if super::contact::recovers(user) {
         Some(super::reset::issue_link(deps, user, now).await?)
     } else {

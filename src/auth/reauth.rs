@@ -81,14 +81,7 @@ pub async fn password_again(
     if locks_now {
         // A device lock from a login mails nobody (its owner is the one typing); inside a
         // session the one typing may have stolen it, so the owner is told.
-        let token = if super::contact::recovers(user) {
-            Some(super::reset::issue_link(deps, user, now).await?)
-        } else {
-            None
-        };
-        deps.mailer
-            .account_locked(user, token.as_deref(), now)
-            .await?;
+        super::login::mail_lock(deps, user, now).await?;
     }
     Ok(Reauth::Locked)
 }
