@@ -264,6 +264,8 @@ mod tests {
             .unwrap();
         store.outbox_retry(&mail.id, 0, "e").await.unwrap();
         store.outbox_list().await.unwrap();
+        store.outbox_waiting().await.unwrap();
+        store.user_counts().await.unwrap();
         store.outbox_due_now(&mail.id, now).await.unwrap();
         store.outbox_done(&mail.id).await.unwrap();
         store.outbox_sent(&mail.id, now).await.unwrap();

@@ -286,6 +286,8 @@ timed_store! {
         async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<User>>;
         /// Every account, ordered by email.
         async fn user_list(&self) -> StoreResult<Vec<User>>;
+        /// (accounts, of which awaiting activation), without reading them.
+        async fn user_counts(&self) -> StoreResult<(u64, u64)>;
         /// Accounts ordered by email, from after `query.after`, matching `query.text` (in
         /// the address or the name) and `query.status`: at most `query.limit` of them,
         /// and where to go on from (`None`: nothing after). Bounded work per call at any

@@ -128,6 +128,8 @@ timed_store! {
         async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str) -> StoreResult<bool>;
         /// Every mail still waiting, earliest due first (admin view, tests).
         async fn outbox_list(&self) -> StoreResult<Vec<OutboxMail>>;
+        /// How many messages are waiting (both channels), without reading them.
+        async fn outbox_waiting(&self) -> StoreResult<u64>;
         /// The server refused the mail for good: in one atomic step it leaves the waiting
         /// mails (never claimed again) and becomes a [`FailedMail`] with `attempts + 1`,
         /// `failed_at` and `error`. Returns whether the mail was there.

@@ -749,6 +749,15 @@ impl Store for RedisStore {
         Ok(users)
     }
 
+    async fn user_counts(&self) -> StoreResult<(u64, u64)> {
+        // The user set holds pending sign-ups too (until activated, or swept).
+        let mut users = ::redis::cmd("SCARD");
+        users.arg(Key::Users.name());
+        let mut pending = ::redis::cmd("ZCARD");
+        pending.arg(Key::PendingUsers.name());
+        Ok((self.query(&users).await?, self.query(&pending).await?))
+    }
+
     async fn user_page(&self, query: &UserQuery) -> StoreResult<UserPage> {
         self.page_users(query).await
     }

@@ -506,6 +506,21 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn user_counts(&self) -> StoreResult<(u64, u64)> {
+        self.run(|c| {
+            let (all, pending): (i64, i64) = c.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(status = 'pending'), 0) FROM users",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((
+                u64::try_from(all).unwrap_or(0),
+                u64::try_from(pending).unwrap_or(0),
+            ))
+        })
+        .await
+    }
+
     async fn user_page(&self, query: &UserQuery) -> StoreResult<UserPage> {
         let q = query.clone();
         self.run(move |c| {

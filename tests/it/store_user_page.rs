@@ -1,12 +1,13 @@
 //! `Store::user_page`, the admin console's member search, on both backends: every account
 //! once and in address order across pages, the text found in the address or the name
 //! whatever its case, the state filter, accounts deleted or renamed followed at once; and
-//! on Redis, an index built by the first instance that connects after an upgrade.
+//! on Redis, an index built by the first instance that connects after an upgrade. Also
+//! the overview's counts (`user_counts`, `outbox_waiting`), read without the records.
 
 use std::collections::BTreeSet;
 
 use vigile::store::keys::Key;
-use vigile::store::{AccountStatus, DynStore, User, UserQuery};
+use vigile::store::{AccountStatus, Channel, DynStore, OutboxMail, User, UserQuery};
 
 use crate::both_backends;
 use crate::common::backend::StoreBackend;
@@ -140,6 +141,41 @@ async fn deleted_and_renamed_accounts_are_followed_at_once(b: StoreBackend) {
     );
 }
 both_backends!(deleted_and_renamed_accounts_are_followed_at_once);
+
+async fn counts_are_read_without_the_records(b: StoreBackend) {
+    let (store, users) = seeded(&b).await;
+    let pending = users
+        .iter()
+        .filter(|u| u.status == AccountStatus::Pending)
+        .count() as u64;
+    assert_eq!(store.user_counts().await.unwrap(), (23, pending));
+    store.user_delete(&users[1].id).await.unwrap();
+    assert_eq!(store.user_counts().await.unwrap(), (22, pending));
+
+    assert_eq!(store.outbox_waiting().await.unwrap(), 0);
+    let now = real_now();
+    for (channel, to) in [
+        (Channel::Email, "a@example.org"),
+        (Channel::Mobile, "+33612345678"),
+    ] {
+        let m = OutboxMail {
+            id: OutboxMail::new_id(),
+            channel,
+            kind: "activation".into(),
+            to: to.into(),
+            subject: "s".into(),
+            text: "t".into(),
+            html: "h".into(),
+            created_at: now,
+            attempts: 0,
+            next_attempt: now,
+            last_error: None,
+        };
+        store.outbox_push(&m).await.unwrap();
+    }
+    assert_eq!(store.outbox_waiting().await.unwrap(), 2);
+}
+both_backends!(counts_are_read_without_the_records);
 
 /// Accounts written before the index existed are found once an instance connects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -350,6 +350,16 @@ impl OutboxStore for RedisStore {
         Ok(all)
     }
 
+    async fn outbox_waiting(&self) -> StoreResult<u64> {
+        let mut total = 0;
+        for channel in Channel::ALL {
+            let mut card = ::redis::cmd("ZCARD");
+            card.arg(queue(channel).name());
+            total += self.query::<u64>(&card).await?;
+        }
+        Ok(total)
+    }
+
     async fn outbox_fail(&self, id: &str, failed_at: Millis, error: &str) -> StoreResult<bool> {
         let mut inv = OUTBOX_FAIL.prepare_invoke();
         inv.key(Key::OutboxMail(id).name())

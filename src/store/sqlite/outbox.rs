@@ -190,6 +190,14 @@ impl OutboxStore for SqliteStore {
         .await
     }
 
+    async fn outbox_waiting(&self) -> StoreResult<u64> {
+        self.run(|c| {
+            let n: i64 = c.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
     async fn outbox_fail(&self, id: &str, failed_at: Millis, error: &str) -> StoreResult<bool> {
         let id = id.to_string();
         let error = error.to_string();
