@@ -76,7 +76,6 @@ routes! {
     AdminCampaigns = "/admin/campaigns";
     AdminBlocked = "/admin/blocked";
     AdminOutbox = "/admin/outbox";
-    AdminEvents = "/admin/events";
     AdminUnlock = "/admin/unlock";
     AdminSettings = "/admin/settings";
     /// One member (`?email=`).

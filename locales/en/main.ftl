@@ -445,7 +445,6 @@ console-orgs = Organisations
 console-campaigns = Campaigns
 console-blocked = Blocked addresses
 console-outbox = Mail outbox
-console-events = Security events
 console-settings = Settings
 console-stat-members = members
 console-stat-pending = sign-ups awaiting activation

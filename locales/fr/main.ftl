@@ -445,7 +445,6 @@ console-orgs = Organisations
 console-campaigns = Campagnes
 console-blocked = Adresses bloquées
 console-outbox = File des e-mails
-console-events = Événements de sécurité
 console-settings = Réglages
 console-stat-members = membres
 console-stat-pending = inscriptions en attente d'activation

@@ -13,7 +13,6 @@ pub enum Section {
     Campaigns,
     Blocked,
     Outbox,
-    Events,
     Settings,
 }
 
@@ -37,7 +36,6 @@ impl Section {
             Section::Campaigns => Route::AdminCampaigns,
             Section::Blocked => Route::AdminBlocked,
             Section::Outbox => Route::AdminOutbox,
-            Section::Events => Route::AdminEvents,
             Section::Settings => Route::AdminSettings,
         }
     }
@@ -51,7 +49,6 @@ impl Section {
             Section::Campaigns => "console-campaigns",
             Section::Blocked => "console-blocked",
             Section::Outbox => "console-outbox",
-            Section::Events => "console-events",
             Section::Settings => "console-settings",
         }
     }
