@@ -64,6 +64,16 @@ pub async fn policy_for(deps: &Deps, user: &UserId, org: Option<&OrgId>) -> Stor
         &deps.store.settings_get().await?,
         &deps.config.file.sessions,
     );
+    policy_within(deps, site, user, org).await
+}
+
+/// [`policy_for`] with the site's policy already read (a walk over many members).
+pub async fn policy_within(
+    deps: &Deps,
+    site: Policy,
+    user: &UserId,
+    org: Option<&OrgId>,
+) -> StoreResult<Policy> {
     let max = match deps.store.member_cap(user).await? {
         Some(own) => own,
         None => match org {

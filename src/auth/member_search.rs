@@ -98,6 +98,13 @@ pub async fn search(
         after,
         limit: if checks { 100 } else { PAGE },
     };
+    // Read once for the whole walk: every member's cap falls back on it.
+    let site = if state == State::OverCap {
+        let settings = deps.store.settings_get().await?;
+        Some(devices::site_policy(&settings, &deps.config.file.sessions))
+    } else {
+        None
+    };
     let (mut found, mut checked) = (Vec::new(), 0);
     loop {
         let page = deps.store.user_page(&query).await?;
@@ -110,7 +117,10 @@ pub async fn search(
             let locked = lockout::is_locked(failures, max);
             let keep = match state {
                 State::Locked => locked,
-                State::OverCap => over_cap(deps, &user, now).await?,
+                State::OverCap => match site {
+                    Some(site) => over_cap(deps, site, &user, now).await?,
+                    None => false,
+                },
                 _ => true,
             };
             if keep {
@@ -136,9 +146,13 @@ pub async fn search(
     }
 }
 
-async fn over_cap(deps: &Deps, user: &User, now: Millis) -> Result<bool, FlowError> {
-    let org = user.org.as_ref().map(|m| &m.org);
-    let policy = devices::policy_for(deps, &user.id, org).await?;
+async fn over_cap(
+    deps: &Deps,
+    site: devices::Policy,
+    user: &User,
+    now: Millis,
+) -> Result<bool, FlowError> {
+    let policy = devices::policy_within(deps, site, &user.id, devices::org_of(user)).await?;
     if policy.max == 0 {
         return Ok(false);
     }
