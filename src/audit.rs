@@ -24,7 +24,7 @@ use tracing_subscriber::Layer;
 
 use crate::clock::rfc3339;
 use crate::config::OnOverflow;
-use crate::store::{overflow_str, Millis, OrgId, SessionId, UserId};
+use crate::store::{overflow_str, AuditRecord, Millis, OrgId, SessionId, UserId};
 
 /// The target every audit event uses.
 pub const TARGET: &str = "audit";
@@ -318,6 +318,40 @@ struct Fields<'a> {
 /// A cap or a setting as logged: the number, or `default` when it follows the next level.
 fn or_default(n: Option<u32>) -> String {
     n.map_or_else(|| "default".to_string(), |n| n.to_string())
+}
+
+impl Fields<'_> {
+    /// The fields that are not columns of the stored trail, as a JSON object.
+    fn detail(&self) -> String {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                m.insert(k.to_string(), v);
+            }
+        };
+        let s = |v: Option<&str>| v.map(Value::from);
+        put("address", s(self.address.as_deref()));
+        put("session", s(self.session));
+        put("sessions", s(self.sessions.as_deref()));
+        put("count", self.count.map(Value::from));
+        put("cap", s(self.cap.as_deref()));
+        put("until", s(self.until.as_deref()));
+        put("max_per_member", s(self.max_per_member.as_deref()));
+        put("on_overflow", s(self.on_overflow));
+        put("mail", s(self.mail));
+        put("kind", s(self.kind));
+        put("attempts", self.attempts.map(Value::from));
+        put("error", s(self.error));
+        put("org", s(self.org));
+        put("role", s(self.role));
+        put("campaign", s(self.campaign));
+        put("channel", s(self.channel));
+        put("via", s(self.via));
+        put("scope", s(self.scope));
+        put("method", s(self.method));
+        put("left", self.left.map(Value::from));
+        Value::Object(m).to_string()
+    }
 }
 
 fn ids(sessions: &[SessionId]) -> String {
@@ -630,7 +664,7 @@ impl<'a> Event<'a> {
     }
 
     /// Writes the event: one `tracing` event, target `"audit"`, done `by` at `at` (the
-    /// caller's `now`).
+    /// caller's `now`), and the same to the stored trail ([`crate::journal`]).
     pub fn emit(&self, by: &Actor<'_>, at: Millis) {
         let f = self.fields();
         let admin = match by {
@@ -638,6 +672,16 @@ impl<'a> Event<'a> {
             _ => None,
         };
         let ip = by.ip().map(|ip| ip.to_string());
+        crate::journal::record(AuditRecord {
+            at,
+            event: self.name().to_string(),
+            by: by.by().to_string(),
+            admin: admin.map(str::to_string),
+            user: f.user.map(str::to_string),
+            email: f.email.map(str::to_string),
+            ip: ip.clone(),
+            detail: f.detail(),
+        });
         let at = rfc3339(at);
         // One field list for both levels (tracing fixes the level per call site).
         macro_rules! audit_event {

@@ -14,7 +14,8 @@
 //! - [`cli`]: the admin commands; [`demo`]: `vigile demo`.
 //! - [`i18n`], [`metrics`], [`crypto`]: catalogs, Prometheus collectors, random and HMAC.
 //! - [`clock`]: the only place the time is read (flows take `now` as a parameter).
-//! - [`audit`]: the security event log: one [`audit::Event`] enum, one `emit`.
+//! - [`audit`]: the security event log: one [`audit::Event`] enum, one `emit`;
+//!   [`journal`] stores the events for the admin console.
 //!
 //! [`build`] turns a configuration into a ready [`Vigile`], so tests and `main` start the
 //! same thing.
@@ -30,6 +31,7 @@ pub mod crypto;
 pub mod demo;
 pub mod edge;
 pub mod i18n;
+pub mod journal;
 pub mod mail;
 pub mod memory;
 pub mod metrics;
@@ -91,6 +93,9 @@ pub fn build(config: Config) -> Result<Vigile, BuildError> {
         store::open(&config.store_url, config.file.store.allow_eviction)?
     };
     let store: store::DynStore = Arc::new(Instrumented::new(raw, metrics.clone()));
+    if let Some(keep) = journal::keep_of(&config.file.log) {
+        journal::start(bg.handle(), store.clone(), keep, metrics.clone());
+    }
     let hasher = Hasher::new(&config.file.password, Some(metrics.clone()))?;
     let auth = Auth::new(store.clone(), hasher, &config.file.sessions, Some(&metrics));
     let app = Arc::new(App::new(Arc::new(config), store, auth, metrics));
@@ -102,6 +107,14 @@ impl Vigile {
     /// Runs a future on the background runtime (admin commands, demo set-up).
     pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
         self.bg.block_on(fut)
+    }
+
+    /// Waits (a few seconds at most) until the audit events emitted so far are stored,
+    /// for a command that exits next.
+    pub fn flush_audit(&self) {
+        if !self.block_on(journal::flush(std::time::Duration::from_secs(5))) {
+            tracing::warn!("audit events of this command not stored (the log has them)");
+        }
     }
 
     /// Stops the background runtime (mail sender, sweeper, store connections), giving

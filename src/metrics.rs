@@ -68,6 +68,8 @@ pub struct Metrics {
     pub client_timeouts: IntCounterVec,
     /// reason: path, host, content_length (400 before any rule)
     pub refused: IntCounterVec,
+    /// result: stored (in the console's trail), dropped (its queue was full)
+    pub audit_events: IntCounterVec,
 }
 
 fn fast_buckets() -> Vec<f64> {
@@ -247,6 +249,16 @@ impl Metrics {
             refused.with_label_values(&[r]);
         }
 
+        let audit_events = counter_vec(
+            "vigile_audit_events_total",
+            "Audit events for the console's trail: stored, or dropped because the queue to \
+             the store was full (the store down for long; the log still has them).",
+            &["result"],
+        )?;
+        for r in ["stored", "dropped"] {
+            audit_events.with_label_values(&[r]);
+        }
+
         let client_connections_open = IntGauge::new(
             "vigile_client_connections_open",
             "Client connections open on the proxy listener.",
@@ -350,6 +362,7 @@ impl Metrics {
             password_hash,
             password_hash_shed,
             config_reloads,
+            audit_events,
             client_connections_open,
             client_connections_refused,
             client_timeouts,

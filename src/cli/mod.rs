@@ -158,6 +158,20 @@ fn refuse_evicting_store(vigile: &crate::Vigile) -> Result<(), Box<dyn std::erro
     }
 }
 
+/// An admin command: the gateway's state built from `config`, the command run, then its
+/// audit events stored before the process exits.
+fn admin(
+    config: &ConfigArg,
+    command: impl FnOnce(&crate::Vigile) -> Result<ExitCode, Box<dyn std::error::Error>>,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let cfg = load(config)?;
+    init_logging(Some(&cfg.file.log))?;
+    let vigile = crate::build(cfg)?;
+    let result = command(&vigile);
+    vigile.flush_audit();
+    result
+}
+
 fn load(arg: &ConfigArg) -> Result<Config, config::ConfigError> {
     config::load(&arg.config, std::env::vars())
 }
@@ -196,41 +210,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 Ok(ExitCode::from(2))
             }
         },
-        Command::User { config, action } => {
-            let cfg = load(&config)?;
-            init_logging(Some(&cfg.file.log))?;
-            let vigile = crate::build(cfg)?;
-            users::run(&vigile, action)
-        }
-        Command::Settings { config, action } => {
-            let cfg = load(&config)?;
-            init_logging(Some(&cfg.file.log))?;
-            let vigile = crate::build(cfg)?;
-            settings::run(&vigile, action)
-        }
-        Command::Org { config, action } => {
-            let cfg = load(&config)?;
-            init_logging(Some(&cfg.file.log))?;
-            let vigile = crate::build(cfg)?;
-            orgs::run(&vigile, action)
-        }
-        Command::Campaign { config, action } => {
-            let cfg = load(&config)?;
-            init_logging(Some(&cfg.file.log))?;
-            let vigile = crate::build(cfg)?;
-            campaigns::run(&vigile, action)
-        }
-        Command::Ip { config, action } => {
-            let cfg = load(&config)?;
-            init_logging(Some(&cfg.file.log))?;
-            let vigile = crate::build(cfg)?;
-            ip::run(&vigile, action)
-        }
-        Command::Mail { config, action } => {
-            let cfg = load(&config)?;
-            init_logging(Some(&cfg.file.log))?;
-            let vigile = crate::build(cfg)?;
-            mail::run(&vigile, action)
-        }
+        Command::User { config, action } => admin(&config, |v| users::run(v, action)),
+        Command::Settings { config, action } => admin(&config, |v| settings::run(v, action)),
+        Command::Org { config, action } => admin(&config, |v| orgs::run(v, action)),
+        Command::Campaign { config, action } => admin(&config, |v| campaigns::run(v, action)),
+        Command::Ip { config, action } => admin(&config, |v| ip::run(v, action)),
+        Command::Mail { config, action } => admin(&config, |v| mail::run(v, action)),
     }
 }

@@ -663,6 +663,12 @@ pub struct LogSection {
     /// Also append every security event (the audit log) as JSON lines to this file; empty:
     /// audit events go to standard error only, with the other logs.
     pub audit_file: String,
+    /// How long the store keeps security events for the console's Security events.
+    #[serde(with = "humantime_serde")]
+    pub audit_keep: Duration,
+    /// At most this many events kept in the store (the oldest go first); 0: none stored,
+    /// the console's Security events and charts stay empty.
+    pub audit_keep_events: u64,
 }
 
 impl Default for LogSection {
@@ -670,6 +676,8 @@ impl Default for LogSection {
         Self {
             format: LogFormat::Text,
             audit_file: String::new(),
+            audit_keep: Duration::from_secs(90 * 86_400),
+            audit_keep_events: 200_000,
         }
     }
 }

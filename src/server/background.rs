@@ -25,14 +25,21 @@ const RELEASE_EVERY: Duration = Duration::from_secs(2);
 pub fn spawn(bg: &tokio::runtime::Runtime, app: Arc<App>) -> Result<(), String> {
     app.mailer.spawn_sender(bg.handle(), app.clock.clone())?;
     let sweeper = app.clone();
+    let audit_keep = crate::journal::keep_of(&app.config.file.log);
     bg.spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         loop {
             tick.tick().await;
-            match sweeper.store.sweep(sweeper.clock.now_ms()).await {
+            let now = sweeper.clock.now_ms();
+            match sweeper.store.sweep(now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(removed = n, "swept expired records"),
                 Err(e) => tracing::warn!(error = %e, "sweep failed"),
+            }
+            if let Some(keep) = audit_keep {
+                if let Err(e) = sweeper.store.audit_prune(keep, now).await {
+                    tracing::warn!(error = %e, "pruning the stored audit trail failed");
+                }
             }
         }
     });

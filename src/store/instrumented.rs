@@ -144,6 +144,7 @@ mod tests {
             crate::store::orgs::TIMED_OPS,
             crate::store::contact::TIMED_OPS,
             crate::store::kept::TIMED_OPS,
+            crate::store::audit::TIMED_OPS,
         ]
         .concat()
     }
@@ -349,6 +350,24 @@ mod tests {
             .kept_get(crate::store::Kept::Factors, "k", now)
             .await
             .unwrap();
+
+        // AuditStore
+        let keep = crate::store::AuditKeep {
+            keep_ms: 1000,
+            max_events: 10,
+        };
+        let record = crate::store::AuditRecord {
+            at: now,
+            event: "login".into(),
+            ..Default::default()
+        };
+        store.audit_append(&[record], keep).await.unwrap();
+        store
+            .audit_page(&crate::store::AuditQuery::default())
+            .await
+            .unwrap();
+        store.audit_counts(now, now + 1).await.unwrap();
+        store.audit_prune(keep, now).await.unwrap();
 
         // ContactStore
         let code = ContactCode {

@@ -107,6 +107,13 @@
 //! - `vigile:campaigns`: hash of campaign id → [`super::Campaign`] as JSON.
 //! - `vigile:kept:{kind}:{key}`: hash of one versioned document (`v` version, `d` the
 //!   JSON, `x` expiry or empty); TTL its expiry when it has one.
+//! - `vigile:audit`: stream of the stored audit trail (fields `a` at, `e` event, `b` by,
+//!   `d` detail, and when present `m` admin, `u` user, `x` email, `i` ip), trimmed to
+//!   about `[log] audit_keep_events` as it grows and by `audit_prune` to the kept days.
+//! - `vigile:audit_member:{user_id}`: list of the stream ids of the member's
+//!   `AUDIT_MEMBER_KEEP` most recent events, newest first; TTL the kept days.
+//! - `vigile:audit_hours:{day_start}`: hash of `{hour_start}\t{event}` → how many such
+//!   events that hour, for the charts; expires `AUDIT_COUNTS_KEEP_MS` after its day.
 //! - `vigile:expiring`: sorted set of the *names* of token and counter keys, scored by
 //!   their expiry, so `sweep` removes them at a `now` ahead of Redis's clock too.
 
@@ -144,6 +151,8 @@ pub enum Prefix {
     OrgInviteToken,
     ContactCode,
     ContactLink,
+    AuditMember,
+    AuditHours,
 }
 
 impl Prefix {
@@ -171,6 +180,8 @@ impl Prefix {
             Prefix::OrgInviteToken => "vigile:org_invite_token:",
             Prefix::ContactCode => "vigile:contact_code:",
             Prefix::ContactLink => "vigile:contact_link:",
+            Prefix::AuditMember => "vigile:audit_member:",
+            Prefix::AuditHours => "vigile:audit_hours:",
         }
     }
 
@@ -265,6 +276,10 @@ pub enum Key<'a> {
     Campaigns,
     /// A versioned document ([`super::Kept`]).
     Kept(super::Kept, &'a str),
+    /// The stored audit trail (a stream).
+    Audit,
+    /// A member's most recent audit entries (stream ids).
+    AuditMember(&'a UserId),
 }
 
 impl Key<'_> {
@@ -283,6 +298,8 @@ impl Key<'_> {
             Key::Outbox => "vigile:outbox".to_string(),
             Key::OutboxMobile => "vigile:outbox_mobile".to_string(),
             Key::Campaigns => "vigile:campaigns".to_string(),
+            Key::Audit => "vigile:audit".to_string(),
+            Key::AuditMember(id) => Prefix::AuditMember.with(id.as_str()),
             Key::Kept(kind, key) => ["vigile:kept:", kind.as_str(), ":", key].concat(),
             Key::ContactCode(id, channel) => {
                 Prefix::ContactCode.with(&[id.as_str(), ":", channel.as_str()].concat())
@@ -350,6 +367,8 @@ mod tests {
             (Key::ContactLink(&hash), Some((Prefix::ContactLink, "ab"))),
             (Key::Expiring, None),
             (Key::IpBlocks, None),
+            (Key::Audit, None),
+            (Key::AuditMember(&user), Some((Prefix::AuditMember, "u1"))),
             (Key::User(&user), Some((Prefix::User, "u1"))),
             (Key::UserEmail("a@b.c"), Some((Prefix::UserEmail, "a@b.c"))),
             (Key::Session(&session), Some((Prefix::Session, "s1"))),

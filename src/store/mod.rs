@@ -6,6 +6,7 @@
 //! Rust. Time is always passed in (`now`, unix milliseconds) so expiry is testable without
 //! sleeping. This module must never know about HTTP or Pingora.
 
+mod audit;
 pub mod changes;
 mod contact;
 mod counters;
@@ -25,6 +26,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use audit::{
+    audit_hour, AuditCount, AuditEntry, AuditKeep, AuditPage, AuditQuery, AuditRecord, AuditStore,
+    AUDIT_COUNTS_KEEP_MS, AUDIT_HOUR_MS, AUDIT_MEMBER_KEEP, AUDIT_SCAN_BUDGET,
+};
 pub use contact::{
     Campaign, CampaignMark, Channel, Channels, Confirmed, Contact, ContactCheck, ContactCode,
     ContactStore, Proof, Via,
@@ -255,7 +260,7 @@ timed_store! {
     /// are their own traits, in their own modules, so each stays readable.
     pub trait Store:
         TokenStore + OutboxStore + CounterStore + ThrottleStore + DeviceStore + OrgStore + ContactStore
-        + KeptStore
+        + KeptStore + AuditStore
         + Send + Sync + 'static
     {
         // Answered without a round-trip: not a store operation, so not timed.

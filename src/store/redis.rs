@@ -239,6 +239,7 @@ mod users;
 #[macro_use]
 mod migrate;
 
+mod audit;
 mod changes;
 mod contact;
 mod counters;

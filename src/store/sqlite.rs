@@ -19,6 +19,7 @@
 //! Layout: the schema and its migrations in `sqlite/schema.rs`; the token, outbox and
 //! counter traits each in their own file beside it.
 
+mod audit;
 mod changes;
 mod contact;
 mod counters;

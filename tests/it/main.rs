@@ -44,6 +44,7 @@ mod session_cache;
 mod sessions;
 mod shutdown;
 mod signup;
+mod store_audit;
 mod store_changes;
 mod store_contact;
 mod store_devices;

@@ -10,7 +10,7 @@ use super::map_err;
 use crate::store::{StoreError, StoreResult};
 
 /// Bumped whenever the schema below changes (with a step added to [`MIGRATIONS`]).
-pub(super) const SCHEMA_VERSION: i64 = 10;
+pub(super) const SCHEMA_VERSION: i64 = 11;
 
 /// What version 2 added besides the `users.expires_at` column: sign-up expiry, single-use
 /// links, the mail outbox, rate-limit counters. Shared by [`SCHEMA`] and the v1→v2 step.
@@ -261,6 +261,37 @@ CREATE INDEX IF NOT EXISTS ip_state_blocks ON ip_state(block_until) WHERE block_
     };
 }
 
+/// Version 11: the stored audit trail (the console's Security events) and its hourly
+/// counts (the overview's charts). `seq` orders by arrival and is the walk's cursor;
+/// `user_id` is filled from the address when it is an account's, so a search by member
+/// is one index range.
+macro_rules! since_v11 {
+    () => {
+        "
+CREATE TABLE IF NOT EXISTS audit (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       INTEGER NOT NULL,
+    event    TEXT NOT NULL,
+    by_whom  TEXT NOT NULL,
+    admin_id TEXT,
+    user_id  TEXT,
+    email    TEXT,
+    ip       TEXT,
+    detail   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_user ON audit(user_id, seq) WHERE user_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS audit_event ON audit(event, seq);
+CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+CREATE TABLE IF NOT EXISTS audit_hours (
+    hour  INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (hour, event)
+) WITHOUT ROWID;
+"
+    };
+}
+
 /// The whole current schema, for a new file.
 const SCHEMA: &str = concat!(
     "
@@ -308,11 +339,12 @@ CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
     since_v7!(),
     since_v8!(),
     since_v9!(),
-    since_v10!()
+    since_v10!(),
+    since_v11!()
 );
 
 /// `MIGRATIONS[i]` brings a file from version `i + 1` to version `i + 2`.
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     concat!(
         "ALTER TABLE users ADD COLUMN expires_at INTEGER;",
         since_v2!()
@@ -329,6 +361,7 @@ ALTER TABLE users ADD COLUMN org_role TEXT;",
     since_v8!(),
     since_v9!(),
     since_v10!(),
+    since_v11!(),
 ];
 
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION - 1);
