@@ -76,6 +76,9 @@ routes! {
     AdminCampaigns = "/admin/campaigns";
     AdminBlocked = "/admin/blocked";
     AdminOutbox = "/admin/outbox";
+    /// The stored audit trail (`?email=&kind=&from=&to=&before=`), and as CSV.
+    AdminEvents = "/admin/events";
+    AdminEventsCsv = "/admin/events.csv";
     AdminUnlock = "/admin/unlock";
     AdminSettings = "/admin/settings";
     /// One member (`?email=`).

@@ -9,6 +9,7 @@ pub mod campaign;
 pub mod contact;
 pub mod device_label;
 pub mod devices;
+pub mod events;
 mod hash_pool;
 mod hash_queue;
 pub mod limits;

@@ -10,6 +10,7 @@
 
 pub mod code;
 pub mod company_id;
+pub mod day;
 pub mod email;
 pub mod host;
 pub mod name;

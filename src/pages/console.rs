@@ -13,18 +13,20 @@ pub enum Section {
     Campaigns,
     Blocked,
     Outbox,
+    Events,
     Settings,
 }
 
 impl Section {
     /// The sections the navigation offers, in its order.
-    pub const ALL: [Section; 7] = [
+    pub const ALL: [Section; 8] = [
         Section::Overview,
         Section::Members,
         Section::Orgs,
         Section::Campaigns,
         Section::Blocked,
         Section::Outbox,
+        Section::Events,
         Section::Settings,
     ];
 
@@ -36,6 +38,7 @@ impl Section {
             Section::Campaigns => Route::AdminCampaigns,
             Section::Blocked => Route::AdminBlocked,
             Section::Outbox => Route::AdminOutbox,
+            Section::Events => Route::AdminEvents,
             Section::Settings => Route::AdminSettings,
         }
     }
@@ -49,6 +52,7 @@ impl Section {
             Section::Campaigns => "console-campaigns",
             Section::Blocked => "console-blocked",
             Section::Outbox => "console-outbox",
+            Section::Events => "console-events",
             Section::Settings => "console-settings",
         }
     }

@@ -3,7 +3,8 @@
 use askama::Template;
 
 use super::console::Nav;
-use super::forms::{CampaignRow, FailedRow, MemberRow};
+use super::console_events::ChartRow;
+use super::forms::{CampaignRow, MemberRow};
 use super::render::Chrome;
 use crate::{i18n::Lang, routes::Route};
 
@@ -22,8 +23,11 @@ pub struct OverviewPage {
     pub c: Chrome,
     pub nav: Nav,
     pub stats: Vec<Stat>,
-    /// Mails refused for good, most recent first.
-    pub failed: Vec<FailedRow>,
+    /// Mails refused for good (listed in the Mail outbox section), up to its list's length.
+    pub refused: usize,
+    /// Each series over the last 24 hours and the last 7 days.
+    pub charts: Vec<ChartRow>,
+    pub chart_height: u32,
 }
 
 #[derive(Template)]

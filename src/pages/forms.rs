@@ -60,15 +60,6 @@ pub struct MemberRow {
     pub locked: bool,
 }
 
-/// A mail the server refused for good, on the admin page.
-pub struct FailedRow {
-    pub to: String,
-    /// `activation`, `password_reset`... (the `kind` label of `vigile_mail_total`).
-    pub kind: String,
-    pub when: String,
-    pub error: String,
-}
-
 /// One campaign on the admin page.
 pub struct CampaignRow {
     pub id: String,

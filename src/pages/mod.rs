@@ -4,6 +4,7 @@
 //! The proxy writes the reply; nothing here touches a socket.
 
 pub mod console;
+pub mod console_events;
 pub mod console_ops;
 pub mod console_pages;
 pub mod contact_page;

@@ -243,11 +243,16 @@ async fn refused_recipient_fails_after_one_attempt(backend: Backend) {
     // Listed for admins, with recipient, kind, when and the server's answer.
     let admin = client();
     login_ok(&admin, &gw, "boss@example.com", PW).await;
-    let page = get_page(&admin, &format!("{gw}/_vigile/admin")).await;
+    let overview = get_page(&admin, &format!("{gw}/_vigile/admin")).await;
+    assert!(
+        overview.contains("Mail that could not be delivered: 1"),
+        "{overview}"
+    );
+    let page = get_page(&admin, &format!("{gw}/_vigile/admin/outbox")).await;
     let section = page
-        .split("Mail that could not be delivered")
+        .split("id=\"outbox-failed\"")
         .nth(1)
-        .unwrap_or_else(|| panic!("no undelivered section:\n{page}"));
+        .unwrap_or_else(|| panic!("no refused mail list:\n{page}"));
     let row = section
         .split("<tr>")
         .find(|r| r.contains(gone))

@@ -233,7 +233,10 @@ async fn a_rare_match_under_thousands_is_reached(b: StoreBackend) {
     let store = b.open();
     let now = real_now();
     let rare = event(now - AUDIT_HOUR_MS, "account_locked", None, None);
-    store.audit_append(std::slice::from_ref(&rare), KEEP).await.unwrap();
+    store
+        .audit_append(std::slice::from_ref(&rare), KEEP)
+        .await
+        .unwrap();
     let noise: Vec<AuditRecord> = (0..6000)
         .map(|i| event(now - AUDIT_HOUR_MS + 1 + i, "login", None, None))
         .collect();

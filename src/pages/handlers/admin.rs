@@ -16,7 +16,7 @@ use crate::pages::console::{Nav, Section};
 use crate::pages::console_pages::{
     CampaignsPage, MembersPage, OrgsPage, OverviewPage, SettingsPage, Stat,
 };
-use crate::pages::forms::{CampaignRow, FailedRow, MemberRow};
+use crate::pages::forms::{CampaignRow, MemberRow};
 use crate::pages::{render, Reply};
 use crate::routes::Route;
 use crate::store::{overflow_parse, overflow_str, OrgId};
@@ -61,20 +61,14 @@ pub async fn get(ctx: &Ctx<'_, '_>) -> PageResult {
             href: Route::AdminOutbox.path(),
         },
     ];
-    let failed = failed
-        .into_iter()
-        .map(|m| FailedRow {
-            when: super::devices::when(m.failed_at),
-            to: m.to,
-            kind: m.kind,
-            error: m.last_error,
-        })
-        .collect();
+    let counts = crate::auth::events::counts(ctx.app, ctx.now).await?;
     let page = OverviewPage {
         c: ctx.chrome(Route::Admin.path()),
         nav: Nav::new(Section::Overview),
         stats,
-        failed,
+        refused: failed.len(),
+        charts: crate::pages::console_events::charts(&counts, ctx.lang()),
+        chart_height: crate::pages::console_events::CHART_HEIGHT,
     };
     Ok(render::page(StatusCode::OK, &page))
 }

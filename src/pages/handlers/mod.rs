@@ -4,6 +4,7 @@
 mod account;
 mod account_twofactor;
 mod admin;
+mod admin_events;
 mod admin_member;
 mod admin_ops;
 mod admin_org;
@@ -266,6 +267,8 @@ async fn page(ctx: &Ctx<'_, '_>) -> PageResult {
         (Route::AdminBlocked, true, _) => admin_ops::blocked(ctx).await,
         (Route::AdminBlocked, _, true) => admin_ops::unblock(ctx).await,
         (Route::AdminOutbox, true, _) => admin_ops::outbox(ctx).await,
+        (Route::AdminEvents, true, _) => admin_events::list(ctx).await,
+        (Route::AdminEventsCsv, true, _) => admin_events::csv(ctx).await,
         (Route::AdminOutbox, _, true) => admin_ops::retry(ctx).await,
         (Route::AdminMember, true, _) => admin_member::get(ctx).await,
         (Route::AdminMemberCap, _, true) => admin_member::cap(ctx).await,
