@@ -2,6 +2,7 @@
 //! against both backends while `vigile serve` runs; what they change (a revocation) is
 //! seen by every instance within the session cache's lifetime (under one second).
 
+mod audit;
 mod campaigns;
 mod import;
 mod ip;
@@ -87,6 +88,13 @@ pub enum Command {
         config: ConfigArg,
         #[command(subcommand)]
         action: campaigns::CampaignCommand,
+    },
+    /// The stored security events (the console's Security events).
+    Audit {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: audit::AuditCommand,
     },
     /// Manage client addresses blocked after repeated failures.
     Ip {
@@ -215,6 +223,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
         Command::Org { config, action } => admin(&config, |v| orgs::run(v, action)),
         Command::Campaign { config, action } => admin(&config, |v| campaigns::run(v, action)),
         Command::Ip { config, action } => admin(&config, |v| ip::run(v, action)),
+        Command::Audit { config, action } => admin(&config, |v| audit::run(v, action)),
         Command::Mail { config, action } => admin(&config, |v| mail::run(v, action)),
     }
 }

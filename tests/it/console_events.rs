@@ -200,6 +200,32 @@ async fn events_are_listed_filtered_exported_and_charted(backend: Backend) {
         );
     }
     assert!(!text.contains(WRONG), "a typed password in the export");
+    // The same export for scripts, from the command line.
+    let out =
+        s.gw.cli_ok(&["audit", "export", "--kind", "login_failed"], None);
+    let mut cli_rows = csv::Reader::from_reader(out.as_bytes());
+    let cli_rows: Vec<csv::StringRecord> = cli_rows.records().map(Result::unwrap).collect();
+    assert_eq!(cli_rows, rows);
+    let out =
+        s.gw.cli_ok(&["audit", "export", "--email", ANN, "--from", &today], None);
+    assert_eq!(
+        out.lines().count(),
+        4,
+        "a header and Ann's three events:\n{out}"
+    );
+    for (args, says) in [
+        (
+            &["--email", "ghost@example.com"][..],
+            "no account has the address",
+        ),
+        (&["--kind", "nope"][..], "unknown kind of event"),
+        (&["--from", "2026-13-01"][..], "YYYY-MM-DD"),
+    ] {
+        let out = s.gw.cli(&[&["audit", "export"][..], args].concat(), None);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 
     // The overview's charts count what happened today.
     let overview = get_page(&admin, &format!("{gw}/_vigile/admin")).await;

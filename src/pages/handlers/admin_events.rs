@@ -11,7 +11,7 @@ use crate::auth::events::{self, Filter};
 use crate::edge::day::Day;
 use crate::edge::email::Email;
 use crate::pages::console::{Nav, Section};
-use crate::pages::console_events::{self, csv_cell, EventsPage, FilterForm, KindOption};
+use crate::pages::console_events::{self, EventsPage, FilterForm, KindOption};
 use crate::pages::{render, PageError, Reply};
 use crate::routes::Route;
 use crate::store::StoreError;
@@ -113,35 +113,7 @@ pub async fn csv(ctx: &Ctx<'_, '_>) -> PageResult {
         return list(ctx).await;
     };
     let (rows, more) = events::export(ctx.app, &filter).await?;
-    let mut out = csv::Writer::from_writer(Vec::new());
-    let header = [
-        "at", "event", "by", "admin", "member", "user_id", "ip", "details",
-    ];
-    let write = |out: &mut csv::Writer<Vec<u8>>, cells: &[&str]| {
-        out.write_record(cells.iter().map(|c| csv_cell(c).into_owned()))
-            .map_err(unwritable)
-    };
-    write(&mut out, &header)?;
-    for e in &rows {
-        let r = &e.record;
-        let at = crate::clock::rfc3339(r.at);
-        write(
-            &mut out,
-            &[
-                &at,
-                &r.event,
-                &r.by,
-                e.admin.as_deref().unwrap_or(""),
-                e.member.as_deref().unwrap_or(""),
-                r.user.as_deref().unwrap_or(""),
-                r.ip.as_deref().unwrap_or(""),
-                &r.detail,
-            ],
-        )?;
-    }
-    let body = out
-        .into_inner()
-        .map_err(|e| unwritable(e.into_error().into()))?;
+    let body = console_events::to_csv(&rows).map_err(unwritable)?;
     let name = format!("vigile-events-{}.csv", Day::of(ctx.now).as_string());
     Ok(Reply::new(StatusCode::OK, "text/csv; charset=utf-8", body)
         .with_header(
