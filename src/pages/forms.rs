@@ -84,6 +84,11 @@ pub struct AdminMemberPage {
     /// "TOTP, passkey" or "none", in the page's language.
     pub factors: String,
     pub has_factors: bool,
+    /// Consecutive failed logins on the account, and whether that locks it.
+    pub failures: u64,
+    pub locked: bool,
+    /// Their most recent security events.
+    pub events: Vec<super::console_events::EventRow>,
     pub notice: Option<&'static str>,
     pub error: Option<&'static str>,
 }

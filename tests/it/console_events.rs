@@ -227,6 +227,20 @@ async fn events_are_listed_filtered_exported_and_charted(backend: Backend) {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 
+    // Ann's page in the console: her lock state and her recent events, newest first.
+    let page = get_page(&admin, &format!("{gw}/_vigile/admin/member?email={ANN}")).await;
+    let lock = page.split("id=\"member-lock\">").nth(1).unwrap();
+    assert!(
+        lock.starts_with("open (1)"),
+        "one failure, not locked: {lock}"
+    );
+    let table = page.split("id=\"member-events\"").nth(1).unwrap();
+    assert_eq!(kinds(table), ["sessions_revoked", "login_failed", "login"]);
+    assert!(
+        page.contains(&format!("{EVENTS}?email=ann%40example.com")),
+        "{page}"
+    );
+
     // The overview's charts count what happened today.
     let overview = get_page(&admin, &format!("{gw}/_vigile/admin")).await;
     for span in ["24h", "7d"] {

@@ -12,6 +12,9 @@ use crate::pages::{render, Reply};
 use crate::routes::Route;
 use crate::store::{SessionId, StoreError};
 
+/// Security events shown on a member's page (the rest: Security events, filtered).
+const RECENT_EVENTS: usize = 10;
+
 /// The member's page, or "no such member" (also for a string that is not an address).
 async fn page(
     ctx: &Ctx<'_, '_>,
@@ -43,6 +46,11 @@ async fn page(
         ));
     };
     let (_, factors) = crate::auth::twofactor::load(ctx.app, &user.id, now).await?;
+    let failures = store
+        .attempts_of(crate::store::AttemptKey::Account(&user.email))
+        .await?;
+    let max = ctx.app.config.file.lockout.account_max_failures;
+    let recent = crate::auth::events::recent(ctx.app, &user.id, RECENT_EVENTS).await?;
     let t = ctx.lang().tr();
     let names: Vec<String> = factors
         .list
@@ -66,6 +74,9 @@ async fn page(
         own_cap: own.map(|c| c.to_string()).unwrap_or_default(),
         site_cap: crate::auth::devices::site_policy(&settings, &ctx.app.config.file.sessions).max,
         devices: super::devices::rows(&sessions, None, ctx.lang()),
+        failures,
+        locked: crate::auth::lockout::is_locked(failures, max),
+        events: crate::pages::console_events::rows(recent, super::devices::when),
         email: user.email,
         notice,
         error,
