@@ -27,6 +27,16 @@ pub struct EventRow {
     pub detail: String,
 }
 
+/// When an event happened, to the second (several can share a minute): `2026-12-03
+/// 07:42:13 UTC`.
+pub fn when(at: Millis) -> String {
+    let s = crate::clock::rfc3339(at);
+    match (s.get(..10), s.get(11..19)) {
+        (Some(day), Some(time)) => format!("{day} {time} UTC"),
+        _ => s,
+    }
+}
+
 /// The catalog key of who did it.
 fn by_key(by: &str) -> &'static str {
     match by {
@@ -52,7 +62,7 @@ pub fn detail_text(detail: &str) -> String {
         .join(", ")
 }
 
-pub fn rows(events: Vec<Shown>, when: impl Fn(Millis) -> String) -> Vec<EventRow> {
+pub fn rows(events: Vec<Shown>) -> Vec<EventRow> {
     events
         .into_iter()
         .map(|e| EventRow {
@@ -273,6 +283,11 @@ mod tests {
         assert_eq!(csv_cell("\tx"), "'\tx");
         assert_eq!(csv_cell("ann@example.com"), "ann@example.com");
         assert_eq!(csv_cell(""), "");
+    }
+
+    #[test]
+    fn an_event_shows_its_second() {
+        assert_eq!(when(1_796_284_933_123), "2026-12-03 08:02:13 UTC");
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub async fn list(ctx: &Ctx<'_, '_>) -> PageResult {
         nav: Nav::new(Section::Events),
         csv: Route::AdminEventsCsv.with_query(&form.pairs()),
         kinds,
-        events: console_events::rows(found.events, super::devices::when),
+        events: console_events::rows(found.events),
         next,
         error,
         no_such_member: found.no_such_member,

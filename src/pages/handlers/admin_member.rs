@@ -76,7 +76,7 @@ async fn page(
         devices: super::devices::rows(&sessions, None, ctx.lang()),
         failures,
         locked: crate::auth::lockout::is_locked(failures, max),
-        events: crate::pages::console_events::rows(recent, super::devices::when),
+        events: crate::pages::console_events::rows(recent),
         email: user.email,
         notice,
         error,
