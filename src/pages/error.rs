@@ -32,6 +32,11 @@ pub enum PageError {
     LoginRequired {
         here: String,
     },
+    /// Signed in with the password alone, on a page `[twofactor] required_for` keeps for
+    /// sessions that passed a second factor: to `/2fa`, then back to `here`.
+    SecondFactorRequired {
+        here: String,
+    },
     /// Signed in, but not an administrator.
     Forbidden,
     /// A link or pending step that no longer exists (used, expired, never issued).
@@ -116,6 +121,10 @@ impl PageError {
             PageError::LoginRequired { here } => {
                 Reply::redirect(StatusCode::FOUND, &rd::login_url(&here))
             }
+            PageError::SecondFactorRequired { here } => Reply::redirect(
+                StatusCode::FOUND,
+                &Route::TwoFactor.with_query(&[("rd", &here)]),
+            ),
             PageError::Forbidden => render::forbidden(lang, config),
             PageError::Gone {
                 title,
@@ -163,6 +172,10 @@ impl PageError {
             PageError::LoginRequired { .. } => Reply::json(
                 StatusCode::UNAUTHORIZED,
                 &json!({"error": "unauthenticated", "login_url": Route::Login.path()}),
+            ),
+            PageError::SecondFactorRequired { .. } => Reply::json(
+                StatusCode::UNAUTHORIZED,
+                &json!({"error": "second_factor_required", "url": Route::TwoFactor.path()}),
             ),
             PageError::Unavailable(_) | PageError::StoreDown => Reply::json(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -75,14 +75,23 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// The signed-in administrator.
+    /// The signed-in administrator; with `[twofactor] required_for` naming admins, one
+    /// whose session passed a second factor (a session from before the setting is sent
+    /// to `/2fa` first, as on the proxied paths).
     pub fn admin(&self) -> Result<&Identity, PageError> {
         let id = self.member()?;
-        if id.admin {
-            Ok(id)
-        } else {
-            Err(PageError::Forbidden)
+        if !id.admin {
+            return Err(PageError::Forbidden);
         }
+        let file = &self.app.config.file;
+        if id.level < crate::store::AuthLevel::SecondFactor
+            && crate::auth::twofactor::required_for_roles(file, true, id.org_role())
+        {
+            return Err(PageError::SecondFactorRequired {
+                here: self.route.path().to_string(),
+            });
+        }
+        Ok(id)
     }
 
     /// This browser, for a session opened from a page.

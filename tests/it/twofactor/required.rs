@@ -87,6 +87,24 @@ async fn a_session_from_before_the_rule_is_held_until_it_passes(backend: Backend
     );
     let public = get(&c, &format!("{gw}/"), true).await;
     assert_eq!(public.status(), 200, "a public path still passes");
+    // Vigile's own console too: every section, and its actions, wait for the factor.
+    for console in [
+        "/_vigile/admin",
+        "/_vigile/admin/events",
+        "/_vigile/admin/members",
+    ] {
+        let (status, to) = redirect(get(&c, &format!("{gw}{console}"), true).await).await;
+        assert_eq!(status, 302, "{console}");
+        let to = Target::parse(&to);
+        assert_eq!((to.path.as_str(), to.param("rd")), (TWOFA, Some(console)));
+    }
+    let unblock = c
+        .post(format!("{gw}/_vigile/admin/blocked"))
+        .form(&[("address", "192.0.2.1"), ("csrf", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unblock.status(), 302, "an action waits too");
 
     // No factor: /2fa enrols nobody on a session alone; the security page does.
     let held = get(&c, &format!("{gw}{location}"), true).await;
@@ -105,5 +123,7 @@ async fn a_session_from_before_the_rule_is_held_until_it_passes(backend: Backend
     let resp = verify_with(&c, &gw, &form, "totp", &code, false).await;
     assert_signed_in(resp, RD, "the code after enrolling").await;
     assert_level(s, &c, &gw, RD, "2fa").await;
+    let console = get(&c, &format!("{gw}/_vigile/admin"), true).await;
+    assert_eq!(console.status(), 200, "the console once the factor passed");
 }
 both_backends!(a_session_from_before_the_rule_is_held_until_it_passes);
