@@ -26,7 +26,7 @@ pub enum Admin<'a> {
 }
 
 impl<'a> Admin<'a> {
-    fn actor(self) -> Actor<'a> {
+    pub(crate) fn actor(self) -> Actor<'a> {
         match self {
             Admin::Page { user, ip } => Actor::Admin { user, ip },
             Admin::Cli => Actor::Cli,

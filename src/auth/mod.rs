@@ -11,6 +11,7 @@ pub mod device_label;
 pub mod devices;
 mod hash_pool;
 mod hash_queue;
+pub mod import;
 pub mod limits;
 pub mod lockout;
 mod login;
