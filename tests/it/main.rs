@@ -17,6 +17,7 @@ mod browser_twofactor;
 mod client_conns;
 mod common;
 mod console;
+mod console_import;
 mod console_ops;
 mod contact;
 mod demo;
