@@ -22,6 +22,7 @@ import-confirm-invite = Invite { $count ->
    *[other] these { $count } addresses
 }
 import-note-unconfirmed = The created accounts' addresses will be unconfirmed, and password-reset links only go to confirmed addresses: these members cannot choose a password until they confirm their address. Tick “known to be right” if they are, or invite them instead.
+import-note-unconfirmed-done = These accounts' addresses are unconfirmed, and password-reset links only go to confirmed addresses: these members cannot choose a password (the only way to set one) until their address is confirmed.
 import-another = Import another file
 import-col-line = Line
 import-col-org = Organisation

@@ -22,6 +22,7 @@ import-confirm-invite = Inviter { $count ->
    *[other] ces { $count } adresses
 }
 import-note-unconfirmed = Les adresses des comptes créés ne seront pas confirmées, et les liens de réinitialisation ne partent que vers des adresses confirmées : ces membres ne pourront pas choisir de mot de passe avant d'avoir confirmé leur adresse. Cochez « sûrs » si elles le sont, ou invitez-les plutôt.
+import-note-unconfirmed-done = Les adresses de ces comptes ne sont pas confirmées, et les liens de réinitialisation ne partent que vers des adresses confirmées : ces membres ne peuvent pas choisir de mot de passe (seul moyen d'en avoir un) tant que leur adresse n'est pas confirmée.
 import-another = Importer un autre fichier
 import-col-line = Ligne
 import-col-org = Organisation

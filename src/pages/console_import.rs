@@ -146,7 +146,12 @@ impl ImportPage {
             page.confirm = Some(t.with(key, &[("count", acting.to_string())]));
         }
         if !invite && !confirmed && acting > 0 {
-            page.note = Some(t.get("import-note-unconfirmed"));
+            let key = if done {
+                "import-note-unconfirmed-done"
+            } else {
+                "import-note-unconfirmed"
+            };
+            page.note = Some(t.get(key));
         }
         page.stopped = report
             .stopped
