@@ -210,19 +210,31 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn outbox_page(&self, query: &WaitingQuery) -> StoreResult<WaitingPage> {
-        // Each channel's own first `limit + 1` after the cursor, through the
-        // (channel, next_attempt, id) index, merged: never the whole table.
-        let due = match query.due {
-            Due::Now => "next_attempt <= ?2",
-            Due::Later => "next_attempt > ?2",
-        };
+        // Each channel's own first `limit + 1` after the cursor, merged: never the whole
+        // table. The start is one row-value bound, so SQLite seeks the
+        // (channel, next_attempt, id) index right to it (a separate `next_attempt > now`
+        // would make it walk from `now` to a deep page's cursor).
         let now = query.now;
-        let (after_at, after_id) = query
-            .after
-            .as_ref()
-            .map_or((Millis::MIN, String::new()), |c| {
-                (c.next_attempt, c.id.clone())
-            });
+        let cursor = query.after.as_ref().map(|c| (c.next_attempt, c.id.clone()));
+        let (upper, count_range, (start_at, start_id, op)) = match query.due {
+            Due::Now => (
+                " AND next_attempt <= ?2",
+                "next_attempt <= ?2",
+                match cursor {
+                    Some((at, id)) => (at, id, ">"),
+                    None => (Millis::MIN, String::new(), ">="),
+                },
+            ),
+            Due::Later => (
+                "",
+                "next_attempt > ?2",
+                match cursor {
+                    Some((at, id)) if at > now => (at, id, ">"),
+                    // next_attempt > now, for whole milliseconds.
+                    _ => (now.saturating_add(1), String::new(), ">="),
+                },
+            ),
+        };
         let limit = query.limit;
         let take = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
         self.run(move |c| {
@@ -231,18 +243,19 @@ impl OutboxStore for SqliteStore {
             let mut total = 0u64;
             for channel in Channel::ALL {
                 let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT {WAITING_COLUMNS} FROM outbox WHERE channel = ?1 AND {due} \
-                     AND (next_attempt, id) > (?3, ?4) ORDER BY next_attempt, id LIMIT ?5"
+                    "SELECT {WAITING_COLUMNS} FROM outbox WHERE channel = ?1 \
+                     AND (next_attempt, id) {op} (?3, ?4){upper} \
+                     ORDER BY next_attempt, id LIMIT ?5"
                 ))?;
                 let rows = stmt.query_map(
-                    params![channel.as_str(), now, after_at, after_id, take],
+                    params![channel.as_str(), now, start_at, start_id, take],
                     waiting_from_row,
                 )?;
                 for row in rows {
                     candidates.push(row?);
                 }
                 let n: i64 = tx.query_row(
-                    &format!("SELECT COUNT(*) FROM outbox WHERE channel = ?1 AND {due}"),
+                    &format!("SELECT COUNT(*) FROM outbox WHERE channel = ?1 AND {count_range}"),
                     params![channel.as_str(), now],
                     |r| r.get(0),
                 )?;
