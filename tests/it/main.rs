@@ -12,6 +12,7 @@ mod body_limit;
 mod browser;
 mod browser_console;
 mod browser_contact;
+mod browser_import;
 mod browser_orgs;
 mod browser_twofactor;
 mod client_conns;
