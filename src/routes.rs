@@ -85,6 +85,10 @@ routes! {
     AdminMember = "/admin/member";
     AdminMemberCap = "/admin/member/cap";
     AdminMemberRevoke = "/admin/member/revoke";
+    /// Members from a CSV file: the upload form, and its preview (multipart POST).
+    AdminImport = "/admin/import";
+    /// Does what the preview showed, checking the file again (POST).
+    AdminImportConfirm = "/admin/import/confirm";
     /// One organisation (`?id=`), its seats, plan and device cap.
     AdminOrg = "/admin/org";
     /// Company registration, three steps (the step-1 link carries `?token=`).

@@ -489,7 +489,6 @@ ops-retry-all = Retry every waiting message now
 ops-retried = The message to { $to } will be sent within a second.
 ops-retried-all = { $count } message(s) will be sent within a second.
 ops-retry-gone = This message is no longer waiting: it was sent, or refused for good.
-ops-outbox-more = Only the first messages are listed; `vigile mail list` prints them all.
 console-search = Address or name
 console-search-go = Search
 console-members-none = No member matches.

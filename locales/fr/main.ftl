@@ -489,7 +489,6 @@ ops-retry-all = Réessayer tous les messages en attente
 ops-retried = Le message pour { $to } partira dans la seconde.
 ops-retried-all = { $count } message(s) partiront dans la seconde.
 ops-retry-gone = Ce message n'est plus en attente : il a été envoyé, ou refusé définitivement.
-ops-outbox-more = Seuls les premiers messages sont affichés ; `vigile mail list` les donne tous.
 console-search = Adresse ou nom
 console-search-go = Rechercher
 console-members-none = Aucun membre ne correspond.

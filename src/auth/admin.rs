@@ -13,7 +13,8 @@ use crate::audit::{Actor, Event};
 use crate::config::OnOverflow;
 use crate::edge::email::Email;
 use crate::store::{
-    DynStore, Millis, OutboxMail, SessionId, Settings, SignedOut, StoreResult, User, UserId,
+    Due, DynStore, Millis, SessionId, Settings, SignedOut, StoreResult, User, UserId, WaitingMail,
+    WaitingQuery,
 };
 
 /// Who performs an admin action.
@@ -26,7 +27,7 @@ pub enum Admin<'a> {
 }
 
 impl<'a> Admin<'a> {
-    fn actor(self) -> Actor<'a> {
+    pub(crate) fn actor(self) -> Actor<'a> {
         match self {
             Admin::Page { user, ip } => Actor::Admin { user, ip },
             Admin::Cli => Actor::Cli,
@@ -212,8 +213,8 @@ pub async fn mail_retry(
     by: Admin<'_>,
     id: &str,
     now: Millis,
-) -> StoreResult<Option<OutboxMail>> {
-    let Some(mail) = store.outbox_list().await?.into_iter().find(|m| m.id == id) else {
+) -> StoreResult<Option<WaitingMail>> {
+    let Some(mail) = store.outbox_get(id).await? else {
         return Ok(None);
     };
     if !store.outbox_due_now(&mail.id, now).await? {
@@ -223,23 +224,42 @@ pub async fn mail_retry(
     Ok(Some(mail))
 }
 
-/// [`mail_retry`] for every waiting message not due yet. Returns those made due.
+/// Waiting messages read per store call by [`mail_retry_all`].
+const RETRY_ALL_PAGE: usize = 500;
+
+/// [`mail_retry`] for every waiting message not due yet, read a page at a time (never
+/// their bodies). Returns those made due.
 pub async fn mail_retry_all(
     store: &DynStore,
     by: Admin<'_>,
     now: Millis,
-) -> StoreResult<Vec<OutboxMail>> {
+) -> StoreResult<Vec<WaitingMail>> {
     let mut done = Vec::new();
-    for mail in store.outbox_list().await? {
-        if mail.next_attempt > now && store.outbox_due_now(&mail.id, now).await? {
-            retried(by, &mail, now);
-            done.push(mail);
+    let mut after = None;
+    loop {
+        let query = WaitingQuery {
+            due: Due::Later,
+            now,
+            after,
+            limit: RETRY_ALL_PAGE,
+        };
+        let page = store.outbox_page(&query).await?;
+        for mail in page.mails {
+            // Made due at `now`, it leaves the messages due later: the walk goes on after
+            // the last one read.
+            if store.outbox_due_now(&mail.id, now).await? {
+                retried(by, &mail, now);
+                done.push(mail);
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(done),
         }
     }
-    Ok(done)
 }
 
-fn retried(by: Admin<'_>, mail: &OutboxMail, now: Millis) {
+fn retried(by: Admin<'_>, mail: &WaitingMail, now: Millis) {
     let event = Event::MailRetried {
         mail: &mail.id,
         kind: &mail.kind,

@@ -12,6 +12,7 @@ pub mod devices;
 pub mod events;
 mod hash_pool;
 mod hash_queue;
+pub mod import;
 pub mod limits;
 pub mod lockout;
 mod login;

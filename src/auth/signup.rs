@@ -307,6 +307,6 @@ pub async fn invite(deps: &Deps, email: &Email, lang: Lang, now: Millis) -> Resu
 }
 
 /// Invitations are keyed by address, hashed like every other token.
-fn invite_hash(email: &str) -> TokenHash {
+pub(crate) fn invite_hash(email: &str) -> TokenHash {
     TokenHash::of(email)
 }

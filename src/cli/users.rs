@@ -140,7 +140,7 @@ pub fn run(v: &Vigile, cmd: UserCommand) -> CmdResult {
                 file,
                 invite,
                 confirmed,
-            } => super::import::run(v, &file, super::import::Options { invite, confirmed }).await,
+            } => super::import::run(v, &file, invite, confirmed).await,
             UserCommand::List { search, state } => list(v, search, state, now).await,
             UserCommand::Show { email } => show(v, &email, now).await,
             UserCommand::Unlock { email } => unlock(v, &email, now).await,

@@ -57,6 +57,23 @@ pub struct RefusedRow {
     pub error: String,
 }
 
+/// One list of waiting messages: a page of it, how many it holds in all, and the links to
+/// its next and first pages.
+pub struct WaitingList {
+    /// The table's id, and catalog keys of its title, of "none" and of its help.
+    pub id: &'static str,
+    pub title: &'static str,
+    pub none: &'static str,
+    pub help: Option<&'static str>,
+    pub rows: Vec<WaitingRow>,
+    /// Every page together (exact, counted by the store).
+    pub total: u64,
+    /// "50 of 120 shown, soonest due first", in the reader's language.
+    pub shown: String,
+    pub next: Option<String>,
+    pub first: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "pages/admin_outbox.html")]
 pub struct OutboxPage {
@@ -66,16 +83,23 @@ pub struct OutboxPage {
     /// them.
     pub sent_mail: u64,
     pub sent_sms: Option<u64>,
-    /// Never tried yet.
-    pub queued: Vec<WaitingRow>,
-    /// Tried and refused for now: waiting for their next attempt.
-    pub retrying: Vec<WaitingRow>,
-    /// Refused for good, most recent first.
+    /// Due now: waiting for a sender to take them (never tried yet, mostly).
+    pub queued: WaitingList,
+    /// Due later: refused for now and waiting for their next attempt.
+    pub retrying: WaitingList,
+    /// Refused for good, most recent first (at most a page of them).
     pub failed: Vec<RefusedRow>,
-    /// More messages are waiting than listed.
-    pub more: bool,
+    /// How many are refused for good in all.
+    pub failed_total: u64,
     pub notice: Option<String>,
     pub error: Option<&'static str>,
+}
+
+impl OutboxPage {
+    /// The lists of waiting messages, in the page's order.
+    pub fn lists(&self) -> [&WaitingList; 2] {
+        [&self.retrying, &self.queued]
+    }
 }
 
 /// A time left, in units French and English readers write the same: `1 h 05 min`,

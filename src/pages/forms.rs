@@ -81,6 +81,7 @@ pub struct AdminMemberPage {
     pub own_cap: String,
     pub site_cap: u32,
     pub devices: Vec<DeviceRow>,
+    pub contact: ContactView,
     /// "TOTP, passkey" or "none", in the page's language.
     pub factors: String,
     pub has_factors: bool,
@@ -91,6 +92,17 @@ pub struct AdminMemberPage {
     pub events: Vec<super::console_events::EventRow>,
     pub notice: Option<&'static str>,
     pub error: Option<&'static str>,
+}
+
+/// A member's contact state on their console page, in the reader's language.
+pub struct ContactView {
+    /// "Confirmed on 2026-01-02 03:04 UTC (activation link)", or "Not confirmed".
+    pub email_state: String,
+    pub email_confirmed: bool,
+    /// The mobile number (E.164), if the account has one.
+    pub mobile: Option<String>,
+    pub mobile_state: String,
+    pub mobile_confirmed: bool,
 }
 
 /// One signed-in device, as the account, device-choice and admin pages list it.

@@ -5,6 +5,7 @@
 
 pub mod console;
 pub mod console_events;
+pub mod console_import;
 pub mod console_ops;
 pub mod console_pages;
 pub mod contact_page;
@@ -40,6 +41,9 @@ pub struct PageRequest<'a> {
     pub headers: &'a HeaderMap,
     pub cookies: &'a RequestCookies,
     pub body: Bytes,
+    /// The body was over its limit (read to its end and thrown away): only the upload
+    /// pages get one, to say the file is too large.
+    pub body_too_large: bool,
     pub client_ip: IpAddr,
     /// Who is asking (a member, anonymous, or unknown because the store is down).
     pub visitor: Visitor,

@@ -253,12 +253,21 @@ async fn page(
     let req = session.req_header();
     let method = req.method.clone();
     let headers = req.headers.clone();
+    let mut body_too_large = false;
     let body = if method == Method::POST {
         // A whole form within the header deadline: a stalled body must not hold the page.
-        let limit = app.config.file.server.header_timeout;
-        match read_body(session, limit).await {
+        let route = Route::parse(facts.edge.target.path.as_str());
+        let admin = visitor.identity().is_some_and(|i| i.admin);
+        let limits = BodyLimits::for_page(route, admin, app.config.file.server.header_timeout);
+        match read_body(session, &limits).await {
             Ok(b) => b,
-            Err(status) => {
+            // Read to its end: the page can say so, and the browser will read it.
+            Err(BodyError::TooLarge { drained: true }) if limits.drain > 0 => {
+                body_too_large = true;
+                Bytes::new()
+            }
+            Err(e) => {
+                let status = e.status();
                 let reason = status.canonical_reason().unwrap_or("refused");
                 let reply = Reply::new(status, "text/plain; charset=utf-8", reason);
                 return Decision::Respond(reply, Outcome::Page);
@@ -274,6 +283,7 @@ async fn page(
         headers: &headers,
         cookies: &facts.cookies,
         body,
+        body_too_large,
         client_ip: facts.client,
         visitor,
         signed_out,
@@ -424,19 +434,85 @@ pub(super) fn wants_html(method: &Method, headers: &http::HeaderMap) -> bool {
     })
 }
 
-/// Reads a form body within `limit`: 413 past [`MAX_FORM_BODY`], 408 when it stalls.
-async fn read_body(session: &mut Session, limit: Duration) -> Result<Bytes, StatusCode> {
+/// How much of a page's request body is read, and for how long.
+struct BodyLimits {
+    /// Past this many bytes the body is refused (413).
+    max: usize,
+    /// A refused body is still read (and thrown away) up to this many bytes, so the page
+    /// can answer and the browser, still sending, reads the answer; 0: not at all.
+    drain: usize,
+    deadline: Duration,
+}
+
+impl BodyLimits {
+    /// A form's limits; an admin's file upload to the console gets the upload's
+    /// ([`pages::console_import`]). Anyone else posting there gets a form's, so only an
+    /// administrator can make the gateway read a large body.
+    fn for_page(route: Option<Route>, admin: bool, header_timeout: Duration) -> Self {
+        let upload = matches!(route, Some(Route::AdminImport | Route::AdminImportConfirm));
+        if upload && admin {
+            BodyLimits {
+                max: pages::console_import::MAX_BODY,
+                drain: pages::console_import::MAX_DRAIN,
+                deadline: header_timeout.max(pages::console_import::UPLOAD_DEADLINE),
+            }
+        } else {
+            BodyLimits {
+                max: MAX_FORM_BODY,
+                drain: 0,
+                deadline: header_timeout,
+            }
+        }
+    }
+}
+
+/// Why a page's body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyError {
+    /// Over the limit; `drained` when it was read to its end nonetheless.
+    TooLarge {
+        drained: bool,
+    },
+    Stalled,
+}
+
+impl BodyError {
+    fn status(self) -> StatusCode {
+        match self {
+            BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Stalled => StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// Reads a form body within `limits`: too large past `max` (read on to `drain` to tell
+/// whether it ends there), stalled past the deadline.
+async fn read_body(session: &mut Session, limits: &BodyLimits) -> Result<Bytes, BodyError> {
     let read = async {
         let mut buf = BytesMut::new();
+        let mut over = 0usize;
         loop {
             match session.read_request_body().await {
+                Ok(Some(chunk)) if over > 0 => {
+                    over = over.saturating_add(chunk.len());
+                    if over > limits.drain {
+                        return Err(BodyError::TooLarge { drained: false });
+                    }
+                }
                 Ok(Some(chunk)) => {
-                    if buf.len() + chunk.len() > MAX_FORM_BODY {
-                        return Err(StatusCode::PAYLOAD_TOO_LARGE);
+                    if buf.len() + chunk.len() > limits.max {
+                        over = buf.len() + chunk.len();
+                        buf = BytesMut::new();
+                        if over > limits.drain {
+                            return Err(BodyError::TooLarge { drained: false });
+                        }
+                        continue;
                     }
                     buf.extend_from_slice(&chunk);
                 }
+                Ok(None) if over > 0 => return Err(BodyError::TooLarge { drained: true }),
                 Ok(None) => return Ok(buf.freeze()),
+                Err(_) if over > 0 => return Err(BodyError::TooLarge { drained: false }),
                 Err(e) => {
                     tracing::debug!(error = %e, "could not read request body");
                     return Ok(Bytes::new());
@@ -444,9 +520,9 @@ async fn read_body(session: &mut Session, limit: Duration) -> Result<Bytes, Stat
             }
         }
     };
-    tokio::time::timeout(limit, read)
+    tokio::time::timeout(limits.deadline, read)
         .await
-        .unwrap_or(Err(StatusCode::REQUEST_TIMEOUT))
+        .unwrap_or(Err(BodyError::Stalled))
 }
 
 #[cfg(test)]

@@ -265,6 +265,14 @@ mod tests {
             .unwrap();
         store.outbox_retry(&mail.id, 0, "e").await.unwrap();
         store.outbox_list().await.unwrap();
+        let page = WaitingQuery {
+            due: Due::Later,
+            now,
+            after: None,
+            limit: 10,
+        };
+        store.outbox_page(&page).await.unwrap();
+        store.outbox_get(&mail.id).await.unwrap();
         store.outbox_waiting().await.unwrap();
         store.user_counts().await.unwrap();
         store.outbox_due_now(&mail.id, now).await.unwrap();
@@ -273,6 +281,7 @@ mod tests {
         store.outbox_sent_count(Channel::Email, now).await.unwrap();
         store.outbox_fail(&mail.id, 0, "e").await.unwrap();
         store.outbox_failed(10).await.unwrap();
+        store.outbox_failed_count(now).await.unwrap();
 
         // CounterStore
         store

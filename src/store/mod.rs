@@ -48,7 +48,8 @@ pub use orgs::{
     OrgTerms, Registered,
 };
 pub use outbox::{
-    sent_windows, FailedMail, OutboxMail, OutboxStore, FAILED_KEEP_MS, SENT_WINDOWS, SENT_WINDOW_MS,
+    sent_windows, Due, FailedMail, OutboxMail, OutboxStore, WaitingCursor, WaitingMail,
+    WaitingPage, WaitingQuery, FAILED_KEEP_MS, SENT_WINDOWS, SENT_WINDOW_MS,
 };
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;

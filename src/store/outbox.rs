@@ -81,6 +81,107 @@ impl std::fmt::Debug for OutboxMail {
     }
 }
 
+/// A waiting message as the console lists it: who, what, when and the last answer, never
+/// its bodies (they hold single-use links).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingMail {
+    pub id: String,
+    pub channel: Channel,
+    pub kind: String,
+    pub to: String,
+    pub subject: String,
+    pub created_at: Millis,
+    pub attempts: u32,
+    pub next_attempt: Millis,
+    pub last_error: Option<String>,
+}
+
+/// Which of the waiting messages a [`WaitingQuery`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Due at `now` (`next_attempt <= now`): waiting for a sender to take them.
+    Now,
+    /// Due after `now`: refused for now and waiting for their next attempt (or being sent
+    /// at this moment, leased by a sender).
+    Later,
+}
+
+/// Where a page of waiting messages resumes: after the message with this `next_attempt`
+/// and `id`, in the order (`next_attempt`, `id`) both backends claim and list in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingCursor {
+    pub next_attempt: Millis,
+    pub id: String,
+}
+
+impl WaitingCursor {
+    /// As a URL parameter: `NEXT_ATTEMPT.ID`.
+    pub fn to_param(&self) -> String {
+        format!("{}.{}", self.next_attempt, self.id)
+    }
+
+    /// A parameter made by [`to_param`](Self::to_param); anything else is `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (at, id) = s.split_once('.')?;
+        let shaped = (1..=64).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        shaped.then_some(())?;
+        Some(WaitingCursor {
+            next_attempt: at.parse().ok()?,
+            id: id.to_string(),
+        })
+    }
+}
+
+/// A page of waiting messages (both channels together).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingQuery {
+    pub due: Due,
+    pub now: Millis,
+    /// Start after this message; `None`: at the first.
+    pub after: Option<WaitingCursor>,
+    pub limit: usize,
+}
+
+/// One page of a [`WaitingQuery`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WaitingPage {
+    /// At most `limit`, soonest due first.
+    pub mails: Vec<WaitingMail>,
+    /// Where the next page starts; `None` when nothing follows.
+    pub next: Option<WaitingCursor>,
+    /// How many messages the query's `due` holds in all (every page together), at `now`.
+    pub total: u64,
+}
+
+impl WaitingPage {
+    /// The first `limit` of `candidates` (each channel's own first `limit + 1` after the
+    /// cursor, in any order), and where the next page starts.
+    pub(super) fn from_candidates(
+        mut candidates: Vec<WaitingMail>,
+        limit: usize,
+        total: u64,
+    ) -> Self {
+        candidates.sort_by(|a, b| (a.next_attempt, &a.id).cmp(&(b.next_attempt, &b.id)));
+        let more = candidates.len() > limit;
+        candidates.truncate(limit);
+        let next = more
+            .then(|| candidates.last())
+            .flatten()
+            .map(|m| WaitingCursor {
+                next_attempt: m.next_attempt,
+                id: m.id.clone(),
+            });
+        WaitingPage {
+            mails: candidates,
+            next,
+            total,
+        }
+    }
+}
+
 /// A mail the server refused for good, as admins see it (no bodies).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedMail {
@@ -126,8 +227,16 @@ timed_store! {
         /// The attempt failed: `attempts += 1`, `last_error = error`, due again at
         /// `next_attempt`. Returns whether the mail was there.
         async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str) -> StoreResult<bool>;
-        /// Every mail still waiting, earliest due first (admin view, tests).
+        /// Every mail still waiting, earliest due first, with its bodies (the CLI's list,
+        /// tests). The console reads [`Self::outbox_page`] instead.
         async fn outbox_list(&self) -> StoreResult<Vec<OutboxMail>>;
+        /// One page of the waiting messages of `query.due` at `query.now`, soonest due first
+        /// (`next_attempt`, then `id`), without their bodies, and how many there are in all.
+        /// Bounded work per call however many are waiting.
+        async fn outbox_page(&self, query: &WaitingQuery) -> StoreResult<WaitingPage>;
+        /// One waiting message, without its bodies; `None` if it is not waiting (sent,
+        /// refused for good, or never queued).
+        async fn outbox_get(&self, id: &str) -> StoreResult<Option<WaitingMail>>;
         /// How many messages are waiting (both channels), without reading them.
         async fn outbox_waiting(&self) -> StoreResult<u64>;
         /// The server refused the mail for good: in one atomic step it leaves the waiting
@@ -137,5 +246,64 @@ timed_store! {
         /// Up to `limit` failed mails, most recently failed first. `sweep(now)` purges those
         /// failed at or before `now - FAILED_KEEP_MS`.
         async fn outbox_failed(&self, limit: usize) -> StoreResult<Vec<FailedMail>>;
+        /// How many failed mails are listed at `now` (those failed after
+        /// `now - FAILED_KEEP_MS`), without reading them.
+        async fn outbox_failed_count(&self, now: Millis) -> StoreResult<u64>;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(id: &str, next_attempt: Millis) -> WaitingMail {
+        WaitingMail {
+            id: id.to_string(),
+            channel: Channel::Email,
+            kind: "activation".into(),
+            to: "a@example.org".into(),
+            subject: String::new(),
+            created_at: 0,
+            attempts: 0,
+            next_attempt,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn a_cursor_goes_through_a_url_and_nothing_else_does() {
+        let c = WaitingCursor {
+            next_attempt: 1_733_212_345_678,
+            id: "aB-_9".into(),
+        };
+        assert_eq!(WaitingCursor::parse(&c.to_param()), Some(c));
+        for bad in ["", "12", "12.", "x.ab", "12.a b", "12.a.b", "12.a%2F"] {
+            assert_eq!(WaitingCursor::parse(bad), None, "{bad:?}");
+        }
+        let long = format!("1.{}", "a".repeat(65));
+        assert_eq!(WaitingCursor::parse(&long), None);
+    }
+
+    #[test]
+    fn a_page_is_the_soonest_of_both_channels_ties_by_id() {
+        let candidates = vec![
+            waiting("b", 5),
+            waiting("c", 1),
+            waiting("a", 5),
+            waiting("d", 9),
+        ];
+        let page = WaitingPage::from_candidates(candidates.clone(), 3, 7);
+        let ids: Vec<&str> = page.mails.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["c", "a", "b"]);
+        assert_eq!(
+            page.next,
+            Some(WaitingCursor {
+                next_attempt: 5,
+                id: "b".into()
+            })
+        );
+        assert_eq!(page.total, 7);
+        let last = WaitingPage::from_candidates(candidates, 4, 4);
+        assert_eq!((last.mails.len(), last.next), (4, None));
     }
 }

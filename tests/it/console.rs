@@ -216,3 +216,132 @@ async fn members_are_searched_filtered_and_paged_among_thousands(backend: Backen
     assert!(none.contains("No member matches."), "{none}");
 }
 both_backends!(members_are_searched_filtered_and_paged_among_thousands);
+
+/// The text of the element with `id` on a page, entities decoded.
+fn text_of(page: &str, id: &str) -> Option<String> {
+    let after = page.split(&format!("id=\"{id}\"")).nth(1)?;
+    let inner = after.split_once('>')?.1;
+    Some(http::decode_entities(inner.split('<').next()?))
+}
+
+async fn a_members_page_shows_their_contact_state(backend: Backend) {
+    use vigile::store::{Confirmed, Contact, Via};
+    let s = backend.stack("").await;
+    let gw = s.gw.url();
+    s.gw.add_user(BOSS, PW, true);
+    let store = crate::common::backend::open_store(&s);
+    let now = vigile::clock::now_ms();
+    // 2026-01-02 03:04 UTC and 2026-02-03 04:05 UTC.
+    let (jan, feb) = (1_767_323_040_000, 1_770_091_500_000);
+    let plant = |email: &str, contact: Contact| {
+        let mut u = crate::common::records::user(email, now);
+        u.contact = contact;
+        u
+    };
+    let ana = plant(
+        "ana@example.org",
+        Contact {
+            mobile: Some("+33612345678".into()),
+            email_confirmed: Some(Confirmed {
+                at: jan,
+                via: Via::Code,
+            }),
+            mobile_confirmed: Some(Confirmed {
+                at: feb,
+                via: Via::Code,
+            }),
+            campaign: None,
+        },
+    );
+    let bob = plant(
+        "bob@example.org",
+        Contact {
+            mobile: Some("+33698765432".into()),
+            ..Contact::default()
+        },
+    );
+    let carl = plant("carl@example.org", Contact::before());
+    for u in [&ana, &bob, &carl] {
+        store.user_insert(u).await.unwrap();
+    }
+    // Zed signs up and follows the activation link: the address is proved by it.
+    let zed = "zed@example.org";
+    http::signup(&client(), &gw, zed, PW, PW, "en").await;
+    let (_, link) = crate::common::backend::activation_mail(&s, zed, "Activate").await;
+    let activated = get(&client(), &link, true).await;
+    assert!(activated.status().is_redirection(), "{activated:?}");
+
+    let admin = client();
+    login_ok(&admin, &gw, BOSS, PW).await;
+    let page = |email: &str| {
+        let url = format!("{gw}/_vigile/admin/member?email={email}");
+        let admin = admin.clone();
+        async move { get_page(&admin, &url).await }
+    };
+    let p = page("ana@example.org").await;
+    assert_eq!(
+        text_of(&p, "member-email-state").as_deref(),
+        Some("Confirmed on 2026-01-02 03:04 UTC (code typed on the contact page)"),
+        "{p}"
+    );
+    assert_eq!(
+        text_of(&p, "member-mobile").as_deref(),
+        Some("+33612345678")
+    );
+    assert_eq!(
+        text_of(&p, "member-mobile-state").as_deref(),
+        Some("Confirmed on 2026-02-03 04:05 UTC (code typed on the contact page)")
+    );
+    let p = page("bob@example.org").await;
+    assert_eq!(
+        text_of(&p, "member-email-state").as_deref(),
+        Some("Not confirmed")
+    );
+    assert_eq!(
+        text_of(&p, "member-mobile").as_deref(),
+        Some("+33698765432")
+    );
+    assert_eq!(
+        text_of(&p, "member-mobile-state").as_deref(),
+        Some("Not confirmed")
+    );
+    let p = page("carl@example.org").await;
+    assert_eq!(
+        text_of(&p, "member-email-state").as_deref(),
+        Some("Confirmed (before confirmations were recorded)")
+    );
+    assert_eq!(text_of(&p, "member-mobile-none").as_deref(), Some("None"));
+    assert!(text_of(&p, "member-mobile").is_none(), "{p}");
+    let p = page(zed).await;
+    let state = text_of(&p, "member-email-state").unwrap();
+    assert!(
+        state.starts_with("Confirmed on ") && state.ends_with(" UTC (activation link)"),
+        "{state}"
+    );
+
+    // In French.
+    let fr = client();
+    get(&fr, &format!("{gw}/_vigile/lang/fr"), true).await;
+    login_ok(&fr, &gw, BOSS, PW).await;
+    let p = get_page(
+        &fr,
+        &format!("{gw}/_vigile/admin/member?email=ana@example.org"),
+    )
+    .await;
+    assert_eq!(
+        text_of(&p, "member-email-state").as_deref(),
+        Some("Confirmé le 2026-01-02 03:04 UTC (code saisi sur la page de coordonnées)"),
+        "{p}"
+    );
+    let p = get_page(
+        &fr,
+        &format!("{gw}/_vigile/admin/member?email=bob@example.org"),
+    )
+    .await;
+    assert_eq!(
+        text_of(&p, "member-mobile-state").as_deref(),
+        Some("Non confirmé")
+    );
+    assert!(p.contains("Coordonnées"), "{p}");
+}
+both_backends!(a_members_page_shows_their_contact_state);

@@ -359,7 +359,153 @@ async fn only_admins_reach_the_sections_and_csrf_is_checked(backend: Backend) {
     s.smtp.start_again().await;
 }
 
+/// The recipients of the rows of table `id` on an outbox page, in order.
+fn recipients(page: &str, id: &str) -> Vec<String> {
+    let Some(table) = page.split(&format!("id=\"{id}\"")).nth(1) else {
+        return Vec::new();
+    };
+    let body = table.split("</table>").next().unwrap();
+    body.split("<tr>")
+        .skip(2)
+        .map(|row| {
+            let cell = row.split("<td>").nth(1).unwrap();
+            cell.split("</td>").next().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// The figure `id` of the outbox page's summary.
+fn outbox_figure(page: &str, id: &str) -> u64 {
+    let after = page
+        .split(&format!("id=\"{id}\"><strong>"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {id}:\n{page}"));
+    after.split('<').next().unwrap().parse().unwrap()
+}
+
+/// The `href` of the link with `id`, entities decoded.
+fn link(page: &str, id: &str) -> Option<String> {
+    let before = page.split(&format!("id=\"{id}\"")).next()?;
+    if before.len() == page.len() {
+        return None;
+    }
+    let href = before.rsplit("href=\"").next()?.split('"').next()?;
+    Some(http::decode_entities(href))
+}
+
+async fn outbox_is_listed_fifty_at_a_time_with_exact_counts(backend: Backend) {
+    let mut s = backend.stack(SLOW_RETRY).await;
+    let gw = s.gw.url();
+    let boss = admin(&s).await;
+    let sent_before = sent_count(&get_page(&boss, &format!("{gw}{OUTBOX}")).await);
+    // The mail server is down: 120 messages wait for their next attempt, an hour or so
+    // away; three were refused for good.
+    s.smtp.stop();
+    let store = open_store(&s);
+    let now = vigile::clock::now_ms();
+    for i in 0..120i64 {
+        let mail = vigile::store::OutboxMail {
+            id: vigile::store::OutboxMail::new_id(),
+            channel: vigile::store::Channel::Email,
+            kind: "activation".to_string(),
+            to: format!("m{i:03}@example.com"),
+            subject: "Activate your account".to_string(),
+            text: format!("{gw}/_vigile/activate?token=secret-{i}"),
+            html: String::new(),
+            created_at: now - 60_000,
+            attempts: 0,
+            next_attempt: now + 3_600_000 + i * 1000,
+            last_error: None,
+        };
+        store.outbox_push(&mail).await.unwrap();
+        store
+            .outbox_retry(&mail.id, mail.next_attempt, "421 4.3.2 Try again later")
+            .await
+            .unwrap();
+    }
+    for i in 0..3 {
+        let mail = vigile::store::OutboxMail {
+            id: vigile::store::OutboxMail::new_id(),
+            channel: vigile::store::Channel::Email,
+            kind: "password_reset".to_string(),
+            to: format!("gone{i}@example.com"),
+            subject: "Reset".to_string(),
+            text: String::new(),
+            html: String::new(),
+            created_at: now,
+            attempts: 0,
+            next_attempt: now + 7_200_000,
+            last_error: None,
+        };
+        store.outbox_push(&mail).await.unwrap();
+        store
+            .outbox_fail(&mail.id, now, "550 5.1.1 No such user")
+            .await
+            .unwrap();
+    }
+
+    let mut seen = Vec::new();
+    let mut url = format!("{gw}{OUTBOX}");
+    for (n, want) in [50usize, 50, 20].into_iter().enumerate() {
+        let page = get_page(&boss, &url).await;
+        // The counts are the whole outbox's, on every page.
+        assert_eq!(
+            outbox_figure(&page, "outbox-retrying-total"),
+            120,
+            "page {n}"
+        );
+        assert_eq!(outbox_figure(&page, "outbox-queued-total"), 0, "page {n}");
+        assert_eq!(outbox_figure(&page, "outbox-failed-total"), 3, "page {n}");
+        let rows = recipients(&page, "outbox-retrying");
+        assert_eq!(rows.len(), want, "page {n}:\n{page}");
+        assert!(
+            page.contains(&format!("{want} of 120 shown")),
+            "page {n}:\n{page}"
+        );
+        assert!(!page.contains("secret-"), "never a mail's content");
+        assert_eq!(
+            link(&page, "outbox-retrying-first").is_some(),
+            n > 0,
+            "page {n}"
+        );
+        seen.extend(rows);
+        match link(&page, "outbox-retrying-next") {
+            Some(next) => url = format!("{gw}{next}"),
+            None => {
+                assert_eq!(n, 2, "no next page after page {n}");
+                break;
+            }
+        }
+    }
+    // Every message once, soonest due first.
+    let want: Vec<String> = (0..120).map(|i| format!("m{i:03}@example.com")).collect();
+    assert_eq!(seen, want);
+    let fr = get_page_fr(&boss, &format!("{gw}{OUTBOX}")).await;
+    assert!(fr.contains("50 sur 120 affichés"), "{fr}");
+
+    // The server is back: "Retry every waiting message now" reaches all 120, not only
+    // the page shown.
+    s.smtp.start_again().await;
+    let page = get_page(&boss, &format!("{gw}{OUTBOX}")).await;
+    let form = http::forms(&page)
+        .into_iter()
+        .find(|f| f.action == OUTBOX && f.hidden_value("all") == Some("1"))
+        .unwrap_or_else(|| panic!("no retry-all form:\n{page}"));
+    let after = followed(&boss, &gw, http::submit(&boss, &gw, &form, &[]).await).await;
+    assert!(after.contains("120 message(s) will be sent"), "{after}");
+    s.outbox_drained().await;
+    assert_eq!(s.smtp.count_to("m119@example.com"), 1);
+    let page = get_page(&boss, &format!("{gw}{OUTBOX}")).await;
+    assert_eq!(outbox_figure(&page, "outbox-retrying-total"), 0);
+    assert_eq!(
+        sent_count(&page),
+        sent_before + 120,
+        "the 24-hour count moved"
+    );
+}
+
 both_backends!(
+    outbox_is_listed_fifty_at_a_time_with_exact_counts,
     blocked_address_is_listed_and_unblocked_for_every_instance,
     outbox_lists_and_retry_now_delivers_once_the_server_is_back,
     only_admins_reach_the_sections_and_csrf_is_checked,

@@ -4,7 +4,9 @@
 //! Time is passed in, as in `store_suite`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use vigile::store::{Channel, IpBlock, IpRule, Millis, OutboxMail};
+use vigile::store::{
+    Channel, Due, IpBlock, IpRule, Millis, OutboxMail, WaitingCursor, WaitingQuery, FAILED_KEEP_MS,
+};
 
 use crate::both_backends;
 use crate::common::backend::StoreBackend;
@@ -229,8 +231,158 @@ async fn retry_now_makes_a_waiting_message_due(b: StoreBackend) {
     assert!(!store.outbox_due_now("no-such-mail", now).await.unwrap());
 }
 
+/// Every page of `due` at `now`, `limit` at a time, from `store`: the ids in order, and the
+/// total each page gave.
+async fn walk(
+    store: &vigile::store::DynStore,
+    due: Due,
+    now: Millis,
+    limit: usize,
+) -> (Vec<String>, Vec<u64>) {
+    let (mut ids, mut totals) = (Vec::new(), Vec::new());
+    let mut after: Option<WaitingCursor> = None;
+    loop {
+        let query = WaitingQuery {
+            due,
+            now,
+            after: after.clone(),
+            limit,
+        };
+        let page = store.outbox_page(&query).await.unwrap();
+        assert!(page.mails.len() <= limit);
+        totals.push(page.total);
+        ids.extend(page.mails.iter().map(|m| m.id.clone()));
+        match page.next {
+            Some(next) => {
+                assert_eq!(page.mails.len(), limit, "a page with a next is full");
+                after = Some(WaitingCursor::parse(&next.to_param()).unwrap());
+            }
+            None => return (ids, totals),
+        }
+        assert!(ids.len() < 100, "the walk does not end");
+    }
+}
+
+async fn waiting_messages_are_paged_soonest_first_without_bodies(b: StoreBackend) {
+    let store = b.open();
+    let other = b.open();
+    let now = real_now();
+    // Due now and later, on both channels, with ties on next_attempt (told apart by id).
+    let mut all = Vec::new();
+    for (i, at) in [-3, -2, -2, -2, 0, 1, 1, 1, 5, 9, 9, 12]
+        .into_iter()
+        .enumerate()
+    {
+        let channel = if i % 3 == 0 {
+            Channel::Mobile
+        } else {
+            Channel::Email
+        };
+        let m = message(
+            channel,
+            &format!("m{i}@example.org"),
+            now - HOUR,
+            now + at * MINUTE,
+        );
+        store.outbox_push(&m).await.unwrap();
+        all.push(m);
+    }
+    let sorted = |due: Due| {
+        let mut picked: Vec<&OutboxMail> = all
+            .iter()
+            .filter(|m| (m.next_attempt <= now) == (due == Due::Now))
+            .collect();
+        picked.sort_by(|a, b| (a.next_attempt, &a.id).cmp(&(b.next_attempt, &b.id)));
+        picked.into_iter().map(|m| m.id.clone()).collect::<Vec<_>>()
+    };
+    let (due_now, due_later) = (sorted(Due::Now), sorted(Due::Later));
+    assert_eq!((due_now.len(), due_later.len()), (5, 7));
+    for limit in [1, 2, 3, 50] {
+        let (ids, totals) = walk(&other, Due::Now, now, limit).await;
+        assert_eq!(ids, due_now, "due now, {limit} a page");
+        assert!(totals.iter().all(|t| *t == 5), "{totals:?}");
+        let (ids, totals) = walk(&other, Due::Later, now, limit).await;
+        assert_eq!(ids, due_later, "due later, {limit} a page");
+        assert!(totals.iter().all(|t| *t == 7), "{totals:?}");
+    }
+
+    // A page lists who, what and the last answer; the bodies are not read.
+    store
+        .outbox_retry(&all[9].id, now + 9 * MINUTE, "421 try again later")
+        .await
+        .unwrap();
+    let query = WaitingQuery {
+        due: Due::Later,
+        now,
+        after: None,
+        limit: 50,
+    };
+    let page = other.outbox_page(&query).await.unwrap();
+    let listed = page.mails.iter().find(|m| m.id == all[9].id).unwrap();
+    assert_eq!(
+        (
+            listed.attempts,
+            listed.last_error.as_deref(),
+            listed.channel
+        ),
+        (1, Some("421 try again later"), Channel::Mobile)
+    );
+    assert_eq!(listed.to, "m9@example.org");
+    assert_eq!(listed.subject, "Activate your account");
+    assert_eq!(
+        other.outbox_get(&all[9].id).await.unwrap().as_ref(),
+        Some(listed)
+    );
+    assert_eq!(other.outbox_get("no-such-mail").await.unwrap(), None);
+
+    // The message a cursor names is sent meanwhile: the walk goes on after it.
+    let first = other
+        .outbox_page(&WaitingQuery {
+            limit: 2,
+            ..query.clone()
+        })
+        .await
+        .unwrap();
+    let cursor = first.next.clone().unwrap();
+    assert!(store.outbox_sent(&cursor.id, now).await.unwrap());
+    let rest = other
+        .outbox_page(&WaitingQuery {
+            after: Some(cursor),
+            limit: 50,
+            ..query.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.mails.len(), 5);
+    assert_eq!(rest.total, 6);
+    assert_eq!(rest.mails[0].id, due_later[2]);
+
+    // Refused for good (a text message too): no longer waiting, counted as failed until
+    // it is purged.
+    for m in [&all[0], &all[1]] {
+        assert!(store.outbox_fail(&m.id, now, "550 no").await.unwrap());
+    }
+    let (ids, totals) = walk(&other, Due::Now, now, 2).await;
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(totals.iter().all(|t| *t == 3), "{totals:?}");
+    assert_eq!(other.outbox_failed_count(now).await.unwrap(), 2);
+    assert_eq!(
+        other
+            .outbox_failed_count(now + FAILED_KEEP_MS)
+            .await
+            .unwrap(),
+        0
+    );
+    let none = WaitingQuery {
+        limit: 0,
+        ..query.clone()
+    };
+    assert!(other.outbox_page(&none).await.unwrap().mails.is_empty());
+}
+
 both_backends!(
     ip_blocks_lists_the_blocks_in_force_newest_first,
     sent_messages_are_counted_per_channel_for_a_day,
     retry_now_makes_a_waiting_message_due,
+    waiting_messages_are_paged_soonest_first_without_bodies,
 );

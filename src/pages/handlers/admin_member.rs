@@ -1,5 +1,6 @@
-//! `/_vigile/admin/member?email=`: one member as admins see it: their signed-in devices
-//! (each can be signed out) and their own device cap, which overrides the site's.
+//! `/_vigile/admin/member?email=`: one member as admins see it: their contact state
+//! (address and mobile, confirmed or not, when and how), their signed-in devices (each
+//! can be signed out) and their own device cap, which overrides the site's.
 
 use http::StatusCode;
 
@@ -7,10 +8,40 @@ use super::admin::parse_cap;
 use super::{Ctx, PageResult};
 use crate::auth::admin::{self as actions, Admin, Sessions};
 use crate::edge::email::Email;
-use crate::pages::forms::AdminMemberPage;
+use crate::i18n::Tr;
+use crate::pages::forms::{AdminMemberPage, ContactView};
 use crate::pages::{render, Reply};
 use crate::routes::Route;
-use crate::store::{SessionId, StoreError};
+use crate::store::{Confirmed, Contact, SessionId, StoreError, Via};
+
+/// Whether and when a channel was confirmed, and how, in the reader's language.
+fn confirmation(t: Tr, confirmed: Option<Confirmed>) -> String {
+    let Some(c) = confirmed else {
+        return t.get("member-unconfirmed");
+    };
+    let how = match c.via {
+        // Recorded before confirmations were: no date to give.
+        Via::Before => return t.get("member-confirmed-before"),
+        Via::Activation => "member-via-activation",
+        Via::Registration => "member-via-registration",
+        Via::Invitation => "member-via-invitation",
+        Via::Link => "member-via-link",
+        Via::Code => "member-via-code",
+        Via::Admin => "member-via-admin",
+    };
+    let args = [("when", super::devices::when(c.at)), ("via", t.get(how))];
+    t.with("member-confirmed-on", &args)
+}
+
+fn contact_view(t: Tr, contact: &Contact) -> ContactView {
+    ContactView {
+        email_state: confirmation(t, contact.email_confirmed),
+        email_confirmed: contact.email_confirmed.is_some(),
+        mobile: contact.mobile.clone(),
+        mobile_state: confirmation(t, contact.mobile_confirmed),
+        mobile_confirmed: contact.mobile.is_some() && contact.mobile_confirmed.is_some(),
+    }
+}
 
 /// Security events shown on a member's page (the rest: Security events, filtered).
 const RECENT_EVENTS: usize = 10;
@@ -77,6 +108,7 @@ async fn page(
         failures,
         locked: crate::auth::lockout::is_locked(failures, max),
         events: crate::pages::console_events::rows(recent),
+        contact: contact_view(t, &user.contact),
         email: user.email,
         notice,
         error,

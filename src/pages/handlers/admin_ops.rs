@@ -10,15 +10,17 @@ use http::StatusCode;
 use super::{Ctx, PageResult};
 use crate::auth::admin::{self as actions, Admin};
 use crate::pages::console::{Nav, Section};
-use crate::pages::console_ops::{self, BlockRow, BlockedPage, OutboxPage, RefusedRow, WaitingRow};
+use crate::pages::console_ops::{
+    self, BlockRow, BlockedPage, OutboxPage, RefusedRow, WaitingList, WaitingRow,
+};
 use crate::pages::{render, Reply};
 use crate::routes::Route;
-use crate::store::{Channel, OutboxMail};
+use crate::store::{Channel, Due, WaitingCursor, WaitingMail, WaitingQuery};
 
 /// Blocks listed at most (the CLI lists them all).
 const BLOCKS_SHOWN: usize = 500;
-/// Waiting messages listed at most, and failed ones.
-const MAIL_SHOWN: usize = 500;
+/// Waiting messages per page of each list, and failed ones listed at most (most recent).
+const MAIL_SHOWN: usize = 50;
 const FAILED_SHOWN: usize = 100;
 
 fn admin_by<'a>(ctx: &'a Ctx<'_, '_>, user: &'a crate::store::UserId) -> Admin<'a> {
@@ -87,6 +89,10 @@ pub async fn unblock(ctx: &Ctx<'_, '_>) -> PageResult {
     ))
 }
 
+/// The outbox section's query parameters: where each list's page starts.
+const QUEUED_AFTER: &str = "queued_after";
+const RETRYING_AFTER: &str = "retrying_after";
+
 pub async fn outbox(ctx: &Ctx<'_, '_>) -> PageResult {
     ctx.admin()?;
     let t = ctx.lang().tr();
@@ -98,20 +104,84 @@ pub async fn outbox(ctx: &Ctx<'_, '_>) -> PageResult {
     } else {
         q("gone").map(|_| t.get("ops-retry-gone"))
     };
+    let cursor = |name: &str| q(name).as_deref().and_then(WaitingCursor::parse);
+    let (queued_after, retrying_after) = (cursor(QUEUED_AFTER), cursor(RETRYING_AFTER));
+    let page = |due, after| WaitingQuery {
+        due,
+        now: ctx.now,
+        after,
+        limit: MAIL_SHOWN,
+    };
+    let queued_query = page(Due::Now, queued_after.clone());
+    let retrying_query = page(Due::Later, retrying_after.clone());
     let store = &ctx.app.store;
     let sms = ctx.app.config.sms_delivers;
-    let (waiting, failed, sent_mail, sent_sms) = tokio::try_join!(
-        store.outbox_list(),
+    let (queued, retrying, failed, failed_total, sent_mail, sent_sms) = tokio::try_join!(
+        store.outbox_page(&queued_query),
+        store.outbox_page(&retrying_query),
         store.outbox_failed(FAILED_SHOWN),
+        store.outbox_failed_count(ctx.now),
         store.outbox_sent_count(Channel::Email, ctx.now),
         store.outbox_sent_count(Channel::Mobile, ctx.now),
     )?;
-    let more = waiting.len() > MAIL_SHOWN;
-    let (retrying, queued): (Vec<_>, Vec<_>) = waiting
-        .into_iter()
-        .take(MAIL_SHOWN)
-        .map(waiting_row)
-        .partition(|m| m.attempts > 0);
+    // A list's pager keeps the other list where it is.
+    let link = |queued: Option<&WaitingCursor>, retrying: Option<&WaitingCursor>| {
+        let (q, r) = (
+            queued.map(WaitingCursor::to_param),
+            retrying.map(WaitingCursor::to_param),
+        );
+        let mut pairs = Vec::new();
+        if let Some(q) = &q {
+            pairs.push((QUEUED_AFTER, q.as_str()));
+        }
+        if let Some(r) = &r {
+            pairs.push((RETRYING_AFTER, r.as_str()));
+        }
+        if pairs.is_empty() {
+            Route::AdminOutbox.path().to_string()
+        } else {
+            Route::AdminOutbox.with_query(&pairs)
+        }
+    };
+    let shown = |page: &crate::store::WaitingPage| {
+        let args = [
+            ("shown", page.mails.len().to_string()),
+            ("total", page.total.to_string()),
+        ];
+        t.with("ops-shown", &args)
+    };
+    let queued = WaitingList {
+        id: "outbox-queued",
+        title: "ops-queued",
+        none: "ops-queued-none",
+        help: None,
+        shown: shown(&queued),
+        next: queued
+            .next
+            .as_ref()
+            .map(|n| link(Some(n), retrying_after.as_ref())),
+        first: queued_after
+            .as_ref()
+            .map(|_| link(None, retrying_after.as_ref())),
+        total: queued.total,
+        rows: queued.mails.into_iter().map(waiting_row).collect(),
+    };
+    let retrying = WaitingList {
+        id: "outbox-retrying",
+        title: "ops-retrying",
+        none: "ops-retrying-none",
+        help: Some("ops-retrying-help"),
+        shown: shown(&retrying),
+        next: retrying
+            .next
+            .as_ref()
+            .map(|n| link(queued_after.as_ref(), Some(n))),
+        first: retrying_after
+            .as_ref()
+            .map(|_| link(queued_after.as_ref(), None)),
+        total: retrying.total,
+        rows: retrying.mails.into_iter().map(waiting_row).collect(),
+    };
     let failed = failed
         .into_iter()
         .map(|m| RefusedRow {
@@ -131,15 +201,16 @@ pub async fn outbox(ctx: &Ctx<'_, '_>) -> PageResult {
         queued,
         retrying,
         failed,
-        more,
+        failed_total,
         notice,
         error: None,
     };
     Ok(render::page(StatusCode::OK, &page))
 }
 
-/// What the console shows of a waiting message: never its bodies.
-fn waiting_row(m: OutboxMail) -> WaitingRow {
+/// What the console shows of a waiting message: never its bodies (the store does not
+/// even read them).
+fn waiting_row(m: WaitingMail) -> WaitingRow {
     WaitingRow {
         channel: match m.channel {
             Channel::Email => "ops-channel-email",

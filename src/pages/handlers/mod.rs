@@ -5,6 +5,7 @@ mod account;
 mod account_twofactor;
 mod admin;
 mod admin_events;
+mod admin_import;
 mod admin_member;
 mod admin_ops;
 mod admin_org;
@@ -279,6 +280,10 @@ async fn page(ctx: &Ctx<'_, '_>) -> PageResult {
         (Route::AdminEvents, true, _) => admin_events::list(ctx).await,
         (Route::AdminEventsCsv, true, _) => admin_events::csv(ctx).await,
         (Route::AdminOutbox, _, true) => admin_ops::retry(ctx).await,
+        (Route::AdminImport, true, _) => admin_import::get(ctx).await,
+        (Route::AdminImport, _, true) => admin_import::preview(ctx).await,
+        (Route::AdminImportConfirm, true, _) => admin_import::confirm_get(ctx).await,
+        (Route::AdminImportConfirm, _, true) => admin_import::confirm(ctx).await,
         (Route::AdminMember, true, _) => admin_member::get(ctx).await,
         (Route::AdminMemberCap, _, true) => admin_member::cap(ctx).await,
         (Route::AdminMemberRevoke, _, true) => admin_member::revoke(ctx).await,

@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use super::RedisStore;
 use crate::store::keys::{Key, Prefix};
 use crate::store::{
-    sent_windows, Channel, CounterScope, FailedMail, Millis, OutboxMail, OutboxStore, StoreError,
-    StoreResult, FAILED_KEEP_MS,
+    sent_windows, Channel, CounterScope, Due, FailedMail, Millis, OutboxMail, OutboxStore,
+    StoreError, StoreResult, WaitingMail, WaitingPage, WaitingQuery, FAILED_KEEP_MS,
 };
 
 // KEYS[1] mail, KEYS[2] outbox; ARGV[1] id, ARGV[2] next_attempt, ARGV[3..] field/value
@@ -138,14 +138,16 @@ return out
     )
 });
 
-// KEYS[1] mail, KEYS[2] outbox, KEYS[3] failed mail, KEYS[4] failed set, KEYS[5]
-// expiring index; ARGV[1] id, ARGV[2] failed_at, ARGV[3] error, ARGV[4] purge instant,
-// ARGV[5] failed_at - keep (older set entries are dead). Returns 0 if the mail was gone.
+// KEYS[1] mail, KEYS[2] mail queue, KEYS[3] failed mail, KEYS[4] failed set, KEYS[5]
+// expiring index, KEYS[6] text-message queue; ARGV[1] id, ARGV[2] failed_at, ARGV[3]
+// error, ARGV[4] purge instant, ARGV[5] failed_at - keep (older set entries are dead).
+// Returns 0 if the mail was gone.
 static OUTBOX_FAIL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local f = redis.call('HMGET', KEYS[1], 'kind', 'to', 'subject', 'created_at', 'attempts')
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[3], 'id', ARGV[1], 'kind', f[1], 'to', f[2], 'subject', f[3],
   'created_at', f[4], 'attempts', tonumber(f[5]) + 1, 'failed_at', ARGV[2],
@@ -175,6 +177,85 @@ return out
 "#,
     )
 });
+
+/// The fields the console lists of a waiting message (no bodies), in the order
+/// `OUTBOX_PAGE` and [`RedisStore::outbox_get`] read them.
+const WAITING_FIELDS: [&str; 9] = [
+    "id",
+    "channel",
+    "kind",
+    "to",
+    "subject",
+    "created_at",
+    "attempts",
+    "next_attempt",
+    "last_error",
+];
+
+// KEYS[1] mail queue, KEYS[2] text-message queue; ARGV[1] `now` or `later`, ARGV[2] now,
+// ARGV[3] the cursor's next_attempt (empty for the first page), ARGV[4] its id, ARGV[5]
+// limit, ARGV[6] mail prefix, ARGV[7..] the fields to read. Returns `{{total}, message,
+// ...}`: how many the range holds in both queues, then each queue's first `limit + 1`
+// messages after the cursor as flat field/value lists (the caller merges the queues).
+// Ties on next_attempt are ordered by id, as the sorted sets order them.
+static OUTBOX_PAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now, limit = tonumber(ARGV[2]), tonumber(ARGV[5])
+local lo, hi = '-inf', ARGV[2]
+if ARGV[1] == 'later' then lo, hi = '(' .. ARGV[2], '+inf' end
+local after = tonumber(ARGV[3])
+local min = lo
+if after and (ARGV[1] == 'now' or after > now) then min = ARGV[3] end
+local total = redis.call('ZCOUNT', KEYS[1], lo, hi) + redis.call('ZCOUNT', KEYS[2], lo, hi)
+local out = {{tostring(total)}}
+local fields = {unpack(ARGV, 7)}
+for q = 1, 2 do
+  local got, offset = 0, 0
+  while got <= limit do
+    local batch = redis.call('ZRANGEBYSCORE', KEYS[q], min, hi, 'WITHSCORES', 'LIMIT', offset, limit + 1)
+    if #batch == 0 then break end
+    offset = offset + #batch / 2
+    for i = 1, #batch, 2 do
+      local id, score = batch[i], tonumber(batch[i + 1])
+      if got <= limit and (not after or score > after or (score == after and id > ARGV[4])) then
+        local v = redis.call('HMGET', ARGV[6] .. id, unpack(fields))
+        if v[1] then
+          local flat = {}
+          for j, f in ipairs(fields) do
+            if v[j] then flat[#flat + 1] = f; flat[#flat + 1] = v[j] end
+          end
+          out[#out + 1] = flat
+          got = got + 1
+        end
+      end
+    end
+  end
+end
+return out
+"#,
+    )
+});
+
+/// Rebuilds what the console lists of a message from its flat field/value pairs.
+fn waiting_from_hash(flat: Vec<String>) -> StoreResult<WaitingMail> {
+    let mut r = HashRecord::new("outbox mail", flat);
+    Ok(WaitingMail {
+        id: r.text("id")?,
+        kind: r.text("kind")?,
+        to: r.text("to")?,
+        subject: r.text("subject")?,
+        created_at: r.number("created_at")?,
+        attempts: r.number("attempts")?,
+        next_attempt: r.number("next_attempt")?,
+        last_error: r.optional("last_error"),
+        channel: match r.optional("channel") {
+            None => Channel::Email,
+            Some(c) => Channel::parse(&c)
+                .ok_or_else(|| StoreError::Corrupt(format!("outbox channel {c:?}")))?,
+        },
+    })
+}
 
 fn mail_fields(m: &OutboxMail) -> Vec<(&'static str, String)> {
     let mut fields = vec![
@@ -350,6 +431,59 @@ impl OutboxStore for RedisStore {
         Ok(all)
     }
 
+    async fn outbox_page(&self, query: &WaitingQuery) -> StoreResult<WaitingPage> {
+        if query.limit == 0 {
+            return Ok(WaitingPage::default());
+        }
+        let mut inv = OUTBOX_PAGE.prepare_invoke();
+        inv.key(queue(Channel::Email).name())
+            .key(queue(Channel::Mobile).name())
+            .arg(match query.due {
+                Due::Now => "now",
+                Due::Later => "later",
+            })
+            .arg(query.now);
+        match &query.after {
+            Some(c) => inv.arg(c.next_attempt).arg(&c.id),
+            None => inv.arg("").arg(""),
+        };
+        inv.arg(u64::try_from(query.limit).unwrap_or(u64::MAX))
+            .arg(Prefix::OutboxMail.as_str());
+        for field in WAITING_FIELDS {
+            inv.arg(field);
+        }
+        let mut reply: Vec<Vec<String>> = self.call(&inv).await?;
+        if reply.is_empty() {
+            return Err(StoreError::Corrupt("outbox page without a total".into()));
+        }
+        let total = reply
+            .remove(0)
+            .first()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| StoreError::Corrupt("outbox page total".into()))?;
+        let candidates = reply
+            .into_iter()
+            .map(waiting_from_hash)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(WaitingPage::from_candidates(candidates, query.limit, total))
+    }
+
+    async fn outbox_get(&self, id: &str) -> StoreResult<Option<WaitingMail>> {
+        let mut cmd = ::redis::cmd("HMGET");
+        cmd.arg(Key::OutboxMail(id).name()).arg(&WAITING_FIELDS[..]);
+        let values: Vec<Option<String>> = self.query(&cmd).await?;
+        if values.first().is_none_or(Option::is_none) {
+            return Ok(None);
+        }
+        let flat = WAITING_FIELDS
+            .iter()
+            .zip(values)
+            .filter_map(|(f, v)| v.map(|v| [f.to_string(), v]))
+            .flatten()
+            .collect();
+        waiting_from_hash(flat).map(Some)
+    }
+
     async fn outbox_waiting(&self) -> StoreResult<u64> {
         let mut total = 0;
         for channel in Channel::ALL {
@@ -367,12 +501,23 @@ impl OutboxStore for RedisStore {
             .key(Key::OutboxFailedMail(id).name())
             .key(Key::OutboxFailed.name())
             .key(Key::Expiring.name())
+            .key(Key::OutboxMobile.name())
             .arg(id)
             .arg(failed_at)
             .arg(error)
             .arg(failed_at.saturating_add(FAILED_KEEP_MS))
             .arg(failed_at.saturating_sub(FAILED_KEEP_MS));
         Ok(self.call::<i64>(&inv).await? == 1)
+    }
+
+    async fn outbox_failed_count(&self, now: Millis) -> StoreResult<u64> {
+        // A failed mail's hash expires FAILED_KEEP_MS after it failed: the set's entries
+        // scored since then are the ones listed.
+        let mut cmd = ::redis::cmd("ZCOUNT");
+        cmd.arg(Key::OutboxFailed.name())
+            .arg(format!("({}", now.saturating_sub(FAILED_KEEP_MS)))
+            .arg("+inf");
+        self.query(&cmd).await
     }
 
     async fn outbox_failed(&self, limit: usize) -> StoreResult<Vec<FailedMail>> {

@@ -11,7 +11,8 @@ use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 
 use super::{map_err, parsed, SqliteStore};
 use crate::store::{
-    sent_windows, Channel, CounterScope, FailedMail, Millis, OutboxMail, OutboxStore, StoreResult,
+    sent_windows, Channel, CounterScope, Due, FailedMail, Millis, OutboxMail, OutboxStore,
+    StoreResult, WaitingMail, WaitingPage, WaitingQuery, FAILED_KEEP_MS,
 };
 
 const MAIL_COLUMNS: &str = "id, kind, recipient, subject, text_body, html_body, created_at, \
@@ -30,6 +31,24 @@ fn mail_from_row(r: &Row<'_>) -> rusqlite::Result<OutboxMail> {
         next_attempt: r.get(8)?,
         last_error: r.get(9)?,
         channel: parsed(r, 10, "channel", Channel::parse)?,
+    })
+}
+
+/// What the console lists of a message: no bodies.
+const WAITING_COLUMNS: &str =
+    "id, kind, recipient, subject, created_at, attempts, next_attempt, last_error, channel";
+
+fn waiting_from_row(r: &Row<'_>) -> rusqlite::Result<WaitingMail> {
+    Ok(WaitingMail {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        to: r.get(2)?,
+        subject: r.get(3)?,
+        created_at: r.get(4)?,
+        attempts: r.get(5)?,
+        next_attempt: r.get(6)?,
+        last_error: r.get(7)?,
+        channel: parsed(r, 8, "channel", Channel::parse)?,
     })
 }
 
@@ -190,6 +209,75 @@ impl OutboxStore for SqliteStore {
         .await
     }
 
+    async fn outbox_page(&self, query: &WaitingQuery) -> StoreResult<WaitingPage> {
+        // Each channel's own first `limit + 1` after the cursor, merged: never the whole
+        // table. The start is one row-value bound, so SQLite seeks the
+        // (channel, next_attempt, id) index right to it (a separate `next_attempt > now`
+        // would make it walk from `now` to a deep page's cursor).
+        let now = query.now;
+        let cursor = query.after.as_ref().map(|c| (c.next_attempt, c.id.clone()));
+        let (upper, count_range, (start_at, start_id, op)) = match query.due {
+            Due::Now => (
+                " AND next_attempt <= ?2",
+                "next_attempt <= ?2",
+                match cursor {
+                    Some((at, id)) => (at, id, ">"),
+                    None => (Millis::MIN, String::new(), ">="),
+                },
+            ),
+            Due::Later => (
+                "",
+                "next_attempt > ?2",
+                match cursor {
+                    Some((at, id)) if at > now => (at, id, ">"),
+                    // next_attempt > now, for whole milliseconds.
+                    _ => (now.saturating_add(1), String::new(), ">="),
+                },
+            ),
+        };
+        let limit = query.limit;
+        let take = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let mut candidates = Vec::new();
+            let mut total = 0u64;
+            for channel in Channel::ALL {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {WAITING_COLUMNS} FROM outbox WHERE channel = ?1 \
+                     AND (next_attempt, id) {op} (?3, ?4){upper} \
+                     ORDER BY next_attempt, id LIMIT ?5"
+                ))?;
+                let rows = stmt.query_map(
+                    params![channel.as_str(), now, start_at, start_id, take],
+                    waiting_from_row,
+                )?;
+                for row in rows {
+                    candidates.push(row?);
+                }
+                let n: i64 = tx.query_row(
+                    &format!("SELECT COUNT(*) FROM outbox WHERE channel = ?1 AND {count_range}"),
+                    params![channel.as_str(), now],
+                    |r| r.get(0),
+                )?;
+                total += u64::try_from(n).unwrap_or(0);
+            }
+            tx.commit()?;
+            Ok(WaitingPage::from_candidates(candidates, limit, total))
+        })
+        .await
+    }
+
+    async fn outbox_get(&self, id: &str) -> StoreResult<Option<WaitingMail>> {
+        let id = id.to_string();
+        self.run(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {WAITING_COLUMNS} FROM outbox WHERE id = ?1"
+            ))?;
+            Ok(stmt.query_row([id], waiting_from_row).optional()?)
+        })
+        .await
+    }
+
     async fn outbox_waiting(&self) -> StoreResult<u64> {
         self.run(|c| {
             let n: i64 = c.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
@@ -212,6 +300,19 @@ impl OutboxStore for SqliteStore {
             tx.execute("DELETE FROM outbox WHERE id = ?1", [&id])?;
             tx.commit()?;
             Ok(moved > 0)
+        })
+        .await
+    }
+
+    async fn outbox_failed_count(&self, now: Millis) -> StoreResult<u64> {
+        let since = now.saturating_sub(FAILED_KEEP_MS);
+        self.run(move |c| {
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM outbox_failed WHERE failed_at > ?1",
+                [since],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }
