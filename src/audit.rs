@@ -31,7 +31,7 @@ pub const TARGET: &str = "audit";
 
 /// Every `event` name, in [`Event::name`]'s order (a test keeps the two together): the
 /// console's filter offers these.
-pub const KINDS: [&str; 45] = [
+pub const KINDS: [&str; 47] = [
     "signup",
     "signup_existing",
     "activation",
@@ -77,6 +77,8 @@ pub const KINDS: [&str; 45] = [
     "2fa_failed",
     "2fa_reset",
     "recovery_code_used",
+    "member_created",
+    "signup_invited",
 ];
 
 /// Who did it.
@@ -335,6 +337,15 @@ pub enum Event<'a> {
         kind: &'a str,
         to: &'a str,
     },
+    /// An admin created an account (an import's row; it gets in by a password reset).
+    MemberCreated {
+        user: &'a UserId,
+        email: &'a str,
+    },
+    /// An admin invited an address to sign up (an import's row).
+    SignupInvited {
+        email: &'a str,
+    },
 }
 
 /// An event's fields, by their names in the log; `None` is left out.
@@ -458,6 +469,8 @@ impl<'a> Event<'a> {
             Event::SecondFactorFailed { .. } => "2fa_failed",
             Event::SecondFactorReset { .. } => "2fa_reset",
             Event::RecoveryCodeUsed { .. } => "recovery_code_used",
+            Event::MemberCreated { .. } => "member_created",
+            Event::SignupInvited { .. } => "signup_invited",
         }
     }
 
@@ -517,6 +530,8 @@ impl<'a> Event<'a> {
             Event::SecondFactorFailed { .. } => "second factor refused",
             Event::SecondFactorReset { .. } => "second factors reset by an admin",
             Event::RecoveryCodeUsed { .. } => "recovery code used",
+            Event::MemberCreated { .. } => "account created by an admin",
+            Event::SignupInvited { .. } => "address invited to sign up by an admin",
         }
     }
 
@@ -540,6 +555,7 @@ impl<'a> Event<'a> {
                 ..f
             },
             Event::SignupExisting { email }
+            | Event::SignupInvited { email }
             | Event::LoginFailed { email }
             | Event::DeviceOverflow { email }
             | Event::DeviceDenied { email } => Fields {
@@ -678,7 +694,7 @@ impl<'a> Event<'a> {
                 method: Some(method),
                 ..f
             },
-            Event::SecondFactorReset { user, email } => Fields {
+            Event::SecondFactorReset { user, email } | Event::MemberCreated { user, email } => Fields {
                 user: Some(user.as_str()),
                 email: Some(email),
                 ..f
@@ -1024,6 +1040,8 @@ mod tests {
                 },
                 web_admin,
             ),
+            (Event::MemberCreated { user, email }, web_admin),
+            (Event::SignupInvited { email }, Actor::Cli),
         ]
     }
 
@@ -1075,9 +1093,11 @@ mod tests {
             Event::PasswordChanged { .. } => 42,
             Event::ProfileChanged { .. } => 43,
             Event::MailRetried { .. } => 44,
+            Event::MemberCreated { .. } => 45,
+            Event::SignupInvited { .. } => 46,
         }
     }
-    const VARIANTS: usize = 45;
+    const VARIANTS: usize = 47;
 
     fn org_id() -> &'static OrgId {
         static ORG: std::sync::LazyLock<OrgId> =

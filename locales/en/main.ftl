@@ -585,3 +585,5 @@ event-2fa_passed = Second factor passed
 event-2fa_failed = Second factor refused
 event-2fa_reset = Second factors reset by an admin
 event-recovery_code_used = Recovery code used
+event-member_created = Account created by an admin
+event-signup_invited = Invited to sign up by an admin

@@ -585,3 +585,5 @@ event-2fa_passed = Second facteur validé
 event-2fa_failed = Second facteur refusé
 event-2fa_reset = Seconds facteurs réinitialisés par un administrateur
 event-recovery_code_used = Code de secours utilisé
+event-member_created = Compte créé par un administrateur
+event-signup_invited = Invité à s'inscrire par un administrateur

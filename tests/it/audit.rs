@@ -317,6 +317,16 @@ async fn every_audit_event_kind_is_written_with_who_what_when_where() {
     }
     s.gw.cli_ok(&["ip", "unblock", ATTACKER_IP], None);
 
+    // A cohort imported on the command line: an account created, an address invited to
+    // sign up (member_created, signup_invited).
+    for (name, args) in [("create.csv", &[][..]), ("invite.csv", &["--invite"][..])] {
+        let path = s.gw.dir().join(name);
+        let who = name.replace(".csv", "@example.com");
+        std::fs::write(&path, format!("email,name\n{who},Cohort\n")).unwrap();
+        let file = path.to_str().unwrap();
+        s.gw.cli_ok(&[&["user", "import", file][..], args].concat(), None);
+    }
+
     // A mailbox the mail server refuses for good (mail_failed).
     s.smtp
         .refuse("bounce@example.com", "550 5.1.1 No such user");
@@ -439,6 +449,8 @@ async fn every_audit_event_kind_is_written_with_who_what_when_where() {
                 "sessions_revoked",
                 "settings_changed",
                 "ip_unblock",
+                "member_created",
+                "signup_invited",
             ][..],
         ),
     ] {

@@ -348,7 +348,14 @@ async fn create(
     };
     let Some(org) = &ready.org else {
         return match deps.store.user_insert(&user).await {
-            Ok(()) => Ok(Outcome::Create),
+            Ok(()) => {
+                let created = Event::MemberCreated {
+                    user: &user.id,
+                    email: &user.email,
+                };
+                created.emit(&by.actor(), now);
+                Ok(Outcome::Create)
+            }
             Err(StoreError::Conflict) => Ok(taken()),
             Err(e) => Err(e.into()),
         };
@@ -403,6 +410,10 @@ async fn invite(
     let lang = row.lang.unwrap_or(deps.config.default_lang);
     let Some(org) = &ready.org else {
         super::signup::invite(deps, &row.email, lang, now).await?;
+        let invited = Event::SignupInvited {
+            email: row.email.as_str(),
+        };
+        invited.emit(&by.actor(), now);
         return Ok(Outcome::Invite);
     };
     let token = random_token(32);
