@@ -694,11 +694,13 @@ impl<'a> Event<'a> {
                 method: Some(method),
                 ..f
             },
-            Event::SecondFactorReset { user, email } | Event::MemberCreated { user, email } => Fields {
-                user: Some(user.as_str()),
-                email: Some(email),
-                ..f
-            },
+            Event::SecondFactorReset { user, email } | Event::MemberCreated { user, email } => {
+                Fields {
+                    user: Some(user.as_str()),
+                    email: Some(email),
+                    ..f
+                }
+            }
             Event::RecoveryCodeUsed { user, left } => Fields {
                 user: Some(user.as_str()),
                 left: Some(left as u64),

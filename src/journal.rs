@@ -37,12 +37,13 @@ struct Journal {
 
 static JOURNAL: OnceLock<Journal> = OnceLock::new();
 
-/// What the journal keeps, from `[log]`; `None` when nothing is to be stored.
-pub fn keep_of(log: &crate::config::LogSection) -> Option<AuditKeep> {
-    (log.audit_keep_events > 0).then(|| AuditKeep {
+/// What the store keeps, from `[log]` (`max_events` 0: nothing; what an earlier setting
+/// kept is pruned).
+pub fn keep_of(log: &crate::config::LogSection) -> AuditKeep {
+    AuditKeep {
         keep_ms: millis(log.audit_keep),
         max_events: log.audit_keep_events,
-    })
+    }
 }
 
 /// Starts the journal's writer on `rt` (once per process: a second call is ignored).

@@ -93,7 +93,8 @@ pub fn build(config: Config) -> Result<Vigile, BuildError> {
         store::open(&config.store_url, config.file.store.allow_eviction)?
     };
     let store: store::DynStore = Arc::new(Instrumented::new(raw, metrics.clone()));
-    if let Some(keep) = journal::keep_of(&config.file.log) {
+    let keep = journal::keep_of(&config.file.log);
+    if keep.max_events > 0 {
         journal::start(bg.handle(), store.clone(), keep, metrics.clone());
     }
     let hasher = Hasher::new(&config.file.password, Some(metrics.clone()))?;

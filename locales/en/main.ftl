@@ -587,3 +587,4 @@ event-2fa_reset = Second factors reset by an admin
 event-recovery_code_used = Recovery code used
 event-member_created = Account created by an admin
 event-signup_invited = Invited to sign up by an admin
+events-none-yet = None among the most recent events looked at; older ones may match.

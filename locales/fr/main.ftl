@@ -587,3 +587,4 @@ event-2fa_reset = Seconds facteurs réinitialisés par un administrateur
 event-recovery_code_used = Code de secours utilisé
 event-member_created = Compte créé par un administrateur
 event-signup_invited = Invité à s'inscrire par un administrateur
+events-none-yet = Aucun parmi les événements les plus récents examinés ; de plus anciens peuvent correspondre.

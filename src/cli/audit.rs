@@ -80,7 +80,7 @@ pub fn run(v: &Vigile, cmd: AuditCommand) -> Result<ExitCode, Box<dyn std::error
             }
         }
     }
-    std::io::stdout().write_all(&to_csv(&rows)?)?;
+    std::io::stdout().write_all(&to_csv(&rows, false)?)?;
     if more {
         eprintln!(
             "vigile: cut at {} events; narrow the filter",

@@ -312,6 +312,16 @@ fn check_durations(file: &FileConfig, source: &str) -> Result<(), ConfigError> {
             return Err(key_err(source, key, "must be positive"));
         }
     }
+    // Kept in Redis as a TTL in milliseconds: a day to ten years.
+    let keep = file.log.audit_keep;
+    let day = std::time::Duration::from_secs(86_400);
+    if keep < day || keep > day * 3660 {
+        return Err(key_err(
+            source,
+            "log.audit_keep",
+            "must be between 1 day and 10 years",
+        ));
+    }
     Ok(())
 }
 

@@ -74,6 +74,25 @@ pub struct Sender {
 
 /// Delay before the next attempt after `attempts` failed ones (at least one):
 /// `initial`, doubling each time, capped at `max`.
+/// A server's answer as kept for admins (outbox, audit trail, log): the values of
+/// `token=` parameters cut out, as a relay may quote the rejected message's links, and
+/// Vigile's single-use links all carry their secret there.
+pub fn redact_tokens(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut rest = reason;
+    while let Some(i) = rest.find("token=") {
+        let (before, after) = rest.split_at(i + "token=".len());
+        out.push_str(before);
+        out.push('…');
+        let end = after
+            .find(|c: char| c == '&' || c == '"' || c == '\'' || c == '>' || c.is_whitespace())
+            .unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 pub fn backoff(attempts: u32, initial: Millis, max: Millis) -> Millis {
     let doublings = attempts.saturating_sub(1).min(40);
     initial
@@ -205,7 +224,8 @@ impl Sender {
                 counter("failed");
                 let attempts = mail.attempts.saturating_add(1);
                 // Kept for admins: the server's answer, bounded.
-                let reason: String = err.reason.chars().take(MAX_REASON).collect();
+                let reason =
+                    redact_tokens(&err.reason.chars().take(MAX_REASON).collect::<String>());
                 let failed = Event::MailFailed {
                     mail: &mail.id,
                     kind: &mail.kind,
@@ -246,6 +266,21 @@ impl Sender {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_quoted_link_loses_its_token() {
+        assert_eq!(
+            super::redact_tokens(
+                "550 rejected https://x.example/_vigile/password/reset?token=AbC-9_x&lang=en end"
+            ),
+            "550 rejected https://x.example/_vigile/password/reset?token=…&lang=en end"
+        );
+        assert_eq!(super::redact_tokens("token=abc"), "token=…");
+        assert_eq!(
+            super::redact_tokens("550 5.1.1 no such user"),
+            "550 5.1.1 no such user"
+        );
+    }
+
     use super::backoff;
 
     #[test]

@@ -243,12 +243,19 @@ pub fn csv_cell(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// `rows` as CSV (RFC 4180, a header row), every cell through [`csv_cell`]: what the
-/// console's export and `vigile audit export` write.
-pub fn to_csv(rows: &[Shown]) -> Result<Vec<u8>, csv::Error> {
+/// `rows` as CSV (RFC 4180, a header row). `for_spreadsheets` (the console's download):
+/// every cell through [`csv_cell`]; `vigile audit export` writes the values as they are,
+/// for scripts (an id may start with `-`).
+pub fn to_csv(rows: &[Shown], for_spreadsheets: bool) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::new());
-    let mut write =
-        |cells: [&str; 8]| out.write_record(cells.map(csv_cell).iter().map(|c| c.as_ref()));
+    let cell = |c: &str| {
+        if for_spreadsheets {
+            csv_cell(c).into_owned()
+        } else {
+            c.to_string()
+        }
+    };
+    let mut write = |cells: [&str; 8]| out.write_record(cells.map(cell));
     write([
         "at", "event", "by", "admin", "member", "user_id", "ip", "details",
     ])?;

@@ -36,10 +36,8 @@ pub fn spawn(bg: &tokio::runtime::Runtime, app: Arc<App>) -> Result<(), String> 
                 Ok(n) => tracing::debug!(removed = n, "swept expired records"),
                 Err(e) => tracing::warn!(error = %e, "sweep failed"),
             }
-            if let Some(keep) = audit_keep {
-                if let Err(e) = sweeper.store.audit_prune(keep, now).await {
-                    tracing::warn!(error = %e, "pruning the stored audit trail failed");
-                }
+            if let Err(e) = sweeper.store.audit_prune(audit_keep, now).await {
+                tracing::warn!(error = %e, "pruning the stored audit trail failed");
             }
         }
     });

@@ -1,7 +1,7 @@
 //! The stored audit trail, for the admin console's Security events, a member's recent
 //! events and the overview's charts. The log (and `[log] audit_file`) stays the complete
 //! record; this is the part an operator reads on the console: the last
-//! `[log] audit_keep_days` days, at most `[log] audit_keep_events` events, and per hour a
+//! `[log] audit_keep`, at most `[log] audit_keep_events` events, and per hour a
 //! count of each kind of event for the charts (kept [`AUDIT_COUNTS_KEEP_MS`]).
 //!
 //! Records come in batches from the process's journal (`crate::journal`), never from a
@@ -18,7 +18,8 @@ pub const AUDIT_COUNTS_KEEP_MS: Millis = 8 * 24 * AUDIT_HOUR_MS;
 /// The most stored events Redis walks in one [`AuditStore::audit_page`] call without a
 /// member (the page then ends early and `next` continues the walk).
 pub const AUDIT_SCAN_BUDGET: usize = 5000;
-/// How many of a member's most recent events Redis indexes for a search by member.
+/// How many of a member's most recent events Redis indexes for a search by member, and
+/// as many of the events naming their address.
 pub const AUDIT_MEMBER_KEEP: usize = 100;
 
 /// One security event as stored: the fields of the log line an operator filters on, the
@@ -33,8 +34,9 @@ pub struct AuditRecord {
     pub by: String,
     /// The administrator's user id, for `admin` and `org_admin`.
     pub admin: Option<String>,
-    /// Whom it concerns. On append, a record naming only an `email` that is an account's
-    /// address gets that account's id, so a search by member finds it.
+    /// Whom it is about. A record naming only an `email` that is an account's address is
+    /// found by a search for that member too, apart from their own events (so events
+    /// others cause with an address cannot crowd its owner's out).
     pub user: Option<String>,
     pub email: Option<String>,
     /// The client address it came from.
@@ -54,8 +56,8 @@ pub struct AuditEntry {
 /// A search of the stored trail, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
-    /// Only the events concerning this member (on Redis, among their
-    /// [`AUDIT_MEMBER_KEEP`] most recent).
+    /// Only the events about this member or naming their address (on Redis, among the
+    /// [`AUDIT_MEMBER_KEEP`] most recent of each).
     pub user: Option<UserId>,
     /// Only these kinds of event; empty: every kind.
     pub kinds: Vec<String>,

@@ -112,6 +112,8 @@
 //!   about `[log] audit_keep_events` as it grows and by `audit_prune` to the kept days.
 //! - `vigile:audit_member:{user_id}`: list of the stream ids of the member's
 //!   `AUDIT_MEMBER_KEEP` most recent events, newest first; TTL the kept days.
+//! - `vigile:audit_named:{user_id}`: the same for the events that name the member's
+//!   address without being about them (a failed login typed with it, an invitation).
 //! - `vigile:audit_hours:{day_start}`: hash of `{hour_start}\t{event}` → how many such
 //!   events that hour, for the charts; expires `AUDIT_COUNTS_KEEP_MS` after its day.
 //! - `vigile:expiring`: sorted set of the *names* of token and counter keys, scored by
@@ -152,6 +154,7 @@ pub enum Prefix {
     ContactCode,
     ContactLink,
     AuditMember,
+    AuditNamed,
     AuditHours,
 }
 
@@ -181,6 +184,7 @@ impl Prefix {
             Prefix::ContactCode => "vigile:contact_code:",
             Prefix::ContactLink => "vigile:contact_link:",
             Prefix::AuditMember => "vigile:audit_member:",
+            Prefix::AuditNamed => "vigile:audit_named:",
             Prefix::AuditHours => "vigile:audit_hours:",
         }
     }
@@ -280,6 +284,8 @@ pub enum Key<'a> {
     Audit,
     /// A member's most recent audit entries (stream ids).
     AuditMember(&'a UserId),
+    /// The most recent entries naming a member's address (stream ids).
+    AuditNamed(&'a UserId),
 }
 
 impl Key<'_> {
@@ -300,6 +306,7 @@ impl Key<'_> {
             Key::Campaigns => "vigile:campaigns".to_string(),
             Key::Audit => "vigile:audit".to_string(),
             Key::AuditMember(id) => Prefix::AuditMember.with(id.as_str()),
+            Key::AuditNamed(id) => Prefix::AuditNamed.with(id.as_str()),
             Key::Kept(kind, key) => ["vigile:kept:", kind.as_str(), ":", key].concat(),
             Key::ContactCode(id, channel) => {
                 Prefix::ContactCode.with(&[id.as_str(), ":", channel.as_str()].concat())
@@ -369,6 +376,7 @@ mod tests {
             (Key::IpBlocks, None),
             (Key::Audit, None),
             (Key::AuditMember(&user), Some((Prefix::AuditMember, "u1"))),
+            (Key::AuditNamed(&user), Some((Prefix::AuditNamed, "u1"))),
             (Key::User(&user), Some((Prefix::User, "u1"))),
             (Key::UserEmail("a@b.c"), Some((Prefix::UserEmail, "a@b.c"))),
             (Key::Session(&session), Some((Prefix::Session, "s1"))),

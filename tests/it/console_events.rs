@@ -205,7 +205,10 @@ async fn events_are_listed_filtered_exported_and_charted(backend: Backend) {
         s.gw.cli_ok(&["audit", "export", "--kind", "login_failed"], None);
     let mut cli_rows = csv::Reader::from_reader(out.as_bytes());
     let cli_rows: Vec<csv::StringRecord> = cli_rows.records().map(Result::unwrap).collect();
-    assert_eq!(cli_rows, rows);
+    // For scripts the values stay as they are (an id may start with `-`).
+    let cli_members: Vec<&str> = cli_rows.iter().map(|r| &r[4]).collect();
+    assert_eq!(cli_members, ["nobody@example.com", FORMULA, ANN]);
+    assert_eq!(cli_rows[0], rows[0]);
     let out =
         s.gw.cli_ok(&["audit", "export", "--email", ANN, "--from", &today], None);
     assert_eq!(

@@ -26,16 +26,21 @@ const RECORD_ARGS: usize = 8;
 
 // KEYS[1] stream; ARGV[1] max events, ARGV[2] member list prefix, ARGV[3] hours prefix,
 // ARGV[4] user_email prefix, ARGV[5] member entries kept, ARGV[6] member list TTL (ms),
-// ARGV[7] hour-count keep (ms), then 8 per record: at, event, by, admin, user, email, ip,
-// detail ('' for none).
+// ARGV[7] hour-count keep (ms), ARGV[8] named list prefix, then 8 per record: at, event,
+// by, admin, user, email, ip, detail ('' for none).
 static AUDIT_APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-for i = 8, #ARGV, 8 do
+for i = 9, #ARGV, 8 do
   local at, event, by, admin, user, email, ip, detail =
     ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7]
-  if user == '' and email ~= '' then
-    user = redis.call('GET', ARGV[4] .. email) or ''
+  -- The member it is about; else the account whose address it names, on its own list.
+  local list = nil
+  if user ~= '' then
+    list = ARGV[2] .. user
+  elseif email ~= '' then
+    local named = redis.call('GET', ARGV[4] .. email)
+    if named then list = ARGV[8] .. named end
   end
   local fields = {'a', at, 'e', event, 'b', by, 'd', detail}
   if admin ~= '' then fields[#fields+1] = 'm'; fields[#fields+1] = admin end
@@ -43,8 +48,7 @@ for i = 8, #ARGV, 8 do
   if email ~= '' then fields[#fields+1] = 'x'; fields[#fields+1] = email end
   if ip ~= '' then fields[#fields+1] = 'i'; fields[#fields+1] = ip end
   local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
-  if user ~= '' then
-    local list = ARGV[2] .. user
+  if list then
     redis.call('LPUSH', list, id)
     redis.call('LTRIM', list, 0, tonumber(ARGV[5]) - 1)
     redis.call('PEXPIRE', list, ARGV[6])
@@ -105,31 +109,46 @@ static AUDIT_WALK: LazyLock<Script> = LazyLock::new(|| {
         page_prelude!(),
         r#"
 local budget, looked = tonumber(ARGV[3]), 0
-local start = '+'
-if before ~= '' then start = '(' .. before end
+-- Ranges are inclusive (exclusive ones need Redis 6.2): the entry resumed after is skipped.
+local start, skip = '+', nil
+if before ~= '' then start, skip = before, before end
+local last = before
 while looked < budget do
-  local chunk = redis.call('XREVRANGE', KEYS[1], start, '-', 'COUNT', math.min(500, budget - looked))
-  if #chunk == 0 then return {out, ''} end
+  local chunk = redis.call('XREVRANGE', KEYS[1], start, '-', 'COUNT', math.min(500, budget - looked) + 1)
+  local fresh = 0
   for _, e in ipairs(chunk) do
-    looked = looked + 1
-    if matches(e[2]) and take(e) then return {out, out[#out][1]} end
-    start = '(' .. e[1]
-    if looked >= budget then break end
+    if e[1] ~= skip then
+      fresh = fresh + 1
+      looked = looked + 1
+      last = e[1]
+      if matches(e[2]) and take(e) then return {out, out[#out][1]} end
+      if looked >= budget then break end
+    end
   end
+  if fresh == 0 then return {out, ''} end
+  start, skip = last, last
 end
 -- Out of budget: a full page goes on after its last entry, a short one after what was seen.
 if #out == limit and limit > 0 then return {out, out[#out][1]} end
-return {out, string.sub(start, 2)}
+return {out, last}
 "#
     ))
 });
 
-// KEYS[1] stream, KEYS[2] the member's list; ARGV as AUDIT_WALK (ARGV[3] unused).
+// KEYS[1] stream, KEYS[2] the member's list, KEYS[3] the list naming their address; ARGV
+// as AUDIT_WALK (ARGV[3] unused).
 static AUDIT_MEMBER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         page_prelude!(),
         r#"
-for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+local ids, seen = {}, {}
+for k = 2, 3 do
+  for _, id in ipairs(redis.call('LRANGE', KEYS[k], 0, -1)) do
+    if not seen[id] then seen[id] = true; ids[#ids+1] = id end
+  end
+end
+table.sort(ids, function(a, b) return older(b, a) end)
+for _, id in ipairs(ids) do
   if before == '' or older(id, before) then
     local found = redis.call('XRANGE', KEYS[1], id, id)
     if #found == 1 and matches(found[1][2]) and take(found[1]) then
@@ -184,11 +203,19 @@ return out
     )
 });
 
-/// A cursor of ours (`ms-seq`), else none: a hand-edited link starts from the newest.
+/// A cursor of ours (`ms-seq`, each a u64, not `0-0`), else none: a hand-edited link
+/// starts from the newest.
 fn stream_id(id: &str) -> Option<&str> {
     let (ms, seq) = id.split_once('-')?;
-    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(ms) && digits(seq)).then_some(id)
+    let number = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    match (number(ms)?, number(seq)?) {
+        (0, 0) => None,
+        _ => Some(id),
+    }
 }
 
 fn entry((id, fields): (String, Vec<String>)) -> AuditEntry {
@@ -224,7 +251,8 @@ impl AuditStore for RedisStore {
             .arg(Prefix::UserEmail.as_str())
             .arg(AUDIT_MEMBER_KEEP)
             .arg(keep.keep_ms.max(1))
-            .arg(AUDIT_COUNTS_KEEP_MS);
+            .arg(AUDIT_COUNTS_KEEP_MS)
+            .arg(Prefix::AuditNamed.as_str());
         let none = String::new();
         for r in records {
             let args: [&str; RECORD_ARGS] = [
@@ -250,7 +278,8 @@ impl AuditStore for RedisStore {
             Some(user) => {
                 let mut inv = AUDIT_MEMBER.prepare_invoke();
                 inv.key(Key::Audit.name())
-                    .key(Key::AuditMember(user).name());
+                    .key(Key::AuditMember(user).name())
+                    .key(Key::AuditNamed(user).name());
                 inv
             }
             None => {
@@ -316,7 +345,19 @@ mod tests {
     #[test]
     fn only_a_stream_id_is_a_cursor() {
         assert_eq!(stream_id("1700000000000-3"), Some("1700000000000-3"));
-        for bad in ["", "-", "1-", "-1", "x-1", "1-2-3", "(1-1", "1 -1", "+"] {
+        for bad in [
+            "",
+            "-",
+            "1-",
+            "-1",
+            "x-1",
+            "1-2-3",
+            "(1-1",
+            "1 -1",
+            "+",
+            "0-0",
+            "99999999999999999999-1",
+        ] {
             assert_eq!(stream_id(bad), None, "{bad:?}");
         }
     }

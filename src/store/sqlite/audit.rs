@@ -19,7 +19,8 @@ fn filter(query: &AuditQuery) -> (String, Vec<Value>) {
     let mut values: Vec<Value> = Vec::new();
     if let Some(user) = &query.user {
         values.push(Value::Text(user.as_str().to_string()));
-        clauses.push(format!("user_id = ?{}", values.len()));
+        let n = values.len();
+        clauses.push(format!("(user_id = ?{n} OR named_id = ?{n})"));
     }
     if !query.kinds.is_empty() {
         let mut marks = Vec::new();
@@ -60,9 +61,11 @@ impl AuditStore for SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO audit (at, event, by_whom, admin_id, user_id, email, ip, detail) \
-                     VALUES (?1, ?2, ?3, ?4, \
-                             COALESCE(?5, (SELECT id FROM users WHERE email = ?6)), ?6, ?7, ?8)",
+                    "INSERT INTO audit \
+                     (at, event, by_whom, admin_id, user_id, named_id, email, ip, detail) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, \
+                             CASE WHEN ?5 IS NULL THEN (SELECT id FROM users WHERE email = ?6) END, \
+                             ?6, ?7, ?8)",
                 )?;
                 let mut count = tx.prepare_cached(
                     "INSERT INTO audit_hours (hour, event, count) VALUES (?1, ?2, 1) \

@@ -263,8 +263,9 @@ CREATE INDEX IF NOT EXISTS ip_state_blocks ON ip_state(block_until) WHERE block_
 
 /// Version 11: the stored audit trail (the console's Security events) and its hourly
 /// counts (the overview's charts). `seq` orders by arrival and is the walk's cursor;
-/// `user_id` is filled from the address when it is an account's, so a search by member
-/// is one index range.
+/// `user_id` is the member the event is about, `named_id` the account whose address an
+/// event names without being about it (a failed login typed with it, an invitation), so
+/// a search by member is two index ranges and nobody can crowd a member's own events out.
 macro_rules! since_v11 {
     () => {
         "
@@ -275,11 +276,13 @@ CREATE TABLE IF NOT EXISTS audit (
     by_whom  TEXT NOT NULL,
     admin_id TEXT,
     user_id  TEXT,
+    named_id TEXT,
     email    TEXT,
     ip       TEXT,
     detail   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_user ON audit(user_id, seq) WHERE user_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS audit_named ON audit(named_id, seq) WHERE named_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_event ON audit(event, seq);
 CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
 CREATE TABLE IF NOT EXISTS audit_hours (
