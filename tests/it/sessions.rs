@@ -354,6 +354,18 @@ async fn redis_values(conn: &mut redis::aio::MultiplexedConnection, key: &str) -
             .arg(-1)
             .arg("WITHSCORES")
             .clone(),
+        // The audit trail: every entry's fields and values.
+        "stream" => {
+            let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+                .arg(key)
+                .arg("-")
+                .arg("+")
+                .query_async(conn)
+                .await
+                .unwrap();
+            let values: Vec<Vec<u8>> = entries.into_iter().flat_map(|(_, f)| f).collect();
+            return values.join(&b'\n');
+        }
         // A key that expired between KEYS and TYPE.
         "none" => return vec![],
         other => panic!("{key}: a {other} key, which this check cannot read"),

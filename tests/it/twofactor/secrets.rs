@@ -83,6 +83,17 @@ async fn store_bytes(s: &Stack) -> Vec<u8> {
                         .query_async(&mut conn)
                         .await
                         .unwrap(),
+                    // The audit trail: every entry's fields and values.
+                    "stream" => {
+                        let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+                            .arg(&key)
+                            .arg("-")
+                            .arg("+")
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap();
+                        entries.into_iter().flat_map(|(_, f)| f).collect()
+                    }
                     other => panic!(
                         "a Redis key of type {other}: {}",
                         String::from_utf8_lossy(&key)
