@@ -121,11 +121,11 @@ pub async fn search(
     })
 }
 
-/// Every event matching `filter`, newest first, up to [`EXPORT_MAX`]; true when there
-/// were more.
-pub async fn export(deps: &Deps, filter: &Filter) -> Result<(Vec<Shown>, bool), FlowError> {
+/// Every event matching `filter`, newest first, up to [`EXPORT_MAX`], and true when
+/// there were more; `None` when the filter's member has no account.
+pub async fn export(deps: &Deps, filter: &Filter) -> Result<Option<(Vec<Shown>, bool)>, FlowError> {
     let Some(mut query) = query_for(deps, filter, 500).await? else {
-        return Ok((Vec::new(), false));
+        return Ok(None);
     };
     let mut records = Vec::new();
     loop {
@@ -134,11 +134,11 @@ pub async fn export(deps: &Deps, filter: &Filter) -> Result<(Vec<Shown>, bool), 
         if records.len() >= EXPORT_MAX {
             let more = records.len() > EXPORT_MAX || page.next.is_some();
             records.truncate(EXPORT_MAX);
-            return Ok((shown(deps, records).await?, more));
+            return Ok(Some((shown(deps, records).await?, more)));
         }
         match page.next {
             Some(next) => query.before = Some(next),
-            None => return Ok((shown(deps, records).await?, false)),
+            None => return Ok(Some((shown(deps, records).await?, false))),
         }
     }
 }

@@ -62,24 +62,18 @@ pub fn run(v: &Vigile, cmd: AuditCommand) -> Result<ExitCode, Box<dyn std::error
             return Ok(ExitCode::from(2));
         }
     }
-    let no_account = email.clone();
     let filter = Filter {
         member: email,
         kind,
         from,
         to,
     };
-    let (rows, more) = v.block_on(events::export(&v.app, &filter))?;
-    if rows.is_empty() {
-        if let Some(email) = no_account {
-            if v.block_on(v.app.store.user_by_email(email.as_str()))?
-                .is_none()
-            {
-                eprintln!("vigile: no account has the address {}", email.as_str());
-                return Ok(ExitCode::from(1));
-            }
+    let Some((rows, more)) = v.block_on(events::export(&v.app, &filter))? else {
+        if let Some(email) = &filter.member {
+            eprintln!("vigile: no account has the address {}", email.as_str());
         }
-    }
+        return Ok(ExitCode::from(1));
+    };
     std::io::stdout().write_all(&to_csv(&rows, false)?)?;
     if more {
         eprintln!(

@@ -112,7 +112,7 @@ pub async fn csv(ctx: &Ctx<'_, '_>) -> PageResult {
         // The section shows what is wrong with the filter.
         return list(ctx).await;
     };
-    let (rows, more) = events::export(ctx.app, &filter).await?;
+    let (rows, more) = events::export(ctx.app, &filter).await?.unwrap_or_default();
     let body = console_events::to_csv(&rows, true).map_err(unwritable)?;
     let name = format!("vigile-events-{}.csv", Day::of(ctx.now).as_string());
     Ok(Reply::new(StatusCode::OK, "text/csv; charset=utf-8", body)

@@ -237,6 +237,16 @@ return out
     )
 });
 
+/// A message's channel (a hash without one is a mail from before text messages).
+fn channel_of(r: &mut HashRecord) -> StoreResult<Channel> {
+    match r.optional("channel") {
+        None => Ok(Channel::Email),
+        Some(c) => {
+            Channel::parse(&c).ok_or_else(|| StoreError::Corrupt(format!("outbox channel {c:?}")))
+        }
+    }
+}
+
 /// Rebuilds what the console lists of a message from its flat field/value pairs.
 fn waiting_from_hash(flat: Vec<String>) -> StoreResult<WaitingMail> {
     let mut r = HashRecord::new("outbox mail", flat);
@@ -249,11 +259,7 @@ fn waiting_from_hash(flat: Vec<String>) -> StoreResult<WaitingMail> {
         attempts: r.number("attempts")?,
         next_attempt: r.number("next_attempt")?,
         last_error: r.optional("last_error"),
-        channel: match r.optional("channel") {
-            None => Channel::Email,
-            Some(c) => Channel::parse(&c)
-                .ok_or_else(|| StoreError::Corrupt(format!("outbox channel {c:?}")))?,
-        },
+        channel: channel_of(&mut r)?,
     })
 }
 
@@ -290,11 +296,7 @@ fn mail_from_hash(flat: Vec<String>) -> StoreResult<OutboxMail> {
         attempts: r.number("attempts")?,
         next_attempt: r.number("next_attempt")?,
         last_error: r.optional("last_error"),
-        channel: match r.optional("channel") {
-            None => Channel::Email,
-            Some(c) => Channel::parse(&c)
-                .ok_or_else(|| StoreError::Corrupt(format!("outbox channel {c:?}")))?,
-        },
+        channel: channel_of(&mut r)?,
     })
 }
 
