@@ -147,7 +147,7 @@ default = "en"
     }
 
     /// Writes the configuration, starts the process and waits until `/healthz` answers
-    /// `200` and the proxy port accepts connections. A port taken meanwhile by someone
+    /// `200` and the proxy port answers HTTP. A port taken meanwhile by someone
     /// else (another test's process) is retried on fresh ports, up to [`PORT_ATTEMPTS`]
     /// pairs. Panics (printing the logs) if the process exits or never gets ready.
     pub async fn start(self) -> Gateway {
@@ -518,8 +518,13 @@ impl Gateway {
                 client.get(&health).timeout(Duration::from_secs(2)).send().await,
                 Ok(r) if r.status() == 200
             );
+            // An HTTP answer, whatever its status, not a mere TCP connect: a squatter on
+            // the proxy port accepts connections too, and would pass for this gateway.
             if healthy
-                && tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                && client
+                    .get(format!("{}/_vigile/static/vigile.css", self.url()))
+                    .timeout(Duration::from_secs(5))
+                    .send()
                     .await
                     .is_ok()
             {
