@@ -47,8 +47,8 @@
 //!     a listpack entry only its bytes. Up to about 500 000 sessions the buckets stay
 //!     listpacks (128 entries per sorted set, 512 per hash by default); past that they
 //!     turn into skiplists and hashtables one by one, which costs memory but changes
-//!     nothing else. Redis Cluster (issue 18) will need the member bucket as the hash tag
-//!     of what a script uses together with it.
+//!     nothing else. On a Redis Cluster every name below starts `{vigile}:` instead
+//!     ([`Namespace`]).
 //! - `vigile:layout`: `2` once the sessions of layout 1 (below) were converted, by the
 //!   first instance that connected (`redis/migrate.rs`).
 //! - Layout 1, read only to convert it: `vigile:session:{id}` (hash with long field
@@ -123,72 +123,101 @@ use super::{
     Channel, CounterScope, DeviceId, Millis, OrgId, SessionId, TokenHash, TokenKind, UserId,
 };
 
-/// Common prefix of every key Vigile writes.
+/// Common prefix of every key Vigile writes on one Redis (and through Sentinel).
 pub const NAMESPACE: &str = "vigile:";
 
-/// Prefixes of the per-record keys, for Lua scripts that build keys from values they
-/// read. `Prefix::X.as_str() + id` is exactly what [`Key`] produces for the same record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prefix {
-    User,
-    UserEmail,
-    Session,
-    SessionTokens,
-    SessionMembers,
-    /// Layout 1 (`redis/migrate.rs` converts it).
-    LegacySession,
-    LegacySessionToken,
-    LegacyUserSessions,
-    OutboxMail,
-    OutboxFailedMail,
-    Token,
-    Counter,
-    Attempts,
-    KnownDevices,
-    Ip,
-    Ended,
-    Org,
-    OrgMembers,
-    OrgInvites,
-    OrgInviteToken,
-    ContactCode,
-    ContactLink,
-    AuditMember,
-    AuditNamed,
-    AuditHours,
+/// How key names are spelled. On one Redis: `vigile:…`. On a Redis Cluster, `{vigile}:…`:
+/// the hash tag puts every key in one slot, so a script's keys, declared or derived from
+/// a prefix it was given, are all on the node that runs it (Cluster refuses a script
+/// reaching into another slot). Every name is the plain one with its namespace swapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Namespace {
+    #[default]
+    Plain,
+    Cluster,
 }
 
-impl Prefix {
+impl Namespace {
+    /// What every key name starts with.
     pub const fn as_str(self) -> &'static str {
         match self {
-            Prefix::User => "vigile:user:",
-            Prefix::UserEmail => "vigile:user_email:",
-            Prefix::Session => "vigile:s:",
-            Prefix::SessionTokens => "vigile:st:",
-            Prefix::SessionMembers => "vigile:sm:",
-            Prefix::LegacySession => "vigile:session:",
-            Prefix::LegacySessionToken => "vigile:session_token:",
-            Prefix::LegacyUserSessions => "vigile:user_sessions:",
-            Prefix::OutboxMail => "vigile:outbox_mail:",
-            Prefix::OutboxFailedMail => "vigile:outbox_failed_mail:",
-            Prefix::Token => "vigile:token:",
-            Prefix::Counter => "vigile:counter:",
-            Prefix::Attempts => "vigile:attempts:",
-            Prefix::KnownDevices => "vigile:known_devices:",
-            Prefix::Ip => "vigile:ip:",
-            Prefix::Ended => "vigile:ended:",
-            Prefix::Org => "vigile:org:",
-            Prefix::OrgMembers => "vigile:org_members:",
-            Prefix::OrgInvites => "vigile:org_invites:",
-            Prefix::OrgInviteToken => "vigile:org_invite_token:",
-            Prefix::ContactCode => "vigile:contact_code:",
-            Prefix::ContactLink => "vigile:contact_link:",
-            Prefix::AuditMember => "vigile:audit_member:",
-            Prefix::AuditNamed => "vigile:audit_named:",
-            Prefix::AuditHours => "vigile:audit_hours:",
+            Namespace::Plain => NAMESPACE,
+            Namespace::Cluster => "{vigile}:",
         }
     }
 
+    /// `plain`, a name spelled in [`NAMESPACE`], spelled in this namespace.
+    fn respell(self, plain: String) -> String {
+        match self {
+            Namespace::Plain => plain,
+            Namespace::Cluster => {
+                let rest = plain.strip_prefix(NAMESPACE).unwrap_or(&plain);
+                [self.as_str(), rest].concat()
+            }
+        }
+    }
+}
+
+/// Declares [`Prefix`] from `Variant => "suffix"` lines: each prefix is the namespace
+/// followed by its suffix, spelled out at compile time for both namespaces.
+macro_rules! prefixes {
+    ($($(#[$doc:meta])* $variant:ident => $suffix:literal,)+) => {
+        /// Prefixes of the per-record keys, for Lua scripts that build keys from values
+        /// they read. `Prefix::X.in_ns(ns) + id` is exactly what [`Key::name_in`] produces
+        /// for the same record.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Prefix {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Prefix {
+            /// The prefix in [`NAMESPACE`] (one Redis).
+            pub const fn as_str(self) -> &'static str {
+                self.in_ns(Namespace::Plain)
+            }
+
+            pub const fn in_ns(self, ns: Namespace) -> &'static str {
+                match (self, ns) {
+                    $(
+                        (Prefix::$variant, Namespace::Plain) => concat!("vigile:", $suffix),
+                        (Prefix::$variant, Namespace::Cluster) => concat!("{vigile}:", $suffix),
+                    )+
+                }
+            }
+        }
+    };
+}
+
+prefixes! {
+    User => "user:",
+    UserEmail => "user_email:",
+    Session => "s:",
+    SessionTokens => "st:",
+    SessionMembers => "sm:",
+    /// Layout 1 (`redis/migrate.rs` converts it).
+    LegacySession => "session:",
+    LegacySessionToken => "session_token:",
+    LegacyUserSessions => "user_sessions:",
+    OutboxMail => "outbox_mail:",
+    OutboxFailedMail => "outbox_failed_mail:",
+    Token => "token:",
+    Counter => "counter:",
+    Attempts => "attempts:",
+    KnownDevices => "known_devices:",
+    Ip => "ip:",
+    Ended => "ended:",
+    Org => "org:",
+    OrgMembers => "org_members:",
+    OrgInvites => "org_invites:",
+    OrgInviteToken => "org_invite_token:",
+    ContactCode => "contact_code:",
+    ContactLink => "contact_link:",
+    AuditMember => "audit_member:",
+    AuditNamed => "audit_named:",
+    AuditHours => "audit_hours:",
+}
+
+impl Prefix {
     fn with(self, suffix: &str) -> String {
         let prefix = self.as_str();
         let mut key = String::with_capacity(prefix.len() + suffix.len());
@@ -289,7 +318,12 @@ pub enum Key<'a> {
 }
 
 impl Key<'_> {
-    /// The key as sent to Redis.
+    /// The key as sent to a Redis in namespace `ns`.
+    pub fn name_in(&self, ns: Namespace) -> String {
+        ns.respell(self.name())
+    }
+
+    /// The key as sent to one Redis ([`NAMESPACE`]).
     pub fn name(&self) -> String {
         match self {
             Key::Secret => "vigile:secret".to_string(),
@@ -427,6 +461,17 @@ mod tests {
             assert!(name.starts_with(NAMESPACE), "{name}");
             if let Some((prefix, suffix)) = prefix {
                 assert_eq!(name, format!("{}{suffix}", prefix.as_str()));
+            }
+            // On a Cluster, the hash tag is the first braces of every name, so nothing
+            // after it (an address with braces, say) can move the key to another slot.
+            let tagged = key.name_in(Namespace::Cluster);
+            assert_eq!(tagged, format!("{{vigile}}{}", &name["vigile".len()..]));
+            assert_eq!(key.name_in(Namespace::Plain), name);
+            if let Some((prefix, suffix)) = prefix {
+                assert_eq!(
+                    tagged,
+                    format!("{}{suffix}", prefix.in_ns(Namespace::Cluster))
+                );
             }
         }
     }

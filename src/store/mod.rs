@@ -393,6 +393,9 @@ impl StoreUrl {
         } else if url.starts_with(redis::sentinel::SCHEME) {
             redis::sentinel::SentinelUrl::parse(url)?;
             Ok(StoreUrl::Redis(url.to_string()))
+        } else if url.starts_with(redis::cluster::SCHEME) {
+            redis::cluster::ClusterUrl::parse(url)?;
+            Ok(StoreUrl::Redis(url.to_string()))
         } else if url.starts_with("redis://")
             || url.starts_with("rediss://")
             || url.starts_with("redis+unix://")
@@ -400,8 +403,9 @@ impl StoreUrl {
             ::redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
             Ok(StoreUrl::Redis(url.to_string()))
         } else {
-            Err("expected sqlite://PATH, redis://HOST:PORT/DB or \
-                 redis+sentinel://HOST:PORT,.../MASTER_NAME/DB"
+            Err("expected sqlite://PATH, redis://HOST:PORT/DB, \
+                 redis+sentinel://HOST:PORT,.../MASTER_NAME/DB or \
+                 redis+cluster://HOST:PORT,..."
                 .into())
         }
     }

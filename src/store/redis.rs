@@ -30,18 +30,20 @@
 //!
 //! Needs Redis 5 or later (multi-field `HSET`, scripts replicated by effects; 7 calls
 //! small hashes and sorted sets listpacks, 5 and 6 ziplists, the same compact encoding).
-//! Redis Cluster is not supported as is: scripts touch keys they derive, which Cluster
-//! only allows within one hash slot. Sentinel is (`redis/endpoint.rs`): the master is
-//! followed through failovers.
+//! Sentinel is supported (`redis/endpoint.rs`): the master is followed through
+//! failovers. So is Redis Cluster (`redis/cluster.rs`): scripts touch keys they derive,
+//! which Cluster allows only within one hash slot, so there every key carries the hash
+//! tag `{vigile}` ([`Namespace::Cluster`]) and the whole store sits in one slot. Every
+//! script names at least one key, which sends it to that slot's master.
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::ConnectionManagerConfig;
 use ::redis::{ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation};
 use async_trait::async_trait;
 
-use super::keys::{Key, Prefix};
+use super::keys::{Key, Namespace, Prefix};
 use super::*;
 
 /// Bound on establishing a TCP connection to Redis.
@@ -50,6 +52,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Connection retries (exponential backoff from 100 ms) before a call gives up.
 pub const RECONNECT_RETRIES: usize = 1;
+/// Tries of a command on a Cluster after a redirection or a lost node.
+const CLUSTER_RETRIES: u32 = 3;
 /// Overall bound on one store call, whatever the network does.
 pub const OP_DEADLINE: Duration = Duration::from_secs(3);
 
@@ -241,6 +245,7 @@ mod migrate;
 
 mod audit;
 mod changes;
+pub mod cluster;
 mod contact;
 mod counters;
 mod devices;
@@ -440,6 +445,8 @@ pub struct RedisStore {
     /// Set once the sessions are known to be in the current layout (`redis/migrate.rs`):
     /// the first call that reaches a safe server converts them, the others wait for it.
     layout: tokio::sync::OnceCell<()>,
+    /// How key names are spelled: with the `{vigile}` hash tag on a Cluster.
+    ns: Namespace,
 }
 
 fn map_err(e: RedisError) -> StoreError {
@@ -457,13 +464,13 @@ fn map_err(e: RedisError) -> StoreError {
 }
 
 /// A session script invocation with the calling convention of `session_prelude!`.
-fn session_call(script: &'static Script) -> ScriptInvocation<'static> {
+fn session_call(script: &'static Script, ns: Namespace) -> ScriptInvocation<'static> {
     let mut inv = script.prepare_invoke();
-    inv.key(Key::SessionBuckets.name())
-        .key(Key::SessionTotal.name())
-        .arg(Prefix::Session.as_str())
-        .arg(Prefix::SessionTokens.as_str())
-        .arg(Prefix::SessionMembers.as_str());
+    inv.key(Key::SessionBuckets.name_in(ns))
+        .key(Key::SessionTotal.name_in(ns))
+        .arg(Prefix::Session.in_ns(ns))
+        .arg(Prefix::SessionTokens.in_ns(ns))
+        .arg(Prefix::SessionMembers.in_ns(ns));
     inv
 }
 
@@ -541,11 +548,19 @@ impl RedisStore {
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_min_delay(Duration::from_millis(100))
             .set_max_delay(Duration::from_millis(500));
+        let mut ns = Namespace::Plain;
         let endpoint = if url.starts_with(sentinel::SCHEME) {
             let url = sentinel::SentinelUrl::parse(url).map_err(StoreError::Unavailable)?;
             let endpoint = endpoint::Endpoint::sentinel(&url, config)?;
             endpoint.watch();
             endpoint
+        } else if url.starts_with(cluster::SCHEME) {
+            let url = cluster::ClusterUrl::parse(url).map_err(StoreError::Unavailable)?;
+            let client = url
+                .client(CONNECT_TIMEOUT, RESPONSE_TIMEOUT, CLUSTER_RETRIES)
+                .map_err(|e| StoreError::Unavailable(format!("invalid Cluster URL: {e}")))?;
+            ns = Namespace::Cluster;
+            endpoint::Endpoint::cluster(&url, config, client)?
         } else {
             let client = ::redis::Client::open(url)
                 .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
@@ -555,6 +570,7 @@ impl RedisStore {
             endpoint,
             guard: eviction::Guard::new(allow_eviction),
             layout: tokio::sync::OnceCell::new(),
+            ns,
         })
     }
 
@@ -579,7 +595,7 @@ impl RedisStore {
             .layout
             .get_or_try_init(|| async {
                 let current = self.endpoint.current().await?;
-                let result = migrate::run(current.conn.clone()).await;
+                let result = migrate::run(current.conn.clone(), self.ns).await;
                 self.failed_on(&current, &result);
                 result
             })
@@ -608,7 +624,7 @@ impl RedisStore {
     /// the master is, through Sentinel (see `redis/endpoint.rs`).
     async fn on_master<T, Fut>(
         &self,
-        op: impl FnOnce(ConnectionManager) -> Fut,
+        op: impl FnOnce(endpoint::Conn) -> Fut,
         timed_out: impl FnOnce() -> String,
     ) -> StoreResult<T>
     where
@@ -646,13 +662,15 @@ impl RedisStore {
         let mut cmd = ::redis::cmd("INFO");
         cmd.arg("memory");
         let cmd = &cmd;
-        let info: String = self
+        // One server's answer, or on a Cluster every master's (by node).
+        let info: ::redis::Value = self
             .on_master(
                 |mut conn| async move { cmd.query_async(&mut conn).await },
                 || "redis INFO timed out".into(),
             )
             .await?;
-        let policy = eviction::policy_in(&info).unwrap_or("unknown (not in INFO memory)");
+        let policy = eviction::policy_of(&info);
+        let policy = policy.as_deref().unwrap_or("unknown (not in INFO memory)");
         match self.guard.record(policy) {
             Ok(()) => Ok(()),
             Err(_) if self.guard.allowed => {
@@ -702,7 +720,7 @@ impl Store for RedisStore {
 
     async fn secret_get_or_init(&self, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         let mut inv = SECRET_GET_OR_INIT.prepare_invoke();
-        inv.key(Key::Secret.name()).arg(candidate);
+        inv.key(Key::Secret.name_in(self.ns)).arg(candidate);
         self.call(&inv).await
     }
 
@@ -710,10 +728,10 @@ impl Store for RedisStore {
         let json = serde_json::to_string(user)
             .map_err(|e| StoreError::Corrupt(format!("cannot encode user: {e}")))?;
         let mut inv = USER_INSERT.prepare_invoke();
-        inv.key(Key::User(&user.id).name())
-            .key(Key::UserEmail(&user.email).name())
-            .key(Key::Users.name())
-            .key(Key::UserIndex.name())
+        inv.key(Key::User(&user.id).name_in(self.ns))
+            .key(Key::UserEmail(&user.email).name_in(self.ns))
+            .key(Key::Users.name_in(self.ns))
+            .key(Key::UserIndex.name_in(self.ns))
             .arg(user.id.as_str())
             .arg(json)
             .arg(&user.email);
@@ -725,22 +743,23 @@ impl Store for RedisStore {
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
         let mut inv = USER_BY_EMAIL.prepare_invoke();
-        inv.key(Key::UserEmail(email).name())
-            .arg(Prefix::User.as_str());
+        inv.key(Key::UserEmail(email).name_in(self.ns))
+            .arg(Prefix::User.in_ns(self.ns));
         let json: Option<String> = self.call(&inv).await?;
         json.as_deref().map(user_from_json).transpose()
     }
 
     async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<User>> {
         let mut cmd = ::redis::cmd("GET");
-        cmd.arg(Key::User(id).name());
+        cmd.arg(Key::User(id).name_in(self.ns));
         let json: Option<String> = self.query(&cmd).await?;
         json.as_deref().map(user_from_json).transpose()
     }
 
     async fn user_list(&self) -> StoreResult<Vec<User>> {
         let mut inv = SET_RECORDS.prepare_invoke();
-        inv.key(Key::Users.name()).arg(Prefix::User.as_str());
+        inv.key(Key::Users.name_in(self.ns))
+            .arg(Prefix::User.in_ns(self.ns));
         let all: Vec<String> = self.call(&inv).await?;
         let mut users = all
             .iter()
@@ -753,9 +772,9 @@ impl Store for RedisStore {
     async fn user_counts(&self) -> StoreResult<(u64, u64)> {
         // The user set holds pending sign-ups too (until activated, or swept).
         let mut users = ::redis::cmd("SCARD");
-        users.arg(Key::Users.name());
+        users.arg(Key::Users.name_in(self.ns));
         let mut pending = ::redis::cmd("ZCARD");
-        pending.arg(Key::PendingUsers.name());
+        pending.arg(Key::PendingUsers.name_in(self.ns));
         Ok((self.query(&users).await?, self.query(&pending).await?))
     }
 
@@ -788,8 +807,8 @@ impl Store for RedisStore {
         let deleted = self.delete_user(id).await?;
         // Its own key, keyed by a random id nobody reuses: no need to be in the script.
         let mut cmd = ::redis::cmd("DEL");
-        cmd.arg(Key::KnownDevices(id).name())
-            .arg(Key::Kept(crate::store::Kept::Factors, id.as_str()).name());
+        cmd.arg(Key::KnownDevices(id).name_in(self.ns))
+            .arg(Key::Kept(crate::store::Kept::Factors, id.as_str()).name_in(self.ns));
         let _: u64 = self.query(&cmd).await?;
         Ok(deleted)
     }
@@ -799,7 +818,7 @@ impl Store for RedisStore {
         session: &SessionRecord,
         replaces: Option<&SessionId>,
     ) -> StoreResult<()> {
-        let mut inv = session_call(&SESSION_INSERT);
+        let mut inv = session_call(&SESSION_INSERT, self.ns);
         inv.arg(replaces.map(SessionId::as_str).unwrap_or(""));
         session_args(&mut inv, session)?;
         match self.call::<i64>(&inv).await? {
@@ -813,9 +832,9 @@ impl Store for RedisStore {
         token_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<Option<SessionRecord>> {
-        let mut inv = migrate::legacy_call(&SESSION_BY_TOKEN);
-        inv.key(Key::SessionTokens(token_hash).name())
-            .key(Key::LegacySessionToken(token_hash).name())
+        let mut inv = migrate::legacy_call(&SESSION_BY_TOKEN, self.ns);
+        inv.key(Key::SessionTokens(token_hash).name_in(self.ns))
+            .key(Key::LegacySessionToken(token_hash).name_in(self.ns))
             .arg(token_hash.as_str())
             .arg(now);
         let Some(reply) = self.call::<Option<Vec<String>>>(&inv).await? else {
@@ -828,7 +847,7 @@ impl Store for RedisStore {
     }
 
     async fn session_touch(&self, id: &SessionId, now: Millis) -> StoreResult<bool> {
-        let mut inv = session_call(&SESSION_TOUCH);
+        let mut inv = session_call(&SESSION_TOUCH, self.ns);
         inv.arg(id.as_str()).arg(now);
         Ok(self.call::<i64>(&inv).await? == 1)
     }
@@ -847,19 +866,19 @@ impl Store for RedisStore {
     }
 
     async fn session_delete(&self, id: &SessionId) -> StoreResult<bool> {
-        let mut inv = session_call(&SESSION_DELETE);
+        let mut inv = session_call(&SESSION_DELETE, self.ns);
         inv.arg(id.as_str());
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
     async fn session_delete_all(&self, user: &UserId) -> StoreResult<u64> {
-        let mut inv = session_call(&SESSION_DELETE_ALL);
+        let mut inv = session_call(&SESSION_DELETE_ALL, self.ns);
         inv.arg(user.as_str());
         self.call(&inv).await
     }
 
     async fn sessions_of(&self, user: &UserId, now: Millis) -> StoreResult<Vec<SessionRecord>> {
-        let mut inv = session_call(&SESSIONS_OF);
+        let mut inv = session_call(&SESSIONS_OF, self.ns);
         inv.arg(user.as_str()).arg(now);
         let replies: Vec<Vec<String>> = self.call(&inv).await?;
         let mut sessions = replies
@@ -872,7 +891,7 @@ impl Store for RedisStore {
     }
 
     async fn session_count(&self, now: Millis) -> StoreResult<u64> {
-        let mut inv = session_call(&SESSION_COUNT);
+        let mut inv = session_call(&SESSION_COUNT, self.ns);
         inv.arg(now);
         self.call(&inv).await
     }
@@ -881,7 +900,7 @@ impl Store for RedisStore {
         // Batches keep each script short; Redis serves other clients in between.
         let mut total = 0;
         loop {
-            let mut inv = session_call(&SWEEP);
+            let mut inv = session_call(&SWEEP, self.ns);
             inv.arg(now).arg(SWEEP_BATCH);
             let removed: u64 = self.call(&inv).await?;
             total += removed;

@@ -35,7 +35,7 @@ const CLOSE_BOUND: Duration = Duration::from_secs(10);
 async fn start(backend: Backend, extra: &str) -> (Upstream, Gateway, Option<RedisServer>) {
     let upstream = Upstream::start().await;
     let redis = match backend {
-        Backend::Sqlite => None,
+        Backend::Sqlite | Backend::Cluster => None,
         Backend::Redis => Some(RedisServer::start().await),
     };
     let mut builder = GatewayBuilder::new(upstream.url())

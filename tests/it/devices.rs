@@ -6,11 +6,11 @@
 
 use reqwest::Client;
 
-use crate::both_backends;
 use crate::common::backend::{open_store, Backend, Stack};
 use crate::common::consts::{ANN, BOSS, PW};
 use crate::common::http::{self, client_ua, get, header, login, login_ok};
 use crate::common::smtp::ReceivedMail;
+use crate::{both_backends, every_store};
 
 const NOTIFY: &str = "owner@example.com";
 const WINDOWS_CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -218,7 +218,7 @@ async fn choose_flow_replaces_the_chosen_device(backend: Backend) {
     assert_eq!(s.smtp.count_to(NOTIFY), 1);
     assert_eq!(s.smtp.count_to(BOSS), 1);
 }
-both_backends!(choose_flow_replaces_the_chosen_device);
+every_store!(choose_flow_replaces_the_chosen_device);
 
 async fn abandoning_or_exhausting_the_code_changes_nothing(backend: Backend) {
     let s = backend.stack(&cap(1, "choose")).await;
@@ -579,7 +579,7 @@ async fn replaced_device_is_refused_on_the_other_instance(backend: Backend) {
         }
     }
 }
-both_backends!(replaced_device_is_refused_on_the_other_instance);
+every_store!(replaced_device_is_refused_on_the_other_instance);
 
 /// 30 logins of one member from 30 devices at once, half on each instance: the cap holds
 /// whatever the policy.
@@ -629,6 +629,7 @@ async fn backend_stack(backend: &Backend, extra: &str) -> Stack {
     match backend {
         Backend::Sqlite => Backend::Sqlite.stack(extra).await,
         Backend::Redis => Backend::Redis.stack(extra).await,
+        Backend::Cluster => Backend::Cluster.stack(extra).await,
     }
 }
-both_backends!(thirty_simultaneous_logins_never_exceed_the_cap);
+every_store!(thirty_simultaneous_logins_never_exceed_the_cap);

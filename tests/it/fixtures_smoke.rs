@@ -169,7 +169,11 @@ async fn gateway_moves_to_another_port_when_its_port_is_taken() {
         .await
         .expect("the squatter never got the probe connection")
         .expect("the squatter accepts");
-    assert_eq!(from, probe.local_addr().unwrap(), "the probe reached the squatter");
+    assert_eq!(
+        from,
+        probe.local_addr().unwrap(),
+        "the probe reached the squatter"
+    );
 }
 
 #[test]

@@ -7,10 +7,10 @@
 use reqwest::Client;
 use vigile::store::{AttemptKey, IpRule};
 
-use crate::both_backends;
 use crate::common::backend::{open_store, Backend, Stack};
 use crate::common::consts::{ANN, PW, WRONG};
 use crate::common::http::{self, client, get, header, login, login_ok};
+use crate::{both_backends, every_store};
 
 const LOCKED: &str = "This account is locked";
 const INCORRECT: &str = "Incorrect email address or password.";
@@ -71,7 +71,7 @@ async fn sixth_failure_locks_mails_and_a_reset_unlocks(backend: Backend) {
     assert_eq!(resp.status(), 303);
     login_ok(&client(), &gw, ANN, new_pw).await;
 }
-both_backends!(sixth_failure_locks_mails_and_a_reset_unlocks);
+every_store!(sixth_failure_locks_mails_and_a_reset_unlocks);
 
 async fn success_resets_the_count_and_cli_unlocks(backend: Backend) {
     let s = backend.stack(NO_IP_LIMIT).await;
@@ -306,7 +306,7 @@ async fn ip_block_starts_shows_doubles_and_ends(backend: Backend) {
         200
     );
 }
-both_backends!(ip_block_starts_shows_doubles_and_ends);
+every_store!(ip_block_starts_shows_doubles_and_ends);
 
 async fn forwarded_for_counts_only_from_trusted_proxies(backend: Backend) {
     let s = backend.stack(IP_RULE).await;

@@ -2,11 +2,11 @@
 //! succeed and their mails arrive once it is back, also across a gateway restart; two
 //! instances on one store send each mail once.
 
-use crate::both_backends;
 use crate::common::backend::{activation_mail, open_store, Backend};
 use crate::common::consts::PW;
 use crate::common::http::{client, signup};
 use crate::common::poll_until;
+use crate::{both_backends, every_store};
 
 /// Failed attempts the gateway has counted so far.
 async fn retries(gw: &crate::common::gateway::Gateway) -> f64 {
@@ -98,4 +98,4 @@ async fn two_instances_send_each_mail_once(backend: Backend) {
         assert_eq!(s.smtp.count_to(email), 1, "{email} got one mail");
     }
 }
-both_backends!(two_instances_send_each_mail_once);
+every_store!(two_instances_send_each_mail_once);

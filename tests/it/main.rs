@@ -49,6 +49,7 @@ mod shutdown;
 mod signup;
 mod store_audit;
 mod store_changes;
+mod store_cluster;
 mod store_contact;
 mod store_devices;
 mod store_kept;

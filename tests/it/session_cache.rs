@@ -609,6 +609,7 @@ async fn an_account_change_reaches_a_kept_session_after_a_read_of_another_overla
     let s = Stack {
         upstream,
         redis: Some(redis),
+        cluster: None,
         smtp,
         gw: a,
     };

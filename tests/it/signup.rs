@@ -6,10 +6,10 @@
 use reqwest::Response;
 use vigile::store::{AccountStatus, DynStore, TokenHash, TokenKind, TokenRecord, User, UserId};
 
-use crate::both_backends;
 use crate::common::backend::{activation_mail, open_store, Backend};
 use crate::common::consts::{DAY, MINUTE, PW};
 use crate::common::http::{self, client, form_with_action, get, get_page, header, signup, submit};
+use crate::{both_backends, every_store};
 
 async fn text(resp: Response) -> (u16, String) {
     let status = resp.status().as_u16();
@@ -96,7 +96,7 @@ async fn signup_mail_click_signed_in(backend: Backend) {
     // And the password works for a normal login now.
     http::login_ok(&client(), &gw, "zoe@example.com", PW).await;
 }
-both_backends!(signup_mail_click_signed_in);
+every_store!(signup_mail_click_signed_in);
 
 async fn english_signup_gets_english_mail(backend: Backend) {
     let s = backend.stack("").await;

@@ -10,10 +10,10 @@ use vigile::store::{
     audit_hour, AuditKeep, AuditQuery, AuditRecord, Millis, UserId, AUDIT_HOUR_MS,
 };
 
-use crate::both_backends;
 use crate::common::backend::StoreBackend;
 use crate::common::consts::MINUTE;
 use crate::common::records::{real_now, user};
+use crate::every_store;
 
 const KEEP: AuditKeep = AuditKeep {
     keep_ms: 90 * 24 * AUDIT_HOUR_MS,
@@ -258,7 +258,7 @@ async fn a_rare_match_under_thousands_is_reached(b: StoreBackend) {
     assert_eq!(walk(&store, q).await, vec![rare]);
 }
 
-both_backends!(
+every_store!(
     a_rare_match_under_thousands_is_reached,
     events_come_back_newest_first_with_every_field,
     a_walk_by_pages_sees_every_match_once,

@@ -10,12 +10,12 @@ use std::time::Duration;
 use vigile::store::changes::{Change, ChangeFeed};
 use vigile::store::{AccountStatus, DynStore, OrgRole, TokenHash, UserId};
 
-use crate::both_backends;
 use crate::common::backend::StoreBackend;
 use crate::common::records::{real_now, session, user};
+use crate::every_store;
 use crate::store_orgs::{member_of, registered};
 
-both_backends!(
+every_store!(
     every_session_that_ends_is_announced_once_and_no_other,
     every_account_written_is_announced,
 );

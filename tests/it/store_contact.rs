@@ -11,12 +11,12 @@ use vigile::store::{
     DynStore, OutboxMail, Proof, TokenHash, UserId, Via,
 };
 
-use crate::both_backends;
 use crate::common::backend::StoreBackend;
 use crate::common::consts::MINUTE;
 use crate::common::records::{real_now, user};
+use crate::every_store;
 
-both_backends!(
+every_store!(
     a_code_confirms_its_value_once,
     tries_are_counted_atomically_across_instances,
     a_new_address_replaces_the_login_only_when_proved,

@@ -10,12 +10,12 @@ use vigile::store::{
     TokenHash, User,
 };
 
-use crate::both_backends;
 use crate::common::backend::StoreBackend;
 use crate::common::consts::MINUTE;
 use crate::common::records::{real_now, session, user};
+use crate::every_store;
 
-both_backends!(
+every_store!(
     cap_refuses_changes_nothing_or_ends_the_chosen_and_the_least_recently_used,
     same_device_and_rotated_session_take_no_slot,
     ended_sessions_say_why_until_they_would_have_expired,

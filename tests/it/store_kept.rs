@@ -6,12 +6,12 @@
 
 use vigile::store::Kept;
 
-use crate::both_backends;
 use crate::common::backend::StoreBackend;
 use crate::common::consts::MINUTE;
 use crate::common::records::real_now;
+use crate::every_store;
 
-both_backends!(
+every_store!(
     a_write_lands_only_on_the_version_it_read,
     racing_writers_on_one_version_leave_one_winner,
     documents_expire_and_delete_like_writes,

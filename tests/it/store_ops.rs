@@ -8,10 +8,10 @@ use vigile::store::{
     Channel, Due, IpBlock, IpRule, Millis, OutboxMail, WaitingCursor, WaitingQuery, FAILED_KEEP_MS,
 };
 
-use crate::both_backends;
 use crate::common::backend::StoreBackend;
 use crate::common::consts::{HOUR, MINUTE};
 use crate::common::records::real_now;
+use crate::every_store;
 
 fn rule() -> IpRule {
     IpRule {
@@ -380,7 +380,7 @@ async fn waiting_messages_are_paged_soonest_first_without_bodies(b: StoreBackend
     assert!(other.outbox_page(&none).await.unwrap().mails.is_empty());
 }
 
-both_backends!(
+every_store!(
     ip_blocks_lists_the_blocks_in_force_newest_first,
     sent_messages_are_counted_per_channel_for_a_day,
     retry_now_makes_a_waiting_message_due,

@@ -9,12 +9,12 @@ use vigile::store::{
     OrgRole, OrgTerms, Registered, TokenHash, TokenKind, TokenRecord, User, UserId,
 };
 
-use crate::both_backends;
 use crate::common::backend::StoreBackend;
 use crate::common::consts::MINUTE;
 use crate::common::records::{real_now, session, user};
+use crate::every_store;
 
-both_backends!(
+every_store!(
     registration_takes_its_link_once_and_never_a_taken_address,
     twenty_racing_completions_from_two_instances_create_one_organisation,
     roles_change_and_there_is_always_one_super_admin,

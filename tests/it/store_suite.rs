@@ -1,6 +1,6 @@
 //! The behaviour every `Store` backend must show, run identically against SQLite (a
 //! temporary file) and a real `redis-server`: one async fn per behaviour, instantiated
-//! for both backends by `both_backends!` (tests are named `store_suite::X::sqlite` and
+//! for both backends by `every_store!` (tests are named `store_suite::X::sqlite` and
 //! `store_suite::X::redis`).
 //!
 //! Time is passed in, never slept: expiry is tested by calling with a later `now`. The
@@ -17,13 +17,13 @@ use vigile::store::{
     TokenRecord, User, UserId, FAILED_KEEP_MS,
 };
 
-use crate::both_backends;
 use crate::common::backend::StoreBackend;
 use crate::common::consts::{DAY, HOUR, MINUTE};
 use crate::common::records::{real_now, session, user, ABSOLUTE, IDLE};
 use crate::common::redis_server::RedisServer;
+use crate::every_store;
 
-both_backends!(
+every_store!(
     users_are_found_by_email_and_id_and_listed_by_email,
     duplicate_email_is_a_conflict,
     session_is_found_by_token_hash,

@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use vigile::store::keys::Key;
 use vigile::store::{AccountStatus, Channel, DynStore, OutboxMail, User, UserQuery};
 
-use crate::both_backends;
 use crate::common::backend::StoreBackend;
 use crate::common::records::{real_now, user};
+use crate::every_store;
 
 /// Every page of `query` (limit `per_page`), flattened: the addresses in order.
 async fn walk(store: &DynStore, mut query: UserQuery, per_page: usize) -> Vec<String> {
@@ -85,7 +85,7 @@ async fn pages_walk_every_account_once_in_address_order(b: StoreBackend) {
         .unwrap();
     assert_eq!((full.users.len(), full.next), (23, None));
 }
-both_backends!(pages_walk_every_account_once_in_address_order);
+every_store!(pages_walk_every_account_once_in_address_order);
 
 async fn text_and_state_narrow_the_walk(b: StoreBackend) {
     let (store, users) = seeded(&b).await;
@@ -124,7 +124,7 @@ async fn text_and_state_narrow_the_walk(b: StoreBackend) {
     );
     assert!(walk(&store, text("nobody"), 5).await.is_empty());
 }
-both_backends!(text_and_state_narrow_the_walk);
+every_store!(text_and_state_narrow_the_walk);
 
 async fn deleted_and_renamed_accounts_are_followed_at_once(b: StoreBackend) {
     let (store, users) = seeded(&b).await;
@@ -140,7 +140,7 @@ async fn deleted_and_renamed_accounts_are_followed_at_once(b: StoreBackend) {
         vec![users[7].email.clone()]
     );
 }
-both_backends!(deleted_and_renamed_accounts_are_followed_at_once);
+every_store!(deleted_and_renamed_accounts_are_followed_at_once);
 
 async fn counts_are_read_without_the_records(b: StoreBackend) {
     let (store, users) = seeded(&b).await;
@@ -175,7 +175,7 @@ async fn counts_are_read_without_the_records(b: StoreBackend) {
     }
     assert_eq!(store.outbox_waiting().await.unwrap(), 2);
 }
-both_backends!(counts_are_read_without_the_records);
+every_store!(counts_are_read_without_the_records);
 
 /// Accounts written before the index existed are found once an instance connects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -244,15 +244,15 @@ impl AuditStore for RedisStore {
             return Ok(());
         }
         let mut inv = AUDIT_APPEND.prepare_invoke();
-        inv.key(Key::Audit.name())
+        inv.key(Key::Audit.name_in(self.ns))
             .arg(keep.max_events)
-            .arg(Prefix::AuditMember.as_str())
-            .arg(Prefix::AuditHours.as_str())
-            .arg(Prefix::UserEmail.as_str())
+            .arg(Prefix::AuditMember.in_ns(self.ns))
+            .arg(Prefix::AuditHours.in_ns(self.ns))
+            .arg(Prefix::UserEmail.in_ns(self.ns))
             .arg(AUDIT_MEMBER_KEEP)
             .arg(keep.keep_ms.max(1))
             .arg(AUDIT_COUNTS_KEEP_MS)
-            .arg(Prefix::AuditNamed.as_str());
+            .arg(Prefix::AuditNamed.in_ns(self.ns));
         let none = String::new();
         for r in records {
             let args: [&str; RECORD_ARGS] = [
@@ -277,14 +277,14 @@ impl AuditStore for RedisStore {
         let mut inv = match &query.user {
             Some(user) => {
                 let mut inv = AUDIT_MEMBER.prepare_invoke();
-                inv.key(Key::Audit.name())
-                    .key(Key::AuditMember(user).name())
-                    .key(Key::AuditNamed(user).name());
+                inv.key(Key::Audit.name_in(self.ns))
+                    .key(Key::AuditMember(user).name_in(self.ns))
+                    .key(Key::AuditNamed(user).name_in(self.ns));
                 inv
             }
             None => {
                 let mut inv = AUDIT_WALK.prepare_invoke();
-                inv.key(Key::Audit.name());
+                inv.key(Key::Audit.name_in(self.ns));
                 inv
             }
         };
@@ -306,7 +306,9 @@ impl AuditStore for RedisStore {
 
     async fn audit_counts(&self, from: Millis, until: Millis) -> StoreResult<Vec<AuditCount>> {
         let mut inv = AUDIT_COUNTS.prepare_invoke();
-        inv.arg(Prefix::AuditHours.as_str())
+        // Unused by the script: a key sends it, on a Cluster, to the node of the namespace.
+        inv.key(Key::Audit.name_in(self.ns))
+            .arg(Prefix::AuditHours.in_ns(self.ns))
             .arg(from - from.rem_euclid(DAY_MS))
             .arg(until);
         let fields: Vec<(String, u64)> = self.call(&inv).await?;
@@ -331,7 +333,7 @@ impl AuditStore for RedisStore {
 
     async fn audit_prune(&self, keep: AuditKeep, now: Millis) -> StoreResult<u64> {
         let mut inv = AUDIT_PRUNE.prepare_invoke();
-        inv.key(Key::Audit.name())
+        inv.key(Key::Audit.name_in(self.ns))
             .arg(now.saturating_sub(keep.keep_ms))
             .arg(keep.max_events);
         self.call(&inv).await

@@ -57,23 +57,25 @@ pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender) {
 }
 
 /// Subscribes on the master (found through Sentinel if need be: a subscription that
-/// cannot be made there makes the next attempt ask for the master again).
+/// cannot be made there makes the next attempt ask for the master again), or on the
+/// first Cluster node that takes it.
 async fn subscribe(endpoint: &Endpoint) -> Result<(::redis::aio::PubSub, u64), String> {
     let current = endpoint.current().await.map_err(|e| e.to_string())?;
-    let attempt = async {
-        let mut pubsub = current.client.get_async_pubsub().await?;
-        pubsub.subscribe(CHANNEL).await?;
-        Ok::<_, ::redis::RedisError>(pubsub)
-    };
-    let result = match tokio::time::timeout(PING_BOUND * 4, attempt).await {
-        Ok(Ok(pubsub)) => Ok((pubsub, current.generation)),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("timed out".into()),
-    };
-    if result.is_err() {
-        endpoint.failed(current.generation);
+    let mut why = String::from("no server to subscribe on");
+    for client in &current.subscribe_on {
+        let attempt = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(CHANNEL).await?;
+            Ok::<_, ::redis::RedisError>(pubsub)
+        };
+        match tokio::time::timeout(PING_BOUND * 4, attempt).await {
+            Ok(Ok(pubsub)) => return Ok((pubsub, current.generation)),
+            Ok(Err(e)) => why = e.to_string(),
+            Err(_) => why = "timed out".into(),
+        }
     }
-    result
+    endpoint.failed(current.generation);
+    Err(why)
 }
 
 /// Passes announcements on until the connection fails, or the master it is on is no

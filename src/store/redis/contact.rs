@@ -41,7 +41,8 @@ macro_rules! contact_script {
     };
 }
 
-// KEYS[5] user, KEYS[6] code, KEYS[7] new link key ('' for none); ARGV[7] link prefix,
+// KEYS[5] user, KEYS[6] code, KEYS[7] new link key (the bare link prefix for none: a
+// name no record has, in the namespace, so on a Cluster in the same slot); ARGV[7] link prefix,
 // ARGV[8] user id, ARGV[9] expires_at, ARGV[10..] field/value pairs. Returns 0 if there
 // is no such account.
 contact_script!(
@@ -53,7 +54,7 @@ if old then redis.call('DEL', ARGV[7] .. old) end
 redis.call('DEL', KEYS[6])
 redis.call('HSET', KEYS[6], unpack(ARGV, 10))
 redis.call('PEXPIREAT', KEYS[6], ARGV[9])
-if KEYS[7] ~= '' then
+if KEYS[7] ~= ARGV[7] then
   redis.call('SET', KEYS[7], ARGV[8])
   redis.call('PEXPIREAT', KEYS[7], ARGV[9])
 end
@@ -183,12 +184,14 @@ impl ContactStore for RedisStore {
         let link_key = code
             .link_hash
             .as_ref()
-            .map_or(String::new(), |h| Key::ContactLink(h).name());
-        let mut inv = user_call(&CODE_PUT);
-        inv.key(Key::User(user).name())
-            .key(Key::ContactCode(user, code.channel).name())
+            .map_or(Prefix::ContactLink.in_ns(self.ns).to_string(), |h| {
+                Key::ContactLink(h).name_in(self.ns)
+            });
+        let mut inv = user_call(&CODE_PUT, self.ns);
+        inv.key(Key::User(user).name_in(self.ns))
+            .key(Key::ContactCode(user, code.channel).name_in(self.ns))
             .key(link_key)
-            .arg(Prefix::ContactLink.as_str())
+            .arg(Prefix::ContactLink.in_ns(self.ns))
             .arg(user.as_str())
             .arg(code.expires_at);
         for (field, value) in code_fields(code) {
@@ -204,7 +207,7 @@ impl ContactStore for RedisStore {
         now: Millis,
     ) -> StoreResult<Option<ContactCode>> {
         let mut cmd = ::redis::cmd("HGETALL");
-        cmd.arg(Key::ContactCode(user, channel).name());
+        cmd.arg(Key::ContactCode(user, channel).name_in(self.ns));
         let flat: Vec<String> = self.query(&cmd).await?;
         if flat.is_empty() {
             return Ok(None);
@@ -234,16 +237,16 @@ impl ContactStore for RedisStore {
             Proof::Code(hash) => (hash.as_str(), ""),
             Proof::Link(hash) => ("", hash.as_str()),
         };
-        let mut inv = user_call(&CONFIRM);
-        inv.key(Key::User(user).name())
-            .key(Key::ContactCode(user, channel).name())
+        let mut inv = user_call(&CONFIRM, self.ns);
+        inv.key(Key::User(user).name_in(self.ns))
+            .key(Key::ContactCode(user, channel).name_in(self.ns))
             .arg(user.as_str())
             .arg(channel.as_str())
             .arg(typed)
             .arg(max_tries)
             .arg(now)
             .arg(json(&at)?)
-            .arg(Prefix::ContactLink.as_str())
+            .arg(Prefix::ContactLink.in_ns(self.ns))
             .arg(link);
         let reply: Vec<String> = self.call(&inv).await?;
         let field = |i: usize| reply.get(i).map(String::as_str).unwrap_or_default();
@@ -264,25 +267,25 @@ impl ContactStore for RedisStore {
 
     async fn contact_link(&self, link: &TokenHash, now: Millis) -> StoreResult<Option<UserId>> {
         let mut inv = LINK.prepare_invoke();
-        inv.key(Key::ContactLink(link).name())
+        inv.key(Key::ContactLink(link).name_in(self.ns))
             .arg(link.as_str())
             .arg(now)
-            .arg(Prefix::ContactCode.as_str());
+            .arg(Prefix::ContactCode.in_ns(self.ns));
         let id: Option<String> = self.call(&inv).await?;
         Ok(id.map(UserId::from_string))
     }
 
     async fn contact_ask(&self, user: &UserId, mark: &CampaignMark) -> StoreResult<bool> {
-        let mut inv = user_call(&ASK);
-        inv.key(Key::User(user).name())
+        let mut inv = user_call(&ASK, self.ns);
+        inv.key(Key::User(user).name_in(self.ns))
             .arg(user.as_str())
             .arg(json(mark)?);
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
     async fn contact_seen(&self, user: &UserId, id: &str, now: Millis) -> StoreResult<bool> {
-        let mut inv = user_call(&SEEN);
-        inv.key(Key::User(user).name())
+        let mut inv = user_call(&SEEN, self.ns);
+        inv.key(Key::User(user).name_in(self.ns))
             .arg(user.as_str())
             .arg(id)
             .arg(now);
@@ -291,7 +294,7 @@ impl ContactStore for RedisStore {
 
     async fn campaign_insert(&self, campaign: &Campaign) -> StoreResult<()> {
         let mut cmd = ::redis::cmd("HSETNX");
-        cmd.arg(Key::Campaigns.name())
+        cmd.arg(Key::Campaigns.name_in(self.ns))
             .arg(&campaign.id)
             .arg(json(campaign)?);
         match self.query::<i64>(&cmd).await? {
@@ -302,7 +305,7 @@ impl ContactStore for RedisStore {
 
     async fn campaign_list(&self) -> StoreResult<Vec<Campaign>> {
         let mut cmd = ::redis::cmd("HVALS");
-        cmd.arg(Key::Campaigns.name());
+        cmd.arg(Key::Campaigns.name_in(self.ns));
         let all: Vec<String> = self.query(&cmd).await?;
         let mut out = all
             .iter()

@@ -36,8 +36,8 @@ impl CounterStore for RedisStore {
     ) -> StoreResult<u64> {
         let (start, end) = window(now, window_ms);
         let mut inv = COUNTER_HIT.prepare_invoke();
-        inv.key(Key::Counter(scope, subject, start).name())
-            .key(Key::Expiring.name())
+        inv.key(Key::Counter(scope, subject, start).name_in(self.ns))
+            .key(Key::Expiring.name_in(self.ns))
             .arg(end);
         self.call(&inv).await
     }

@@ -259,13 +259,13 @@ impl DeviceStore for RedisStore {
         now: Millis,
     ) -> StoreResult<Opened> {
         let victims: Vec<&str> = victims.iter().map(SessionId::as_str).collect();
-        let mut inv = session_call(&SESSION_OPEN);
-        inv.key(Key::Expiring.name())
+        let mut inv = session_call(&SESSION_OPEN, self.ns);
+        inv.key(Key::Expiring.name_in(self.ns))
             .arg(replaces.map(SessionId::as_str).unwrap_or(""))
             .arg(cap.max)
             .arg(if cap.evict_oldest { "1" } else { "0" })
             .arg(now)
-            .arg(Prefix::Ended.as_str())
+            .arg(Prefix::Ended.in_ns(self.ns))
             .arg(victims.join(","));
         session_args(&mut inv, session)?;
         let reply: Vec<String> = self.call(&inv).await?;
@@ -290,14 +290,14 @@ impl DeviceStore for RedisStore {
         why: SignedOut,
         now: Millis,
     ) -> StoreResult<bool> {
-        let mut inv = session_call(&SESSION_END);
-        inv.key(Key::Session(id).name())
-            .key(Key::Expiring.name())
+        let mut inv = session_call(&SESSION_END, self.ns);
+        inv.key(Key::Session(id).name_in(self.ns))
+            .key(Key::Expiring.name_in(self.ns))
             .arg(id.as_str())
             .arg(user.as_str())
             .arg(why.as_str())
             .arg(now)
-            .arg(Prefix::Ended.as_str());
+            .arg(Prefix::Ended.in_ns(self.ns));
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
@@ -307,8 +307,8 @@ impl DeviceStore for RedisStore {
         now: Millis,
     ) -> StoreResult<Option<SignedOut>> {
         let mut inv = SIGNED_OUT.prepare_invoke();
-        inv.key(Key::Ended(token_hash).name())
-            .key(Key::Expiring.name())
+        inv.key(Key::Ended(token_hash).name_in(self.ns))
+            .key(Key::Expiring.name_in(self.ns))
             .arg(now);
         let Some(why) = self.call::<Option<String>>(&inv).await? else {
             return Ok(None);
@@ -320,7 +320,7 @@ impl DeviceStore for RedisStore {
 
     async fn challenge_put(&self, device: &DeviceId, challenge: &Challenge) -> StoreResult<bool> {
         let mut inv = CHALLENGE_PUT.prepare_invoke();
-        inv.key(Key::Challenge(device).name())
+        inv.key(Key::Challenge(device).name_in(self.ns))
             .arg(challenge.expires_at);
         for (field, value) in challenge_fields(challenge) {
             inv.arg(field).arg(value);
@@ -334,7 +334,7 @@ impl DeviceStore for RedisStore {
         now: Millis,
     ) -> StoreResult<Option<Challenge>> {
         let mut cmd = ::redis::cmd("HGETALL");
-        cmd.arg(Key::Challenge(device).name());
+        cmd.arg(Key::Challenge(device).name_in(self.ns));
         let flat: Vec<String> = self.query(&cmd).await?;
         if flat.is_empty() {
             return Ok(None);
@@ -352,7 +352,7 @@ impl DeviceStore for RedisStore {
         now: Millis,
     ) -> StoreResult<CodeCheck> {
         let mut inv = CHALLENGE_CHECK.prepare_invoke();
-        inv.key(Key::Challenge(device).name())
+        inv.key(Key::Challenge(device).name_in(self.ns))
             .arg(code_hash.as_str())
             .arg(max_tries)
             .arg(verified_until)
@@ -380,7 +380,7 @@ impl DeviceStore for RedisStore {
         now: Millis,
     ) -> StoreResult<bool> {
         let mut inv = CHALLENGE_RENEW.prepare_invoke();
-        inv.key(Key::Challenge(device).name())
+        inv.key(Key::Challenge(device).name_in(self.ns))
             .arg(code_hash.as_str())
             .arg(expires_at)
             .arg(now);
@@ -389,13 +389,13 @@ impl DeviceStore for RedisStore {
 
     async fn challenge_delete(&self, device: &DeviceId) -> StoreResult<bool> {
         let mut cmd = ::redis::cmd("DEL");
-        cmd.arg(Key::Challenge(device).name());
+        cmd.arg(Key::Challenge(device).name_in(self.ns));
         Ok(self.query::<i64>(&cmd).await? == 1)
     }
 
     async fn settings_get(&self) -> StoreResult<Settings> {
         let mut cmd = ::redis::cmd("HGETALL");
-        cmd.arg(Key::Settings.name());
+        cmd.arg(Key::Settings.name_in(self.ns));
         let mut r = HashRecord::new("settings", self.query(&cmd).await?);
         let bad = |k: &str, v: &str| StoreError::Corrupt(format!("setting {k} = {v:?}"));
         let mut settings = Settings::default();
@@ -410,7 +410,7 @@ impl DeviceStore for RedisStore {
 
     async fn settings_set(&self, settings: &Settings) -> StoreResult<()> {
         let mut inv = SETTINGS_SET.prepare_invoke();
-        inv.key(Key::Settings.name())
+        inv.key(Key::Settings.name_in(self.ns))
             .arg(
                 settings
                     .max_per_member
@@ -422,7 +422,7 @@ impl DeviceStore for RedisStore {
 
     async fn member_cap(&self, user: &UserId) -> StoreResult<Option<u32>> {
         let mut cmd = ::redis::cmd("HGET");
-        cmd.arg(Key::MemberCaps.name()).arg(user.as_str());
+        cmd.arg(Key::MemberCaps.name_in(self.ns)).arg(user.as_str());
         let Some(cap) = self.query::<Option<String>>(&cmd).await? else {
             return Ok(None);
         };
@@ -433,8 +433,8 @@ impl DeviceStore for RedisStore {
 
     async fn member_cap_set(&self, user: &UserId, cap: Option<u32>) -> StoreResult<bool> {
         let mut inv = MEMBER_CAP_SET.prepare_invoke();
-        inv.key(Key::User(user).name())
-            .key(Key::MemberCaps.name())
+        inv.key(Key::User(user).name_in(self.ns))
+            .key(Key::MemberCaps.name_in(self.ns))
             .arg(user.as_str())
             .arg(cap.map(|c| c.to_string()).unwrap_or_default());
         Ok(self.call::<i64>(&inv).await? == 1)

@@ -1,5 +1,6 @@
-//! Where the Redis master is: one fixed address (`redis://`, `redis+unix://`), or the
-//! master Sentinel names (`redis+sentinel://`), followed through failovers.
+//! Where the Redis master is: one fixed address (`redis://`, `redis+unix://`), the
+//! master Sentinel names (`redis+sentinel://`), followed through failovers, or a Redis
+//! Cluster (`redis+cluster://`), whose client follows slots and failovers by itself.
 //!
 //! With Sentinel, the master is asked for at the first call, and again after any call
 //! that failed for want of Redis on the connection in use (the master died, or came back
@@ -18,10 +19,12 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster_async::ClusterConnection;
 use ::redis::sentinel::SentinelClient;
-use ::redis::Client;
+use ::redis::{Client, Cmd, Pipeline, RedisFuture, Value};
 
+use super::cluster::ClusterUrl;
 use super::sentinel::SentinelUrl;
 use super::OP_DEADLINE;
 use crate::clock::Stopwatch;
@@ -35,16 +38,55 @@ pub(super) const VERIFY_EVERY: Duration = Duration::from_secs(1);
 /// slow master timing out under load is not asked for again on every call.
 const KEEP_AT_LEAST: Duration = Duration::from_secs(1);
 
+/// A connection to one server, or to a whole Cluster (which routes each command to the
+/// node holding its keys). Cheap to clone: both share one multiplexed connection.
+#[derive(Clone)]
+pub(super) enum Conn {
+    One(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::One(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::One(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::One(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// The connection calls use, and which one it is (see [`Endpoint::failed`]). Shared
 /// behind an `Arc`: every store call takes it, and the client's address is not copied.
 pub(super) struct Current {
-    pub conn: ConnectionManager,
-    pub client: Client,
+    pub conn: Conn,
+    /// Where the change feed subscribes, first one first: the master, or a Cluster's
+    /// nodes (a message published on any node reaches the subscribers of every node).
+    pub subscribe_on: Vec<Client>,
     pub generation: u64,
     since: Stopwatch,
 }
 
 enum Target {
+    /// One address, or a Cluster: the connection stays, reconnecting by itself.
     Fixed,
     Sentinel {
         client: Box<tokio::sync::Mutex<SentinelClient>>,
@@ -68,16 +110,39 @@ impl Endpoint {
     pub fn fixed(client: Client, config: ConnectionManagerConfig) -> StoreResult<Arc<Self>> {
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
             .map_err(unavailable)?;
-        Ok(Arc::new(Self {
+        Ok(Self::steady(Conn::One(conn), vec![client], config))
+    }
+
+    /// A Cluster, found from the URL's nodes at the first call.
+    pub fn cluster(
+        url: &ClusterUrl,
+        config: ConnectionManagerConfig,
+        cluster: ::redis::cluster::ClusterClient,
+    ) -> StoreResult<Arc<Self>> {
+        let timeouts = ::redis::cluster::ClusterConfig::new()
+            .set_connection_timeout(super::CONNECT_TIMEOUT)
+            .set_response_timeout(super::RESPONSE_TIMEOUT);
+        let conn = cluster.get_pending_async_connection_with_config(timeouts);
+        let nodes = url
+            .nodes
+            .iter()
+            .map(|addr| url.node(addr.clone()).and_then(Client::open))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?;
+        Ok(Self::steady(Conn::Cluster(conn), nodes, config))
+    }
+
+    fn steady(conn: Conn, subscribe_on: Vec<Client>, config: ConnectionManagerConfig) -> Arc<Self> {
+        Arc::new(Self {
             target: Target::Fixed,
             config,
             current: RwLock::new(Some(Arc::new(Current {
                 conn,
-                client,
+                subscribe_on,
                 generation: 0,
                 since: Stopwatch::start(),
             }))),
-        }))
+        })
     }
 
     /// The master of `url`'s service, asked for at the first call.
@@ -131,7 +196,7 @@ impl Endpoint {
         let found = match tokio::time::timeout(OP_DEADLINE, sentinel.async_get_client()).await {
             Ok(Ok(master)) => {
                 ConnectionManager::new_lazy_with_config(master.clone(), self.config.clone())
-                    .map(|conn| (master, conn))
+                    .map(|conn| (master, Conn::One(conn)))
                     .map_err(|e| e.to_string())
             }
             Ok(Err(e)) => Err(format!("no master from Sentinel: {e}")),
@@ -145,13 +210,13 @@ impl Endpoint {
                     .write()
                     .map_err(|_| unavailable("connection state poisoned"))?;
                 let generation = GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(master = %master.get_connection_info().addr(), "redis master found through Sentinel");
                 let current = Arc::new(Current {
                     conn,
-                    client: master,
+                    subscribe_on: vec![master],
                     generation,
                     since: Stopwatch::start(),
                 });
-                tracing::info!(master = %current.client.get_connection_info().addr(), "redis master found through Sentinel");
                 *slot = Some(current.clone());
                 Ok(current)
             }
@@ -210,7 +275,10 @@ impl Endpoint {
                 _ => return,
             }
         };
-        let ours = current.client.get_connection_info().addr();
+        let Some(ours) = current.subscribe_on.first() else {
+            return;
+        };
+        let ours = ours.get_connection_info().addr();
         if *ours != theirs {
             tracing::warn!(ours = %ours, theirs = %theirs, "the Sentinels name another redis master; switching");
             self.drop_if(current.generation, Duration::ZERO);

@@ -33,6 +33,39 @@ pub(super) fn policy_in(info: &str) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The policy in an `INFO memory` answer: one server's text, or a Cluster's map from
+/// each master to its text, where the first master that may evict names the policy (the
+/// store may live on any of them after a failover).
+pub(super) fn policy_of(info: &::redis::Value) -> Option<String> {
+    let mut texts = Vec::new();
+    texts_in(info, &mut texts);
+    let policies: Vec<String> = texts
+        .iter()
+        .map(|t| {
+            policy_in(t)
+                .unwrap_or("unknown (not in INFO memory)")
+                .to_string()
+        })
+        .collect();
+    policies
+        .iter()
+        .find(|p| p.as_str() != "noeviction")
+        .or(policies.first())
+        .cloned()
+}
+
+fn texts_in(value: &::redis::Value, out: &mut Vec<String>) {
+    use ::redis::Value;
+    match value {
+        Value::BulkString(bytes) => out.push(String::from_utf8_lossy(bytes).into_owned()),
+        Value::SimpleString(text) => out.push(text.clone()),
+        Value::VerbatimString { text, .. } => out.push(text.clone()),
+        Value::Map(pairs) => pairs.iter().for_each(|(_, v)| texts_in(v, out)),
+        Value::Array(items) => items.iter().for_each(|v| texts_in(v, out)),
+        _ => {}
+    }
+}
+
 /// Why a policy is refused, for the log, `/readyz` and the error at start.
 pub(super) fn refusal(policy: &str) -> String {
     format!(
@@ -87,6 +120,28 @@ impl Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_is_safe_only_when_every_master_is() {
+        use ::redis::Value;
+        let text = |p: &str| {
+            Value::BulkString(format!("# Memory\r\nmaxmemory_policy:{p}\r\n").into_bytes())
+        };
+        let one = text("noeviction");
+        assert_eq!(policy_of(&one).as_deref(), Some("noeviction"));
+        let node = |n: &str| Value::SimpleString(n.into());
+        let all_safe = Value::Map(vec![
+            (node("a"), text("noeviction")),
+            (node("b"), text("noeviction")),
+        ]);
+        assert_eq!(policy_of(&all_safe).as_deref(), Some("noeviction"));
+        let one_evicts = Value::Map(vec![
+            (node("a"), text("noeviction")),
+            (node("b"), text("allkeys-lru")),
+        ]);
+        assert_eq!(policy_of(&one_evicts).as_deref(), Some("allkeys-lru"));
+        assert_eq!(policy_of(&Value::Nil), None);
+    }
 
     #[test]
     fn only_noeviction_is_safe() {

@@ -31,7 +31,7 @@ impl RedisStore {
         let mut total = 0;
         loop {
             let mut inv = SWEEP_EXPIRING.prepare_invoke();
-            inv.key(Key::Expiring.name()).arg(now).arg(batch);
+            inv.key(Key::Expiring.name_in(self.ns)).arg(now).arg(batch);
             let removed: u64 = self.call(&inv).await?;
             total += removed;
             if removed < batch {

@@ -19,11 +19,11 @@
 use std::future::Future;
 use std::sync::LazyLock;
 
-use ::redis::aio::ConnectionManager;
 use ::redis::{FromRedisValue, Script, ScriptInvocation};
 
+use super::endpoint::Conn;
 use super::{map_err, session_call, OP_DEADLINE};
-use crate::store::keys::{Key, Prefix};
+use crate::store::keys::{Key, Namespace, Prefix};
 use crate::store::{StoreError, StoreResult};
 
 /// What `vigile:layout` holds once sessions are in the layout of `keys.rs`.
@@ -98,12 +98,12 @@ return {n, 1}
 );
 
 /// A script invocation with the calling convention of `legacy_prelude!`.
-pub(super) fn legacy_call(script: &'static Script) -> ScriptInvocation<'static> {
-    let mut inv = session_call(script);
-    inv.key(Key::LegacySessionExpiry.name())
-        .arg(Prefix::LegacySession.as_str())
-        .arg(Prefix::LegacySessionToken.as_str())
-        .arg(Prefix::LegacyUserSessions.as_str());
+pub(super) fn legacy_call(script: &'static Script, ns: Namespace) -> ScriptInvocation<'static> {
+    let mut inv = session_call(script, ns);
+    inv.key(Key::LegacySessionExpiry.name_in(ns))
+        .arg(Prefix::LegacySession.in_ns(ns))
+        .arg(Prefix::LegacySessionToken.in_ns(ns))
+        .arg(Prefix::LegacyUserSessions.in_ns(ns));
     inv
 }
 
@@ -120,24 +120,27 @@ pub(super) async fn bounded<T>(
     }
 }
 
-async fn invoke<T: FromRedisValue>(
-    conn: &mut ConnectionManager,
-    inv: &ScriptInvocation<'_>,
-) -> StoreResult<T> {
+async fn invoke<T: FromRedisValue>(conn: &mut Conn, inv: &ScriptInvocation<'_>) -> StoreResult<T> {
     bounded("a session conversion", inv.invoke_async(conn)).await
 }
 
 /// Brings the sessions to the current layout (see the module doc). Cheap when
 /// `vigile:layout` already says so: one `GET`.
-pub(super) async fn run(mut conn: ConnectionManager) -> StoreResult<()> {
+pub(super) async fn run(mut conn: Conn, ns: Namespace) -> StoreResult<()> {
     let mut get = ::redis::cmd("GET");
-    get.arg(Key::Layout.name());
+    get.arg(Key::Layout.name_in(ns));
     let layout: Option<String> = bounded("GET layout", get.query_async(&mut conn)).await?;
-    super::users::build_index(&mut conn).await?;
+    super::users::build_index(&mut conn, ns).await?;
     if layout.as_deref() == Some(LAYOUT) {
         return Ok(());
     }
-    let pattern = format!("{}*", Prefix::LegacySession.as_str());
+    // Layout 1 never ran on a Cluster (and SCAN there would see one node only).
+    if ns == Namespace::Cluster {
+        let mut set = ::redis::cmd("SET");
+        set.arg(Key::Layout.name_in(ns)).arg(LAYOUT);
+        return bounded("SET layout", set.query_async(&mut conn)).await;
+    }
+    let pattern = format!("{}*", Prefix::LegacySession.in_ns(ns));
     let (mut cursor, mut converted) = (0_u64, 0_u64);
     loop {
         let mut scan = ::redis::cmd("SCAN");
@@ -149,10 +152,10 @@ pub(super) async fn run(mut conn: ConnectionManager) -> StoreResult<()> {
         let (next, keys): (u64, Vec<String>) = bounded("SCAN", scan.query_async(&mut conn)).await?;
         let ids: Vec<&str> = keys
             .iter()
-            .filter_map(|k| k.strip_prefix(Prefix::LegacySession.as_str()))
+            .filter_map(|k| k.strip_prefix(Prefix::LegacySession.in_ns(ns)))
             .collect();
         for chunk in ids.chunks(BATCH) {
-            let mut inv = legacy_call(&MIGRATE_BATCH);
+            let mut inv = legacy_call(&MIGRATE_BATCH, ns);
             for id in chunk {
                 inv.arg(*id);
             }
@@ -164,8 +167,8 @@ pub(super) async fn run(mut conn: ConnectionManager) -> StoreResult<()> {
         }
     }
     loop {
-        let mut inv = legacy_call(&MIGRATE_FINISH);
-        inv.key(Key::Layout.name()).arg(BATCH).arg(LAYOUT);
+        let mut inv = legacy_call(&MIGRATE_FINISH, ns);
+        inv.key(Key::Layout.name_in(ns)).arg(BATCH).arg(LAYOUT);
         let (n, done): (u64, u8) = invoke(&mut conn, &inv).await?;
         converted += n;
         if done == 1 {

@@ -242,14 +242,14 @@ fn org_of(user: &User) -> StoreResult<&OrgId> {
 
 impl RedisStore {
     async fn set_org_field(&self, id: &OrgId, field: &str, json: String) -> StoreResult<bool> {
-        let mut inv = user_call(&ORG_SET_FIELD);
-        inv.key(Key::Org(id).name()).arg(field).arg(json);
+        let mut inv = user_call(&ORG_SET_FIELD, self.ns);
+        inv.key(Key::Org(id).name_in(self.ns)).arg(field).arg(json);
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
     async fn records_of_set(&self, set: Key<'_>, prefix: Prefix) -> StoreResult<Vec<String>> {
         let mut inv = SET_RECORDS.prepare_invoke();
-        inv.key(set.name()).arg(prefix.as_str());
+        inv.key(set.name_in(self.ns)).arg(prefix.in_ns(self.ns));
         self.call(&inv).await
     }
 }
@@ -263,14 +263,14 @@ impl OrgStore for RedisStore {
         link: &TokenHash,
         now: Millis,
     ) -> StoreResult<Registered> {
-        let mut inv = user_call(&ORG_REGISTER);
-        inv.key(Key::Token(TokenKind::OrgRegistration, link).name())
-            .key(Key::Expiring.name())
-            .key(Key::Org(&org.id).name())
-            .key(Key::Orgs.name())
-            .key(Key::OrgMembers(&org.id).name())
-            .key(Key::User(&founder.id).name())
-            .key(Key::UserEmail(&founder.email).name())
+        let mut inv = user_call(&ORG_REGISTER, self.ns);
+        inv.key(Key::Token(TokenKind::OrgRegistration, link).name_in(self.ns))
+            .key(Key::Expiring.name_in(self.ns))
+            .key(Key::Org(&org.id).name_in(self.ns))
+            .key(Key::Orgs.name_in(self.ns))
+            .key(Key::OrgMembers(&org.id).name_in(self.ns))
+            .key(Key::User(&founder.id).name_in(self.ns))
+            .key(Key::UserEmail(&founder.email).name_in(self.ns))
             .arg(now)
             .arg(org.id.as_str())
             .arg(encode("organisation", org)?)
@@ -287,7 +287,7 @@ impl OrgStore for RedisStore {
 
     async fn org_get(&self, id: &OrgId) -> StoreResult<Option<Org>> {
         let mut cmd = ::redis::cmd("GET");
-        cmd.arg(Key::Org(id).name());
+        cmd.arg(Key::Org(id).name_in(self.ns));
         let json: Option<String> = self.query(&cmd).await?;
         json.as_deref()
             .map(|j| decode("organisation", j))
@@ -318,7 +318,7 @@ impl OrgStore for RedisStore {
 
     async fn org_member_count(&self, id: &OrgId) -> StoreResult<u64> {
         let mut cmd = ::redis::cmd("SCARD");
-        cmd.arg(Key::OrgMembers(id).name());
+        cmd.arg(Key::OrgMembers(id).name_in(self.ns));
         self.query(&cmd).await
     }
 
@@ -336,20 +336,20 @@ impl OrgStore for RedisStore {
         if role == OrgRole::SuperAdmin {
             return Ok(false);
         }
-        let mut inv = user_call(&ORG_SET_ROLE);
-        inv.key(Key::OrgMembers(id).name())
-            .key(Key::User(user).name())
+        let mut inv = user_call(&ORG_SET_ROLE, self.ns);
+        inv.key(Key::OrgMembers(id).name_in(self.ns))
+            .key(Key::User(user).name_in(self.ns))
             .arg(user.as_str())
             .arg(role.as_str());
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
     async fn org_transfer(&self, id: &OrgId, from: &UserId, to: &UserId) -> StoreResult<bool> {
-        let mut inv = user_call(&ORG_TRANSFER);
-        inv.key(Key::Org(id).name())
-            .key(Key::OrgMembers(id).name())
-            .key(Key::User(from).name())
-            .key(Key::User(to).name())
+        let mut inv = user_call(&ORG_TRANSFER, self.ns);
+        inv.key(Key::Org(id).name_in(self.ns))
+            .key(Key::OrgMembers(id).name_in(self.ns))
+            .key(Key::User(from).name_in(self.ns))
+            .key(Key::User(to).name_in(self.ns))
             .arg(from.as_str())
             .arg(to.as_str());
         Ok(self.call::<i64>(&inv).await? == 1)
@@ -365,19 +365,19 @@ impl OrgStore for RedisStore {
             org: invite.org.clone(),
             email: invite.email.clone(),
         };
-        let mut inv = user_call(&ORG_INVITE);
-        inv.key(Key::OrgMembers(&invite.org).name())
-            .key(Key::OrgInvites(&invite.org).name())
-            .key(Key::OrgInviteToken(&invite.token_hash).name())
-            .key(Key::Expiring.name())
-            .key(Key::UserEmail(&invite.email).name())
+        let mut inv = user_call(&ORG_INVITE, self.ns);
+        inv.key(Key::OrgMembers(&invite.org).name_in(self.ns))
+            .key(Key::OrgInvites(&invite.org).name_in(self.ns))
+            .key(Key::OrgInviteToken(&invite.token_hash).name_in(self.ns))
+            .key(Key::Expiring.name_in(self.ns))
+            .key(Key::UserEmail(&invite.email).name_in(self.ns))
             .arg(now)
             .arg(&invite.email)
             .arg(encode("invitation", invite)?)
             .arg(seats)
             .arg(invite.expires_at)
             .arg(encode("invitation link", &link)?)
-            .arg(Prefix::OrgInviteToken.as_str());
+            .arg(Prefix::OrgInviteToken.in_ns(self.ns));
         match self.call::<i64>(&inv).await? {
             1 => Ok(Invited::Invited),
             2 => Ok(Invited::AlreadyMember),
@@ -387,7 +387,7 @@ impl OrgStore for RedisStore {
 
     async fn org_invites(&self, id: &OrgId, now: Millis) -> StoreResult<Vec<OrgInvite>> {
         let mut cmd = ::redis::cmd("HVALS");
-        cmd.arg(Key::OrgInvites(id).name());
+        cmd.arg(Key::OrgInvites(id).name_in(self.ns));
         let all: Vec<String> = self.query(&cmd).await?;
         let mut invites = all
             .iter()
@@ -400,10 +400,10 @@ impl OrgStore for RedisStore {
 
     async fn org_invite_cancel(&self, id: &OrgId, email: &str) -> StoreResult<bool> {
         let mut inv = ORG_INVITE_CANCEL.prepare_invoke();
-        inv.key(Key::OrgInvites(id).name())
-            .key(Key::Expiring.name())
+        inv.key(Key::OrgInvites(id).name_in(self.ns))
+            .key(Key::Expiring.name_in(self.ns))
             .arg(email)
-            .arg(Prefix::OrgInviteToken.as_str());
+            .arg(Prefix::OrgInviteToken.in_ns(self.ns));
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
@@ -413,13 +413,14 @@ impl OrgStore for RedisStore {
         now: Millis,
     ) -> StoreResult<Option<OrgInvite>> {
         let mut cmd = ::redis::cmd("GET");
-        cmd.arg(Key::OrgInviteToken(token).name());
+        cmd.arg(Key::OrgInviteToken(token).name_in(self.ns));
         let Some(link) = self.query::<Option<String>>(&cmd).await? else {
             return Ok(None);
         };
         let link: LinkRef = decode("invitation link", &link)?;
         let mut cmd = ::redis::cmd("HGET");
-        cmd.arg(Key::OrgInvites(&link.org).name()).arg(&link.email);
+        cmd.arg(Key::OrgInvites(&link.org).name_in(self.ns))
+            .arg(&link.email);
         let Some(json) = self.query::<Option<String>>(&cmd).await? else {
             return Ok(None);
         };
@@ -429,13 +430,13 @@ impl OrgStore for RedisStore {
 
     async fn org_join(&self, token: &TokenHash, user: &User, now: Millis) -> StoreResult<Joined> {
         let org = org_of(user)?;
-        let mut inv = user_call(&ORG_JOIN);
-        inv.key(Key::OrgInviteToken(token).name())
-            .key(Key::Expiring.name())
-            .key(Key::OrgInvites(org).name())
-            .key(Key::OrgMembers(org).name())
-            .key(Key::User(&user.id).name())
-            .key(Key::UserEmail(&user.email).name())
+        let mut inv = user_call(&ORG_JOIN, self.ns);
+        inv.key(Key::OrgInviteToken(token).name_in(self.ns))
+            .key(Key::Expiring.name_in(self.ns))
+            .key(Key::OrgInvites(org).name_in(self.ns))
+            .key(Key::OrgMembers(org).name_in(self.ns))
+            .key(Key::User(&user.id).name_in(self.ns))
+            .key(Key::UserEmail(&user.email).name_in(self.ns))
             .arg(now)
             .arg(token.as_str())
             .arg(&user.email)
@@ -450,8 +451,9 @@ impl OrgStore for RedisStore {
     }
 
     async fn org_remove(&self, id: &OrgId, user: &UserId) -> StoreResult<bool> {
-        let mut inv = user_call(&ORG_REMOVE);
-        inv.key(Key::OrgMembers(id).name()).arg(user.as_str());
+        let mut inv = user_call(&ORG_REMOVE, self.ns);
+        inv.key(Key::OrgMembers(id).name_in(self.ns))
+            .arg(user.as_str());
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 }

@@ -327,8 +327,8 @@ fn failed_from_hash(flat: Vec<String>) -> StoreResult<FailedMail> {
 impl OutboxStore for RedisStore {
     async fn outbox_push(&self, mail: &OutboxMail) -> StoreResult<()> {
         let mut inv = OUTBOX_PUSH.prepare_invoke();
-        inv.key(Key::OutboxMail(&mail.id).name())
-            .key(queue(mail.channel).name())
+        inv.key(Key::OutboxMail(&mail.id).name_in(self.ns))
+            .key(queue(mail.channel).name_in(self.ns))
             .arg(&mail.id)
             .arg(mail.next_attempt);
         for (field, value) in mail_fields(mail) {
@@ -352,20 +352,20 @@ impl OutboxStore for RedisStore {
             return Ok(Vec::new());
         }
         let mut inv = OUTBOX_CLAIM.prepare_invoke();
-        inv.key(queue(channel).name())
+        inv.key(queue(channel).name_in(self.ns))
             .arg(now)
             .arg(now.saturating_add(lease_ms))
             .arg(u64::try_from(limit).unwrap_or(u64::MAX))
-            .arg(Prefix::OutboxMail.as_str());
+            .arg(Prefix::OutboxMail.in_ns(self.ns));
         let hashes: Vec<Vec<String>> = self.call(&inv).await?;
         hashes.into_iter().map(mail_from_hash).collect()
     }
 
     async fn outbox_done(&self, id: &str) -> StoreResult<bool> {
         let mut inv = OUTBOX_DONE.prepare_invoke();
-        inv.key(Key::OutboxMail(id).name())
-            .key(Key::Outbox.name())
-            .key(Key::OutboxMobile.name())
+        inv.key(Key::OutboxMail(id).name_in(self.ns))
+            .key(Key::Outbox.name_in(self.ns))
+            .key(Key::OutboxMobile.name_in(self.ns))
             .arg(id);
         Ok(self.call::<i64>(&inv).await? == 1)
     }
@@ -375,12 +375,12 @@ impl OutboxStore for RedisStore {
         let start = starts.last().copied().unwrap_or(now);
         let scope = CounterScope::MessagesSent;
         let mut inv = OUTBOX_SENT.prepare_invoke();
-        inv.key(Key::OutboxMail(id).name())
-            .key(Key::Outbox.name())
-            .key(Key::OutboxMobile.name())
-            .key(Key::Counter(scope, Channel::Email.as_str(), start).name())
-            .key(Key::Counter(scope, Channel::Mobile.as_str(), start).name())
-            .key(Key::Expiring.name())
+        inv.key(Key::OutboxMail(id).name_in(self.ns))
+            .key(Key::Outbox.name_in(self.ns))
+            .key(Key::OutboxMobile.name_in(self.ns))
+            .key(Key::Counter(scope, Channel::Email.as_str(), start).name_in(self.ns))
+            .key(Key::Counter(scope, Channel::Mobile.as_str(), start).name_in(self.ns))
+            .key(Key::Expiring.name_in(self.ns))
             .arg(id)
             .arg(expires);
         Ok(self.call::<i64>(&inv).await? == 1)
@@ -390,7 +390,9 @@ impl OutboxStore for RedisStore {
         let (starts, _) = sent_windows(now);
         let mut cmd = ::redis::cmd("MGET");
         for start in starts {
-            cmd.arg(Key::Counter(CounterScope::MessagesSent, channel.as_str(), start).name());
+            cmd.arg(
+                Key::Counter(CounterScope::MessagesSent, channel.as_str(), start).name_in(self.ns),
+            );
         }
         let counts: Vec<Option<u64>> = self.query(&cmd).await?;
         Ok(counts.into_iter().flatten().sum())
@@ -398,9 +400,9 @@ impl OutboxStore for RedisStore {
 
     async fn outbox_due_now(&self, id: &str, now: Millis) -> StoreResult<bool> {
         let mut inv = OUTBOX_DUE_NOW.prepare_invoke();
-        inv.key(Key::OutboxMail(id).name())
-            .key(Key::Outbox.name())
-            .key(Key::OutboxMobile.name())
+        inv.key(Key::OutboxMail(id).name_in(self.ns))
+            .key(Key::Outbox.name_in(self.ns))
+            .key(Key::OutboxMobile.name_in(self.ns))
             .arg(id)
             .arg(now);
         Ok(self.call::<i64>(&inv).await? == 1)
@@ -408,9 +410,9 @@ impl OutboxStore for RedisStore {
 
     async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str) -> StoreResult<bool> {
         let mut inv = OUTBOX_RETRY.prepare_invoke();
-        inv.key(Key::OutboxMail(id).name())
-            .key(Key::Outbox.name())
-            .key(Key::OutboxMobile.name())
+        inv.key(Key::OutboxMail(id).name_in(self.ns))
+            .key(Key::Outbox.name_in(self.ns))
+            .key(Key::OutboxMobile.name_in(self.ns))
             .arg(id)
             .arg(next_attempt)
             .arg(error);
@@ -421,8 +423,8 @@ impl OutboxStore for RedisStore {
         let mut all = Vec::new();
         for channel in Channel::ALL {
             let mut inv = OUTBOX_LIST.prepare_invoke();
-            inv.key(queue(channel).name())
-                .arg(Prefix::OutboxMail.as_str());
+            inv.key(queue(channel).name_in(self.ns))
+                .arg(Prefix::OutboxMail.in_ns(self.ns));
             let hashes: Vec<Vec<String>> = self.call(&inv).await?;
             for h in hashes {
                 all.push(mail_from_hash(h)?);
@@ -438,8 +440,8 @@ impl OutboxStore for RedisStore {
             return Ok(WaitingPage::default());
         }
         let mut inv = OUTBOX_PAGE.prepare_invoke();
-        inv.key(queue(Channel::Email).name())
-            .key(queue(Channel::Mobile).name())
+        inv.key(queue(Channel::Email).name_in(self.ns))
+            .key(queue(Channel::Mobile).name_in(self.ns))
             .arg(match query.due {
                 Due::Now => "now",
                 Due::Later => "later",
@@ -450,7 +452,7 @@ impl OutboxStore for RedisStore {
             None => inv.arg("").arg(""),
         };
         inv.arg(u64::try_from(query.limit).unwrap_or(u64::MAX))
-            .arg(Prefix::OutboxMail.as_str());
+            .arg(Prefix::OutboxMail.in_ns(self.ns));
         for field in WAITING_FIELDS {
             inv.arg(field);
         }
@@ -472,7 +474,8 @@ impl OutboxStore for RedisStore {
 
     async fn outbox_get(&self, id: &str) -> StoreResult<Option<WaitingMail>> {
         let mut cmd = ::redis::cmd("HMGET");
-        cmd.arg(Key::OutboxMail(id).name()).arg(&WAITING_FIELDS[..]);
+        cmd.arg(Key::OutboxMail(id).name_in(self.ns))
+            .arg(&WAITING_FIELDS[..]);
         let values: Vec<Option<String>> = self.query(&cmd).await?;
         if values.first().is_none_or(Option::is_none) {
             return Ok(None);
@@ -490,7 +493,7 @@ impl OutboxStore for RedisStore {
         let mut total = 0;
         for channel in Channel::ALL {
             let mut card = ::redis::cmd("ZCARD");
-            card.arg(queue(channel).name());
+            card.arg(queue(channel).name_in(self.ns));
             total += self.query::<u64>(&card).await?;
         }
         Ok(total)
@@ -498,12 +501,12 @@ impl OutboxStore for RedisStore {
 
     async fn outbox_fail(&self, id: &str, failed_at: Millis, error: &str) -> StoreResult<bool> {
         let mut inv = OUTBOX_FAIL.prepare_invoke();
-        inv.key(Key::OutboxMail(id).name())
-            .key(Key::Outbox.name())
-            .key(Key::OutboxFailedMail(id).name())
-            .key(Key::OutboxFailed.name())
-            .key(Key::Expiring.name())
-            .key(Key::OutboxMobile.name())
+        inv.key(Key::OutboxMail(id).name_in(self.ns))
+            .key(Key::Outbox.name_in(self.ns))
+            .key(Key::OutboxFailedMail(id).name_in(self.ns))
+            .key(Key::OutboxFailed.name_in(self.ns))
+            .key(Key::Expiring.name_in(self.ns))
+            .key(Key::OutboxMobile.name_in(self.ns))
             .arg(id)
             .arg(failed_at)
             .arg(error)
@@ -516,7 +519,7 @@ impl OutboxStore for RedisStore {
         // A failed mail's hash expires FAILED_KEEP_MS after it failed: the set's entries
         // scored since then are the ones listed.
         let mut cmd = ::redis::cmd("ZCOUNT");
-        cmd.arg(Key::OutboxFailed.name())
+        cmd.arg(Key::OutboxFailed.name_in(self.ns))
             .arg(format!("({}", now.saturating_sub(FAILED_KEEP_MS)))
             .arg("+inf");
         self.query(&cmd).await
@@ -527,9 +530,9 @@ impl OutboxStore for RedisStore {
             return Ok(Vec::new());
         }
         let mut inv = OUTBOX_FAILED.prepare_invoke();
-        inv.key(Key::OutboxFailed.name())
+        inv.key(Key::OutboxFailed.name_in(self.ns))
             .arg(u64::try_from(limit).unwrap_or(u64::MAX))
-            .arg(Prefix::OutboxFailedMail.as_str());
+            .arg(Prefix::OutboxFailedMail.in_ns(self.ns));
         let hashes: Vec<Vec<String>> = self.call(&inv).await?;
         hashes.into_iter().map(failed_from_hash).collect()
     }

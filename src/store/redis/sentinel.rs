@@ -38,14 +38,14 @@ impl std::fmt::Debug for SentinelUrl {
     }
 }
 
-fn invalid(why: impl std::fmt::Display) -> String {
+fn invalid(why: String) -> String {
     format!(
         "invalid Sentinel URL ({SCHEME}[[USER]:PASSWORD@]HOST:PORT,.../MASTER_NAME[/DB]): {why}"
     )
 }
 
-/// `host` or `host:port` (`[v6]`, `[v6]:port`), with Sentinel's port when none is given.
-fn with_port(host: &str) -> String {
+/// `host` or `host:port` (`[v6]`, `[v6]:port`), with `port` when none is given.
+fn with_port(host: &str, port: u16) -> String {
     let has_port = match host.strip_prefix('[') {
         Some(v6) => v6.contains("]:"),
         None => host.contains(':'),
@@ -53,54 +53,70 @@ fn with_port(host: &str) -> String {
     if has_port {
         host.to_string()
     } else {
-        format!("{host}:{SENTINEL_PORT}")
+        format!("{host}:{port}")
     }
+}
+
+/// The user and password of `USER:PASSWORD@` (percent-decoded), read by the `redis`
+/// crate as in a `redis://` URL. Shared with `redis+cluster://` (`redis/cluster.rs`).
+pub(super) fn credentials(
+    userinfo: Option<&str>,
+    invalid: fn(String) -> String,
+) -> Result<(Option<String>, Option<String>), String> {
+    let Some(user) = userinfo else {
+        return Ok((None, None));
+    };
+    // Never echoed: a mistyped URL may have part of the password anywhere.
+    let info = format!("redis://{user}@127.0.0.1/")
+        .into_connection_info()
+        .map_err(|_| invalid("the user or password (percent-encode / ? # @)".into()))?;
+    let redis = info.redis_settings();
+    Ok((
+        redis.username().map(str::to_string),
+        redis.password().map(str::to_string),
+    ))
+}
+
+/// `HOST[:PORT],HOST[:PORT]...`, each read by the `redis` crate, `port` when left out.
+/// Hosts are named by their place in the list, never echoed (see [`credentials`]).
+pub(super) fn host_list(
+    hosts: &str,
+    port: u16,
+    invalid: fn(String) -> String,
+) -> Result<Vec<ConnectionAddr>, String> {
+    hosts
+        .split(',')
+        .enumerate()
+        .map(|(i, host)| {
+            let bad = || invalid(format!("host {} of the list is not HOST[:PORT]", i + 1));
+            if host.is_empty() || host.contains(['/', '@', '?', '#']) {
+                return Err(bad());
+            }
+            format!("redis://{}", with_port(host, port))
+                .into_connection_info()
+                .map(|info| info.addr().clone())
+                .map_err(|_| bad())
+        })
+        .collect()
 }
 
 impl SentinelUrl {
     pub fn parse(url: &str) -> Result<Self, String> {
         let rest = url
             .strip_prefix(SCHEME)
-            .ok_or_else(|| invalid("not a redis+sentinel:// URL"))?;
+            .ok_or_else(|| invalid("not a redis+sentinel:// URL".into()))?;
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (userinfo, hosts) = match authority.rsplit_once('@') {
             Some((user, hosts)) => (Some(user), hosts),
             None => (None, authority),
         };
-        let (username, password) = match userinfo {
-            Some(user) => {
-                // Never echoed: a mistyped URL may have part of the password anywhere.
-                let info = format!("redis://{user}@127.0.0.1/")
-                    .into_connection_info()
-                    .map_err(|_| invalid("the user or password (percent-encode / ? # @)"))?;
-                let redis = info.redis_settings();
-                (
-                    redis.username().map(str::to_string),
-                    redis.password().map(str::to_string),
-                )
-            }
-            None => (None, None),
-        };
-        // Hosts are named by their place in the list, not echoed (see above).
-        let sentinels = hosts
-            .split(',')
-            .enumerate()
-            .map(|(i, host)| {
-                let bad = || invalid(format!("host {} of the list is not HOST[:PORT]", i + 1));
-                if host.is_empty() || host.contains(['/', '@', '?', '#']) {
-                    return Err(bad());
-                }
-                format!("redis://{}", with_port(host))
-                    .into_connection_info()
-                    .map(|info| info.addr().clone())
-                    .map_err(|_| bad())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (username, password) = credentials(userinfo, invalid)?;
+        let sentinels = host_list(hosts, SENTINEL_PORT, invalid)?;
         let mut parts = path.split('/');
         let service = parts.next().unwrap_or_default().to_string();
         if service.is_empty() {
-            return Err(invalid("no master name"));
+            return Err(invalid("no master name".into()));
         }
         let db = match parts.next() {
             None | Some("") => 0,
@@ -108,10 +124,10 @@ impl SentinelUrl {
                 .parse::<i64>()
                 .ok()
                 .filter(|d| *d >= 0)
-                .ok_or_else(|| invalid("the database is not a number"))?,
+                .ok_or_else(|| invalid("the database is not a number".into()))?,
         };
         if parts.any(|p| !p.is_empty()) {
-            return Err(invalid("more than MASTER_NAME/DB in the path"));
+            return Err(invalid("more than MASTER_NAME/DB in the path".into()));
         }
         let mut out = SentinelUrl {
             sentinels,

@@ -12,7 +12,7 @@ use ::redis::Script;
 use async_trait::async_trait;
 
 use super::RedisStore;
-use crate::store::keys::{Key, Prefix};
+use crate::store::keys::{Key, Namespace, Prefix};
 use crate::store::throttle::{ATTEMPT_MEMORY_MS, REPEAT_MEMORY_MS};
 use crate::store::{
     AttemptKey, DeviceId, IpBlock, IpRule, Millis, StoreResult, ThrottleStore, UserId,
@@ -163,11 +163,11 @@ return n
     )
 });
 
-fn field(key: AttemptKey<'_>) -> (String, String) {
+fn field(key: AttemptKey<'_>, ns: Namespace) -> (String, String) {
     match key {
-        AttemptKey::Account(email) => (Key::Attempts(email).name(), "account".to_string()),
+        AttemptKey::Account(email) => (Key::Attempts(email).name_in(ns), "account".to_string()),
         AttemptKey::Device(email, device) => (
-            Key::Attempts(email).name(),
+            Key::Attempts(email).name_in(ns),
             ["device", device.as_str()].join(":"),
         ),
     }
@@ -175,14 +175,15 @@ fn field(key: AttemptKey<'_>) -> (String, String) {
 
 fn ip_invocation(
     script: &'static Script,
+    ns: Namespace,
     ip: &str,
     rule: &IpRule,
     now: Millis,
 ) -> ::redis::ScriptInvocation<'static> {
     let mut inv = script.prepare_invoke();
-    inv.key(Key::Ip(ip).name())
-        .key(Key::Expiring.name())
-        .key(Key::IpBlocks.name())
+    inv.key(Key::Ip(ip).name_in(ns))
+        .key(Key::Expiring.name_in(ns))
+        .key(Key::IpBlocks.name_in(ns))
         .arg(now)
         .arg(rule.max)
         .arg(rule.window_ms)
@@ -211,17 +212,17 @@ return n
 #[async_trait]
 impl ThrottleStore for RedisStore {
     async fn attempt_begin(&self, key: AttemptKey<'_>, now: Millis) -> StoreResult<u64> {
-        let (name, field) = field(key);
+        let (name, field) = field(key, self.ns);
         let mut inv = ATTEMPT_BEGIN.prepare_invoke();
         inv.key(name)
-            .key(Key::Expiring.name())
+            .key(Key::Expiring.name_in(self.ns))
             .arg(field)
             .arg(now.saturating_add(ATTEMPT_MEMORY_MS));
         self.call(&inv).await
     }
 
     async fn attempts_of(&self, key: AttemptKey<'_>) -> StoreResult<u64> {
-        let (name, field) = field(key);
+        let (name, field) = field(key, self.ns);
         let mut cmd = ::redis::cmd("HGET");
         cmd.arg(name).arg(field);
         let n: Option<u64> = self.query(&cmd).await?;
@@ -229,7 +230,7 @@ impl ThrottleStore for RedisStore {
     }
 
     async fn attempts_clear(&self, key: AttemptKey<'_>) -> StoreResult<()> {
-        let (name, field) = field(key);
+        let (name, field) = field(key, self.ns);
         let mut cmd = ::redis::cmd("HDEL");
         cmd.arg(name).arg(field);
         let _: u64 = self.query(&cmd).await?;
@@ -237,7 +238,7 @@ impl ThrottleStore for RedisStore {
     }
 
     async fn attempt_refund(&self, key: AttemptKey<'_>) -> StoreResult<()> {
-        let (name, field) = field(key);
+        let (name, field) = field(key, self.ns);
         let mut inv = ATTEMPT_REFUND.prepare_invoke();
         inv.key(name).arg(field);
         let _: i64 = self.call(&inv).await?;
@@ -246,20 +247,22 @@ impl ThrottleStore for RedisStore {
 
     async fn attempts_clear_all(&self, email: &str) -> StoreResult<u64> {
         let mut inv = ATTEMPTS_CLEAR_ALL.prepare_invoke();
-        inv.key(Key::Attempts(email).name());
+        inv.key(Key::Attempts(email).name_in(self.ns));
         self.call(&inv).await
     }
 
     async fn device_remember(&self, user: &UserId, device: &DeviceId) -> StoreResult<()> {
         let mut cmd = ::redis::cmd("SADD");
-        cmd.arg(Key::KnownDevices(user).name()).arg(device.as_str());
+        cmd.arg(Key::KnownDevices(user).name_in(self.ns))
+            .arg(device.as_str());
         let _: u64 = self.query(&cmd).await?;
         Ok(())
     }
 
     async fn device_known(&self, user: &UserId, device: &DeviceId) -> StoreResult<bool> {
         let mut cmd = ::redis::cmd("SISMEMBER");
-        cmd.arg(Key::KnownDevices(user).name()).arg(device.as_str());
+        cmd.arg(Key::KnownDevices(user).name_in(self.ns))
+            .arg(device.as_str());
         self.query(&cmd).await
     }
 
@@ -269,7 +272,7 @@ impl ThrottleStore for RedisStore {
         rule: &IpRule,
         now: Millis,
     ) -> StoreResult<Result<u64, Millis>> {
-        let inv = ip_invocation(&IP_ATTEMPT, ip, rule, now);
+        let inv = ip_invocation(&IP_ATTEMPT, self.ns, ip, rule, now);
         let (passed, value): (i64, i64) = self.call(&inv).await?;
         Ok(if passed == 1 {
             Ok(u64::try_from(value).unwrap_or(0))
@@ -280,27 +283,28 @@ impl ThrottleStore for RedisStore {
 
     async fn ip_refund(&self, ip: &str) -> StoreResult<()> {
         let mut inv = IP_REFUND.prepare_invoke();
-        inv.key(Key::Ip(ip).name());
+        inv.key(Key::Ip(ip).name_in(self.ns));
         let _: i64 = self.call(&inv).await?;
         Ok(())
     }
 
     async fn ip_block(&self, ip: &str, rule: &IpRule, now: Millis) -> StoreResult<Millis> {
-        self.call(&ip_invocation(&IP_BLOCK, ip, rule, now)).await
+        self.call(&ip_invocation(&IP_BLOCK, self.ns, ip, rule, now))
+            .await
     }
 
     async fn ip_blocked_until(&self, ip: &str, now: Millis) -> StoreResult<Option<Millis>> {
         let mut cmd = ::redis::cmd("HGET");
-        cmd.arg(Key::Ip(ip).name()).arg("block_until");
+        cmd.arg(Key::Ip(ip).name_in(self.ns)).arg("block_until");
         let until: Option<Millis> = self.query(&cmd).await?;
         Ok(until.filter(|u| *u > now))
     }
 
     async fn ip_unblock(&self, ip: &str, now: Millis) -> StoreResult<bool> {
         let mut inv = IP_UNBLOCK.prepare_invoke();
-        inv.key(Key::Ip(ip).name())
-            .key(Key::Expiring.name())
-            .key(Key::IpBlocks.name())
+        inv.key(Key::Ip(ip).name_in(self.ns))
+            .key(Key::Expiring.name_in(self.ns))
+            .key(Key::IpBlocks.name_in(self.ns))
             .arg(ip);
         let until: Option<Millis> = self.call(&inv).await?;
         Ok(until.is_some_and(|u| u > now))
@@ -308,9 +312,9 @@ impl ThrottleStore for RedisStore {
 
     async fn ip_blocks(&self, now: Millis, limit: usize) -> StoreResult<Vec<IpBlock>> {
         let mut inv = IP_BLOCKS.prepare_invoke();
-        inv.key(Key::IpBlocks.name())
+        inv.key(Key::IpBlocks.name_in(self.ns))
             .arg(now)
-            .arg(Prefix::Ip.as_str());
+            .arg(Prefix::Ip.in_ns(self.ns));
         let found: Vec<(String, Millis, Millis)> = self.call(&inv).await?;
         let mut blocks: Vec<IpBlock> = found
             .into_iter()
@@ -336,7 +340,7 @@ impl RedisStore {
     /// Not counted: an index entry is not a record.
     pub(super) async fn sweep_ip_blocks(&self, now: Millis) -> StoreResult<()> {
         let mut inv = IP_BLOCKS_SWEEP.prepare_invoke();
-        inv.key(Key::IpBlocks.name()).arg(now);
+        inv.key(Key::IpBlocks.name_in(self.ns)).arg(now);
         let _: u64 = self.call(&inv).await?;
         Ok(())
     }

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use ::redis::{Script, ScriptInvocation};
 
 use super::{session_call, RedisStore};
-use crate::store::keys::{Key, Prefix};
+use crate::store::keys::{Key, Namespace, Prefix};
 use crate::store::{
     AccountStatus, Millis, StoreError, StoreResult, User, UserId, UserPage, UserQuery,
     USER_SCAN_BUDGET,
@@ -246,9 +246,12 @@ return r[1]
 /// Builds `vigile:users_index` from `vigile:users` once (after an upgrade from a version
 /// without it); one `EXISTS` when it was built. Accounts written meanwhile index
 /// themselves (`put_user`), so a build racing them loses nothing.
-pub(super) async fn build_index(conn: &mut ::redis::aio::ConnectionManager) -> StoreResult<()> {
+pub(super) async fn build_index(
+    conn: &mut super::endpoint::Conn,
+    ns: Namespace,
+) -> StoreResult<()> {
     let mut exists = ::redis::cmd("EXISTS");
-    exists.arg(Key::UserIndexBuilt.name());
+    exists.arg(Key::UserIndexBuilt.name_in(ns));
     let built: u8 =
         super::migrate::bounded("EXISTS users_index_built", exists.query_async(conn)).await?;
     if built == 1 {
@@ -257,10 +260,10 @@ pub(super) async fn build_index(conn: &mut ::redis::aio::ConnectionManager) -> S
     let mut cursor = "0".to_string();
     loop {
         let mut inv = USER_INDEX_BUILD.prepare_invoke();
-        inv.key(Key::Users.name())
-            .key(Key::UserIndex.name())
-            .key(Key::UserIndexBuilt.name())
-            .arg(Prefix::User.as_str())
+        inv.key(Key::Users.name_in(ns))
+            .key(Key::UserIndex.name_in(ns))
+            .key(Key::UserIndexBuilt.name_in(ns))
+            .arg(Prefix::User.in_ns(ns))
             .arg(&cursor)
             .arg(500);
         cursor = super::migrate::bounded("indexing accounts", inv.invoke_async(conn)).await?;
@@ -271,13 +274,13 @@ pub(super) async fn build_index(conn: &mut ::redis::aio::ConnectionManager) -> S
 }
 
 /// An account script invocation with the calling convention of `user_prelude!`.
-pub(super) fn user_call(script: &'static Script) -> ScriptInvocation<'static> {
-    let mut inv = session_call(script);
-    inv.key(Key::Users.name())
-        .key(Key::PendingUsers.name())
-        .arg(Prefix::User.as_str())
-        .arg(Prefix::UserEmail.as_str())
-        .arg(Prefix::OrgMembers.as_str());
+pub(super) fn user_call(script: &'static Script, ns: Namespace) -> ScriptInvocation<'static> {
+    let mut inv = session_call(script, ns);
+    inv.key(Key::Users.name_in(ns))
+        .key(Key::PendingUsers.name_in(ns))
+        .arg(Prefix::User.in_ns(ns))
+        .arg(Prefix::UserEmail.in_ns(ns))
+        .arg(Prefix::OrgMembers.in_ns(ns));
     inv
 }
 
@@ -296,9 +299,9 @@ impl RedisStore {
         };
         let json = serde_json::to_string(&pending)
             .map_err(|e| StoreError::Corrupt(format!("cannot encode user: {e}")))?;
-        let mut inv = user_call(&USER_INSERT_PENDING);
-        inv.key(Key::User(&user.id).name())
-            .key(Key::UserEmail(&user.email).name())
+        let mut inv = user_call(&USER_INSERT_PENDING, self.ns);
+        inv.key(Key::User(&user.id).name_in(self.ns))
+            .key(Key::UserEmail(&user.email).name_in(self.ns))
             .arg(user.id.as_str())
             .arg(json)
             .arg(expires_at);
@@ -309,14 +312,16 @@ impl RedisStore {
     }
 
     pub(super) async fn activate(&self, id: &UserId, now: Millis) -> StoreResult<bool> {
-        let mut inv = user_call(&USER_ACTIVATE);
-        inv.key(Key::User(id).name()).arg(id.as_str()).arg(now);
+        let mut inv = user_call(&USER_ACTIVATE, self.ns);
+        inv.key(Key::User(id).name_in(self.ns))
+            .arg(id.as_str())
+            .arg(now);
         changed(self.call(&inv).await?, id)
     }
 
     pub(super) async fn set_password(&self, id: &UserId, password_hash: &str) -> StoreResult<bool> {
-        let mut inv = user_call(&USER_SET_PASSWORD);
-        inv.key(Key::User(id).name())
+        let mut inv = user_call(&USER_SET_PASSWORD, self.ns);
+        inv.key(Key::User(id).name_in(self.ns))
             .arg(id.as_str())
             .arg(password_hash);
         changed(self.call(&inv).await?, id)
@@ -328,8 +333,8 @@ impl RedisStore {
         name: &str,
         lang: Option<&str>,
     ) -> StoreResult<bool> {
-        let mut inv = user_call(&USER_SET_PROFILE);
-        inv.key(Key::User(id).name())
+        let mut inv = user_call(&USER_SET_PROFILE, self.ns);
+        inv.key(Key::User(id).name_in(self.ns))
             .arg(id.as_str())
             .arg(name)
             .arg(lang.unwrap_or(""));
@@ -338,8 +343,8 @@ impl RedisStore {
 
     pub(super) async fn page_users(&self, query: &UserQuery) -> StoreResult<UserPage> {
         let mut inv = USER_PAGE.prepare_invoke();
-        inv.key(Key::UserIndex.name())
-            .arg(Prefix::User.as_str())
+        inv.key(Key::UserIndex.name_in(self.ns))
+            .arg(Prefix::User.in_ns(self.ns))
             .arg(query.after.as_deref().unwrap_or(""))
             .arg(&query.text)
             .arg(query.status.map_or("", AccountStatus::as_str))
@@ -357,7 +362,7 @@ impl RedisStore {
     }
 
     pub(super) async fn delete_user(&self, id: &UserId) -> StoreResult<bool> {
-        let mut inv = user_call(&USER_DELETE);
+        let mut inv = user_call(&USER_DELETE, self.ns);
         inv.arg(id.as_str());
         Ok(self.call::<i64>(&inv).await? == 1)
     }
@@ -367,7 +372,7 @@ impl RedisStore {
     pub(super) async fn sweep_pending(&self, now: Millis, batch: u64) -> StoreResult<u64> {
         let mut total = 0;
         loop {
-            let mut inv = user_call(&SWEEP_PENDING);
+            let mut inv = user_call(&SWEEP_PENDING, self.ns);
             inv.arg(now).arg(batch);
             let (accounts, removed): (u64, u64) = self.call(&inv).await?;
             total += removed;

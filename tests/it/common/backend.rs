@@ -3,6 +3,8 @@
 //! `async fn a(b: StoreBackend)` and generates the tests `a::sqlite` and `a::redis` (and the
 //! same for `b`). The parameter's type says what the test gets: a [`Backend`] to start a
 //! whole [`Stack`] from, or a [`StoreBackend`] to open stores on directly.
+//! `every_store!` does the same and adds `a::cluster`, on a three-master Redis Cluster:
+//! the store behaviour suite (`store_*.rs`) runs on all three.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use tempfile::TempDir;
 use vigile::store::{self, DynStore, RedisStore, SqliteStore, StoreUrl};
 
+use super::cluster::ClusterSet;
 use super::gateway::{Gateway, GatewayBuilder};
 use super::redis_server::RedisServer;
 use super::smtp::{ReceivedMail, SmtpSink};
@@ -37,9 +40,36 @@ macro_rules! both_backends {
     )+};
 }
 
+/// [`both_backends!`], plus `name::cluster` on a Redis Cluster.
+#[macro_export]
+macro_rules! every_store {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            use $crate::common::backend::{run_on, Backend};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run_on(Backend::Sqlite, super::$name).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                run_on(Backend::Redis, super::$name).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cluster() {
+                run_on(Backend::Cluster, super::$name).await
+            }
+        }
+    )+};
+}
+
 pub enum Backend {
     Sqlite,
     Redis,
+    /// A three-master Redis Cluster ([`ClusterSet`]).
+    Cluster,
 }
 
 /// What a test of [`both_backends!`] is given, made from the backend it runs on.
@@ -63,6 +93,7 @@ impl OnBackend for Backend {
 pub struct Stack {
     pub upstream: Upstream,
     pub redis: Option<RedisServer>,
+    pub cluster: Option<ClusterSet>,
     pub smtp: SmtpSink,
     pub gw: Gateway,
 }
@@ -84,8 +115,12 @@ impl Backend {
     pub async fn stack(self, extra: &str) -> Stack {
         let upstream = Upstream::start().await;
         let redis = match self {
-            Backend::Sqlite => None,
             Backend::Redis => Some(RedisServer::start().await),
+            Backend::Sqlite | Backend::Cluster => None,
+        };
+        let cluster = match self {
+            Backend::Cluster => Some(ClusterSet::start().await),
+            Backend::Sqlite | Backend::Redis => None,
         };
         let smtp = SmtpSink::start().await;
         let mut builder = GatewayBuilder::new(upstream.url())
@@ -94,10 +129,14 @@ impl Backend {
         if let Some(r) = &redis {
             builder = builder.store(r.url());
         }
+        if let Some(c) = &cluster {
+            builder = builder.store(c.url());
+        }
         let gw = builder.start().await;
         Stack {
             upstream,
             redis,
+            cluster,
             smtp,
             gw,
         }
@@ -148,6 +187,7 @@ pub async fn activation_mail(s: &Stack, email: &str, subject: &str) -> (Received
 pub enum StoreBackend {
     Sqlite { _dir: TempDir, path: PathBuf },
     Redis(RedisServer),
+    Cluster(ClusterSet),
 }
 
 impl StoreBackend {
@@ -168,6 +208,9 @@ impl StoreBackend {
             StoreBackend::Redis(server) => {
                 Arc::new(RedisStore::connect_lazy(&server.url(), false).unwrap())
             }
+            StoreBackend::Cluster(set) => {
+                Arc::new(RedisStore::connect_lazy(&set.url(), false).unwrap())
+            }
         }
     }
 }
@@ -177,6 +220,7 @@ impl OnBackend for StoreBackend {
         match backend {
             Backend::Sqlite => StoreBackend::sqlite().await,
             Backend::Redis => StoreBackend::redis().await,
+            Backend::Cluster => StoreBackend::Cluster(ClusterSet::start().await),
         }
     }
 }

@@ -20,6 +20,7 @@
 pub mod backend;
 pub mod browser;
 pub mod catalog;
+pub mod cluster;
 pub mod consts;
 pub mod gateway;
 pub mod http;

@@ -1,0 +1,117 @@
+//! What only a Redis Cluster shows: every key Vigile writes carries the `{vigile}` hash
+//! tag, so the whole store sits in one slot on one master (which is what lets every
+//! script stay atomic), and the eviction guard reads every master's policy, since a
+//! failover or a resharding may move that slot to any of them. The behaviour suite
+//! itself runs on a Cluster as `store_*::…::cluster`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use vigile::store::{AttemptKey, DeviceId, IpRule, StoreError};
+
+use crate::common::backend::StoreBackend;
+use crate::common::cluster::ClusterSet;
+use crate::common::consts::MINUTE;
+use crate::common::records::{real_now, session, user};
+use crate::common::sentinel::command;
+
+fn rule() -> IpRule {
+    IpRule {
+        max: 5,
+        window_ms: MINUTE,
+        block_ms: MINUTE,
+        max_block_ms: 10 * MINUTE,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_is_tagged_and_the_store_sits_on_the_master_of_its_slot() {
+    let set = ClusterSet::start().await;
+    let ports = set.ports();
+    let b = StoreBackend::Cluster(set);
+    let store = b.open();
+    let now = real_now();
+    let u = user("member@example.org", now);
+    store.user_insert(&u).await.unwrap();
+    let (s, _) = session(&u.id, now);
+    store.session_insert(&s, None).await.unwrap();
+    store.secret_get_or_init(b"secret").await.unwrap();
+    let device = DeviceId::from_string("d1");
+    store
+        .attempt_begin(AttemptKey::Device(&u.email, &device), now)
+        .await
+        .unwrap();
+    store.device_remember(&u.id, &device).await.unwrap();
+    store
+        .ip_attempt("192.0.2.7", &rule(), now)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let slot: i64 = command(ports[0], &["CLUSTER", "KEYSLOT", "{vigile}"])
+        .await
+        .unwrap();
+    let mut holders = Vec::new();
+    for port in &ports {
+        let keys: Vec<String> = command(*port, &["KEYS", "*"]).await.unwrap();
+        for key in &keys {
+            assert!(key.starts_with("{vigile}:"), "{key} lacks the hash tag");
+            let of: i64 = command(*port, &["CLUSTER", "KEYSLOT", key]).await.unwrap();
+            assert_eq!(of, slot, "{key} is in another slot");
+        }
+        if !keys.is_empty() {
+            holders.push((*port, keys.len()));
+        }
+    }
+    assert_eq!(holders.len(), 1, "one master holds the store: {holders:?}");
+    assert!(holders[0].1 >= 8, "the writes above made keys: {holders:?}");
+    // A second instance (another gateway) reads what the first wrote.
+    let other = b.open();
+    assert_eq!(
+        other.session_by_token(&s.token_hash, now).await.unwrap(),
+        Some(s)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_that_may_evict_is_refused_even_without_the_slot() {
+    let set = ClusterSet::start().await;
+    let ports = set.ports();
+    let b = StoreBackend::Cluster(set);
+    let store = b.open();
+    store.ping().await.unwrap();
+    // The node holding the store's slot stays safe; another one may evict.
+    let slot: i64 = command(ports[0], &["CLUSTER", "KEYSLOT", "{vigile}"])
+        .await
+        .unwrap();
+    let mut other = None;
+    for port in &ports {
+        let mine: String = command(*port, &["CLUSTER", "MYID"]).await.unwrap();
+        let nodes: String = command(*port, &["CLUSTER", "NODES"]).await.unwrap();
+        let holds_slot = nodes.lines().any(|l| {
+            l.starts_with(&mine)
+                && l.split_whitespace().skip(8).any(|range| {
+                    let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                    let (lo, hi) = (lo.parse::<i64>().unwrap(), hi.parse::<i64>().unwrap());
+                    (lo..=hi).contains(&slot)
+                })
+        });
+        if !holds_slot {
+            other = Some(*port);
+            break;
+        }
+    }
+    let other = other.expect("a master without the slot");
+    let _: String = command(other, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
+        .await
+        .unwrap();
+    let refused = store.ping().await.unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Unavailable(why) if why.contains("allkeys-lru")),
+        "{refused:?}"
+    );
+    assert!(store.eviction_unsafe());
+    let _: String = command(other, &["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+    assert!(!store.eviction_unsafe());
+}
