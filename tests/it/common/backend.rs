@@ -19,24 +19,30 @@ use super::redis_server::RedisServer;
 use super::smtp::{ReceivedMail, SmtpSink};
 use super::upstream::Upstream;
 
+/// One test module per name, one `#[tokio::test]` per `fn => Backend variant` pair (the
+/// shared body of [`both_backends!`] and [`every_store!`]).
+#[macro_export]
+macro_rules! backend_tests {
+    ($name:ident: $($test:ident => $variant:ident),+) => {
+        mod $name {
+            use $crate::common::backend::{run_on, Backend};
+
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    run_on(Backend::$variant, super::$name).await
+                }
+            )+
+        }
+    };
+}
+
 /// Runs each named test on SQLite and on a real redis-server, as `name::sqlite` and
 /// `name::redis`. The test's parameter is a [`Backend`] or a [`StoreBackend`].
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            use $crate::common::backend::{run_on, Backend};
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                run_on(Backend::Sqlite, super::$name).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                run_on(Backend::Redis, super::$name).await
-            }
-        }
+        $crate::backend_tests!($name: sqlite => Sqlite, redis => Redis);
     )+};
 }
 
@@ -44,24 +50,7 @@ macro_rules! both_backends {
 #[macro_export]
 macro_rules! every_store {
     ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            use $crate::common::backend::{run_on, Backend};
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                run_on(Backend::Sqlite, super::$name).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                run_on(Backend::Redis, super::$name).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn cluster() {
-                run_on(Backend::Cluster, super::$name).await
-            }
-        }
+        $crate::backend_tests!($name: sqlite => Sqlite, redis => Redis, cluster => Cluster);
     )+};
 }
 

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
@@ -132,15 +132,8 @@ impl ClusterSet {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let deadline = Instant::now() + FORM_WITHIN;
-        while !check().await {
-            assert!(
-                Instant::now() < deadline,
-                "Redis Cluster: gave up waiting until {what}; logs:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("Redis Cluster: {what}");
+        super::until_within(&what, FORM_WITHIN, check, || self.logs()).await
     }
 
     /// `redis+cluster://` naming every node.

@@ -147,7 +147,7 @@ default = "en"
     }
 
     /// Writes the configuration, starts the process and waits until `/healthz` answers
-    /// `200` and the proxy port answers HTTP. A port taken meanwhile by someone
+    /// `200` and the process listens on the proxy port. A port taken meanwhile by someone
     /// else (another test's process) is retried on fresh ports, up to [`PORT_ATTEMPTS`]
     /// pairs. Panics (printing the logs) if the process exits or never gets ready.
     pub async fn start(self) -> Gateway {
@@ -208,6 +208,43 @@ default = "en"
             gw.name
         );
     }
+}
+
+/// Whether process `pid` holds a listening socket on `port` (Linux: the socket inodes of
+/// `/proc/net/tcp{,6}` against the process's descriptors). Not a mere TCP connect: a
+/// squatter on the port (another test's listener) accepts connections too and would pass
+/// for the gateway; nor a request, which would show in the metrics tests read.
+fn listens_on(pid: u32, port: u16) -> bool {
+    const LISTEN: &str = "0A";
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            if local_port == Some(port) && *state == LISTEN {
+                inodes.insert(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| target.to_str().is_some_and(|t| inodes.contains(t)))
+    })
 }
 
 /// How a start went when it did not panic.
@@ -518,15 +555,11 @@ impl Gateway {
                 client.get(&health).timeout(Duration::from_secs(2)).send().await,
                 Ok(r) if r.status() == 200
             );
-            // An HTTP answer, whatever its status, not a mere TCP connect: a squatter on
-            // the proxy port accepts connections too, and would pass for this gateway.
             if healthy
-                && client
-                    .get(format!("{}/_vigile/static/vigile.css", self.url()))
-                    .timeout(Duration::from_secs(5))
-                    .send()
-                    .await
-                    .is_ok()
+                && self
+                    .child
+                    .as_ref()
+                    .is_some_and(|c| listens_on(c.id(), self.port))
             {
                 return Started::Ready;
             }

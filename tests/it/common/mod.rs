@@ -96,6 +96,24 @@ where
     .await
 }
 
+/// Waits until `check` holds, trying every 100 ms for at most `within` (for processes that
+/// form a whole: a Sentinel set, a Cluster); panics naming `what`, with `logs()`.
+pub async fn until_within<F, Fut>(what: &str, within: Duration, check: F, logs: impl Fn() -> String)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting until {what}; logs:\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Like [`poll_until`], but the check yields a value once ready, which is returned.
 pub async fn poll_for<T, F, Fut>(what: &str, max_tries: u32, mut check: F) -> T
 where

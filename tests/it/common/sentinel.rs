@@ -6,7 +6,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
@@ -204,15 +204,8 @@ impl SentinelSet {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let deadline = Instant::now() + FORM_WITHIN;
-        while !check().await {
-            assert!(
-                Instant::now() < deadline,
-                "Sentinel set: gave up waiting until {what}; logs:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("Sentinel set: {what}");
+        super::until_within(&what, FORM_WITHIN, check, || self.logs()).await
     }
 
     /// `redis+sentinel://` naming the three Sentinels and the master.
