@@ -705,7 +705,9 @@ impl Store for RedisStore {
 
     fn changes(&self) -> crate::store::changes::ChangeFeed {
         let (tx, rx) = crate::store::changes::FeedSender::channel();
-        tokio::spawn(changes::follow(self.endpoint.clone(), tx));
+        // On a Cluster the feed's node is not the store's master: heartbeats through it.
+        let heartbeat = (self.ns == Namespace::Cluster).then(|| Key::Layout.name_in(self.ns));
+        tokio::spawn(changes::follow(self.endpoint.clone(), tx, heartbeat));
         rx
     }
 
@@ -714,6 +716,13 @@ impl Store for RedisStore {
     async fn ping(&self) -> StoreResult<()> {
         let checked = self.check_policy().await;
         self.after(checked)?;
+        if self.ns == Namespace::Cluster {
+            // INFO went to the masters the client could reach, and answers without the
+            // others: a read in the store's slot fails while its master is down.
+            let mut get = ::redis::cmd("GET");
+            get.arg(Key::Layout.name_in(self.ns));
+            let _: Option<String> = self.query(&get).await?;
+        }
         // Not ready before the sessions are readable (the first start after an upgrade).
         self.current_layout().await
     }

@@ -5,7 +5,11 @@
 //! itself runs on a Cluster as `store_*::…::cluster`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use vigile::store::{AttemptKey, DeviceId, IpRule, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use vigile::store::changes::Change;
+use vigile::store::{AttemptKey, DeviceId, DynStore, IpRule, RedisStore, StoreError};
 
 use crate::common::backend::StoreBackend;
 use crate::common::cluster::ClusterSet;
@@ -114,4 +118,41 @@ async fn a_master_that_may_evict_is_refused_even_without_the_slot() {
         .unwrap();
     store.ping().await.unwrap();
     assert!(!store.eviction_unsafe());
+}
+
+/// With the master of the store's slot gone, the store is not ready, and the change feed,
+/// subscribed on another node that stays up, says it is lost (so every instance stops
+/// trusting its cache): the heartbeat published through that master stops coming back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_store_master_fails_the_ping_and_the_change_feed() {
+    let mut set = ClusterSet::start().await;
+    let master = set.store_master().await;
+    // The feed subscribes on the first node listed: one that is not the store's master.
+    let mut ports = set.ports();
+    ports.sort_by_key(|p| *p == master);
+    let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let url = format!("redis+cluster://{}", hosts.join(","));
+    let store: DynStore = Arc::new(RedisStore::connect_lazy(&url, false).unwrap());
+    store.ping().await.unwrap();
+    let mut feed = store.changes();
+    let bound = Duration::from_secs(10);
+    let first = tokio::time::timeout(bound, feed.recv()).await.unwrap();
+    assert_eq!(first, Some(Change::Live));
+
+    set.kill(master);
+    let lost = tokio::time::timeout(bound, async {
+        loop {
+            match feed.recv().await {
+                Some(Change::Lost) => return true,
+                Some(_) => continue,
+                None => return false,
+            }
+        }
+    })
+    .await;
+    assert_eq!(lost, Ok(true), "the feed says it lost the store's master");
+    assert!(
+        store.ping().await.is_err(),
+        "not ready without the store's master"
+    );
 }

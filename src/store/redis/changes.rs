@@ -7,26 +7,43 @@
 //! subscribed again. A connection that dies silently is caught by a `PING` every
 //! [`PING_EVERY`] that must be answered within [`PING_BOUND`]: a dead connection is
 //! noticed within half a second, inside the one second a revocation may take.
+//!
+//! On a Cluster, the feed subscribes on some node while the store lives on the master of
+//! the `{vigile}` slot, and pub/sub messages reach the feed's node over the cluster bus: a
+//! node cut off from that master (or removed from the Cluster), or the master down,
+//! restarted empty or failed over, would leave the subscription alive and silent. So
+//! every [`PING_EVERY`] a heartbeat is published by a script on a key of that slot, and
+//! the feed counts as lost when none came back within [`HEARTBEAT_BOUND`].
 
 use std::time::Duration;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use futures_util::StreamExt;
 
 use super::endpoint::Endpoint;
 
+use crate::clock::Stopwatch;
 use crate::store::changes::{Change, FeedSender, CHANNEL};
 
 /// How often the subscription proves it is alive.
 const PING_EVERY: Duration = Duration::from_millis(250);
 /// How long a ping (or subscribing) may take before the connection is given up.
 const PING_BOUND: Duration = Duration::from_millis(250);
+/// How long the feed may go without a heartbeat (Cluster only) before it counts as lost.
+const HEARTBEAT_BOUND: Duration = Duration::from_millis(1000);
+/// The heartbeat message: neither a session (`s:`) nor an account (`u:`) announcement.
+const HEARTBEAT: &str = "h";
+/// Publishes `ARGV[2]` on channel `ARGV[1]`; `KEYS[1]`, unused, routes it to the store's
+/// master on a Cluster.
+static PUBLISH_THROUGH_STORE: LazyLock<::redis::Script> =
+    LazyLock::new(|| ::redis::Script::new("return redis.call('PUBLISH', ARGV[1], ARGV[2])"));
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
-/// Follows the channel until the receiving cache is gone.
-pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender) {
+/// Follows the channel until the receiving cache is gone. `heartbeat`: on a Cluster, a key
+/// in the store's slot to publish heartbeats through (see the module doc).
+pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender, heartbeat: Option<String>) {
     let mut backoff = BACKOFF_MIN;
     let mut said_down = false;
     while !tx.is_closed() {
@@ -38,7 +55,7 @@ pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender) {
                 if !tx.send(Change::Live).await {
                     return;
                 }
-                let why = relay(pubsub, &tx, &endpoint, generation).await;
+                let why = relay(pubsub, &tx, &endpoint, generation, heartbeat.as_deref()).await;
                 tracing::warn!(reason = why, "session change feed lost; caching briefly");
                 if !tx.send(Change::Lost).await {
                     return;
@@ -85,8 +102,10 @@ async fn relay(
     tx: &FeedSender,
     endpoint: &Endpoint,
     generation: u64,
+    heartbeat: Option<&str>,
 ) -> &'static str {
     let (mut sink, mut stream) = pubsub.split();
+    let mut heard = Stopwatch::start();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -94,6 +113,10 @@ async fn relay(
             msg = stream.next() => {
                 let Some(msg) = msg else { return "connection closed" };
                 let Ok(text) = msg.get_payload::<String>() else { continue };
+                if text == HEARTBEAT {
+                    heard = Stopwatch::start();
+                    continue;
+                }
                 if let Some(change) = Change::parse(&text) {
                     if !tx.send(change).await {
                         return "cache gone";
@@ -110,7 +133,26 @@ async fn relay(
                     Ok(Err(_)) => return "ping failed",
                     Err(_) => return "ping unanswered",
                 }
+                if let Some(key) = heartbeat {
+                    if heard.elapsed() > HEARTBEAT_BOUND {
+                        return "no heartbeat came back from the store's master";
+                    }
+                    // A heartbeat that cannot be sent is one that does not come back.
+                    let _ = tokio::time::timeout(PING_BOUND, publish_heartbeat(endpoint, key)).await;
+                }
             }
         }
     }
+}
+
+/// Publishes one heartbeat through the store's master (the master of `key`'s slot).
+async fn publish_heartbeat(endpoint: &Endpoint, key: &str) -> Result<(), String> {
+    let current = endpoint.current().await.map_err(|e| e.to_string())?;
+    let mut conn = current.conn.clone();
+    let mut inv = PUBLISH_THROUGH_STORE.prepare_invoke();
+    inv.key(key).arg(CHANNEL).arg(HEARTBEAT);
+    inv.invoke_async::<i64>(&mut conn)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
 }

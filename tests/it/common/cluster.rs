@@ -146,6 +146,33 @@ impl ClusterSet {
         format!("redis+cluster://{}", hosts.join(","))
     }
 
+    /// Kills the node on `port` (SIGKILL: a crash). Its slots stay without a master.
+    pub fn kill(&mut self, port: u16) {
+        if let Some(node) = self.nodes.iter_mut().find(|n| n.port == port) {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+    }
+
+    /// The client port of the master holding `{vigile}`'s slot: the whole store.
+    pub async fn store_master(&self) -> u16 {
+        let first = self.nodes[0].port;
+        let slot: i64 = command(first, &["CLUSTER", "KEYSLOT", "{vigile}"])
+            .await
+            .expect("CLUSTER KEYSLOT");
+        let slots: Vec<(i64, i64, Vec<redis::Value>)> = command(first, &["CLUSTER", "SLOTS"])
+            .await
+            .expect("CLUSTER SLOTS");
+        for (lo, hi, master) in slots {
+            if (lo..=hi).contains(&slot) {
+                if let Some(redis::Value::Int(port)) = master.get(1) {
+                    return u16::try_from(*port).expect("a port");
+                }
+            }
+        }
+        panic!("no master holds slot {slot}");
+    }
+
     /// The client ports of the nodes.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|n| n.port).collect()
