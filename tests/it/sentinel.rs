@@ -1,11 +1,13 @@
-//! Issue 18: two gateways on a Redis Sentinel set (`redis+sentinel://`), the master
-//! killed while members browse and log in on both. Nothing unauthenticated reaches the
-//! upstream, calls that need the store fail closed (503) while no master is reachable,
-//! `/readyz` follows, the device cap holds for logins racing across the two instances,
-//! and service comes back by itself on the promoted replica with every session kept.
+//! Issue 18: two gateways on a Redis Sentinel set (`redis+sentinel://`), or on a Redis
+//! Cluster with replicas (`redis+cluster://`), the master holding the store killed while
+//! members browse and log in on both. Nothing unauthenticated reaches the upstream, calls
+//! that need the store fail closed (503) while no master is reachable, `/readyz` follows,
+//! the device cap holds for logins racing across the two instances, and service comes
+//! back by itself on the promoted replica with every session kept.
 
 use std::time::{Duration, Instant};
 
+use crate::common::cluster::ClusterSet;
 use crate::common::consts::{ANN, PW};
 use crate::common::gateway::{Gateway, GatewayBuilder};
 use crate::common::http::{self, client_ua, get, login, login_ok};
@@ -62,9 +64,50 @@ async fn status_with(gw: &Gateway, cookie: &str) -> u16 {
         .unwrap_or(0)
 }
 
+/// A highly available Redis whose master can be killed and replaced by a replica.
+enum Ha {
+    Sentinel(SentinelSet),
+    /// The set, and the port of the store's master once killed.
+    Cluster(ClusterSet, Option<u16>),
+}
+
+impl Ha {
+    fn url(&self) -> String {
+        match self {
+            Ha::Sentinel(set) => set.url(),
+            Ha::Cluster(set, _) => set.url(),
+        }
+    }
+
+    async fn kill_master(&mut self) {
+        match self {
+            Ha::Sentinel(set) => set.kill_master(),
+            Ha::Cluster(set, killed) => *killed = Some(set.kill_store_master().await),
+        }
+    }
+
+    async fn wait_failover(&self) {
+        match self {
+            Ha::Sentinel(set) => set.wait_failover().await,
+            Ha::Cluster(set, killed) => {
+                set.wait_failover(killed.expect("a master was killed"))
+                    .await
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn master_killed_mid_traffic_fails_closed_and_comes_back() {
-    let mut set = SentinelSet::start().await;
+    master_killed_mid_traffic(Ha::Sentinel(SentinelSet::start().await)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_master_killed_mid_traffic_fails_closed_and_comes_back() {
+    master_killed_mid_traffic(Ha::Cluster(ClusterSet::with_replicas().await, None)).await
+}
+
+async fn master_killed_mid_traffic(mut set: Ha) {
     let up = Upstream::start().await;
     let mut smtp = SmtpSink::start().await;
     let one = gateway(&up, &smtp, &set.url()).await;
@@ -88,7 +131,7 @@ async fn master_killed_mid_traffic_fails_closed_and_comes_back() {
     .await;
     assert_eq!(r.status(), 200);
 
-    set.kill_master();
+    set.kill_master().await;
     let killed = Instant::now();
     // Logins from new devices race on both instances while the master is gone: each
     // retries until it gets an answer that is not 503.

@@ -1,5 +1,7 @@
 //! A real Redis Cluster on loopback: three masters (`redis-server --cluster-enabled yes`),
-//! the 16 384 slots split between them, joined with `CLUSTER MEET`. Killed on Drop.
+//! the 16 384 slots split between them, joined with `CLUSTER MEET`, and with
+//! [`ClusterSet::with_replicas`] one replica each, which the Cluster promotes when its
+//! master dies (after `cluster-node-timeout`, 2 s here). Killed on Drop.
 //! Each node's bus port is picked like its client port (the default, port + 10 000, may
 //! not exist above 55 535).
 
@@ -65,13 +67,23 @@ impl ClusterSet {
     /// Starts the three masters, gives each a third of the slots, introduces them, and
     /// waits until every node says the cluster is `ok`.
     pub async fn start() -> Self {
+        Self::form(false).await
+    }
+
+    /// [`Self::start`], plus a replica of each master, in sync before this returns.
+    pub async fn with_replicas() -> Self {
+        Self::form(true).await
+    }
+
+    async fn form(replicas: bool) -> Self {
+        let count = if replicas { 2 * MASTERS } else { MASTERS };
         let dir = tempfile::tempdir().expect("tempdir for the cluster");
         let mut set = ClusterSet {
             dir,
             nodes: Vec::new(),
         };
         let mut buses = Vec::new();
-        for _ in 0..MASTERS {
+        for _ in 0..count {
             let (port, bus) = (free_port(), free_port());
             let child = spawn(port, bus, set.dir.path());
             set.nodes.push(Node { port, child });
@@ -85,7 +97,7 @@ impl ClusterSet {
             .await;
         }
         let per = SLOTS / MASTERS;
-        for (i, node) in set.nodes.iter().enumerate() {
+        for (i, node) in set.nodes.iter().take(MASTERS.into()).enumerate() {
             let i = i as u16;
             let first = i * per;
             let last = if i + 1 == MASTERS {
@@ -106,6 +118,35 @@ impl ClusterSet {
                 .expect("CLUSTER MEET");
         }
         let ports: Vec<u16> = set.nodes.iter().map(|n| n.port).collect();
+        set.until("every node knows every other", || {
+            let ports = ports.clone();
+            async move {
+                for port in &ports {
+                    let known = command::<String>(*port, &["CLUSTER", "INFO"])
+                        .await
+                        .is_ok_and(|i| i.contains(&format!("cluster_known_nodes:{count}")));
+                    if !known {
+                        return false;
+                    }
+                }
+                true
+            }
+        })
+        .await;
+        let masters: Vec<u16> = ports.iter().copied().take(MASTERS.into()).collect();
+        for (replica, master) in ports.iter().skip(MASTERS.into()).zip(&masters) {
+            let id: String = command(*master, &["CLUSTER", "MYID"]).await.expect("MYID");
+            let _: String = command(*replica, &["CLUSTER", "REPLICATE", &id])
+                .await
+                .expect("CLUSTER REPLICATE");
+            let replica = *replica;
+            set.until(&format!("replica {replica} is in sync"), || async move {
+                command::<String>(replica, &["INFO", "replication"])
+                    .await
+                    .is_ok_and(|i| i.contains("master_link_status:up"))
+            })
+            .await;
+        }
         set.until("every node sees the cluster whole", || {
             let ports = ports.clone();
             async move {
@@ -114,7 +155,7 @@ impl ClusterSet {
                         .await
                         .is_ok_and(|i| {
                             i.contains("cluster_state:ok")
-                                && i.contains(&format!("cluster_known_nodes:{MASTERS}"))
+                                && i.contains(&format!("cluster_known_nodes:{count}"))
                         });
                     if !ok {
                         return false;
@@ -156,21 +197,56 @@ impl ClusterSet {
 
     /// The client port of the master holding `{vigile}`'s slot: the whole store.
     pub async fn store_master(&self) -> u16 {
-        let first = self.nodes[0].port;
-        let slot: i64 = command(first, &["CLUSTER", "KEYSLOT", "{vigile}"])
+        self.store_master_seen_by(self.nodes[0].port)
             .await
-            .expect("CLUSTER KEYSLOT");
-        let slots: Vec<(i64, i64, Vec<redis::Value>)> = command(first, &["CLUSTER", "SLOTS"])
+            .expect("a master holds the store's slot")
+    }
+
+    /// The store's master as node `port` sees it (`CLUSTER SLOTS`).
+    async fn store_master_seen_by(&self, port: u16) -> Option<u16> {
+        let slot: i64 = command(port, &["CLUSTER", "KEYSLOT", "{vigile}"])
             .await
-            .expect("CLUSTER SLOTS");
-        for (lo, hi, master) in slots {
-            if (lo..=hi).contains(&slot) {
-                if let Some(redis::Value::Int(port)) = master.get(1) {
-                    return u16::try_from(*port).expect("a port");
+            .ok()?;
+        let slots: Vec<Vec<redis::Value>> = command(port, &["CLUSTER", "SLOTS"]).await.ok()?;
+        slots.iter().find_map(|range| match range.as_slice() {
+            [redis::Value::Int(lo), redis::Value::Int(hi), redis::Value::Array(master), ..]
+                if (*lo..=*hi).contains(&slot) =>
+            {
+                match master.get(1) {
+                    Some(redis::Value::Int(p)) => u16::try_from(*p).ok(),
+                    _ => None,
                 }
             }
-        }
-        panic!("no master holds slot {slot}");
+            _ => None,
+        })
+    }
+
+    /// Kills the master holding the store's slot, as [`Self::kill`]; returns its port.
+    pub async fn kill_store_master(&mut self) -> u16 {
+        let port = self.store_master().await;
+        self.kill(port);
+        port
+    }
+
+    /// Waits until a replica was promoted in place of the store's master `killed`, and
+    /// every node still up says the cluster is `ok` again.
+    pub async fn wait_failover(&self, killed: u16) {
+        let alive: Vec<u16> = self.ports().into_iter().filter(|p| *p != killed).collect();
+        self.until("a replica is promoted for the store's slot", || {
+            let alive = alive.clone();
+            async move {
+                for port in &alive {
+                    let ok = command::<String>(*port, &["CLUSTER", "INFO"])
+                        .await
+                        .is_ok_and(|i| i.contains("cluster_state:ok"));
+                    if !ok {
+                        return false;
+                    }
+                }
+                self.store_master_seen_by(alive[0]).await != Some(killed)
+            }
+        })
+        .await;
     }
 
     /// The client ports of the nodes.
