@@ -156,3 +156,42 @@ async fn losing_the_store_master_fails_the_ping_and_the_change_feed() {
         "not ready without the store's master"
     );
 }
+
+/// The feed subscribes on the store's master, found from the Cluster's own map, not on
+/// the first node the URL names: the announcements start there, and it is found even
+/// when every node the URL names was replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_feed_subscribes_on_the_store_master() {
+    let set = ClusterSet::start().await;
+    let master = set.store_master().await;
+    let mut ports = set.ports();
+    ports.sort_by_key(|p| *p == master);
+    let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let url = format!("redis+cluster://{}", hosts.join(","));
+    let store: DynStore = Arc::new(RedisStore::connect_lazy(&url, false).unwrap());
+    let mut feed = store.changes();
+    let first = tokio::time::timeout(Duration::from_secs(10), feed.recv())
+        .await
+        .unwrap();
+    assert_eq!(first, Some(Change::Live));
+    let subscribers = |port: u16| async move {
+        let reply: Vec<::redis::Value> =
+            command(port, &["PUBSUB", "NUMSUB", vigile::store::changes::CHANNEL])
+                .await
+                .unwrap();
+        match reply.as_slice() {
+            [_, ::redis::Value::Int(n)] => *n,
+            other => panic!("PUBSUB NUMSUB answered {other:?}"),
+        }
+    };
+    assert_eq!(
+        subscribers(master).await,
+        1,
+        "the feed is on the store's master"
+    );
+    assert_eq!(
+        subscribers(ports[0]).await,
+        0,
+        "not on the first node named"
+    );
+}

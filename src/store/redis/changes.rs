@@ -47,7 +47,7 @@ pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender, heartbeat: O
     let mut backoff = BACKOFF_MIN;
     let mut said_down = false;
     while !tx.is_closed() {
-        match subscribe(&endpoint).await {
+        match subscribe(&endpoint, heartbeat.as_deref()).await {
             Ok((pubsub, generation)) => {
                 backoff = BACKOFF_MIN;
                 said_down = false;
@@ -76,10 +76,24 @@ pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender, heartbeat: O
 /// Subscribes on the master (found through Sentinel if need be: a subscription that
 /// cannot be made there makes the next attempt ask for the master again), or on the
 /// first Cluster node that takes it.
-async fn subscribe(endpoint: &Endpoint) -> Result<(::redis::aio::PubSub, u64), String> {
+async fn subscribe(
+    endpoint: &Endpoint,
+    heartbeat: Option<&str>,
+) -> Result<(::redis::aio::PubSub, u64), String> {
     let current = endpoint.current().await.map_err(|e| e.to_string())?;
     let mut why = String::from("no server to subscribe on");
-    for client in &current.subscribe_on {
+    // On a Cluster, the store's master first: the announcements start there, and it is
+    // found even when the URL's nodes were all replaced.
+    let mut candidates = Vec::new();
+    if let Some(key) = heartbeat {
+        let mut conn = current.conn.clone();
+        let found = tokio::time::timeout(PING_BOUND * 4, master_of(&mut conn, key)).await;
+        if let Ok(Some((host, port))) = found {
+            candidates.extend(endpoint.cluster_node(&host, port));
+        }
+    }
+    candidates.extend(current.subscribe_on.iter().cloned());
+    for client in &candidates {
         let attempt = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(CHANNEL).await?;
@@ -155,4 +169,29 @@ async fn publish_heartbeat(endpoint: &Endpoint, key: &str) -> Result<(), String>
         .await
         .map(drop)
         .map_err(|e| e.to_string())
+}
+
+/// The master of `key`'s slot, as the Cluster describes itself (`CLUSTER SLOTS`).
+async fn master_of(conn: &mut super::endpoint::Conn, key: &str) -> Option<(String, u16)> {
+    use ::redis::Value;
+    let mut keyslot = ::redis::cmd("CLUSTER");
+    keyslot.arg("KEYSLOT").arg(key);
+    let slot: i64 = keyslot.query_async(conn).await.ok()?;
+    let mut slots = ::redis::cmd("CLUSTER");
+    slots.arg("SLOTS");
+    let ranges: Vec<Vec<Value>> = slots.query_async(conn).await.ok()?;
+    ranges.iter().find_map(|range| match range.as_slice() {
+        [Value::Int(lo), Value::Int(hi), Value::Array(master), ..]
+            if (*lo..=*hi).contains(&slot) =>
+        {
+            match master.as_slice() {
+                [host, Value::Int(port), ..] => {
+                    let host = ::redis::from_redis_value_ref::<String>(host).ok()?;
+                    Some((host, u16::try_from(*port).ok()?))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    })
 }

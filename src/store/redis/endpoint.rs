@@ -99,6 +99,8 @@ pub(super) struct Endpoint {
     target: Target,
     config: ConnectionManagerConfig,
     current: RwLock<Option<Arc<Current>>>,
+    /// A Cluster's URL, for the credentials of the nodes it names at run time.
+    cluster: Option<ClusterUrl>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -110,7 +112,7 @@ impl Endpoint {
     pub fn fixed(client: Client, config: ConnectionManagerConfig) -> StoreResult<Arc<Self>> {
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
             .map_err(unavailable)?;
-        Ok(Self::steady(Conn::One(conn), vec![client], config))
+        Ok(Self::steady(Conn::One(conn), vec![client], config, None))
     }
 
     /// A Cluster, found from the URL's nodes at the first call.
@@ -129,12 +131,23 @@ impl Endpoint {
             .map(|addr| url.node(addr.clone()).and_then(Client::open))
             .collect::<Result<Vec<_>, _>>()
             .map_err(unavailable)?;
-        Ok(Self::steady(Conn::Cluster(conn), nodes, config))
+        Ok(Self::steady(
+            Conn::Cluster(conn),
+            nodes,
+            config,
+            Some(url.clone()),
+        ))
     }
 
-    fn steady(conn: Conn, subscribe_on: Vec<Client>, config: ConnectionManagerConfig) -> Arc<Self> {
+    fn steady(
+        conn: Conn,
+        subscribe_on: Vec<Client>,
+        config: ConnectionManagerConfig,
+        cluster: Option<ClusterUrl>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             target: Target::Fixed,
+            cluster,
             config,
             current: RwLock::new(Some(Arc::new(Current {
                 conn,
@@ -155,7 +168,16 @@ impl Endpoint {
             },
             config,
             current: RwLock::new(None),
+            cluster: None,
         }))
+    }
+
+    /// On a Cluster, a client for node `host:port` (one the Cluster named) with the
+    /// URL's credentials; `None` elsewhere.
+    pub fn cluster_node(&self, host: &str, port: u16) -> Option<Client> {
+        let url = self.cluster.as_ref()?;
+        let addr = ::redis::ConnectionAddr::Tcp(host.to_string(), port);
+        url.node(addr).and_then(Client::open).ok()
     }
 
     fn known(&self) -> Option<Arc<Current>> {
