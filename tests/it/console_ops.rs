@@ -21,7 +21,7 @@ const OUTBOX: &str = "/_vigile/admin/outbox";
 const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const IP_RULE: &str = "[lockout]\nip_max_failures = 3\nip_window = \"10m\"\nip_block = \"15m\"\n";
 /// After a failed attempt a mail waits an hour: only "Retry now" sends it sooner.
-const SLOW_RETRY: &str = "[mail]\nretry_initial = \"1h\"\nretry_max = \"1h\"\n";
+const SLOW_RETRY: &str = "[mail]\nretry_initial = \"1h\"\nretry_max = \"1h\"\ntimeout = \"20s\"\n";
 
 /// The page in French (the language switch's cookie is not needed: `Accept-Language`).
 async fn get_page_fr(c: &Client, url: &str) -> String {

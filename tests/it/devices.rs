@@ -218,7 +218,7 @@ async fn choose_flow_replaces_the_chosen_device(backend: Backend) {
     assert_eq!(s.smtp.count_to(NOTIFY), 1);
     assert_eq!(s.smtp.count_to(BOSS), 1);
 }
-every_store!(choose_flow_replaces_the_chosen_device);
+both_backends!(choose_flow_replaces_the_chosen_device);
 
 async fn abandoning_or_exhausting_the_code_changes_nothing(backend: Backend) {
     let s = backend.stack(&cap(1, "choose")).await;

@@ -306,7 +306,7 @@ async fn ip_block_starts_shows_doubles_and_ends(backend: Backend) {
         200
     );
 }
-every_store!(ip_block_starts_shows_doubles_and_ends);
+both_backends!(ip_block_starts_shows_doubles_and_ends);
 
 async fn forwarded_for_counts_only_from_trusted_proxies(backend: Backend) {
     let s = backend.stack(IP_RULE).await;
