@@ -26,6 +26,17 @@ fn rule() -> IpRule {
     }
 }
 
+/// A store on `set` whose URL names the store's master (`master`) last; the ports in the
+/// URL's order.
+fn store_named_master_last(set: &ClusterSet, master: u16) -> (DynStore, Vec<u16>) {
+    let mut ports = set.ports();
+    ports.sort_by_key(|p| *p == master);
+    let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let url = format!("redis+cluster://{}", hosts.join(","));
+    let store: DynStore = Arc::new(RedisStore::connect_lazy(&url, false).unwrap());
+    (store, ports)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_key_is_tagged_and_the_store_sits_on_the_master_of_its_slot() {
     let set = ClusterSet::start().await;
@@ -120,19 +131,14 @@ async fn a_master_that_may_evict_is_refused_even_without_the_slot() {
     assert!(!store.eviction_unsafe());
 }
 
-/// With the master of the store's slot gone, the store is not ready, and the change feed,
-/// subscribed on another node that stays up, says it is lost (so every instance stops
-/// trusting its cache): the heartbeat published through that master stops coming back.
+/// With the master of the store's slot gone, the store is not ready, and the change feed
+/// says it is lost (so every instance stops trusting its cache): its subscription there
+/// breaks, and the heartbeat published through that master stops coming back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_the_store_master_fails_the_ping_and_the_change_feed() {
     let mut set = ClusterSet::start().await;
     let master = set.store_master().await;
-    // The feed subscribes on the first node listed: one that is not the store's master.
-    let mut ports = set.ports();
-    ports.sort_by_key(|p| *p == master);
-    let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let url = format!("redis+cluster://{}", hosts.join(","));
-    let store: DynStore = Arc::new(RedisStore::connect_lazy(&url, false).unwrap());
+    let (store, _) = store_named_master_last(&set, master);
     store.ping().await.unwrap();
     let mut feed = store.changes();
     let bound = Duration::from_secs(10);
@@ -164,11 +170,7 @@ async fn losing_the_store_master_fails_the_ping_and_the_change_feed() {
 async fn the_change_feed_subscribes_on_the_store_master() {
     let set = ClusterSet::start().await;
     let master = set.store_master().await;
-    let mut ports = set.ports();
-    ports.sort_by_key(|p| *p == master);
-    let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let url = format!("redis+cluster://{}", hosts.join(","));
-    let store: DynStore = Arc::new(RedisStore::connect_lazy(&url, false).unwrap());
+    let (store, ports) = store_named_master_last(&set, master);
     let mut feed = store.changes();
     let first = tokio::time::timeout(Duration::from_secs(10), feed.recv())
         .await
@@ -194,4 +196,50 @@ async fn the_change_feed_subscribes_on_the_store_master() {
         0,
         "not on the first node named"
     );
+}
+
+/// A subscription that stays up while announcements stop (here the store's master pauses
+/// its writers, publishing included, while still answering the feed's pings; in the wild
+/// a node cut off from that master) is a lost feed: the heartbeats stop coming back. The
+/// feed is live again once they do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_subscription_is_a_lost_feed() {
+    let set = ClusterSet::start().await;
+    let master = set.store_master().await;
+    let store = open_on(&set);
+    let mut feed = store.changes();
+    let bound = Duration::from_secs(10);
+    let first = tokio::time::timeout(bound, feed.recv()).await.unwrap();
+    assert_eq!(first, Some(Change::Live));
+
+    let _: String = command(master, &["CLIENT", "PAUSE", "3000", "WRITE"])
+        .await
+        .unwrap();
+    assert!(
+        next(&mut feed, Change::Lost).await,
+        "the silence is noticed"
+    );
+    assert!(
+        next(&mut feed, Change::Live).await,
+        "live again after the pause"
+    );
+}
+
+/// Whether `want` comes on `feed` within 10 s (whatever comes before it).
+async fn next(feed: &mut vigile::store::changes::ChangeFeed, want: Change) -> bool {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(change) = feed.recv().await {
+            if change == want {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A store on `set`, as a gateway opens it.
+fn open_on(set: &ClusterSet) -> DynStore {
+    Arc::new(RedisStore::connect_lazy(&set.url(), false).unwrap())
 }
