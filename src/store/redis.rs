@@ -52,8 +52,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Connection retries (exponential backoff from 100 ms) before a call gives up.
 pub const RECONNECT_RETRIES: usize = 1;
-/// Tries of a command on a Cluster after a redirection or a lost node.
-const CLUSTER_RETRIES: u32 = 3;
+/// Tries of a command on a Cluster after an error: none. The cluster client would also
+/// retry after a lost or timed-out answer, running again a script that may have run (a
+/// failed login counted twice); like the single-server connection, a call fails instead
+/// (503) and the client, told where the slot went, routes the next one.
+const CLUSTER_RETRIES: u32 = 0;
 /// Overall bound on one store call, whatever the network does.
 pub const OP_DEADLINE: Duration = Duration::from_secs(3);
 

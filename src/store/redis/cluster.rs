@@ -79,8 +79,7 @@ impl ClusterUrl {
     }
 
     /// The crate's cluster client for these nodes. `retries`: how often a command is
-    /// tried again after a redirection or a node lost (each store call stays bounded by
-    /// its own deadline anyway).
+    /// tried again after an error (a redirection, a node lost, an answer timed out).
     pub fn client(
         &self,
         connect: Duration,

@@ -117,19 +117,34 @@ impl ClusterSet {
                 .await
                 .expect("CLUSTER MEET");
         }
+        let meets: Vec<(String, String)> = set
+            .nodes
+            .iter()
+            .zip(&buses)
+            .skip(1)
+            .map(|(node, bus)| (node.port.to_string(), bus.to_string()))
+            .collect();
         let ports: Vec<u16> = set.nodes.iter().map(|n| n.port).collect();
+        // A handshake not done within the node timeout is dropped (a loaded machine), so
+        // the introductions are made again, every second, until every node knows every other.
+        let polls = std::sync::atomic::AtomicU32::new(0);
         set.until("every node knows every other", || {
-            let ports = ports.clone();
+            let (ports, meets) = (ports.clone(), meets.clone());
+            let poll = polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             async move {
+                let mut whole = true;
                 for port in &ports {
-                    let known = command::<String>(*port, &["CLUSTER", "INFO"])
+                    whole &= command::<String>(*port, &["CLUSTER", "INFO"])
                         .await
                         .is_ok_and(|i| i.contains(&format!("cluster_known_nodes:{count}")));
-                    if !known {
-                        return false;
+                }
+                if !whole && poll % 10 == 9 {
+                    for (port, bus) in &meets {
+                        let _: redis::RedisResult<String> =
+                            command(first, &["CLUSTER", "MEET", "127.0.0.1", port, bus]).await;
                     }
                 }
-                true
+                whole
             }
         })
         .await;
