@@ -8,10 +8,10 @@
 //! [`PING_EVERY`] that must be answered within [`PING_BOUND`]: a dead connection is
 //! noticed within half a second, inside the one second a revocation may take.
 //!
-//! On a Cluster, the feed subscribes on some node while the store lives on the master of
-//! the `{vigile}` slot, and pub/sub messages reach the feed's node over the cluster bus: a
-//! node cut off from that master (or removed from the Cluster), or the master down,
-//! restarted empty or failed over, would leave the subscription alive and silent. So
+//! On a Cluster, the feed subscribes on the master of the `{vigile}` slot as the Cluster
+//! maps it (or, failing that, on a node the URL names, which gets the messages over the
+//! cluster bus). A node cut off from that master, or the master restarted empty, failed
+//! over or moved, could leave the subscription alive and silent. So
 //! every [`PING_EVERY`] a heartbeat is published by a script on a key of that slot, and
 //! the feed counts as lost when none came back within [`HEARTBEAT_BOUND`].
 
@@ -74,8 +74,8 @@ pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender, heartbeat: O
 }
 
 /// Subscribes on the master (found through Sentinel if need be: a subscription that
-/// cannot be made there makes the next attempt ask for the master again), or on the
-/// first Cluster node that takes it.
+/// cannot be made there makes the next attempt ask for the master again); on a Cluster,
+/// on the store's master, else on the first of the URL's nodes that takes it.
 async fn subscribe(
     endpoint: &Endpoint,
     heartbeat: Option<&str>,
