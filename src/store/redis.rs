@@ -559,11 +559,8 @@ impl RedisStore {
             endpoint
         } else if url.starts_with(cluster::SCHEME) {
             let url = cluster::ClusterUrl::parse(url).map_err(StoreError::Unavailable)?;
-            let client = url
-                .client(CONNECT_TIMEOUT, RESPONSE_TIMEOUT, CLUSTER_RETRIES)
-                .map_err(|e| StoreError::Unavailable(format!("invalid Cluster URL: {e}")))?;
             ns = Namespace::Cluster;
-            endpoint::Endpoint::cluster(&url, config, client)?
+            endpoint::Endpoint::cluster(&url, config, CLUSTER_RETRIES)?
         } else {
             let client = ::redis::Client::open(url)
                 .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;

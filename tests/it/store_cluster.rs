@@ -14,8 +14,8 @@ use vigile::store::{AttemptKey, DeviceId, DynStore, IpRule, RedisStore, StoreErr
 use crate::common::backend::StoreBackend;
 use crate::common::cluster::ClusterSet;
 use crate::common::consts::MINUTE;
-use crate::common::records::{real_now, session, user};
 use crate::common::sentinel::command;
+use crate::store_suite::member_with_session;
 
 fn rule() -> IpRule {
     IpRule {
@@ -42,12 +42,7 @@ async fn every_key_is_tagged_and_the_store_sits_on_the_master_of_its_slot() {
     let set = ClusterSet::start().await;
     let ports = set.ports();
     let b = StoreBackend::Cluster(set);
-    let store = b.open();
-    let now = real_now();
-    let u = user("member@example.org", now);
-    store.user_insert(&u).await.unwrap();
-    let (s, _) = session(&u.id, now);
-    store.session_insert(&s, None).await.unwrap();
+    let (store, u, s, now) = member_with_session(&b).await;
     store.secret_get_or_init(b"secret").await.unwrap();
     let device = DeviceId::from_string("d1");
     store

@@ -68,7 +68,9 @@ async fn lookup(store: &DynStore, s: &SessionRecord, now: Millis) -> Option<Sess
 }
 
 /// A member with one session, the store, and the instant everything was created.
-async fn member_with_session(b: &StoreBackend) -> (DynStore, User, SessionRecord, Millis) {
+pub(crate) async fn member_with_session(
+    b: &StoreBackend,
+) -> (DynStore, User, SessionRecord, Millis) {
     let store = b.open();
     let now = real_now();
     let u = user("member@example.org", now);

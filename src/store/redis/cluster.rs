@@ -10,8 +10,6 @@
 //! Cluster has only database 0, so the URL names none. Every key carries the hash tag
 //! `{vigile}` there (`keys::Namespace::Cluster`): the whole store lives in one slot.
 
-use std::time::Duration;
-
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
 use ::redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisResult};
 
@@ -79,21 +77,15 @@ impl ClusterUrl {
     }
 
     /// The crate's cluster client for these nodes. `retries`: how often a command is
-    /// tried again after an error (a redirection, a node lost, an answer timed out).
-    pub fn client(
-        &self,
-        connect: Duration,
-        respond: Duration,
-        retries: u32,
-    ) -> RedisResult<ClusterClient> {
+    /// tried again after an error (a redirection, a node lost, an answer timed out). The
+    /// timeouts are the connection's (`Endpoint::cluster`), which override the client's.
+    pub fn client(&self, retries: u32) -> RedisResult<ClusterClient> {
         let nodes = self
             .nodes
             .iter()
             .map(|addr| self.node(addr.clone()))
             .collect::<RedisResult<Vec<_>>>()?;
         let mut builder = ClusterClientBuilder::new(nodes)
-            .connection_timeout(connect)
-            .response_timeout(respond)
             .retries(retries)
             .min_retry_wait(50)
             .max_retry_wait(500);

@@ -86,8 +86,11 @@ pub(super) struct Current {
 }
 
 enum Target {
-    /// One address, or a Cluster: the connection stays, reconnecting by itself.
+    /// One address: the connection stays, reconnecting by itself.
     Fixed,
+    /// A Cluster, whose client follows it by itself; its URL gives the credentials of the
+    /// nodes it names at run time.
+    Cluster(Box<ClusterUrl>),
     Sentinel {
         client: Box<tokio::sync::Mutex<SentinelClient>>,
         /// When the last search found no master, and why.
@@ -99,8 +102,6 @@ pub(super) struct Endpoint {
     target: Target,
     config: ConnectionManagerConfig,
     current: RwLock<Option<Arc<Current>>>,
-    /// A Cluster's URL, for the credentials of the nodes it names at run time.
-    cluster: Option<ClusterUrl>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -112,42 +113,47 @@ impl Endpoint {
     pub fn fixed(client: Client, config: ConnectionManagerConfig) -> StoreResult<Arc<Self>> {
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
             .map_err(unavailable)?;
-        Ok(Self::steady(Conn::One(conn), vec![client], config, None))
+        Ok(Self::steady(
+            Target::Fixed,
+            Conn::One(conn),
+            vec![client],
+            config,
+        ))
     }
 
-    /// A Cluster, found from the URL's nodes at the first call.
+    /// A Cluster, found from the URL's nodes at the first call. `retries`: see
+    /// [`ClusterUrl::client`].
     pub fn cluster(
         url: &ClusterUrl,
         config: ConnectionManagerConfig,
-        cluster: ::redis::cluster::ClusterClient,
+        retries: u32,
     ) -> StoreResult<Arc<Self>> {
+        let client = url
+            .client(retries)
+            .map_err(|e| StoreError::Unavailable(format!("invalid Cluster URL: {e}")))?;
         let timeouts = ::redis::cluster::ClusterConfig::new()
             .set_connection_timeout(super::CONNECT_TIMEOUT)
             .set_response_timeout(super::RESPONSE_TIMEOUT);
-        let conn = cluster.get_pending_async_connection_with_config(timeouts);
+        let conn = client.get_pending_async_connection_with_config(timeouts);
         let nodes = url
             .nodes
             .iter()
             .map(|addr| url.node(addr.clone()).and_then(Client::open))
             .collect::<Result<Vec<_>, _>>()
             .map_err(unavailable)?;
-        Ok(Self::steady(
-            Conn::Cluster(conn),
-            nodes,
-            config,
-            Some(url.clone()),
-        ))
+        let target = Target::Cluster(Box::new(url.clone()));
+        Ok(Self::steady(target, Conn::Cluster(conn), nodes, config))
     }
 
+    /// An endpoint whose connection never changes (one address, or a Cluster).
     fn steady(
+        target: Target,
         conn: Conn,
         subscribe_on: Vec<Client>,
         config: ConnectionManagerConfig,
-        cluster: Option<ClusterUrl>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            target: Target::Fixed,
-            cluster,
+            target,
             config,
             current: RwLock::new(Some(Arc::new(Current {
                 conn,
@@ -168,16 +174,23 @@ impl Endpoint {
             },
             config,
             current: RwLock::new(None),
-            cluster: None,
         }))
     }
 
     /// On a Cluster, a client for node `host:port` (one the Cluster named) with the
     /// URL's credentials; `None` elsewhere.
     pub fn cluster_node(&self, host: &str, port: u16) -> Option<Client> {
-        let url = self.cluster.as_ref()?;
+        let Target::Cluster(url) = &self.target else {
+            return None;
+        };
         let addr = ::redis::ConnectionAddr::Tcp(host.to_string(), port);
         url.node(addr).and_then(Client::open).ok()
+    }
+
+    /// Whether the connection in use may be dropped for another master (Sentinel); the
+    /// others keep theirs.
+    fn follows_sentinel(&self) -> bool {
+        matches!(self.target, Target::Sentinel { .. })
     }
 
     fn known(&self) -> Option<Arc<Current>> {
@@ -254,13 +267,13 @@ impl Endpoint {
 
     /// A call on the connection of `generation` failed for want of Redis: with Sentinel,
     /// the next call asks for the master again (it may have changed). Nothing for a
-    /// fixed address, whose connection reconnects by itself.
+    /// fixed address or a Cluster, whose connection reconnects by itself.
     pub fn failed(&self, generation: u64) {
         self.drop_if(generation, KEEP_AT_LEAST);
     }
 
     fn drop_if(&self, generation: u64, kept_for: Duration) {
-        if matches!(self.target, Target::Fixed) {
+        if !self.follows_sentinel() {
             return;
         }
         if let Ok(mut slot) = self.current.write() {
@@ -274,12 +287,9 @@ impl Endpoint {
     }
 
     /// Whether the connection of `generation` is still the one calls use (always, for a
-    /// fixed address).
+    /// fixed address or a Cluster).
     pub fn is_current(&self, generation: u64) -> bool {
-        match self.target {
-            Target::Fixed => true,
-            Target::Sentinel { .. } => self.known().is_some_and(|c| c.generation == generation),
-        }
+        !self.follows_sentinel() || self.known().is_some_and(|c| c.generation == generation)
     }
 
     /// Asks the Sentinels which master is theirs and drops the connection in use if it
@@ -310,7 +320,7 @@ impl Endpoint {
     /// Runs [`Self::verify`] every [`VERIFY_EVERY`] while the endpoint lives (Sentinel
     /// only). Must be called inside a Tokio runtime.
     pub fn watch(self: &Arc<Self>) {
-        if matches!(self.target, Target::Fixed) {
+        if !self.follows_sentinel() {
             return;
         }
         let weak = Arc::downgrade(self);
