@@ -238,3 +238,32 @@ async fn next(feed: &mut vigile::store::changes::ChangeFeed, want: Change) -> bo
 fn open_on(set: &ClusterSet) -> DynStore {
     Arc::new(RedisStore::connect_lazy(&set.url(), false).unwrap())
 }
+
+/// An operator moving the store's slot to another master (a resharding; a failover looks
+/// the same to the client) is followed without one failed call: the old master's `MOVED`
+/// says it ran nothing, so the call is sent again where the slot went.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_moved_to_another_master_is_followed_without_a_failed_call() {
+    let b = StoreBackend::Cluster(ClusterSet::start().await);
+    let StoreBackend::Cluster(set) = &b else {
+        unreachable!()
+    };
+    let (store, u, s, now) = member_with_session(&b).await;
+    let from = set.store_master().await;
+    let to = set.move_store_slot().await;
+    assert_ne!(from, to);
+    assert_eq!(set.store_master().await, to);
+
+    // The very first calls after the move: a read, a script write, the readiness ping.
+    assert_eq!(
+        store.session_by_token(&s.token_hash, now).await.unwrap(),
+        Some(s.clone())
+    );
+    assert_eq!(store.session_delete_all(&u.id).await.unwrap(), 1);
+    store.ping().await.unwrap();
+    let keys: Vec<String> = command(to, &["KEYS", "*"]).await.unwrap();
+    assert!(
+        keys.iter().any(|k| k.starts_with("{vigile}:user:")),
+        "the store moved with its keys: {keys:?}"
+    );
+}

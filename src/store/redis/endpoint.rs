@@ -38,6 +38,27 @@ pub(super) const VERIFY_EVERY: Duration = Duration::from_secs(1);
 /// slow master timing out under load is not asked for again on every call.
 const KEEP_AT_LEAST: Duration = Duration::from_secs(1);
 
+/// Tries of a command a Cluster node refused without running it (`MOVED`: the slot is
+/// elsewhere; `READONLY`: the node was demoted; `TRYAGAIN`), after the first. The client
+/// has no retries of its own (`CLUSTER_RETRIES`), so without these the first calls after
+/// a failover would fail (503) while service is back; sending again a command that was
+/// never run keeps it at most once.
+const REFUSED_TRIES: u32 = 3;
+/// Pause before each of those tries (times the try's number): the client rebuilds its
+/// slot map in the background after such a refusal.
+const REFUSED_PAUSE: Duration = Duration::from_millis(25);
+
+/// Whether the node refused the command before running it, so it may be sent again.
+fn refused_unrun(e: &::redis::RedisError) -> bool {
+    use ::redis::{ErrorKind, ServerErrorKind};
+    matches!(
+        e.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::Moved | ServerErrorKind::ReadOnly | ServerErrorKind::TryAgain
+        )
+    )
+}
+
 /// A connection to one server, or to a whole Cluster (which routes each command to the
 /// node holding its keys). Cheap to clone: both share one multiplexed connection.
 #[derive(Clone)]
@@ -50,7 +71,18 @@ impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::One(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => Box::pin(async move {
+                let mut tries = 0;
+                loop {
+                    match c.req_packed_command(cmd).await {
+                        Err(e) if tries < REFUSED_TRIES && refused_unrun(&e) => {
+                            tries += 1;
+                            tokio::time::sleep(REFUSED_PAUSE * tries).await;
+                        }
+                        answer => return answer,
+                    }
+                }
+            }),
         }
     }
 

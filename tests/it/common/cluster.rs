@@ -264,6 +264,61 @@ impl ClusterSet {
         .await;
     }
 
+    /// Moves the store's slot, keys and all, to another master, as an operator's
+    /// resharding does (`IMPORTING`/`MIGRATING`, `MIGRATE`, then `SETSLOT … NODE` on every
+    /// master); returns the new master's port. Clients learn it from the `MOVED` answers.
+    pub async fn move_store_slot(&self) -> u16 {
+        let from = self.store_master().await;
+        let masters: Vec<u16> = self.ports().into_iter().take(MASTERS.into()).collect();
+        let to = *masters
+            .iter()
+            .find(|p| **p != from)
+            .expect("another master");
+        let slot: i64 = command(from, &["CLUSTER", "KEYSLOT", "{vigile}"])
+            .await
+            .expect("KEYSLOT");
+        let slot = slot.to_string();
+        let id = |port: u16| async move {
+            command::<String>(port, &["CLUSTER", "MYID"])
+                .await
+                .expect("MYID")
+        };
+        let (from_id, to_id) = (id(from).await, id(to).await);
+        let ok = |r: redis::RedisResult<String>, what: &str| {
+            r.unwrap_or_else(|e| panic!("{what}: {e}"));
+        };
+        ok(
+            command(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]).await,
+            "SETSLOT IMPORTING",
+        );
+        ok(
+            command(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]).await,
+            "SETSLOT MIGRATING",
+        );
+        let to_port = to.to_string();
+        loop {
+            let keys: Vec<String> = command(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "100"])
+                .await
+                .expect("GETKEYSINSLOT");
+            if keys.is_empty() {
+                break;
+            }
+            let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+            args.extend(keys.iter().map(String::as_str));
+            ok(command(from, &args).await, "MIGRATE");
+        }
+        for port in [to, from]
+            .into_iter()
+            .chain(masters.iter().copied().filter(|p| *p != to && *p != from))
+        {
+            ok(
+                command(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]).await,
+                "SETSLOT NODE",
+            );
+        }
+        to
+    }
+
     /// The client ports of the nodes.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|n| n.port).collect()
