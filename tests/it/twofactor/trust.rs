@@ -18,7 +18,9 @@ async fn a_trusted_device_skips_the_second_step_until_revoked(backend: Backend) 
     s.gw.add_user(ANN, PW, false);
     let laptop = client();
     login_ok(&laptop, &gw, ANN, PW).await;
-    let (mut app, _) = enrol_totp(&laptop, &gw).await;
+    // Two TOTP codes at most: a third may have to wait for the clock's next 30 s step, so
+    // the other second steps below use recovery codes (a second factor all the same).
+    let (mut app, recovery) = enrol_totp(&laptop, &gw).await;
     logout(&laptop, &gw).await;
 
     // The laptop passes with "trust this device": next time, the password alone.
@@ -29,9 +31,14 @@ async fn a_trusted_device_skips_the_second_step_until_revoked(backend: Backend) 
 
     // Another device, not trusted: asked, and asked again at its next login.
     let phone = client_ua(UA_FIREFOX_LINUX);
-    login_with_totp(&phone, &gw, ANN, &mut app, false).await;
-    logout(&phone, &gw).await;
-    login_with_totp(&phone, &gw, ANN, &mut app, false).await;
+    for (i, code) in recovery[..2].iter().enumerate() {
+        if i > 0 {
+            logout(&phone, &gw).await;
+        }
+        password_step(&phone, &gw, ANN, RD).await;
+        let resp = verify(&phone, &gw, TWOFA, "recovery", code, false).await;
+        assert_signed_in(resp, RD, "the phone's recovery code").await;
+    }
 
     // From the phone, Ann signs the laptop out: its trust ends with it.
     let account = page(&phone, &gw, "/_vigile/account").await;
@@ -47,8 +54,7 @@ async fn a_trusted_device_skips_the_second_step_until_revoked(backend: Backend) 
     assert_eq!(resp.status(), 303, "revoking the laptop");
     assert_no_session(&laptop, &gw, "the revoked laptop").await;
     password_step(&laptop, &gw, ANN, RD).await;
-    let code = app.fresh_code().await;
-    let resp = verify(&laptop, &gw, TWOFA, "totp", &code, false).await;
+    let resp = verify(&laptop, &gw, TWOFA, "recovery", &recovery[2], false).await;
     assert_signed_in(resp, RD, "the revoked laptop's code").await;
 }
 both_backends!(a_trusted_device_skips_the_second_step_until_revoked);
