@@ -41,7 +41,7 @@ fn store_named_master_last(set: &ClusterSet, master: u16) -> (DynStore, Vec<u16>
 async fn every_key_is_tagged_and_the_store_sits_on_the_master_of_its_slot() {
     let set = ClusterSet::start().await;
     let ports = set.ports();
-    let b = StoreBackend::Cluster(set);
+    let b = StoreBackend::Cluster(set.into());
     let (store, u, s, now) = member_with_session(&b).await;
     store.secret_get_or_init(b"secret").await.unwrap();
     let device = DeviceId::from_string("d1");
@@ -85,7 +85,7 @@ async fn every_key_is_tagged_and_the_store_sits_on_the_master_of_its_slot() {
 async fn a_master_that_may_evict_is_refused_even_without_the_slot() {
     let set = ClusterSet::start().await;
     let ports = set.ports();
-    let b = StoreBackend::Cluster(set);
+    let b = StoreBackend::Cluster(set.into());
     let store = b.open();
     store.ping().await.unwrap();
     // The node holding the store's slot stays safe; another one may evict.
@@ -244,7 +244,7 @@ fn open_on(set: &ClusterSet) -> DynStore {
 /// says it ran nothing, so the call is sent again where the slot went.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_moved_to_another_master_is_followed_without_a_failed_call() {
-    let b = StoreBackend::Cluster(ClusterSet::start().await);
+    let b = StoreBackend::Cluster(ClusterSet::start().await.into());
     let StoreBackend::Cluster(set) = &b else {
         unreachable!()
     };

@@ -14,6 +14,7 @@ use tempfile::TempDir;
 use vigile::store::{self, DynStore, RedisStore, SqliteStore, StoreUrl};
 
 use super::cluster::ClusterSet;
+use super::cluster_pool::{self, Cluster};
 use super::gateway::{Gateway, GatewayBuilder};
 use super::redis_server::RedisServer;
 use super::smtp::{ReceivedMail, SmtpSink};
@@ -174,9 +175,13 @@ pub async fn activation_mail(s: &Stack, email: &str, subject: &str) -> (Received
 /// Store data without a gateway, for the store contract tests: a temporary SQLite file or
 /// a real redis-server. "Two instances" are two store objects opened on it.
 pub enum StoreBackend {
-    Sqlite { _dir: TempDir, path: PathBuf },
+    Sqlite {
+        _dir: TempDir,
+        path: PathBuf,
+    },
     Redis(RedisServer),
-    Cluster(ClusterSet),
+    /// Leased from [`cluster_pool`] by the behaviour suite; a test's own otherwise.
+    Cluster(Cluster),
 }
 
 impl StoreBackend {
@@ -209,7 +214,7 @@ impl OnBackend for StoreBackend {
         match backend {
             Backend::Sqlite => StoreBackend::sqlite().await,
             Backend::Redis => StoreBackend::redis().await,
-            Backend::Cluster => StoreBackend::Cluster(ClusterSet::start().await),
+            Backend::Cluster => StoreBackend::Cluster(cluster_pool::lease().await),
         }
     }
 }

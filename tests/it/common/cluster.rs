@@ -319,6 +319,25 @@ impl ClusterSet {
         to
     }
 
+    /// Empties every master (`FLUSHALL`) and checks that every node still says the
+    /// Cluster is `ok`; false if any node does not answer so.
+    pub async fn empty(&self) -> bool {
+        for port in self.ports().into_iter().take(MASTERS.into()) {
+            if command::<String>(port, &["FLUSHALL"]).await.is_err() {
+                return false;
+            }
+        }
+        for port in self.ports() {
+            let ok = command::<String>(port, &["CLUSTER", "INFO"])
+                .await
+                .is_ok_and(|i| i.contains("cluster_state:ok"));
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The client ports of the nodes.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|n| n.port).collect()

@@ -6,6 +6,8 @@
 //! - [`catalog`]: the message ids of the catalogs (no page may show one).
 //! - [`consts`]: accounts, passwords and durations several test files share.
 //! - [`records`]: users and sessions the store contract tests plant directly.
+//! - [`cluster`], [`cluster_pool`]: a real three-master Redis Cluster, and the ones
+//!   the store behaviour tests lease, emptied, from one test to the next.
 //! - [`redis_server`]: a real `redis-server` on a free port.
 //! - [`smtp`]: a real SMTP server (aiosmtpd) that keeps and parses what it receives.
 //! - [`sms_sink`]: a real HTTP server standing in for an SMS provider, recording each call.
@@ -21,6 +23,7 @@ pub mod backend;
 pub mod browser;
 pub mod catalog;
 pub mod cluster;
+pub mod cluster_pool;
 pub mod consts;
 pub mod gateway;
 pub mod http;
