@@ -814,11 +814,7 @@ impl Store for RedisStore {
 
     async fn user_delete(&self, id: &UserId) -> StoreResult<bool> {
         let deleted = self.delete_user(id).await?;
-        // Its own key, keyed by a random id nobody reuses: no need to be in the script.
-        let mut cmd = ::redis::cmd("DEL");
-        cmd.arg(Key::KnownDevices(id).name_in(self.ns))
-            .arg(Key::Kept(crate::store::Kept::Factors, id.as_str()).name_in(self.ns));
-        let _: u64 = self.query(&cmd).await?;
+        self.forget_member(id).await?;
         Ok(deleted)
     }
 

@@ -1,12 +1,13 @@
 //! The organisation part of the store contract ([`vigile::store::OrgStore`]) on both
 //! backends: registration taking its link once (also under 20 racing completions from two
 //! instances), roles and the single super-admin, invitations within the seats, joining,
-//! and removing a member with their sessions.
+//! and removing a member with their sessions and everything else that was theirs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use vigile::store::{
-    AccountStatus, DynStore, Invited, Joined, Membership, Org, OrgId, OrgInvite, OrgProfile,
-    OrgRole, OrgTerms, Registered, TokenHash, TokenKind, TokenRecord, User, UserId,
+    AccountStatus, Channel, ContactCode, DeviceId, DynStore, Invited, Joined, Kept, Membership,
+    Org, OrgId, OrgInvite, OrgProfile, OrgRole, OrgTerms, Registered, TokenHash, TokenKind,
+    TokenRecord, User, UserId,
 };
 
 use crate::common::backend::StoreBackend;
@@ -20,6 +21,7 @@ every_store!(
     roles_change_and_there_is_always_one_super_admin,
     invitations_stay_within_the_seats_and_join_once,
     removing_a_member_deletes_the_account_and_its_sessions,
+    a_deleted_member_leaves_no_factors_devices_cap_or_code_behind,
     profile_and_terms_are_replaced_whole,
 );
 
@@ -411,6 +413,72 @@ async fn removing_a_member_deletes_the_account_and_its_sessions(b: StoreBackend)
     let bob = member_of(&store, &org, "bob@rm.example", now).await;
     assert!(store.user_delete(&bob.id).await.unwrap());
     assert_eq!(store.org_member_count(&org.id).await.unwrap(), 1);
+}
+
+/// Gives `u` what a member accumulates: second factors, a known device, their own
+/// session cap and a pending mobile code.
+async fn lived_in(store: &DynStore, u: &User, now: i64) {
+    let factors = Some(r#"{"totp":"secret"}"#);
+    assert!(store
+        .kept_put(Kept::Factors, u.id.as_str(), 0, factors, None, now)
+        .await
+        .unwrap());
+    store
+        .device_remember(&u.id, &DeviceId::from_string("laptop"))
+        .await
+        .unwrap();
+    assert!(store.member_cap_set(&u.id, Some(5)).await.unwrap());
+    let code = ContactCode {
+        channel: Channel::Mobile,
+        value: "+33612345678".into(),
+        code_hash: TokenHash::of("123456"),
+        link_hash: None,
+        attempts: 0,
+        expires_at: now + MINUTE,
+    };
+    assert!(store.contact_code_put(&u.id, &code).await.unwrap());
+}
+
+/// Nothing of it stays (a TOTP secret, passkeys, recovery codes least of all).
+async fn assert_forgotten(store: &DynStore, u: &User, now: i64, how: &str) {
+    let kept = store
+        .kept_get(Kept::Factors, u.id.as_str(), now)
+        .await
+        .unwrap();
+    assert!(kept.is_none(), "{how}: second factors kept");
+    let device = DeviceId::from_string("laptop");
+    assert!(
+        !store.device_known(&u.id, &device).await.unwrap(),
+        "{how}: device kept"
+    );
+    assert_eq!(
+        store.member_cap(&u.id).await.unwrap(),
+        None,
+        "{how}: cap kept"
+    );
+    let code = store
+        .contact_code_get(&u.id, Channel::Mobile, now)
+        .await
+        .unwrap();
+    assert!(code.is_none(), "{how}: contact code kept");
+}
+
+/// Removed from their organisation, or deleted by an admin: the account's second factors,
+/// known devices, own cap and pending codes go with it.
+async fn a_deleted_member_leaves_no_factors_devices_cap_or_code_behind(b: StoreBackend) {
+    let store = b.open();
+    let now = real_now();
+    let (org, _) = registered(&store, "boss@gone.example", now).await;
+    let ann = member_of(&store, &org, "ann@gone.example", now).await;
+    lived_in(&store, &ann, now).await;
+    assert!(store.org_remove(&org.id, &ann.id).await.unwrap());
+    assert_forgotten(&store, &ann, now, "removed from the organisation").await;
+
+    let bob = user("bob@gone.example", now);
+    store.user_insert(&bob).await.unwrap();
+    lived_in(&store, &bob, now).await;
+    assert!(store.user_delete(&bob.id).await.unwrap());
+    assert_forgotten(&store, &bob, now, "deleted").await;
 }
 
 async fn profile_and_terms_are_replaced_whole(b: StoreBackend) {

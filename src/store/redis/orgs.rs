@@ -454,6 +454,10 @@ impl OrgStore for RedisStore {
         let mut inv = user_call(&ORG_REMOVE, self.ns);
         inv.key(Key::OrgMembers(id).name_in(self.ns))
             .arg(user.as_str());
-        Ok(self.call::<i64>(&inv).await? == 1)
+        let removed = self.call::<i64>(&inv).await? == 1;
+        if removed {
+            self.forget_member(user).await?;
+        }
+        Ok(removed)
     }
 }

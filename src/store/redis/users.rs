@@ -367,6 +367,24 @@ impl RedisStore {
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
+    /// Deletes what was a deleted account's own beyond its record and sessions: its second
+    /// factors, known devices, own cap and pending codes. Not in the deleting script: each
+    /// is keyed by a random id nobody reuses, so running it after can race nothing.
+    /// (A pending account, all the sweep deletes, never has any of these.)
+    pub(super) async fn forget_member(&self, id: &UserId) -> StoreResult<()> {
+        let mut del = ::redis::cmd("DEL");
+        del.arg(Key::KnownDevices(id).name_in(self.ns))
+            .arg(Key::Kept(crate::store::Kept::Factors, id.as_str()).name_in(self.ns));
+        for channel in crate::store::Channel::ALL {
+            del.arg(Key::ContactCode(id, channel).name_in(self.ns));
+        }
+        let _: u64 = self.query(&del).await?;
+        let mut cap = ::redis::cmd("HDEL");
+        cap.arg(Key::MemberCaps.name_in(self.ns)).arg(id.as_str());
+        let _: u64 = self.query(&cap).await?;
+        Ok(())
+    }
+
     /// Removes the sign-ups expired at `now`, `batch` per script run. Returns how many
     /// records went (accounts and their sessions).
     pub(super) async fn sweep_pending(&self, now: Millis, batch: u64) -> StoreResult<u64> {

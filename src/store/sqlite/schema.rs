@@ -10,7 +10,7 @@ use super::map_err;
 use crate::store::{StoreError, StoreResult};
 
 /// Bumped whenever the schema below changes (with a step added to [`MIGRATIONS`]).
-pub(super) const SCHEMA_VERSION: i64 = 11;
+pub(super) const SCHEMA_VERSION: i64 = 12;
 
 /// What version 2 added besides the `users.expires_at` column: sign-up expiry, single-use
 /// links, the mail outbox, rate-limit counters. Shared by [`SCHEMA`] and the v1→v2 step.
@@ -295,6 +295,20 @@ CREATE TABLE IF NOT EXISTS audit_hours (
     };
 }
 
+/// Version 12: a deleted account's second factors go with it, whichever way it was
+/// deleted (an admin, its organisation, the sweep), like its sessions, devices, cap and
+/// codes do by their foreign keys (`kept` is keyed by any string, so a trigger); the
+/// factors of accounts deleted before are dropped.
+macro_rules! since_v12 {
+    () => {
+        "
+CREATE TRIGGER IF NOT EXISTS kept_factors_of_deleted_account AFTER DELETE ON users
+BEGIN DELETE FROM kept WHERE kind = 'factors' AND key = OLD.id; END;
+DELETE FROM kept WHERE kind = 'factors' AND key NOT IN (SELECT id FROM users);
+"
+    };
+}
+
 /// The whole current schema, for a new file.
 const SCHEMA: &str = concat!(
     "
@@ -343,11 +357,12 @@ CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions(expires_at);
     since_v8!(),
     since_v9!(),
     since_v10!(),
-    since_v11!()
+    since_v11!(),
+    since_v12!()
 );
 
 /// `MIGRATIONS[i]` brings a file from version `i + 1` to version `i + 2`.
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     concat!(
         "ALTER TABLE users ADD COLUMN expires_at INTEGER;",
         since_v2!()
@@ -365,6 +380,7 @@ ALTER TABLE users ADD COLUMN org_role TEXT;",
     since_v9!(),
     since_v10!(),
     since_v11!(),
+    since_v12!(),
 ];
 
 const _: () = assert!(MIGRATIONS.len() as i64 == SCHEMA_VERSION - 1);
@@ -524,6 +540,42 @@ INSERT INTO sessions (id, token_hash, user_id, device_id, created_at, last_seen,
             }
         }
         out
+    }
+
+    /// A version 11 file still holds the factors of accounts deleted before version 12;
+    /// the migration drops them and keeps those of accounts that exist.
+    #[tokio::test]
+    async fn version_12_drops_the_factors_of_deleted_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v11.db");
+        drop(SqliteStore::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "DROP TRIGGER kept_factors_of_deleted_account;
+                 INSERT INTO users (id, email, name, password_hash, admin, status, created_at)
+                     VALUES ('u-here', 'here@example.org', '', 'x', 0, 'active', 1);
+                 INSERT INTO kept (kind, key, version, doc) VALUES
+                     ('factors', 'u-gone', 1, '{}'), ('factors', 'u-here', 1, '{}');
+                 UPDATE meta SET value = '11' WHERE key = 'schema_version';",
+            )
+            .unwrap();
+        drop(SqliteStore::open(&path).unwrap());
+        assert_eq!(version(&path), SCHEMA_VERSION.to_string());
+        let conn = Connection::open(&path).unwrap();
+        let keys = |conn: &Connection| -> Vec<String> {
+            let mut stmt = conn
+                .prepare("SELECT key FROM kept WHERE kind = 'factors' ORDER BY key")
+                .unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(keys(&conn), ["u-here"]);
+        conn.execute("DELETE FROM users WHERE id = 'u-here'", [])
+            .unwrap();
+        assert!(keys(&conn).is_empty(), "the trigger is back");
     }
 
     #[tokio::test]
