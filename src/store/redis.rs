@@ -55,7 +55,8 @@ pub const RECONNECT_RETRIES: usize = 1;
 /// Tries of a command on a Cluster after an error: none. The cluster client would also
 /// retry after a lost or timed-out answer, running again a script that may have run (a
 /// failed login counted twice); like the single-server connection, a call fails instead
-/// (503) and the client, told where the slot went, routes the next one.
+/// (503). Only a command a node refused without running it is sent again, where the slot
+/// went (`endpoint::REFUSED_TRIES`).
 const CLUSTER_RETRIES: u32 = 0;
 /// Overall bound on one store call, whatever the network does.
 pub const OP_DEADLINE: Duration = Duration::from_secs(3);
