@@ -814,9 +814,7 @@ impl Store for RedisStore {
     }
 
     async fn user_delete(&self, id: &UserId) -> StoreResult<bool> {
-        let deleted = self.delete_user(id).await?;
-        self.forget_member(id).await?;
-        Ok(deleted)
+        self.delete_user(id).await
     }
 
     async fn session_insert(

@@ -39,7 +39,9 @@ pub(super) const VERIFY_EVERY: Duration = Duration::from_secs(1);
 const KEEP_AT_LEAST: Duration = Duration::from_secs(1);
 
 /// Tries of a command a Cluster node refused without running it (`MOVED`: the slot is
-/// elsewhere; `READONLY`: the node was demoted; `TRYAGAIN`), after the first. The client
+/// elsewhere, a failover or a resharding; `TRYAGAIN`), after the first. Not `READONLY`:
+/// a script without flags meets it only at its first write, after its reads and any
+/// `PUBLISH` ran (and a demoted node answers a command for its old slot `MOVED` anyway). The client
 /// has no retries of its own (`CLUSTER_RETRIES`), so without these the first calls after
 /// a failover would fail (503) while service is back; sending again a command that was
 /// never run keeps it at most once.
@@ -53,9 +55,7 @@ fn refused_unrun(e: &::redis::RedisError) -> bool {
     use ::redis::{ErrorKind, ServerErrorKind};
     matches!(
         e.kind(),
-        ErrorKind::Server(
-            ServerErrorKind::Moved | ServerErrorKind::ReadOnly | ServerErrorKind::TryAgain
-        )
+        ErrorKind::Server(ServerErrorKind::Moved | ServerErrorKind::TryAgain)
     )
 }
 

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use ::redis::Script;
 use async_trait::async_trait;
 
-use super::users::user_call;
+use super::users::{member_keys, user_call};
 use super::{user_from_json, RedisStore, SET_RECORDS};
 use crate::store::keys::{Key, Prefix};
 use crate::store::{
@@ -204,7 +204,8 @@ return 1
 "#
 );
 
-// KEYS[5] members; ARGV[7] user id. Returns 1 if the account was deleted.
+// KEYS[5] members, KEYS[6..] `member_keys`; ARGV[7] user id. Returns 1 if the account
+// was deleted.
 org_script!(
     ORG_REMOVE,
     r#"
@@ -212,6 +213,7 @@ if redis.call('SISMEMBER', KEYS[5], ARGV[7]) == 0 then return 0 end
 local u = user_record(ARGV[7])
 if u and type(u.org) == 'table' and u.org.role == 'org-super-admin' then return 0 end
 delete_user(ARGV[7])
+forget_member(ARGV[7], 6)
 redis.call('SREM', KEYS[5], ARGV[7])
 return 1
 "#
@@ -452,12 +454,9 @@ impl OrgStore for RedisStore {
 
     async fn org_remove(&self, id: &OrgId, user: &UserId) -> StoreResult<bool> {
         let mut inv = user_call(&ORG_REMOVE, self.ns);
-        inv.key(Key::OrgMembers(id).name_in(self.ns))
-            .arg(user.as_str());
-        let removed = self.call::<i64>(&inv).await? == 1;
-        if removed {
-            self.forget_member(user).await?;
-        }
-        Ok(removed)
+        inv.key(Key::OrgMembers(id).name_in(self.ns));
+        member_keys(&mut inv, user, self.ns);
+        inv.arg(user.as_str());
+        Ok(self.call::<i64>(&inv).await? == 1)
     }
 }

@@ -74,6 +74,13 @@ local function delete_user(id)
   redis.call('PUBLISH', CHANGES, 'u:' .. id)
   return redis.call('DEL', P_USER .. id), sessions
 end
+-- Deletes the rest of what was a deleted account's own, in the same script so it can
+-- never stay behind: its cap, a field of the hash KEYS[first], and the keys from
+-- KEYS[first + 1] on (`member_keys` in Rust: second factors, known devices, codes).
+local function forget_member(id, first)
+  redis.call('HDEL', KEYS[first], id)
+  for i = first + 1, #KEYS do redis.call('DEL', KEYS[i]) end
+end
 "#
         )
     };
@@ -161,7 +168,15 @@ return 1
 );
 
 // ARGV[7] id.
-user_script!(USER_DELETE, "return (delete_user(ARGV[7]))");
+// KEYS[5..] `member_keys`; ARGV[7] id.
+user_script!(
+    USER_DELETE,
+    r#"
+local gone = delete_user(ARGV[7])
+forget_member(ARGV[7], 5)
+return gone
+"#
+);
 
 // ARGV[7] now, ARGV[8] batch size. Returns {accounts swept, records removed}: every
 // index entry counts as one account (its keys may already be gone by TTL), plus its
@@ -284,6 +299,19 @@ pub(super) fn user_call(script: &'static Script, ns: Namespace) -> ScriptInvocat
     inv
 }
 
+/// Declares what a script deleting account `id` also deletes (`forget_member` in the
+/// prelude): the cap hash, then the second factors, known devices and pending codes, each
+/// keyed by an id nobody reuses. (A pending account, all the sweep and a sign-up taking
+/// an address delete, has none of these but possibly a cap an admin set.)
+pub(super) fn member_keys(inv: &mut ScriptInvocation<'static>, id: &UserId, ns: Namespace) {
+    inv.key(Key::MemberCaps.name_in(ns))
+        .key(Key::Kept(crate::store::Kept::Factors, id.as_str()).name_in(ns))
+        .key(Key::KnownDevices(id).name_in(ns));
+    for channel in crate::store::Channel::ALL {
+        inv.key(Key::ContactCode(id, channel).name_in(ns));
+    }
+}
+
 fn changed(reply: i64, id: &UserId) -> StoreResult<bool> {
     match reply {
         -1 => Err(StoreError::Corrupt(format!("user record {id}"))),
@@ -363,26 +391,9 @@ impl RedisStore {
 
     pub(super) async fn delete_user(&self, id: &UserId) -> StoreResult<bool> {
         let mut inv = user_call(&USER_DELETE, self.ns);
+        member_keys(&mut inv, id, self.ns);
         inv.arg(id.as_str());
         Ok(self.call::<i64>(&inv).await? == 1)
-    }
-
-    /// Deletes what was a deleted account's own beyond its record and sessions: its second
-    /// factors, known devices, own cap and pending codes. Not in the deleting script: each
-    /// is keyed by a random id nobody reuses, so running it after can race nothing.
-    /// (A pending account, all the sweep deletes, never has any of these.)
-    pub(super) async fn forget_member(&self, id: &UserId) -> StoreResult<()> {
-        let mut del = ::redis::cmd("DEL");
-        del.arg(Key::KnownDevices(id).name_in(self.ns))
-            .arg(Key::Kept(crate::store::Kept::Factors, id.as_str()).name_in(self.ns));
-        for channel in crate::store::Channel::ALL {
-            del.arg(Key::ContactCode(id, channel).name_in(self.ns));
-        }
-        let _: u64 = self.query(&del).await?;
-        let mut cap = ::redis::cmd("HDEL");
-        cap.arg(Key::MemberCaps.name_in(self.ns)).arg(id.as_str());
-        let _: u64 = self.query(&cap).await?;
-        Ok(())
     }
 
     /// Removes the sign-ups expired at `now`, `batch` per script run. Returns how many
