@@ -17,6 +17,8 @@
 //!   convention); a test pins the two spellings together. Built from `vigile:users` by
 //!   the first instance that connects after an upgrade (`redis/migrate.rs`), which then
 //!   sets `vigile:users_index_built`.
+//! - `vigile:members_forgotten`: set once the second factors, known devices and caps of
+//!   accounts deleted before version 12 were removed (`redis/forgotten.rs`).
 //! - Sessions (layout 2, issue 17: 539 bytes each in `bench/sessions_memory`, members
 //!   apart, with a 70-byte user agent; about 600 with a 110-byte one; layout 1 took 1 749):
 //!   - `vigile:s:{session_id}`: hash of one session; its TTL is the session's expiry.
@@ -264,6 +266,8 @@ pub enum Key<'a> {
     UserIndex,
     /// Set once `UserIndex` was built from `Users` (after an upgrade).
     UserIndexBuilt,
+    /// Set once the records of accounts deleted before version 12 were removed.
+    MembersForgotten,
     Session(&'a SessionId),
     /// The token bucket holding this hash's entry.
     SessionTokens(&'a TokenHash),
@@ -330,6 +334,7 @@ impl Key<'_> {
             Key::Users => "vigile:users".to_string(),
             Key::UserIndex => "vigile:users_index".to_string(),
             Key::UserIndexBuilt => "vigile:users_index_built".to_string(),
+            Key::MembersForgotten => "vigile:members_forgotten".to_string(),
             Key::SessionBuckets => "vigile:session_buckets".to_string(),
             Key::SessionTotal => "vigile:session_total".to_string(),
             Key::Layout => "vigile:layout".to_string(),
@@ -392,6 +397,7 @@ mod tests {
             (Key::Users, None),
             (Key::UserIndex, None),
             (Key::UserIndexBuilt, None),
+            (Key::MembersForgotten, None),
             (Key::SessionBuckets, None),
             (Key::SessionTotal, None),
             (Key::Layout, None),

@@ -246,6 +246,7 @@ macro_rules! session_script {
 mod users;
 #[macro_use]
 mod migrate;
+mod forgotten;
 
 mod audit;
 mod changes;

@@ -345,3 +345,54 @@ async fn redis_ends_of_sessions_and_account_writes_are_published() {
         ]
     );
 }
+
+/// An organisation's removal used to leave the member's second factors, known devices
+/// and own cap behind: the first instance of this version to connect deletes those of
+/// accounts that are gone, and nothing of an account that exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_records_of_accounts_deleted_before_are_removed_once() {
+    let server = RedisServer::start().await;
+    let mut conn = raw(&server).await;
+    let now = real_now();
+    let here = user("here@example.org", now);
+    open(&server).user_insert(&here).await.unwrap();
+    // As the previous version left things: the marker not set, records of a gone account.
+    let _: () = query(&mut conn, redis::cmd("DEL").arg("vigile:members_forgotten")).await;
+    for id in ["gone", here.id.as_str()] {
+        let _: () = query(
+            &mut conn,
+            redis::cmd("SET")
+                .arg(format!("vigile:kept:factors:{id}"))
+                .arg("{}"),
+        )
+        .await;
+        let _: () = query(
+            &mut conn,
+            redis::cmd("SADD")
+                .arg(format!("vigile:known_devices:{id}"))
+                .arg("laptop"),
+        )
+        .await;
+        let _: () = query(
+            &mut conn,
+            redis::cmd("HSET").arg("vigile:member_caps").arg(id).arg(4),
+        )
+        .await;
+    }
+
+    let store = open(&server);
+    store.ping().await.unwrap();
+    let mut left = keys(&mut conn, "vigile:kept:*").await;
+    left.extend(keys(&mut conn, "vigile:known_devices:*").await);
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            format!("vigile:kept:factors:{}", here.id.as_str()),
+            format!("vigile:known_devices:{}", here.id.as_str()),
+        ]
+    );
+    let caps: Vec<String> = query(&mut conn, redis::cmd("HKEYS").arg("vigile:member_caps")).await;
+    assert_eq!(caps, [here.id.as_str()]);
+    assert_eq!(store.member_cap(&here.id).await.unwrap(), Some(4));
+}

@@ -131,6 +131,7 @@ pub(super) async fn run(mut conn: Conn, ns: Namespace) -> StoreResult<()> {
     get.arg(Key::Layout.name_in(ns));
     let layout: Option<String> = bounded("GET layout", get.query_async(&mut conn)).await?;
     super::users::build_index(&mut conn, ns).await?;
+    super::forgotten::run(&mut conn, ns).await?;
     if layout.as_deref() == Some(LAYOUT) {
         return Ok(());
     }
