@@ -11,11 +11,11 @@ use std::sync::LazyLock;
 use ::redis::Script;
 
 use super::endpoint::Conn;
-use super::migrate::bounded;
+use super::migrate::{bounded, scan_step};
 use crate::store::keys::{Key, Namespace, Prefix};
 use crate::store::{Kept, StoreResult, UserId};
 
-/// Keys per `SCAN` step and per script.
+/// Caps per `HSCAN` step and per script (keys go by `migrate::scan_step`'s batches).
 const BATCH: usize = 500;
 
 /// KEYS: pairs of (a member's record, that member's account key). Deletes the records
@@ -75,16 +75,9 @@ pub(super) async fn run(conn: &mut Conn, ns: Namespace) -> StoreResult<()> {
 
 /// Deletes the keys `{prefix}{user id}` whose account is gone.
 async fn drop_orphans(conn: &mut Conn, ns: Namespace, prefix: &str) -> StoreResult<u64> {
-    let pattern = format!("{prefix}*");
     let (mut cursor, mut dropped) = (0_u64, 0_u64);
     loop {
-        let mut scan = ::redis::cmd("SCAN");
-        scan.arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(BATCH);
-        let (next, keys): (u64, Vec<String>) = bounded("SCAN", scan.query_async(conn)).await?;
+        let (next, keys) = scan_step(conn, cursor, prefix).await?;
         let mut inv = DROP_ORPHANS.prepare_invoke();
         let mut any = false;
         for key in &keys {

@@ -120,6 +120,22 @@ pub(super) async fn bounded<T>(
     }
 }
 
+/// One `SCAN` step over the keys starting with `prefix`, [`BATCH`] at a time: the next
+/// cursor (0 once done) and the keys found.
+pub(super) async fn scan_step(
+    conn: &mut Conn,
+    cursor: u64,
+    prefix: &str,
+) -> StoreResult<(u64, Vec<String>)> {
+    let mut scan = ::redis::cmd("SCAN");
+    scan.arg(cursor)
+        .arg("MATCH")
+        .arg(format!("{prefix}*"))
+        .arg("COUNT")
+        .arg(BATCH);
+    bounded("SCAN", scan.query_async(conn)).await
+}
+
 async fn invoke<T: FromRedisValue>(conn: &mut Conn, inv: &ScriptInvocation<'_>) -> StoreResult<T> {
     bounded("a session conversion", inv.invoke_async(conn)).await
 }
@@ -141,16 +157,9 @@ pub(super) async fn run(mut conn: Conn, ns: Namespace) -> StoreResult<()> {
         set.arg(Key::Layout.name_in(ns)).arg(LAYOUT);
         return bounded("SET layout", set.query_async(&mut conn)).await;
     }
-    let pattern = format!("{}*", Prefix::LegacySession.in_ns(ns));
     let (mut cursor, mut converted) = (0_u64, 0_u64);
     loop {
-        let mut scan = ::redis::cmd("SCAN");
-        scan.arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(BATCH);
-        let (next, keys): (u64, Vec<String>) = bounded("SCAN", scan.query_async(&mut conn)).await?;
+        let (next, keys) = scan_step(&mut conn, cursor, Prefix::LegacySession.in_ns(ns)).await?;
         let ids: Vec<&str> = keys
             .iter()
             .filter_map(|k| k.strip_prefix(Prefix::LegacySession.in_ns(ns)))
