@@ -18,7 +18,7 @@
 //!   the first instance that connects after an upgrade (`redis/migrate.rs`), which then
 //!   sets `vigile:users_index_built`.
 //! - `vigile:members_forgotten`: set once the second factors, known devices and caps of
-//!   accounts deleted before version 12 were removed (`redis/forgotten.rs`).
+//!   accounts deleted by an earlier version were removed (`redis/forgotten.rs`).
 //! - Sessions (layout 2, issue 17: 539 bytes each in `bench/sessions_memory`, members
 //!   apart, with a 70-byte user agent; about 600 with a 110-byte one; layout 1 took 1 749):
 //!   - `vigile:s:{session_id}`: hash of one session; its TTL is the session's expiry.
@@ -266,7 +266,7 @@ pub enum Key<'a> {
     UserIndex,
     /// Set once `UserIndex` was built from `Users` (after an upgrade).
     UserIndexBuilt,
-    /// Set once the records of accounts deleted before version 12 were removed.
+    /// Set once the records of accounts deleted by an earlier version were removed.
     MembersForgotten,
     Session(&'a SessionId),
     /// The token bucket holding this hash's entry.

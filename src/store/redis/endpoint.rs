@@ -41,10 +41,10 @@ const KEEP_AT_LEAST: Duration = Duration::from_secs(1);
 /// Tries of a command a Cluster node refused without running it (`MOVED`: the slot is
 /// elsewhere, a failover or a resharding; `TRYAGAIN`), after the first. Not `READONLY`:
 /// a script without flags meets it only at its first write, after its reads and any
-/// `PUBLISH` ran (and a demoted node answers a command for its old slot `MOVED` anyway). The client
-/// has no retries of its own (`CLUSTER_RETRIES`), so without these the first calls after
-/// a failover would fail (503) while service is back; sending again a command that was
-/// never run keeps it at most once.
+/// `PUBLISH` ran (and a demoted node answers a command for its old slot `MOVED` anyway).
+/// The client has no retries of its own (`CLUSTER_RETRIES`), so without these the first
+/// calls after a failover would fail (503) while service is back; sending again a command
+/// that was never run keeps it at most once.
 const REFUSED_TRIES: u32 = 3;
 /// Pause before each of those tries (times the try's number): the client rebuilds its
 /// slot map in the background after such a refusal.

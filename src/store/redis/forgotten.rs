@@ -1,4 +1,4 @@
-//! Once per Redis: deletes what accounts deleted before version 12's fix left behind
+//! Once per Redis: deletes what accounts deleted by an earlier version left behind
 //! (an organisation's removal kept the member's second factors, known devices and own
 //! cap; `users.rs`'s `forget_member` now deletes them with the account). Run by
 //! `migrate::run` until `vigile:members_forgotten` says it was done; idempotent, so two
