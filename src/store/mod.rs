@@ -18,6 +18,7 @@ pub mod keys;
 mod orgs;
 mod outbox;
 mod redis;
+pub mod shard;
 mod sqlite;
 pub(crate) mod throttle;
 mod tokens;
