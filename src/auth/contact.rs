@@ -14,12 +14,13 @@ use super::password::Lane;
 use super::{Deps, FlowError};
 use crate::audit::{Actor, Event};
 use crate::config::FileConfig;
-use crate::crypto::{random_token, six_digit_code};
+use crate::crypto::six_digit_code;
 use crate::edge::code::Code;
 use crate::edge::email::Email;
 use crate::edge::phone::Phone;
 use crate::i18n::Lang;
 use crate::routes::Route;
+use crate::store::shard::{self, Shard};
 use crate::store::{
     millis, Channel, Channels, Confirmed, ContactCheck, ContactCode, CounterScope, Millis, Proof,
     TokenHash, User, UserId, Via,
@@ -241,7 +242,8 @@ pub async fn send_code(
     }
     let ttl = deps.config.file.contact.code_ttl;
     let code = six_digit_code();
-    let token = (channel == Channel::Email).then(|| random_token(16));
+    // Beside the member, whose code the link opens (`store::shard`).
+    let token = (channel == Channel::Email).then(|| shard::token_in(Shard::of_user(&user.id), 16));
     let record = ContactCode {
         channel,
         value: target.value().to_string(),

@@ -32,8 +32,8 @@ use super::Deps;
 use super::{Auth, FlowError};
 use crate::audit::{Actor, Event};
 use crate::config::OnOverflow;
-use crate::crypto::random_token;
 use crate::edge::email::Email;
+use crate::store::shard::{self, Shard};
 use crate::store::{
     millis, AccountStatus, AttemptKey, AuthLevel, Cap, DeviceId, IpRule, Millis, SessionId,
     SessionRecord, StoreError, TokenHash, User,
@@ -424,10 +424,13 @@ pub(super) fn new_session(
     user: &User,
     input: NewSession<'_>,
 ) -> (String, SessionRecord) {
-    let token = random_token(32);
+    // Token and id in the member's shard: every session script then runs in one slot of
+    // a Cluster (`store::shard`), found again from the token or the id alone.
+    let shard = Shard::of_user(&user.id);
+    let token = shard::token_in(shard, 32);
     let (idle_ms, absolute_ms) = auth.timeouts();
     let session = SessionRecord {
-        id: SessionId::random(),
+        id: SessionId::random_in(shard),
         token_hash: TokenHash::of(&token),
         user_id: user.id.clone(),
         device_id: input.device,

@@ -129,7 +129,7 @@ pub async fn signup(deps: &Deps, input: SignupInput<'_>) -> Result<SignupOutcome
         .hash(input.password, Lane::client(input.ip))
         .await?;
     let user = User {
-        id: UserId::random(),
+        id: UserId::for_address(email.as_str()),
         email: email.to_string(),
         name: String::new(),
         password_hash,

@@ -218,7 +218,7 @@ async fn add(v: &Vigile, email: &str, new: NewAccount, now: Millis) -> CmdResult
         return fail(format!("password refused: {}", rules.join("; ")));
     }
     let user = User {
-        id: UserId::random(),
+        id: UserId::for_address(email.as_str()),
         email: email.to_string(),
         name,
         password_hash: v.app.auth.hasher.hash(&password, Lane::operator()).await?,

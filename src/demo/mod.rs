@@ -119,9 +119,10 @@ upstream = "http://127.0.0.1:{live_port}"
             .hasher
             .hash(&password, Lane::operator())
             .await?;
+        let email = Email::parse(ADMIN_EMAIL)?.into_string();
         let user = User {
-            id: UserId::random(),
-            email: Email::parse(ADMIN_EMAIL)?.into_string(),
+            id: UserId::for_address(&email),
+            email,
             name: "Demo Admin".into(),
             password_hash: hash,
             admin: true,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::shard::{draw_in, Shard};
 use crate::crypto::random_token;
 
 macro_rules! string_id {
@@ -18,6 +19,12 @@ macro_rules! string_id {
             /// A fresh random id (128 bits, URL-safe).
             pub fn random() -> Self {
                 Self(random_token(16))
+            }
+
+            /// A fresh random id in `shard` (`shard::draw_in`: 124 bits left to guess),
+            /// for a record a store script writes beside another.
+            pub fn random_in(shard: Shard) -> Self {
+                Self(draw_in(shard, || random_token(16), |id| Shard::of(id)))
             }
 
             /// Wraps an id read from the store, a cookie or the command line.
@@ -45,6 +52,14 @@ string_id!(
     OrgId,
     "Stable organisation id, sent upstream as `Remote-Org`."
 );
+
+impl UserId {
+    /// A new account's id, in its address's shard: a sign-up, its activation and its
+    /// sweep then change the account and its address in one script on a Cluster.
+    pub fn for_address(email: &str) -> Self {
+        Self::random_in(Shard::of(email))
+    }
+}
 
 /// SHA-256 of a session token, hex-encoded. The only form in which tokens are stored.
 #[derive(Clone, Eq, Serialize, Deserialize)]

@@ -121,6 +121,7 @@
 //! - `vigile:expiring`: sorted set of the *names* of token and counter keys, scored by
 //!   their expiry, so `sweep` removes them at a `now` ahead of Redis's clock too.
 
+use super::shard::{Shard, COUNT};
 use super::{
     Channel, CounterScope, DeviceId, Millis, OrgId, SessionId, TokenHash, TokenKind, UserId,
 };
@@ -128,23 +129,48 @@ use super::{
 /// Common prefix of every key Vigile writes on one Redis (and through Sentinel).
 pub const NAMESPACE: &str = "vigile:";
 
-/// How key names are spelled. On one Redis: `vigile:…`. On a Redis Cluster, `{vigile}:…`:
-/// the hash tag puts every key in one slot, so a script's keys, declared or derived from
-/// a prefix it was given, are all on the node that runs it (Cluster refuses a script
-/// reaching into another slot). Every name is the plain one with its namespace swapped.
+/// How key names are spelled. On one Redis (and through Sentinel): `vigile:…`. On a
+/// Redis Cluster the store is spread over [`Shard`]s, each a hash tag: `{vigile:X}:…` for
+/// the records of shard `X` (a member, an address, a token: `shard.rs`) and `{vigile}:…`
+/// for what belongs to the whole site ([`Shard::GLOBAL`]). A script's keys, declared or
+/// derived from a prefix it was given, are all spelled in the namespace it was called in,
+/// so they share one slot (Cluster refuses a script reaching into another): a key derived
+/// for a record of another shard is simply not there, which is why the store calls the
+/// record's own shard for it. Every name is the plain one with its namespace swapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Namespace {
     #[default]
     Plain,
-    Cluster,
+    Cluster(Shard),
 }
+
+/// The hash tags of the shards, in order, then the site-wide one.
+const TAGS: [&str; COUNT as usize + 1] = [
+    "{vigile:0}:",
+    "{vigile:1}:",
+    "{vigile:2}:",
+    "{vigile:3}:",
+    "{vigile:4}:",
+    "{vigile:5}:",
+    "{vigile:6}:",
+    "{vigile:7}:",
+    "{vigile:8}:",
+    "{vigile:9}:",
+    "{vigile:a}:",
+    "{vigile:b}:",
+    "{vigile:c}:",
+    "{vigile:d}:",
+    "{vigile:e}:",
+    "{vigile:f}:",
+    "{vigile}:",
+];
 
 impl Namespace {
     /// What every key name starts with.
-    pub const fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Namespace::Plain => NAMESPACE,
-            Namespace::Cluster => "{vigile}:",
+            Namespace::Cluster(shard) => TAGS.get(shard.index()).copied().unwrap_or(TAGS[16]),
         }
     }
 
@@ -152,7 +178,7 @@ impl Namespace {
     fn respell(self, plain: String) -> String {
         match self {
             Namespace::Plain => plain,
-            Namespace::Cluster => {
+            Namespace::Cluster(_) => {
                 let rest = plain.strip_prefix(NAMESPACE).unwrap_or(&plain);
                 [self.as_str(), rest].concat()
             }
@@ -166,24 +192,17 @@ macro_rules! prefixes {
     ($($(#[$doc:meta])* $variant:ident => $suffix:literal,)+) => {
         /// Prefixes of the per-record keys, for Lua scripts that build keys from values
         /// they read. `Prefix::X.in_ns(ns) + id` is exactly what [`Key::name_in`] produces
-        /// for the same record.
+        /// for the same record in the same namespace.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Prefix {
             $($(#[$doc])* $variant,)+
         }
 
         impl Prefix {
-            /// The prefix in [`NAMESPACE`] (one Redis).
-            pub const fn as_str(self) -> &'static str {
-                self.in_ns(Namespace::Plain)
-            }
-
-            pub const fn in_ns(self, ns: Namespace) -> &'static str {
-                match (self, ns) {
-                    $(
-                        (Prefix::$variant, Namespace::Plain) => concat!("vigile:", $suffix),
-                        (Prefix::$variant, Namespace::Cluster) => concat!("{vigile}:", $suffix),
-                    )+
+            /// What follows the namespace.
+            const fn suffix(self) -> &'static str {
+                match self {
+                    $(Prefix::$variant => $suffix,)+
                 }
             }
         }
@@ -220,12 +239,17 @@ prefixes! {
 }
 
 impl Prefix {
+    /// The prefix in [`NAMESPACE`] (one Redis).
+    pub fn as_str(self) -> String {
+        self.in_ns(Namespace::Plain)
+    }
+
+    pub fn in_ns(self, ns: Namespace) -> String {
+        [ns.as_str(), self.suffix()].concat()
+    }
+
     fn with(self, suffix: &str) -> String {
-        let prefix = self.as_str();
-        let mut key = String::with_capacity(prefix.len() + suffix.len());
-        key.push_str(prefix);
-        key.push_str(suffix);
-        key
+        [NAMESPACE, self.suffix(), suffix].concat()
     }
 }
 
@@ -470,15 +494,28 @@ mod tests {
             }
             // On a Cluster, the hash tag is the first braces of every name, so nothing
             // after it (an address with braces, say) can move the key to another slot.
-            let tagged = key.name_in(Namespace::Cluster);
-            assert_eq!(tagged, format!("{{vigile}}{}", &name["vigile".len()..]));
-            assert_eq!(key.name_in(Namespace::Plain), name);
-            if let Some((prefix, suffix)) = prefix {
-                assert_eq!(
-                    tagged,
-                    format!("{}{suffix}", prefix.in_ns(Namespace::Cluster))
-                );
+            for (shard, tag) in [(Shard::GLOBAL, "{vigile}"), (Shard::of("u1"), "{vigile:c}")] {
+                let tagged = key.name_in(Namespace::Cluster(shard));
+                assert_eq!(tagged, format!("{tag}{}", &name["vigile".len()..]));
+                if let Some((prefix, suffix)) = prefix {
+                    let ns = Namespace::Cluster(shard);
+                    assert_eq!(tagged, format!("{}{suffix}", prefix.in_ns(ns)));
+                }
             }
+            assert_eq!(key.name_in(Namespace::Plain), name);
+        }
+    }
+
+    #[test]
+    fn every_shard_has_its_own_tag_and_the_site_keeps_the_old_one() {
+        let tags: std::collections::HashSet<&str> = Shard::every()
+            .map(|s| Namespace::Cluster(s).as_str())
+            .collect();
+        assert_eq!(tags.len(), usize::from(COUNT) + 1);
+        assert_eq!(Namespace::Cluster(Shard::GLOBAL).as_str(), "{vigile}:");
+        for shard in Shard::all() {
+            let tag = Namespace::Cluster(shard).as_str();
+            assert_eq!(tag, format!("{{vigile:{}}}:", shard.digit()));
         }
     }
 

@@ -44,6 +44,7 @@ use ::redis::{ErrorKind, FromRedisValue, RedisError, Script, ScriptInvocation};
 use async_trait::async_trait;
 
 use super::keys::{Key, Namespace, Prefix};
+use super::shard::Shard;
 use super::*;
 
 /// Bound on establishing a TCP connection to Redis.
@@ -248,6 +249,7 @@ mod users;
 mod migrate;
 mod forgotten;
 
+mod addresses;
 mod audit;
 mod changes;
 pub mod cluster;
@@ -391,32 +393,6 @@ return removed
 "#
 );
 
-// KEYS[1] user, KEYS[2] email index, KEYS[3] user set, KEYS[4] user index; ARGV[1] id,
-// ARGV[2] JSON, ARGV[3] email.
-static USER_INSERT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('SET', KEYS[2], ARGV[1])
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[1])
-redis.call('ZADD', KEYS[4], 0, ARGV[3] .. '\n' .. ARGV[1])
-return 1
-"#,
-    )
-});
-
-// KEYS[1] email index; ARGV[1] user prefix.
-static USER_BY_EMAIL: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local id = redis.call('GET', KEYS[1])
-if not id then return false end
-return redis.call('GET', ARGV[1] .. id)
-"#,
-    )
-});
-
 // KEYS[1] a set of ids; ARGV[1] the prefix of their JSON records (accounts,
 // organisations). Returns the records that exist.
 static SET_RECORDS: LazyLock<Script> = LazyLock::new(|| {
@@ -450,8 +426,8 @@ pub struct RedisStore {
     /// Set once the sessions are known to be in the current layout (`redis/migrate.rs`):
     /// the first call that reaches a safe server converts them, the others wait for it.
     layout: tokio::sync::OnceCell<()>,
-    /// How key names are spelled: with the `{vigile}` hash tag on a Cluster.
-    ns: Namespace,
+    /// On a Cluster: key names carry their shard's hash tag (`keys.rs`, `shard.rs`).
+    cluster: bool,
 }
 
 fn map_err(e: RedisError) -> StoreError {
@@ -553,7 +529,7 @@ impl RedisStore {
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_min_delay(Duration::from_millis(100))
             .set_max_delay(Duration::from_millis(500));
-        let mut ns = Namespace::Plain;
+        let mut cluster = false;
         let endpoint = if url.starts_with(sentinel::SCHEME) {
             let url = sentinel::SentinelUrl::parse(url).map_err(StoreError::Unavailable)?;
             let endpoint = endpoint::Endpoint::sentinel(&url, config)?;
@@ -561,7 +537,7 @@ impl RedisStore {
             endpoint
         } else if url.starts_with(cluster::SCHEME) {
             let url = cluster::ClusterUrl::parse(url).map_err(StoreError::Unavailable)?;
-            ns = Namespace::Cluster;
+            cluster = true;
             endpoint::Endpoint::cluster(&url, config, CLUSTER_RETRIES)?
         } else {
             let client = ::redis::Client::open(url)
@@ -572,8 +548,73 @@ impl RedisStore {
             endpoint,
             guard: eviction::Guard::new(allow_eviction),
             layout: tokio::sync::OnceCell::new(),
-            ns,
+            cluster,
         })
+    }
+
+    /// The namespace of `shard`: on one Redis (or through Sentinel) every shard is
+    /// spelled `vigile:`.
+    fn at(&self, shard: Shard) -> Namespace {
+        if self.cluster {
+            Namespace::Cluster(shard)
+        } else {
+            Namespace::Plain
+        }
+    }
+
+    /// Where what belongs to the whole site lives.
+    fn global(&self) -> Namespace {
+        self.at(Shard::GLOBAL)
+    }
+
+    fn of_user(&self, id: &UserId) -> Namespace {
+        self.at(Shard::of_user(id))
+    }
+
+    /// The namespace of the records of an address, a session id, an organisation id, a
+    /// client address or a device id.
+    fn of(&self, owner: &str) -> Namespace {
+        self.at(Shard::of(owner))
+    }
+
+    fn of_token(&self, hash: &TokenHash) -> Namespace {
+        self.at(Shard::of_token(hash))
+    }
+
+    /// A session's shard: its member's, where its id and token were drawn (`new_session`).
+    fn session_shard(&self, s: &SessionRecord) -> StoreResult<Shard> {
+        let shard = Shard::of_user(&s.user_id);
+        self.drawn_in("a session id", Shard::of(s.id.as_str()), shard)?;
+        self.drawn_in("a session token", Shard::of_token(&s.token_hash), shard)?;
+        Ok(shard)
+    }
+
+    /// Every namespace, for what reads or sweeps the whole store: one on one Redis.
+    fn every(&self) -> Vec<Namespace> {
+        if self.cluster {
+            Shard::every().map(Namespace::Cluster).collect()
+        } else {
+            vec![Namespace::Plain]
+        }
+    }
+
+    /// Whether two records share a shard (always on one Redis).
+    fn together(&self, a: Shard, b: Shard) -> bool {
+        !self.cluster || a == b
+    }
+
+    /// On a Cluster, `what` must have been drawn in `want`'s shard (`shard::draw_in`) for
+    /// the script that writes both to reach both; anything else is a bug, said loudly.
+    fn drawn_in(&self, what: &str, got: Shard, want: Shard) -> StoreResult<()> {
+        if self.together(got, want) {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!(
+                "{what} was not drawn in its owner's shard ({} for {})",
+                got.digit(),
+                want.digit()
+            )))
+        }
     }
 
     /// Refuses every call while the server's eviction policy is unsafe and not allowed,
@@ -597,7 +638,7 @@ impl RedisStore {
             .layout
             .get_or_try_init(|| async {
                 let current = self.endpoint.current().await?;
-                let result = migrate::run(current.conn.clone(), self.ns).await;
+                let result = migrate::run(current.conn.clone(), self.global()).await;
                 self.failed_on(&current, &result);
                 result
             })
@@ -707,9 +748,17 @@ impl Store for RedisStore {
 
     fn changes(&self) -> crate::store::changes::ChangeFeed {
         let (tx, rx) = crate::store::changes::FeedSender::channel();
-        // On a Cluster the feed's node is not the store's master: heartbeats through it.
-        let heartbeat = (self.ns == Namespace::Cluster).then(|| Key::Layout.name_in(self.ns));
-        tokio::spawn(changes::follow(self.endpoint.clone(), tx, heartbeat));
+        // On a Cluster the feed's node is not every shard's master: heartbeats through
+        // each shard (`redis/changes.rs`).
+        let heartbeats = if self.cluster {
+            self.every()
+                .into_iter()
+                .map(|ns| Key::Layout.name_in(ns))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        tokio::spawn(changes::follow(self.endpoint.clone(), tx, heartbeats));
         rx
     }
 
@@ -718,12 +767,17 @@ impl Store for RedisStore {
     async fn ping(&self) -> StoreResult<()> {
         let checked = self.check_policy().await;
         self.after(checked)?;
-        if self.ns == Namespace::Cluster {
+        if self.cluster {
             // INFO went to the masters the client could reach, and answers without the
-            // others: a read in the store's slot fails while its master is down.
-            let mut get = ::redis::cmd("GET");
-            get.arg(Key::Layout.name_in(self.ns));
-            let _: Option<String> = self.query(&get).await?;
+            // others: a read in each shard fails while its master is down.
+            let reads = self.every().into_iter().map(|ns| async move {
+                let mut get = ::redis::cmd("GET");
+                get.arg(Key::Layout.name_in(ns));
+                self.query::<Option<String>>(&get).await
+            });
+            for read in futures_util::future::join_all(reads).await {
+                read?;
+            }
         }
         // Not ready before the sessions are readable (the first start after an upgrade).
         self.current_layout().await
@@ -731,62 +785,51 @@ impl Store for RedisStore {
 
     async fn secret_get_or_init(&self, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         let mut inv = SECRET_GET_OR_INIT.prepare_invoke();
-        inv.key(Key::Secret.name_in(self.ns)).arg(candidate);
+        inv.key(Key::Secret.name_in(self.global())).arg(candidate);
         self.call(&inv).await
     }
 
     async fn user_insert(&self, user: &User) -> StoreResult<()> {
-        let json = serde_json::to_string(user)
-            .map_err(|e| StoreError::Corrupt(format!("cannot encode user: {e}")))?;
-        let mut inv = USER_INSERT.prepare_invoke();
-        inv.key(Key::User(&user.id).name_in(self.ns))
-            .key(Key::UserEmail(&user.email).name_in(self.ns))
-            .key(Key::Users.name_in(self.ns))
-            .key(Key::UserIndex.name_in(self.ns))
-            .arg(user.id.as_str())
-            .arg(json)
-            .arg(&user.email);
-        match self.call::<i64>(&inv).await? {
-            1 => Ok(()),
-            _ => Err(StoreError::Conflict),
-        }
+        self.insert_user(user).await
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        let mut inv = USER_BY_EMAIL.prepare_invoke();
-        inv.key(Key::UserEmail(email).name_in(self.ns))
-            .arg(Prefix::User.in_ns(self.ns));
-        let json: Option<String> = self.call(&inv).await?;
-        json.as_deref().map(user_from_json).transpose()
+        self.user_of_address(email).await
     }
 
     async fn user_by_id(&self, id: &UserId) -> StoreResult<Option<User>> {
         let mut cmd = ::redis::cmd("GET");
-        cmd.arg(Key::User(id).name_in(self.ns));
+        cmd.arg(Key::User(id).name_in(self.of_user(id)));
         let json: Option<String> = self.query(&cmd).await?;
         json.as_deref().map(user_from_json).transpose()
     }
 
     async fn user_list(&self) -> StoreResult<Vec<User>> {
-        let mut inv = SET_RECORDS.prepare_invoke();
-        inv.key(Key::Users.name_in(self.ns))
-            .arg(Prefix::User.in_ns(self.ns));
-        let all: Vec<String> = self.call(&inv).await?;
-        let mut users = all
-            .iter()
-            .map(|j| user_from_json(j))
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut users = Vec::new();
+        for ns in self.every() {
+            let mut inv = SET_RECORDS.prepare_invoke();
+            inv.key(Key::Users.name_in(ns)).arg(Prefix::User.in_ns(ns));
+            let all: Vec<String> = self.call(&inv).await?;
+            for json in &all {
+                users.push(user_from_json(json)?);
+            }
+        }
         users.sort_by(|a, b| a.email.cmp(&b.email));
         Ok(users)
     }
 
     async fn user_counts(&self) -> StoreResult<(u64, u64)> {
         // The user set holds pending sign-ups too (until activated, or swept).
-        let mut users = ::redis::cmd("SCARD");
-        users.arg(Key::Users.name_in(self.ns));
-        let mut pending = ::redis::cmd("ZCARD");
-        pending.arg(Key::PendingUsers.name_in(self.ns));
-        Ok((self.query(&users).await?, self.query(&pending).await?))
+        let (mut all, mut waiting) = (0, 0);
+        for ns in self.every() {
+            let mut users = ::redis::cmd("SCARD");
+            users.arg(Key::Users.name_in(ns));
+            let mut pending = ::redis::cmd("ZCARD");
+            pending.arg(Key::PendingUsers.name_in(ns));
+            all += self.query::<u64>(&users).await?;
+            waiting += self.query::<u64>(&pending).await?;
+        }
+        Ok((all, waiting))
     }
 
     async fn user_page(&self, query: &UserQuery) -> StoreResult<UserPage> {
@@ -823,13 +866,23 @@ impl Store for RedisStore {
         session: &SessionRecord,
         replaces: Option<&SessionId>,
     ) -> StoreResult<()> {
-        let mut inv = session_call(&SESSION_INSERT, self.ns);
-        inv.arg(replaces.map(SessionId::as_str).unwrap_or(""));
+        let shard = self.session_shard(session)?;
+        // A replaced session of another shard (another member's: the browser's old
+        // cookie) goes after, in its own shard.
+        let (here, elsewhere) = match replaces {
+            Some(r) if !self.together(Shard::of(r.as_str()), shard) => (None, Some(r)),
+            r => (r, None),
+        };
+        let mut inv = session_call(&SESSION_INSERT, self.at(shard));
+        inv.arg(here.map(SessionId::as_str).unwrap_or(""));
         session_args(&mut inv, session)?;
-        match self.call::<i64>(&inv).await? {
-            1 => Ok(()),
-            _ => Err(StoreError::Conflict),
+        if self.call::<i64>(&inv).await? != 1 {
+            return Err(StoreError::Conflict);
         }
+        if let Some(old) = elsewhere {
+            self.session_delete(old).await?;
+        }
+        Ok(())
     }
 
     async fn session_by_token(
@@ -837,9 +890,10 @@ impl Store for RedisStore {
         token_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<Option<SessionRecord>> {
-        let mut inv = migrate::legacy_call(&SESSION_BY_TOKEN, self.ns);
-        inv.key(Key::SessionTokens(token_hash).name_in(self.ns))
-            .key(Key::LegacySessionToken(token_hash).name_in(self.ns))
+        let ns = self.of_token(token_hash);
+        let mut inv = migrate::legacy_call(&SESSION_BY_TOKEN, ns);
+        inv.key(Key::SessionTokens(token_hash).name_in(ns))
+            .key(Key::LegacySessionToken(token_hash).name_in(ns))
             .arg(token_hash.as_str())
             .arg(now);
         let Some(reply) = self.call::<Option<Vec<String>>>(&inv).await? else {
@@ -852,7 +906,7 @@ impl Store for RedisStore {
     }
 
     async fn session_touch(&self, id: &SessionId, now: Millis) -> StoreResult<bool> {
-        let mut inv = session_call(&SESSION_TOUCH, self.ns);
+        let mut inv = session_call(&SESSION_TOUCH, self.of(id.as_str()));
         inv.arg(id.as_str()).arg(now);
         Ok(self.call::<i64>(&inv).await? == 1)
     }
@@ -871,19 +925,19 @@ impl Store for RedisStore {
     }
 
     async fn session_delete(&self, id: &SessionId) -> StoreResult<bool> {
-        let mut inv = session_call(&SESSION_DELETE, self.ns);
+        let mut inv = session_call(&SESSION_DELETE, self.of(id.as_str()));
         inv.arg(id.as_str());
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
     async fn session_delete_all(&self, user: &UserId) -> StoreResult<u64> {
-        let mut inv = session_call(&SESSION_DELETE_ALL, self.ns);
+        let mut inv = session_call(&SESSION_DELETE_ALL, self.of_user(user));
         inv.arg(user.as_str());
         self.call(&inv).await
     }
 
     async fn sessions_of(&self, user: &UserId, now: Millis) -> StoreResult<Vec<SessionRecord>> {
-        let mut inv = session_call(&SESSIONS_OF, self.ns);
+        let mut inv = session_call(&SESSIONS_OF, self.of_user(user));
         inv.arg(user.as_str()).arg(now);
         let replies: Vec<Vec<String>> = self.call(&inv).await?;
         let mut sessions = replies
@@ -896,28 +950,34 @@ impl Store for RedisStore {
     }
 
     async fn session_count(&self, now: Millis) -> StoreResult<u64> {
-        let mut inv = session_call(&SESSION_COUNT, self.ns);
-        inv.arg(now);
-        self.call(&inv).await
+        let mut count = 0;
+        for ns in self.every() {
+            let mut inv = session_call(&SESSION_COUNT, ns);
+            inv.arg(now);
+            count += self.call::<u64>(&inv).await?;
+        }
+        Ok(count)
     }
 
     async fn sweep(&self, now: Millis) -> StoreResult<u64> {
-        // Batches keep each script short; Redis serves other clients in between.
         let mut total = 0;
-        loop {
-            let mut inv = session_call(&SWEEP, self.ns);
-            inv.arg(now).arg(SWEEP_BATCH);
-            let removed: u64 = self.call(&inv).await?;
-            total += removed;
-            if removed < SWEEP_BATCH {
-                break;
+        for ns in self.every() {
+            // Batches keep each script short; Redis serves other clients in between.
+            loop {
+                let mut inv = session_call(&SWEEP, ns);
+                inv.arg(now).arg(SWEEP_BATCH);
+                let removed: u64 = self.call(&inv).await?;
+                total += removed;
+                if removed < SWEEP_BATCH {
+                    break;
+                }
             }
+            // After the sessions, so a session both expired and of an expired sign-up is
+            // counted once, as SQLite does.
+            total += self.sweep_pending(ns, now, SWEEP_BATCH).await?;
+            total += self.sweep_expiring(ns, now, SWEEP_BATCH).await?;
+            self.sweep_ip_blocks(ns, now).await?;
         }
-        // After the sessions, so a session both expired and of an expired sign-up is
-        // counted once, as SQLite does.
-        total += self.sweep_pending(now, SWEEP_BATCH).await?;
-        total += self.sweep_expiring(now, SWEEP_BATCH).await?;
-        self.sweep_ip_blocks(now).await?;
         Ok(total)
     }
 }

@@ -12,7 +12,7 @@
 
 use ring::digest::{digest, SHA1_FOR_LEGACY_USE_ONLY};
 
-use super::TokenHash;
+use super::{TokenHash, UserId};
 
 /// How many shards a Cluster store has.
 pub const COUNT: u8 = 16;
@@ -35,9 +35,27 @@ fn hex_digit_value(c: u8) -> u8 {
 }
 
 impl Shard {
-    /// Every shard, in order.
+    /// Where what belongs to the whole site lives (the secret, settings, campaigns, the
+    /// outbox, the audit trail): spelled `{vigile}` on a Cluster, as before shards.
+    pub const GLOBAL: Shard = Shard(COUNT);
+
+    /// Every shard of records, in order (not [`Shard::GLOBAL`]).
     pub fn all() -> impl Iterator<Item = Shard> {
         (0..COUNT).map(Shard)
+    }
+
+    /// Every shard and then [`Shard::GLOBAL`]: what a pass over the whole store visits.
+    pub fn every() -> impl Iterator<Item = Shard> {
+        (0..=COUNT).map(Shard)
+    }
+
+    /// Position in [`Shard::every`].
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    pub fn of_user(id: &UserId) -> Shard {
+        Shard::of(id.as_str())
     }
 
     /// The shard of an id or an address: the first hex digit of its SHA-1.
@@ -51,9 +69,10 @@ impl Shard {
         Shard(hash.as_str().bytes().next().map_or(0, hex_digit_value))
     }
 
-    /// The hex digit naming this shard in a hash tag.
+    /// The hex digit naming this shard in a hash tag (`g` for [`Shard::GLOBAL`], which
+    /// has none).
     pub fn digit(self) -> char {
-        char::from_digit(u32::from(self.0), 16).unwrap_or('0')
+        char::from_digit(u32::from(self.0), 17).unwrap_or('g')
     }
 }
 
@@ -68,6 +87,16 @@ pub fn draw_in<T>(want: Shard, mut draw: impl FnMut() -> T, shard_of: impl Fn(&T
         last = draw();
     }
     last
+}
+
+/// A random token of `bytes` bytes whose hash ([`TokenHash::of`]) falls in `want`: a
+/// session's beside its member, a link's beside what it opens (4 bits fewer to guess).
+pub fn token_in(want: Shard, bytes: usize) -> String {
+    draw_in(
+        want,
+        || crate::crypto::random_token(bytes),
+        |t| Shard::of_token(&TokenHash::of(t)),
+    )
 }
 
 #[cfg(test)]

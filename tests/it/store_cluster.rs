@@ -1,19 +1,21 @@
-//! What only a Redis Cluster shows: every key Vigile writes carries the `{vigile}` hash
-//! tag, so the whole store sits in one slot on one master (which is what lets every
-//! script stay atomic), and the eviction guard reads every master's policy, since a
-//! failover or a resharding may move that slot to any of them. The behaviour suite
-//! itself runs on a Cluster as `store_*::…::cluster`.
+//! What only a Redis Cluster shows: every key Vigile writes carries its shard's hash tag
+//! (`{vigile:X}` for the records of a member, an address, a token; `{vigile}` for the
+//! site's), so the store spreads over every master while each script stays in one slot;
+//! the eviction guard reads every master's policy, and the change feed hears from every
+//! shard. The behaviour suite itself runs on a Cluster as `store_*::…::cluster`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use vigile::store::changes::Change;
-use vigile::store::{AttemptKey, DeviceId, DynStore, IpRule, RedisStore, StoreError};
+use vigile::store::shard::Shard;
+use vigile::store::{AttemptKey, DynStore, IpRule, RedisStore, StoreError};
 
 use crate::common::backend::StoreBackend;
 use crate::common::cluster::ClusterSet;
 use crate::common::consts::MINUTE;
+use crate::common::records::{real_now, session, user};
 use crate::common::sentinel::command;
 use crate::store_suite::member_with_session;
 
@@ -37,48 +39,108 @@ fn store_named_master_last(set: &ClusterSet, master: u16) -> (DynStore, Vec<u16>
     (store, ports)
 }
 
+/// The hash tag at the start of a key name: `{vigile}` or `{vigile:X}`.
+fn tag_of(key: &str) -> &str {
+    key.find('}').map_or("", |end| &key[..=end])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_key_is_tagged_and_the_store_sits_on_the_master_of_its_slot() {
+async fn every_key_carries_its_shard_tag_and_the_members_spread_over_every_master() {
     let set = ClusterSet::start().await;
     let ports = set.ports();
     let b = StoreBackend::Cluster(set.into());
-    let (store, u, s, now) = member_with_session(&b).await;
+    let store = b.open();
+    let now = real_now();
     store.secret_get_or_init(b"secret").await.unwrap();
-    let device = DeviceId::from_string("d1");
-    store
-        .attempt_begin(AttemptKey::Device(&u.email, &device), now)
-        .await
-        .unwrap();
-    store.device_remember(&u.id, &device).await.unwrap();
+    let mut members = Vec::new();
+    for i in 0..48 {
+        let u = user(&format!("member{i}@example.org"), now);
+        store.user_insert(&u).await.unwrap();
+        let (s, _) = session(&u.id, now);
+        store.session_insert(&s, None).await.unwrap();
+        store.device_remember(&u.id, &s.device_id).await.unwrap();
+        store
+            .attempt_begin(AttemptKey::Account(&u.email), now)
+            .await
+            .unwrap();
+        members.push((u, s));
+    }
     store
         .ip_attempt("192.0.2.7", &rule(), now)
         .await
         .unwrap()
         .unwrap();
 
-    let slot: i64 = command(ports[0], &["CLUSTER", "KEYSLOT", "{vigile}"])
-        .await
-        .unwrap();
     let mut holders = Vec::new();
+    let mut all = Vec::new();
     for port in &ports {
         let keys: Vec<String> = command(*port, &["KEYS", "*"]).await.unwrap();
         for key in &keys {
-            assert!(key.starts_with("{vigile}:"), "{key} lacks the hash tag");
+            let tag = tag_of(key);
+            assert!(
+                tag == "{vigile}" || (tag.len() == 10 && tag.starts_with("{vigile:")),
+                "{key} lacks a shard's hash tag"
+            );
+            // Nothing after the tag moves a key to another slot than its shard's.
             let of: i64 = command(*port, &["CLUSTER", "KEYSLOT", key]).await.unwrap();
-            assert_eq!(of, slot, "{key} is in another slot");
+            let shard: i64 = command(*port, &["CLUSTER", "KEYSLOT", tag]).await.unwrap();
+            assert_eq!(of, shard, "{key} is outside its shard's slot");
         }
-        if !keys.is_empty() {
-            holders.push((*port, keys.len()));
+        holders.push(keys.len());
+        all.extend(keys);
+    }
+    assert!(
+        holders.iter().all(|n| *n > 0),
+        "every master holds part of the store: {holders:?}"
+    );
+    // A member's records sit in their shard: account, session, devices; their address's
+    // records in the address's shard (the same: the id was drawn there).
+    for (u, s) in &members {
+        let tag = format!("{{vigile:{}}}", Shard::of_user(&u.id).digit());
+        for key in [
+            format!("{tag}:user:{}", u.id),
+            format!("{tag}:s:{}", s.id),
+            format!("{tag}:known_devices:{}", u.id),
+            format!("{tag}:user_email:{}", u.email),
+            format!("{tag}:attempts:{}", u.email),
+        ] {
+            assert!(all.contains(&key), "{key} is not where its shard says");
         }
     }
-    assert_eq!(holders.len(), 1, "one master holds the store: {holders:?}");
-    assert!(holders[0].1 >= 8, "the writes above made keys: {holders:?}");
+    assert!(all.contains(&"{vigile}:secret".to_string()));
+
     // A second instance (another gateway) reads what the first wrote.
     let other = b.open();
-    assert_eq!(
-        other.session_by_token(&s.token_hash, now).await.unwrap(),
-        Some(s)
+    for (u, s) in &members {
+        assert_eq!(
+            other.session_by_token(&s.token_hash, now).await.unwrap(),
+            Some(s.clone())
+        );
+        assert_eq!(
+            other.user_by_email(&u.email).await.unwrap().map(|f| f.id),
+            Some(u.id.clone())
+        );
+    }
+    assert_eq!(other.session_count(now).await.unwrap(), 48);
+    assert_eq!(other.user_counts().await.unwrap(), (48, 0));
+}
+
+/// A Cluster holding the one-slot store of an earlier build (every key under `{vigile}`)
+/// is refused, loudly, rather than served as if empty: its members would not be found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_holding_the_one_slot_store_of_an_earlier_build_is_refused() {
+    let set = ClusterSet::start().await;
+    let master = set.store_master().await;
+    let _: i64 = command(master, &["SADD", "{vigile}:users", "old-member"])
+        .await
+        .unwrap();
+    let store = open_on(&set);
+    let refused = store.ping().await.unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Unavailable(why) if why.contains("one-slot")),
+        "{refused:?}"
     );
+    assert!(store.user_by_email("a@example.org").await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,6 +282,44 @@ async fn a_silent_subscription_is_a_lost_feed() {
     );
 }
 
+/// A master the feed is not subscribed on going silent (pausing its writers: its
+/// announcements stop, as for a node cut off from the subscriber's) makes the feed lost
+/// too: the heartbeats of the shards it serves stop coming back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_master_of_other_shards_is_a_lost_feed() {
+    let set = ClusterSet::start().await;
+    let subscribed = set.store_master().await;
+    let mut other = None;
+    for shard in Shard::all() {
+        let master = set
+            .master_of(&format!("{{vigile:{}}}", shard.digit()))
+            .await;
+        if master != subscribed {
+            other = Some(master);
+            break;
+        }
+    }
+    let other = other.expect("a shard on another master");
+    let store = open_on(&set);
+    let mut feed = store.changes();
+    let first = tokio::time::timeout(Duration::from_secs(10), feed.recv())
+        .await
+        .unwrap();
+    assert_eq!(first, Some(Change::Live));
+
+    let _: String = command(other, &["CLIENT", "PAUSE", "3000", "WRITE"])
+        .await
+        .unwrap();
+    assert!(
+        next(&mut feed, Change::Lost).await,
+        "the other master's silence is noticed"
+    );
+    assert!(
+        next(&mut feed, Change::Live).await,
+        "live again after the pause"
+    );
+}
+
 /// Whether `want` comes on `feed` within 10 s (whatever comes before it).
 async fn next(feed: &mut vigile::store::changes::ChangeFeed, want: Change) -> bool {
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -249,10 +349,11 @@ async fn a_store_moved_to_another_master_is_followed_without_a_failed_call() {
         unreachable!()
     };
     let (store, u, s, now) = member_with_session(&b).await;
-    let from = set.store_master().await;
-    let to = set.move_store_slot().await;
+    let tag = format!("{{vigile:{}}}", Shard::of_user(&u.id).digit());
+    let from = set.master_of(&tag).await;
+    let to = set.move_slot_of(&tag).await;
     assert_ne!(from, to);
-    assert_eq!(set.store_master().await, to);
+    assert_eq!(set.master_of(&tag).await, to);
 
     // The very first calls after the move: a read, a script write, the readiness ping.
     assert_eq!(
@@ -263,7 +364,7 @@ async fn a_store_moved_to_another_master_is_followed_without_a_failed_call() {
     store.ping().await.unwrap();
     let keys: Vec<String> = command(to, &["KEYS", "*"]).await.unwrap();
     assert!(
-        keys.iter().any(|k| k.starts_with("{vigile}:user:")),
-        "the store moved with its keys: {keys:?}"
+        keys.iter().any(|k| k.starts_with(&format!("{tag}:user:"))),
+        "the member's shard moved with its keys: {keys:?}"
     );
 }

@@ -11,6 +11,8 @@ use vigile::store::{
     DynStore, OutboxMail, Proof, TokenHash, UserId, Via,
 };
 
+use vigile::store::shard::Shard;
+
 use crate::common::backend::StoreBackend;
 use crate::common::consts::MINUTE;
 use crate::common::records::{real_now, user};
@@ -31,9 +33,19 @@ fn code(channel: Channel, value: &str, secret: &str, expires_at: i64) -> Contact
         channel,
         value: value.into(),
         code_hash: TokenHash::of(secret),
-        link_hash: (channel == Channel::Email).then(|| TokenHash::of(&format!("link-{secret}"))),
+        link_hash: None,
         attempts: 0,
         expires_at,
+    }
+}
+
+/// An address code for `owner`, with its mailed link drawn as Vigile draws it: beside the
+/// member (`store::shard`).
+fn email_code(owner: &UserId, value: &str, secret: &str, expires_at: i64) -> ContactCode {
+    let link = vigile::store::shard::token_in(Shard::of_user(owner), 16);
+    ContactCode {
+        link_hash: Some(TokenHash::of(&link)),
+        ..code(Channel::Email, value, secret, expires_at)
     }
 }
 
@@ -175,7 +187,7 @@ async fn a_new_address_replaces_the_login_only_when_proved(b: StoreBackend) {
     store.user_insert(&u).await.unwrap();
     store.user_insert(&other).await.unwrap();
 
-    let c = code(Channel::Email, "new@example.org", "123456", now + MINUTE);
+    let c = email_code(&u.id, "new@example.org", "123456", now + MINUTE);
     store.contact_code_put(&u.id, &c).await.unwrap();
     // Until proved, the account signs in with its old address.
     assert!(store
@@ -220,7 +232,7 @@ async fn a_new_address_replaces_the_login_only_when_proved(b: StoreBackend) {
         .unwrap();
 
     // Another account's address: refused after the right code, nothing changed.
-    let c = code(Channel::Email, "taken@example.org", "654321", now + MINUTE);
+    let c = email_code(&u.id, "taken@example.org", "654321", now + MINUTE);
     store.contact_code_put(&u.id, &c).await.unwrap();
     assert_eq!(
         confirm(&store, &u.id, Channel::Email, "654321", now).await,
@@ -250,7 +262,7 @@ async fn the_mailed_link_confirms_without_a_try(b: StoreBackend) {
     let mut u = user("cleo@example.org", now);
     u.contact = Contact::default();
     store.user_insert(&u).await.unwrap();
-    let c = code(Channel::Email, "cleo@example.org", "777777", now + MINUTE);
+    let c = email_code(&u.id, "cleo@example.org", "777777", now + MINUTE);
     let link = c.link_hash.clone().unwrap();
     store.contact_code_put(&u.id, &c).await.unwrap();
 
@@ -272,7 +284,7 @@ async fn the_mailed_link_confirms_without_a_try(b: StoreBackend) {
     );
 
     // A newer code replaces the link.
-    let newer = code(Channel::Email, "cleo@example.org", "888888", now + MINUTE);
+    let newer = email_code(&u.id, "cleo@example.org", "888888", now + MINUTE);
     let newer_link = newer.link_hash.clone().unwrap();
     store.contact_code_put(&u.id, &newer).await.unwrap();
     assert_eq!(store.contact_link(&link, now).await.unwrap(), None);

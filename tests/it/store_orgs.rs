@@ -10,6 +10,8 @@ use vigile::store::{
     TokenRecord, User, UserId,
 };
 
+use vigile::store::shard::{self, Shard};
+
 use crate::common::backend::StoreBackend;
 use crate::common::consts::MINUTE;
 use crate::common::records::{real_now, session, user};
@@ -37,7 +39,8 @@ fn profile(company: &str) -> OrgProfile {
 
 /// An organisation and its founder, not stored yet.
 fn draft(email: &str, now: i64) -> (Org, User) {
-    let id = OrgId::random();
+    // Drawn as registration draws it: beside the founder's address.
+    let id = OrgId::random_in(Shard::of(email));
     let mut founder = user(email, now);
     founder.org = Some(Membership {
         org: id.clone(),
@@ -55,7 +58,7 @@ fn draft(email: &str, now: i64) -> (Org, User) {
 
 /// Mails a registration link (as step 1 does) and returns its hash.
 async fn link(store: &DynStore, email: &str, expires_at: i64) -> TokenHash {
-    let hash = TokenHash::of(&format!("link-{}", UserId::random()));
+    let hash = TokenHash::of(&shard::token_in(Shard::of(email), 16));
     store
         .token_insert(&TokenRecord {
             kind: TokenKind::OrgRegistration,
@@ -85,7 +88,7 @@ fn invite(org: &Org, email: &str, now: i64, ttl: i64) -> OrgInvite {
     OrgInvite {
         org: org.id.clone(),
         email: email.into(),
-        token_hash: TokenHash::of(&format!("invite-{}", UserId::random())),
+        token_hash: TokenHash::of(&shard::token_in(Shard::of(org.id.as_str()), 16)),
         invited_by: org.super_admin.clone(),
         created_at: now,
         expires_at: now + ttl,
@@ -94,6 +97,8 @@ fn invite(org: &Org, email: &str, now: i64, ttl: i64) -> OrgInvite {
 
 fn joiner(org: &Org, email: &str, now: i64) -> User {
     let mut u = user(email, now);
+    // Drawn as joining draws it: beside the organisation.
+    u.id = UserId::random_in(Shard::of(org.id.as_str()));
     u.org = Some(Membership {
         org: org.id.clone(),
         role: OrgRole::Member,

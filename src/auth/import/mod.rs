@@ -36,6 +36,7 @@ use crate::audit::Event;
 use crate::clock::Clock;
 use crate::crypto::random_token;
 use crate::edge::email::Email;
+use crate::store::shard::{self, Shard};
 use crate::store::{
     millis, AccountStatus, Confirmed, Contact, Invited, Joined, Membership, Millis, Org, OrgId,
     OrgInvite, OrgRole, StoreError, TokenHash, TokenKind, User, UserId, Via,
@@ -331,8 +332,13 @@ async fn create(
         email_confirmed: vouched,
         campaign: None,
     };
+    // Beside the organisation it joins (whose seat link it spends), else its address.
+    let id = match &ready.org {
+        Some(org) => UserId::random_in(Shard::of(org.id.as_str())),
+        None => UserId::for_address(row.email.as_str()),
+    };
     let user = User {
-        id: UserId::random(),
+        id,
         email: row.email.to_string(),
         name: row.name.clone(),
         password_hash: deps.auth.hasher.hash(&random_token(32), lane(by)).await?,
@@ -360,7 +366,7 @@ async fn create(
             Err(e) => Err(e.into()),
         };
     };
-    let token = random_token(32);
+    let token = shard::token_in(Shard::of(org.id.as_str()), 32);
     let seat = OrgInvite {
         org: org.id.clone(),
         email: user.email.clone(),
@@ -416,7 +422,7 @@ async fn invite(
         invited.emit(&by.actor(), now);
         return Ok(Outcome::Invite);
     };
-    let token = random_token(32);
+    let token = shard::token_in(Shard::of(org.id.as_str()), 32);
     let ttl = millis(deps.config.file.signup.invite_ttl);
     let invitation = OrgInvite {
         org: org.id.clone(),

@@ -13,9 +13,9 @@ use crate::audit::{Actor, Event};
 use crate::auth::limits::{FormLimits, Limit};
 use crate::auth::password::Lane;
 use crate::auth::{start_session, Deps, FlowError, NewSession};
-use crate::crypto::random_token;
 use crate::edge::email::Email;
 use crate::i18n::Lang;
+use crate::store::shard::{self, Shard};
 use crate::store::{
     millis, seats_used, AccountStatus, Contact, CounterScope, Invited, Joined, Membership, Millis,
     Org, OrgInvite, OrgRole, SessionRecord, TokenHash, User, UserId, Via,
@@ -159,7 +159,8 @@ pub async fn invite(
     if !by.role.manages_members() {
         return Ok(Err(Refusal::Forbidden));
     }
-    let token = random_token(32);
+    // Beside the organisation, which the link is spent with.
+    let token = shard::token_in(Shard::of(by.org.id.as_str()), 32);
     let ttl = millis(deps.config.file.signup.invite_ttl);
     let invite = OrgInvite {
         org: by.org.id.clone(),
@@ -374,7 +375,8 @@ pub async fn join(
         .hash(person.password, Lane::client(browser.ip))
         .await?;
     let user = User {
-        id: UserId::random(),
+        // Beside the organisation: joining, roles and removal are one script each.
+        id: UserId::random_in(Shard::of(invite.org.as_str())),
         email: invite.email.clone(),
         name,
         password_hash,

@@ -16,9 +16,9 @@ use crate::auth::limits::{FormLimits, RetryAfter};
 use crate::auth::password::Lane;
 use crate::auth::{start_session, Deps, FlowError, NewSession};
 use crate::config::OrgRegistration;
-use crate::crypto::random_token;
 use crate::edge::email::{Email, EmailError};
 use crate::i18n::Lang;
+use crate::store::shard::{self, Shard};
 use crate::store::{
     millis, AccountStatus, Contact, Membership, Millis, Org, OrgId, OrgProfile, OrgRole, OrgTerms,
     Registered, SessionRecord, TokenHash, TokenKind, TokenRecord, User, UserId, Via,
@@ -85,7 +85,8 @@ pub async fn request_link(deps: &Deps, input: LinkRequest<'_>) -> Result<LinkOut
             deps.mailer.org_register_taken(&owner, input.now).await?;
         }
         _ => {
-            let token = random_token(32);
+            // Beside the founder-to-be: registering spends it with the new account.
+            let token = shard::token_in(Shard::of(email.as_str()), 32);
             let ttl = millis(deps.config.file.orgs.step_link_ttl);
             deps.store
                 .token_insert(&TokenRecord {
@@ -178,9 +179,10 @@ pub async fn complete(deps: &Deps, input: Completion<'_>) -> Result<Completed, F
         .hasher
         .hash(input.person.password, Lane::client(input.browser.ip))
         .await?;
-    let org_id = OrgId::random();
+    // The organisation, its founder and the address in one shard (`store::shard`).
+    let org_id = OrgId::random_in(Shard::of(&email));
     let founder = User {
-        id: UserId::random(),
+        id: UserId::for_address(&email),
         email,
         name,
         password_hash,

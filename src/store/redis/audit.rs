@@ -22,16 +22,18 @@ use crate::store::{
 
 const DAY_MS: Millis = 24 * AUDIT_HOUR_MS;
 /// Arguments per record in `AUDIT_APPEND`.
-const RECORD_ARGS: usize = 8;
+const RECORD_ARGS: usize = 9;
 
 // KEYS[1] stream; ARGV[1] max events, ARGV[2] member list prefix, ARGV[3] hours prefix,
 // ARGV[4] user_email prefix, ARGV[5] member entries kept, ARGV[6] member list TTL (ms),
-// ARGV[7] hour-count keep (ms), ARGV[8] named list prefix, then 8 per record: at, event,
-// by, admin, user, email, ip, detail ('' for none).
+// ARGV[7] hour-count keep (ms), ARGV[8] named list prefix, then 9 per record: at, event,
+// by, admin, user, email, ip, detail, and the account holding the email when the caller
+// looked it up ('' for none: on one Redis the script looks, on a Cluster the address's
+// index key is in the address's shard, not here).
 static AUDIT_APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-for i = 9, #ARGV, 8 do
+for i = 9, #ARGV, 9 do
   local at, event, by, admin, user, email, ip, detail =
     ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7]
   -- The member it is about; else the account whose address it names, on its own list.
@@ -39,7 +41,7 @@ for i = 9, #ARGV, 8 do
   if user ~= '' then
     list = ARGV[2] .. user
   elseif email ~= '' then
-    local named = redis.call('GET', ARGV[4] .. email)
+    local named = ARGV[i+8] ~= '' and ARGV[i+8] or redis.call('GET', ARGV[4] .. email)
     if named then list = ARGV[8] .. named end
   end
   local fields = {'a', at, 'e', event, 'b', by, 'd', detail}
@@ -243,18 +245,21 @@ impl AuditStore for RedisStore {
         if records.is_empty() {
             return Ok(());
         }
+        let named = self.named_accounts(records).await?;
+        // The whole trail is one stream, with its member lists, under the site's tag.
+        let ns = self.global();
         let mut inv = AUDIT_APPEND.prepare_invoke();
-        inv.key(Key::Audit.name_in(self.ns))
+        inv.key(Key::Audit.name_in(ns))
             .arg(keep.max_events)
-            .arg(Prefix::AuditMember.in_ns(self.ns))
-            .arg(Prefix::AuditHours.in_ns(self.ns))
-            .arg(Prefix::UserEmail.in_ns(self.ns))
+            .arg(Prefix::AuditMember.in_ns(ns))
+            .arg(Prefix::AuditHours.in_ns(ns))
+            .arg(Prefix::UserEmail.in_ns(ns))
             .arg(AUDIT_MEMBER_KEEP)
             .arg(keep.keep_ms.max(1))
             .arg(AUDIT_COUNTS_KEEP_MS)
-            .arg(Prefix::AuditNamed.in_ns(self.ns));
+            .arg(Prefix::AuditNamed.in_ns(ns));
         let none = String::new();
-        for r in records {
+        for (r, named) in records.iter().zip(&named) {
             let args: [&str; RECORD_ARGS] = [
                 &r.at.to_string(),
                 &r.event,
@@ -264,6 +269,7 @@ impl AuditStore for RedisStore {
                 r.email.as_ref().unwrap_or(&none),
                 r.ip.as_ref().unwrap_or(&none),
                 &r.detail,
+                named,
             ];
             for a in args {
                 inv.arg(a);
@@ -277,14 +283,14 @@ impl AuditStore for RedisStore {
         let mut inv = match &query.user {
             Some(user) => {
                 let mut inv = AUDIT_MEMBER.prepare_invoke();
-                inv.key(Key::Audit.name_in(self.ns))
-                    .key(Key::AuditMember(user).name_in(self.ns))
-                    .key(Key::AuditNamed(user).name_in(self.ns));
+                inv.key(Key::Audit.name_in(self.global()))
+                    .key(Key::AuditMember(user).name_in(self.global()))
+                    .key(Key::AuditNamed(user).name_in(self.global()));
                 inv
             }
             None => {
                 let mut inv = AUDIT_WALK.prepare_invoke();
-                inv.key(Key::Audit.name_in(self.ns));
+                inv.key(Key::Audit.name_in(self.global()));
                 inv
             }
         };
@@ -307,8 +313,8 @@ impl AuditStore for RedisStore {
     async fn audit_counts(&self, from: Millis, until: Millis) -> StoreResult<Vec<AuditCount>> {
         let mut inv = AUDIT_COUNTS.prepare_invoke();
         // Unused by the script: a key sends it, on a Cluster, to the node of the namespace.
-        inv.key(Key::Audit.name_in(self.ns))
-            .arg(Prefix::AuditHours.in_ns(self.ns))
+        inv.key(Key::Audit.name_in(self.global()))
+            .arg(Prefix::AuditHours.in_ns(self.global()))
             .arg(from - from.rem_euclid(DAY_MS))
             .arg(until);
         let fields: Vec<(String, u64)> = self.call(&inv).await?;
@@ -333,10 +339,34 @@ impl AuditStore for RedisStore {
 
     async fn audit_prune(&self, keep: AuditKeep, now: Millis) -> StoreResult<u64> {
         let mut inv = AUDIT_PRUNE.prepare_invoke();
-        inv.key(Key::Audit.name_in(self.ns))
+        inv.key(Key::Audit.name_in(self.global()))
             .arg(now.saturating_sub(keep.keep_ms))
             .arg(keep.max_events);
         self.call(&inv).await
+    }
+}
+
+impl RedisStore {
+    /// On a Cluster, the account holding each record's address when the record is not
+    /// about a member ('' for none), read from the addresses' shards: the append runs
+    /// under the site's tag and cannot read them. On one Redis the script reads them.
+    async fn named_accounts(&self, records: &[AuditRecord]) -> StoreResult<Vec<String>> {
+        let mut named = vec![String::new(); records.len()];
+        if !self.cluster {
+            return Ok(named);
+        }
+        for (r, slot) in records.iter().zip(named.iter_mut()) {
+            let (None, Some(email)) = (&r.user, &r.email) else {
+                continue;
+            };
+            let mut get = ::redis::cmd("GET");
+            get.arg(Key::UserEmail(email).name_in(self.of(email)));
+            *slot = self
+                .query::<Option<String>>(&get)
+                .await?
+                .unwrap_or_default();
+        }
+        Ok(named)
     }
 }
 

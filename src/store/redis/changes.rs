@@ -9,11 +9,12 @@
 //! noticed within half a second, inside the one second a revocation may take.
 //!
 //! On a Cluster, the feed subscribes on the master of the `{vigile}` slot as the Cluster
-//! maps it (or, failing that, on a node the URL names, which gets the messages over the
-//! cluster bus). A node cut off from that master, or the master restarted empty, failed
-//! over or moved, could leave the subscription alive and silent. So
-//! every [`PING_EVERY`] a heartbeat is published by a script on a key of that slot, and
-//! the feed counts as lost when none came back within [`HEARTBEAT_BOUND`].
+//! maps it (or, failing that, on a node the URL names), and gets what the other masters
+//! publish over the cluster bus. A node cut off from a master, or a master restarted
+//! empty, failed over or moved, could leave the subscription alive and silent for the
+//! shards it serves. So every [`PING_EVERY`] a heartbeat is published through every shard
+//! (by a script on a key of its slot, so by its master), and the feed counts as lost
+//! when one shard's did not come back within [`HEARTBEAT_BOUND`].
 
 use std::time::Duration;
 
@@ -32,7 +33,8 @@ const PING_EVERY: Duration = Duration::from_millis(250);
 const PING_BOUND: Duration = Duration::from_millis(250);
 /// How long the feed may go without a heartbeat (Cluster only) before it counts as lost.
 const HEARTBEAT_BOUND: Duration = Duration::from_millis(1000);
-/// The heartbeat message: neither a session (`s:`) nor an account (`u:`) announcement.
+/// The heartbeat message, then the index of the shard it went through: neither a session
+/// (`s:`) nor an account (`u:`) announcement.
 const HEARTBEAT: &str = "h";
 /// Publishes `ARGV[2]` on channel `ARGV[1]`; `KEYS[1]`, unused, routes it to the store's
 /// master on a Cluster.
@@ -41,13 +43,14 @@ static PUBLISH_THROUGH_STORE: LazyLock<::redis::Script> =
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
-/// Follows the channel until the receiving cache is gone. `heartbeat`: on a Cluster, a key
-/// in the store's slot to publish heartbeats through (see the module doc).
-pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender, heartbeat: Option<String>) {
+/// Follows the channel until the receiving cache is gone. `heartbeats`: on a Cluster, a key
+/// in each shard's slot to publish heartbeats through, the site's last (see the module
+/// doc); none on one Redis.
+pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender, heartbeats: Vec<String>) {
     let mut backoff = BACKOFF_MIN;
     let mut said_down = false;
     while !tx.is_closed() {
-        match subscribe(&endpoint, heartbeat.as_deref()).await {
+        match subscribe(&endpoint, heartbeats.last().map(String::as_str)).await {
             Ok((pubsub, generation)) => {
                 backoff = BACKOFF_MIN;
                 said_down = false;
@@ -55,7 +58,7 @@ pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender, heartbeat: O
                 if !tx.send(Change::Live).await {
                     return;
                 }
-                let why = relay(pubsub, &tx, &endpoint, generation, heartbeat.as_deref()).await;
+                let why = relay(pubsub, &tx, &endpoint, generation, &heartbeats).await;
                 tracing::warn!(reason = why, "session change feed lost; caching briefly");
                 if !tx.send(Change::Lost).await {
                     return;
@@ -116,10 +119,10 @@ async fn relay(
     tx: &FeedSender,
     endpoint: &Endpoint,
     generation: u64,
-    heartbeat: Option<&str>,
+    heartbeats: &[String],
 ) -> &'static str {
     let (mut sink, mut stream) = pubsub.split();
-    let mut heard = Stopwatch::start();
+    let mut heard = vec![Stopwatch::start(); heartbeats.len()];
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -127,8 +130,10 @@ async fn relay(
             msg = stream.next() => {
                 let Some(msg) = msg else { return "connection closed" };
                 let Ok(text) = msg.get_payload::<String>() else { continue };
-                if text == HEARTBEAT {
-                    heard = Stopwatch::start();
+                if let Some(shard) = text.strip_prefix(HEARTBEAT) {
+                    if let Some(at) = shard.parse::<usize>().ok().and_then(|i| heard.get_mut(i)) {
+                        *at = Stopwatch::start();
+                    }
                     continue;
                 }
                 if let Some(change) = Change::parse(&text) {
@@ -147,24 +152,28 @@ async fn relay(
                     Ok(Err(_)) => return "ping failed",
                     Err(_) => return "ping unanswered",
                 }
-                if let Some(key) = heartbeat {
-                    if heard.elapsed() > HEARTBEAT_BOUND {
-                        return "no heartbeat came back from the store's master";
-                    }
-                    // A heartbeat that cannot be sent is one that does not come back.
-                    let _ = tokio::time::timeout(PING_BOUND, publish_heartbeat(endpoint, key)).await;
+                if heard.iter().any(|h| h.elapsed() > HEARTBEAT_BOUND) {
+                    return "no heartbeat came back from a shard's master";
                 }
+                // A heartbeat that cannot be sent is one that does not come back.
+                let sent = heartbeats
+                    .iter()
+                    .enumerate()
+                    .map(|(i, key)| publish_heartbeat(endpoint, key, i));
+                let _ = tokio::time::timeout(PING_BOUND, futures_util::future::join_all(sent)).await;
             }
         }
     }
 }
 
-/// Publishes one heartbeat through the store's master (the master of `key`'s slot).
-async fn publish_heartbeat(endpoint: &Endpoint, key: &str) -> Result<(), String> {
+/// Publishes heartbeat `shard` through the master of `key`'s slot.
+async fn publish_heartbeat(endpoint: &Endpoint, key: &str, shard: usize) -> Result<(), String> {
     let current = endpoint.current().await.map_err(|e| e.to_string())?;
     let mut conn = current.conn.clone();
     let mut inv = PUBLISH_THROUGH_STORE.prepare_invoke();
-    inv.key(key).arg(CHANNEL).arg(HEARTBEAT);
+    inv.key(key)
+        .arg(CHANNEL)
+        .arg([HEARTBEAT, &shard.to_string()].concat());
     inv.invoke_async::<i64>(&mut conn)
         .await
         .map(drop)

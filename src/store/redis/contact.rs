@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use super::users::user_call;
 use super::{user_from_json, RedisStore};
 use crate::store::keys::{Key, Prefix};
+use crate::store::shard::Shard;
 use crate::store::{
     Campaign, CampaignMark, Channel, Confirmed, ContactCheck, ContactCode, ContactStore, Millis,
     Proof, StoreError, StoreResult, TokenHash, UserId,
@@ -64,8 +65,10 @@ return 1
 
 // KEYS[5] user, KEYS[6] code; ARGV[7] id, ARGV[8] channel, ARGV[9] typed code hash ('' for
 // the link), ARGV[10] max tries, ARGV[11] now, ARGV[12] confirmation JSON, ARGV[13] link
-// prefix, ARGV[14] the link's hash ('' for a typed code). Returns {outcome, tries left |
-// previous value, account JSON}.
+// prefix, ARGV[14] the link's hash ('' for a typed code), ARGV[15] for a new address whose
+// index key is in another shard: '' not claimed yet, `claimed` for this id, `taken`
+// (`addresses.rs`). Returns {outcome, tries left | previous value | the address to claim,
+// account JSON}.
 contact_script!(
     CONFIRM,
     r#"
@@ -94,9 +97,18 @@ end
 local c, previous = contact_of(u), ''
 if ARGV[8] == 'email' then
   if u.email ~= f[1] then
-    if redis.call('EXISTS', P_EMAIL .. f[1]) == 1 then spend() return {'taken'} end
-    redis.call('SET', P_EMAIL .. f[1], ARGV[7])
-    if redis.call('GET', P_EMAIL .. u.email) == ARGV[7] then
+    if here(f[1]) then
+      if redis.call('EXISTS', P_EMAIL .. f[1]) == 1 then spend() return {'taken'} end
+      redis.call('SET', P_EMAIL .. f[1], ARGV[7])
+    elseif ARGV[15] == 'taken' then
+      spend()
+      return {'taken'}
+    elseif ARGV[15] ~= 'claimed' then
+      -- Nothing written yet: the caller claims the address in its shard and calls again.
+      return {'claim', f[1]}
+    end
+    -- The old address's key, if in another shard, is released by the caller after.
+    if here(u.email) and redis.call('GET', P_EMAIL .. u.email) == ARGV[7] then
       redis.call('DEL', P_EMAIL .. u.email)
     end
     previous = u.email
@@ -181,17 +193,23 @@ fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
 #[async_trait]
 impl ContactStore for RedisStore {
     async fn contact_code_put(&self, user: &UserId, code: &ContactCode) -> StoreResult<bool> {
+        // The mailed link's key sits beside the member: its token was drawn there.
+        let shard = Shard::of_user(user);
+        if let Some(h) = &code.link_hash {
+            self.drawn_in("a contact link", Shard::of_token(h), shard)?;
+        }
+        let ns = self.at(shard);
         let link_key = code
             .link_hash
             .as_ref()
-            .map_or(Prefix::ContactLink.in_ns(self.ns).to_string(), |h| {
-                Key::ContactLink(h).name_in(self.ns)
+            .map_or(Prefix::ContactLink.in_ns(ns), |h| {
+                Key::ContactLink(h).name_in(ns)
             });
-        let mut inv = user_call(&CODE_PUT, self.ns);
-        inv.key(Key::User(user).name_in(self.ns))
-            .key(Key::ContactCode(user, code.channel).name_in(self.ns))
+        let mut inv = user_call(&CODE_PUT, ns);
+        inv.key(Key::User(user).name_in(ns))
+            .key(Key::ContactCode(user, code.channel).name_in(ns))
             .key(link_key)
-            .arg(Prefix::ContactLink.in_ns(self.ns))
+            .arg(Prefix::ContactLink.in_ns(ns))
             .arg(user.as_str())
             .arg(code.expires_at);
         for (field, value) in code_fields(code) {
@@ -207,7 +225,7 @@ impl ContactStore for RedisStore {
         now: Millis,
     ) -> StoreResult<Option<ContactCode>> {
         let mut cmd = ::redis::cmd("HGETALL");
-        cmd.arg(Key::ContactCode(user, channel).name_in(self.ns));
+        cmd.arg(Key::ContactCode(user, channel).name_in(self.of_user(user)));
         let flat: Vec<String> = self.query(&cmd).await?;
         if flat.is_empty() {
             return Ok(None);
@@ -237,24 +255,54 @@ impl ContactStore for RedisStore {
             Proof::Code(hash) => (hash.as_str(), ""),
             Proof::Link(hash) => ("", hash.as_str()),
         };
-        let mut inv = user_call(&CONFIRM, self.ns);
-        inv.key(Key::User(user).name_in(self.ns))
-            .key(Key::ContactCode(user, channel).name_in(self.ns))
-            .arg(user.as_str())
-            .arg(channel.as_str())
-            .arg(typed)
-            .arg(max_tries)
-            .arg(now)
-            .arg(json(&at)?)
-            .arg(Prefix::ContactLink.in_ns(self.ns))
-            .arg(link);
-        let reply: Vec<String> = self.call(&inv).await?;
+        let ns = self.of_user(user);
+        let at = json(&at)?;
+        let confirm = |claim: &'static str| {
+            let mut inv = user_call(&CONFIRM, ns);
+            inv.key(Key::User(user).name_in(ns))
+                .key(Key::ContactCode(user, channel).name_in(ns))
+                .arg(user.as_str())
+                .arg(channel.as_str())
+                .arg(typed)
+                .arg(max_tries)
+                .arg(now)
+                .arg(&at)
+                .arg(Prefix::ContactLink.in_ns(ns))
+                .arg(link)
+                .arg(claim);
+            inv
+        };
+        let mut reply: Vec<String> = self.call(&confirm("")).await?;
+        // A new address whose index key is in another shard: claimed there first, then
+        // the account changes; a claim that came to nothing is released.
+        let mut claimed = None;
+        if reply.first().map(String::as_str) == Some("claim") {
+            let email = reply.get(1).cloned().unwrap_or_default();
+            let ours = self.claim_address(&email, user, false).await?;
+            reply = self
+                .call(&confirm(if ours { "claimed" } else { "taken" }))
+                .await?;
+            claimed = ours.then_some(email);
+        }
         let field = |i: usize| reply.get(i).map(String::as_str).unwrap_or_default();
+        if let Some(email) = &claimed {
+            if field(0) != "confirmed" {
+                self.release_address(email, user).await?;
+            }
+        }
         Ok(match field(0) {
-            "confirmed" => ContactCheck::Confirmed {
-                user: Box::new(user_from_json(field(2))?),
-                previous: Some(field(1).to_string()).filter(|p| !p.is_empty()),
-            },
+            "confirmed" => {
+                let previous = Some(field(1).to_string()).filter(|p| !p.is_empty());
+                if let (Channel::Email, Some(old)) = (channel, &previous) {
+                    if !self.address_beside(user, old) {
+                        self.release_address(old, user).await?;
+                    }
+                }
+                ContactCheck::Confirmed {
+                    user: Box::new(user_from_json(field(2))?),
+                    previous,
+                }
+            }
             "wrong" => ContactCheck::Wrong {
                 left: field(1).parse().unwrap_or(0),
             },
@@ -266,26 +314,30 @@ impl ContactStore for RedisStore {
     }
 
     async fn contact_link(&self, link: &TokenHash, now: Millis) -> StoreResult<Option<UserId>> {
+        // Drawn beside its member: the code it names is in the same shard.
+        let ns = self.of_token(link);
         let mut inv = LINK.prepare_invoke();
-        inv.key(Key::ContactLink(link).name_in(self.ns))
+        inv.key(Key::ContactLink(link).name_in(ns))
             .arg(link.as_str())
             .arg(now)
-            .arg(Prefix::ContactCode.in_ns(self.ns));
+            .arg(Prefix::ContactCode.in_ns(ns));
         let id: Option<String> = self.call(&inv).await?;
         Ok(id.map(UserId::from_string))
     }
 
     async fn contact_ask(&self, user: &UserId, mark: &CampaignMark) -> StoreResult<bool> {
-        let mut inv = user_call(&ASK, self.ns);
-        inv.key(Key::User(user).name_in(self.ns))
+        let ns = self.of_user(user);
+        let mut inv = user_call(&ASK, ns);
+        inv.key(Key::User(user).name_in(ns))
             .arg(user.as_str())
             .arg(json(mark)?);
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
     async fn contact_seen(&self, user: &UserId, id: &str, now: Millis) -> StoreResult<bool> {
-        let mut inv = user_call(&SEEN, self.ns);
-        inv.key(Key::User(user).name_in(self.ns))
+        let ns = self.of_user(user);
+        let mut inv = user_call(&SEEN, ns);
+        inv.key(Key::User(user).name_in(ns))
             .arg(user.as_str())
             .arg(id)
             .arg(now);
@@ -294,7 +346,7 @@ impl ContactStore for RedisStore {
 
     async fn campaign_insert(&self, campaign: &Campaign) -> StoreResult<()> {
         let mut cmd = ::redis::cmd("HSETNX");
-        cmd.arg(Key::Campaigns.name_in(self.ns))
+        cmd.arg(Key::Campaigns.name_in(self.global()))
             .arg(&campaign.id)
             .arg(json(campaign)?);
         match self.query::<i64>(&cmd).await? {
@@ -305,7 +357,7 @@ impl ContactStore for RedisStore {
 
     async fn campaign_list(&self) -> StoreResult<Vec<Campaign>> {
         let mut cmd = ::redis::cmd("HVALS");
-        cmd.arg(Key::Campaigns.name_in(self.ns));
+        cmd.arg(Key::Campaigns.name_in(self.global()));
         let all: Vec<String> = self.query(&cmd).await?;
         let mut out = all
             .iter()

@@ -35,9 +35,14 @@ impl CounterStore for RedisStore {
         now: Millis,
     ) -> StoreResult<u64> {
         let (start, end) = window(now, window_ms);
+        // Beside their subject, except the site's own (the outbox counts those).
+        let ns = match scope {
+            CounterScope::MessagesSent | CounterScope::TextsSite => self.global(),
+            _ => self.of(subject),
+        };
         let mut inv = COUNTER_HIT.prepare_invoke();
-        inv.key(Key::Counter(scope, subject, start).name_in(self.ns))
-            .key(Key::Expiring.name_in(self.ns))
+        inv.key(Key::Counter(scope, subject, start).name_in(ns))
+            .key(Key::Expiring.name_in(ns))
             .arg(end);
         self.call(&inv).await
     }

@@ -16,6 +16,8 @@ use async_trait::async_trait;
 
 use super::{session_args, session_call, RedisStore};
 use crate::store::keys::{Key, Prefix};
+use crate::store::shard::Shard;
+use crate::store::Store;
 use crate::store::{
     overflow_parse, overflow_str, Cap, Challenge, CodeCheck, DeviceId, DeviceStore, Millis, Opened,
     SessionId, SessionRecord, Settings, SignedOut, StoreError, StoreResult, TokenHash, UserId,
@@ -259,22 +261,34 @@ impl DeviceStore for RedisStore {
         now: Millis,
     ) -> StoreResult<Opened> {
         let victims: Vec<&str> = victims.iter().map(SessionId::as_str).collect();
-        let mut inv = session_call(&SESSION_OPEN, self.ns);
-        inv.key(Key::Expiring.name_in(self.ns))
-            .arg(replaces.map(SessionId::as_str).unwrap_or(""))
+        let shard = self.session_shard(session)?;
+        let ns = self.at(shard);
+        // A replaced session of another shard (another member's: the browser's old
+        // cookie) goes after, in its own shard; the member's own are all here.
+        let (here, elsewhere) = match replaces {
+            Some(r) if !self.together(Shard::of(r.as_str()), shard) => (None, Some(r)),
+            r => (r, None),
+        };
+        let mut inv = session_call(&SESSION_OPEN, ns);
+        inv.key(Key::Expiring.name_in(ns))
+            .arg(here.map(SessionId::as_str).unwrap_or(""))
             .arg(cap.max)
             .arg(if cap.evict_oldest { "1" } else { "0" })
             .arg(now)
-            .arg(Prefix::Ended.in_ns(self.ns))
+            .arg(Prefix::Ended.in_ns(ns))
             .arg(victims.join(","));
         session_args(&mut inv, session)?;
         let reply: Vec<String> = self.call(&inv).await?;
         let mut it = reply.into_iter();
         match it.next().as_deref() {
             Some("0") => Err(StoreError::Conflict),
-            Some("1") => Ok(Opened::Opened {
-                ended: it.map(SessionId::from_string).collect(),
-            }),
+            Some("1") => {
+                let ended = it.map(SessionId::from_string).collect();
+                if let Some(old) = elsewhere {
+                    self.session_delete(old).await?;
+                }
+                Ok(Opened::Opened { ended })
+            }
             Some("2") => match it.next().and_then(|n| n.parse().ok()) {
                 Some(active) => Ok(Opened::Full { active }),
                 None => Err(StoreError::Corrupt("session_open: bad count".into())),
@@ -290,14 +304,15 @@ impl DeviceStore for RedisStore {
         why: SignedOut,
         now: Millis,
     ) -> StoreResult<bool> {
-        let mut inv = session_call(&SESSION_END, self.ns);
-        inv.key(Key::Session(id).name_in(self.ns))
-            .key(Key::Expiring.name_in(self.ns))
+        let ns = self.of_user(user);
+        let mut inv = session_call(&SESSION_END, ns);
+        inv.key(Key::Session(id).name_in(ns))
+            .key(Key::Expiring.name_in(ns))
             .arg(id.as_str())
             .arg(user.as_str())
             .arg(why.as_str())
             .arg(now)
-            .arg(Prefix::Ended.in_ns(self.ns));
+            .arg(Prefix::Ended.in_ns(ns));
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
@@ -306,9 +321,11 @@ impl DeviceStore for RedisStore {
         token_hash: &TokenHash,
         now: Millis,
     ) -> StoreResult<Option<SignedOut>> {
+        // Written by the member's scripts, in their shard: the token's.
+        let ns = self.of_token(token_hash);
         let mut inv = SIGNED_OUT.prepare_invoke();
-        inv.key(Key::Ended(token_hash).name_in(self.ns))
-            .key(Key::Expiring.name_in(self.ns))
+        inv.key(Key::Ended(token_hash).name_in(ns))
+            .key(Key::Expiring.name_in(ns))
             .arg(now);
         let Some(why) = self.call::<Option<String>>(&inv).await? else {
             return Ok(None);
@@ -320,7 +337,7 @@ impl DeviceStore for RedisStore {
 
     async fn challenge_put(&self, device: &DeviceId, challenge: &Challenge) -> StoreResult<bool> {
         let mut inv = CHALLENGE_PUT.prepare_invoke();
-        inv.key(Key::Challenge(device).name_in(self.ns))
+        inv.key(Key::Challenge(device).name_in(self.of(device.as_str())))
             .arg(challenge.expires_at);
         for (field, value) in challenge_fields(challenge) {
             inv.arg(field).arg(value);
@@ -334,7 +351,7 @@ impl DeviceStore for RedisStore {
         now: Millis,
     ) -> StoreResult<Option<Challenge>> {
         let mut cmd = ::redis::cmd("HGETALL");
-        cmd.arg(Key::Challenge(device).name_in(self.ns));
+        cmd.arg(Key::Challenge(device).name_in(self.of(device.as_str())));
         let flat: Vec<String> = self.query(&cmd).await?;
         if flat.is_empty() {
             return Ok(None);
@@ -352,7 +369,7 @@ impl DeviceStore for RedisStore {
         now: Millis,
     ) -> StoreResult<CodeCheck> {
         let mut inv = CHALLENGE_CHECK.prepare_invoke();
-        inv.key(Key::Challenge(device).name_in(self.ns))
+        inv.key(Key::Challenge(device).name_in(self.of(device.as_str())))
             .arg(code_hash.as_str())
             .arg(max_tries)
             .arg(verified_until)
@@ -380,7 +397,7 @@ impl DeviceStore for RedisStore {
         now: Millis,
     ) -> StoreResult<bool> {
         let mut inv = CHALLENGE_RENEW.prepare_invoke();
-        inv.key(Key::Challenge(device).name_in(self.ns))
+        inv.key(Key::Challenge(device).name_in(self.of(device.as_str())))
             .arg(code_hash.as_str())
             .arg(expires_at)
             .arg(now);
@@ -389,13 +406,13 @@ impl DeviceStore for RedisStore {
 
     async fn challenge_delete(&self, device: &DeviceId) -> StoreResult<bool> {
         let mut cmd = ::redis::cmd("DEL");
-        cmd.arg(Key::Challenge(device).name_in(self.ns));
+        cmd.arg(Key::Challenge(device).name_in(self.of(device.as_str())));
         Ok(self.query::<i64>(&cmd).await? == 1)
     }
 
     async fn settings_get(&self) -> StoreResult<Settings> {
         let mut cmd = ::redis::cmd("HGETALL");
-        cmd.arg(Key::Settings.name_in(self.ns));
+        cmd.arg(Key::Settings.name_in(self.global()));
         let mut r = HashRecord::new("settings", self.query(&cmd).await?);
         let bad = |k: &str, v: &str| StoreError::Corrupt(format!("setting {k} = {v:?}"));
         let mut settings = Settings::default();
@@ -410,7 +427,7 @@ impl DeviceStore for RedisStore {
 
     async fn settings_set(&self, settings: &Settings) -> StoreResult<()> {
         let mut inv = SETTINGS_SET.prepare_invoke();
-        inv.key(Key::Settings.name_in(self.ns))
+        inv.key(Key::Settings.name_in(self.global()))
             .arg(
                 settings
                     .max_per_member
@@ -422,7 +439,8 @@ impl DeviceStore for RedisStore {
 
     async fn member_cap(&self, user: &UserId) -> StoreResult<Option<u32>> {
         let mut cmd = ::redis::cmd("HGET");
-        cmd.arg(Key::MemberCaps.name_in(self.ns)).arg(user.as_str());
+        cmd.arg(Key::MemberCaps.name_in(self.of_user(user)))
+            .arg(user.as_str());
         let Some(cap) = self.query::<Option<String>>(&cmd).await? else {
             return Ok(None);
         };
@@ -432,9 +450,11 @@ impl DeviceStore for RedisStore {
     }
 
     async fn member_cap_set(&self, user: &UserId, cap: Option<u32>) -> StoreResult<bool> {
+        // Each shard keeps the caps of its own members.
+        let ns = self.of_user(user);
         let mut inv = MEMBER_CAP_SET.prepare_invoke();
-        inv.key(Key::User(user).name_in(self.ns))
-            .key(Key::MemberCaps.name_in(self.ns))
+        inv.key(Key::User(user).name_in(ns))
+            .key(Key::MemberCaps.name_in(ns))
             .arg(user.as_str())
             .arg(cap.map(|c| c.to_string()).unwrap_or_default());
         Ok(self.call::<i64>(&inv).await? == 1)

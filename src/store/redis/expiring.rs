@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use ::redis::Script;
 
 use super::RedisStore;
-use crate::store::keys::Key;
+use crate::store::keys::{Key, Namespace};
 use crate::store::{Millis, StoreResult};
 
 // KEYS[1] expiring index; ARGV[1] now, ARGV[2] batch size. The members are key names
@@ -27,11 +27,16 @@ return #names
 impl RedisStore {
     /// Removes the tokens and counters expired at `now`, `batch` per script run. Every
     /// index entry counts as one record, even if Redis had already dropped its key.
-    pub(super) async fn sweep_expiring(&self, now: Millis, batch: u64) -> StoreResult<u64> {
+    pub(super) async fn sweep_expiring(
+        &self,
+        ns: Namespace,
+        now: Millis,
+        batch: u64,
+    ) -> StoreResult<u64> {
         let mut total = 0;
         loop {
             let mut inv = SWEEP_EXPIRING.prepare_invoke();
-            inv.key(Key::Expiring.name_in(self.ns)).arg(now).arg(batch);
+            inv.key(Key::Expiring.name_in(ns)).arg(now).arg(batch);
             let removed: u64 = self.call(&inv).await?;
             total += removed;
             if removed < batch {

@@ -60,8 +60,8 @@ pub(super) async fn run(conn: &mut Conn, ns: Namespace) -> StoreResult<()> {
     let mut dropped = 0;
     if ns == Namespace::Plain {
         let factors = Key::Kept(Kept::Factors, "").name_in(ns);
-        for prefix in [factors.as_str(), Prefix::KnownDevices.in_ns(ns)] {
-            dropped += drop_orphans(conn, ns, prefix).await?;
+        for prefix in [factors, Prefix::KnownDevices.in_ns(ns)] {
+            dropped += drop_orphans(conn, ns, &prefix).await?;
         }
         dropped += drop_caps(conn, ns).await?;
     }

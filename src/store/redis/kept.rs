@@ -40,7 +40,7 @@ return 1
 impl KeptStore for RedisStore {
     async fn kept_get(&self, kind: Kept, key: &str, now: Millis) -> StoreResult<Option<Versioned>> {
         let mut cmd = ::redis::cmd("HMGET");
-        cmd.arg(Key::Kept(kind, key).name_in(self.ns))
+        cmd.arg(Key::Kept(kind, key).name_in(self.of(key)))
             .arg("v")
             .arg("d")
             .arg("x");
@@ -73,7 +73,7 @@ impl KeptStore for RedisStore {
         now: Millis,
     ) -> StoreResult<bool> {
         let mut inv = KEPT_PUT.prepare_invoke();
-        inv.key(Key::Kept(kind, key).name_in(self.ns))
+        inv.key(Key::Kept(kind, key).name_in(self.of(key)))
             .arg(expected)
             .arg(if doc.is_some() { "put" } else { "del" })
             .arg(doc.unwrap_or(""))

@@ -143,6 +143,9 @@ async fn invoke<T: FromRedisValue>(conn: &mut Conn, inv: &ScriptInvocation<'_>) 
 /// Brings the sessions to the current layout (see the module doc). Cheap when
 /// `vigile:layout` already says so: one `GET`.
 pub(super) async fn run(mut conn: Conn, ns: Namespace) -> StoreResult<()> {
+    if let Namespace::Cluster(_) = ns {
+        return sharded(&mut conn, ns).await;
+    }
     let mut get = ::redis::cmd("GET");
     get.arg(Key::Layout.name_in(ns));
     let layout: Option<String> = bounded("GET layout", get.query_async(&mut conn)).await?;
@@ -151,18 +154,13 @@ pub(super) async fn run(mut conn: Conn, ns: Namespace) -> StoreResult<()> {
     if layout.as_deref() == Some(LAYOUT) {
         return Ok(());
     }
-    // Layout 1 never ran on a Cluster (and SCAN there would see one node only).
-    if ns == Namespace::Cluster {
-        let mut set = ::redis::cmd("SET");
-        set.arg(Key::Layout.name_in(ns)).arg(LAYOUT);
-        return bounded("SET layout", set.query_async(&mut conn)).await;
-    }
     let (mut cursor, mut converted) = (0_u64, 0_u64);
     loop {
-        let (next, keys) = scan_step(&mut conn, cursor, Prefix::LegacySession.in_ns(ns)).await?;
+        let prefix = Prefix::LegacySession.in_ns(ns);
+        let (next, keys) = scan_step(&mut conn, cursor, &prefix).await?;
         let ids: Vec<&str> = keys
             .iter()
-            .filter_map(|k| k.strip_prefix(Prefix::LegacySession.in_ns(ns)))
+            .filter_map(|k| k.strip_prefix(prefix.as_str()))
             .collect();
         for chunk in ids.chunks(BATCH) {
             let mut inv = legacy_call(&MIGRATE_BATCH, ns);
@@ -189,4 +187,37 @@ pub(super) async fn run(mut conn: Conn, ns: Namespace) -> StoreResult<()> {
         tracing::info!(converted, "sessions converted to the compact Redis layout");
     }
     Ok(())
+}
+
+/// What `vigile:layout` says on a Cluster spread over shards (`shard.rs`).
+const SHARDED: &str = "shards";
+
+/// A Cluster store: spread over shards from its first start (every account indexes
+/// itself, and layout 1 never ran on a Cluster). A Cluster holding the one-slot layout of
+/// an earlier build (every key in `{vigile}`) is refused rather than half read: its
+/// accounts would not be found where this version looks. `global`: `{vigile}`.
+async fn sharded(conn: &mut Conn, global: Namespace) -> StoreResult<()> {
+    let mut get = ::redis::cmd("GET");
+    get.arg(Key::Layout.name_in(global));
+    let layout: Option<String> = bounded("GET layout", get.query_async(conn)).await?;
+    if layout.as_deref() == Some(SHARDED) {
+        return Ok(());
+    }
+    let mut exists = ::redis::cmd("EXISTS");
+    exists
+        .arg(Key::Users.name_in(global))
+        .arg(Key::SessionTotal.name_in(global));
+    let one_slot: u8 = bounded("EXISTS users", exists.query_async(conn)).await?;
+    if one_slot > 0 {
+        return Err(StoreError::Unavailable(
+            "this Redis Cluster holds the one-slot store of an earlier Vigile (every key \
+             under {vigile}); this version spreads the store over shards and cannot read \
+             it: keep the earlier version, or start from an empty Cluster (README, Redis \
+             Cluster)"
+                .into(),
+        ));
+    }
+    let mut set = ::redis::cmd("SET");
+    set.arg(Key::Layout.name_in(global)).arg(SHARDED);
+    bounded("SET layout", set.query_async(conn)).await
 }

@@ -11,14 +11,17 @@ use async_trait::async_trait;
 
 use super::users::{member_keys, user_call};
 use super::{user_from_json, RedisStore, SET_RECORDS};
-use crate::store::keys::{Key, Prefix};
+use crate::store::keys::{Key, Namespace, Prefix};
+use crate::store::shard::Shard;
+use crate::store::Store;
 use crate::store::{
     Invited, Joined, Millis, Org, OrgId, OrgInvite, OrgProfile, OrgRole, OrgStore, OrgTerms,
     Registered, StoreError, StoreResult, TokenHash, TokenKind, User, UserId,
 };
 
 /// On top of `user_prelude!`: whether an email-index key may take a new account (free, or
-/// held by a pending sign-up, which then goes whole), without changing anything.
+/// held by a pending sign-up, which then goes whole), without changing anything; nil when
+/// an account of another shard holds it (the caller looks, `addresses.rs`).
 macro_rules! org_prelude {
     () => {
         concat!(
@@ -27,6 +30,7 @@ macro_rules! org_prelude {
 local function email_free(email_key)
   local holder = redis.call('GET', email_key)
   if not holder then return true end
+  if not here(holder) then return nil end
   local u, exists = user_record(holder)
   return not exists or (u and u.status == 'pending')
 end
@@ -34,9 +38,10 @@ local function take_email(email_key)
   local holder = redis.call('GET', email_key)
   if holder then delete_user(holder) end
 end
+-- `email_key` false when the address's key is in another shard, claimed there already.
 local function add_user(user_key, email_key, members_key, id, json)
   put_user(user_key, json)
-  redis.call('SET', email_key, id)
+  if email_key then redis.call('SET', email_key, id) end
   redis.call('SADD', USERS, id)
   redis.call('SADD', members_key, id)
 end
@@ -55,14 +60,18 @@ macro_rules! org_script {
 // KEYS[5] link token, KEYS[6] expiring, KEYS[7] org, KEYS[8] org set, KEYS[9] members,
 // KEYS[10] user, KEYS[11] email index; ARGV[7] now, ARGV[8] org id, ARGV[9] org JSON,
 // ARGV[10] user id, ARGV[11] user JSON, ARGV[12] email.
-// Returns 1 created, 0 link gone, 2 email taken, 3 id in use.
+// Returns 1 created, 0 link gone, 2 email taken, 3 id in use, -2 the address held by an
+// account of another shard (nothing changed). The founder, the organisation and the link
+// were drawn in the address's shard.
 org_script!(
     ORG_REGISTER,
     r#"
 local f = redis.call('HMGET', KEYS[5], 'subject', 'expires_at')
 local expires_at = tonumber(f[2])
 if not expires_at or f[1] ~= ARGV[12] or tonumber(ARGV[7]) >= expires_at then return 0 end
-if not email_free(KEYS[11]) then return 2 end
+local free = email_free(KEYS[11])
+if free == nil then return -2 end
+if not free then return 2 end
 if redis.call('EXISTS', KEYS[7]) == 1 or redis.call('EXISTS', KEYS[10]) == 1 then return 3 end
 redis.call('DEL', KEYS[5])
 redis.call('ZREM', KEYS[6], KEYS[5])
@@ -126,13 +135,14 @@ return 1
 
 // KEYS[5] members, KEYS[6] invites, KEYS[7] new link's key, KEYS[8] expiring, KEYS[9] the
 // invited address's email index; ARGV[7] now, ARGV[8] email, ARGV[9] invite JSON,
-// ARGV[10] seats, ARGV[11] expires_at, ARGV[12] link record JSON, ARGV[13] link key prefix.
+// ARGV[10] seats, ARGV[11] expires_at, ARGV[12] link record JSON, ARGV[13] link key prefix,
+// ARGV[14] the address's holder when its key is in another shard (read by the caller).
 // Returns 1 invited, 0 no seat, 2 already a member.
 org_script!(
     ORG_INVITE,
     r#"
 local now, email = tonumber(ARGV[7]), ARGV[8]
-local holder = redis.call('GET', KEYS[9])
+local holder = ARGV[14] ~= '' and ARGV[14] or redis.call('GET', KEYS[9])
 if holder and redis.call('SISMEMBER', KEYS[5], holder) == 1 then return 2 end
 local pending = 0
 local all = redis.call('HGETALL', KEYS[6])
@@ -184,7 +194,10 @@ return 1
 
 // KEYS[5] link key, KEYS[6] expiring, KEYS[7] invites, KEYS[8] members, KEYS[9] user,
 // KEYS[10] email index; ARGV[7] now, ARGV[8] token hash, ARGV[9] email, ARGV[10] user id,
-// ARGV[11] user JSON. Returns 1 joined, 0 gone, 2 email taken (invitation spent), 3 id in use.
+// ARGV[11] user JSON, ARGV[12] for an address whose key is in another shard: `claimed`
+// there for the id already, or `taken`. Returns 1 joined, 0 gone, 2 email taken
+// (invitation spent), 3 id in use, -2 the address held by an account of another shard
+// (nothing changed).
 org_script!(
     ORG_JOIN,
     r#"
@@ -194,12 +207,19 @@ local ok, inv = pcall(cjson.decode, json)
 if not (ok and type(inv) == 'table' and inv.token_hash == ARGV[8]) then return 0 end
 if not (tonumber(inv.expires_at) and tonumber(inv.expires_at) > tonumber(ARGV[7])) then return 0 end
 if redis.call('EXISTS', KEYS[9]) == 1 then return 3 end
+local apart, free = ARGV[12] ~= '', ARGV[12] == 'claimed'
+if not apart then free = email_free(KEYS[10]) end
+if free == nil then return -2 end
 redis.call('HDEL', KEYS[7], ARGV[9])
 redis.call('DEL', KEYS[5])
 redis.call('ZREM', KEYS[6], KEYS[5])
-if not email_free(KEYS[10]) then return 2 end
-take_email(KEYS[10])
-add_user(KEYS[9], KEYS[10], KEYS[8], ARGV[10], ARGV[11])
+if not free then return 2 end
+if apart then
+  add_user(KEYS[9], false, KEYS[8], ARGV[10], ARGV[11])
+else
+  take_email(KEYS[10])
+  add_user(KEYS[9], KEYS[10], KEYS[8], ARGV[10], ARGV[11])
+end
 return 1
 "#
 );
@@ -244,14 +264,88 @@ fn org_of(user: &User) -> StoreResult<&OrgId> {
 
 impl RedisStore {
     async fn set_org_field(&self, id: &OrgId, field: &str, json: String) -> StoreResult<bool> {
-        let mut inv = user_call(&ORG_SET_FIELD, self.ns);
-        inv.key(Key::Org(id).name_in(self.ns)).arg(field).arg(json);
+        let ns = self.of(id.as_str());
+        let mut inv = user_call(&ORG_SET_FIELD, ns);
+        inv.key(Key::Org(id).name_in(ns)).arg(field).arg(json);
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
-    async fn records_of_set(&self, set: Key<'_>, prefix: Prefix) -> StoreResult<Vec<String>> {
+    async fn records_of_set(
+        &self,
+        ns: Namespace,
+        set: Key<'_>,
+        prefix: Prefix,
+    ) -> StoreResult<Vec<String>> {
         let mut inv = SET_RECORDS.prepare_invoke();
-        inv.key(set.name_in(self.ns)).arg(prefix.in_ns(self.ns));
+        inv.key(set.name_in(ns)).arg(prefix.in_ns(ns));
+        self.call(&inv).await
+    }
+
+    /// An organisation's shard, where its founder's and every member's ids were drawn (as
+    /// the links it sends): `None` when `got`, the shard of an account or link, is another,
+    /// which therefore is no member or link of this organisation.
+    fn org_shard(&self, org: &OrgId, got: Shard) -> Option<Namespace> {
+        let shard = Shard::of(org.as_str());
+        self.together(got, shard).then(|| self.at(shard))
+    }
+
+    async fn register(
+        &self,
+        org: &Org,
+        founder: &User,
+        link: &TokenHash,
+        now: Millis,
+    ) -> StoreResult<i64> {
+        let shard = Shard::of(&founder.email);
+        self.drawn_in("a founder's id", Shard::of_user(&founder.id), shard)?;
+        self.drawn_in("an organisation id", Shard::of(org.id.as_str()), shard)?;
+        // Every link was drawn beside the address it was mailed to: one of another shard
+        // was mailed to another address, or never.
+        if !self.together(Shard::of_token(link), shard) {
+            return Ok(0);
+        }
+        let ns = self.at(shard);
+        let mut inv = user_call(&ORG_REGISTER, ns);
+        inv.key(Key::Token(TokenKind::OrgRegistration, link).name_in(ns))
+            .key(Key::Expiring.name_in(ns))
+            .key(Key::Org(&org.id).name_in(ns))
+            .key(Key::Orgs.name_in(ns))
+            .key(Key::OrgMembers(&org.id).name_in(ns))
+            .key(Key::User(&founder.id).name_in(ns))
+            .key(Key::UserEmail(&founder.email).name_in(ns))
+            .arg(now)
+            .arg(org.id.as_str())
+            .arg(encode("organisation", org)?)
+            .arg(founder.id.as_str())
+            .arg(encode("user", founder)?)
+            .arg(&founder.email);
+        self.call(&inv).await
+    }
+
+    /// `claim`: '' when the address's key is beside the organisation, else `claimed` or
+    /// `taken` (see ORG_JOIN).
+    async fn join(
+        &self,
+        ns: Namespace,
+        token: &TokenHash,
+        user: &User,
+        org: &OrgId,
+        claim: &str,
+        now: Millis,
+    ) -> StoreResult<i64> {
+        let mut inv = user_call(&ORG_JOIN, ns);
+        inv.key(Key::OrgInviteToken(token).name_in(ns))
+            .key(Key::Expiring.name_in(ns))
+            .key(Key::OrgInvites(org).name_in(ns))
+            .key(Key::OrgMembers(org).name_in(ns))
+            .key(Key::User(&user.id).name_in(ns))
+            .key(Key::UserEmail(&user.email).name_in(ns))
+            .arg(now)
+            .arg(token.as_str())
+            .arg(&user.email)
+            .arg(user.id.as_str())
+            .arg(encode("user", user)?)
+            .arg(claim);
         self.call(&inv).await
     }
 }
@@ -265,31 +359,25 @@ impl OrgStore for RedisStore {
         link: &TokenHash,
         now: Millis,
     ) -> StoreResult<Registered> {
-        let mut inv = user_call(&ORG_REGISTER, self.ns);
-        inv.key(Key::Token(TokenKind::OrgRegistration, link).name_in(self.ns))
-            .key(Key::Expiring.name_in(self.ns))
-            .key(Key::Org(&org.id).name_in(self.ns))
-            .key(Key::Orgs.name_in(self.ns))
-            .key(Key::OrgMembers(&org.id).name_in(self.ns))
-            .key(Key::User(&founder.id).name_in(self.ns))
-            .key(Key::UserEmail(&founder.email).name_in(self.ns))
-            .arg(now)
-            .arg(org.id.as_str())
-            .arg(encode("organisation", org)?)
-            .arg(founder.id.as_str())
-            .arg(encode("user", founder)?)
-            .arg(&founder.email);
-        match self.call::<i64>(&inv).await? {
+        let mut reply = self.register(org, founder, link, now).await?;
+        // Held by an account of another shard: taken, unless that key was stale.
+        if reply == -2 {
+            reply = match self.holder_holds(&founder.email).await? {
+                true => 2,
+                false => self.register(org, founder, link, now).await?,
+            };
+        }
+        match reply {
             1 => Ok(Registered::Created),
             0 => Ok(Registered::LinkGone),
-            2 => Ok(Registered::EmailTaken),
+            2 | -2 => Ok(Registered::EmailTaken),
             _ => Err(StoreError::Conflict),
         }
     }
 
     async fn org_get(&self, id: &OrgId) -> StoreResult<Option<Org>> {
         let mut cmd = ::redis::cmd("GET");
-        cmd.arg(Key::Org(id).name_in(self.ns));
+        cmd.arg(Key::Org(id).name_in(self.of(id.as_str())));
         let json: Option<String> = self.query(&cmd).await?;
         json.as_deref()
             .map(|j| decode("organisation", j))
@@ -297,18 +385,19 @@ impl OrgStore for RedisStore {
     }
 
     async fn org_list(&self) -> StoreResult<Vec<Org>> {
-        let all = self.records_of_set(Key::Orgs, Prefix::Org).await?;
-        let mut orgs = all
-            .iter()
-            .map(|j| decode::<Org>("organisation", j))
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut orgs = Vec::new();
+        for ns in self.every() {
+            for json in self.records_of_set(ns, Key::Orgs, Prefix::Org).await? {
+                orgs.push(decode::<Org>("organisation", &json)?);
+            }
+        }
         orgs.sort_by(|a, b| (&a.profile.company, &a.id).cmp(&(&b.profile.company, &b.id)));
         Ok(orgs)
     }
 
     async fn org_members(&self, id: &OrgId) -> StoreResult<Vec<User>> {
         let all = self
-            .records_of_set(Key::OrgMembers(id), Prefix::User)
+            .records_of_set(self.of(id.as_str()), Key::OrgMembers(id), Prefix::User)
             .await?;
         let mut users = all
             .iter()
@@ -320,7 +409,7 @@ impl OrgStore for RedisStore {
 
     async fn org_member_count(&self, id: &OrgId) -> StoreResult<u64> {
         let mut cmd = ::redis::cmd("SCARD");
-        cmd.arg(Key::OrgMembers(id).name_in(self.ns));
+        cmd.arg(Key::OrgMembers(id).name_in(self.of(id.as_str())));
         self.query(&cmd).await
     }
 
@@ -338,20 +427,29 @@ impl OrgStore for RedisStore {
         if role == OrgRole::SuperAdmin {
             return Ok(false);
         }
-        let mut inv = user_call(&ORG_SET_ROLE, self.ns);
-        inv.key(Key::OrgMembers(id).name_in(self.ns))
-            .key(Key::User(user).name_in(self.ns))
+        let Some(ns) = self.org_shard(id, Shard::of_user(user)) else {
+            return Ok(false);
+        };
+        let mut inv = user_call(&ORG_SET_ROLE, ns);
+        inv.key(Key::OrgMembers(id).name_in(ns))
+            .key(Key::User(user).name_in(ns))
             .arg(user.as_str())
             .arg(role.as_str());
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
     async fn org_transfer(&self, id: &OrgId, from: &UserId, to: &UserId) -> StoreResult<bool> {
-        let mut inv = user_call(&ORG_TRANSFER, self.ns);
-        inv.key(Key::Org(id).name_in(self.ns))
-            .key(Key::OrgMembers(id).name_in(self.ns))
-            .key(Key::User(from).name_in(self.ns))
-            .key(Key::User(to).name_in(self.ns))
+        let (Some(ns), Some(_)) = (
+            self.org_shard(id, Shard::of_user(from)),
+            self.org_shard(id, Shard::of_user(to)),
+        ) else {
+            return Ok(false);
+        };
+        let mut inv = user_call(&ORG_TRANSFER, ns);
+        inv.key(Key::Org(id).name_in(ns))
+            .key(Key::OrgMembers(id).name_in(ns))
+            .key(Key::User(from).name_in(ns))
+            .key(Key::User(to).name_in(ns))
             .arg(from.as_str())
             .arg(to.as_str());
         Ok(self.call::<i64>(&inv).await? == 1)
@@ -367,19 +465,37 @@ impl OrgStore for RedisStore {
             org: invite.org.clone(),
             email: invite.email.clone(),
         };
-        let mut inv = user_call(&ORG_INVITE, self.ns);
-        inv.key(Key::OrgMembers(&invite.org).name_in(self.ns))
-            .key(Key::OrgInvites(&invite.org).name_in(self.ns))
-            .key(Key::OrgInviteToken(&invite.token_hash).name_in(self.ns))
-            .key(Key::Expiring.name_in(self.ns))
-            .key(Key::UserEmail(&invite.email).name_in(self.ns))
+        let shard = Shard::of(invite.org.as_str());
+        self.drawn_in(
+            "an invitation link",
+            Shard::of_token(&invite.token_hash),
+            shard,
+        )?;
+        let ns = self.at(shard);
+        // Who holds the address, when its key is not beside the organisation.
+        let holder = if self.together(Shard::of(&invite.email), Shard::of(invite.org.as_str())) {
+            String::new()
+        } else {
+            let mut get = ::redis::cmd("GET");
+            get.arg(Key::UserEmail(&invite.email).name_in(self.of(&invite.email)));
+            self.query::<Option<String>>(&get)
+                .await?
+                .unwrap_or_default()
+        };
+        let mut inv = user_call(&ORG_INVITE, ns);
+        inv.key(Key::OrgMembers(&invite.org).name_in(ns))
+            .key(Key::OrgInvites(&invite.org).name_in(ns))
+            .key(Key::OrgInviteToken(&invite.token_hash).name_in(ns))
+            .key(Key::Expiring.name_in(ns))
+            .key(Key::UserEmail(&invite.email).name_in(ns))
             .arg(now)
             .arg(&invite.email)
             .arg(encode("invitation", invite)?)
             .arg(seats)
             .arg(invite.expires_at)
             .arg(encode("invitation link", &link)?)
-            .arg(Prefix::OrgInviteToken.in_ns(self.ns));
+            .arg(Prefix::OrgInviteToken.in_ns(ns))
+            .arg(holder);
         match self.call::<i64>(&inv).await? {
             1 => Ok(Invited::Invited),
             2 => Ok(Invited::AlreadyMember),
@@ -389,7 +505,7 @@ impl OrgStore for RedisStore {
 
     async fn org_invites(&self, id: &OrgId, now: Millis) -> StoreResult<Vec<OrgInvite>> {
         let mut cmd = ::redis::cmd("HVALS");
-        cmd.arg(Key::OrgInvites(id).name_in(self.ns));
+        cmd.arg(Key::OrgInvites(id).name_in(self.of(id.as_str())));
         let all: Vec<String> = self.query(&cmd).await?;
         let mut invites = all
             .iter()
@@ -401,11 +517,12 @@ impl OrgStore for RedisStore {
     }
 
     async fn org_invite_cancel(&self, id: &OrgId, email: &str) -> StoreResult<bool> {
+        let ns = self.of(id.as_str());
         let mut inv = ORG_INVITE_CANCEL.prepare_invoke();
-        inv.key(Key::OrgInvites(id).name_in(self.ns))
-            .key(Key::Expiring.name_in(self.ns))
+        inv.key(Key::OrgInvites(id).name_in(ns))
+            .key(Key::Expiring.name_in(ns))
             .arg(email)
-            .arg(Prefix::OrgInviteToken.in_ns(self.ns));
+            .arg(Prefix::OrgInviteToken.in_ns(ns));
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
@@ -415,13 +532,13 @@ impl OrgStore for RedisStore {
         now: Millis,
     ) -> StoreResult<Option<OrgInvite>> {
         let mut cmd = ::redis::cmd("GET");
-        cmd.arg(Key::OrgInviteToken(token).name_in(self.ns));
+        cmd.arg(Key::OrgInviteToken(token).name_in(self.of_token(token)));
         let Some(link) = self.query::<Option<String>>(&cmd).await? else {
             return Ok(None);
         };
         let link: LinkRef = decode("invitation link", &link)?;
         let mut cmd = ::redis::cmd("HGET");
-        cmd.arg(Key::OrgInvites(&link.org).name_in(self.ns))
+        cmd.arg(Key::OrgInvites(&link.org).name_in(self.of(link.org.as_str())))
             .arg(&link.email);
         let Some(json) = self.query::<Option<String>>(&cmd).await? else {
             return Ok(None);
@@ -432,31 +549,63 @@ impl OrgStore for RedisStore {
 
     async fn org_join(&self, token: &TokenHash, user: &User, now: Millis) -> StoreResult<Joined> {
         let org = org_of(user)?;
-        let mut inv = user_call(&ORG_JOIN, self.ns);
-        inv.key(Key::OrgInviteToken(token).name_in(self.ns))
-            .key(Key::Expiring.name_in(self.ns))
-            .key(Key::OrgInvites(org).name_in(self.ns))
-            .key(Key::OrgMembers(org).name_in(self.ns))
-            .key(Key::User(&user.id).name_in(self.ns))
-            .key(Key::UserEmail(&user.email).name_in(self.ns))
-            .arg(now)
-            .arg(token.as_str())
-            .arg(&user.email)
-            .arg(user.id.as_str())
-            .arg(encode("user", user)?);
-        match self.call::<i64>(&inv).await? {
+        let shard = Shard::of(org.as_str());
+        self.drawn_in("a joining member's id", Shard::of_user(&user.id), shard)?;
+        // Every invitation link was drawn beside its organisation.
+        if !self.together(Shard::of_token(token), shard) {
+            return Ok(Joined::Gone);
+        }
+        let ns = self.at(shard);
+        let reply = if self.address_beside(&user.id, &user.email) {
+            let mut reply = self.join(ns, token, user, org, "", now).await?;
+            // Held by an account of another shard: taken, unless that key was stale.
+            if reply == -2 {
+                let claim = match self.holder_holds(&user.email).await? {
+                    true => "taken",
+                    false => "",
+                };
+                reply = self.join(ns, token, user, org, claim, now).await?;
+            }
+            reply
+        } else {
+            // The address first, in its own shard (a pending sign-up of it goes), and only
+            // for an invitation still open; released if the join then fails.
+            if self.org_invite_by_token(token, now).await?.is_none() {
+                return Ok(Joined::Gone);
+            }
+            let ours = self.claim_address(&user.email, &user.id, true).await?;
+            let claim = if ours { "claimed" } else { "taken" };
+            let reply = self.join(ns, token, user, org, claim, now).await?;
+            if ours && reply != 1 {
+                self.release_address(&user.email, &user.id).await?;
+            }
+            reply
+        };
+        match reply {
             1 => Ok(Joined::Joined),
             0 => Ok(Joined::Gone),
-            2 => Ok(Joined::EmailTaken),
+            2 | -2 => Ok(Joined::EmailTaken),
             _ => Err(StoreError::Conflict),
         }
     }
 
     async fn org_remove(&self, id: &OrgId, user: &UserId) -> StoreResult<bool> {
-        let mut inv = user_call(&ORG_REMOVE, self.ns);
-        inv.key(Key::OrgMembers(id).name_in(self.ns));
-        member_keys(&mut inv, user, self.ns);
+        let Some(ns) = self.org_shard(id, Shard::of_user(user)) else {
+            return Ok(false);
+        };
+        // The address, to release its key after if it lives in another shard.
+        let email = match self.cluster {
+            true => self.user_by_id(user).await?.map(|u| u.email),
+            false => None,
+        };
+        let mut inv = user_call(&ORG_REMOVE, ns);
+        inv.key(Key::OrgMembers(id).name_in(ns));
+        member_keys(&mut inv, user, ns);
         inv.arg(user.as_str());
-        Ok(self.call::<i64>(&inv).await? == 1)
+        let removed = self.call::<i64>(&inv).await? == 1;
+        if removed {
+            self.released_after_delete(user, email.as_deref()).await?;
+        }
+        Ok(removed)
     }
 }

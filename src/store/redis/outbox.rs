@@ -327,8 +327,8 @@ fn failed_from_hash(flat: Vec<String>) -> StoreResult<FailedMail> {
 impl OutboxStore for RedisStore {
     async fn outbox_push(&self, mail: &OutboxMail) -> StoreResult<()> {
         let mut inv = OUTBOX_PUSH.prepare_invoke();
-        inv.key(Key::OutboxMail(&mail.id).name_in(self.ns))
-            .key(queue(mail.channel).name_in(self.ns))
+        inv.key(Key::OutboxMail(&mail.id).name_in(self.global()))
+            .key(queue(mail.channel).name_in(self.global()))
             .arg(&mail.id)
             .arg(mail.next_attempt);
         for (field, value) in mail_fields(mail) {
@@ -352,20 +352,20 @@ impl OutboxStore for RedisStore {
             return Ok(Vec::new());
         }
         let mut inv = OUTBOX_CLAIM.prepare_invoke();
-        inv.key(queue(channel).name_in(self.ns))
+        inv.key(queue(channel).name_in(self.global()))
             .arg(now)
             .arg(now.saturating_add(lease_ms))
             .arg(u64::try_from(limit).unwrap_or(u64::MAX))
-            .arg(Prefix::OutboxMail.in_ns(self.ns));
+            .arg(Prefix::OutboxMail.in_ns(self.global()));
         let hashes: Vec<Vec<String>> = self.call(&inv).await?;
         hashes.into_iter().map(mail_from_hash).collect()
     }
 
     async fn outbox_done(&self, id: &str) -> StoreResult<bool> {
         let mut inv = OUTBOX_DONE.prepare_invoke();
-        inv.key(Key::OutboxMail(id).name_in(self.ns))
-            .key(Key::Outbox.name_in(self.ns))
-            .key(Key::OutboxMobile.name_in(self.ns))
+        inv.key(Key::OutboxMail(id).name_in(self.global()))
+            .key(Key::Outbox.name_in(self.global()))
+            .key(Key::OutboxMobile.name_in(self.global()))
             .arg(id);
         Ok(self.call::<i64>(&inv).await? == 1)
     }
@@ -375,12 +375,12 @@ impl OutboxStore for RedisStore {
         let start = starts.last().copied().unwrap_or(now);
         let scope = CounterScope::MessagesSent;
         let mut inv = OUTBOX_SENT.prepare_invoke();
-        inv.key(Key::OutboxMail(id).name_in(self.ns))
-            .key(Key::Outbox.name_in(self.ns))
-            .key(Key::OutboxMobile.name_in(self.ns))
-            .key(Key::Counter(scope, Channel::Email.as_str(), start).name_in(self.ns))
-            .key(Key::Counter(scope, Channel::Mobile.as_str(), start).name_in(self.ns))
-            .key(Key::Expiring.name_in(self.ns))
+        inv.key(Key::OutboxMail(id).name_in(self.global()))
+            .key(Key::Outbox.name_in(self.global()))
+            .key(Key::OutboxMobile.name_in(self.global()))
+            .key(Key::Counter(scope, Channel::Email.as_str(), start).name_in(self.global()))
+            .key(Key::Counter(scope, Channel::Mobile.as_str(), start).name_in(self.global()))
+            .key(Key::Expiring.name_in(self.global()))
             .arg(id)
             .arg(expires);
         Ok(self.call::<i64>(&inv).await? == 1)
@@ -391,7 +391,8 @@ impl OutboxStore for RedisStore {
         let mut cmd = ::redis::cmd("MGET");
         for start in starts {
             cmd.arg(
-                Key::Counter(CounterScope::MessagesSent, channel.as_str(), start).name_in(self.ns),
+                Key::Counter(CounterScope::MessagesSent, channel.as_str(), start)
+                    .name_in(self.global()),
             );
         }
         let counts: Vec<Option<u64>> = self.query(&cmd).await?;
@@ -400,9 +401,9 @@ impl OutboxStore for RedisStore {
 
     async fn outbox_due_now(&self, id: &str, now: Millis) -> StoreResult<bool> {
         let mut inv = OUTBOX_DUE_NOW.prepare_invoke();
-        inv.key(Key::OutboxMail(id).name_in(self.ns))
-            .key(Key::Outbox.name_in(self.ns))
-            .key(Key::OutboxMobile.name_in(self.ns))
+        inv.key(Key::OutboxMail(id).name_in(self.global()))
+            .key(Key::Outbox.name_in(self.global()))
+            .key(Key::OutboxMobile.name_in(self.global()))
             .arg(id)
             .arg(now);
         Ok(self.call::<i64>(&inv).await? == 1)
@@ -410,9 +411,9 @@ impl OutboxStore for RedisStore {
 
     async fn outbox_retry(&self, id: &str, next_attempt: Millis, error: &str) -> StoreResult<bool> {
         let mut inv = OUTBOX_RETRY.prepare_invoke();
-        inv.key(Key::OutboxMail(id).name_in(self.ns))
-            .key(Key::Outbox.name_in(self.ns))
-            .key(Key::OutboxMobile.name_in(self.ns))
+        inv.key(Key::OutboxMail(id).name_in(self.global()))
+            .key(Key::Outbox.name_in(self.global()))
+            .key(Key::OutboxMobile.name_in(self.global()))
             .arg(id)
             .arg(next_attempt)
             .arg(error);
@@ -423,8 +424,8 @@ impl OutboxStore for RedisStore {
         let mut all = Vec::new();
         for channel in Channel::ALL {
             let mut inv = OUTBOX_LIST.prepare_invoke();
-            inv.key(queue(channel).name_in(self.ns))
-                .arg(Prefix::OutboxMail.in_ns(self.ns));
+            inv.key(queue(channel).name_in(self.global()))
+                .arg(Prefix::OutboxMail.in_ns(self.global()));
             let hashes: Vec<Vec<String>> = self.call(&inv).await?;
             for h in hashes {
                 all.push(mail_from_hash(h)?);
@@ -440,8 +441,8 @@ impl OutboxStore for RedisStore {
             return Ok(WaitingPage::default());
         }
         let mut inv = OUTBOX_PAGE.prepare_invoke();
-        inv.key(queue(Channel::Email).name_in(self.ns))
-            .key(queue(Channel::Mobile).name_in(self.ns))
+        inv.key(queue(Channel::Email).name_in(self.global()))
+            .key(queue(Channel::Mobile).name_in(self.global()))
             .arg(match query.due {
                 Due::Now => "now",
                 Due::Later => "later",
@@ -452,7 +453,7 @@ impl OutboxStore for RedisStore {
             None => inv.arg("").arg(""),
         };
         inv.arg(u64::try_from(query.limit).unwrap_or(u64::MAX))
-            .arg(Prefix::OutboxMail.in_ns(self.ns));
+            .arg(Prefix::OutboxMail.in_ns(self.global()));
         for field in WAITING_FIELDS {
             inv.arg(field);
         }
@@ -474,7 +475,7 @@ impl OutboxStore for RedisStore {
 
     async fn outbox_get(&self, id: &str) -> StoreResult<Option<WaitingMail>> {
         let mut cmd = ::redis::cmd("HMGET");
-        cmd.arg(Key::OutboxMail(id).name_in(self.ns))
+        cmd.arg(Key::OutboxMail(id).name_in(self.global()))
             .arg(&WAITING_FIELDS[..]);
         let values: Vec<Option<String>> = self.query(&cmd).await?;
         if values.first().is_none_or(Option::is_none) {
@@ -493,7 +494,7 @@ impl OutboxStore for RedisStore {
         let mut total = 0;
         for channel in Channel::ALL {
             let mut card = ::redis::cmd("ZCARD");
-            card.arg(queue(channel).name_in(self.ns));
+            card.arg(queue(channel).name_in(self.global()));
             total += self.query::<u64>(&card).await?;
         }
         Ok(total)
@@ -501,12 +502,12 @@ impl OutboxStore for RedisStore {
 
     async fn outbox_fail(&self, id: &str, failed_at: Millis, error: &str) -> StoreResult<bool> {
         let mut inv = OUTBOX_FAIL.prepare_invoke();
-        inv.key(Key::OutboxMail(id).name_in(self.ns))
-            .key(Key::Outbox.name_in(self.ns))
-            .key(Key::OutboxFailedMail(id).name_in(self.ns))
-            .key(Key::OutboxFailed.name_in(self.ns))
-            .key(Key::Expiring.name_in(self.ns))
-            .key(Key::OutboxMobile.name_in(self.ns))
+        inv.key(Key::OutboxMail(id).name_in(self.global()))
+            .key(Key::Outbox.name_in(self.global()))
+            .key(Key::OutboxFailedMail(id).name_in(self.global()))
+            .key(Key::OutboxFailed.name_in(self.global()))
+            .key(Key::Expiring.name_in(self.global()))
+            .key(Key::OutboxMobile.name_in(self.global()))
             .arg(id)
             .arg(failed_at)
             .arg(error)
@@ -519,7 +520,7 @@ impl OutboxStore for RedisStore {
         // A failed mail's hash expires FAILED_KEEP_MS after it failed: the set's entries
         // scored since then are the ones listed.
         let mut cmd = ::redis::cmd("ZCOUNT");
-        cmd.arg(Key::OutboxFailed.name_in(self.ns))
+        cmd.arg(Key::OutboxFailed.name_in(self.global()))
             .arg(format!("({}", now.saturating_sub(FAILED_KEEP_MS)))
             .arg("+inf");
         self.query(&cmd).await
@@ -530,9 +531,9 @@ impl OutboxStore for RedisStore {
             return Ok(Vec::new());
         }
         let mut inv = OUTBOX_FAILED.prepare_invoke();
-        inv.key(Key::OutboxFailed.name_in(self.ns))
+        inv.key(Key::OutboxFailed.name_in(self.global()))
             .arg(u64::try_from(limit).unwrap_or(u64::MAX))
-            .arg(Prefix::OutboxFailedMail.in_ns(self.ns));
+            .arg(Prefix::OutboxFailedMail.in_ns(self.global()));
         let hashes: Vec<Vec<String>> = self.call(&inv).await?;
         hashes.into_iter().map(failed_from_hash).collect()
     }

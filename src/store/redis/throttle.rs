@@ -163,7 +163,12 @@ return n
     )
 });
 
-fn field(key: AttemptKey<'_>, ns: Namespace) -> (String, String) {
+/// The attempts key of an address (in the address's shard) and the counter's field there.
+fn field(store: &RedisStore, key: AttemptKey<'_>) -> (String, String) {
+    let email = match key {
+        AttemptKey::Account(email) | AttemptKey::Device(email, _) => email,
+    };
+    let ns = store.of(email);
     match key {
         AttemptKey::Account(email) => (Key::Attempts(email).name_in(ns), "account".to_string()),
         AttemptKey::Device(email, device) => (
@@ -212,17 +217,20 @@ return n
 #[async_trait]
 impl ThrottleStore for RedisStore {
     async fn attempt_begin(&self, key: AttemptKey<'_>, now: Millis) -> StoreResult<u64> {
-        let (name, field) = field(key, self.ns);
+        let (name, field) = field(self, key);
+        let email = match key {
+            AttemptKey::Account(email) | AttemptKey::Device(email, _) => email,
+        };
         let mut inv = ATTEMPT_BEGIN.prepare_invoke();
         inv.key(name)
-            .key(Key::Expiring.name_in(self.ns))
+            .key(Key::Expiring.name_in(self.of(email)))
             .arg(field)
             .arg(now.saturating_add(ATTEMPT_MEMORY_MS));
         self.call(&inv).await
     }
 
     async fn attempts_of(&self, key: AttemptKey<'_>) -> StoreResult<u64> {
-        let (name, field) = field(key, self.ns);
+        let (name, field) = field(self, key);
         let mut cmd = ::redis::cmd("HGET");
         cmd.arg(name).arg(field);
         let n: Option<u64> = self.query(&cmd).await?;
@@ -230,7 +238,7 @@ impl ThrottleStore for RedisStore {
     }
 
     async fn attempts_clear(&self, key: AttemptKey<'_>) -> StoreResult<()> {
-        let (name, field) = field(key, self.ns);
+        let (name, field) = field(self, key);
         let mut cmd = ::redis::cmd("HDEL");
         cmd.arg(name).arg(field);
         let _: u64 = self.query(&cmd).await?;
@@ -238,7 +246,7 @@ impl ThrottleStore for RedisStore {
     }
 
     async fn attempt_refund(&self, key: AttemptKey<'_>) -> StoreResult<()> {
-        let (name, field) = field(key, self.ns);
+        let (name, field) = field(self, key);
         let mut inv = ATTEMPT_REFUND.prepare_invoke();
         inv.key(name).arg(field);
         let _: i64 = self.call(&inv).await?;
@@ -247,13 +255,13 @@ impl ThrottleStore for RedisStore {
 
     async fn attempts_clear_all(&self, email: &str) -> StoreResult<u64> {
         let mut inv = ATTEMPTS_CLEAR_ALL.prepare_invoke();
-        inv.key(Key::Attempts(email).name_in(self.ns));
+        inv.key(Key::Attempts(email).name_in(self.of(email)));
         self.call(&inv).await
     }
 
     async fn device_remember(&self, user: &UserId, device: &DeviceId) -> StoreResult<()> {
         let mut cmd = ::redis::cmd("SADD");
-        cmd.arg(Key::KnownDevices(user).name_in(self.ns))
+        cmd.arg(Key::KnownDevices(user).name_in(self.of_user(user)))
             .arg(device.as_str());
         let _: u64 = self.query(&cmd).await?;
         Ok(())
@@ -261,7 +269,7 @@ impl ThrottleStore for RedisStore {
 
     async fn device_known(&self, user: &UserId, device: &DeviceId) -> StoreResult<bool> {
         let mut cmd = ::redis::cmd("SISMEMBER");
-        cmd.arg(Key::KnownDevices(user).name_in(self.ns))
+        cmd.arg(Key::KnownDevices(user).name_in(self.of_user(user)))
             .arg(device.as_str());
         self.query(&cmd).await
     }
@@ -272,7 +280,7 @@ impl ThrottleStore for RedisStore {
         rule: &IpRule,
         now: Millis,
     ) -> StoreResult<Result<u64, Millis>> {
-        let inv = ip_invocation(&IP_ATTEMPT, self.ns, ip, rule, now);
+        let inv = ip_invocation(&IP_ATTEMPT, self.of(ip), ip, rule, now);
         let (passed, value): (i64, i64) = self.call(&inv).await?;
         Ok(if passed == 1 {
             Ok(u64::try_from(value).unwrap_or(0))
@@ -283,39 +291,44 @@ impl ThrottleStore for RedisStore {
 
     async fn ip_refund(&self, ip: &str) -> StoreResult<()> {
         let mut inv = IP_REFUND.prepare_invoke();
-        inv.key(Key::Ip(ip).name_in(self.ns));
+        inv.key(Key::Ip(ip).name_in(self.of(ip)));
         let _: i64 = self.call(&inv).await?;
         Ok(())
     }
 
     async fn ip_block(&self, ip: &str, rule: &IpRule, now: Millis) -> StoreResult<Millis> {
-        self.call(&ip_invocation(&IP_BLOCK, self.ns, ip, rule, now))
+        self.call(&ip_invocation(&IP_BLOCK, self.of(ip), ip, rule, now))
             .await
     }
 
     async fn ip_blocked_until(&self, ip: &str, now: Millis) -> StoreResult<Option<Millis>> {
         let mut cmd = ::redis::cmd("HGET");
-        cmd.arg(Key::Ip(ip).name_in(self.ns)).arg("block_until");
+        cmd.arg(Key::Ip(ip).name_in(self.of(ip))).arg("block_until");
         let until: Option<Millis> = self.query(&cmd).await?;
         Ok(until.filter(|u| *u > now))
     }
 
     async fn ip_unblock(&self, ip: &str, now: Millis) -> StoreResult<bool> {
         let mut inv = IP_UNBLOCK.prepare_invoke();
-        inv.key(Key::Ip(ip).name_in(self.ns))
-            .key(Key::Expiring.name_in(self.ns))
-            .key(Key::IpBlocks.name_in(self.ns))
+        let ns = self.of(ip);
+        inv.key(Key::Ip(ip).name_in(ns))
+            .key(Key::Expiring.name_in(ns))
+            .key(Key::IpBlocks.name_in(ns))
             .arg(ip);
         let until: Option<Millis> = self.call(&inv).await?;
         Ok(until.is_some_and(|u| u > now))
     }
 
     async fn ip_blocks(&self, now: Millis, limit: usize) -> StoreResult<Vec<IpBlock>> {
-        let mut inv = IP_BLOCKS.prepare_invoke();
-        inv.key(Key::IpBlocks.name_in(self.ns))
-            .arg(now)
-            .arg(Prefix::Ip.in_ns(self.ns));
-        let found: Vec<(String, Millis, Millis)> = self.call(&inv).await?;
+        // Each shard lists the blocks of its own addresses.
+        let mut found: Vec<(String, Millis, Millis)> = Vec::new();
+        for ns in self.every() {
+            let mut inv = IP_BLOCKS.prepare_invoke();
+            inv.key(Key::IpBlocks.name_in(ns))
+                .arg(now)
+                .arg(Prefix::Ip.in_ns(ns));
+            found.extend(self.call::<Vec<(String, Millis, Millis)>>(&inv).await?);
+        }
         let mut blocks: Vec<IpBlock> = found
             .into_iter()
             .map(|(ip, until, blocked_at)| IpBlock {
@@ -338,9 +351,9 @@ impl ThrottleStore for RedisStore {
 impl RedisStore {
     /// Drops the index entries of blocks ended at `now` (their hashes go by `Expiring`).
     /// Not counted: an index entry is not a record.
-    pub(super) async fn sweep_ip_blocks(&self, now: Millis) -> StoreResult<()> {
+    pub(super) async fn sweep_ip_blocks(&self, ns: Namespace, now: Millis) -> StoreResult<()> {
         let mut inv = IP_BLOCKS_SWEEP.prepare_invoke();
-        inv.key(Key::IpBlocks.name_in(self.ns)).arg(now);
+        inv.key(Key::IpBlocks.name_in(ns)).arg(now);
         let _: u64 = self.call(&inv).await?;
         Ok(())
     }

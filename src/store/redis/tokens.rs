@@ -72,10 +72,11 @@ fn token_from_fields(
 #[async_trait]
 impl TokenStore for RedisStore {
     async fn token_insert(&self, token: &TokenRecord) -> StoreResult<()> {
-        let key = Key::Token(token.kind, &token.hash).name_in(self.ns);
+        let ns = self.of_token(&token.hash);
+        let key = Key::Token(token.kind, &token.hash).name_in(ns);
         let mut inv = TOKEN_INSERT.prepare_invoke();
         inv.key(key)
-            .key(Key::Expiring.name_in(self.ns))
+            .key(Key::Expiring.name_in(ns))
             .arg(token.expires_at)
             .arg(&token.subject)
             .arg(&token.bind);
@@ -93,7 +94,7 @@ impl TokenStore for RedisStore {
     ) -> StoreResult<Option<TokenRecord>> {
         // One single-key read: no script needed. Left in place even if expired at `now`.
         let mut cmd = ::redis::cmd("HMGET");
-        cmd.arg(Key::Token(kind, hash).name_in(self.ns))
+        cmd.arg(Key::Token(kind, hash).name_in(self.of_token(hash)))
             .arg("subject")
             .arg("bind")
             .arg("expires_at");
@@ -108,8 +109,9 @@ impl TokenStore for RedisStore {
         now: Millis,
     ) -> StoreResult<Option<TokenRecord>> {
         let mut inv = TOKEN_TAKE.prepare_invoke();
-        inv.key(Key::Token(kind, hash).name_in(self.ns))
-            .key(Key::Expiring.name_in(self.ns))
+        let ns = self.of_token(hash);
+        inv.key(Key::Token(kind, hash).name_in(ns))
+            .key(Key::Expiring.name_in(ns))
             .arg(now);
         let Some(fields) = self.call::<Option<Vec<Option<String>>>>(&inv).await? else {
             return Ok(None);

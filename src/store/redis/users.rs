@@ -13,6 +13,8 @@ use ::redis::{Script, ScriptInvocation};
 
 use super::{session_call, RedisStore};
 use crate::store::keys::{Key, Namespace, Prefix};
+use crate::store::shard::Shard;
+use crate::store::Store;
 use crate::store::{
     AccountStatus, Millis, StoreError, StoreResult, User, UserId, UserPage, UserQuery,
     USER_SCAN_BUDGET,
@@ -29,6 +31,11 @@ macro_rules! user_prelude {
             r#"
 local USERS, PENDING, P_USER, P_EMAIL = KEYS[3], KEYS[4], ARGV[4], ARGV[5]
 local P_ORG_MEMBERS = ARGV[6]
+-- On a Cluster every key here is in one shard, spelled in its hash tag (keys.rs): the
+-- record of an id or address of another shard is not here even when it exists, and
+-- must not be written here. On one Redis (no digit) everything is here.
+local SHARD = string.match(P_USER, '^{vigile:(%x)}')
+local function here(owner) return not SHARD or string.sub(redis.sha1hex(owner), 1, 1) == SHARD end
 -- Key::UserIndex (keys.rs pins this spelling): `{email}\n{id}` of every account.
 local USER_INDEX = USERS .. '_index'
 -- An account's entry in USER_INDEX, from its JSON (nil if unreadable).
@@ -56,8 +63,9 @@ local function put_user(user_key, json)
   redis.call('SET', user_key, json)
   redis.call('PUBLISH', CHANGES, 'u:' .. id)
 end
--- Deletes an account, its email index (if it still points here) and its sessions.
--- Returns 1 if the account key was there, and how many sessions went with it.
+-- Deletes an account, its email index (if it still points here, and is here: one of
+-- another shard is released by the caller) and its sessions. Returns 1 if the account
+-- key was there, and how many sessions went with it.
 local function delete_user(id)
   local u = user_record(id)
   if u and type(u.email) == 'string' then
@@ -93,14 +101,17 @@ macro_rules! user_script {
     };
 }
 
-// KEYS[5] user, KEYS[6] email index; ARGV[7] id, ARGV[8] JSON, ARGV[9] expires_at.
-// Returns 0 (nothing changed) if the address belongs to an account that is not pending
-// or the id is taken by another address.
+// KEYS[5] user, KEYS[6] email index (both in one shard: the id was drawn in the address's);
+// ARGV[7] id, ARGV[8] JSON, ARGV[9] expires_at. Returns 0 (nothing changed) if the
+// address belongs to an account that is not pending or the id is taken by another
+// address, -2 if it is held by an account of another shard (`addresses.rs`).
 user_script!(
     USER_INSERT_PENDING,
     r#"
 local id = ARGV[7]
 local holder = redis.call('GET', KEYS[6])
+-- An account of another shard took this address (a changed address): the caller looks.
+if holder and holder ~= id and not here(holder) then return -2 end
 if holder then
   local u, exists = user_record(holder)
   if exists and not (u and u.status == 'pending') then return 0 end
@@ -321,35 +332,48 @@ fn changed(reply: i64, id: &UserId) -> StoreResult<bool> {
 
 impl RedisStore {
     pub(super) async fn insert_pending(&self, user: &User, expires_at: Millis) -> StoreResult<()> {
+        // A sign-up's id is drawn in its address's shard (`UserId::for_address`):
+        // activation and the sweep then change both in one script. An id of another shard
+        // was drawn for another address: in use there, as far as this one is concerned.
+        let shard = Shard::of_user(&user.id);
+        if !self.together(shard, Shard::of(&user.email)) {
+            return Err(StoreError::Conflict);
+        }
         let pending = User {
             status: AccountStatus::Pending,
             ..user.clone()
         };
         let json = serde_json::to_string(&pending)
             .map_err(|e| StoreError::Corrupt(format!("cannot encode user: {e}")))?;
-        let mut inv = user_call(&USER_INSERT_PENDING, self.ns);
-        inv.key(Key::User(&user.id).name_in(self.ns))
-            .key(Key::UserEmail(&user.email).name_in(self.ns))
-            .arg(user.id.as_str())
-            .arg(json)
-            .arg(expires_at);
-        match self.call::<i64>(&inv).await? {
-            1 => Ok(()),
-            _ => Err(StoreError::Conflict),
+        let ns = self.at(shard);
+        for _ in 0..2 {
+            let mut inv = user_call(&USER_INSERT_PENDING, ns);
+            inv.key(Key::User(&user.id).name_in(ns))
+                .key(Key::UserEmail(&user.email).name_in(ns))
+                .arg(user.id.as_str())
+                .arg(&json)
+                .arg(expires_at);
+            match self.call::<i64>(&inv).await? {
+                1 => return Ok(()),
+                // Held by an account of another shard: taken, unless that key was stale.
+                -2 if !self.holder_holds(&user.email).await? => continue,
+                _ => break,
+            }
         }
+        Err(StoreError::Conflict)
     }
 
     pub(super) async fn activate(&self, id: &UserId, now: Millis) -> StoreResult<bool> {
-        let mut inv = user_call(&USER_ACTIVATE, self.ns);
-        inv.key(Key::User(id).name_in(self.ns))
-            .arg(id.as_str())
-            .arg(now);
+        let ns = self.of_user(id);
+        let mut inv = user_call(&USER_ACTIVATE, ns);
+        inv.key(Key::User(id).name_in(ns)).arg(id.as_str()).arg(now);
         changed(self.call(&inv).await?, id)
     }
 
     pub(super) async fn set_password(&self, id: &UserId, password_hash: &str) -> StoreResult<bool> {
-        let mut inv = user_call(&USER_SET_PASSWORD, self.ns);
-        inv.key(Key::User(id).name_in(self.ns))
+        let ns = self.of_user(id);
+        let mut inv = user_call(&USER_SET_PASSWORD, ns);
+        inv.key(Key::User(id).name_in(ns))
             .arg(id.as_str())
             .arg(password_hash);
         changed(self.call(&inv).await?, id)
@@ -361,47 +385,82 @@ impl RedisStore {
         name: &str,
         lang: Option<&str>,
     ) -> StoreResult<bool> {
-        let mut inv = user_call(&USER_SET_PROFILE, self.ns);
-        inv.key(Key::User(id).name_in(self.ns))
+        let ns = self.of_user(id);
+        let mut inv = user_call(&USER_SET_PROFILE, ns);
+        inv.key(Key::User(id).name_in(ns))
             .arg(id.as_str())
             .arg(name)
             .arg(lang.unwrap_or(""));
         changed(self.call(&inv).await?, id)
     }
 
+    /// One page of accounts in address order. On a Cluster each shard gives its own page
+    /// after the same address, and the pages merge: an account is shown only once every
+    /// shard that stopped early (its scan budget spent) was read past its address.
     pub(super) async fn page_users(&self, query: &UserQuery) -> StoreResult<UserPage> {
-        let mut inv = USER_PAGE.prepare_invoke();
-        inv.key(Key::UserIndex.name_in(self.ns))
-            .arg(Prefix::User.in_ns(self.ns))
-            .arg(query.after.as_deref().unwrap_or(""))
-            .arg(&query.text)
-            .arg(query.status.map_or("", AccountStatus::as_str))
-            .arg(query.limit.max(1))
-            .arg(USER_SCAN_BUDGET);
-        let (jsons, next): (Vec<String>, String) = self.call(&inv).await?;
-        let users = jsons
-            .iter()
-            .map(|j| super::user_from_json(j))
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(UserPage {
-            users,
-            next: (!next.is_empty()).then_some(next),
-        })
+        let limit = query.limit.max(1);
+        let mut users = Vec::new();
+        // The lowest address a shard stopped at without reading further.
+        let mut bound: Option<String> = None;
+        for ns in self.every() {
+            let mut inv = USER_PAGE.prepare_invoke();
+            inv.key(Key::UserIndex.name_in(ns))
+                .arg(Prefix::User.in_ns(ns))
+                .arg(query.after.as_deref().unwrap_or(""))
+                .arg(&query.text)
+                .arg(query.status.map_or("", AccountStatus::as_str))
+                .arg(limit)
+                .arg(USER_SCAN_BUDGET);
+            let (jsons, next): (Vec<String>, String) = self.call(&inv).await?;
+            for json in &jsons {
+                users.push(super::user_from_json(json)?);
+            }
+            if !next.is_empty() && bound.as_ref().map_or(true, |b| next < *b) {
+                bound = Some(next);
+            }
+        }
+        users.sort_by(|a, b| a.email.cmp(&b.email));
+        if let Some(bound) = &bound {
+            users.retain(|u| u.email <= *bound);
+        }
+        let next = if users.len() > limit {
+            users.truncate(limit);
+            users.last().map(|u| u.email.clone())
+        } else if users.len() == limit && bound.is_some() {
+            users.last().map(|u| u.email.clone())
+        } else {
+            bound
+        };
+        Ok(UserPage { users, next })
     }
 
     pub(super) async fn delete_user(&self, id: &UserId) -> StoreResult<bool> {
-        let mut inv = user_call(&USER_DELETE, self.ns);
-        member_keys(&mut inv, id, self.ns);
+        // The address, to release its index key after if it lives in another shard.
+        let email = match self.cluster {
+            true => self.user_by_id(id).await?.map(|u| u.email),
+            false => None,
+        };
+        let ns = self.of_user(id);
+        let mut inv = user_call(&USER_DELETE, ns);
+        member_keys(&mut inv, id, ns);
         inv.arg(id.as_str());
-        Ok(self.call::<i64>(&inv).await? == 1)
+        let gone = self.call::<i64>(&inv).await? == 1;
+        self.released_after_delete(id, email.as_deref()).await?;
+        Ok(gone)
     }
 
-    /// Removes the sign-ups expired at `now`, `batch` per script run. Returns how many
-    /// records went (accounts and their sessions).
-    pub(super) async fn sweep_pending(&self, now: Millis, batch: u64) -> StoreResult<u64> {
+    /// Removes the sign-ups of `ns` expired at `now`, `batch` per script run. Returns how
+    /// many records went (accounts and their sessions). A sign-up and its address share a
+    /// shard, so nothing is left in another.
+    pub(super) async fn sweep_pending(
+        &self,
+        ns: Namespace,
+        now: Millis,
+        batch: u64,
+    ) -> StoreResult<u64> {
         let mut total = 0;
         loop {
-            let mut inv = user_call(&SWEEP_PENDING, self.ns);
+            let mut inv = user_call(&SWEEP_PENDING, ns);
             inv.arg(now).arg(batch);
             let (accounts, removed): (u64, u64) = self.call(&inv).await?;
             total += removed;

@@ -19,6 +19,8 @@ use super::sentinel::command;
 const FORM_WITHIN: Duration = Duration::from_secs(30);
 const SLOTS: u16 = 16_384;
 const MASTERS: u16 = 3;
+/// The hash tag of the site's own records (`Shard::GLOBAL`).
+pub const SITE_TAG: &str = "{vigile}";
 
 struct Node {
     port: u16,
@@ -210,18 +212,22 @@ impl ClusterSet {
         }
     }
 
-    /// The client port of the master holding `{vigile}`'s slot: the whole store.
+    /// The client port of the master holding `{vigile}`'s slot: the site's records
+    /// (secret, settings, outbox, audit), where the change feed subscribes.
     pub async fn store_master(&self) -> u16 {
-        self.store_master_seen_by(self.nodes[0].port)
-            .await
-            .expect("a master holds the store's slot")
+        self.master_of(SITE_TAG).await
     }
 
-    /// The store's master as node `port` sees it (`CLUSTER SLOTS`).
-    async fn store_master_seen_by(&self, port: u16) -> Option<u16> {
-        let slot: i64 = command(port, &["CLUSTER", "KEYSLOT", "{vigile}"])
+    /// The client port of the master holding hash tag `tag`'s slot (`{vigile:3}`, say).
+    pub async fn master_of(&self, tag: &str) -> u16 {
+        self.master_seen_by(self.nodes[0].port, tag)
             .await
-            .ok()?;
+            .expect("a master holds the slot")
+    }
+
+    /// The master of `tag`'s slot as node `port` sees it (`CLUSTER SLOTS`).
+    async fn master_seen_by(&self, port: u16, tag: &str) -> Option<u16> {
+        let slot: i64 = command(port, &["CLUSTER", "KEYSLOT", tag]).await.ok()?;
         let slots: Vec<Vec<redis::Value>> = command(port, &["CLUSTER", "SLOTS"]).await.ok()?;
         slots.iter().find_map(|range| match range.as_slice() {
             [redis::Value::Int(lo), redis::Value::Int(hi), redis::Value::Array(master), ..]
@@ -258,23 +264,23 @@ impl ClusterSet {
                         return false;
                     }
                 }
-                self.store_master_seen_by(alive[0]).await != Some(killed)
+                self.master_seen_by(alive[0], SITE_TAG).await != Some(killed)
             }
         })
         .await;
     }
 
-    /// Moves the store's slot, keys and all, to another master, as an operator's
+    /// Moves hash tag `tag`'s slot, keys and all, to another master, as an operator's
     /// resharding does (`IMPORTING`/`MIGRATING`, `MIGRATE`, then `SETSLOT … NODE` on every
     /// master); returns the new master's port. Clients learn it from the `MOVED` answers.
-    pub async fn move_store_slot(&self) -> u16 {
-        let from = self.store_master().await;
+    pub async fn move_slot_of(&self, tag: &str) -> u16 {
+        let from = self.master_of(tag).await;
         let masters: Vec<u16> = self.ports().into_iter().take(MASTERS.into()).collect();
         let to = *masters
             .iter()
             .find(|p| **p != from)
             .expect("another master");
-        let slot: i64 = command(from, &["CLUSTER", "KEYSLOT", "{vigile}"])
+        let slot: i64 = command(from, &["CLUSTER", "KEYSLOT", tag])
             .await
             .expect("KEYSLOT");
         let slot = slot.to_string();

@@ -3,6 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use vigile::store::shard::Shard;
 use vigile::store::AccountStatus;
 use vigile::store::{DeviceId, Millis, SessionId, SessionRecord, TokenHash, User, UserId};
 
@@ -20,7 +21,8 @@ pub fn real_now() -> Millis {
 
 pub fn user(email: &str, now: Millis) -> User {
     User {
-        id: UserId::random(),
+        // As Vigile draws it: in its address's shard (`store::shard`).
+        id: UserId::for_address(email),
         email: email.to_string(),
         name: format!("Name of {email}"),
         password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_string(),
@@ -36,9 +38,11 @@ pub fn user(email: &str, now: Millis) -> User {
 
 /// A session created at `at`, and the cookie token it answers to.
 pub fn session(user: &UserId, at: Millis) -> (SessionRecord, String) {
-    let token = SessionId::random().as_str().to_string();
+    // As `new_session` draws them: in the member's shard.
+    let shard = Shard::of_user(user);
+    let token = vigile::store::shard::token_in(shard, 16);
     let record = SessionRecord {
-        id: SessionId::random(),
+        id: SessionId::random_in(shard),
         token_hash: TokenHash::of(&token),
         user_id: user.clone(),
         device_id: DeviceId::random(),
