@@ -415,7 +415,7 @@ impl RedisStore {
             for json in &jsons {
                 users.push(super::user_from_json(json)?);
             }
-            if !next.is_empty() && bound.as_ref().map_or(true, |b| next < *b) {
+            if !next.is_empty() && bound.as_ref().is_none_or(|b| next < *b) {
                 bound = Some(next);
             }
         }
