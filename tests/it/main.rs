@@ -50,6 +50,7 @@ mod signup;
 mod store_audit;
 mod store_changes;
 mod store_cluster;
+mod store_cluster_shards;
 mod store_contact;
 mod store_devices;
 mod store_kept;

@@ -41,7 +41,12 @@ fn code(channel: Channel, value: &str, secret: &str, expires_at: i64) -> Contact
 
 /// An address code for `owner`, with its mailed link drawn as Vigile draws it: beside the
 /// member (`store::shard`).
-fn email_code(owner: &UserId, value: &str, secret: &str, expires_at: i64) -> ContactCode {
+pub(crate) fn email_code(
+    owner: &UserId,
+    value: &str,
+    secret: &str,
+    expires_at: i64,
+) -> ContactCode {
     let link = vigile::store::shard::token_in(Shard::of_user(owner), 16);
     ContactCode {
         link_hash: Some(TokenHash::of(&link)),
@@ -56,7 +61,7 @@ fn by_code(now: i64) -> Confirmed {
     }
 }
 
-async fn confirm(
+pub(crate) async fn confirm(
     store: &DynStore,
     id: &UserId,
     channel: Channel,

@@ -112,13 +112,17 @@ local id = ARGV[7]
 local holder = redis.call('GET', KEYS[6])
 -- An account of another shard took this address (a changed address): the caller looks.
 if holder and holder ~= id and not here(holder) then return -2 end
+-- An account with another address (a crash between two steps of `addresses.rs`) does
+-- not hold it: its key is only overwritten.
+local holds = false
 if holder then
   local u, exists = user_record(holder)
-  if exists and not (u and u.status == 'pending') then return 0 end
+  holds = exists and not (u and u.email ~= string.sub(KEYS[6], #P_EMAIL + 1))
+  if holds and not (u and u.status == 'pending') then return 0 end
 end
 if holder ~= id and redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
 -- The replaced sign-up goes whole (sessions too); a dangling index is cleaned the same way.
-if holder then delete_user(holder) end
+if holder and (holds or not select(2, user_record(holder))) then delete_user(holder) end
 put_user(KEYS[5], ARGV[8])
 redis.call('PEXPIREAT', KEYS[5], ARGV[9])
 redis.call('SET', KEYS[6], id)
