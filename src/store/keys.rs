@@ -49,8 +49,17 @@
 //!     a listpack entry only its bytes. Up to about 500 000 sessions the buckets stay
 //!     listpacks (128 entries per sorted set, 512 per hash by default); past that they
 //!     turn into skiplists and hashtables one by one, which costs memory but changes
-//!     nothing else. On a Redis Cluster every name below starts `{vigile}:` instead
-//!     ([`Namespace`]).
+//!     nothing else.
+//! - On a Redis Cluster every name starts with its shard's hash tag instead of `vigile:`
+//!   ([`Namespace`], `shard.rs`): `{vigile:X}:` for the records of a member (account,
+//!   sessions and their buckets, devices, caps in that shard's `member_caps`, second
+//!   factors, codes), an address (its index key, failed-login counters), a token (links,
+//!   `ended:`), a client address, a device, an organisation (with its members and
+//!   invitations); `{vigile}:` for the secret, settings, campaigns, the layout marker,
+//!   the outbox with its `sent` counters, and the audit stream with its member lists and
+//!   hour counts. Each shard has its own indexes (`users`, `users_index`,
+//!   `pending_users`, `session_buckets`, `session_total`, `expiring`, `ip_blocks`,
+//!   `orgs`); listings merge them. `{vigile}:layout` is `shards`.
 //! - `vigile:layout`: `2` once the sessions of layout 1 (below) were converted, by the
 //!   first instance that connected (`redis/migrate.rs`).
 //! - Layout 1, read only to convert it: `vigile:session:{id}` (hash with long field

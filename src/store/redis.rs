@@ -33,8 +33,11 @@
 //! Sentinel is supported (`redis/endpoint.rs`): the master is followed through
 //! failovers. So is Redis Cluster (`redis/cluster.rs`): scripts touch keys they derive,
 //! which Cluster allows only within one hash slot, so there every key carries the hash
-//! tag `{vigile}` ([`Namespace::Cluster`]) and the whole store sits in one slot. Every
-//! script names at least one key, which sends it to that slot's master.
+//! tag of its shard ([`Namespace::Cluster`], `store::shard`) and each call runs in the
+//! shard of the record it is about (`of_user`, `of`, `of_token`, `global`); what reads
+//! or sweeps the whole store visits every shard (`every`). Every script names at least
+//! one key, which sends it to that shard's master. Where two records a call changes live
+//! in different shards, the call changes them in steps (`redis/addresses.rs`).
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -806,11 +809,13 @@ impl Store for RedisStore {
 
     async fn user_list(&self) -> StoreResult<Vec<User>> {
         let mut users = Vec::new();
-        for ns in self.every() {
+        let reads = self.every().into_iter().map(|ns| async move {
             let mut inv = SET_RECORDS.prepare_invoke();
             inv.key(Key::Users.name_in(ns)).arg(Prefix::User.in_ns(ns));
-            let all: Vec<String> = self.call(&inv).await?;
-            for json in &all {
+            self.call::<Vec<String>>(&inv).await
+        });
+        for all in futures_util::future::join_all(reads).await {
+            for json in &all? {
                 users.push(user_from_json(json)?);
             }
         }
@@ -821,13 +826,20 @@ impl Store for RedisStore {
     async fn user_counts(&self) -> StoreResult<(u64, u64)> {
         // The user set holds pending sign-ups too (until activated, or swept).
         let (mut all, mut waiting) = (0, 0);
-        for ns in self.every() {
+        let reads = self.every().into_iter().map(|ns| async move {
             let mut users = ::redis::cmd("SCARD");
             users.arg(Key::Users.name_in(ns));
             let mut pending = ::redis::cmd("ZCARD");
             pending.arg(Key::PendingUsers.name_in(ns));
-            all += self.query::<u64>(&users).await?;
-            waiting += self.query::<u64>(&pending).await?;
+            Ok::<_, StoreError>((
+                self.query::<u64>(&users).await?,
+                self.query::<u64>(&pending).await?,
+            ))
+        });
+        for counts in futures_util::future::join_all(reads).await {
+            let (users, pending) = counts?;
+            all += users;
+            waiting += pending;
         }
         Ok((all, waiting))
     }
@@ -950,11 +962,14 @@ impl Store for RedisStore {
     }
 
     async fn session_count(&self, now: Millis) -> StoreResult<u64> {
-        let mut count = 0;
-        for ns in self.every() {
+        let reads = self.every().into_iter().map(|ns| async move {
             let mut inv = session_call(&SESSION_COUNT, ns);
             inv.arg(now);
-            count += self.call::<u64>(&inv).await?;
+            self.call::<u64>(&inv).await
+        });
+        let mut count = 0;
+        for n in futures_util::future::join_all(reads).await {
+            count += n?;
         }
         Ok(count)
     }

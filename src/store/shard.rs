@@ -1,7 +1,8 @@
-//! Which shard of the store a record lives in (issue 18, plan in the module docs of
-//! `keys.rs` once the layout moves). On a Redis Cluster the store is to be spread over
-//! [`COUNT`] hash tags, each a whole sub-store, so its keys spread over the masters while
-//! every script still touches one slot; on one Redis every shard is spelled the same.
+//! Which shard of the store a record lives in (layout in `keys.rs`). On a Redis Cluster
+//! the store is spread over [`COUNT`] hash tags, each a whole sub-store (its own indexes,
+//! its own sweep), so its keys spread over the masters while every script still touches
+//! one slot; on one Redis every shard is spelled the same. What belongs to the whole site
+//! is in [`Shard::GLOBAL`].
 //!
 //! A record's shard comes from its owner: the first hex digit of the SHA-1 of a user id,
 //! session id, address, organisation id or device id (the same digest whose first three

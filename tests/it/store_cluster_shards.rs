@@ -11,7 +11,6 @@ use vigile::store::{
 };
 
 use crate::common::backend::StoreBackend;
-use crate::common::cluster::ClusterSet;
 use crate::common::consts::MINUTE;
 use crate::common::records::{real_now, session, user};
 use crate::common::sentinel::command;
@@ -31,10 +30,9 @@ fn address_key(email: &str) -> String {
     format!("{{vigile:{}}}:user_email:{email}", Shard::of(email).digit())
 }
 
-async fn cluster() -> (StoreBackend, u16) {
-    let set = ClusterSet::start().await;
-    let master = set.store_master().await;
-    (StoreBackend::Cluster(set.into()), master)
+/// An empty Cluster from the pool (`cluster_pool`).
+async fn cluster() -> StoreBackend {
+    StoreBackend::Cluster(crate::common::cluster_pool::lease().await)
 }
 
 /// What the address's index key holds, read on any master (following `MOVED` by hand is
@@ -61,7 +59,7 @@ fn pending(email: &str, now: i64) -> User {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_confirmed_in_another_shard_moves_the_login_and_frees_the_old_one() {
-    let (b, _) = cluster().await;
+    let b = cluster().await;
     let store = b.open();
     let now = real_now();
     let u = user("old@example.org", now);
@@ -115,7 +113,7 @@ async fn an_address_confirmed_in_another_shard_moves_the_login_and_frees_the_old
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_beside_the_organisation_keeps_an_address_of_another_shard() {
-    let (b, _) = cluster().await;
+    let b = cluster().await;
     let store = b.open();
     let now = real_now();
     let (org, _) = registered(&store, "boss@acme.example", now).await;
@@ -147,7 +145,7 @@ async fn a_member_beside_the_organisation_keeps_an_address_of_another_shard() {
 /// sign-up or account for that address heals it, without touching the living account.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_address_key_left_by_a_crash_is_healed() {
-    let (b, master) = cluster().await;
+    let b = cluster().await;
     let store = b.open();
     let now = real_now();
     let StoreBackend::Cluster(set) = &b else {
@@ -178,7 +176,6 @@ async fn a_stale_address_key_left_by_a_crash_is_healed() {
             Some(email.clone())
         );
     }
-    let _ = master;
     assert_eq!(
         store
             .user_by_email("living@example.org")
@@ -193,7 +190,7 @@ async fn a_stale_address_key_left_by_a_crash_is_healed() {
 /// the new one still ends it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_replacing_another_members_in_another_shard_ends_it() {
-    let (b, _) = cluster().await;
+    let b = cluster().await;
     let store: DynStore = b.open();
     let now = real_now();
     let a = user("a@example.org", now);

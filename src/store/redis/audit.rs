@@ -355,16 +355,20 @@ impl RedisStore {
         if !self.cluster {
             return Ok(named);
         }
-        for (r, slot) in records.iter().zip(named.iter_mut()) {
+        // Read together: the connection pipelines them, one round trip per master.
+        let reads = records.iter().map(|r| async move {
             let (None, Some(email)) = (&r.user, &r.email) else {
-                continue;
+                return Ok(None);
             };
             let mut get = ::redis::cmd("GET");
             get.arg(Key::UserEmail(email).name_in(self.of(email)));
-            *slot = self
-                .query::<Option<String>>(&get)
-                .await?
-                .unwrap_or_default();
+            self.query::<Option<String>>(&get).await
+        });
+        for (slot, read) in named
+            .iter_mut()
+            .zip(futures_util::future::join_all(reads).await)
+        {
+            *slot = read?.unwrap_or_default();
         }
         Ok(named)
     }

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! The user and password are the nodes' (as in `redis://`); a port left out is 6379. A
-//! Cluster has only database 0, so the URL names none. Every key carries the hash tag
-//! `{vigile}` there (`keys::Namespace::Cluster`): the whole store lives in one slot.
+//! Cluster has only database 0, so the URL names none. Every key carries its shard's hash
+//! tag there (`keys::Namespace::Cluster`, `store::shard`): the store spreads over the
+//! masters, each script within one slot.
 
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
 use ::redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisResult};

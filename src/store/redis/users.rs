@@ -406,16 +406,21 @@ impl RedisStore {
         let mut users = Vec::new();
         // The lowest address a shard stopped at without reading further.
         let mut bound: Option<String> = None;
-        for ns in self.every() {
+        let after = query.after.as_deref().unwrap_or("");
+        let status = query.status.map_or("", AccountStatus::as_str);
+        let reads = self.every().into_iter().map(|ns| async move {
             let mut inv = USER_PAGE.prepare_invoke();
             inv.key(Key::UserIndex.name_in(ns))
                 .arg(Prefix::User.in_ns(ns))
-                .arg(query.after.as_deref().unwrap_or(""))
+                .arg(after)
                 .arg(&query.text)
-                .arg(query.status.map_or("", AccountStatus::as_str))
+                .arg(status)
                 .arg(limit)
                 .arg(USER_SCAN_BUDGET);
-            let (jsons, next): (Vec<String>, String) = self.call(&inv).await?;
+            self.call::<(Vec<String>, String)>(&inv).await
+        });
+        for page in futures_util::future::join_all(reads).await {
+            let (jsons, next) = page?;
             for json in &jsons {
                 users.push(super::user_from_json(json)?);
             }
