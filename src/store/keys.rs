@@ -10,6 +10,8 @@
 //! - `vigile:secret`: the gateway secret (bytes).
 //! - `vigile:user:{user_id}`: a [`super::User`] as JSON.
 //! - `vigile:user_email:{email}`: the user id owning that (normalised) email.
+//! - `vigile:address_claim:{email}`: the user id taking that address, while its account
+//!   is written in a second step (`redis/addresses.rs`); TTL a minute.
 //! - `vigile:users`: set of every user id (for `user_list`).
 //! - `vigile:users_index`: sorted set (all scores 0, so ordered by bytes) of
 //!   `{email}\n{user_id}` for every account, for `user_page`'s ordered, resumable walk.
@@ -221,6 +223,7 @@ macro_rules! prefixes {
 prefixes! {
     User => "user:",
     UserEmail => "user_email:",
+    AddressClaim => "address_claim:",
     Session => "s:",
     SessionTokens => "st:",
     SessionMembers => "sm:",
@@ -294,6 +297,8 @@ pub enum Key<'a> {
     Secret,
     User(&'a UserId),
     UserEmail(&'a str),
+    /// The id whose claim of this address is in progress (`redis/addresses.rs`).
+    AddressClaim(&'a str),
     Users,
     /// See the module docs: every account's `{email}\n{id}`, ordered.
     UserIndex,
@@ -398,6 +403,7 @@ impl Key<'_> {
             Key::Challenge(device) => "vigile:challenge:".to_string() + device.as_str(),
             Key::User(id) => Prefix::User.with(id.as_str()),
             Key::UserEmail(email) => Prefix::UserEmail.with(email),
+            Key::AddressClaim(email) => Prefix::AddressClaim.with(email),
             Key::Session(id) => Prefix::Session.with(id.as_str()),
             Key::SessionTokens(hash) => Prefix::SessionTokens.with(token_bucket(hash)),
             Key::SessionMembers(id) => Prefix::SessionMembers.with(&member_bucket(id)),
@@ -452,6 +458,10 @@ mod tests {
             (Key::AuditNamed(&user), Some((Prefix::AuditNamed, "u1"))),
             (Key::User(&user), Some((Prefix::User, "u1"))),
             (Key::UserEmail("a@b.c"), Some((Prefix::UserEmail, "a@b.c"))),
+            (
+                Key::AddressClaim("a@b.c"),
+                Some((Prefix::AddressClaim, "a@b.c")),
+            ),
             (Key::Session(&session), Some((Prefix::Session, "s1"))),
             (
                 Key::SessionTokens(&hash),
@@ -525,6 +535,19 @@ mod tests {
         for shard in Shard::all() {
             let tag = Namespace::Cluster(shard).as_str();
             assert_eq!(tag, format!("{{vigile:{}}}:", shard.digit()));
+        }
+    }
+
+    #[test]
+    fn the_account_scripts_spell_address_claims_from_the_address_index_prefix() {
+        // `user_prelude!`: P_CLAIM = P_EMAIL less `user_email:`, then `address_claim:`.
+        for ns in [Namespace::Plain, Namespace::Cluster(Shard::of("x"))] {
+            let email = Prefix::UserEmail.in_ns(ns);
+            let base = email.strip_suffix("user_email:").unwrap();
+            assert_eq!(
+                Prefix::AddressClaim.in_ns(ns),
+                format!("{base}address_claim:")
+            );
         }
     }
 

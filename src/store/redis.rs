@@ -781,6 +781,10 @@ impl Store for RedisStore {
             for read in futures_util::future::join_all(reads).await {
                 read?;
             }
+            let probe = migrate::one_slot_probe(self.global());
+            if self.query::<u8>(&probe).await? > 0 {
+                return Err(migrate::one_slot_refused());
+            }
         }
         // Not ready before the sessions are readable (the first start after an upgrade).
         self.current_layout().await

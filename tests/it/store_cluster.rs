@@ -141,6 +141,21 @@ async fn a_cluster_holding_the_one_slot_store_of_an_earlier_build_is_refused() {
         "{refused:?}"
     );
     assert!(store.user_by_email("a@example.org").await.is_err());
+
+    // A gateway of the earlier build still writing after this version started: the
+    // readiness check says so.
+    let set = ClusterSet::start().await;
+    let store = open_on(&set);
+    store.ping().await.unwrap();
+    let master = set.store_master().await;
+    let _: i64 = command(master, &["INCR", "{vigile}:session_total"])
+        .await
+        .unwrap();
+    let refused = store.ping().await.unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Unavailable(why) if why.contains("one-slot")),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

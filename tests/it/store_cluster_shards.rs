@@ -227,3 +227,138 @@ async fn a_session_replacing_another_members_in_another_shard_ends_it() {
     );
     assert_eq!(store.session_count(now).await.unwrap(), 1);
 }
+
+/// A confirmation presented twice at once (a mail scanner fetching the link while the
+/// member clicks it): one confirms, the other finds the code spent, and the address stays
+/// the member's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_presented_twice_at_once_keeps_the_address() {
+    let b = cluster().await;
+    let (one, two) = (b.open(), b.open());
+    let now = real_now();
+    for i in 0..8 {
+        let u = user(&format!("twice{i}@example.org"), now);
+        one.user_insert(&u).await.unwrap();
+        let new = address_apart(&format!("twice{i}-new"), Shard::of_user(&u.id));
+        let c = email_code(&u.id, &new, "123456", now + MINUTE);
+        one.contact_code_put(&u.id, &c).await.unwrap();
+        let (a, b2) = tokio::join!(
+            confirm(&one, &u.id, Channel::Email, "123456", now),
+            confirm(&two, &u.id, Channel::Email, "123456", now),
+        );
+        let confirmed = [&a, &b2]
+            .iter()
+            .filter(|r| matches!(r, ContactCheck::Confirmed { .. }))
+            .count();
+        assert_eq!(confirmed, 1, "{a:?} / {b2:?}");
+        assert_eq!(
+            one.user_by_email(&new).await.unwrap().map(|f| f.id),
+            Some(u.id.clone()),
+            "run {i}: the member signs in with the new address"
+        );
+        assert!(matches!(
+            one.user_insert_pending(&pending(&new, now), now + MINUTE)
+                .await,
+            Err(StoreError::Conflict)
+        ));
+    }
+}
+
+/// The same invitation sent twice at once (two ids drawn): one member joins and keeps
+/// the address, whatever the order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_sent_twice_at_once_joins_one_member_with_the_address() {
+    let b = cluster().await;
+    let (one, two) = (b.open(), b.open());
+    let now = real_now();
+    let (org, _) = registered(&one, "founder@example.org", now).await;
+    for i in 0..8 {
+        let email = address_apart(&format!("joiner{i}-"), Shard::of(org.id.as_str()));
+        let (inv, first, second) = crate::store_orgs::invitation(&one, &org, &email, now).await;
+        let (a, b2) = tokio::join!(
+            one.org_join(&inv.token_hash, &first, now),
+            two.org_join(&inv.token_hash, &second, now),
+        );
+        let (a, b2) = (a.unwrap(), b2.unwrap());
+        let joined: Vec<&User> = [(&a, &first), (&b2, &second)]
+            .into_iter()
+            .filter(|(r, _)| **r == vigile::store::Joined::Joined)
+            .map(|(_, u)| u)
+            .collect();
+        assert!(joined.len() <= 1, "{a:?} / {b2:?}");
+        let holder = one.user_by_email(&email).await.unwrap().map(|u| u.id);
+        assert_eq!(holder, joined.first().map(|u| u.id.clone()), "run {i}");
+    }
+}
+
+/// While a claim is in progress (its account not written yet) the address is taken: a
+/// sign-up or another account is refused, not handed the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_claimed_in_progress_is_taken() {
+    let b = cluster().await;
+    let store = b.open();
+    let now = real_now();
+    let StoreBackend::Cluster(set) = &b else {
+        unreachable!()
+    };
+    let claimer = UserId::random_in(Shard::of("someone@example.org"));
+    let email = address_apart("claimed", Shard::of_user(&claimer));
+    let key = address_key(&email);
+    let tag = &key[..key.find('}').unwrap() + 1];
+    let master = set.master_of(tag).await;
+    let claim = format!("{tag}:address_claim:{email}");
+    for (k, v) in [(&key, claimer.as_str()), (&claim, claimer.as_str())] {
+        let _: String = command(master, &["SET", k, v]).await.unwrap();
+    }
+    assert!(matches!(
+        store
+            .user_insert_pending(&pending(&email, now), now + MINUTE)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        store.user_insert(&user(&email, now)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(holder_of(&b, &email).await, Some(claimer.to_string()));
+    // Its lease over (the claim key gone), the key names nobody who holds the address.
+    let _: i64 = command(master, &["DEL", &claim]).await.unwrap();
+    store.user_insert(&user(&email, now)).await.unwrap();
+}
+
+/// A stale key (its account gone) does not stop an account made whole, nor a member
+/// confirming that address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_address_key_stops_neither_a_new_account_nor_a_confirmation() {
+    let b = cluster().await;
+    let store = b.open();
+    let now = real_now();
+    let StoreBackend::Cluster(set) = &b else {
+        unreachable!()
+    };
+    let member = user("member@example.org", now);
+    store.user_insert(&member).await.unwrap();
+    for (i, name) in ["made", "confirmed"].into_iter().enumerate() {
+        let gone = UserId::random_in(Shard::of(&format!("gone{i}@example.org")));
+        let email = address_apart(name, Shard::of_user(&gone));
+        let key = address_key(&email);
+        let master = set.master_of(&key[..key.find('}').unwrap() + 1]).await;
+        let _: String = command(master, &["SET", &key, gone.as_str()])
+            .await
+            .unwrap();
+        if name == "made" {
+            store.user_insert(&user(&email, now)).await.unwrap();
+        } else {
+            let c = email_code(&member.id, &email, "123456", now + MINUTE);
+            store.contact_code_put(&member.id, &c).await.unwrap();
+            assert!(matches!(
+                confirm(&store, &member.id, Channel::Email, "123456", now).await,
+                ContactCheck::Confirmed { .. }
+            ));
+        }
+        assert_eq!(
+            store.user_by_email(&email).await.unwrap().map(|u| u.email),
+            Some(email.clone())
+        );
+    }
+}

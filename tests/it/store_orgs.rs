@@ -106,6 +106,21 @@ fn joiner(org: &Org, email: &str, now: i64) -> User {
     u
 }
 
+/// An invitation of `email` to `org`, stored, and two accounts that could join with it.
+pub(crate) async fn invitation(
+    store: &DynStore,
+    org: &Org,
+    email: &str,
+    now: i64,
+) -> (OrgInvite, User, User) {
+    let inv = invite(org, email, now, MINUTE);
+    assert_eq!(
+        store.org_invite(&inv, 100, now).await.unwrap(),
+        Invited::Invited
+    );
+    (inv, joiner(org, email, now), joiner(org, email, now))
+}
+
 /// Joins `email` to `org` through an invitation, and returns the account.
 pub(crate) async fn member_of(store: &DynStore, org: &Org, email: &str, now: i64) -> User {
     let inv = invite(org, email, now, MINUTE);

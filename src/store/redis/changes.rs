@@ -55,7 +55,8 @@ pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender, heartbeats: 
                 backoff = BACKOFF_MIN;
                 said_down = false;
                 tracing::debug!("session change feed subscribed");
-                if !tx.send(Change::Live).await {
+                // On a Cluster, live once every shard's heartbeat came back (`relay`).
+                if heartbeats.is_empty() && !tx.send(Change::Live).await {
                     return;
                 }
                 let why = relay(pubsub, &tx, &endpoint, generation, &heartbeats).await;
@@ -123,6 +124,10 @@ async fn relay(
 ) -> &'static str {
     let (mut sink, mut stream) = pubsub.split();
     let mut heard = vec![Stopwatch::start(); heartbeats.len()];
+    // Which shards' heartbeats came back since subscribing: the feed is live only once
+    // all did (a master still down would otherwise make it flap live and lost).
+    let mut back = vec![false; heartbeats.len()];
+    let mut live = heartbeats.is_empty();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -131,8 +136,17 @@ async fn relay(
                 let Some(msg) = msg else { return "connection closed" };
                 let Ok(text) = msg.get_payload::<String>() else { continue };
                 if let Some(shard) = text.strip_prefix(HEARTBEAT) {
-                    if let Some(at) = shard.parse::<usize>().ok().and_then(|i| heard.get_mut(i)) {
-                        *at = Stopwatch::start();
+                    if let Ok(i) = shard.parse::<usize>() {
+                        if let (Some(at), Some(seen)) = (heard.get_mut(i), back.get_mut(i)) {
+                            *at = Stopwatch::start();
+                            *seen = true;
+                        }
+                    }
+                    if !live && back.iter().all(|b| *b) {
+                        live = true;
+                        if !tx.send(Change::Live).await {
+                            return "cache gone";
+                        }
                     }
                     continue;
                 }

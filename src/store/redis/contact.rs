@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 use ::redis::Script;
 use async_trait::async_trait;
 
+use super::addresses::Claim;
 use super::users::user_call;
 use super::{user_from_json, RedisStore};
 use crate::store::keys::{Key, Prefix};
@@ -65,9 +66,9 @@ return 1
 
 // KEYS[5] user, KEYS[6] code; ARGV[7] id, ARGV[8] channel, ARGV[9] typed code hash ('' for
 // the link), ARGV[10] max tries, ARGV[11] now, ARGV[12] confirmation JSON, ARGV[13] link
-// prefix, ARGV[14] the link's hash ('' for a typed code), ARGV[15] for a new address whose
-// index key is in another shard: '' not claimed yet, `claimed` for this id, `taken`
-// (`addresses.rs`). Returns {outcome, tries left | previous value | the address to claim,
+// prefix, ARGV[14] the link's hash ('' for a typed code), ARGV[15] for a new address: ''
+// not claimed yet, `claimed` for this id, or `taken` (`addresses.rs`), ARGV[16] the
+// address claimed. Returns {outcome, tries left | previous value | the address to claim,
 // account JSON}.
 contact_script!(
     CONFIRM,
@@ -91,27 +92,22 @@ if ARGV[9] ~= '' then
     return {'wrong', tostring(max - attempts)}
   end
 end
--- The first write of what follows is a SET, which a full Redis (noeviction) refuses:
--- the whole change then fails before anything is applied. (Redis checks memory at a
--- script's first write only; a DEL first would let the rest through.)
+-- The first write of what follows is the account's (`put_user`: a ZADD or SET), which a
+-- full Redis (noeviction) refuses: the whole change then fails before anything is
+-- applied. (Redis checks memory at a script's first write only; an address change starts
+-- with the ZREM of the old index entry, and then goes through whole, a few bytes over.)
 local c, previous = contact_of(u), ''
+local old = nil
 if ARGV[8] == 'email' then
   if u.email ~= f[1] then
-    if here(f[1]) then
-      if redis.call('EXISTS', P_EMAIL .. f[1]) == 1 then spend() return {'taken'} end
-      redis.call('SET', P_EMAIL .. f[1], ARGV[7])
-    elseif ARGV[15] == 'taken' then
+    -- The new address is claimed first, in its own shard (addresses.rs): nothing is
+    -- written before that.
+    if ARGV[15] == 'taken' then
       spend()
       return {'taken'}
-    elseif ARGV[15] ~= 'claimed' then
-      -- Nothing written yet: the caller claims the address in its shard and calls again.
-      return {'claim', f[1]}
     end
-    -- The old address's key, if in another shard, is released by the caller after.
-    if here(u.email) and redis.call('GET', P_EMAIL .. u.email) == ARGV[7] then
-      redis.call('DEL', P_EMAIL .. u.email)
-    end
-    previous = u.email
+    if ARGV[15] ~= 'claimed' or ARGV[16] ~= f[1] then return {'claim', f[1]} end
+    previous, old = u.email, u.email
     u.email = f[1]
   end
   c.email_confirmed = cjson.decode(ARGV[12])
@@ -122,6 +118,10 @@ else
 end
 local json = cjson.encode(u)
 put_user(KEYS[5], json)
+-- The old address's key, when in another shard, is released by the caller after.
+if old and here(old) and redis.call('GET', P_EMAIL .. old) == ARGV[7] then
+  redis.call('DEL', P_EMAIL .. old)
+end
 spend()
 return {'confirmed', previous, json}
 "#
@@ -257,7 +257,7 @@ impl ContactStore for RedisStore {
         };
         let ns = self.of_user(user);
         let at = json(&at)?;
-        let confirm = |claim: &'static str| {
+        let confirm = |claim: &'static str, address: &str| {
             let mut inv = user_call(&CONFIRM, ns);
             inv.key(Key::User(user).name_in(ns))
                 .key(Key::ContactCode(user, channel).name_in(ns))
@@ -269,26 +269,37 @@ impl ContactStore for RedisStore {
                 .arg(&at)
                 .arg(Prefix::ContactLink.in_ns(ns))
                 .arg(link)
-                .arg(claim);
+                .arg(claim)
+                .arg(address);
             inv
         };
-        let mut reply: Vec<String> = self.call(&confirm("")).await?;
-        // A new address whose index key is in another shard: claimed there first, then
-        // the account changes; a claim that came to nothing is released.
+        let mut reply: Vec<String> = self.call(&confirm("", "")).await?;
+        // A new address: claimed first, in its own shard, then the account changes; a
+        // claim that came to nothing is released.
         let mut claimed = None;
         if reply.first().map(String::as_str) == Some("claim") {
             let email = reply.get(1).cloned().unwrap_or_default();
-            let ours = self.claim_address(&email, user, false).await?;
-            reply = self
-                .call(&confirm(if ours { "claimed" } else { "taken" }))
-                .await?;
-            claimed = ours.then_some(email);
+            match self.claim_address(&email, user, false).await? {
+                // Another request is taking it right now: the code stays for a retry.
+                Claim::Racing => return Ok(ContactCheck::Taken),
+                Claim::Taken => reply = self.call(&confirm("taken", &email)).await?,
+                Claim::Ours => {
+                    reply = self.call(&confirm("claimed", &email)).await?;
+                    claimed = Some(email);
+                }
+            }
         }
         let field = |i: usize| reply.get(i).map(String::as_str).unwrap_or_default();
         if let Some(email) = &claimed {
-            if field(0) != "confirmed" {
-                self.release_address(email, user).await?;
+            if field(0) == "confirmed" {
+                self.commit_claim(email, user).await?;
+            } else {
+                self.release_unless_held(email, user).await?;
             }
+        }
+        if field(0) == "claim" {
+            // A new code for another address came in between: this one is spent.
+            return Ok(ContactCheck::Missing);
         }
         Ok(match field(0) {
             "confirmed" => {

@@ -203,21 +203,32 @@ async fn sharded(conn: &mut Conn, global: Namespace) -> StoreResult<()> {
     if layout.as_deref() == Some(SHARDED) {
         return Ok(());
     }
-    let mut exists = ::redis::cmd("EXISTS");
-    exists
-        .arg(Key::Users.name_in(global))
-        .arg(Key::SessionTotal.name_in(global));
-    let one_slot: u8 = bounded("EXISTS users", exists.query_async(conn)).await?;
+    let one_slot: u8 = bounded("EXISTS users", one_slot_probe(global).query_async(conn)).await?;
     if one_slot > 0 {
-        return Err(StoreError::Unavailable(
-            "this Redis Cluster holds the one-slot store of an earlier Vigile (every key \
-             under {vigile}); this version spreads the store over shards and cannot read \
-             it: keep the earlier version, or start from an empty Cluster (README, Redis \
-             Cluster)"
-                .into(),
-        ));
+        return Err(one_slot_refused());
     }
     let mut set = ::redis::cmd("SET");
     set.arg(Key::Layout.name_in(global)).arg(SHARDED);
     bounded("SET layout", set.query_async(conn)).await
+}
+
+/// Counts the keys only the one-slot store of an earlier Vigile writes under `{vigile}`
+/// (its account set and session total): a Cluster with any is refused, at the first call
+/// and at every readiness check (a gateway of that version still running writes them).
+pub(super) fn one_slot_probe(global: Namespace) -> ::redis::Cmd {
+    let mut exists = ::redis::cmd("EXISTS");
+    exists
+        .arg(Key::Users.name_in(global))
+        .arg(Key::SessionTotal.name_in(global));
+    exists
+}
+
+pub(super) fn one_slot_refused() -> StoreError {
+    StoreError::Unavailable(
+        "this Redis Cluster holds the one-slot store of an earlier Vigile (every key under \
+         {vigile}); this version spreads the store over shards and cannot read it: stop \
+         every gateway of the earlier version, and keep it or start from an empty Cluster \
+         (README, Redis Cluster)"
+            .into(),
+    )
 }

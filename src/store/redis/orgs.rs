@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 use ::redis::Script;
 use async_trait::async_trait;
 
+use super::addresses::Claim;
 use super::users::{member_keys, user_call};
 use super::{user_from_json, RedisStore, SET_RECORDS};
 use crate::store::keys::{Key, Namespace, Prefix};
@@ -30,13 +31,17 @@ macro_rules! org_prelude {
 local function email_free(email_key)
   local holder = redis.call('GET', email_key)
   if not holder then return true end
-  if not here(holder) then return nil end
-  local u, exists = user_record(holder)
-  return not exists or (u and u.status == 'pending')
+  local holds = held(holder, string.sub(email_key, #P_EMAIL + 1))
+  if holds == nil then return nil end
+  if not holds then return true end
+  local u = user_record(holder)
+  return (u and u.status == 'pending') or false
 end
+-- After `email_free`: deletes the pending sign-up holding the address (a stale key is
+-- only overwritten).
 local function take_email(email_key)
   local holder = redis.call('GET', email_key)
-  if holder then delete_user(holder) end
+  if holder and held(holder, string.sub(email_key, #P_EMAIL + 1)) then delete_user(holder) end
 end
 -- `email_key` false when the address's key is in another shard, claimed there already.
 local function add_user(user_key, email_key, members_key, id, json)
@@ -573,11 +578,18 @@ impl OrgStore for RedisStore {
             if self.org_invite_by_token(token, now).await?.is_none() {
                 return Ok(Joined::Gone);
             }
-            let ours = self.claim_address(&user.email, &user.id, true).await?;
-            let claim = if ours { "claimed" } else { "taken" };
+            let claim = match self.claim_address(&user.email, &user.id, true).await? {
+                Claim::Ours => "claimed",
+                Claim::Taken => "taken",
+                // Another request takes it right now (the same form sent twice, say):
+                // this one spends nothing.
+                Claim::Racing => return Ok(Joined::EmailTaken),
+            };
             let reply = self.join(ns, token, user, org, claim, now).await?;
-            if ours && reply != 1 {
-                self.release_address(&user.email, &user.id).await?;
+            match (claim, reply) {
+                ("claimed", 1) => self.commit_claim(&user.email, &user.id).await?,
+                ("claimed", _) => self.release_unless_held(&user.email, &user.id).await?,
+                _ => {}
             }
             reply
         };

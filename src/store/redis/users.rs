@@ -36,6 +36,9 @@ local P_ORG_MEMBERS = ARGV[6]
 -- must not be written here. On one Redis (no digit) everything is here.
 local SHARD = string.match(P_USER, '^{vigile:(%x)}')
 local function here(owner) return not SHARD or string.sub(redis.sha1hex(owner), 1, 1) == SHARD end
+-- Key::AddressClaim (keys.rs pins this spelling): the id taking an address whose account
+-- is written in a second step (addresses.rs), beside the address's index key.
+local P_CLAIM = string.sub(P_EMAIL, 1, #P_EMAIL - #'user_email:') .. 'address_claim:'
 -- Key::UserIndex (keys.rs pins this spelling): `{email}\n{id}` of every account.
 local USER_INDEX = USERS .. '_index'
 -- An account's entry in USER_INDEX, from its JSON (nil if unreadable).
@@ -51,6 +54,16 @@ local function user_record(id)
   local ok, u = pcall(cjson.decode, json)
   if ok and type(u) == 'table' then return u, true end
   return nil, true
+end
+-- Whether `holder`, named by the index key of `email`, holds that address: its claim is
+-- in progress, or its account (here) says so. False for a key left by a crash between
+-- two steps (no account, or one with another address); nil when the account is of
+-- another shard: the caller looks (`holder_holds`).
+local function held(holder, email)
+  if redis.call('GET', P_CLAIM .. email) == holder then return true end
+  if not here(holder) then return nil end
+  local u, exists = user_record(holder)
+  return exists and not (u and u.email ~= email)
 end
 -- Writes an account's JSON (`user_key` is P_USER .. id) and tells every gateway instance
 -- that identities cached for it are stale (a role, an address, an organisation).
@@ -110,19 +123,17 @@ user_script!(
     r#"
 local id = ARGV[7]
 local holder = redis.call('GET', KEYS[6])
--- An account of another shard took this address (a changed address): the caller looks.
-if holder and holder ~= id and not here(holder) then return -2 end
--- An account with another address (a crash between two steps of `addresses.rs`) does
--- not hold it: its key is only overwritten.
 local holds = false
-if holder then
-  local u, exists = user_record(holder)
-  holds = exists and not (u and u.email ~= string.sub(KEYS[6], #P_EMAIL + 1))
+if holder and holder ~= id then
+  holds = held(holder, string.sub(KEYS[6], #P_EMAIL + 1))
+  -- An account of another shard took this address (a changed address): the caller looks.
+  if holds == nil then return -2 end
+  local u = user_record(holder)
   if holds and not (u and u.status == 'pending') then return 0 end
 end
 if holder ~= id and redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
--- The replaced sign-up goes whole (sessions too); a dangling index is cleaned the same way.
-if holder and (holds or not select(2, user_record(holder))) then delete_user(holder) end
+-- The replaced sign-up goes whole (sessions too); a stale key is only overwritten.
+if holder and (holder == id or holds) then delete_user(holder) end
 put_user(KEYS[5], ARGV[8])
 redis.call('PEXPIREAT', KEYS[5], ARGV[9])
 redis.call('SET', KEYS[6], id)
