@@ -26,15 +26,6 @@ const MAX_DRAWS: u32 = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Shard(u8);
 
-fn hex_digit_value(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        b'a'..=b'f' => c - b'a' + 10,
-        b'A'..=b'F' => c - b'A' + 10,
-        _ => 0,
-    }
-}
-
 impl Shard {
     /// Where what belongs to the whole site lives (the secret, settings, campaigns, the
     /// outbox, the audit trail): spelled `{vigile}` on a Cluster, as before shards.
@@ -67,7 +58,8 @@ impl Shard {
 
     /// The shard of a token hash: its own first hex digit.
     pub fn of_token(hash: &TokenHash) -> Shard {
-        Shard(hash.as_str().bytes().next().map_or(0, hex_digit_value))
+        let first = hash.as_str().chars().next().and_then(|c| c.to_digit(16));
+        Shard(first.and_then(|d| u8::try_from(d).ok()).unwrap_or(0))
     }
 
     /// The hex digit naming this shard in a hash tag (`g` for [`Shard::GLOBAL`], which

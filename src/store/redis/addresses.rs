@@ -58,7 +58,12 @@ user_script!(
     r#"
 local id, email = ARGV[7], string.sub(KEYS[5], #P_EMAIL + 1)
 local holder = redis.call('GET', KEYS[5])
-if holder == id then return 1 end
+if holder == id then
+  -- Claimed again (a retry after a failed write, a request racing this one): in progress
+  -- again, until this one's account write.
+  redis.call('SET', KEYS[6], id, 'PX', ARGV[9])
+  return 1
+end
 if holder then
   local holds = held(holder, email)
   if holds == nil then return -2 end
@@ -93,6 +98,18 @@ return 0
 static CLAIM_COMMIT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#,
+    )
+});
+
+// KEYS[1] the address's index key, KEYS[2] its claim key; ARGV[1] the holder found stale.
+// Deletes the index key if it still names that holder and no claim of it is in progress.
+static RELEASE_STALE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[2]) == ARGV[1] then return 0 end
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 "#,
@@ -262,7 +279,12 @@ impl RedisStore {
         match self.user_by_id(&holder).await? {
             Some(user) if user.email == email => Ok(true),
             _ => {
-                self.release_address(email, &holder).await?;
+                // Unless it was claimed again meanwhile (then the caller finds it so).
+                let mut inv = RELEASE_STALE.prepare_invoke();
+                inv.key(Key::UserEmail(email).name_in(ns))
+                    .key(Key::AddressClaim(email).name_in(ns))
+                    .arg(holder.as_str());
+                self.call::<i64>(&inv).await?;
                 Ok(false)
             }
         }

@@ -59,10 +59,16 @@ pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender, heartbeats: 
                 if heartbeats.is_empty() && !tx.send(Change::Live).await {
                     return;
                 }
-                let why = relay(pubsub, &tx, &endpoint, generation, &heartbeats).await;
-                tracing::warn!(reason = why, "session change feed lost; caching briefly");
-                if !tx.send(Change::Lost).await {
-                    return;
+                let (why, went_live) = relay(pubsub, &tx, &endpoint, generation, &heartbeats).await;
+                // Said once per loss: a cycle that never went live (a master still down)
+                // has nothing new to say.
+                if heartbeats.is_empty() || went_live {
+                    tracing::warn!(reason = why, "session change feed lost; caching briefly");
+                    if !tx.send(Change::Lost).await {
+                        return;
+                    }
+                } else {
+                    tracing::debug!(reason = why, "session change feed still not live");
                 }
             }
             Err(e) => {
@@ -114,14 +120,14 @@ async fn subscribe(
 }
 
 /// Passes announcements on until the connection fails, or the master it is on is no
-/// longer the one calls use (a Sentinel failover); returns why.
+/// longer the one calls use (a Sentinel failover); returns why, and whether it said Live.
 async fn relay(
     pubsub: ::redis::aio::PubSub,
     tx: &FeedSender,
     endpoint: &Endpoint,
     generation: u64,
     heartbeats: &[String],
-) -> &'static str {
+) -> (&'static str, bool) {
     let (mut sink, mut stream) = pubsub.split();
     let mut heard = vec![Stopwatch::start(); heartbeats.len()];
     // Which shards' heartbeats came back since subscribing: the feed is live only once
@@ -133,7 +139,7 @@ async fn relay(
     loop {
         tokio::select! {
             msg = stream.next() => {
-                let Some(msg) = msg else { return "connection closed" };
+                let Some(msg) = msg else { return ("connection closed", live) };
                 let Ok(text) = msg.get_payload::<String>() else { continue };
                 if let Some(shard) = text.strip_prefix(HEARTBEAT) {
                     if let Ok(i) = shard.parse::<usize>() {
@@ -145,29 +151,29 @@ async fn relay(
                     if !live && back.iter().all(|b| *b) {
                         live = true;
                         if !tx.send(Change::Live).await {
-                            return "cache gone";
+                            return ("cache gone", live);
                         }
                     }
                     continue;
                 }
                 if let Some(change) = Change::parse(&text) {
                     if !tx.send(change).await {
-                        return "cache gone";
+                        return ("cache gone", live);
                     }
                 }
             }
             _ = ping.tick() => {
                 if !endpoint.is_current(generation) {
-                    return "the redis master changed";
+                    return ("the redis master changed", live);
                 }
                 // In subscribed mode the answer is ["pong", ""]: any answer will do.
                 match tokio::time::timeout(PING_BOUND, sink.ping::<::redis::Value>()).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(_)) => return "ping failed",
-                    Err(_) => return "ping unanswered",
+                    Ok(Err(_)) => return ("ping failed", live),
+                    Err(_) => return ("ping unanswered", live),
                 }
                 if heard.iter().any(|h| h.elapsed() > HEARTBEAT_BOUND) {
-                    return "no heartbeat came back from a shard's master";
+                    return ("no heartbeat came back from a shard's master", live);
                 }
                 // A heartbeat that cannot be sent is one that does not come back.
                 let sent = heartbeats

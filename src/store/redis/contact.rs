@@ -102,7 +102,7 @@ if ARGV[8] == 'email' then
   if u.email ~= f[1] then
     -- The new address is claimed first, in its own shard (addresses.rs): nothing is
     -- written before that.
-    if ARGV[15] == 'taken' then
+    if ARGV[15] == 'taken' and ARGV[16] == f[1] then
       spend()
       return {'taken'}
     end
