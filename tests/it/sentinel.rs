@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::common::cluster::ClusterSet;
 use crate::common::consts::{ANN, PW};
 use crate::common::gateway::{Gateway, GatewayBuilder};
-use crate::common::http::{self, client_ua, get, login, login_ok};
+use crate::common::http::{self, client_ua, get, login_ok};
 use crate::common::sentinel::SentinelSet;
 use crate::common::smtp::SmtpSink;
 use crate::common::upstream::Upstream;
@@ -130,6 +130,19 @@ async fn master_killed_mid_traffic(mut set: Ha) {
     )
     .await;
     assert_eq!(r.status(), 200);
+    // The page answers before the mail is queued (the same time whether the address has
+    // an account or not): wait until it is, so the failover below finds it stored.
+    let store: vigile::store::DynStore =
+        std::sync::Arc::new(vigile::store::RedisStore::connect_lazy(&set.url(), false).unwrap());
+    let queued = Instant::now();
+    while store.outbox_waiting().await.unwrap() == 0 {
+        assert!(
+            queued.elapsed() < Duration::from_secs(10),
+            "the mail was never queued"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(store);
 
     set.kill_master().await;
     let killed = Instant::now();
@@ -142,10 +155,12 @@ async fn master_killed_mid_traffic(mut set: Ha) {
                 let device = client_ua(&format!("Mozilla/5.0 (X11; Linux x86_64) Racer/{i}"));
                 let deadline = Instant::now() + Duration::from_secs(60);
                 loop {
-                    // The login page itself needs the store (its CSRF key): 503 too.
+                    // The login page itself needs the store (its CSRF key, this device's
+                    // records, in their shard on a Cluster): 503 too, until it answers.
                     let page = get(&device, &format!("{gw}/_vigile/login"), true).await;
                     if page.status() == 200 {
-                        let r = login(&device, &gw, ANN, PW).await;
+                        let page = page.text().await.unwrap();
+                        let r = http::post_login(&device, &gw, &page, ANN, PW, None).await;
                         if r.status() != 503 {
                             let location = http::header(&r, "location").unwrap_or_default();
                             return (r.status().as_u16(), location);

@@ -166,7 +166,19 @@ pub async fn login_rd(
     rd: Option<&str>,
 ) -> Response {
     let page = get_page(client, &format!("{gw_url}/_vigile/login")).await;
-    let form = form_with_action(&page, "/_vigile/login")
+    post_login(client, gw_url, &page, email, password, rd).await
+}
+
+/// Posts the login form of `page` (a login page already fetched) with these credentials.
+pub async fn post_login(
+    client: &Client,
+    gw_url: &str,
+    page: &str,
+    email: &str,
+    password: &str,
+    rd: Option<&str>,
+) -> Response {
+    let form = form_with_action(page, "/_vigile/login")
         .unwrap_or_else(|| panic!("no login form on /_vigile/login:\n{page}"));
     let mut fields: Vec<(String, String)> = form
         .hidden
