@@ -85,15 +85,17 @@ pub(super) async fn follow(endpoint: Arc<Endpoint>, tx: FeedSender, heartbeats: 
 
 /// Subscribes on the master (found through Sentinel if need be: a subscription that
 /// cannot be made there makes the next attempt ask for the master again); on a Cluster,
-/// on the store's master, else on the first of the URL's nodes that takes it.
+/// on the master of the site's shard (`{vigile}`), else on the first of the URL's nodes
+/// that takes it.
 async fn subscribe(
     endpoint: &Endpoint,
     heartbeat: Option<&str>,
 ) -> Result<(::redis::aio::PubSub, u64), String> {
     let current = endpoint.current().await.map_err(|e| e.to_string())?;
     let mut why = String::from("no server to subscribe on");
-    // On a Cluster, the store's master first: the announcements start there, and it is
-    // found even when the URL's nodes were all replaced.
+    // On a Cluster, the site's master first, found from the Cluster's own map even when
+    // the URL's nodes were all replaced; the other masters' announcements reach it over
+    // the cluster bus (and their heartbeats prove it).
     let mut candidates = Vec::new();
     if let Some(key) = heartbeat {
         let mut conn = current.conn.clone();

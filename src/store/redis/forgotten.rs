@@ -54,9 +54,8 @@ pub(super) async fn run(conn: &mut Conn, ns: Namespace) -> StoreResult<()> {
     if done == 1 {
         return Ok(());
     }
-    // On a Cluster, SCAN would see one node only; the whole store is in one slot, and a
-    // Cluster store is newer than the leftovers, which were written before a fix of the
-    // same release: nothing to look for there.
+    // One Redis only: a Cluster store is spread over shards from its first start, which
+    // came after the fix (`migrate::sharded`), and SCAN there would see one node only.
     let mut dropped = 0;
     if ns == Namespace::Plain {
         let factors = Key::Kept(Kept::Factors, "").name_in(ns);

@@ -242,7 +242,8 @@ impl ClusterSet {
         })
     }
 
-    /// Kills the master holding the store's slot, as [`Self::kill`]; returns its port.
+    /// Kills the master holding the site's slot (`{vigile}`, and the shards beside it), as
+    /// [`Self::kill`]; returns its port.
     pub async fn kill_store_master(&mut self) -> u16 {
         let port = self.store_master().await;
         self.kill(port);
