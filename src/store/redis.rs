@@ -601,6 +601,44 @@ impl RedisStore {
         }
     }
 
+    /// Runs `read` in every namespace at once (the connection pipelines the calls): the
+    /// answers in [`Self::every`]'s order, or the first error.
+    async fn in_every<T, Fut>(&self, read: impl Fn(Namespace) -> Fut) -> StoreResult<Vec<T>>
+    where
+        Fut: std::future::Future<Output = StoreResult<T>>,
+    {
+        futures_util::future::join_all(self.every().into_iter().map(read))
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// The JSON records named by the ids in `set` (accounts, organisations), of `ns`.
+    async fn records_of_set(
+        &self,
+        ns: Namespace,
+        set: Key<'_>,
+        prefix: Prefix,
+    ) -> StoreResult<Vec<String>> {
+        let mut inv = SET_RECORDS.prepare_invoke();
+        inv.key(set.name_in(ns)).arg(prefix.in_ns(ns));
+        self.call(&inv).await
+    }
+
+    /// A session `replaces` (the browser's old cookie) as the opening script may end it
+    /// (in the new session's `shard`), or as to end after, in its own shard (another
+    /// member's).
+    fn replaced<'a>(
+        &self,
+        replaces: Option<&'a SessionId>,
+        shard: Shard,
+    ) -> (Option<&'a SessionId>, Option<&'a SessionId>) {
+        match replaces {
+            Some(r) if !self.together(Shard::of(r.as_str()), shard) => (None, Some(r)),
+            r => (r, None),
+        }
+    }
+
     /// Whether two records share a shard (always on one Redis).
     fn together(&self, a: Shard, b: Shard) -> bool {
         !self.cluster || a == b
@@ -773,14 +811,12 @@ impl Store for RedisStore {
         if self.cluster {
             // INFO went to the masters the client could reach, and answers without the
             // others: a read in each shard fails while its master is down.
-            let reads = self.every().into_iter().map(|ns| async move {
+            self.in_every(|ns| async move {
                 let mut get = ::redis::cmd("GET");
                 get.arg(Key::Layout.name_in(ns));
                 self.query::<Option<String>>(&get).await
-            });
-            for read in futures_util::future::join_all(reads).await {
-                read?;
-            }
+            })
+            .await?;
             let probe = migrate::one_slot_probe(self.global());
             if self.query::<u8>(&probe).await? > 0 {
                 return Err(migrate::one_slot_refused());
@@ -813,15 +849,11 @@ impl Store for RedisStore {
 
     async fn user_list(&self) -> StoreResult<Vec<User>> {
         let mut users = Vec::new();
-        let reads = self.every().into_iter().map(|ns| async move {
-            let mut inv = SET_RECORDS.prepare_invoke();
-            inv.key(Key::Users.name_in(ns)).arg(Prefix::User.in_ns(ns));
-            self.call::<Vec<String>>(&inv).await
-        });
-        for all in futures_util::future::join_all(reads).await {
-            for json in &all? {
-                users.push(user_from_json(json)?);
-            }
+        let all = self
+            .in_every(|ns| self.records_of_set(ns, Key::Users, Prefix::User))
+            .await?;
+        for json in all.iter().flatten() {
+            users.push(user_from_json(json)?);
         }
         users.sort_by(|a, b| a.email.cmp(&b.email));
         Ok(users)
@@ -829,23 +861,21 @@ impl Store for RedisStore {
 
     async fn user_counts(&self) -> StoreResult<(u64, u64)> {
         // The user set holds pending sign-ups too (until activated, or swept).
-        let (mut all, mut waiting) = (0, 0);
-        let reads = self.every().into_iter().map(|ns| async move {
-            let mut users = ::redis::cmd("SCARD");
-            users.arg(Key::Users.name_in(ns));
-            let mut pending = ::redis::cmd("ZCARD");
-            pending.arg(Key::PendingUsers.name_in(ns));
-            Ok::<_, StoreError>((
-                self.query::<u64>(&users).await?,
-                self.query::<u64>(&pending).await?,
-            ))
-        });
-        for counts in futures_util::future::join_all(reads).await {
-            let (users, pending) = counts?;
-            all += users;
-            waiting += pending;
-        }
-        Ok((all, waiting))
+        let counts = self
+            .in_every(|ns| async move {
+                let mut users = ::redis::cmd("SCARD");
+                users.arg(Key::Users.name_in(ns));
+                let mut pending = ::redis::cmd("ZCARD");
+                pending.arg(Key::PendingUsers.name_in(ns));
+                Ok::<_, StoreError>((
+                    self.query::<u64>(&users).await?,
+                    self.query::<u64>(&pending).await?,
+                ))
+            })
+            .await?;
+        Ok(counts
+            .into_iter()
+            .fold((0, 0), |(a, w), (users, pending)| (a + users, w + pending)))
     }
 
     async fn user_page(&self, query: &UserQuery) -> StoreResult<UserPage> {
@@ -883,12 +913,7 @@ impl Store for RedisStore {
         replaces: Option<&SessionId>,
     ) -> StoreResult<()> {
         let shard = self.session_shard(session)?;
-        // A replaced session of another shard (another member's: the browser's old
-        // cookie) goes after, in its own shard.
-        let (here, elsewhere) = match replaces {
-            Some(r) if !self.together(Shard::of(r.as_str()), shard) => (None, Some(r)),
-            r => (r, None),
-        };
+        let (here, elsewhere) = self.replaced(replaces, shard);
         let mut inv = session_call(&SESSION_INSERT, self.at(shard));
         inv.arg(here.map(SessionId::as_str).unwrap_or(""));
         session_args(&mut inv, session)?;
@@ -966,16 +991,14 @@ impl Store for RedisStore {
     }
 
     async fn session_count(&self, now: Millis) -> StoreResult<u64> {
-        let reads = self.every().into_iter().map(|ns| async move {
-            let mut inv = session_call(&SESSION_COUNT, ns);
-            inv.arg(now);
-            self.call::<u64>(&inv).await
-        });
-        let mut count = 0;
-        for n in futures_util::future::join_all(reads).await {
-            count += n?;
-        }
-        Ok(count)
+        let counts = self
+            .in_every(|ns| async move {
+                let mut inv = session_call(&SESSION_COUNT, ns);
+                inv.arg(now);
+                self.call::<u64>(&inv).await
+            })
+            .await?;
+        Ok(counts.into_iter().sum())
     }
 
     async fn sweep(&self, now: Millis) -> StoreResult<u64> {

@@ -82,24 +82,16 @@ return 1
 "#
 );
 
-// KEYS[1] the address's index key, KEYS[2] its claim key; ARGV[1] id. Deletes both where
-// they name the id.
+// KEYS an address's claim key, and its index key when releasing it; ARGV[1] id. Deletes
+// each of them that names the id (a commit ends the claim only).
 static EMAIL_RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"#,
-    )
-});
-
-// KEYS[1] a claim key; ARGV[1] id. The account of a claim was written: the claim ends.
-static CLAIM_COMMIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then n = n + redis.call('DEL', key) end
+end
+return n
 "#,
     )
 });
@@ -235,7 +227,7 @@ impl RedisStore {
     /// Ends the claim of `email` by `id`, whose account now holds it (until then, or until
     /// its lease ends, the address counts as taken by a claim in progress).
     pub(super) async fn commit_claim(&self, email: &str, id: &UserId) -> StoreResult<()> {
-        let mut inv = CLAIM_COMMIT.prepare_invoke();
+        let mut inv = EMAIL_RELEASE.prepare_invoke();
         inv.key(Key::AddressClaim(email).name_in(self.of(email)))
             .arg(id.as_str());
         self.call::<i64>(&inv).await.map(drop)
@@ -245,8 +237,8 @@ impl RedisStore {
     pub(super) async fn release_address(&self, email: &str, id: &UserId) -> StoreResult<()> {
         let ns = self.of(email);
         let mut inv = EMAIL_RELEASE.prepare_invoke();
-        inv.key(Key::UserEmail(email).name_in(ns))
-            .key(Key::AddressClaim(email).name_in(ns))
+        inv.key(Key::AddressClaim(email).name_in(ns))
+            .key(Key::UserEmail(email).name_in(ns))
             .arg(id.as_str());
         self.call::<i64>(&inv).await.map(drop)
     }
@@ -288,6 +280,15 @@ impl RedisStore {
                 Ok(false)
             }
         }
+    }
+
+    /// On a Cluster, the address of account `id`, read before deleting it to release its
+    /// index key after if it lives in another shard (`released_after_delete`).
+    pub(super) async fn address_to_release(&self, id: &UserId) -> StoreResult<Option<String>> {
+        if !self.cluster {
+            return Ok(None);
+        }
+        Ok(self.user_by_id(id).await?.map(|u| u.email))
     }
 
     /// After deleting account `id` in its shard: releases the address it held when that

@@ -16,7 +16,6 @@ use async_trait::async_trait;
 
 use super::{session_args, session_call, RedisStore};
 use crate::store::keys::{Key, Prefix};
-use crate::store::shard::Shard;
 use crate::store::Store;
 use crate::store::{
     overflow_parse, overflow_str, Cap, Challenge, CodeCheck, DeviceId, DeviceStore, Millis, Opened,
@@ -263,12 +262,8 @@ impl DeviceStore for RedisStore {
         let victims: Vec<&str> = victims.iter().map(SessionId::as_str).collect();
         let shard = self.session_shard(session)?;
         let ns = self.at(shard);
-        // A replaced session of another shard (another member's: the browser's old
-        // cookie) goes after, in its own shard; the member's own are all here.
-        let (here, elsewhere) = match replaces {
-            Some(r) if !self.together(Shard::of(r.as_str()), shard) => (None, Some(r)),
-            r => (r, None),
-        };
+        // The member's own sessions are all here; another member's is ended after.
+        let (here, elsewhere) = self.replaced(replaces, shard);
         let mut inv = session_call(&SESSION_OPEN, ns);
         inv.key(Key::Expiring.name_in(ns))
             .arg(here.map(SessionId::as_str).unwrap_or(""))

@@ -11,10 +11,9 @@ use async_trait::async_trait;
 
 use super::addresses::Claim;
 use super::users::{member_keys, user_call};
-use super::{user_from_json, RedisStore, SET_RECORDS};
+use super::{user_from_json, RedisStore};
 use crate::store::keys::{Key, Namespace, Prefix};
 use crate::store::shard::Shard;
-use crate::store::Store;
 use crate::store::{
     Invited, Joined, Millis, Org, OrgId, OrgInvite, OrgProfile, OrgRole, OrgStore, OrgTerms,
     Registered, StoreError, StoreResult, TokenHash, TokenKind, User, UserId,
@@ -275,17 +274,6 @@ impl RedisStore {
         Ok(self.call::<i64>(&inv).await? == 1)
     }
 
-    async fn records_of_set(
-        &self,
-        ns: Namespace,
-        set: Key<'_>,
-        prefix: Prefix,
-    ) -> StoreResult<Vec<String>> {
-        let mut inv = SET_RECORDS.prepare_invoke();
-        inv.key(set.name_in(ns)).arg(prefix.in_ns(ns));
-        self.call(&inv).await
-    }
-
     /// An organisation's shard, where its founder's and every member's ids were drawn (as
     /// the links it sends): `None` when `got`, the shard of an account or link, is another,
     /// which therefore is no member or link of this organisation.
@@ -391,10 +379,11 @@ impl OrgStore for RedisStore {
 
     async fn org_list(&self) -> StoreResult<Vec<Org>> {
         let mut orgs = Vec::new();
-        for ns in self.every() {
-            for json in self.records_of_set(ns, Key::Orgs, Prefix::Org).await? {
-                orgs.push(decode::<Org>("organisation", &json)?);
-            }
+        let all = self
+            .in_every(|ns| self.records_of_set(ns, Key::Orgs, Prefix::Org))
+            .await?;
+        for json in all.iter().flatten() {
+            orgs.push(decode::<Org>("organisation", json)?);
         }
         orgs.sort_by(|a, b| (&a.profile.company, &a.id).cmp(&(&b.profile.company, &b.id)));
         Ok(orgs)
@@ -605,11 +594,7 @@ impl OrgStore for RedisStore {
         let Some(ns) = self.org_shard(id, Shard::of_user(user)) else {
             return Ok(false);
         };
-        // The address, to release its key after if it lives in another shard.
-        let email = match self.cluster {
-            true => self.user_by_id(user).await?.map(|u| u.email),
-            false => None,
-        };
+        let email = self.address_to_release(user).await?;
         let mut inv = user_call(&ORG_REMOVE, ns);
         inv.key(Key::OrgMembers(id).name_in(ns));
         member_keys(&mut inv, user, ns);

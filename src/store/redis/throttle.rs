@@ -321,16 +321,18 @@ impl ThrottleStore for RedisStore {
 
     async fn ip_blocks(&self, now: Millis, limit: usize) -> StoreResult<Vec<IpBlock>> {
         // Each shard lists the blocks of its own addresses.
-        let mut found: Vec<(String, Millis, Millis)> = Vec::new();
-        for ns in self.every() {
-            let mut inv = IP_BLOCKS.prepare_invoke();
-            inv.key(Key::IpBlocks.name_in(ns))
-                .arg(now)
-                .arg(Prefix::Ip.in_ns(ns));
-            found.extend(self.call::<Vec<(String, Millis, Millis)>>(&inv).await?);
-        }
+        let found = self
+            .in_every(|ns| async move {
+                let mut inv = IP_BLOCKS.prepare_invoke();
+                inv.key(Key::IpBlocks.name_in(ns))
+                    .arg(now)
+                    .arg(Prefix::Ip.in_ns(ns));
+                self.call::<Vec<(String, Millis, Millis)>>(&inv).await
+            })
+            .await?;
         let mut blocks: Vec<IpBlock> = found
             .into_iter()
+            .flatten()
             .map(|(ip, until, blocked_at)| IpBlock {
                 ip,
                 blocked_at,

@@ -14,7 +14,6 @@ use ::redis::{Script, ScriptInvocation};
 use super::{session_call, RedisStore};
 use crate::store::keys::{Key, Namespace, Prefix};
 use crate::store::shard::Shard;
-use crate::store::Store;
 use crate::store::{
     AccountStatus, Millis, StoreError, StoreResult, User, UserId, UserPage, UserQuery,
     USER_SCAN_BUDGET,
@@ -419,19 +418,20 @@ impl RedisStore {
         let mut bound: Option<String> = None;
         let after = query.after.as_deref().unwrap_or("");
         let status = query.status.map_or("", AccountStatus::as_str);
-        let reads = self.every().into_iter().map(|ns| async move {
-            let mut inv = USER_PAGE.prepare_invoke();
-            inv.key(Key::UserIndex.name_in(ns))
-                .arg(Prefix::User.in_ns(ns))
-                .arg(after)
-                .arg(&query.text)
-                .arg(status)
-                .arg(limit)
-                .arg(USER_SCAN_BUDGET);
-            self.call::<(Vec<String>, String)>(&inv).await
-        });
-        for page in futures_util::future::join_all(reads).await {
-            let (jsons, next) = page?;
+        let pages = self
+            .in_every(|ns| async move {
+                let mut inv = USER_PAGE.prepare_invoke();
+                inv.key(Key::UserIndex.name_in(ns))
+                    .arg(Prefix::User.in_ns(ns))
+                    .arg(after)
+                    .arg(&query.text)
+                    .arg(status)
+                    .arg(limit)
+                    .arg(USER_SCAN_BUDGET);
+                self.call::<(Vec<String>, String)>(&inv).await
+            })
+            .await?;
+        for (jsons, next) in pages {
             for json in &jsons {
                 users.push(super::user_from_json(json)?);
             }
@@ -455,11 +455,7 @@ impl RedisStore {
     }
 
     pub(super) async fn delete_user(&self, id: &UserId) -> StoreResult<bool> {
-        // The address, to release its index key after if it lives in another shard.
-        let email = match self.cluster {
-            true => self.user_by_id(id).await?.map(|u| u.email),
-            false => None,
-        };
+        let email = self.address_to_release(id).await?;
         let ns = self.of_user(id);
         let mut inv = user_call(&USER_DELETE, ns);
         member_keys(&mut inv, id, ns);
