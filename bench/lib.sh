@@ -6,8 +6,9 @@
 # shellcheck disable=SC2034
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
-BIN=target/release/vigile
-EX=target/release/examples
+# Cargo's target directory (CARGO_TARGET_DIR, as cargo reads it).
+BIN=${CARGO_TARGET_DIR:-target}/release/vigile
+EX=${CARGO_TARGET_DIR:-target}/release/examples
 THREADS=$(nproc)
 HZ=$(getconf CLK_TCK)
 STAMP=$(date -u +%Y-%m-%d)

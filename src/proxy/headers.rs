@@ -111,8 +111,9 @@ fn leak(s: &str) -> &'static str {
 
 pub struct HeaderPlan {
     /// Folded names of every identity header, plus forwarding headers Vigile sets itself:
-    /// removed in any spelling.
-    strip: Vec<String>,
+    /// removed in any spelling. Indexed by length, so a request's header is compared with
+    /// the few names as long as it rather than with all of them.
+    strip: Vec<Vec<String>>,
     names: Names,
     user_value: UserValue,
 }
@@ -215,17 +216,20 @@ impl HeaderPlan {
             &names.session,
             &names.auth_level,
         ];
-        let strip = ours
-            .iter()
-            .map(|n| fold(n))
-            .chain(
-                AUTHELIA
-                    .iter()
-                    .chain(&OTHER_GATEWAYS)
-                    .chain(&HINTS)
-                    .map(|n| n.to_string()),
-            )
-            .collect();
+        let mut strip: Vec<Vec<String>> = Vec::new();
+        let folded = ours.iter().map(|n| fold(n)).chain(
+            AUTHELIA
+                .iter()
+                .chain(&OTHER_GATEWAYS)
+                .chain(&HINTS)
+                .map(|n| n.to_string()),
+        );
+        for name in folded {
+            if strip.len() <= name.len() {
+                strip.resize_with(name.len() + 1, Vec::new);
+            }
+            strip[name.len()].push(name);
+        }
         Ok(Self {
             strip,
             names: Names {
@@ -256,7 +260,9 @@ impl HeaderPlan {
             .keys()
             .map(|k| k.as_str())
             .filter(|k| {
-                self.strip.iter().any(|s| same_folded(k, s))
+                self.strip
+                    .get(k.len())
+                    .is_some_and(|same_len| same_len.iter().any(|s| same_folded(k, s)))
                     || STRIP_PREFIXES.iter().any(|p| folded_prefix(k, p))
                     || (k.bytes().any(|b| !b.is_ascii_alphanumeric() && b != b'-')
                         && FRAMING.iter().any(|f| same_folded(k, f)))
@@ -601,5 +607,35 @@ mod tests {
             "5.5.5.5, 1.2.3.4"
         );
         assert_eq!(r.headers.get("x-forwarded-proto").unwrap(), "https");
+    }
+
+    #[test]
+    fn every_listed_and_configured_name_is_stripped_in_any_spelling() {
+        let names = HeadersSection {
+            user: "X-Portal-Login".into(),
+            org: "X_Tenant".into(),
+            ..HeadersSection::default()
+        };
+        let plan = HeaderPlan::new(&names).unwrap();
+        let listed = AUTHELIA.iter().chain(&OTHER_GATEWAYS).chain(&HINTS);
+        let configured = [
+            "x-portal-login",
+            "x-tenant",
+            "remote-email",
+            "remote-session",
+        ];
+        for name in listed.copied().chain(configured) {
+            let under = name.replace('-', "_");
+            let mut r = RequestHeader::build("GET", b"/x", None).unwrap();
+            for spelling in [name.to_string(), name.to_uppercase(), under] {
+                r.append_header(spelling, "forged").unwrap();
+            }
+            // As long as the name, but not on any list.
+            let kept = "k".repeat(name.len());
+            r.append_header(kept.clone(), "kept").unwrap();
+            plan.strip(&mut r);
+            let left: Vec<_> = r.headers.keys().map(|k| k.as_str().to_string()).collect();
+            assert_eq!(left, vec![kept], "{name}");
+        }
     }
 }

@@ -39,6 +39,8 @@ pub struct Gateway {
     live: Arc<Live>,
     /// Shared by every `App` a reload builds.
     metrics: Arc<Metrics>,
+    /// `vigile_requests_total{decision="proxied"}`, looked up once rather than per request.
+    proxied: prometheus::IntCounter,
     /// `upstream.connect_timeout` (restart-only, like the rest of `[upstream]`).
     connect_timeout: Duration,
     plan: HeaderPlan,
@@ -60,6 +62,7 @@ impl Gateway {
         let max_body = app.config.file.upstream.max_request_body.as_u64();
         let watches = Watches::new(limits, session_ended(&app), on_close(&app));
         Ok(Self {
+            proxied: app.metrics.requests.with_label_values(&["proxied"]),
             metrics: app.metrics.clone(),
             connect_timeout: app.config.file.upstream.connect_timeout,
             live,
@@ -153,7 +156,7 @@ impl ProxyHttp for Gateway {
                 // upstream that stops sending would.
                 session.set_write_timeout(Some(self.limits.idle));
                 ctx.identity = visitor.identity().cloned();
-                self.metrics.requests.with_label_values(&["proxied"]).inc();
+                self.proxied.inc();
                 Ok(false)
             }
             Decision::Respond(reply, outcome) => {

@@ -14,7 +14,7 @@
 //! Nothing else in the response is touched, and a response without these headers costs
 //! three lookups.
 
-use http::header::{HeaderValue, LOCATION, SET_COOKIE};
+use http::header::{HeaderName, HeaderValue, LOCATION, SET_COOKIE};
 use pingora::http::ResponseHeader;
 use url::{Origin, Url};
 
@@ -84,11 +84,11 @@ impl Rewriter {
     /// Rewrites `resp`'s `Location`, `Refresh` and `Set-Cookie` headers (see the module
     /// doc) for a response to a request that matched `route`.
     pub fn response(&self, resp: &mut ResponseHeader, route: Option<usize>) {
-        if let Some(new) = one(resp, LOCATION.as_str(), |v| self.location(v, route)) {
+        if let Some(new) = one(resp, &LOCATION, |v| self.location(v, route)) {
             let _ = resp.insert_header(LOCATION, new);
         }
-        if let Some(new) = one(resp, "refresh", |v| self.refresh(v, route)) {
-            let _ = resp.insert_header("refresh", new);
+        if let Some(new) = one(resp, &REFRESH, |v| self.refresh(v, route)) {
+            let _ = resp.insert_header(REFRESH.clone(), new);
         }
         if resp.headers.contains_key(SET_COOKIE) {
             self.cookies(resp);
@@ -253,9 +253,12 @@ impl Rewriter {
 
 /// The one value of header `name`, mapped by `f`; `None` when absent, repeated, not text
 /// or kept.
+/// A name known ahead, so that looking it up in every response parses nothing.
+static REFRESH: HeaderName = HeaderName::from_static("refresh");
+
 fn one(
     resp: &ResponseHeader,
-    name: &str,
+    name: &HeaderName,
     f: impl Fn(&str) -> Option<String>,
 ) -> Option<HeaderValue> {
     let mut all = resp.headers.get_all(name).iter();
