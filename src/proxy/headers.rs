@@ -611,23 +611,34 @@ mod tests {
 
     #[test]
     fn every_listed_and_configured_name_is_stripped_in_any_spelling() {
+        // One configured name longer than any listed one, one with other punctuation.
+        let long = "X-Our-Portal-Authenticated-Member-Login-Name";
         let names = HeadersSection {
-            user: "X-Portal-Login".into(),
-            org: "X_Tenant".into(),
+            user: long.into(),
+            org: "X~Tenant.Id".into(),
             ..HeadersSection::default()
         };
         let plan = HeaderPlan::new(&names).unwrap();
         let listed = AUTHELIA.iter().chain(&OTHER_GATEWAYS).chain(&HINTS);
+        let longest = listed.clone().map(|n| n.len()).max().unwrap();
+        assert!(long.len() > longest);
+        let folded_long = long.to_lowercase();
         let configured = [
-            "x-portal-login",
-            "x-tenant",
+            &*folded_long,
+            "x-tenant-id",
             "remote-email",
             "remote-session",
         ];
         for name in listed.copied().chain(configured) {
-            let under = name.replace('-', "_");
             let mut r = RequestHeader::build("GET", b"/x", None).unwrap();
-            for spelling in [name.to_string(), name.to_uppercase(), under] {
+            let spellings = [
+                name.to_string(),
+                name.to_uppercase(),
+                name.replace('-', "_"),
+                name.replace('-', "."),
+                name.replace('-', "~"),
+            ];
+            for spelling in spellings {
                 r.append_header(spelling, "forged").unwrap();
             }
             // As long as the name, but not on any list.

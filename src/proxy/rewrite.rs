@@ -251,11 +251,11 @@ impl Rewriter {
     }
 }
 
-/// The one value of header `name`, mapped by `f`; `None` when absent, repeated, not text
-/// or kept.
 /// A name known ahead, so that looking it up in every response parses nothing.
 static REFRESH: HeaderName = HeaderName::from_static("refresh");
 
+/// The one value of header `name`, mapped by `f`; `None` when absent, repeated, not text
+/// or kept.
 fn one(
     resp: &ResponseHeader,
     name: &HeaderName,
