@@ -246,10 +246,15 @@ impl RedisStore {
     /// After the account's write failed: releases the claim, unless the account holds the
     /// address all the same (the same change made by a request racing this one).
     pub(super) async fn release_unless_held(&self, email: &str, id: &UserId) -> StoreResult<()> {
-        match self.user_by_id(id).await? {
-            Some(user) if user.email == email => Ok(()),
-            _ => self.release_address(email, id).await,
+        if self.account_holds(id, email).await? {
+            return Ok(());
         }
+        self.release_address(email, id).await
+    }
+
+    /// Whether account `id` exists and its record says it has address `email`.
+    async fn account_holds(&self, id: &UserId, email: &str) -> StoreResult<bool> {
+        Ok(self.user_by_id(id).await?.is_some_and(|u| u.email == email))
     }
 
     /// After a script in the address's shard found its index key naming an account of
@@ -268,18 +273,16 @@ impl RedisStore {
             return Ok(true);
         }
         let holder = UserId::from_string(holder);
-        match self.user_by_id(&holder).await? {
-            Some(user) if user.email == email => Ok(true),
-            _ => {
-                // Unless it was claimed again meanwhile (then the caller finds it so).
-                let mut inv = RELEASE_STALE.prepare_invoke();
-                inv.key(Key::UserEmail(email).name_in(ns))
-                    .key(Key::AddressClaim(email).name_in(ns))
-                    .arg(holder.as_str());
-                self.call::<i64>(&inv).await?;
-                Ok(false)
-            }
+        if self.account_holds(&holder, email).await? {
+            return Ok(true);
         }
+        // Unless it was claimed again meanwhile (then the caller finds it so).
+        let mut inv = RELEASE_STALE.prepare_invoke();
+        inv.key(Key::UserEmail(email).name_in(ns))
+            .key(Key::AddressClaim(email).name_in(ns))
+            .arg(holder.as_str());
+        self.call::<i64>(&inv).await?;
+        Ok(false)
     }
 
     /// On a Cluster, the address of account `id`, read before deleting it to release its
