@@ -131,17 +131,14 @@ impl Facts {
             Ok(edge) => edge,
             Err(why) => return (lang, Err(why)),
         };
-        // Nearly every request has none: then nothing is collected or joined.
-        let xff: Vec<&[u8]> = match req.headers.get(&X_FORWARDED_FOR) {
-            None => Vec::new(),
-            Some(_) => req
-                .headers
-                .get_all(&X_FORWARDED_FOR)
-                .iter()
-                .map(http::HeaderValue::as_bytes)
-                .collect(),
-        };
-        // Passed on as received (what is not text shows as U+FFFD).
+        let xff: Vec<&[u8]> = req
+            .headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .map(http::HeaderValue::as_bytes)
+            .collect();
+        // Passed on as received (what is not text shows as U+FFFD); nearly every request
+        // has none, and then nothing is joined or copied.
         let chain = (!xff.is_empty()).then(|| {
             String::from_utf8(xff.join(&b", "[..]))
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
