@@ -46,23 +46,29 @@ const MAX_NAME: usize = 253;
 impl Authority {
     pub fn parse(raw: &str) -> Result<Self, HostError> {
         let (host, port) = split_port(raw)?;
-        let host = if let Some(inner) = host.strip_prefix('[') {
+        // Written once, at its final size (every request's Host goes through here).
+        let mut text = String::with_capacity(raw.len());
+        if let Some(inner) = host.strip_prefix('[') {
             let inner = inner.strip_suffix(']').ok_or(HostError::Invalid)?;
             inner.parse::<Ipv6Addr>().map_err(|_| HostError::Invalid)?;
-            host.to_ascii_lowercase()
+            push_lowercase(&mut text, host);
         } else if host.parse::<Ipv4Addr>().is_ok() {
-            host.to_string()
+            text.push_str(host);
         } else if is_dns_name(host) {
             // `example.com.` is `example.com` (DNS root): one spelling for the allow-list.
-            host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
+            push_lowercase(&mut text, host.strip_suffix('.').unwrap_or(host));
         } else {
             return Err(HostError::Invalid);
-        };
-        let host_len = host.len();
-        let text = match port {
-            Some(p) => format!("{host}:{p}"),
-            None => host,
-        };
+        }
+        let host_len = text.len();
+        if let Some(port) = port {
+            // The number, without the leading zeros a client may have sent.
+            text.push(':');
+            let digits = port.ilog10() + 1;
+            for i in (0..digits).rev() {
+                text.push(char::from(b'0' + (port / 10u16.pow(i) % 10) as u8));
+            }
+        }
         Ok(Self { text, host_len })
     }
 
@@ -87,6 +93,10 @@ impl Authority {
                 }
             })
     }
+}
+
+fn push_lowercase(text: &mut String, ascii: &str) {
+    text.extend(ascii.chars().map(|c| c.to_ascii_lowercase()));
 }
 
 /// Splits `host:port`, validating the port; brackets keep IPv6 colons out of the split.
@@ -164,6 +174,10 @@ mod tests {
                 "courses.example.com",
             ),
             ("my_host.internal", "my_host.internal", "my_host.internal"),
+            ("h:080", "h:80", "h"),
+            ("h:00001", "h:1", "h"),
+            ("H:65535", "h:65535", "h"),
+            ("[::A]:10", "[::a]:10", "[::a]"),
         ] {
             let a = Authority::parse(raw).unwrap();
             assert_eq!((a.as_str(), a.host()), (text, host), "{raw}");
@@ -220,6 +234,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_port_is_written_as_its_number(port in 1u16.., zeros in 0usize..3) {
+            let padded = format!("{}{port}", "0".repeat(zeros));
+            prop_assume!(padded.len() <= 5);
+            let a = Authority::parse(&format!("Example.com:{padded}")).unwrap();
+            prop_assert_eq!(a.as_str(), format!("example.com:{port}"));
+            prop_assert_eq!(a.host(), "example.com");
+        }
+
         #[test]
         fn accepted_authorities_are_clean(raw in "\\PC{0,40}") {
             if let Ok(a) = Authority::parse(&raw) {

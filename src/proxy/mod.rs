@@ -10,6 +10,7 @@ mod edge;
 mod headers;
 mod respond;
 mod rewrite;
+mod upstream_sockets;
 mod upstreams;
 mod watch;
 
@@ -192,11 +193,12 @@ impl ProxyHttp for Gateway {
         _reused: bool,
         _peer: &HttpPeer,
         fd: std::os::unix::io::RawFd,
-        _digest: Option<&pingora::protocols::Digest>,
+        digest: Option<&pingora::protocols::Digest>,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
         // A retry on a new connection replaces (and stops) the previous watch.
-        ctx.watch = self.watches.start(fd, ctx.token.clone());
+        let connection = digest.and_then(|d| d.socket_digest.as_ref());
+        ctx.watch = self.watches.start(fd, connection, ctx.token.clone());
         Ok(())
     }
 

@@ -19,20 +19,23 @@
 //! and for those the watch costs a registration and a removal, not a task's life (issue
 //! 17's hot path). A limit is therefore enforced up to one tick late.
 //!
-//! Each exchange is watched through its own duplicate of the upstream socket's
-//! descriptor: the socket stays the one it watches even if Pingora closes its descriptor
-//! first (a raw number could by then name another connection).
+//! Each exchange is watched through a duplicate of the upstream socket's descriptor, one
+//! per upstream connection (`upstream_sockets`): the socket stays the one it watches even
+//! if Pingora closes its descriptor first (a raw number could by then name another
+//! connection).
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use pingora::protocols::SocketDigest;
 use tokio::time::Instant;
 
+use super::upstream_sockets::UpstreamSockets;
 use crate::config::UpstreamSection;
 
 /// How often a long-lived exchange asks whether its session still exists.
@@ -119,9 +122,9 @@ pub type SessionEnded =
 pub type OnClose = Box<dyn Fn(Closed) + Send + Sync>;
 
 /// Exchange ids are a counter: spreading them needs one multiplication, not SipHash
-/// (which the per-request registration paid for nothing).
+/// (which the per-request registration paid for nothing). For keys no client chooses.
 #[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
+pub(super) struct IdHasher(u64);
 
 impl std::hash::Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -147,6 +150,7 @@ pub struct Watches {
     ticking: AtomicBool,
     session_ended: SessionEnded,
     on_close: OnClose,
+    sockets: UpstreamSockets,
 }
 
 /// The state the proxy phases update and the ticker reads.
@@ -156,8 +160,9 @@ struct Shared {
     /// Milliseconds from `started` to the last byte seen either way.
     activity_ms: AtomicU64,
     end: Mutex<End>,
-    /// This exchange's own duplicate of the upstream socket.
-    socket: OwnedFd,
+    /// The watch's duplicate of the upstream socket (shared with the other exchanges of
+    /// the same connection, one at a time).
+    socket: Arc<OwnedFd>,
     /// The member's session cookie, for exchanges forwarded with an identity.
     token: Option<String>,
     /// Milliseconds from `started` at which the session is next asked about.
@@ -206,20 +211,22 @@ impl Watches {
             ticking: AtomicBool::new(false),
             session_ended,
             on_close,
+            sockets: UpstreamSockets::default(),
         })
     }
 
     /// Starts watching the upstream connection `fd` (borrowed from Pingora for the length
-    /// of this call), with the member's session cookie when there is one. `None` when the
-    /// descriptor cannot be duplicated (out of descriptors): the exchange then runs
-    /// unwatched rather than failing. Call from within the Tokio runtime: the first call
-    /// starts the ticker there.
-    pub fn start(self: &Arc<Self>, fd: RawFd, token: Option<String>) -> Option<Watch> {
-        // SAFETY: Pingora hands `fd` to `connected_to_upstream` while the connection is
-        // open and owned by this request; it is only borrowed here to duplicate it.
-        let socket = unsafe { BorrowedFd::borrow_raw(fd) }
-            .try_clone_to_owned()
-            .ok()?;
+    /// of this call; `connection` is its socket digest), with the member's session cookie
+    /// when there is one. `None` when the descriptor cannot be duplicated (out of
+    /// descriptors): the exchange then runs unwatched rather than failing. Call from
+    /// within the Tokio runtime: the first call starts the ticker there.
+    pub fn start(
+        self: &Arc<Self>,
+        fd: RawFd,
+        connection: Option<&Arc<SocketDigest>>,
+        token: Option<String>,
+    ) -> Option<Watch> {
+        let socket = self.sockets.get(fd, connection)?;
         let shared = Arc::new(Shared {
             started: Instant::now(),
             phase: AtomicU8::new(Phase::AwaitingHead as u8),
@@ -258,6 +265,7 @@ impl Watches {
     /// One look at every open exchange: closes those past their limit and starts the
     /// session checks that are due. Locks are held only to collect.
     fn sweep(self: &Arc<Self>, now: Instant) {
+        self.sockets.sweep();
         let mut due = Vec::new();
         for shard in &self.shards {
             let map = shard.lock().unwrap_or_else(|p| p.into_inner());
@@ -491,7 +499,7 @@ mod tests {
     async fn no_head_within_first_byte_closes_as_first_byte_within_a_tick() {
         let (ours, mut peer) = pair();
         let (ws, rx) = watches(limits(1000, 60_000));
-        let w = ws.start(ours.as_raw_fd(), None).unwrap();
+        let w = ws.start(ours.as_raw_fd(), None, None).unwrap();
         tokio::time::sleep(Duration::from_millis(999)).await;
         assert_eq!(w.closed(), None);
         tokio::time::sleep(TICK + Duration::from_millis(2)).await;
@@ -504,7 +512,7 @@ mod tests {
     async fn activity_pushes_the_idle_limit_and_streams_use_their_own() {
         let (ours, _peer) = pair();
         let (ws, rx) = watches(limits(1000, 1000));
-        let w = ws.start(ours.as_raw_fd(), None).unwrap();
+        let w = ws.start(ours.as_raw_fd(), None, None).unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         w.head(Phase::Body);
         for _ in 0..5 {
@@ -522,7 +530,7 @@ mod tests {
     async fn the_idle_limit_applies_from_the_head_not_after_the_first_byte_limit() {
         let (ours, _peer) = pair();
         let (ws, _rx) = watches(limits(60_000, 1000));
-        let w = ws.start(ours.as_raw_fd(), None).unwrap();
+        let w = ws.start(ours.as_raw_fd(), None, None).unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         w.head(Phase::Body);
         tokio::time::sleep(Duration::from_millis(1000) + TICK + Duration::from_millis(1)).await;
@@ -537,7 +545,7 @@ mod tests {
     async fn a_quiet_body_closes_as_idle() {
         let (ours, mut peer) = pair();
         let (ws, _rx) = watches(limits(60_000, 1000));
-        let w = ws.start(ours.as_raw_fd(), None).unwrap();
+        let w = ws.start(ours.as_raw_fd(), None, None).unwrap();
         w.head(Phase::Body);
         tokio::time::sleep(Duration::from_millis(1000) + TICK + Duration::from_millis(1)).await;
         assert_eq!(w.closed(), Some(Closed::Idle));
@@ -548,7 +556,7 @@ mod tests {
     async fn a_finished_exchange_is_never_closed() {
         let (ours, mut peer) = pair();
         let (ws, rx) = watches(limits(1000, 1000));
-        let w = ws.start(ours.as_raw_fd(), None).unwrap();
+        let w = ws.start(ours.as_raw_fd(), None, None).unwrap();
         w.head(Phase::Body);
         w.finish();
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -562,7 +570,7 @@ mod tests {
         let (ours, mut peer) = pair();
         let (ws, rx) = watches(limits(1000, 1000));
         let watched: Vec<Watch> = (0..40)
-            .map(|_| ws.start(ours.as_raw_fd(), None).unwrap())
+            .map(|_| ws.start(ours.as_raw_fd(), None, None).unwrap())
             .collect();
         assert_eq!(ws.len(), 40);
         drop(watched);
@@ -589,7 +597,9 @@ mod tests {
             }),
             Box::new(move |c| tx.lock().unwrap().send(c).unwrap()),
         );
-        let w = ws.start(ours.as_raw_fd(), Some("cookie".into())).unwrap();
+        let w = ws
+            .start(ours.as_raw_fd(), None, Some("cookie".into()))
+            .unwrap();
         w.head(Phase::Upgraded);
         tokio::time::sleep(CHECK_EVERY * 2 + Duration::from_millis(50)).await;
         assert_eq!(asked.load(Ordering::SeqCst), 2, "asked every CHECK_EVERY");
@@ -627,9 +637,11 @@ mod tests {
             }),
             Box::new(|_| {}),
         );
-        let streaming = ws.start(slow.as_raw_fd(), Some("cookie".into())).unwrap();
+        let streaming = ws
+            .start(slow.as_raw_fd(), None, Some("cookie".into()))
+            .unwrap();
         streaming.head(Phase::Upgraded);
-        let body = ws.start(quiet.as_raw_fd(), None).unwrap();
+        let body = ws.start(quiet.as_raw_fd(), None, None).unwrap();
         body.head(Phase::Body);
         tokio::time::sleep(Duration::from_secs(20)).await;
         assert_eq!(most.load(Ordering::SeqCst), 1, "one question at a time");
@@ -646,7 +658,7 @@ mod tests {
     async fn a_close_decided_just_before_the_exchange_ended_does_nothing() {
         let (ours, mut peer) = pair();
         let (ws, rx) = watches(limits(1000, 1000));
-        let w = ws.start(ours.as_raw_fd(), None).unwrap();
+        let w = ws.start(ours.as_raw_fd(), None, None).unwrap();
         // What a sweep holds when the exchange ends under it.
         let held = w.shared.clone();
         drop(w);
@@ -670,10 +682,10 @@ mod tests {
                 }
             }),
         );
-        let first = ws.start(a.as_raw_fd(), None).unwrap();
+        let first = ws.start(a.as_raw_fd(), None, None).unwrap();
         tokio::time::sleep(Duration::from_millis(1000) + TICK * 2).await;
         assert_eq!(first.closed(), Some(Closed::FirstByte));
-        let second = ws.start(b.as_raw_fd(), None).unwrap();
+        let second = ws.start(b.as_raw_fd(), None, None).unwrap();
         tokio::time::sleep(Duration::from_millis(1000) + TICK * 2).await;
         assert_eq!(
             second.closed(),

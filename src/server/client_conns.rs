@@ -17,7 +17,9 @@
 mod addr;
 mod watched;
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +31,7 @@ use pingora::protocols::http::ServerSession;
 use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use tokio::io::AsyncReadExt;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use addr::{AddrSlot, OpenPerAddr};
 
@@ -146,10 +148,15 @@ impl<A: HttpServerApp + Send + Sync + 'static> ClientConns<A> {
     }
 
     /// Pingora's HTTP/1 keep-alive loop (pingora-core `apps/mod.rs`), with deadlines.
+    ///
+    /// The deadlines' timers, the "header in" flag and the wait for shutdown are made once
+    /// per connection and moved on per request: a Tokio timer pushed later is a store, a
+    /// new one an insertion into the timer wheel and a removal, and a fresh shutdown wait
+    /// takes the lock every connection's wait shares (issue 17's hot path).
     async fn serve_http1(
         self: &Arc<Self>,
         stream: Stream,
-        mut header_deadline: Instant,
+        header_deadline: Instant,
         shutdown: &ShutdownWatch,
     ) {
         // Pingora's per-read limit while a header is read; ours is the total deadline.
@@ -161,15 +168,39 @@ impl<A: HttpServerApp + Send + Sync + 'static> ClientConns<A> {
                 .server_options()
                 .and_then(|o| o.keepalive_request_limit),
         );
+        let header_in = Arc::new(AtomicBool::new(false));
+        let mut stopping = shutdown.clone();
+        let header_timer = tokio::time::sleep_until(header_deadline);
+        let idle_timer = tokio::time::sleep_until(header_deadline);
+        // Like Pingora: idle connections close when the server shuts down.
+        let stop = stopping.wait_for(|stop| *stop);
+        tokio::pin!(header_timer, idle_timer, stop);
         loop {
-            let Some(reused) = self.one_request(session, header_deadline, shutdown).await else {
+            let request = Request {
+                header_in: &header_in,
+                deadline: header_timer.as_mut(),
+            };
+            let Some(reused) = self.one_request(session, request, shutdown).await else {
                 return;
             };
             let (mut stream, settings) = reused.consume();
-            let Some(first) = self.next_request_start(&mut stream, shutdown).await else {
+            if *shutdown.borrow() {
+                return;
+            }
+            idle_timer
+                .as_mut()
+                .reset(Instant::now() + self.limits.keepalive_timeout);
+            let idle = Idle {
+                deadline: idle_timer.as_mut(),
+                stop: stop.as_mut(),
+            };
+            let Some(first) = self.next_request_start(&mut stream, idle).await else {
                 return;
             };
-            header_deadline = Instant::now() + self.limits.header_timeout;
+            header_timer
+                .as_mut()
+                .reset(Instant::now() + self.limits.header_timeout);
+            header_in.store(false, Ordering::Release);
             session = ServerSession::new_http1(stream);
             if let Some(settings) = settings {
                 settings.apply_to_session(&mut session);
@@ -182,14 +213,16 @@ impl<A: HttpServerApp + Send + Sync + 'static> ClientConns<A> {
     }
 
     /// One request through the proxy, dropped (connection closed) if its header is not in
-    /// by `deadline`; once it is, the request runs to its end whatever its length.
+    /// by the deadline; once it is, the request runs to its end whatever its length.
     async fn one_request(
         self: &Arc<Self>,
         session: ServerSession,
-        deadline: Instant,
+        Request {
+            header_in,
+            deadline,
+        }: Request<'_>,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        let header_in = Arc::new(AtomicBool::new(false));
         let request = HEADER_IN.scope(
             header_in.clone(),
             self.inner.process_new_http(session, shutdown),
@@ -198,7 +231,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ClientConns<A> {
         tokio::select! {
             biased;
             reused = &mut request => reused,
-            () = tokio::time::sleep_until(deadline) => {
+            () = deadline => {
                 if header_in.load(Ordering::Acquire) {
                     request.await
                 } else {
@@ -209,31 +242,25 @@ impl<A: HttpServerApp + Send + Sync + 'static> ClientConns<A> {
         }
     }
 
-    /// Waits (at most the keep-alive timeout) for the next request on a reused connection
+    /// Waits (until the keep-alive deadline) for the next request on a reused connection
     /// and returns its first bytes; `None` when the connection should close.
-    async fn next_request_start(
+    async fn next_request_start<F: Future>(
         &self,
         stream: &mut Stream,
-        shutdown: &ShutdownWatch,
+        Idle { deadline, stop }: Idle<'_, F>,
     ) -> Option<BytesMut> {
-        if *shutdown.borrow() {
-            return None;
-        }
         let mut buf = BytesMut::with_capacity(FIRST_READ);
-        let mut stopping = shutdown.clone();
         tokio::select! {
-            read = tokio::time::timeout(self.limits.keepalive_timeout, stream.read_buf(&mut buf)) => {
-                match read {
-                    Ok(Ok(n)) if n > 0 => Some(buf),
-                    Ok(_) => None, // the client closed it
-                    Err(_) => {
-                        self.timed_out("keepalive");
-                        None
-                    }
-                }
+            biased;
+            read = stream.read_buf(&mut buf) => match read {
+                Ok(n) if n > 0 => Some(buf),
+                _ => None, // the client closed it
+            },
+            () = deadline => {
+                self.timed_out("keepalive");
+                None
             }
-            // Like Pingora: idle connections close when the server shuts down.
-            _ = stopping.wait_for(|stop| *stop) => None,
+            _ = stop => None,
         }
     }
 
@@ -269,6 +296,18 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for ClientConns<A> {
     async fn cleanup(&self) {
         self.inner.http_cleanup().await;
     }
+}
+
+/// A request's header deadline, and the flag the proxy raises once the header is in.
+struct Request<'a> {
+    header_in: &'a Arc<AtomicBool>,
+    deadline: Pin<&'a mut Sleep>,
+}
+
+/// What ends the wait between two requests: the keep-alive deadline or a shutdown.
+struct Idle<'a, F> {
+    deadline: Pin<&'a mut Sleep>,
+    stop: Pin<&'a mut F>,
 }
 
 /// Counts a connection in the open gauge for as long as it lives (even if its task is
