@@ -34,7 +34,7 @@ pub use login::{
     ip_rule, login, open_for, start_session, Lock, LoginInput, LoginOutcome, NewSession,
 };
 pub use session_cache::SessionCache;
-pub use sessions::{header_value, Identity, Member, Visitor};
+pub use sessions::{Identity, Member, Visitor};
 
 use std::sync::Arc;
 

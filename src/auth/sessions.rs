@@ -10,8 +10,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use http::HeaderValue;
-
 use super::session_cache;
 use super::Auth;
 use crate::store::{
@@ -157,24 +155,6 @@ impl std::ops::Deref for Identity {
     fn deref(&self) -> &Member {
         &self.member
     }
-}
-
-/// A header value from account data: control characters (CR, LF, NUL...) dropped so a
-/// stored name can never split or forge a header.
-pub fn header_value(v: &str) -> HeaderValue {
-    // Nearly every value is printable ASCII: one byte scan, no character decoding.
-    if v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        if let Ok(h) = HeaderValue::from_str(v) {
-            return h;
-        }
-    }
-    if !v.chars().any(char::is_control) {
-        if let Ok(h) = HeaderValue::from_str(v) {
-            return h;
-        }
-    }
-    let clean: String = v.chars().filter(|c| !c.is_control()).collect();
-    HeaderValue::from_str(&clean).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 impl Identity {

@@ -184,6 +184,9 @@ impl ProxyHttp for Gateway {
         // limits (a quiet event stream is not a slow application).
         peer.options.read_timeout = None;
         peer.options.idle_timeout = Some(Duration::from_secs(60));
+        // HTTP/1.1 only: the identity headers go out as HTTP/1 wire lines (`headers`),
+        // which a request built for HTTP/2 would not carry.
+        peer.options.alpn = pingora::protocols::ALPN::H1;
         Ok(Box::new(peer))
     }
 

@@ -88,6 +88,9 @@ pub struct RequestHeader {
     raw_target: RawTarget,
     // whether we send END_STREAM with HEADERS for h2 requests
     send_end_stream: bool,
+    /// VIGILE PATCH: header lines already in HTTP/1 wire form, written after the maps'
+    /// (see [Self::push_h1_line()]).
+    h1_lines: Vec<u8>,
 }
 
 /// How a request-target is stored, and how [`RequestHeader::raw_path`] recovers it.
@@ -155,6 +158,7 @@ impl RequestHeader {
             header_name_map: None,
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
+            h1_lines: Vec::new(),
         }
     }
 
@@ -255,11 +259,49 @@ impl RequestHeader {
         self.base.headers.reserve(additional);
     }
 
+    /// VIGILE PATCH: adds the header `name: value` in HTTP/1 wire form, written after the
+    /// maps' headers by [Self::header_to_h1_wire()] and not entered in the maps: for the
+    /// headers a proxy adds to every request it forwards, which nothing reads back, this
+    /// spares two map insertions and a copy of the value. Refuses a value a [HeaderValue]
+    /// could not hold (control characters but HTAB), so no line can be split or forged.
+    /// The caller removes any header of the same name from the maps first. HTTP/1 only:
+    /// an HTTP/2 request is built from the maps ([Self::as_owned_parts()]), without these.
+    pub fn push_h1_line(&mut self, name: &PreparedHeaderName, value: &[u8]) -> Result<()> {
+        // Counted rather than searched: a loop without an early exit is vectorised.
+        let refused = value.iter().filter(|&&b| b != b'\t' && (b < 0x20 || b == 0x7f));
+        if refused.count() != 0 {
+            return Err(pingora_error::Error::explain(
+                InvalidHTTPHeader,
+                "invalid header value",
+            ));
+        }
+        let spelling = name.case.as_slice();
+        self.h1_lines
+            .reserve(spelling.len() + value.len() + 4);
+        self.h1_lines.extend_from_slice(spelling);
+        self.h1_lines.extend_from_slice(b": ");
+        self.h1_lines.extend_from_slice(value);
+        self.h1_lines.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+
+    /// VIGILE PATCH: room for `bytes` more bytes of [Self::push_h1_line()] lines.
+    pub fn reserve_h1_lines(&mut self, bytes: usize) {
+        self.h1_lines.reserve(bytes);
+    }
+
+    /// VIGILE PATCH: the lines added by [Self::push_h1_line()], in wire form.
+    pub fn h1_lines(&self) -> &[u8] {
+        &self.h1_lines
+    }
+
     /// Write the header to the `buf` in HTTP/1.1 wire format.
     ///
     /// The header case will be preserved.
     pub fn header_to_h1_wire(&self, buf: &mut impl BufMut) {
-        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf)
+        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf);
+        // VIGILE PATCH: the lines added in wire form.
+        buf.put_slice(&self.h1_lines);
     }
 
     /// If case sensitivity is enabled, returns an iterator to iterate over case-sensitive header names and values.
@@ -425,6 +467,7 @@ impl Clone for RequestHeader {
             header_name_map: self.header_name_map.clone(),
             raw_target: self.raw_target.clone(),
             send_end_stream: self.send_end_stream,
+            h1_lines: self.h1_lines.clone(),
         }
     }
 }
@@ -441,6 +484,7 @@ impl From<ReqParts> for RequestHeader {
             // The Uri is the only target available here, so it is the one that serializes.
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
+            h1_lines: Vec::new(),
         }
     }
 }
