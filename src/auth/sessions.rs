@@ -13,8 +13,8 @@ use std::sync::Arc;
 use super::session_cache;
 use super::Auth;
 use crate::store::{
-    roles, DeviceId, Membership, Millis, OrgRole, SessionId, SessionRecord, StoreResult, TokenHash,
-    User, UserId,
+    roles, DeviceId, Membership, Millis, OrgRole, SessionId, SessionRecord, StoreResult,
+    TokenDigest, TokenHash, User, UserId,
 };
 
 /// Who is asking: what a request's session cookie resolved to.
@@ -196,7 +196,16 @@ impl Auth {
     /// The identity behind a session token, if the session is valid at `now`. Records the
     /// request as activity (written to the store behind, in batches).
     pub async fn identify(&self, token: &str, now: Millis) -> StoreResult<Option<Arc<Identity>>> {
-        let digest = TokenHash::digest_of(token);
+        self.identify_digest(&TokenDigest::of(token), now).await
+    }
+
+    /// [`Self::identify`] for a token already hashed.
+    pub async fn identify_digest(
+        &self,
+        digest: &TokenDigest,
+        now: Millis,
+    ) -> StoreResult<Option<Arc<Identity>>> {
+        let digest = *digest.bytes();
         if let Some(hit) = self.cache.lookup(&digest, now, true) {
             self.cache.count_hit();
             return Ok(Some(hit));
@@ -227,13 +236,15 @@ impl Auth {
     /// Whether the session behind `token` is still valid at `now`, for a response that
     /// stays open (a WebSocket, an event stream). Unlike [`Self::identify`] it records no
     /// activity: an open tab left unattended must not keep its session from idling out.
-    pub async fn still_valid(&self, token: &str, now: Millis) -> StoreResult<bool> {
-        let digest = TokenHash::digest_of(token);
-        if self.cache.lookup(&digest, now, false).is_some() {
+    pub async fn still_valid(&self, digest: &TokenDigest, now: Millis) -> StoreResult<bool> {
+        if self.cache.lookup(digest.bytes(), now, false).is_some() {
             return Ok(true);
         }
-        let hash = TokenHash::from_digest(&digest);
-        Ok(self.store.session_by_token(&hash, now).await?.is_some())
+        Ok(self
+            .store
+            .session_by_token(&digest.hash(), now)
+            .await?
+            .is_some())
     }
 
     /// Ends the session behind `token` (logout).

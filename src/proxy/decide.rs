@@ -24,7 +24,7 @@ use crate::i18n::Lang;
 use crate::pages::cookies::RequestCookies;
 use crate::pages::{self, rd, render, PageRequest, Reply};
 use crate::routes::Route;
-use crate::store::{AuthLevel, Millis, SignedOut, TokenHash};
+use crate::store::{AuthLevel, Millis, SignedOut, TokenDigest};
 
 /// A unique id per request for logs and `X-Request-Id`: a random per-process prefix and a
 /// counter (ids need to be unique, not secret; no syscall on the hot path).
@@ -99,9 +99,9 @@ pub struct Decided {
     pub forwarded: Option<Forwarded>,
     /// The `[[route]]` the path matched, by index (`None`: `[upstream]`).
     pub route: Option<usize>,
-    /// The session cookie of a member whose request is forwarded: a long response is
-    /// closed when that session ends (see `watch`).
-    pub token: Option<String>,
+    /// The session of a member whose request is forwarded, by its token's digest: a long
+    /// response is closed when that session ends (see `watch`).
+    pub session: Option<TokenDigest>,
 }
 
 /// The request as Vigile understands it, read once.
@@ -170,7 +170,7 @@ pub async fn decide(
     now: Millis,
 ) -> Decided {
     let (lang, facts) = Facts::read(app, session.req_header(), peer, tls);
-    let mut facts = match facts {
+    let facts = match facts {
         Ok(facts) => facts,
         Err(why) => {
             return Decided {
@@ -178,11 +178,13 @@ pub async fn decide(
                 lang,
                 forwarded: None,
                 route: None,
-                token: None,
+                session: None,
             }
         }
     };
-    let (visitor, signed_out) = find_visitor(app, &facts.cookies, now).await;
+    // The token is hashed once: the cache lookup, and the watch's later session checks.
+    let digest = facts.cookies.session.as_deref().map(TokenDigest::of);
+    let (visitor, signed_out) = find_visitor(app, digest.as_ref(), now).await;
     // Vigile's own pages never match a route.
     let (decision, route) = if facts.edge.target.path.is_vigile() {
         (
@@ -197,8 +199,8 @@ pub async fn decide(
             route,
         )
     };
-    let token = match &decision {
-        Decision::Forward(Visitor::Member(_)) => facts.cookies.session.take(),
+    let session = match &decision {
+        Decision::Forward(Visitor::Member(_)) => digest,
         _ => None,
     };
     let Facts {
@@ -217,7 +219,7 @@ pub async fn decide(
         lang,
         forwarded: Some(forwarded),
         route,
-        token,
+        session,
     }
 }
 
@@ -240,18 +242,18 @@ fn refused(app: &App, lang: Lang, why: EdgeError) -> Decision {
 /// device ended it (only asked for such stale cookies, which are cleared right after).
 async fn find_visitor(
     app: &App,
-    cookies: &RequestCookies,
+    digest: Option<&TokenDigest>,
     now: Millis,
 ) -> (Visitor, Option<SignedOut>) {
-    let Some(token) = &cookies.session else {
+    let Some(digest) = digest else {
         return (Visitor::Anonymous, None);
     };
-    match app.auth.identify(token, now).await {
+    match app.auth.identify_digest(digest, now).await {
         Ok(Some(id)) => (Visitor::Member(id), None),
         Ok(None) => {
             let why = app
                 .store
-                .signed_out(&TokenHash::of(token), now)
+                .signed_out(&digest.hash(), now)
                 .await
                 .ok()
                 .flatten();

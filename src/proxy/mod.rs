@@ -28,6 +28,7 @@ use crate::auth::Identity;
 use crate::clock::Stopwatch;
 use crate::i18n::Lang;
 use crate::metrics::Metrics;
+use crate::store::TokenDigest;
 pub use client::is_trusted;
 pub use decide::Decision;
 use headers::{Forwarded, HeaderPlan};
@@ -90,8 +91,8 @@ pub struct RequestCtx {
     decision: &'static str,
     /// The `[[route]]` matched, by index (`None`: `[upstream]`).
     route: Option<usize>,
-    /// The forwarded member's session cookie, for the watch's session check.
-    token: Option<String>,
+    /// The forwarded member's session, for the watch's session check.
+    session: Option<TokenDigest>,
     /// Time limits and session check of the upstream exchange (see `watch`).
     watch: Option<Watch>,
     /// Request body bytes read so far, against `upstream.max_request_body`.
@@ -115,7 +116,7 @@ impl ProxyHttp for Gateway {
             started: Stopwatch::start(),
             decision: "proxied",
             route: None,
-            token: None,
+            session: None,
             watch: None,
             body_read: 0,
             upgraded: false,
@@ -144,7 +145,7 @@ impl ProxyHttp for Gateway {
         ctx.lang = decided.lang;
         ctx.forwarded = decided.forwarded;
         ctx.route = decided.route;
-        ctx.token = decided.token;
+        ctx.session = decided.session;
         match decided.decision {
             Decision::Forward(visitor) => {
                 let declared = ctx.forwarded.as_ref().and_then(|f| f.declared_length);
@@ -201,7 +202,7 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         // A retry on a new connection replaces (and stops) the previous watch.
         let connection = digest.and_then(|d| d.socket_digest.as_ref());
-        ctx.watch = self.watches.start(fd, connection, ctx.token.clone());
+        ctx.watch = self.watches.start(fd, connection, ctx.session);
         Ok(())
     }
 
@@ -462,11 +463,11 @@ impl Gateway {
 /// definite "no such session" says yes.
 fn session_ended(app: &Arc<App>) -> watch::SessionEnded {
     let app = app.clone();
-    Box::new(move |token| {
+    Box::new(move |session| {
         let app = app.clone();
         Box::pin(async move {
             let now = app.clock.now_ms();
-            matches!(app.auth.still_valid(&token, now).await, Ok(false))
+            matches!(app.auth.still_valid(&session, now).await, Ok(false))
         })
     })
 }

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 
 use super::upstream_sockets::UpstreamSockets;
 use crate::config::UpstreamSection;
+use crate::store::TokenDigest;
 
 /// How often a long-lived exchange asks whether its session still exists.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
@@ -112,11 +113,11 @@ pub enum Closed {
     Revoked = 3,
 }
 
-/// Whether the session of this cookie has definitely ended. Only a definite "no such
+/// Whether this session (by its token's digest) has definitely ended. Only a definite "no such
 /// session" should answer `true`: a store that cannot answer now leaves an exchange that
 /// was authorised open until it can.
 pub type SessionEnded =
-    Box<dyn Fn(String) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+    Box<dyn Fn(TokenDigest) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
 /// Told once for each exchange the watch closes (metrics).
 pub type OnClose = Box<dyn Fn(Closed) + Send + Sync>;
@@ -163,8 +164,8 @@ struct Shared {
     /// The watch's duplicate of the upstream socket (shared with the other exchanges of
     /// the same connection, one at a time).
     socket: Arc<OwnedFd>,
-    /// The member's session cookie, for exchanges forwarded with an identity.
-    token: Option<String>,
+    /// The member's session, for exchanges forwarded with an identity.
+    session: Option<TokenDigest>,
     /// Milliseconds from `started` at which the session is next asked about.
     next_check_ms: AtomicU64,
     /// A session check is in flight (never two at once for one exchange).
@@ -224,7 +225,7 @@ impl Watches {
         self: &Arc<Self>,
         fd: RawFd,
         connection: Option<&Arc<SocketDigest>>,
-        token: Option<String>,
+        session: Option<TokenDigest>,
     ) -> Option<Watch> {
         let socket = self.sockets.get(fd, connection)?;
         let shared = Arc::new(Shared {
@@ -233,7 +234,7 @@ impl Watches {
             activity_ms: AtomicU64::new(0),
             end: Mutex::new(End::Open),
             socket,
-            token,
+            session,
             next_check_ms: AtomicU64::new(CHECK_EVERY.as_millis() as u64),
             checking: AtomicBool::new(false),
         });
@@ -301,7 +302,7 @@ impl Watches {
         let check_at = s.started.checked_add(Duration::from_millis(
             s.next_check_ms.load(Ordering::Relaxed),
         ));
-        (s.token.is_some()
+        (s.session.is_some()
             && check_at.is_some_and(|at| now >= at)
             && !s.checking.load(Ordering::Acquire))
         .then_some(Due::Check)
@@ -312,14 +313,14 @@ impl Watches {
     /// that ends meanwhile is released at once (its socket with it), and a store that
     /// does not answer within [`CHECK_EVERY`] leaves the stream open until the next try.
     fn check(self: &Arc<Self>, shared: Arc<Shared>) {
-        let Some(token) = &shared.token else {
+        let Some(session) = shared.session else {
             return;
         };
         if !shared.is_open() || shared.checking.swap(true, Ordering::AcqRel) {
             return;
         }
         let watches = Arc::downgrade(self);
-        let ended = (self.session_ended)(token.clone());
+        let ended = (self.session_ended)(session);
         let checking = Checking(Arc::downgrade(&shared));
         tokio::spawn(async move {
             let ended = tokio::time::timeout(CHECK_EVERY, ended).await == Ok(true);
@@ -590,15 +591,15 @@ mod tests {
         let tx = Mutex::new(tx);
         let ws = Watches::new(
             limits(60_000, 60_000),
-            Box::new(move |token| {
-                assert_eq!(token, "cookie");
+            Box::new(move |session| {
+                assert_eq!(session, TokenDigest::of("cookie"));
                 let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
                 Box::pin(async move { n >= ended_after })
             }),
             Box::new(move |c| tx.lock().unwrap().send(c).unwrap()),
         );
         let w = ws
-            .start(ours.as_raw_fd(), None, Some("cookie".into()))
+            .start(ours.as_raw_fd(), None, Some(TokenDigest::of("cookie")))
             .unwrap();
         w.head(Phase::Upgraded);
         tokio::time::sleep(CHECK_EVERY * 2 + Duration::from_millis(50)).await;
@@ -638,7 +639,7 @@ mod tests {
             Box::new(|_| {}),
         );
         let streaming = ws
-            .start(slow.as_raw_fd(), None, Some("cookie".into()))
+            .start(slow.as_raw_fd(), None, Some(TokenDigest::of("cookie")))
             .unwrap();
         streaming.head(Phase::Upgraded);
         let body = ws.start(quiet.as_raw_fd(), None, None).unwrap();

@@ -61,6 +61,34 @@ impl UserId {
     }
 }
 
+/// The SHA-256 of a session token, raw: what the session cache keys by and what a
+/// forwarded request keeps of its cookie (for the watch's session check), so the token
+/// itself is not copied past the lookup.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    pub fn of(token: &str) -> Self {
+        Self(TokenHash::digest_of(token))
+    }
+
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The stored form.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::from_digest(&self.0)
+    }
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A store key: not for logs.
+        f.write_str("TokenDigest(..)")
+    }
+}
+
 /// SHA-256 of a session token, hex-encoded. The only form in which tokens are stored.
 #[derive(Clone, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -40,7 +40,7 @@ pub use devices::{
     overflow_parse, overflow_str, Cap, Challenge, CodeCheck, DeviceStore, Opened, Settings,
     SignedOut,
 };
-pub use ids::{DeviceId, OrgId, SessionId, TokenHash, UserId};
+pub use ids::{DeviceId, OrgId, SessionId, TokenDigest, TokenHash, UserId};
 use instrumented::timed_store;
 pub use instrumented::Instrumented;
 pub use kept::{Kept, KeptStore, Versioned};
