@@ -367,7 +367,13 @@ fn check_password(p: &file::PasswordSection, source: &str) -> Result<(), ConfigE
     Ok(())
 }
 
+/// Each identity header name is valid, is no header that frames the request or that Vigile
+/// sets itself, and is no other identity header in another spelling: the identity headers
+/// go out after the request's own (see `proxy::headers`), so a name shared with one of
+/// those would send two values, or a framing header Pingora does not know of.
 fn check_headers(h: &HeadersSection, source: &str) -> Result<(), ConfigError> {
+    use crate::edge::header_name::{fold, NOT_FOR_IDENTITY};
+    let mut seen: Vec<(String, &str)> = Vec::new();
     for (key, name) in [
         ("headers.user", &h.user),
         ("headers.email", &h.email),
@@ -384,6 +390,24 @@ fn check_headers(h: &HeadersSection, source: &str) -> Result<(), ConfigError> {
                 format!("not a valid header name: {name}"),
             ));
         }
+        let folded = fold(name);
+        if NOT_FOR_IDENTITY.contains(&folded.as_str()) {
+            return Err(key_err(
+                source,
+                key,
+                format!(
+                    "{name} frames the request or is set by Vigile itself; choose another name"
+                ),
+            ));
+        }
+        if let Some((_, other)) = seen.iter().find(|(f, _)| *f == folded) {
+            return Err(key_err(
+                source,
+                key,
+                format!("{name} is the same header as {other} (names are compared as applications read them: any case, _ or . for -)"),
+            ));
+        }
+        seen.push((folded, key));
     }
     Ok(())
 }

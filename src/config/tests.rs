@@ -212,3 +212,23 @@ fn site_name_is_one_line() {
     let err = with("two\\nlines").unwrap_err().to_string();
     assert!(err.contains("site.name"), "{err}");
 }
+
+#[test]
+fn identity_header_names_must_be_their_own() {
+    // Two identity headers in two spellings of one name, a framing header, one Vigile
+    // sets: each refused, naming the key.
+    for (headers, key) in [
+        ("email = \"remote_user\"", "headers.email"),
+        ("name = \"Transfer-Encoding\"", "headers.name"),
+        ("org = \"x.forwarded.for\"", "headers.org"),
+        ("session = \"Cookie\"", "headers.session"),
+        ("groups = \"Host\"", "headers.groups"),
+    ] {
+        let err = parse(&format!("{MINIMAL}[headers]\n{headers}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{headers}: {err}");
+    }
+    let renamed = "user = \"X-Portal-User\"\nemail = \"X-Portal-Email\"\n";
+    assert!(parse(&format!("{MINIMAL}[headers]\n{renamed}")).is_ok());
+}

@@ -12,6 +12,7 @@ pub mod code;
 pub mod company_id;
 pub mod day;
 pub mod email;
+pub mod header_name;
 pub mod host;
 pub mod name;
 pub mod path;

@@ -12,22 +12,8 @@ use pingora::{ErrorType::InvalidHTTPHeader, OrErr};
 use super::edge::Edge;
 use crate::auth::Identity;
 use crate::config::{HeadersSection, UserValue};
+use crate::edge::header_name::{fold, fold_byte};
 use crate::pages::cookies::CookieNames;
-
-/// Lower-cased, every character but letters and digits read as `-`: the form in which two
-/// header names are "the same" to upstream frameworks (CGI, WSGI and PHP map `Remote-User`,
-/// `remote_user` and, through Apache, `Remote.User` to one `HTTP_REMOTE_USER` variable).
-fn fold(name: &str) -> String {
-    name.bytes().map(|b| char::from(fold_byte(b))).collect()
-}
-
-fn fold_byte(b: u8) -> u8 {
-    if b.is_ascii_alphanumeric() {
-        b.to_ascii_lowercase()
-    } else {
-        b'-'
-    }
-}
 
 /// `name`, folded, starts with the already folded `prefix`.
 fn folded_prefix(name: &str, prefix: &str) -> bool {
@@ -286,6 +272,8 @@ impl HeaderPlan {
         cookies: CookieNames,
     ) -> pingora::Result<()> {
         self.strip(req);
+        // As `strip` for the maps: a second call replaces what a first one added.
+        req.clear_h1_lines();
         let n = &self.names;
         // The canonical request-target (same meaning, one spelling; origin form).
         if req.raw_path() != forwarded.target.as_bytes() {
@@ -649,6 +637,30 @@ mod tests {
         assert_eq!(get("x-other"), vec!["kept"]);
         assert_eq!(get("x-forwarded-for"), vec!["1.2.3.4"]);
         assert!(get("forwarded").is_empty() && get("x-real-ip").is_empty());
+    }
+
+    #[test]
+    fn applied_twice_the_request_carries_one_set() {
+        let plan = HeaderPlan::new(&HeadersSection::default()).unwrap();
+        let mut r = req();
+        let id = member("a@b.c", "Ann");
+        for _ in 0..2 {
+            plan.apply(
+                &mut r,
+                Some(&id),
+                &forwarded(None),
+                CookieNames { secure: false },
+            )
+            .unwrap();
+        }
+        for name in [
+            "remote-user",
+            "remote-email",
+            "x-forwarded-for",
+            "x-request-id",
+        ] {
+            assert_eq!(sent(&r, name).len(), 1, "{name}");
+        }
     }
 
     #[test]

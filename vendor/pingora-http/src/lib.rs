@@ -158,7 +158,7 @@ impl RequestHeader {
             header_name_map: None,
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
-            h1_lines: Vec::new(),
+            h1_lines: Vec::new(), // VIGILE PATCH
         }
     }
 
@@ -288,6 +288,11 @@ impl RequestHeader {
     /// VIGILE PATCH: room for `bytes` more bytes of [Self::push_h1_line()] lines.
     pub fn reserve_h1_lines(&mut self, bytes: usize) {
         self.h1_lines.reserve(bytes);
+    }
+
+    /// VIGILE PATCH: removes the lines added by [Self::push_h1_line()].
+    pub fn clear_h1_lines(&mut self) {
+        self.h1_lines.clear();
     }
 
     /// VIGILE PATCH: the lines added by [Self::push_h1_line()], in wire form.
@@ -467,7 +472,7 @@ impl Clone for RequestHeader {
             header_name_map: self.header_name_map.clone(),
             raw_target: self.raw_target.clone(),
             send_end_stream: self.send_end_stream,
-            h1_lines: self.h1_lines.clone(),
+            h1_lines: self.h1_lines.clone(), // VIGILE PATCH
         }
     }
 }
@@ -484,7 +489,7 @@ impl From<ReqParts> for RequestHeader {
             // The Uri is the only target available here, so it is the one that serializes.
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
-            h1_lines: Vec::new(),
+            h1_lines: Vec::new(), // VIGILE PATCH
         }
     }
 }
