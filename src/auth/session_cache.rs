@@ -353,7 +353,11 @@ impl SessionCache {
 
     fn activity(&self, identity: &Identity, now: Millis) {
         let seen = &identity.cached;
-        seen.last_seen.fetch_max(now, Ordering::Relaxed);
+        // Read first: within one millisecond every request of a session would otherwise
+        // write the same line from each worker thread.
+        if seen.last_seen.load(Ordering::Relaxed) < now {
+            seen.last_seen.fetch_max(now, Ordering::Relaxed);
+        }
         let written = seen.written.load(Ordering::Relaxed);
         let every = TOUCH_EVERY_MS.min(seen.idle_ms / 4).max(1);
         if now - written >= every

@@ -34,6 +34,13 @@ impl Visitor {
             Visitor::Anonymous | Visitor::StoreDown => None,
         }
     }
+
+    pub fn into_identity(self) -> Option<Arc<Identity>> {
+        match self {
+            Visitor::Member(id) => Some(id),
+            Visitor::Anonymous | Visitor::StoreDown => None,
+        }
+    }
 }
 
 /// The account side of an identity, shared by every session of that member (one

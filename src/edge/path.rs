@@ -55,17 +55,26 @@ pub enum PathError {
 const MAX_LEN: usize = 8 * 1024;
 
 /// A path with one meaning (see the module doc).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct CanonicalPath {
     /// Percent-decoded: what the rules match and Vigile's own pages route on.
     decoded: String,
-    /// RFC 3986-normalised encoding of the same path: what the upstream receives.
-    wire: String,
+    /// RFC 3986-normalised encoding of the same path: what the upstream receives. `None`
+    /// when it is `decoded` (a plain path: nothing escaped or to escape).
+    wire: Option<String>,
 }
+
+impl PartialEq for CanonicalPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.decoded == other.decoded && self.wire() == other.wire()
+    }
+}
+
+impl Eq for CanonicalPath {}
 
 impl fmt::Debug for CanonicalPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CanonicalPath({:?})", self.wire)
+        write!(f, "CanonicalPath({:?})", self.wire())
     }
 }
 
@@ -83,6 +92,17 @@ impl CanonicalPath {
         if raw.len() > MAX_LEN {
             return Err(PathError::TooLong);
         }
+        match plain(raw) {
+            Some(plain) => Ok(Self {
+                decoded: plain.to_owned(),
+                wire: None,
+            }),
+            None => Self::walk(raw),
+        }
+    }
+
+    /// The general case of [`Self::parse_bytes`], segment by segment.
+    fn walk(raw: &[u8]) -> Result<Self, PathError> {
         let mut decoded = Vec::with_capacity(raw.len());
         let mut wire = String::with_capacity(raw.len());
         let segments = raw[1..].split(|&b| b == b'/');
@@ -100,6 +120,7 @@ impl CanonicalPath {
         if !decoded.is_ascii() && !unicode_unambiguous(&decoded) {
             return Err(PathError::Separator);
         }
+        let wire = (wire != decoded).then_some(wire);
         Ok(Self { decoded, wire })
     }
 
@@ -110,7 +131,7 @@ impl CanonicalPath {
 
     /// The canonical encoded path sent upstream.
     pub fn wire(&self) -> &str {
-        &self.wire
+        self.wire.as_deref().unwrap_or(&self.decoded)
     }
 
     /// Whether this is one of Vigile's own pages (`/_vigile` or below). Any spelling a
@@ -122,6 +143,33 @@ impl CanonicalPath {
         name.trim_end_matches(['.', ' '])
             .eq_ignore_ascii_case(&crate::routes::BASE[1..])
     }
+}
+
+/// `raw` when it is already its one canonical form, the common case, which the general
+/// walk below would copy byte by byte into the same text twice: only ASCII letters,
+/// digits, `- . _ ~` (unreserved, so decoded and wire forms are the bytes themselves)
+/// and `/`, no empty segment but the trailing one, no segment of dots only. Anything else
+/// takes the general walk, which accepts or refuses it.
+fn plain(raw: &[u8]) -> Option<&str> {
+    let unreserved = raw
+        .iter()
+        .filter(|&&b| !(is_unreserved(b) || b == b'/'))
+        .count()
+        == 0;
+    if !unreserved {
+        return None;
+    }
+    let segments = raw[1..].split(|&b| b == b'/');
+    let count = segments.clone().count();
+    let one_meaning = segments.enumerate().all(|(i, s)| {
+        if s.is_empty() {
+            i + 1 == count
+        } else {
+            s.iter().any(|&b| b != b'.')
+        }
+    });
+    // Only ASCII here, so the bytes are text.
+    one_meaning.then(|| std::str::from_utf8(raw).ok()).flatten()
 }
 
 /// Refuses dot segments, empty segments (but the trailing one of `/a/`) and `;` parameters
@@ -273,10 +321,14 @@ impl Target {
     /// the upstream's router disagree. A fragment mark is refused (no client sends one).
     pub fn parse(raw: &[u8]) -> Result<Self, PathError> {
         let raw = std::str::from_utf8(raw).map_err(|_| PathError::Encoding)?;
-        let (authority, rest) = match split_absolute(raw) {
-            Some((authority, rest)) => (Some(authority.to_string()), rest),
-            None if raw.starts_with('/') => (None, raw),
-            None => return Err(PathError::NotAbsolute),
+        // Origin form (`/…`) nearly always; an absolute-form target starts with its scheme.
+        let (authority, rest) = if raw.starts_with('/') {
+            (None, raw)
+        } else {
+            match split_absolute(raw) {
+                Some((authority, rest)) => (Some(authority.to_string()), rest),
+                None => return Err(PathError::NotAbsolute),
+            }
         };
         let (path, query) = match rest.split_once('?') {
             Some((p, q)) => (p, Some(q)),
@@ -297,6 +349,21 @@ impl Target {
         })
     }
 
+    /// Whether `raw` is this target's wire form already (as [`Self::wire`], without
+    /// building it).
+    pub fn is_wire(&self, raw: &[u8]) -> bool {
+        let path = self.path.wire().as_bytes();
+        match &self.query {
+            None => raw == path,
+            Some(q) => {
+                raw.len() == path.len() + 1 + q.len()
+                    && raw.starts_with(path)
+                    && raw[path.len()] == b'?'
+                    && raw.ends_with(q.as_bytes())
+            }
+        }
+    }
+
     /// The canonical path and the query: what the upstream receives as request-target.
     pub fn wire(&self) -> String {
         match &self.query {
@@ -308,10 +375,13 @@ impl Target {
 
 /// `http://authority/rest` → (`authority`, `/rest`); `None` when not absolute http(s).
 fn split_absolute(raw: &str) -> Option<(&str, &str)> {
-    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
-    let after = if lower.starts_with("http://") {
+    let scheme = |s: &str| {
+        raw.get(..s.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(s))
+    };
+    let after = if scheme("http://") {
         &raw[7..]
-    } else if lower.starts_with("https://") {
+    } else if scheme("https://") {
         &raw[8..]
     } else {
         return None;

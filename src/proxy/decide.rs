@@ -26,15 +26,21 @@ use crate::pages::{self, rd, render, PageRequest, Reply};
 use crate::routes::Route;
 use crate::store::{AuthLevel, Millis, SignedOut, TokenDigest};
 
-/// A unique id per request for logs and `X-Request-Id`: a random per-process prefix and a
-/// counter (ids need to be unique, not secret; no syscall on the hot path).
+/// A unique id per request for logs and `X-Request-Id`: a random prefix per thread and a
+/// counter (ids need to be unique, not secret; no syscall on the hot path, and no counter
+/// written from every worker thread).
 fn request_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::OnceLock;
-    static PREFIX: OnceLock<String> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| crate::crypto::random_token(6));
-    prefixed_hex(prefix, COUNTER.fetch_add(1, Ordering::Relaxed))
+    use std::cell::Cell;
+    thread_local! {
+        static PREFIX: String = crate::crypto::random_token(6);
+        static COUNTER: Cell<u64> = const { Cell::new(0) };
+    }
+    let n = COUNTER.with(|c| {
+        let n = c.get();
+        c.set(n.wrapping_add(1));
+        n
+    });
+    PREFIX.with(|prefix| prefixed_hex(prefix, n))
 }
 
 /// `{prefix}-{n:x}`, written by hand: the formatting machinery cost more than the rest
@@ -209,7 +215,7 @@ pub async fn decide(
         ..
     } = facts;
     if let Some(target) = app.config.upstream_target(route, &edge.target) {
-        forwarded.target = target;
+        forwarded.target = Some(target);
     }
     if let Some(r) = route.and_then(|i| app.config.routes.get(i)) {
         forwarded.prefix = r.forwarded_prefix.clone();
@@ -610,6 +616,12 @@ mod tests {
         assert_eq!(
             a.rsplit_once('-').map(|p| p.0),
             b.rsplit_once('-').map(|p| p.0)
+        );
+        // Another thread counts on its own, under a prefix of its own.
+        let other = std::thread::spawn(request_id).join().unwrap();
+        assert_ne!(
+            other.rsplit_once('-').map(|p| p.0),
+            a.rsplit_once('-').map(|p| p.0)
         );
     }
 }

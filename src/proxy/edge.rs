@@ -39,6 +39,8 @@ pub struct Edge {
     pub content_length_to_normalise: Option<u64>,
     /// The body length the client declared (its agreed Content-Length), if any.
     pub declared_length: Option<u64>,
+    /// The request line's target is the canonical one already (nearly always).
+    pub target_is_canonical: bool,
 }
 
 impl Edge {
@@ -52,6 +54,7 @@ impl Edge {
         let host = host(req, target.authority.as_deref(), allowed_hosts)?;
         let (declared_length, content_length_to_normalise) = content_length(&req.headers)?;
         Ok(Self {
+            target_is_canonical: target.is_wire(req.raw_path()),
             target,
             host,
             content_length_to_normalise,

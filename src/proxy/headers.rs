@@ -276,8 +276,8 @@ impl HeaderPlan {
         req.clear_h1_lines();
         let n = &self.names;
         // The canonical request-target (same meaning, one spelling; origin form).
-        if req.raw_path() != forwarded.target.as_bytes() {
-            req.set_raw_path(forwarded.target.as_bytes())?;
+        if let Some(target) = &forwarded.target {
+            req.set_raw_path(target.as_bytes())?;
         }
         if let Some(host) = &forwarded.host {
             // Only a Host that differs from its validated spelling is rewritten.
@@ -373,8 +373,9 @@ pub struct Forwarded {
     pub proto: &'static str,
     /// The validated authority: `Host` and `X-Forwarded-Host` upstream.
     pub host: Option<String>,
-    /// The canonical request-target sent upstream.
-    pub target: String,
+    /// The request-target sent upstream instead of the request's own: its canonical form,
+    /// or a `[[route]]`'s rewrite. `None`: the request's own is canonical, and sent as is.
+    pub target: Option<String>,
     /// One Content-Length for a client's repeated or listed (agreeing) values.
     pub content_length: Option<u64>,
     /// The body length the client declared, checked against `max_request_body`.
@@ -426,7 +427,7 @@ impl Forwarded {
             for_chain,
             proto: if tls { "https" } else { "http" },
             host: edge.host.as_ref().map(|h| h.as_str().to_string()),
-            target: edge.target.wire(),
+            target: (!edge.target_is_canonical).then(|| edge.target.wire()),
             content_length: edge.content_length_to_normalise,
             declared_length: edge.declared_length,
             request_id,

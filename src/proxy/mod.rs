@@ -157,7 +157,8 @@ impl ProxyHttp for Gateway {
                 // A client that stops reading its response holds it no longer than an
                 // upstream that stops sending would.
                 session.set_write_timeout(Some(self.limits.idle));
-                ctx.identity = visitor.identity().cloned();
+                // Moved, not cloned: a shared count written from every worker thread.
+                ctx.identity = visitor.into_identity();
                 self.proxied.inc();
                 Ok(false)
             }

@@ -173,6 +173,27 @@ proptest! {
     }
 
     #[test]
+    fn the_plain_path_shortcut_agrees_with_the_general_walk(raw in "/[a-zA-Z0-9._~/%;:-]{0,24}") {
+        let walked = CanonicalPath::walk(raw.as_bytes());
+        prop_assert_eq!(CanonicalPath::parse(&raw), walked.clone());
+        if plain(raw.as_bytes()).is_some() {
+            // Taken only where the walk keeps the bytes as they are, both ways.
+            let walked = walked.unwrap();
+            prop_assert_eq!(walked.as_str(), raw.as_str());
+            prop_assert_eq!(walked.wire(), raw.as_str());
+        }
+    }
+
+    #[test]
+    fn is_wire_is_comparing_with_wire(raw in "/[a-z/%.?]{0,12}(\\?[a-z?=%]{0,6})?", other in "/[a-z/?]{0,8}") {
+        if let Ok(t) = Target::parse(raw.as_bytes()) {
+            for candidate in [raw.as_bytes(), other.as_bytes(), t.wire().as_bytes()] {
+                prop_assert_eq!(t.is_wire(candidate), t.wire().as_bytes() == candidate);
+            }
+        }
+    }
+
+    #[test]
     fn never_panics_on_bytes(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
         let _ = Target::parse(&raw);
     }
