@@ -110,6 +110,22 @@ run_wrk() {
         'BEGIN{printf "%s %s %.1f\n", r, p, d*1e6/hz/n}'
 }
 
+# paired A B FIELD: A and B name arrays of "rps p99_ms cpu_us" lines from the same rounds;
+# the ratio A[i]/B[i] of FIELD (1 rps, 2 p99, 3 CPU) in each round -> "median min max".
+# On a shared machine throughput drifts between runs; a ratio of two runs next to each
+# other cancels most of the drift that a ratio of separate medians keeps.
+paired() {
+    local -n pa=$1 pb=$2
+    local f=$3 i
+    for i in "${!pa[@]}"; do
+        awk -v x="$(cut -d' ' -f"$f" <<<"${pa[i]}")" -v y="$(cut -d' ' -f"$f" <<<"${pb[i]}")" \
+            'BEGIN{printf "%.4f\n", x/y}'
+    done | sort -g | awk '{v[NR]=$1} END {printf "%s %s %s\n", v[int((NR+1)/2)], v[1], v[NR]}'
+}
+# "median min max" ratios -> "94% (88-97%)" / "1.05x (1.01-1.10x)".
+pct_range() { awk -v m="$1" -v a="$2" -v b="$3" 'BEGIN{printf "%.0f%% (%.0f-%.0f%%)", 100*m, 100*a, 100*b}'; }
+x_range() { awk -v m="$1" -v a="$2" -v b="$3" 'BEGIN{printf "%.2f× (%.2f-%.2f×)", m, a, b}'; }
+
 # "rps ..." lines -> the one with the median rps.
 median() { printf '%s\n' "$@" | sort -n -k1,1 | awk '{l[NR]=$0} END {print l[int((NR+1)/2)]}'; }
 # Median of a list of numbers.
