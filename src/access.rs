@@ -9,7 +9,7 @@
 //! Matching happens on the [`CanonicalPath`] (percent-decoded; paths an upstream could read
 //! differently from us were already refused by the canonicaliser).
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::edge::path::CanonicalPath;
 
@@ -139,17 +139,20 @@ impl AccessRules {
 
     /// Like `classify_exact`, but only explicit admin and member rules count.
     fn classify_protected(&self, path: &str) -> Access {
+        // One candidate for every list (`is_match` would prepare the path for each).
+        let candidate = Candidate::new(path);
         self.rules
             .iter()
             .filter(|(_, access)| *access != Access::Public)
-            .find(|(glob, _)| glob.is_match(path))
+            .find(|(glob, _)| glob.is_match_candidate(&candidate))
             .map_or(Access::Public, |(_, access)| *access)
     }
 
     fn classify_exact(&self, path: &str) -> Access {
+        let candidate = Candidate::new(path);
         self.rules
             .iter()
-            .find(|(glob, _)| glob.is_match(path))
+            .find(|(glob, _)| glob.is_match_candidate(&candidate))
             .map(|(_, access)| *access)
             .unwrap_or(Access::Member)
     }
