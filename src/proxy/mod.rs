@@ -319,9 +319,11 @@ impl ProxyHttp for Gateway {
             return done;
         }
         // A forwarded `100 Continue` is not the response: a final head can still follow.
-        let started = session
-            .response_written()
-            .is_some_and(|head| !head.status.is_informational());
+        // A `101` is, though informational: what follows it is the upgraded protocol's.
+        let started = ctx.upgraded
+            || session
+                .response_written()
+                .is_some_and(|head| !head.status.is_informational());
         if started {
             // The head (and maybe part of the body) already went out: whatever is written
             // now would be read as the upstream's bytes (an error page inside a download,

@@ -67,13 +67,25 @@ pub async fn echo(ws: &mut Ws, text: &str) {
     }
 }
 
-/// Waits up to `bound` for the connection to end (a Close frame, the end of the stream or
-/// an error); `true` if it did. Data frames meanwhile are read and ignored.
+/// Waits up to `bound` for the connection to end (a Close frame, the end of the stream, a
+/// reset); `true` if it did. Data frames meanwhile are read and ignored; anything that is
+/// not a frame fails the test.
 pub async fn closed_within(ws: &mut Ws, bound: Duration) -> bool {
+    use tokio_tungstenite::tungstenite::{error::ProtocolError, Error};
     tokio::time::timeout(bound, async {
         loop {
             match ws.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                None | Some(Ok(Message::Close(_))) => return,
+                // Cut: the connection closed or reset, without a closing handshake.
+                Some(Err(
+                    Error::ConnectionClosed
+                    | Error::AlreadyClosed
+                    | Error::Io(_)
+                    | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+                )) => return,
+                // Bytes that are not WebSocket frames (an HTTP error page written into
+                // the upgraded connection) are not a clean cut.
+                Some(Err(e)) => panic!("the WebSocket received what is not a frame: {e}"),
                 Some(Ok(_)) => {}
             }
         }
