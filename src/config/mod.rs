@@ -372,7 +372,7 @@ fn check_password(p: &file::PasswordSection, source: &str) -> Result<(), ConfigE
 /// go out after the request's own (see `proxy::headers`), so a name shared with one of
 /// those would send two values, or a framing header Pingora does not know of.
 fn check_headers(h: &HeadersSection, source: &str) -> Result<(), ConfigError> {
-    use crate::edge::header_name::{fold, NOT_FOR_IDENTITY};
+    use crate::edge::header_name::{fold, not_for_identity};
     let mut seen: Vec<(String, &str)> = Vec::new();
     for (key, name) in [
         ("headers.user", &h.user),
@@ -391,7 +391,7 @@ fn check_headers(h: &HeadersSection, source: &str) -> Result<(), ConfigError> {
             ));
         }
         let folded = fold(name);
-        if NOT_FOR_IDENTITY.contains(&folded.as_str()) {
+        if not_for_identity(&folded) {
             return Err(key_err(
                 source,
                 key,

@@ -17,10 +17,10 @@ pub fn fold_byte(b: u8) -> u8 {
     }
 }
 
-/// Headers an identity header must not be named after (folded): those that frame the
-/// request or the connection, which Pingora reads from its own header map while the
-/// identity headers go out after it, and those Vigile sets itself on every request.
-pub const NOT_FOR_IDENTITY: [&str; 16] = [
+/// Headers that frame the message or the connection. Pingora reads their `-` spelling;
+/// another spelling (`Transfer_Encoding`, `Content.Length`) is what a CGI/WSGI-style
+/// upstream would read as the same variable.
+pub const FRAMING: [&str; 10] = [
     "host",
     "content-length",
     "transfer-encoding",
@@ -31,6 +31,10 @@ pub const NOT_FOR_IDENTITY: [&str; 16] = [
     "keep-alive",
     "proxy-connection",
     "expect",
+];
+
+/// Headers Vigile writes on every forwarded request (Cookie without Vigile's cookies).
+const VIGILE_WRITES: [&str; 6] = [
     "cookie",
     "x-forwarded-for",
     "x-forwarded-proto",
@@ -38,6 +42,13 @@ pub const NOT_FOR_IDENTITY: [&str; 16] = [
     "x-forwarded-prefix",
     "x-request-id",
 ];
+
+/// Whether an identity header may not be named `folded`: a framing header, which Pingora
+/// reads from its own header map while the identity headers go out after it, or one
+/// Vigile writes itself.
+pub fn not_for_identity(folded: &str) -> bool {
+    FRAMING.contains(&folded) || VIGILE_WRITES.contains(&folded)
+}
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ use pingora::{ErrorType::InvalidHTTPHeader, OrErr};
 use super::edge::Edge;
 use crate::auth::Identity;
 use crate::config::{HeadersSection, UserValue};
-use crate::edge::header_name::{fold, fold_byte};
+use crate::edge::header_name::{fold, fold_byte, FRAMING};
 use crate::pages::cookies::CookieNames;
 
 /// `name`, folded, starts with the already folded `prefix`.
@@ -100,22 +100,6 @@ pub struct HeaderPlan {
     names: Names,
     user_value: UserValue,
 }
-
-/// Headers that frame the message or the connection. Pingora reads their `-` spelling;
-/// another spelling (`Transfer_Encoding`, `Content.Length`) is what a CGI/WSGI-style
-/// upstream would read as the same variable, so it is removed.
-const FRAMING: [&str; 10] = [
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "upgrade",
-    "te",
-    "trailer",
-    "keep-alive",
-    "proxy-connection",
-    "expect",
-];
 
 /// Authelia's identity headers, stripped even when the operator renamed Vigile's: an app
 /// written for them must never receive a client-forged value. Remote-Auth-Level is
