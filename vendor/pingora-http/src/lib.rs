@@ -251,14 +251,6 @@ impl RequestHeader {
         self.base.headers.insert(name.name.clone(), value);
     }
 
-    /// VIGILE PATCH: room for `additional` more headers in both maps, grown once.
-    pub fn reserve_headers(&mut self, additional: usize) {
-        if let Some(name_map) = self.header_name_map.as_mut() {
-            name_map.reserve(additional);
-        }
-        self.base.headers.reserve(additional);
-    }
-
     /// VIGILE PATCH: adds the header `name: value` in HTTP/1 wire form, written after the
     /// maps' headers by [Self::header_to_h1_wire()] and not entered in the maps: for the
     /// headers a proxy adds to every request it forwards, which nothing reads back, this
@@ -293,11 +285,6 @@ impl RequestHeader {
     /// VIGILE PATCH: removes the lines added by [Self::push_h1_line()].
     pub fn clear_h1_lines(&mut self) {
         self.h1_lines.clear();
-    }
-
-    /// VIGILE PATCH: the lines added by [Self::push_h1_line()], in wire form.
-    pub fn h1_lines(&self) -> &[u8] {
-        &self.h1_lines
     }
 
     /// Write the header to the `buf` in HTTP/1.1 wire format.
