@@ -43,8 +43,6 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     /// `vigile_requests_total{decision="proxied"}`, looked up once rather than per request.
     proxied: prometheus::IntCounter,
-    /// `upstream.connect_timeout` (restart-only, like the rest of `[upstream]`).
-    connect_timeout: Duration,
     plan: HeaderPlan,
     tls: bool,
     upstreams: Upstreams,
@@ -66,7 +64,6 @@ impl Gateway {
         Ok(Self {
             proxied: app.metrics.requests.with_label_values(&["proxied"]),
             metrics: app.metrics.clone(),
-            connect_timeout: app.config.file.upstream.connect_timeout,
             live,
             plan,
             tls,
@@ -179,17 +176,7 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        let mut peer = self.upstreams.peer(ctx.route)?;
-        peer.options.connection_timeout = Some(self.connect_timeout);
-        peer.options.total_connection_timeout = Some(self.connect_timeout + Duration::from_secs(1));
-        // No per-read timeout from Pingora: the watch keeps separate first-byte and idle
-        // limits (a quiet event stream is not a slow application).
-        peer.options.read_timeout = None;
-        peer.options.idle_timeout = Some(Duration::from_secs(60));
-        // HTTP/1.1 only: the identity headers go out as HTTP/1 wire lines (`headers`),
-        // which a request built for HTTP/2 would not carry.
-        peer.options.alpn = pingora::protocols::ALPN::H1;
-        Ok(Box::new(peer))
+        self.upstreams.peer(ctx.route).await
     }
 
     async fn connected_to_upstream(

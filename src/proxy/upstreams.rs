@@ -9,14 +9,18 @@
 //! the proxy answers with its 502. `vigile_upstream_healthy{upstream}` follows each
 //! pooled server.
 //!
-//! Names are resolved once, when the pools are built; an unresolvable name refuses to
-//! start rather than leaving a pool short of a server nobody notices.
+//! Pooled names are resolved once, when the pools are built; an unresolvable name refuses
+//! to start rather than leaving a pool short of a server nobody notices. A single server
+//! (`[upstream]`, a route's one `upstream`) is made into a peer once (`peers`).
+
+mod peers;
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -37,8 +41,18 @@ const MAX_PICKS: usize = 256;
 
 pub struct Upstreams {
     config: Arc<Config>,
-    /// One entry per route, by index: its pool when it has `upstreams`.
-    pools: Vec<Option<Pool>>,
+    /// `[upstream]`'s server.
+    main: peers::Server,
+    /// One entry per route, by index: its pool when it has several `upstreams`, else its
+    /// server.
+    routes: Vec<RouteServers>,
+    /// `upstream.connect_timeout`, for the peers of pooled servers.
+    connect_timeout: Duration,
+}
+
+enum RouteServers {
+    Pool(Pool),
+    One(peers::Server),
 }
 
 struct Pool {
@@ -54,65 +68,61 @@ impl Upstreams {
         config: Arc<Config>,
         metrics: Arc<Metrics>,
     ) -> Result<(Self, Vec<PoolService>), String> {
-        let mut pools = Vec::with_capacity(config.routes.len());
+        let connect_timeout = config.file.upstream.connect_timeout;
+        let mut routes = Vec::with_capacity(config.routes.len());
         let mut services = Vec::new();
         for (i, route) in config.routes.iter().enumerate() {
             if !route.pooled {
-                pools.push(None);
+                let Some(one) = route.upstreams.first() else {
+                    return Err(format!("route[{i}]: no upstream"));
+                };
+                routes.push(RouteServers::One(peers::Server::new(one, connect_timeout)));
                 continue;
             }
             let (pool, service) = pool(i, route, metrics.clone())?;
-            pools.push(Some(pool));
+            routes.push(RouteServers::Pool(pool));
             services.push(service);
         }
-        Ok((Self { config, pools }, services))
+        let main = peers::Server::new(&config.upstream, connect_timeout);
+        let upstreams = Self {
+            config,
+            main,
+            routes,
+            connect_timeout,
+        };
+        Ok((upstreams, services))
     }
 
-    /// The peer for a request that matched `route` (`None`: `[upstream]`), without its
-    /// timeouts, which the caller sets.
-    pub fn peer(&self, route: Option<usize>) -> Result<HttpPeer> {
+    /// The peer for a request that matched `route` (`None`: `[upstream]`), options set.
+    pub async fn peer(&self, route: Option<usize>) -> Result<Box<HttpPeer>> {
         let Some(i) = route else {
-            return peer_for(&self.config.upstream);
+            return self.main.peer().await;
         };
-        let Some(r) = self.config.routes.get(i) else {
+        let (Some(r), Some(servers)) = (self.config.routes.get(i), self.routes.get(i)) else {
             return Error::e_explain(ErrorType::InternalError, "no such route");
         };
-        match self.pools.get(i).and_then(Option::as_ref) {
-            None => match r.upstreams.first() {
-                Some(one) => peer_for(one),
-                None => Error::e_explain(ErrorType::InternalError, "route without upstream"),
-            },
-            Some(pool) => {
-                let picked = pool.balancer.select(b"", MAX_PICKS).and_then(|b| {
-                    let addr = *b.addr.as_inet()?;
-                    let server = r.upstreams.get(*pool.servers.get(&addr)?)?;
-                    Some((addr, server))
-                });
-                match picked {
-                    Some((addr, server)) => Ok(HttpPeer::new(addr, server.tls, server.sni.clone())),
-                    None => Err(Error::create(
-                        ErrorType::ConnectNoRoute,
-                        ErrorSource::Upstream,
-                        Some(format!("no healthy server for route {}", r.pattern).into()),
-                        None,
-                    )),
-                }
+        let pool = match servers {
+            RouteServers::One(server) => return server.peer().await,
+            RouteServers::Pool(pool) => pool,
+        };
+        let picked = pool.balancer.select(b"", MAX_PICKS).and_then(|b| {
+            let addr = *b.addr.as_inet()?;
+            let server = r.upstreams.get(*pool.servers.get(&addr)?)?;
+            Some((addr, server))
+        });
+        match picked {
+            Some((addr, server)) => {
+                let mut peer = HttpPeer::new(addr, server.tls, server.sni.clone());
+                peers::configure(&mut peer, self.connect_timeout);
+                Ok(Box::new(peer))
             }
+            None => Err(Error::create(
+                ErrorType::ConnectNoRoute,
+                ErrorSource::Upstream,
+                Some(format!("no healthy server for route {}", r.pattern).into()),
+                None,
+            )),
         }
-    }
-}
-
-/// A peer for one server, its name resolved now (an error, not a panic, when it fails).
-fn peer_for(up: &UpstreamTarget) -> Result<HttpPeer> {
-    let addr = up.address.to_socket_addrs().ok().and_then(|mut a| a.next());
-    match addr {
-        Some(addr) => Ok(HttpPeer::new(addr, up.tls, up.sni.clone())),
-        None => Err(Error::create(
-            ErrorType::ConnectNoRoute,
-            ErrorSource::Upstream,
-            Some(format!("cannot resolve {}", up.address).into()),
-            None,
-        )),
     }
 }
 
