@@ -17,6 +17,7 @@
 //!   past what the requests themselves justify.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -98,7 +99,29 @@ impl Seen {
 }
 
 /// One lock's share of the sessions, by [`key_of`].
-type Shard = HashMap<u128, Arc<Identity>>;
+type Shard = HashMap<u128, Arc<Identity>, BuildHasherDefault<DigestHasher>>;
+
+/// Hashes a [`key_of`] key to its high half: a digest is uniformly random already (SipHash
+/// over it was a fifth of a hit's cost), and its low bits pick the shard, so every key in
+/// one map shares them. Only sessions read from the store are inserted, so a client
+/// cannot choose the keys to crowd one bucket.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is used (the key's `Hash`); any other input is still hashed.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, key: u128) {
+        self.0 = (key >> 64) as u64;
+    }
+}
 
 /// Taken before a read from the store; see the module doc.
 pub struct Mark {

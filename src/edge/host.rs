@@ -76,6 +76,11 @@ impl Authority {
         &self.text
     }
 
+    /// `host[:port]`, given up (the forwarded `Host` takes it without a copy).
+    pub fn into_string(self) -> String {
+        self.text
+    }
+
     /// The host without its port.
     pub fn host(&self) -> &str {
         &self.text[..self.host_len]

@@ -138,6 +138,10 @@ impl CanonicalPath {
     /// framework could read as that prefix counts (`/_VIGILE`, `/_vigile;x`, `/_vigile.`),
     /// so such a path is answered here (a 404 if no page) and never reaches the upstream.
     pub fn is_vigile(&self) -> bool {
+        // Nearly every path is not: `_` has no other spelling, so one byte tells.
+        if self.decoded.as_bytes().get(1) != Some(&b'_') {
+            return false;
+        }
         let first = self.decoded[1..].split('/').next().unwrap_or("");
         let name = first.split(';').next().unwrap_or("");
         name.trim_end_matches(['.', ' '])

@@ -133,7 +133,7 @@ impl Facts {
             .get(http::header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok());
         let lang = Lang::negotiate(cookies.lang.as_deref(), accept_language, cfg.default_lang);
-        let edge = match Edge::read(req, &cfg.allowed_hosts) {
+        let mut edge = match Edge::read(req, &cfg.allowed_hosts) {
             Ok(edge) => edge,
             Err(why) => return (lang, Err(why)),
         };
@@ -154,7 +154,7 @@ impl Facts {
             is_trusted(peer, &cfg.trusted_proxies),
             chain.as_deref().filter(|s| !s.is_empty()),
             tls,
-            &edge,
+            &mut edge,
             request_id(),
         );
         let facts = Facts {
@@ -193,10 +193,10 @@ pub async fn decide(
     let (visitor, signed_out) = find_visitor(app, digest.as_ref(), now).await;
     // Vigile's own pages never match a route.
     let (decision, route) = if facts.edge.target.path.is_vigile() {
-        (
-            page(app, session, &facts, visitor, signed_out, now).await,
-            None,
-        )
+        // Boxed: the pages' state is large, and would otherwise be part of (and copied
+        // with) every proxied request's future.
+        let page = Box::pin(page(app, session, &facts, visitor, signed_out, now));
+        (page.await, None)
     } else {
         let route = route_for(&app.config.routes, &facts.edge.target.path);
         let req = session.req_header();

@@ -13,6 +13,7 @@ use super::edge::Edge;
 use crate::auth::Identity;
 use crate::config::{HeadersSection, UserValue};
 use crate::edge::header_name::{fold, fold_byte, FRAMING};
+use crate::edge::host::Authority;
 use crate::pages::cookies::CookieNames;
 
 /// `name`, folded, starts with the already folded `prefix`.
@@ -400,7 +401,7 @@ impl Forwarded {
         peer_trusted: bool,
         incoming_xff: Option<&str>,
         tls: bool,
-        edge: &Edge,
+        edge: &mut Edge,
         request_id: String,
     ) -> Self {
         let for_chain = match incoming_xff {
@@ -410,7 +411,8 @@ impl Forwarded {
         Self {
             for_chain,
             proto: if tls { "https" } else { "http" },
-            host: edge.host.as_ref().map(|h| h.as_str().to_string()),
+            // Read by nothing else once the request passed the edge checks.
+            host: edge.host.take().map(Authority::into_string),
             target: (!edge.target_is_canonical).then(|| edge.target.wire()),
             content_length: edge.content_length_to_normalise,
             declared_length: edge.declared_length,
@@ -525,13 +527,13 @@ mod tests {
         ] {
             r.append_header(k.to_string(), v).unwrap();
         }
-        let e = Edge::read(&r, &[]).unwrap();
+        let mut e = Edge::read(&r, &[]).unwrap();
         let fwd = Forwarded::new(
             "1.2.3.4".parse().unwrap(),
             false,
             None,
             false,
-            &e,
+            &mut e,
             "rid".into(),
         );
         plan.apply(&mut r, None, &fwd, CookieNames { secure: false })
@@ -596,7 +598,7 @@ mod tests {
             false,
             xff,
             false,
-            &edge(b"/x", &[("Host", "h")]),
+            &mut edge(b"/x", &[("Host", "h")]),
             "rid".into(),
         )
     }
@@ -658,7 +660,7 @@ mod tests {
             true,
             Some("5.5.5.5\r\nRemote-User: admin"),
             false,
-            &edge(b"/x", &[("Host", "h")]),
+            &mut edge(b"/x", &[("Host", "h")]),
             "rid".into(),
         );
         assert!(plan
@@ -737,7 +739,7 @@ mod tests {
             true,
             Some("5.5.5.5"),
             true,
-            &edge(b"/x", &[("Host", "h")]),
+            &mut edge(b"/x", &[("Host", "h")]),
             "rid".into(),
         );
         plan.apply(&mut r, None, &fwd, CookieNames { secure: false })

@@ -194,7 +194,44 @@ proptest! {
     }
 
     #[test]
+    fn the_first_byte_check_agrees_with_the_whole_vigile_test(
+        raw in "/(_|%5[fF]|[vV]|%76)?([_vViIgGlLeE.;/ ]|%5[fF]|%20|%2e){0,10}",
+    ) {
+        // The whole test, without the shortcut on the first byte.
+        fn whole(p: &CanonicalPath) -> bool {
+            let first = p.as_str()[1..].split('/').next().unwrap_or("");
+            let name = first.split(';').next().unwrap_or("");
+            name.trim_end_matches(['.', ' ']).eq_ignore_ascii_case("_vigile")
+        }
+        if let Ok(p) = CanonicalPath::parse(&raw) {
+            prop_assert_eq!(p.is_vigile(), whole(&p), "{}", raw);
+        }
+    }
+
+    #[test]
     fn never_panics_on_bytes(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
         let _ = Target::parse(&raw);
+    }
+}
+
+#[test]
+fn vigile_pages_are_told_in_every_spelling_a_framework_reads_as_them() {
+    for (raw, ours) in [
+        ("/_vigile", true),
+        ("/_vigile/login", true),
+        ("/_VIGILE/login", true),
+        ("/%5Fvigile/login", true),
+        ("/%5fVigile", true),
+        ("/_vigile;x/login", true),
+        ("/_vigile./login", true),
+        ("/_vigile%20/login", true),
+        ("/_vigilex", false),
+        ("/x/_vigile", false),
+        ("/vigile", false),
+        ("/", false),
+        ("/courses/rust", false),
+    ] {
+        let p = CanonicalPath::parse(raw).unwrap();
+        assert_eq!(p.is_vigile(), ours, "{raw}");
     }
 }
