@@ -28,7 +28,7 @@ use crate::auth::Identity;
 use crate::clock::Stopwatch;
 use crate::i18n::Lang;
 use crate::metrics::Metrics;
-use crate::store::TokenDigest;
+use crate::store::{Millis, TokenDigest};
 pub use client::is_trusted;
 pub use decide::Decision;
 use headers::{Forwarded, HeaderPlan};
@@ -85,6 +85,8 @@ pub struct RequestCtx {
     forwarded: Option<Forwarded>,
     upstream_start: Option<Stopwatch>,
     started: Stopwatch,
+    /// The request's time (unix ms), read once in `request_filter`.
+    now: Millis,
     decision: &'static str,
     /// The `[[route]]` matched, by index (`None`: `[upstream]`).
     route: Option<usize>,
@@ -111,6 +113,7 @@ impl ProxyHttp for Gateway {
             forwarded: None,
             upstream_start: None,
             started: Stopwatch::start(),
+            now: 0,
             decision: "proxied",
             route: None,
             session: None,
@@ -138,6 +141,7 @@ impl ProxyHttp for Gateway {
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         // The request's one reading of the clock; pages and flows are given it.
         let now = ctx.app.clock.now_ms();
+        ctx.now = now;
         let decided = decide::decide(&ctx.app, session, peer, self.tls, now).await;
         ctx.lang = decided.lang;
         ctx.forwarded = decided.forwarded;
@@ -176,7 +180,7 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        self.upstreams.peer(ctx.route).await
+        self.upstreams.peer(ctx.route, ctx.now).await
     }
 
     async fn connected_to_upstream(

@@ -32,6 +32,7 @@ use pingora_load_balancing::{discovery, Backend, Backends, LoadBalancer};
 
 use crate::config::{Config, UpstreamRoute, UpstreamTarget};
 use crate::metrics::Metrics;
+use crate::store::Millis;
 
 /// A route's pool, run by Pingora as a background service.
 pub type PoolService = GenBackgroundService<LoadBalancer<RoundRobin>>;
@@ -52,7 +53,7 @@ pub struct Upstreams {
 
 enum RouteServers {
     Pool(Pool),
-    One(peers::Server),
+    One(Box<peers::Server>),
 }
 
 struct Pool {
@@ -76,7 +77,10 @@ impl Upstreams {
                 let Some(one) = route.upstreams.first() else {
                     return Err(format!("route[{i}]: no upstream"));
                 };
-                routes.push(RouteServers::One(peers::Server::new(one, connect_timeout)));
+                routes.push(RouteServers::One(Box::new(peers::Server::new(
+                    one,
+                    connect_timeout,
+                ))));
                 continue;
             }
             let (pool, service) = pool(i, route, metrics.clone())?;
@@ -93,16 +97,17 @@ impl Upstreams {
         Ok((upstreams, services))
     }
 
-    /// The peer for a request that matched `route` (`None`: `[upstream]`), options set.
-    pub async fn peer(&self, route: Option<usize>) -> Result<Box<HttpPeer>> {
+    /// The peer for a request made at `now` that matched `route` (`None`: `[upstream]`),
+    /// options set.
+    pub async fn peer(&self, route: Option<usize>, now: Millis) -> Result<Box<HttpPeer>> {
         let Some(i) = route else {
-            return self.main.peer().await;
+            return self.main.peer(now).await;
         };
         let (Some(r), Some(servers)) = (self.config.routes.get(i), self.routes.get(i)) else {
             return Error::e_explain(ErrorType::InternalError, "no such route");
         };
         let pool = match servers {
-            RouteServers::One(server) => return server.peer().await,
+            RouteServers::One(server) => return server.peer(now).await,
             RouteServers::Pool(pool) => pool,
         };
         let picked = pool.balancer.select(b"", MAX_PICKS).and_then(|b| {

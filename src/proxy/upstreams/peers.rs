@@ -7,14 +7,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pingora::prelude::*;
 
 use crate::config::UpstreamTarget;
+use crate::store::Millis;
 
-/// How long a looked-up address of a host name is used before it is looked up again.
-pub const NAME_TTL: Duration = Duration::from_secs(5);
+/// How long (ms) a looked-up address of a host name is used before it is looked up again.
+pub const NAME_TTL_MS: Millis = 5_000;
 
 /// The peer options every upstream connection gets (`[upstream]` limits).
 pub fn configure(peer: &mut HttpPeer, connect_timeout: Duration) {
@@ -32,37 +33,39 @@ pub fn configure(peer: &mut HttpPeer, connect_timeout: Duration) {
 /// One server, ready to hand out peers.
 pub enum Server {
     /// An IP address: the whole peer, made once.
-    Address(HttpPeer),
-    /// A host name, looked up when its last answer is older than [`NAME_TTL`].
+    Address(Box<HttpPeer>),
+    /// A host name, looked up when its last answer is older than [`NAME_TTL_MS`].
     Name {
-        target: UpstreamTarget,
+        target: Box<UpstreamTarget>,
         connect_timeout: Duration,
-        last: Mutex<Option<(Instant, SocketAddr)>>,
+        /// The last answer, and when (unix ms) it was looked up.
+        last: Mutex<Option<(Millis, SocketAddr)>>,
     },
 }
 
 impl Server {
     pub fn new(target: &UpstreamTarget, connect_timeout: Duration) -> Self {
         match target.address.parse::<SocketAddr>() {
-            Ok(addr) => Self::Address(peer(addr, target, connect_timeout)),
+            Ok(addr) => Self::Address(Box::new(peer(addr, target, connect_timeout))),
             Err(_) => Self::Name {
-                target: target.clone(),
+                target: Box::new(target.clone()),
                 connect_timeout,
                 last: Mutex::new(None),
             },
         }
     }
 
-    /// A peer for one request (an error, not a panic, when the name does not resolve).
-    pub async fn peer(&self) -> Result<Box<HttpPeer>> {
+    /// A peer for a request made at `now` (an error, not a panic, when the name does not
+    /// resolve).
+    pub async fn peer(&self, now: Millis) -> Result<Box<HttpPeer>> {
         match self {
-            Self::Address(peer) => Ok(Box::new(peer.clone())),
+            Self::Address(peer) => Ok(peer.clone()),
             Self::Name {
                 target,
                 connect_timeout,
                 last,
             } => {
-                let addr = resolved(target, last, Instant::now()).await?;
+                let addr = resolved(target, last, now).await?;
                 Ok(Box::new(peer(addr, target, *connect_timeout)))
             }
         }
@@ -79,12 +82,14 @@ fn peer(addr: SocketAddr, target: &UpstreamTarget, connect_timeout: Duration) ->
 /// threads), kept for the next requests.
 async fn resolved(
     target: &UpstreamTarget,
-    last: &Mutex<Option<(Instant, SocketAddr)>>,
-    now: Instant,
+    last: &Mutex<Option<(Millis, SocketAddr)>>,
+    now: Millis,
 ) -> Result<SocketAddr> {
     let kept = *last.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((at, addr)) = kept {
-        if now.duration_since(at) < NAME_TTL {
+        // (A clock set back makes the answer look fresh until `at` comes round again;
+        // bounded, as NTP steps are.)
+        if (0..NAME_TTL_MS).contains(&(now - at)) {
             return Ok(addr);
         }
     }
@@ -124,7 +129,7 @@ mod tests {
     async fn an_ip_address_gives_the_same_configured_peer_every_time() {
         let server = Server::new(&target("127.0.0.1:8080"), Duration::from_secs(3));
         assert!(matches!(server, Server::Address(_)));
-        let (a, b) = (server.peer().await.unwrap(), server.peer().await.unwrap());
+        let (a, b) = (server.peer(0).await.unwrap(), server.peer(1).await.unwrap());
         assert_eq!(a._address.to_string(), "127.0.0.1:8080");
         assert_eq!(a._address.to_string(), b._address.to_string());
         assert_eq!(a.options.connection_timeout, Some(Duration::from_secs(3)));
@@ -138,24 +143,21 @@ mod tests {
         let Server::Name { last, .. } = &server else {
             panic!("a host name is not an address");
         };
-        let peer = server.peer().await.unwrap();
+        let t0 = 1_000_000;
+        let peer = server.peer(t0).await.unwrap();
         assert_eq!(peer._address.as_inet().unwrap().port(), 8080);
         assert_eq!(
             peer.options.connection_timeout,
             Some(Duration::from_secs(3))
         );
+        assert_eq!(last.lock().unwrap().map(|(at, _)| at), Some(t0));
         // A kept answer stands for the name while fresh: pretend it moved.
         let moved: SocketAddr = "127.0.0.9:8080".parse().unwrap();
-        let fresh = Instant::now();
-        *last.lock().unwrap() = Some((fresh, moved));
-        assert_eq!(
-            server.peer().await.unwrap()._address.to_string(),
-            "127.0.0.9:8080"
-        );
-        // Once it is older than NAME_TTL, the name is looked up again.
-        let old = fresh.checked_sub(NAME_TTL).unwrap();
-        *last.lock().unwrap() = Some((old, moved));
-        let again = server.peer().await.unwrap();
+        *last.lock().unwrap() = Some((t0, moved));
+        let kept = server.peer(t0 + NAME_TTL_MS - 1).await.unwrap();
+        assert_eq!(kept._address.to_string(), "127.0.0.9:8080");
+        // Once it is NAME_TTL_MS old, the name is looked up again.
+        let again = server.peer(t0 + NAME_TTL_MS).await.unwrap();
         assert_ne!(again._address.to_string(), "127.0.0.9:8080");
         assert!(again._address.as_inet().unwrap().ip().is_loopback());
     }
@@ -163,7 +165,7 @@ mod tests {
     #[tokio::test]
     async fn a_name_that_does_not_resolve_is_an_upstream_error() {
         let server = Server::new(&target("no-such-host.invalid:8080"), Duration::from_secs(3));
-        let e = server.peer().await.unwrap_err();
+        let e = server.peer(0).await.unwrap_err();
         assert_eq!(e.etype(), &ErrorType::ConnectNoRoute);
         assert_eq!(e.esource(), &ErrorSource::Upstream);
     }
