@@ -65,7 +65,7 @@ impl Server {
                 connect_timeout,
                 last,
             } => {
-                let addr = resolved(target, last, now).await?;
+                let addr = resolved(target, last, now, *connect_timeout).await?;
                 Ok(Box::new(peer(addr, target, *connect_timeout)))
             }
         }
@@ -79,11 +79,12 @@ fn peer(addr: SocketAddr, target: &UpstreamTarget, connect_timeout: Duration) ->
 }
 
 /// The name's address: the kept one while fresh, else a new lookup (on Tokio's blocking
-/// threads), kept for the next requests.
+/// threads, given up after `limit`, as a connection would be), kept for the next requests.
 async fn resolved(
     target: &UpstreamTarget,
     last: &Mutex<Option<(Millis, SocketAddr)>>,
     now: Millis,
+    limit: Duration,
 ) -> Result<SocketAddr> {
     let kept = *last.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((at, addr)) = kept {
@@ -93,9 +94,11 @@ async fn resolved(
             return Ok(addr);
         }
     }
-    let found = tokio::net::lookup_host(target.address.as_str())
+    let lookup = tokio::net::lookup_host(target.address.as_str());
+    let found = tokio::time::timeout(limit, lookup)
         .await
         .ok()
+        .and_then(Result::ok)
         .and_then(|mut addrs| addrs.next());
     let Some(addr) = found else {
         return Err(Error::create(
