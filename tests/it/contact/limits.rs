@@ -155,7 +155,6 @@ async fn refused_sends_spend_nothing_and_counts_stay_apart(backend: Backend) {
         .await;
         assert_eq!(resp.status(), 200);
     }
-    s.outbox_drained().await;
     let resets = |s: &crate::common::backend::Stack| {
         s.smtp
             .mails()
@@ -165,7 +164,14 @@ async fn refused_sends_spend_nothing_and_counts_stay_apart(backend: Backend) {
             })
             .count()
     };
-    assert_eq!(resets(s), 2, "both reset mails reached Bob");
+    // The forgot page answers before its mail is queued (the same time whether or not the
+    // address has an account), so an empty outbox alone does not mean it was sent.
+    crate::common::poll_for("both reset mails to reach Bob", 400, || async {
+        (resets(s) >= 2).then_some(())
+    })
+    .await;
+    s.outbox_drained().await;
+    assert_eq!(resets(s), 2, "both reset mails reached Bob, once each");
     // ...and the forgot page's full count does not show on the contact page: an address
     // of a member answers like any other (303, a code goes out).
     let resp = send_with(&ann, &gw, "email", BOB, RD, &[("password", PW)]).await;
