@@ -116,11 +116,7 @@ impl Upstreams {
             Some((addr, server))
         });
         match picked {
-            Some((addr, server)) => {
-                let mut peer = HttpPeer::new(addr, server.tls, server.sni.clone());
-                peers::configure(&mut peer, self.connect_timeout);
-                Ok(Box::new(peer))
-            }
+            Some((addr, server)) => Ok(Box::new(peers::peer(addr, server, self.connect_timeout))),
             None => Err(Error::create(
                 ErrorType::ConnectNoRoute,
                 ErrorSource::Upstream,

@@ -2,7 +2,7 @@
 //! single server. Pingora wants a new boxed peer per request; one whose address is an IP
 //! is made once, options included, and copied (it was parsed from text and filled in on
 //! every request). A host name is looked up off the worker threads and its answer kept
-//! for [`NAME_TTL`]: a blocking lookup per request held a worker for as long as the
+//! for [`NAME_TTL_MS`]: a blocking lookup per request held a worker for as long as the
 //! resolver took, and a server that moves (a container started again) is still followed.
 
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ use crate::store::Millis;
 pub const NAME_TTL_MS: Millis = 5_000;
 
 /// The peer options every upstream connection gets (`[upstream]` limits).
-pub fn configure(peer: &mut HttpPeer, connect_timeout: Duration) {
+fn configure(peer: &mut HttpPeer, connect_timeout: Duration) {
     peer.options.connection_timeout = Some(connect_timeout);
     peer.options.total_connection_timeout = Some(connect_timeout + Duration::from_secs(1));
     // No per-read timeout from Pingora: the watch keeps separate first-byte and idle
@@ -72,7 +72,8 @@ impl Server {
     }
 }
 
-fn peer(addr: SocketAddr, target: &UpstreamTarget, connect_timeout: Duration) -> HttpPeer {
+/// The peer for `target` at `addr`, options set (pooled servers' too).
+pub fn peer(addr: SocketAddr, target: &UpstreamTarget, connect_timeout: Duration) -> HttpPeer {
     let mut peer = HttpPeer::new(addr, target.tls, target.sni.clone());
     configure(&mut peer, connect_timeout);
     peer

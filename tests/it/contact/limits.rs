@@ -166,10 +166,9 @@ async fn refused_sends_spend_nothing_and_counts_stay_apart(backend: Backend) {
     };
     // The forgot page answers before its mail is queued (the same time whether or not the
     // address has an account), so an empty outbox alone does not mean it was sent.
-    crate::common::poll_for("both reset mails to reach Bob", 400, || async {
-        (resets(s) >= 2).then_some(())
-    })
-    .await;
+    s.smtp
+        .wait_for("both reset mails to reach Bob", |_| resets(s) >= 2)
+        .await;
     s.outbox_drained().await;
     assert_eq!(resets(s), 2, "both reset mails reached Bob, once each");
     // ...and the forgot page's full count does not show on the contact page: an address
